@@ -1,0 +1,18 @@
+//! Liftoff's domain: what the product knows and decides, independent of HTTP and SQL.
+//!
+//! Layout:
+//! - [`auth`]: scopes, API keys, principals and the key service.
+//! - [`users`]: dashboard users, roles, passwords and sessions.
+//! - [`audit`]: the audit trail every change of state writes.
+//! - [`store`]: the storage ports (traits) that `liftoff-store` implements for SQLite and PostgreSQL.
+//! - [`jobs`]: the registry background jobs report their state to.
+//! - [`secret`]: random tokens and their digests.
+
+pub mod audit;
+pub mod auth;
+pub mod jobs;
+pub mod secret;
+pub mod store;
+pub mod users;
+
+pub use store::StoreError;

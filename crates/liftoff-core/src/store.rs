@@ -1,0 +1,89 @@
+//! Storage ports. `liftoff-store` implements each for SQLite and PostgreSQL, and
+//! `liftoff-testkit` holds the contract suite both must pass.
+//!
+//! Every method that changes state takes the [`Change`] that describes it, and a backend writes
+//! the change and its audit entry in one transaction: there is no way to change state without
+//! leaving an audit entry.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::audit::{AuditEntry, AuditQuery, Change};
+use crate::auth::{ApiKey, KeyRecord};
+use crate::secret::TokenDigest;
+use crate::users::{SessionRecord, User, UserRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (for example a duplicate user name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend could not be reached or answered with an error.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Data in the store could not be read back (corruption or a bug).
+    #[error("store data invalid: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn insert_key(&self, key: &KeyRecord, change: &Change) -> Result<(), StoreError>;
+    /// Every key, revoked ones included, newest first.
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// The active (not revoked) key with this digest.
+    async fn find_active_key(&self, digest: &TokenDigest) -> Result<Option<ApiKey>, StoreError>;
+    /// Marks a key revoked; `false` if there is no active key with this id.
+    async fn revoke_key(&self, id: &str, change: &Change) -> Result<bool, StoreError>;
+    /// Records when a key was last used (not audited: it is not a change of state a person made).
+    async fn touch_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn count_active_keys(&self, scope: Option<crate::auth::Scope>) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Entries matching the query, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Fails with [`StoreError::Conflict`] when the user name is taken.
+    async fn insert_user(&self, user: &UserRecord, change: &Change) -> Result<(), StoreError>;
+    async fn find_user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    async fn count_users(&self) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// The session with this digest, if it has not expired at `now`.
+    async fn find_session(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    async fn delete_session(&self, digest: &TokenDigest) -> Result<(), StoreError>;
+    /// Removes sessions that expired before `now`; returns how many.
+    async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+    /// A round trip to the backend; its latency.
+    async fn ping(&self) -> Result<Duration, StoreError>;
+    /// The highest migration version applied.
+    async fn schema_version(&self) -> Result<i64, StoreError>;
+    /// Flushes whatever the backend buffers (SQLite checkpoints its WAL) before shutdown.
+    async fn close(&self) -> Result<(), StoreError>;
+}
+
+/// Everything Liftoff keeps as shared state (not events): one object per backend.
+pub trait StateStore: KeyStore + AuditStore + UserStore + SessionStore + StoreHealth {}
+impl<T: KeyStore + AuditStore + UserStore + SessionStore + StoreHealth> StateStore for T {}

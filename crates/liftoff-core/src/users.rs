@@ -1,0 +1,276 @@
+//! Dashboard users, their roles, passwords (argon2id) and login sessions.
+
+use std::fmt;
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::Argon2;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::audit::Change;
+use crate::auth::{Actor, Scope};
+use crate::secret::{TokenDigest, random_id, random_token};
+use crate::store::{StateStore, StoreError};
+
+/// What a dashboard user may do: `viewer` reads, `editor` also changes launch state (flags,
+/// rules, incidents), `admin` also manages users and keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Editor => "editor",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "editor" => Some(Role::Editor),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    pub fn can_edit(self) -> bool {
+        matches!(self, Role::Admin | Role::Editor)
+    }
+
+    pub fn can_administer(self) -> bool {
+        self == Role::Admin
+    }
+
+    /// The API scope that matches what this role may read.
+    pub fn scope(self) -> Scope {
+        match self {
+            Role::Admin => Scope::Admin,
+            Role::Editor | Role::Viewer => Scope::Read,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    pub fn actor(&self) -> Actor {
+        Actor::User { id: self.id.clone(), username: self.username.clone() }
+    }
+}
+
+/// A user as stored, with the PHC string of its argon2id password hash.
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// A login session. The cookie holds the token; the store holds its digest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRecord {
+    pub digest: TokenDigest,
+    pub user_id: String,
+    /// Sent with every state-changing form and compared in constant time.
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("user name must be 1 to 64 characters: letters, digits, `.`, `_`, `-` or `@`")]
+    InvalidUsername,
+    #[error("password must be 8 to 1024 characters")]
+    WeakPassword,
+    #[error("user `{0}` already exists")]
+    Exists(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for UserError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+pub fn validate_username(raw: &str) -> Result<String, UserError> {
+    let ok = (1..=64).contains(&raw.len())
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok { Ok(raw.to_owned()) } else { Err(UserError::InvalidUsername) }
+}
+
+pub fn hash_password(password: &str) -> Result<String, UserError> {
+    if !(8..=1024).contains(&password.chars().count()) {
+        return Err(UserError::WeakPassword);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Hash(e.to_string()))
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// A fixed hash verified against when the user does not exist, so a login for an unknown user
+/// costs as much as one for a known user and timing does not reveal which names exist.
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// A freshly started session: the token goes into the cookie.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub token: String,
+    pub record: SessionRecord,
+    pub user: User,
+}
+
+/// A session found from its cookie, with its user.
+#[derive(Clone, Debug)]
+pub struct ActiveSession {
+    pub record: SessionRecord,
+    pub user: User,
+}
+
+#[derive(Clone)]
+pub struct UserService {
+    store: Arc<dyn StateStore>,
+    session_ttl: Duration,
+}
+
+impl UserService {
+    pub fn new(store: Arc<dyn StateStore>, session_ttl: Duration) -> Self {
+        Self { store, session_ttl }
+    }
+
+    pub async fn create(
+        &self,
+        by: &Actor,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<User, UserError> {
+        let username = validate_username(username)?;
+        let password_hash = {
+            let password = password.to_owned();
+            tokio::task::spawn_blocking(move || hash_password(&password))
+                .await
+                .map_err(|e| UserError::Hash(e.to_string()))??
+        };
+        let user = User { id: random_id(), username, role, created_at: Utc::now() };
+        let change = Change::new(by, "user.create", "user", &user.id)
+            .after(json!({"username": user.username, "role": user.role}));
+        let record = UserRecord { user: user.clone(), password_hash };
+        match self.store.insert_user(&record, &change).await {
+            Ok(()) => Ok(user),
+            Err(StoreError::Conflict(_)) => Err(UserError::Exists(user.username)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<User>, StoreError> {
+        self.store.list_users().await
+    }
+
+    pub async fn count(&self) -> Result<u64, StoreError> {
+        self.store.count_users().await
+    }
+
+    /// Checks a password and opens a session; `None` when the name or password is wrong.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Option<NewSession>, StoreError> {
+        let record = self.store.find_user_by_name(username).await?;
+        let phc = match &record {
+            Some(r) => r.password_hash.clone(),
+            None => DUMMY_HASH
+                .get_or_init(|| hash_password("not-a-real-password").unwrap_or_default())
+                .clone(),
+        };
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+            .await
+            .unwrap_or(false);
+        let Some(record) = record.filter(|_| ok) else { return Ok(None) };
+        let token = random_token(32);
+        let now = Utc::now();
+        let session = SessionRecord {
+            digest: TokenDigest::of(&token),
+            user_id: record.user.id.clone(),
+            csrf_token: random_token(32),
+            created_at: now,
+            expires_at: now + self.session_ttl,
+        };
+        self.store.insert_session(&session).await?;
+        Ok(Some(NewSession { token, record: session, user: record.user }))
+    }
+
+    /// The live session for a cookie token, if any.
+    pub async fn session(&self, token: &str) -> Result<Option<ActiveSession>, StoreError> {
+        let Some(record) = self.store.find_session(&TokenDigest::of(token), Utc::now()).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.get_user(&record.user_id).await? else { return Ok(None) };
+        Ok(Some(ActiveSession { record, user: user.user }))
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
+        self.store.delete_session(&TokenDigest::of(token)).await
+    }
+
+    pub async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
+        self.store.purge_expired_sessions(Utc::now()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let phc = hash_password("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &phc));
+        assert!(!verify_password("wrong horse", &phc));
+        assert!(!verify_password("x", "not a phc string"));
+    }
+
+    #[test]
+    fn short_passwords_are_refused() {
+        assert!(matches!(hash_password("short"), Err(UserError::WeakPassword)));
+    }
+
+    #[test]
+    fn usernames_are_validated() {
+        assert!(validate_username("ada.lovelace@example").is_ok());
+        assert!(validate_username("").is_err());
+        assert!(validate_username("<script>").is_err());
+    }
+}

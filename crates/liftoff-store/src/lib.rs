@@ -1,0 +1,55 @@
+//! SQLite and PostgreSQL implementations of the storage ports in `liftoff_core::store`.
+//!
+//! This is the only crate that writes SQL. Each backend applies its own versioned migrations
+//! (`migrations/<backend>/NNNN_name.sql`) when opened; every statement is parameterised.
+
+mod migrations;
+pub mod postgres;
+pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use liftoff_core::store::{StateStore, StoreError};
+
+/// Opens the state store named by `state_url`: `None` means SQLite at `<data>/state.db`,
+/// `postgres://…` (or `postgresql://…`) PostgreSQL, `sqlite://PATH` an explicit SQLite file.
+pub async fn open_state(state_url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn StateStore>, StoreError> {
+    match state_url {
+        None => Ok(Arc::new(sqlite::SqliteState::open(&data_dir.join("state.db")).await?)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(postgres::PgState::connect(url).await?))
+        }
+        Some(url) if url.starts_with("sqlite://") => {
+            Ok(Arc::new(sqlite::SqliteState::open(Path::new(&url["sqlite://".len()..])).await?))
+        }
+        Some(other) => Err(StoreError::Unavailable(format!(
+            "unsupported state URL `{}`: use postgres://… or sqlite://PATH, or leave it unset for SQLite in the data dir",
+            redact(other)
+        ))),
+    }
+}
+
+/// A URL with any password replaced, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,20 @@
+//! The versioned schema of each backend. A migration is applied once, in order, and recorded in
+//! `schema_migrations`; shipped migrations are never edited, only followed by new ones.
+
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "state",
+    sql: include_str!("../migrations/sqlite/0001_state.sql"),
+}];
+
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "state",
+    sql: include_str!("../migrations/postgres/0001_state.sql"),
+}];
