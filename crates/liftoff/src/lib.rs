@@ -1,1 +1,10 @@
+//! The `liftoff` binary's library half: command line, configuration, wiring and jobs. Kept as
+//! a library so integration tests start the real application in-process.
 
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod jobs;
+pub mod remote;
+pub mod startup;
+pub mod telemetry;

@@ -1,1 +1,97 @@
-fn main(){}
+use std::io::BufRead as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use liftoff::cli::{Cli, Command, UsersCommand};
+use liftoff::config::{LogFormat, Settings};
+use liftoff::{remote, startup, telemetry};
+use liftoff_core::auth::Actor;
+use liftoff_core::secret::random_token;
+use liftoff_core::users::{Role, UserService};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = Settings::resolve(args.settings, args.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            startup::run(settings, args.demo).await
+        }
+        Command::Demo(args) => {
+            let settings = Settings::resolve(args.settings, args.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let built = startup::build(&settings).await?;
+            liftoff::demo::seed(&built.state).await?;
+            built.state.store.close().await?;
+            println!("Demo data is in {}. Start the server with: liftoff serve --data {}", settings.data.display(), settings.data.display());
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let settings = Settings::resolve(args.settings, args.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let store = startup::open_store(&settings).await?;
+            println!("The {} state store is at schema version {}.", store.backend(), store.schema_version().await?);
+            store.close().await?;
+            Ok(())
+        }
+        Command::Keys(cmd) => {
+            telemetry::init(LogFormat::Text);
+            remote::keys(cmd).await
+        }
+        Command::Users(cmd) => users(cmd).await,
+    }
+}
+
+async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
+    match cmd {
+        UsersCommand::Create { username, role, password_stdin, store } => {
+            let settings = Settings::resolve(store.settings, store.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let role = Role::parse(&role).context("--role must be admin, editor or viewer")?;
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (random_token(18), true)
+            };
+            let store = startup::open_store(&settings).await?;
+            let users = UserService::new(store.clone(), chrono::Duration::hours(1));
+            let user = users.create(&Actor::System, &username, &password, role).await?;
+            store.close().await?;
+            println!("User {} created with role {}.", user.username, user.role);
+            if generated {
+                println!("Password (shown once):\n  {password}");
+            }
+            Ok(())
+        }
+        UsersCommand::List { store } => {
+            let settings = Settings::resolve(store.settings, store.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let store = startup::open_store(&settings).await?;
+            for u in store.list_users().await? {
+                println!("{:<24} {:<7} {}", u.username, u.role, u.created_at.format("%Y-%m-%d"));
+            }
+            store.close().await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,51 @@
+// Liftoff dashboard behaviour: window selector, auto-refresh of the main region, charts.
+// No inline scripts: the Content-Security-Policy allows only files served by Liftoff.
+(function () {
+  "use strict";
+
+  function drawCharts(root) {
+    if (typeof uPlot === "undefined") return;
+    root.querySelectorAll(".chart-target[data-chart]").forEach(function (el) {
+      if (el.dataset.drawn) return;
+      var spec = JSON.parse(el.dataset.chart);
+      var palette = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed"];
+      var series = [{}].concat(spec.series.map(function (name, i) {
+        return { label: name, stroke: palette[i % palette.length], width: 2, fill: palette[i % palette.length] + "22" };
+      }));
+      var width = Math.max(280, el.clientWidth || el.parentElement.clientWidth || 600);
+      new uPlot({ width: width, height: 220, series: series, axes: [{}, {}], legend: { show: true } }, spec.data, el);
+      el.dataset.drawn = "1";
+    });
+  }
+
+  function refreshMain() {
+    var box = document.getElementById("autorefresh");
+    if (!box || !box.checked || document.hidden || typeof htmx === "undefined") return;
+    htmx.ajax("GET", window.location.href, { target: "#main", select: "#main", swap: "outerHTML" });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var select = document.getElementById("window");
+    if (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+    }
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (e) {
+        if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+      });
+    });
+    var box = document.getElementById("autorefresh");
+    if (box) {
+      box.checked = localStorage.getItem("liftoff.autorefresh") !== "off";
+      box.addEventListener("change", function () {
+        localStorage.setItem("liftoff.autorefresh", box.checked ? "on" : "off");
+      });
+    }
+    var main = document.getElementById("main");
+    var seconds = main ? parseInt(main.dataset.refreshSeconds || "30", 10) : 0;
+    if (seconds > 0) setInterval(refreshMain, seconds * 1000);
+    drawCharts(document);
+  });
+
+  document.addEventListener("htmx:afterSettle", function () { drawCharts(document); });
+})();

@@ -1,0 +1,48 @@
+//! The JSON API: a router per domain, gathered with their OpenAPI descriptions so the document
+//! at `/api/openapi.json` is generated from the same code that serves the routes.
+
+mod audit;
+mod health;
+mod keys;
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Liftoff API",
+        description = "Launch control plane: feature flags, monitoring, analytics, alerts and launch controls. \
+                       Authenticate with `Authorization: Bearer <token>`; scopes are `admin`, `read` and `ingest`. \
+                       Errors are RFC 9457 problem documents."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Liveness, readiness and detailed health"),
+        (name = "keys", description = "API keys and their scopes"),
+        (name = "audit", description = "The audit trail of every change"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("lft_…").build()),
+        );
+    }
+}
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(keys::routes())
+        .merge(audit::routes())
+}

@@ -1,0 +1,163 @@
+//! One error shape for every failure: RFC 9457 problem documents (`application/problem+json`).
+//!
+//! Client errors say what was wrong and what to do. Internal errors say only that something went
+//! wrong; their cause is logged by the `log_internal_errors` middleware, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use liftoff_core::StoreError;
+use liftoff_core::auth::KeyError;
+use liftoff_core::users::UserError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem: `/problems/<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// A stable machine-readable code, the last segment of `type`.
+    pub code: String,
+}
+
+/// The cause of a 500, carried to the logging middleware in the response's extensions.
+#[derive(Clone, Debug)]
+pub struct InternalCause(pub String);
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    retry_after: Option<u64>,
+    internal: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into(), retry_after: None, internal: None }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the limit of {limit} bytes; send less data per request"),
+        )
+    }
+
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests for this key; retry after {retry_after_secs} s"),
+        );
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    pub fn unavailable(retry_after_secs: u64, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail);
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    /// A failure that is not the client's: the body says so, the cause goes to the log.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Liftoff could not complete the request; the cause is in the server log",
+        );
+        e.internal = Some(cause.to_string());
+        e
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("/problems/{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut res = (self.status, body).into_response();
+        let headers = res.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"liftoff\""));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(cause) = self.internal {
+            res.extensions_mut().insert(InternalCause(cause));
+        }
+        res
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", "the change conflicts with existing data"),
+            StoreError::Unavailable(_) => {
+                let mut err = Self::unavailable(5, "the store is unavailable; retry shortly");
+                err.internal = Some(e.to_string());
+                err
+            }
+            StoreError::Corrupt(_) => Self::internal(e),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::InvalidName => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_key_name", e.to_string()),
+            KeyError::NotFound(_) => Self::not_found(e.to_string()),
+            KeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::InvalidUsername | UserError::WeakPassword => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_user", e.to_string())
+            }
+            UserError::Exists(_) => Self::new(StatusCode::CONFLICT, "user_exists", e.to_string()),
+            UserError::Hash(_) => Self::internal(e),
+            UserError::Store(s) => s.into(),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Middleware for every request: body limits, problem documents for bare errors, security
+//! headers, panics turned into 500s, and one log line per request.
+
+pub mod auth;
+pub mod ratelimit;
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{ApiError, InternalCause};
+use crate::state::AppState;
+
+/// Refuses a declared `Content-Length` over the limit before reading any of the body.
+/// Bodies without a length are capped while they are read (`DefaultBodyLimit`).
+pub async fn reject_oversized(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.settings.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::payload_too_large(limit).into_response();
+    }
+    next.run(req).await
+}
+
+/// Gives error responses that have no body of their own (axum's 405, a 413 from a capped
+/// stream) the problem-document shape, and logs each request once.
+pub async fn finish_response(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let mut res = next.run(req).await;
+    let status = res.status();
+    if (status.is_client_error() || status.is_server_error()) && !res.headers().contains_key(header::CONTENT_TYPE) {
+        let detail = match status {
+            StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {route}; see /api/openapi.json"),
+            StatusCode::PAYLOAD_TOO_LARGE => "the request body is over the size limit".to_owned(),
+            _ => status.canonical_reason().unwrap_or("error").to_owned(),
+        };
+        let code = match status {
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            s if s.is_server_error() => "internal",
+            _ => "bad_request",
+        };
+        let allow = res.headers().get(header::ALLOW).cloned();
+        let mut fresh = ApiError::new(status, code, detail).into_response();
+        if let Some(allow) = allow {
+            fresh.headers_mut().insert(header::ALLOW, allow);
+        }
+        res = fresh;
+    }
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(InternalCause(cause)) = res.extensions().get::<InternalCause>() {
+        tracing::error!(%method, %route, status = status.as_u16(), ms, cause = %cause, "Request failed.");
+    } else {
+        tracing::debug!(%method, %route, status = status.as_u16(), ms, "Request served.");
+    }
+    res
+}
+
+/// Headers that make the dashboard harder to frame, sniff or inject into.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    let is_html = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    if is_html {
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                 frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
+        );
+    }
+    res
+}
+
+/// The answer when a handler panics: a problem document, and the panic in the log.
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::internal(format!("handler panicked: {msg}")).into_response()
+}

@@ -1,0 +1,71 @@
+//! What every handler can reach: the domain services, never the SQL behind them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use liftoff_core::auth::KeyService;
+use liftoff_core::jobs::JobRegistry;
+use liftoff_core::store::StateStore;
+use liftoff_core::users::UserService;
+
+use crate::mw::ratelimit::RateLimiter;
+
+/// Settings the HTTP layer needs, resolved by the binary from config.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Largest accepted request body for the JSON API, in bytes.
+    pub max_body_bytes: usize,
+    /// Mark cookies `Secure` (set when Liftoff is served over HTTPS).
+    pub secure_cookies: bool,
+    /// Requests per second per API key (0 = unlimited) and the burst allowed.
+    pub rate_limit_per_second: f64,
+    pub rate_limit_burst: f64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { max_body_bytes: 1 << 20, secure_cookies: false, rate_limit_per_second: 200.0, rate_limit_burst: 400.0 }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub keys: KeyService,
+    pub users: UserService,
+    pub store: Arc<dyn StateStore>,
+    pub jobs: JobRegistry,
+    pub settings: Arc<HttpSettings>,
+    pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) login_limiter: Arc<RateLimiter>,
+    pub started: Instant,
+    /// False once shutdown begins, so `/readyz` tells load balancers to stop sending traffic.
+    pub accepting: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        keys: KeyService,
+        users: UserService,
+        jobs: JobRegistry,
+        settings: HttpSettings,
+    ) -> Self {
+        Self {
+            limiter: Arc::new(RateLimiter::new(settings.rate_limit_per_second, settings.rate_limit_burst)),
+            // Password guessing: 10 tries at once per user name, then one every 6 seconds.
+            login_limiter: Arc::new(RateLimiter::new(1.0 / 6.0, 10.0)),
+            keys,
+            users,
+            store,
+            jobs,
+            settings: Arc::new(settings),
+            started: Instant::now(),
+            accepting: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::Relaxed)
+    }
+}

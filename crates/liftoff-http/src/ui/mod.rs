@@ -1,0 +1,30 @@
+//! The server-rendered dashboard: HTML from maud templates, a little htmx and uPlot, all
+//! embedded in the binary. It calls the same services as the JSON API, never the API itself.
+
+pub mod assets;
+pub mod layout;
+mod login;
+mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/", get(pages::overview))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/settings", get(pages::settings))
+        .route("/settings/users", post(pages::create_user))
+        .route("/settings/keys", post(pages::create_key))
+        .route("/settings/keys/{id}/revoke", post(pages::revoke_key))
+        .route("/assets/{name}", get(assets::serve));
+    for (path, _) in layout::NAV.iter().filter(|(p, _)| !matches!(*p, "/" | "/settings")) {
+        let path: &'static str = path;
+        router = router.route(path, get(move |user, query| pages::section(user, query, path)));
+    }
+    router
+}

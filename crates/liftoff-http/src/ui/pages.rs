@@ -1,0 +1,332 @@
+//! The dashboard's pages. Each calls the same services as the JSON API.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::{Duration, Utc};
+use liftoff_core::audit::{AuditEntry, AuditQuery};
+use liftoff_core::auth::{KeyName, Scope};
+use liftoff_core::users::Role;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::state::AppState;
+use crate::ui::layout::{Window, WindowQuery, chart, coming, error_page, page};
+use crate::ui::session::UiUser;
+
+fn store_down() -> Response {
+    error_page(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", "Liftoff cannot reach its store. Try again shortly.")
+}
+
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
+fn audit_table(entries: &[AuditEntry]) -> Markup {
+    html! {
+        @if entries.is_empty() {
+            p.muted { "No changes yet." }
+        } @else {
+            table {
+                thead { tr { th { "When" } th { "Who" } th { "What" } th { "Target" } th { "Reason" } } }
+                tbody {
+                    @for e in entries {
+                        tr {
+                            td.mono { (e.at.format("%Y-%m-%d %H:%M:%S")) }
+                            td { (e.actor) }
+                            td { code { (e.action) } }
+                            td { (e.target_type) " " code { (e.target_id) } }
+                            td { (e.reason.as_deref().unwrap_or("—")) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Changes per day over the last 14 days, as chart data.
+fn changes_per_day(entries: &[AuditEntry]) -> serde_json::Value {
+    let today = Utc::now().date_naive();
+    let mut days: BTreeMap<chrono::NaiveDate, u64> = (0..14).map(|i| (today - Duration::days(13 - i), 0)).collect();
+    for e in entries {
+        if let Some(n) = days.get_mut(&e.at.date_naive()) {
+            *n += 1;
+        }
+    }
+    let xs: Vec<i64> = days.keys().filter_map(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc().timestamp()).collect();
+    let ys: Vec<u64> = days.values().copied().collect();
+    json!([xs, ys])
+}
+
+pub async fn overview(State(state): State<AppState>, user: UiUser, Query(q): Query<WindowQuery>) -> Response {
+    let window = q.window();
+    let since = Utc::now() - Duration::days(14);
+    let all_recent = AuditQuery { limit: AuditQuery::MAX_LIMIT, ..Default::default() };
+    let (ping, schema, users, keys, audit) = tokio::join!(
+        state.store.ping(),
+        state.store.schema_version(),
+        state.users.count(),
+        state.store.count_active_keys(None),
+        state.store.list_audit(&all_recent),
+    );
+    let (Ok(users), Ok(keys), Ok(audit)) = (users, keys, audit) else { return store_down() };
+    let recent: Vec<AuditEntry> = audit.iter().filter(|e| e.at >= Utc::now() - window.duration()).take(20).cloned().collect();
+    let last_14: Vec<AuditEntry> = audit.into_iter().filter(|e| e.at >= since).collect();
+    let jobs = state.jobs.jobs();
+    let failing_jobs = jobs.iter().filter(|j| j.last_error.is_some()).count();
+    let healthy = ping.is_ok() && failing_jobs == 0;
+    let body = html! {
+        section.tiles {
+            div class={ "tile " (if healthy { "ok" } else { "bad" }) } {
+                div.label { "System" } div.value { (if healthy { "Healthy" } else { "Degraded" }) }
+            }
+            div.tile {
+                div.label { "State store" }
+                div.value { (state.store.backend()) }
+                div.muted {
+                    @match &ping { Ok(d) => { (format!("{:.2} ms", d.as_secs_f64() * 1000.0)) }, Err(_) => { "unreachable" } }
+                    @if let Ok(v) = schema { " · schema v" (v) }
+                }
+            }
+            div.tile { div.label { "Uptime" } div.value { (human_duration(state.started.elapsed().as_secs())) } }
+            div.tile { div.label { "Users" } div.value { (users) } }
+            div.tile { div.label { "Active API keys" } div.value { (keys) } }
+            div class={ "tile " (if failing_jobs == 0 { "ok" } else { "warn" }) } {
+                div.label { "Background jobs" } div.value { (jobs.len() - failing_jobs) " / " (jobs.len()) } div.muted { "running cleanly" }
+            }
+        }
+        h2 { "Changes per day" }
+        (chart("changes-chart", "Audited changes per day, last 14 days", &["changes"], &changes_per_day(&last_14)))
+        h2 { "Recent changes · " (window.label().to_lowercase()) }
+        (audit_table(&recent))
+        h2 { "Background jobs" }
+        table {
+            thead { tr { th { "Job" } th { "Every" } th { "Runs" } th { "Failures" } th { "Last run" } th { "Last error" } } }
+            tbody {
+                @for j in &jobs {
+                    tr {
+                        td { code { (j.name) } }
+                        td { (human_duration(j.interval_seconds)) }
+                        td { (j.runs) }
+                        td { (j.failures) }
+                        td.mono { (j.last_run_at.map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_else(|| "—".into())) }
+                        td { (j.last_error.as_deref().unwrap_or("—")) }
+                    }
+                }
+            }
+        }
+    };
+    page(&user, "/", window, "Overview", body)
+}
+
+/// The sections a later release fills. Each says what it will hold.
+pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static str) -> Response {
+    let (title, body) = match path {
+        "/performance" => ("Performance", coming(
+            "Per-endpoint latency percentiles, error rates and status codes for your app, live.",
+            &["Request rate, error rate and p50/p95/p99 over time", "Slowest, busiest and most error-prone endpoints",
+              "Status-code distribution and a latency histogram", "CPU, memory and disk of each instance"],
+        )),
+        "/analytics" => ("Analytics", coming(
+            "Who uses the product and how: events, sessions, active users, funnels and retention.",
+            &["Active users over time (DAU, WAU, MAU)", "Top events and feature usage", "A funnel builder with conversion per step",
+              "Retention by first-seen cohort", "Common paths and sessions"],
+        )),
+        "/flags" => ("Flags", coming(
+            "Feature flags with gradual rollouts and kill switches.",
+            &["Every flag with its status, strategy, rollout and a stale marker", "Toggle a flag with a confirmation and a reason",
+              "Edit a rollout percentage", "The history of each flag"],
+        )),
+        "/experiments" => ("Experiments", coming(
+            "A/B experiments on multivariate flags, with honest statistics.",
+            &["Exposures and conversions per variant", "Uplift with a confidence interval and chance to beat control",
+              "Sample-ratio-mismatch checks and guardrails"],
+        )),
+        "/alerts" => ("Alerts & incidents", coming(
+            "Alerts that page the right channel once, uptime checks, and the record of each incident.",
+            &["Firing and pending alerts, with acknowledge and silence", "Uptime per monitor and downtime periods",
+              "Incidents with their timeline, impact and postmortem"],
+        )),
+        "/launch" => ("Launch", coming(
+            "The controls of a soft launch.",
+            &["User cap and maintenance mode", "Launch readiness checks and phases", "User feedback and the feature-request backlog"],
+        )),
+        _ => ("Reports", coming(
+            "Weekly health and product reports.",
+            &["Uptime, latency and errors week over week", "Growth, retention and feature adoption", "Markdown, HTML and JSON exports"],
+        )),
+    };
+    page(&user, path, q.window(), title, body)
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    #[serde(default)]
+    csrf: String,
+    username: String,
+    password: String,
+    role: String,
+}
+
+#[derive(Deserialize)]
+pub struct NewKeyForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    scope: String,
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+enum Flash {
+    None,
+    Ok(String),
+    Error(String),
+    Token { name: String, token: String },
+}
+
+async fn settings_page(state: &AppState, user: &UiUser, window: Window, flash: Flash, status: StatusCode) -> Response {
+    let (users, keys) = tokio::join!(state.users.list(), state.keys.list());
+    let (Ok(users), Ok(keys)) = (users, keys) else { return store_down() };
+    let admin = user.user.role.can_administer();
+    let body = html! {
+        @match &flash {
+            Flash::None => {},
+            Flash::Ok(m) => { p.flash.ok role="status" { (m) } },
+            Flash::Error(m) => { p.flash.error role="alert" { (m) } },
+            Flash::Token { name, token } => {
+                div.flash.ok role="status" {
+                    p { "Key " strong { (name) } " created. Copy the token now: it is not shown again." }
+                    p.secret #new-token { (token) }
+                }
+            },
+        }
+        h2 { "Users" }
+        table {
+            thead { tr { th { "User" } th { "Role" } th { "Created" } } }
+            tbody { @for u in &users { tr { td { (u.username) } td { span.badge { (u.role.as_str()) } } td.mono { (u.created_at.format("%Y-%m-%d")) } } } }
+        }
+        @if admin {
+            form.inline method="post" action="/settings/users" {
+                input type="hidden" name="csrf" value=(user.csrf);
+                label { "User name" input name="username" required; }
+                label { "Password" input name="password" type="password" minlength="8" required; }
+                label { "Role" select name="role" { option value="viewer" { "viewer" } option value="editor" { "editor" } option value="admin" { "admin" } } }
+                button type="submit" { "Add user" }
+            }
+        }
+        h2 { "API keys" }
+        table {
+            thead { tr { th { "Name" } th { "Scope" } th { "Prefix" } th { "Created" } th { "Last used" } th { "Status" } @if admin { th {} } } }
+            tbody {
+                @for k in &keys {
+                    tr {
+                        td { (k.name) } td { span.badge { (k.scope.as_str()) } } td { code { (k.prefix) "…" } }
+                        td.mono { (k.created_at.format("%Y-%m-%d")) }
+                        td.mono { (k.last_used_at.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "never".into())) }
+                        td { @if k.revoked_at.is_some() { span.badge.bad { "revoked" } } @else { span.badge.ok { "active" } } }
+                        @if admin {
+                            td {
+                                @if k.revoked_at.is_none() {
+                                    form method="post" action={ "/settings/keys/" (k.id) "/revoke" } data-confirm={ "Revoke key " (k.name) "? Apps using it stop working." } {
+                                        input type="hidden" name="csrf" value=(user.csrf);
+                                        button.danger type="submit" { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if admin {
+            form.inline method="post" action="/settings/keys" {
+                input type="hidden" name="csrf" value=(user.csrf);
+                label { "Name" input name="name" required maxlength="100"; }
+                label { "Scope" select name="scope" { option value="ingest" { "ingest" } option value="read" { "read" } option value="admin" { "admin" } } }
+                button type="submit" { "Create key" }
+            }
+        }
+    };
+    let mut res = page(user, "/settings", window, "Settings", body);
+    *res.status_mut() = status;
+    res
+}
+
+pub async fn settings(State(state): State<AppState>, user: UiUser, Query(q): Query<WindowQuery>) -> Response {
+    settings_page(&state, &user, q.window(), Flash::None, StatusCode::OK).await
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    user: UiUser,
+    headers: HeaderMap,
+    form: Result<Form<NewUserForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return settings_page(&state, &user, Window::H24, Flash::Error("Fill in every field.".into()), StatusCode::BAD_REQUEST).await;
+    };
+    if let Err(res) = user.check_csrf(&headers, &form.csrf).and_then(|()| user.require_admin()) {
+        return res;
+    }
+    let Some(role) = Role::parse(&form.role) else {
+        return settings_page(&state, &user, Window::H24, Flash::Error("Unknown role.".into()), StatusCode::UNPROCESSABLE_ENTITY).await;
+    };
+    match state.users.create(&user.user.actor(), &form.username, &form.password, role).await {
+        Ok(u) => settings_page(&state, &user, Window::H24, Flash::Ok(format!("User {} added as {}.", u.username, u.role)), StatusCode::OK).await,
+        Err(e) => settings_page(&state, &user, Window::H24, Flash::Error(e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    user: UiUser,
+    headers: HeaderMap,
+    form: Result<Form<NewKeyForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return settings_page(&state, &user, Window::H24, Flash::Error("Fill in every field.".into()), StatusCode::BAD_REQUEST).await;
+    };
+    if let Err(res) = user.check_csrf(&headers, &form.csrf).and_then(|()| user.require_admin()) {
+        return res;
+    }
+    let (Ok(name), Some(scope)) = (KeyName::parse(&form.name), Scope::parse(&form.scope)) else {
+        return settings_page(&state, &user, Window::H24, Flash::Error("Give the key a name (up to 100 characters) and a scope.".into()), StatusCode::UNPROCESSABLE_ENTITY).await;
+    };
+    match state.keys.create(&user.user.actor(), name, scope, None).await {
+        Ok(k) => settings_page(&state, &user, Window::H24, Flash::Token { name: k.name, token: k.token }, StatusCode::OK).await,
+        Err(e) => settings_page(&state, &user, Window::H24, Flash::Error(e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    user: UiUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<CsrfOnly>, FormRejection>,
+) -> Response {
+    let submitted = form.map(|f| f.0.csrf).unwrap_or_default();
+    if let Err(res) = user.check_csrf(&headers, &submitted).and_then(|()| user.require_admin()) {
+        return res;
+    }
+    match state.keys.revoke(&user.user.actor(), &id, None).await {
+        Ok(()) => Redirect::to("/settings").into_response(),
+        Err(e) => settings_page(&state, &user, Window::H24, Flash::Error(e.to_string()), StatusCode::NOT_FOUND).await,
+    }
+}

@@ -1,0 +1,244 @@
+//! Settings of `liftoff serve` and `liftoff demo`: built-in defaults < TOML file (`--config`)
+//! < `LIFTOFF_*` environment < command-line flags. Unknown keys are an error in the file and in
+//! the environment alike, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, CommandFactory as _, ValueEnum};
+use serde::Deserialize;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Every setting, optional at each layer. The same struct is read from flags/environment (clap)
+/// and from the TOML file (serde), so the two cannot drift apart.
+#[derive(Args, Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Address to listen on [default: 127.0.0.1:7070].
+    #[arg(long, env = "LIFTOFF_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Data directory, created if missing [default: ./liftoff-data].
+    #[arg(long, env = "LIFTOFF_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Where shared state lives: unset for SQLite in the data dir, or postgres://USER@HOST/DB.
+    #[arg(long, env = "LIFTOFF_STATE_URL", value_name = "URL")]
+    pub state_url: Option<String>,
+
+    /// Where events live: unset for SQLite in the data dir, or http://HOST:8123 for ClickHouse.
+    #[arg(long, env = "LIFTOFF_EVENTS_URL", value_name = "URL")]
+    pub events_url: Option<String>,
+
+    /// An admin API token that lives only in the environment. Prefer the variable to the flag:
+    /// flags are visible in the process list.
+    #[arg(long, env = "LIFTOFF_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Password of the `admin` dashboard user created on first start [default: generated and
+    /// written to <data>/admin-password].
+    #[arg(long, env = "LIFTOFF_ADMIN_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "LIFTOFF_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Days raw events are kept [default: 90].
+    #[arg(long, env = "LIFTOFF_EVENT_RETENTION_DAYS", value_name = "DAYS")]
+    pub event_retention_days: Option<u32>,
+
+    /// Largest accepted API request body in bytes [default: 1048576].
+    #[arg(long, env = "LIFTOFF_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Requests per second allowed per API key, 0 for no limit [default: 200].
+    #[arg(long, env = "LIFTOFF_RATE_LIMIT_PER_SECOND", value_name = "N")]
+    pub rate_limit_per_second: Option<f64>,
+
+    /// Requests a key may send at once before the per-second limit applies [default: 400].
+    #[arg(long, env = "LIFTOFF_RATE_LIMIT_BURST", value_name = "N")]
+    pub rate_limit_burst: Option<f64>,
+
+    /// How long a dashboard sign-in lasts, in hours [default: 12].
+    #[arg(long, env = "LIFTOFF_SESSION_TTL_HOURS", value_name = "HOURS")]
+    pub session_ttl_hours: Option<u32>,
+
+    /// Mark cookies Secure; set when users reach Liftoff over HTTPS [default: false].
+    #[arg(long, env = "LIFTOFF_SECURE_COOKIES", value_name = "BOOL")]
+    pub secure_cookies: Option<bool>,
+}
+
+macro_rules! layer {
+    ($hi:expr, $lo:expr; $($field:ident),+) => {
+        Overrides { $($field: $hi.$field.or($lo.$field)),+ }
+    };
+}
+
+impl Overrides {
+    /// `self` wins where it has a value.
+    fn over(self, lower: Overrides) -> Overrides {
+        layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password, log_format,
+            event_retention_days, max_body_bytes, rate_limit_per_second, rate_limit_burst,
+            session_ttl_hours, secure_cookies)
+    }
+}
+
+/// The resolved settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub state_url: Option<String>,
+    pub events_url: Option<String>,
+    pub admin_token: Option<String>,
+    pub admin_password: Option<String>,
+    pub log_format: LogFormat,
+    pub event_retention_days: u32,
+    pub max_body_bytes: usize,
+    pub rate_limit_per_second: f64,
+    pub rate_limit_burst: f64,
+    pub session_ttl_hours: u32,
+    pub secure_cookies: bool,
+}
+
+impl Settings {
+    /// Layers `cli` (flags and environment, as clap read them) over the TOML file over defaults.
+    pub fn resolve(cli: Overrides, file: Option<&Path>) -> anyhow::Result<Self> {
+        check_environment(std::env::vars().map(|(k, _)| k))?;
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<Overrides>(&text).with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Overrides::default(),
+        };
+        let o = cli.over(from_file);
+        let settings = Self {
+            listen: o.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
+            data: o.data.unwrap_or_else(|| PathBuf::from("./liftoff-data")),
+            state_url: o.state_url.filter(|s| !s.is_empty()),
+            events_url: o.events_url.filter(|s| !s.is_empty()),
+            admin_token: o.admin_token.filter(|s| !s.is_empty()),
+            admin_password: o.admin_password.filter(|s| !s.is_empty()),
+            log_format: o.log_format.unwrap_or_default(),
+            event_retention_days: o.event_retention_days.unwrap_or(90),
+            max_body_bytes: o.max_body_bytes.unwrap_or(1 << 20),
+            rate_limit_per_second: o.rate_limit_per_second.unwrap_or(200.0),
+            rate_limit_burst: o.rate_limit_burst.unwrap_or(400.0),
+            session_ttl_hours: o.session_ttl_hours.unwrap_or(12),
+            secure_cookies: o.secure_cookies.unwrap_or(false),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(t) = &self.admin_token
+            && t.len() < 16
+        {
+            bail!("LIFTOFF_ADMIN_TOKEN must be at least 16 characters; generate one with `openssl rand -hex 32`");
+        }
+        if let Some(p) = &self.admin_password
+            && p.chars().count() < 8
+        {
+            bail!("LIFTOFF_ADMIN_PASSWORD must be at least 8 characters");
+        }
+        if let Some(url) = &self.events_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("--events-url must be a ClickHouse HTTP URL (http://HOST:8123), or unset for SQLite in the data dir");
+        }
+        if self.event_retention_days == 0 {
+            bail!("--event-retention-days must be at least 1");
+        }
+        if !(1024..=(1 << 30)).contains(&self.max_body_bytes) {
+            bail!("--max-body-bytes must be between 1024 and 1073741824");
+        }
+        if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_burst >= 1.0) {
+            bail!("--rate-limit-per-second must be 0 or more and --rate-limit-burst at least 1");
+        }
+        if !(1..=24 * 90).contains(&self.session_ttl_hours) {
+            bail!("--session-ttl-hours must be between 1 and 2160");
+        }
+        Ok(())
+    }
+}
+
+/// Variables reserved for Liftoff's own test suite, not settings.
+const TEST_PREFIX: &str = "LIFTOFF_TEST_";
+
+/// Refuses `LIFTOFF_*` variables that no command reads: they are typos of real settings.
+pub fn check_environment(names: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let known = known_env_vars();
+    let unknown: Vec<String> = names
+        .filter(|n| n.starts_with("LIFTOFF_") && !n.starts_with(TEST_PREFIX) && !known.contains(n))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "unknown environment variable{} {}; known settings are {}",
+        if unknown.len() > 1 { "s" } else { "" },
+        unknown.join(", "),
+        known.join(", ")
+    )
+}
+
+/// Every `LIFTOFF_*` variable any command reads, from the command-line definitions.
+fn known_env_vars() -> Vec<String> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.push(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&crate::cli::Cli::command(), &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let cli = Overrides { listen: Some("127.0.0.1:9000".parse().unwrap()), ..Default::default() };
+        let file: Overrides = toml::from_str("listen = \"127.0.0.1:8000\"\nevent_retention_days = 30").unwrap();
+        let merged = cli.over(file);
+        assert_eq!(merged.listen, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(merged.event_retention_days, Some(30));
+        assert_eq!(merged.data, None);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let err = toml::from_str::<Overrides>("listen = \"127.0.0.1:8000\"\nlisten_port = 3").unwrap_err();
+        assert!(err.to_string().contains("unknown field `listen_port`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_environment_is_an_error() {
+        assert!(check_environment(["LIFTOFF_LISTEN".to_owned(), "PATH".to_owned()].into_iter()).is_ok());
+        assert!(check_environment(["LIFTOFF_TEST_DATABASE_URL".to_owned()].into_iter()).is_ok());
+        let err = check_environment(["LIFTOFF_LISTNE".to_owned()].into_iter()).unwrap_err();
+        assert!(err.to_string().contains("LIFTOFF_LISTNE"), "{err}");
+    }
+}

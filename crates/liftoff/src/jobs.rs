@@ -1,0 +1,51 @@
+//! Background jobs: each runs on an interval until shutdown and reports to the job registry.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use liftoff_core::jobs::JobRegistry;
+use liftoff_core::users::UserService;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Runs `work` every `every` until `stop` fires, recording each run in `registry`.
+pub fn spawn<F, Fut>(registry: &JobRegistry, name: &'static str, every: Duration, stop: CancellationToken, work: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<String, String>> + Send,
+{
+    registry.register(name, every.as_secs());
+    let registry = registry.clone();
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is immediate; skip it so start-up stays fast.
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let started = Utc::now();
+            let clock = Instant::now();
+            let outcome = work().await;
+            let ms = clock.elapsed().as_secs_f64() * 1000.0;
+            match &outcome {
+                Ok(summary) => tracing::debug!(job = name, ms, summary = %summary, "Job ran."),
+                Err(e) => tracing::warn!(job = name, ms, error = %e, "Job failed."),
+            }
+            registry.record(name, started, ms, outcome.err());
+        }
+    })
+}
+
+/// Every job Liftoff runs, started together and stopped by `stop`.
+pub fn start_all(registry: &JobRegistry, users: UserService, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    vec![spawn(registry, "session-cleanup", Duration::from_secs(600), stop.clone(), move || {
+        let users = users.clone();
+        async move {
+            users.purge_expired_sessions().await.map(|n| format!("{n} expired sessions removed")).map_err(|e| e.to_string())
+        }
+    })]
+}

@@ -1,0 +1,174 @@
+//! Wiring: open the stores, bootstrap first-start credentials, build the services, serve until
+//! a signal, then shut down in order (stop accepting, finish requests, stop jobs, flush stores).
+
+use std::future::Future;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use liftoff_core::auth::{Actor, KeyName, KeyService, Scope};
+use liftoff_core::jobs::JobRegistry;
+use liftoff_core::secret::random_token;
+use liftoff_core::store::StateStore;
+use liftoff_core::users::{Role, UserService};
+use liftoff_http::{AppState, HttpSettings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::jobs;
+
+/// Opens the state store named by the settings, creating the data directory if needed.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn StateStore>> {
+    create_private_dir(&settings.data)?;
+    liftoff_store::open_state(settings.state_url.as_deref(), &settings.data)
+        .await
+        .context("cannot open the state store (check --state-url / --data)")
+}
+
+/// Everything `serve` needs, built and bootstrapped.
+pub struct Built {
+    pub state: AppState,
+}
+
+pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
+    let store = open_store(settings).await?;
+    let keys = KeyService::new(store.clone(), settings.admin_token.as_deref());
+    let users = UserService::new(store.clone(), chrono::Duration::hours(i64::from(settings.session_ttl_hours)));
+    bootstrap_admin_token(settings, &store, &keys).await?;
+    bootstrap_admin_user(settings, &users).await?;
+    let http = HttpSettings {
+        max_body_bytes: settings.max_body_bytes,
+        secure_cookies: settings.secure_cookies,
+        rate_limit_per_second: settings.rate_limit_per_second,
+        rate_limit_burst: settings.rate_limit_burst,
+    };
+    Ok(Built { state: AppState::new(store, keys, users, JobRegistry::default(), http) })
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains and flushes.
+pub async fn serve(listener: TcpListener, built: Built, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let state = built.state;
+    let stop_jobs = CancellationToken::new();
+    let job_handles = jobs::start_all(&state.jobs, state.users.clone(), &stop_jobs);
+    let app = liftoff_http::app(state.clone());
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = state.store.backend(), "listening on http://{addr}");
+    let accepting = state.accepting.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            accepting.store(false, Ordering::Relaxed);
+            tracing::info!("Shutting down: finishing requests in flight.");
+        })
+        .await
+        .context("the HTTP server failed")?;
+    stop_jobs.cancel();
+    for handle in job_handles {
+        let _ = handle.await;
+    }
+    state.store.close().await.context("flushing the state store")?;
+    tracing::info!("Stopped cleanly.");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    let built = build(&settings).await?;
+    if demo {
+        crate::demo::seed(&built.state).await?;
+    }
+    let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+        format!("cannot listen on {}: is another process using it? Choose another address with --listen", settings.listen)
+    })?;
+    serve(listener, built, shutdown_signal()).await
+}
+
+/// Creates `dir` (and parents) readable only by this user when it is new.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// Writes a secret readable only by this user (mode 0600).
+pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    // The mode above applies only to a new file; an existing one is narrowed too.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Without `LIFTOFF_ADMIN_TOKEN` and without any active admin key, creates one, prints it once
+/// and writes it to `<data>/admin-token`. This is also the way back in after every admin key
+/// was revoked: restart without the variable.
+async fn bootstrap_admin_token(settings: &Settings, store: &Arc<dyn StateStore>, keys: &KeyService) -> anyhow::Result<()> {
+    if settings.admin_token.is_some() || store.count_active_keys(Some(Scope::Admin)).await? > 0 {
+        return Ok(());
+    }
+    let name = KeyName::parse("admin (first start)").context("key name")?;
+    let created = keys
+        .create(&Actor::System, name, Scope::Admin, Some("first start: no admin key existed".into()))
+        .await
+        .context("creating the first admin key")?;
+    let path = settings.data.join("admin-token");
+    write_secret(&path, &created.token)?;
+    println!("Liftoff admin API token (shown once; also saved to {}):\n  {}", path.display(), created.token);
+    Ok(())
+}
+
+/// With no dashboard users at all, creates `admin` with `LIFTOFF_ADMIN_PASSWORD` or a generated
+/// password written to `<data>/admin-password`.
+async fn bootstrap_admin_user(settings: &Settings, users: &UserService) -> anyhow::Result<()> {
+    if users.count().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match &settings.admin_password {
+        Some(p) => (p.clone(), false),
+        None => (random_token(18), true),
+    };
+    users.create(&Actor::System, "admin", &password, Role::Admin).await.context("creating the first dashboard user")?;
+    if generated {
+        let path = settings.data.join("admin-password");
+        write_secret(&path, &password)?;
+        println!("Dashboard user `admin` created; password (shown once; also saved to {}):\n  {password}", path.display());
+    } else {
+        tracing::info!("Dashboard user `admin` created with the password from LIFTOFF_ADMIN_PASSWORD.");
+    }
+    Ok(())
+}
