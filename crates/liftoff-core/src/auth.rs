@@ -76,6 +76,18 @@ impl fmt::Display for Actor {
     }
 }
 
+impl Actor {
+    /// A stable identity for per-caller limits: two keys with the same name are two callers.
+    pub fn identity(&self) -> String {
+        match self {
+            Actor::Key { id, .. } => format!("key:{id}"),
+            Actor::User { id, .. } => format!("user:{id}"),
+            Actor::BootstrapToken => "bootstrap".to_owned(),
+            Actor::System => "system".to_owned(),
+        }
+    }
+}
+
 /// An authenticated caller and what it may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {

@@ -123,7 +123,11 @@ impl Settings {
             }
             None => Overrides::default(),
         };
-        let o = cli.over(from_file);
+        Self::from_overrides(cli.over(from_file))
+    }
+
+    /// Fills what `o` leaves unset with the defaults, and validates the result.
+    pub fn from_overrides(o: Overrides) -> anyhow::Result<Self> {
         let settings = Self {
             listen: o.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
             data: o.data.unwrap_or_else(|| PathBuf::from("./liftoff-data")),

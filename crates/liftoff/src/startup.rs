@@ -74,29 +74,29 @@ pub async fn serve(listener: TcpListener, built: Built, shutdown: impl Future<Ou
     Ok(())
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that completes on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal during start-up is not lost.
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        })
     }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    let signal = shutdown_signal()?;
     let built = build(&settings).await?;
     if demo {
         crate::demo::seed(&built.state).await?;
@@ -104,7 +104,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!("cannot listen on {}: is another process using it? Choose another address with --listen", settings.listen)
     })?;
-    serve(listener, built, shutdown_signal()).await
+    serve(listener, built, signal).await
 }
 
 /// Creates `dir` (and parents) readable only by this user when it is new.

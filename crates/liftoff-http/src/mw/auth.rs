@@ -66,7 +66,7 @@ impl<S: RequiredScope + Send> FromRequestParts<AppState> for Caller<S> {
                 S::SCOPE
             )));
         }
-        state.limiter.check(&principal.actor.to_string()).map_err(ApiError::too_many_requests)?;
+        state.limiter.check(&principal.actor.identity()).map_err(ApiError::too_many_requests)?;
         Ok(Self { principal, _scope: PhantomData })
     }
 }

@@ -1,0 +1,141 @@
+//! `TestApp`: the real application on 127.0.0.1, port 0, with a fresh data directory.
+
+use liftoff::config::{Overrides, Settings};
+use liftoff::startup;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+pub const ADMIN_PASSWORD: &str = "test-password-42";
+
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub data: std::path::PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(|o| o).await
+}
+
+/// Starts the app with settings adjusted by `adjust` (data dir, admin token and password are set).
+pub async fn spawn_with(adjust: impl FnOnce(Overrides) -> Overrides) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = spawn_at(dir.path(), adjust).await;
+    app._dir = Some(dir);
+    app
+}
+
+/// Starts the app on an existing data directory (which the caller keeps).
+pub async fn spawn_at(data: &std::path::Path, adjust: impl FnOnce(Overrides) -> Overrides) -> TestApp {
+    let overrides = adjust(Overrides {
+        data: Some(data.to_owned()),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        ..Default::default()
+    });
+    let settings = Settings::from_overrides(overrides).unwrap();
+    let built = startup::build(&settings).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(startup::serve(listener, built, async move {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { url, http, data: data.to_owned(), stop: Some(tx), server: Some(server), _dir: None }
+}
+
+impl TestApp {
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.at(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut req = self.http.post(self.at(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Creates a key with the admin token; returns `(id, token)`.
+    pub async fn key(&self, scope: &str) -> (String, String) {
+        let res = self.post_json("/api/keys", Some(ADMIN_TOKEN), &json!({"name": format!("{scope} key"), "scope": scope})).await;
+        assert_eq!(res.status(), 201);
+        let v: Value = res.json().await.unwrap();
+        (v["id"].as_str().unwrap().to_owned(), v["token"].as_str().unwrap().to_owned())
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts a problem document with `status` and returns it.
+pub async fn problem(res: reqwest::Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status, "unexpected status");
+    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].as_str().is_some_and(|s| !s.is_empty()), "problem lacks {field}: {body}");
+    }
+    body
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("LIFTOFF_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A fresh, empty schema on the test PostgreSQL, as a state URL.
+pub async fn postgres_state_url() -> String {
+    let base = postgres_url();
+    let schema = format!("liftoff_it_{:016x}", rand_u64());
+    let (client, conn) = tokio_postgres_connect(&base).await;
+    tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher as _, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+async fn tokio_postgres_connect(
+    url: &str,
+) -> (tokio_postgres::Client, tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>) {
+    tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required (set LIFTOFF_TEST_DATABASE_URL): {e}"))
+}

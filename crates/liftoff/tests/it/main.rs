@@ -1,0 +1,11 @@
+//! Black-box tests of the whole application over real HTTP on loopback. One test binary (faster
+//! to link); each module covers one area.
+
+mod harness;
+
+mod auth;
+mod bad_input;
+mod dashboard;
+mod keys;
+mod openapi;
+mod process;
