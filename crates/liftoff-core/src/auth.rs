@@ -57,8 +57,14 @@ impl fmt::Display for Scope {
 /// Who is acting: written into audit entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Actor {
-    Key { id: String, name: String },
-    User { id: String, username: String },
+    Key {
+        id: String,
+        name: String,
+    },
+    User {
+        id: String,
+        username: String,
+    },
     /// The token given in `LIFTOFF_ADMIN_TOKEN`.
     BootstrapToken,
     /// Liftoff itself (first start, scheduled jobs).
@@ -97,7 +103,10 @@ pub struct Principal {
 
 impl Principal {
     pub fn system() -> Self {
-        Self { actor: Actor::System, scope: Scope::Admin }
+        Self {
+            actor: Actor::System,
+            scope: Scope::Admin,
+        }
     }
 }
 
@@ -145,7 +154,10 @@ pub struct KeyName(String);
 impl KeyName {
     pub fn parse(raw: &str) -> Result<Self, KeyError> {
         let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control) {
+        if trimmed.is_empty()
+            || trimmed.chars().count() > 100
+            || trimmed.chars().any(char::is_control)
+        {
             return Err(KeyError::InvalidName);
         }
         Ok(Self(trimmed.to_owned()))
@@ -218,7 +230,10 @@ impl KeyService {
         let change = Change::new(by, "key.create", "key", &key.id)
             .after(json!({"name": key.name, "scope": key.scope, "prefix": key.prefix}))
             .reason(reason);
-        let record = KeyRecord { digest: TokenDigest::of(&token), key: key.clone() };
+        let record = KeyRecord {
+            digest: TokenDigest::of(&token),
+            key: key.clone(),
+        };
         self.store.insert_key(&record, &change).await?;
         Ok(CreatedKey {
             id: key.id,
@@ -234,7 +249,12 @@ impl KeyService {
         Ok(self.store.list_keys().await?)
     }
 
-    pub async fn revoke(&self, by: &Actor, id: &str, reason: Option<String>) -> Result<(), KeyError> {
+    pub async fn revoke(
+        &self,
+        by: &Actor,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<(), KeyError> {
         let before = self
             .store
             .list_keys()
@@ -257,7 +277,10 @@ impl KeyService {
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
         let digest = TokenDigest::of(token);
         if self.bootstrap.as_ref() == Some(&digest) {
-            return Ok(Some(Principal { actor: Actor::BootstrapToken, scope: Scope::Admin }));
+            return Ok(Some(Principal {
+                actor: Actor::BootstrapToken,
+                scope: Scope::Admin,
+            }));
         }
         if let Some(hit) = self.cached(&digest) {
             self.touch(hit.key_id.as_deref());
@@ -266,7 +289,10 @@ impl KeyService {
         let found = self.store.find_active_key(&digest).await?;
         let entry = CachedAuth {
             principal: found.as_ref().map(|k| Principal {
-                actor: Actor::Key { id: k.id.clone(), name: k.name.clone() },
+                actor: Actor::Key {
+                    id: k.id.clone(),
+                    name: k.name.clone(),
+                },
                 scope: k.scope,
             }),
             key_id: found.as_ref().map(|k| k.id.clone()),
@@ -285,7 +311,10 @@ impl KeyService {
 
     fn cached(&self, digest: &TokenDigest) -> Option<CachedAuth> {
         let cache = self.cache.lock().ok()?;
-        cache.get(digest).filter(|c| c.at.elapsed() < AUTH_CACHE_TTL).cloned()
+        cache
+            .get(digest)
+            .filter(|c| c.at.elapsed() < AUTH_CACHE_TTL)
+            .cloned()
     }
 
     fn forget_cached(&self) {
@@ -297,7 +326,9 @@ impl KeyService {
     fn touch(&self, key_id: Option<&str>) {
         let Some(id) = key_id else { return };
         {
-            let Ok(mut touched) = self.touched.lock() else { return };
+            let Ok(mut touched) = self.touched.lock() else {
+                return;
+            };
             if touched.get(id).is_some_and(|t| t.elapsed() < TOUCH_EVERY) {
                 return;
             }

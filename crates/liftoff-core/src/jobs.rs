@@ -53,7 +53,13 @@ impl JobRegistry {
         }
     }
 
-    pub fn record(&self, name: &str, started: DateTime<Utc>, duration_ms: f64, error: Option<String>) {
+    pub fn record(
+        &self,
+        name: &str,
+        started: DateTime<Utc>,
+        duration_ms: f64,
+        error: Option<String>,
+    ) {
         if let Ok(mut jobs) = self.jobs.lock()
             && let Some(job) = jobs.get_mut(name)
         {
@@ -68,23 +74,36 @@ impl JobRegistry {
     }
 
     /// Registers a queue whose `(depth, capacity)` is read on demand.
-    pub fn register_queue(&self, name: &str, depth: impl Fn() -> (u64, u64) + Send + Sync + 'static) {
+    pub fn register_queue(
+        &self,
+        name: &str,
+        depth: impl Fn() -> (u64, u64) + Send + Sync + 'static,
+    ) {
         if let Ok(mut queues) = self.queues.lock() {
             queues.insert(name.to_owned(), Arc::new(depth));
         }
     }
 
     pub fn jobs(&self) -> Vec<JobStatus> {
-        self.jobs.lock().map(|j| j.values().cloned().collect()).unwrap_or_default()
+        self.jobs
+            .lock()
+            .map(|j| j.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn queues(&self) -> Vec<QueueDepth> {
-        let Ok(queues) = self.queues.lock() else { return Vec::new() };
+        let Ok(queues) = self.queues.lock() else {
+            return Vec::new();
+        };
         queues
             .iter()
             .map(|(name, f)| {
                 let (depth, capacity) = f();
-                QueueDepth { name: name.clone(), depth, capacity }
+                QueueDepth {
+                    name: name.clone(),
+                    depth,
+                    capacity,
+                }
             })
             .collect()
     }

@@ -39,7 +39,8 @@ pub trait KeyStore: Send + Sync {
     async fn revoke_key(&self, id: &str, change: &Change) -> Result<bool, StoreError>;
     /// Records when a key was last used (not audited: it is not a change of state a person made).
     async fn touch_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
-    async fn count_active_keys(&self, scope: Option<crate::auth::Scope>) -> Result<u64, StoreError>;
+    async fn count_active_keys(&self, scope: Option<crate::auth::Scope>)
+    -> Result<u64, StoreError>;
 }
 
 #[async_trait]

@@ -3,8 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -76,7 +78,10 @@ pub struct User {
 
 impl User {
     pub fn actor(&self) -> Actor {
-        Actor::User { id: self.id.clone(), username: self.username.clone() }
+        Actor::User {
+            id: self.id.clone(),
+            username: self.username.clone(),
+        }
     }
 }
 
@@ -120,8 +125,14 @@ impl From<StoreError> for UserError {
 
 pub fn validate_username(raw: &str) -> Result<String, UserError> {
     let ok = (1..=64).contains(&raw.len())
-        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok { Ok(raw.to_owned()) } else { Err(UserError::InvalidUsername) }
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(UserError::InvalidUsername)
+    }
 }
 
 pub fn hash_password(password: &str) -> Result<String, UserError> {
@@ -137,7 +148,11 @@ pub fn hash_password(password: &str) -> Result<String, UserError> {
 
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -185,10 +200,18 @@ impl UserService {
                 .await
                 .map_err(|e| UserError::Hash(e.to_string()))??
         };
-        let user = User { id: random_id(), username, role, created_at: Utc::now() };
+        let user = User {
+            id: random_id(),
+            username,
+            role,
+            created_at: Utc::now(),
+        };
         let change = Change::new(by, "user.create", "user", &user.id)
             .after(json!({"username": user.username, "role": user.role}));
-        let record = UserRecord { user: user.clone(), password_hash };
+        let record = UserRecord {
+            user: user.clone(),
+            password_hash,
+        };
         match self.store.insert_user(&record, &change).await {
             Ok(()) => Ok(user),
             Err(StoreError::Conflict(_)) => Err(UserError::Exists(user.username)),
@@ -205,7 +228,11 @@ impl UserService {
     }
 
     /// Checks a password and opens a session; `None` when the name or password is wrong.
-    pub async fn login(&self, username: &str, password: &str) -> Result<Option<NewSession>, StoreError> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<NewSession>, StoreError> {
         let record = self.store.find_user_by_name(username).await?;
         let phc = match &record {
             Some(r) => r.password_hash.clone(),
@@ -217,7 +244,9 @@ impl UserService {
         let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
             .await
             .unwrap_or(false);
-        let Some(record) = record.filter(|_| ok) else { return Ok(None) };
+        let Some(record) = record.filter(|_| ok) else {
+            return Ok(None);
+        };
         let token = random_token(32);
         let now = Utc::now();
         let session = SessionRecord {
@@ -228,16 +257,29 @@ impl UserService {
             expires_at: now + self.session_ttl,
         };
         self.store.insert_session(&session).await?;
-        Ok(Some(NewSession { token, record: session, user: record.user }))
+        Ok(Some(NewSession {
+            token,
+            record: session,
+            user: record.user,
+        }))
     }
 
     /// The live session for a cookie token, if any.
     pub async fn session(&self, token: &str) -> Result<Option<ActiveSession>, StoreError> {
-        let Some(record) = self.store.find_session(&TokenDigest::of(token), Utc::now()).await? else {
+        let Some(record) = self
+            .store
+            .find_session(&TokenDigest::of(token), Utc::now())
+            .await?
+        else {
             return Ok(None);
         };
-        let Some(user) = self.store.get_user(&record.user_id).await? else { return Ok(None) };
-        Ok(Some(ActiveSession { record, user: user.user }))
+        let Some(user) = self.store.get_user(&record.user_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(ActiveSession {
+            record,
+            user: user.user,
+        }))
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), StoreError> {
@@ -264,7 +306,10 @@ mod tests {
 
     #[test]
     fn short_passwords_are_refused() {
-        assert!(matches!(hash_password("short"), Err(UserError::WeakPassword)));
+        assert!(matches!(
+            hash_password("short"),
+            Err(UserError::WeakPassword)
+        ));
     }
 
     #[test]

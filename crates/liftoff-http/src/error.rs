@@ -41,7 +41,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), retry_after: None, internal: None }
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+            internal: None,
+        }
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -64,7 +70,9 @@ impl ApiError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("the request body is larger than the limit of {limit} bytes; send less data per request"),
+            format!(
+                "the request body is larger than the limit of {limit} bytes; send less data per request"
+            ),
         )
     }
 
@@ -113,7 +121,10 @@ impl IntoResponse for ApiError {
         let headers = res.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"liftoff\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"liftoff\""),
+            );
         }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -128,7 +139,11 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", "the change conflicts with existing data"),
+            StoreError::Conflict(_) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the change conflicts with existing data",
+            ),
             StoreError::Unavailable(_) => {
                 let mut err = Self::unavailable(5, "the store is unavailable; retry shortly");
                 err.internal = Some(e.to_string());
@@ -142,7 +157,11 @@ impl From<StoreError> for ApiError {
 impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
         match e {
-            KeyError::InvalidName => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_key_name", e.to_string()),
+            KeyError::InvalidName => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_key_name",
+                e.to_string(),
+            ),
             KeyError::NotFound(_) => Self::not_found(e.to_string()),
             KeyError::Store(s) => s.into(),
         }
@@ -152,9 +171,11 @@ impl From<KeyError> for ApiError {
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
         match e {
-            UserError::InvalidUsername | UserError::WeakPassword => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_user", e.to_string())
-            }
+            UserError::InvalidUsername | UserError::WeakPassword => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_user",
+                e.to_string(),
+            ),
             UserError::Exists(_) => Self::new(StatusCode::CONFLICT, "user_exists", e.to_string()),
             UserError::Hash(_) => Self::internal(e),
             UserError::Store(s) => s.into(),

@@ -27,10 +27,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 fn json_rejection(r: JsonRejection) -> ApiError {
     let detail = r.body_text();
     match r {
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::bad_request("malformed_json", format!("{detail}; send a valid JSON document"))
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(
+            "malformed_json",
+            format!("{detail}; send a valid JSON document"),
+        ),
+        JsonRejection::JsonDataError(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", detail)
         }
-        JsonRejection::JsonDataError(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", detail),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

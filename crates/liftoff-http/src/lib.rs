@@ -36,7 +36,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole application: API, dashboard, health endpoints, with middleware applied.
 pub fn app(state: AppState) -> Router {
     let (api_router, openapi) = api::routes().split_for_parts();
-    let openapi_json: Arc<[u8]> = openapi.to_pretty_json().unwrap_or_default().into_bytes().into();
+    let openapi_json: Arc<[u8]> = openapi
+        .to_pretty_json()
+        .unwrap_or_default()
+        .into_bytes()
+        .into();
     let max_body = state.settings.max_body_bytes;
     Router::new()
         .merge(api_router)
@@ -44,12 +48,23 @@ pub fn app(state: AppState) -> Router {
             "/api/openapi.json",
             get(move || {
                 let body = openapi_json.clone();
-                async move { ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body.to_vec()) }
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        )],
+                        body.to_vec(),
+                    )
+                }
             }),
         )
         .merge(ui::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), mw::reject_oversized))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            mw::reject_oversized,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(mw::finish_response))
         .layer(middleware::from_fn(mw::security_headers))
@@ -66,7 +81,11 @@ async fn not_found(req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
     if wants_html && !path.starts_with("/api/") {
-        return ui::layout::error_page(StatusCode::NOT_FOUND, "Page not found", "There is no page at this address.");
+        return ui::layout::error_page(
+            StatusCode::NOT_FOUND,
+            "Page not found",
+            "There is no page at this address.",
+        );
     }
     ApiError::not_found(format!("no route for {path}; see /api/openapi.json")).into_response()
 }

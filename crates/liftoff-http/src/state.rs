@@ -25,7 +25,12 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { max_body_bytes: 1 << 20, secure_cookies: false, rate_limit_per_second: 200.0, rate_limit_burst: 400.0 }
+        Self {
+            max_body_bytes: 1 << 20,
+            secure_cookies: false,
+            rate_limit_per_second: 200.0,
+            rate_limit_burst: 400.0,
+        }
     }
 }
 
@@ -52,8 +57,11 @@ impl AppState {
         settings: HttpSettings,
     ) -> Self {
         Self {
-            limiter: Arc::new(RateLimiter::new(settings.rate_limit_per_second, settings.rate_limit_burst)),
-            // Password guessing: 10 tries at once per user name, then one every 6 seconds.
+            limiter: Arc::new(RateLimiter::new(
+                settings.rate_limit_per_second,
+                settings.rate_limit_burst,
+            )),
+            // Password guessing: 10 failed tries at once per user name, then one every 6 seconds.
             login_limiter: Arc::new(RateLimiter::new(1.0 / 6.0, 10.0)),
             keys,
             users,

@@ -14,15 +14,20 @@ use liftoff_core::store::{StateStore, StoreError};
 
 /// Opens the state store named by `state_url`: `None` means SQLite at `<data>/state.db`,
 /// `postgres://…` (or `postgresql://…`) PostgreSQL, `sqlite://PATH` an explicit SQLite file.
-pub async fn open_state(state_url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn StateStore>, StoreError> {
+pub async fn open_state(
+    state_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn StateStore>, StoreError> {
     match state_url {
-        None => Ok(Arc::new(sqlite::SqliteState::open(&data_dir.join("state.db")).await?)),
+        None => Ok(Arc::new(
+            sqlite::SqliteState::open(&data_dir.join("state.db")).await?,
+        )),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(postgres::PgState::connect(url).await?))
         }
-        Some(url) if url.starts_with("sqlite://") => {
-            Ok(Arc::new(sqlite::SqliteState::open(Path::new(&url["sqlite://".len()..])).await?))
-        }
+        Some(url) if url.starts_with("sqlite://") => Ok(Arc::new(
+            sqlite::SqliteState::open(Path::new(&url["sqlite://".len()..])).await?,
+        )),
         Some(other) => Err(StoreError::Unavailable(format!(
             "unsupported state URL `{}`: use postgres://… or sqlite://PATH, or leave it unset for SQLite in the data dir",
             redact(other)
@@ -36,7 +41,12 @@ pub fn redact(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_owned(),
             }
         }
@@ -48,7 +58,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
     }

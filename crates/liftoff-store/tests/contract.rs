@@ -4,6 +4,11 @@
 //! 127.0.0.1:5432, database `test`). These tests fail, not skip, when it is unreachable: the
 //! suite's promise is that both backends pass.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is the failure report"
+)]
+
 use std::sync::Arc;
 
 use liftoff_core::store::StateStore;
@@ -14,7 +19,11 @@ mod sqlite {
     /// A fresh database file in a directory that lives as long as the test process.
     pub(crate) async fn open() -> Arc<dyn StateStore> {
         let dir = tempfile::tempdir().unwrap().keep();
-        Arc::new(liftoff_store::sqlite::SqliteState::open(&dir.join("state.db")).await.unwrap())
+        Arc::new(
+            liftoff_store::sqlite::SqliteState::open(&dir.join("state.db"))
+                .await
+                .unwrap(),
+        )
     }
 
     liftoff_testkit::state_store_contract!(open);
@@ -26,7 +35,9 @@ mod sqlite {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/state.db");
         {
-            let s = liftoff_store::sqlite::SqliteState::open(&path).await.unwrap();
+            let s = liftoff_store::sqlite::SqliteState::open(&path)
+                .await
+                .unwrap();
             let record = liftoff_core::users::UserRecord {
                 user: liftoff_core::users::User {
                     id: "u1".into(),
@@ -37,13 +48,29 @@ mod sqlite {
                 password_hash: "x".into(),
             };
             use liftoff_core::store::{StoreHealth, UserStore};
-            s.insert_user(&record, &Change::new(&Actor::System, "user.create", "user", "u1")).await.unwrap();
+            s.insert_user(
+                &record,
+                &Change::new(&Actor::System, "user.create", "user", "u1"),
+            )
+            .await
+            .unwrap();
             s.close().await.unwrap();
         }
-        let s = liftoff_store::sqlite::SqliteState::open(&path).await.unwrap();
+        let s = liftoff_store::sqlite::SqliteState::open(&path)
+            .await
+            .unwrap();
         use liftoff_core::store::{AuditStore, StoreHealth, UserStore};
         assert_eq!(s.count_users().await.unwrap(), 1);
-        assert_eq!(s.list_audit(&AuditQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 1);
+        assert_eq!(
+            s.list_audit(&AuditQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+            1
+        );
         assert_eq!(s.schema_version().await.unwrap(), 1);
     }
 }
@@ -64,10 +91,17 @@ mod postgres {
             panic!("PostgreSQL at {base} is required for the postgres contract tests (set LIFTOFF_TEST_DATABASE_URL): {e}")
         });
         tokio::spawn(conn);
-        client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-        Arc::new(liftoff_store::postgres::PgState::connect(&url).await.unwrap())
+        Arc::new(
+            liftoff_store::postgres::PgState::connect(&url)
+                .await
+                .unwrap(),
+        )
     }
 
     liftoff_testkit::state_store_contract!(open);
@@ -76,16 +110,27 @@ mod postgres {
     async fn concurrent_replicas_migrate_once() {
         let base = base_url();
         let schema = format!("liftoff_test_{:016x}", rand::random::<u64>());
-        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap();
+        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(conn);
-        client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-        let (a, b) = tokio::join!(liftoff_store::postgres::PgState::connect(&url), liftoff_store::postgres::PgState::connect(&url));
+        let (a, b) = tokio::join!(
+            liftoff_store::postgres::PgState::connect(&url),
+            liftoff_store::postgres::PgState::connect(&url)
+        );
         a.unwrap();
         b.unwrap();
         let n: i64 = client
-            .query_one(&format!("SELECT COUNT(*) FROM {schema}.schema_migrations"), &[])
+            .query_one(
+                &format!("SELECT COUNT(*) FROM {schema}.schema_migrations"),
+                &[],
+            )
             .await
             .unwrap()
             .get(0);

@@ -12,7 +12,10 @@ use liftoff_core::users::{Role, SessionRecord, User, UserRecord};
 use serde_json::json;
 
 fn actor() -> Actor {
-    Actor::User { id: "u1".into(), username: "ada".into() }
+    Actor::User {
+        id: "u1".into(),
+        username: "ada".into(),
+    }
 }
 
 fn key(id: &str, scope: Scope, secret: &str) -> KeyRecord {
@@ -23,7 +26,9 @@ fn key(id: &str, scope: Scope, secret: &str) -> KeyRecord {
             scope,
             prefix: "lft_abcdefgh".into(),
             // Whole milliseconds: both backends keep at least that precision.
-            created_at: Utc.timestamp_millis_opt(1_700_000_000_000 + id.len() as i64).unwrap(),
+            created_at: Utc
+                .timestamp_millis_opt(1_700_000_000_000 + id.len() as i64)
+                .unwrap(),
             created_by: "user:ada".into(),
             last_used_at: None,
             revoked_at: None,
@@ -46,31 +51,56 @@ fn user(id: &str, name: &str, role: Role) -> UserRecord {
 
 pub async fn keys_round_trip(s: Arc<dyn StateStore>) {
     let k = key("k1", Scope::Read, "secret-1");
-    let change = Change::new(&actor(), "key.create", "key", "k1").after(json!({"scope": "read"})).reason(Some("ci".into()));
+    let change = Change::new(&actor(), "key.create", "key", "k1")
+        .after(json!({"scope": "read"}))
+        .reason(Some("ci".into()));
     s.insert_key(&k, &change).await.unwrap();
-    s.insert_key(&key("k22", Scope::Ingest, "secret-2"), &Change::new(&actor(), "key.create", "key", "k22"))
-        .await
-        .unwrap();
+    s.insert_key(
+        &key("k22", Scope::Ingest, "secret-2"),
+        &Change::new(&actor(), "key.create", "key", "k22"),
+    )
+    .await
+    .unwrap();
 
     let listed = s.list_keys().await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].id, "k22", "newest first");
     assert_eq!(listed[1], k.key);
 
-    let found = s.find_active_key(&TokenDigest::of("secret-1")).await.unwrap().unwrap();
+    let found = s
+        .find_active_key(&TokenDigest::of("secret-1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, k.key);
-    assert!(s.find_active_key(&TokenDigest::of("nope")).await.unwrap().is_none());
+    assert!(
+        s.find_active_key(&TokenDigest::of("nope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let used = Utc.timestamp_millis_opt(1_800_000_000_000).unwrap();
     s.touch_key("k1", used).await.unwrap();
-    let found = s.find_active_key(&TokenDigest::of("secret-1")).await.unwrap().unwrap();
+    let found = s
+        .find_active_key(&TokenDigest::of("secret-1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.last_used_at, Some(used));
 
     assert_eq!(s.count_active_keys(None).await.unwrap(), 2);
     assert_eq!(s.count_active_keys(Some(Scope::Ingest)).await.unwrap(), 1);
     assert_eq!(s.count_active_keys(Some(Scope::Admin)).await.unwrap(), 0);
 
-    let audit = s.list_audit(&AuditQuery { target_id: Some("k1".into()), limit: 10, ..Default::default() }).await.unwrap();
+    let audit = s
+        .list_audit(&AuditQuery {
+            target_id: Some("k1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].action, "key.create");
     assert_eq!(audit[0].actor, "user:ada");
@@ -79,28 +109,68 @@ pub async fn keys_round_trip(s: Arc<dyn StateStore>) {
 }
 
 pub async fn revoked_keys_do_not_authenticate(s: Arc<dyn StateStore>) {
-    s.insert_key(&key("k1", Scope::Admin, "secret"), &Change::new(&actor(), "key.create", "key", "k1")).await.unwrap();
+    s.insert_key(
+        &key("k1", Scope::Admin, "secret"),
+        &Change::new(&actor(), "key.create", "key", "k1"),
+    )
+    .await
+    .unwrap();
     let revoke = Change::new(&actor(), "key.revoke", "key", "k1").before(json!({"scope": "admin"}));
     assert!(s.revoke_key("k1", &revoke).await.unwrap());
-    assert!(!s.revoke_key("k1", &revoke).await.unwrap(), "revoking twice reports nothing to revoke");
+    assert!(
+        !s.revoke_key("k1", &revoke).await.unwrap(),
+        "revoking twice reports nothing to revoke"
+    );
     assert!(!s.revoke_key("missing", &revoke).await.unwrap());
-    assert!(s.find_active_key(&TokenDigest::of("secret")).await.unwrap().is_none());
+    assert!(
+        s.find_active_key(&TokenDigest::of("secret"))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let listed = s.list_keys().await.unwrap();
     assert!(listed[0].revoked_at.is_some(), "revoked keys stay listed");
     assert_eq!(s.count_active_keys(None).await.unwrap(), 0);
-    let audit = s.list_audit(&AuditQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let audit = s
+        .list_audit(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
-    assert_eq!(actions, ["key.revoke", "key.create"], "one audit entry per real change");
+    assert_eq!(
+        actions,
+        ["key.revoke", "key.create"],
+        "one audit entry per real change"
+    );
 }
 
 pub async fn failed_change_writes_no_audit(s: Arc<dyn StateStore>) {
-    s.insert_key(&key("k1", Scope::Read, "same"), &Change::new(&actor(), "key.create", "key", "k1")).await.unwrap();
+    s.insert_key(
+        &key("k1", Scope::Read, "same"),
+        &Change::new(&actor(), "key.create", "key", "k1"),
+    )
+    .await
+    .unwrap();
     let err = s
-        .insert_key(&key("k2", Scope::Read, "same"), &Change::new(&actor(), "key.create", "key", "k2"))
+        .insert_key(
+            &key("k2", Scope::Read, "same"),
+            &Change::new(&actor(), "key.create", "key", "k2"),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "duplicate digest is a conflict: {err:?}");
-    let audit = s.list_audit(&AuditQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "duplicate digest is a conflict: {err:?}"
+    );
+    let audit = s
+        .list_audit(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 1, "the failed insert left no audit entry");
     assert_eq!(s.list_keys().await.unwrap().len(), 1);
 }
@@ -108,55 +178,108 @@ pub async fn failed_change_writes_no_audit(s: Arc<dyn StateStore>) {
 pub async fn audit_filters_and_pages(s: Arc<dyn StateStore>) {
     for i in 0..25 {
         let id = format!("k{i:02}");
-        s.insert_key(&key(&id, Scope::Read, &id), &Change::new(&actor(), "key.create", "key", &id)).await.unwrap();
-    }
-    s.insert_user(&user("u9", "grace", Role::Viewer), &Change::new(&Actor::System, "user.create", "user", "u9"))
+        s.insert_key(
+            &key(&id, Scope::Read, &id),
+            &Change::new(&actor(), "key.create", "key", &id),
+        )
         .await
         .unwrap();
-    let page1 = s.list_audit(&AuditQuery { limit: 10, ..Default::default() }).await.unwrap();
+    }
+    s.insert_user(
+        &user("u9", "grace", Role::Viewer),
+        &Change::new(&Actor::System, "user.create", "user", "u9"),
+    )
+    .await
+    .unwrap();
+    let page1 = s
+        .list_audit(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(page1.len(), 10);
     assert_eq!(page1[0].target_type, "user");
     assert!(page1.windows(2).all(|w| w[0].id > w[1].id), "newest first");
     let page2 = s
-        .list_audit(&AuditQuery { limit: 10, before_id: Some(page1[9].id), ..Default::default() })
+        .list_audit(&AuditQuery {
+            limit: 10,
+            before_id: Some(page1[9].id),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page2.len(), 10);
     assert!(page2[0].id < page1[9].id);
-    let keys_only =
-        s.list_audit(&AuditQuery { target_type: Some("key".into()), limit: 100, ..Default::default() }).await.unwrap();
+    let keys_only = s
+        .list_audit(&AuditQuery {
+            target_type: Some("key".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(keys_only.len(), 25);
-    let by_system =
-        s.list_audit(&AuditQuery { actor: Some("system".into()), limit: 100, ..Default::default() }).await.unwrap();
+    let by_system = s
+        .list_audit(&AuditQuery {
+            actor: Some("system".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(by_system.len(), 1);
     assert_eq!(by_system[0].target_id, "u9");
 }
 
 pub async fn users_are_unique(s: Arc<dyn StateStore>) {
     let ada = user("u1", "ada", Role::Admin);
-    s.insert_user(&ada, &Change::new(&Actor::System, "user.create", "user", "u1")).await.unwrap();
+    s.insert_user(
+        &ada,
+        &Change::new(&Actor::System, "user.create", "user", "u1"),
+    )
+    .await
+    .unwrap();
     let err = s
-        .insert_user(&user("u2", "ada", Role::Viewer), &Change::new(&Actor::System, "user.create", "user", "u2"))
+        .insert_user(
+            &user("u2", "ada", Role::Viewer),
+            &Change::new(&Actor::System, "user.create", "user", "u2"),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    s.insert_user(&user("u3", "bob", Role::Editor), &Change::new(&Actor::System, "user.create", "user", "u3"))
-        .await
-        .unwrap();
+    s.insert_user(
+        &user("u3", "bob", Role::Editor),
+        &Change::new(&Actor::System, "user.create", "user", "u3"),
+    )
+    .await
+    .unwrap();
     let found = s.find_user_by_name("ada").await.unwrap().unwrap();
     assert_eq!(found.user, ada.user);
     assert_eq!(found.password_hash, ada.password_hash);
-    assert_eq!(s.get_user("u3").await.unwrap().unwrap().user.role, Role::Editor);
+    assert_eq!(
+        s.get_user("u3").await.unwrap().unwrap().user.role,
+        Role::Editor
+    );
     assert!(s.find_user_by_name("nobody").await.unwrap().is_none());
     assert_eq!(s.count_users().await.unwrap(), 2);
-    let names: Vec<_> = s.list_users().await.unwrap().into_iter().map(|u| u.username).collect();
+    let names: Vec<_> = s
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
     assert_eq!(names, ["ada", "bob"]);
 }
 
 pub async fn sessions_expire(s: Arc<dyn StateStore>) {
-    s.insert_user(&user("u1", "ada", Role::Admin), &Change::new(&Actor::System, "user.create", "user", "u1"))
-        .await
-        .unwrap();
+    s.insert_user(
+        &user("u1", "ada", Role::Admin),
+        &Change::new(&Actor::System, "user.create", "user", "u1"),
+    )
+    .await
+    .unwrap();
     let now = Utc.timestamp_millis_opt(1_800_000_000_000).unwrap();
     let live = SessionRecord {
         digest: TokenDigest::of("live"),
@@ -165,19 +288,37 @@ pub async fn sessions_expire(s: Arc<dyn StateStore>) {
         created_at: now,
         expires_at: now + Duration::hours(1),
     };
-    let old = SessionRecord { digest: TokenDigest::of("old"), expires_at: now - Duration::seconds(1), ..live.clone() };
+    let old = SessionRecord {
+        digest: TokenDigest::of("old"),
+        expires_at: now - Duration::seconds(1),
+        ..live.clone()
+    };
     s.insert_session(&live).await.unwrap();
     s.insert_session(&old).await.unwrap();
-    assert_eq!(s.find_session(&live.digest, now).await.unwrap(), Some(live.clone()));
-    assert_eq!(s.find_session(&old.digest, now).await.unwrap(), None, "expired sessions are not found");
+    assert_eq!(
+        s.find_session(&live.digest, now).await.unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(
+        s.find_session(&old.digest, now).await.unwrap(),
+        None,
+        "expired sessions are not found"
+    );
     assert_eq!(s.purge_expired_sessions(now).await.unwrap(), 1);
     s.delete_session(&live.digest).await.unwrap();
     assert_eq!(s.find_session(&live.digest, now).await.unwrap(), None);
     let err = s
-        .insert_session(&SessionRecord { digest: TokenDigest::of("orphan"), user_id: "ghost".into(), ..live })
+        .insert_session(&SessionRecord {
+            digest: TokenDigest::of("orphan"),
+            user_id: "ghost".into(),
+            ..live
+        })
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "a session needs an existing user: {err:?}");
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "a session needs an existing user: {err:?}"
+    );
 }
 
 pub async fn health_reports_schema(s: Arc<dyn StateStore>) {

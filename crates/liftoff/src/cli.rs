@@ -73,7 +73,12 @@ pub struct StoreArgs {
 #[derive(Args, Debug)]
 pub struct Remote {
     /// The server's base URL.
-    #[arg(long, env = "LIFTOFF_URL", default_value = "http://127.0.0.1:7070", global = true)]
+    #[arg(
+        long,
+        env = "LIFTOFF_URL",
+        default_value = "http://127.0.0.1:7070",
+        global = true
+    )]
     pub url: String,
 
     /// An API token (admin scope to create or revoke keys).

@@ -42,12 +42,22 @@ pub struct Overrides {
 
     /// An admin API token that lives only in the environment. Prefer the variable to the flag:
     /// flags are visible in the process list.
-    #[arg(long, env = "LIFTOFF_ADMIN_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LIFTOFF_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 
     /// Password of the `admin` dashboard user created on first start [default: generated and
     /// written to <data>/admin-password].
-    #[arg(long, env = "LIFTOFF_ADMIN_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LIFTOFF_ADMIN_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
     pub admin_password: Option<String>,
 
     /// Log format.
@@ -118,8 +128,10 @@ impl Settings {
         check_environment(std::env::vars().map(|(k, _)| k))?;
         let from_file = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-                toml::from_str::<Overrides>(&text).with_context(|| format!("invalid config file {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<Overrides>(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
             }
             None => Overrides::default(),
         };
@@ -129,7 +141,9 @@ impl Settings {
     /// Fills what `o` leaves unset with the defaults, and validates the result.
     pub fn from_overrides(o: Overrides) -> anyhow::Result<Self> {
         let settings = Self {
-            listen: o.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
+            listen: o
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
             data: o.data.unwrap_or_else(|| PathBuf::from("./liftoff-data")),
             state_url: o.state_url.filter(|s| !s.is_empty()),
             events_url: o.events_url.filter(|s| !s.is_empty()),
@@ -151,7 +165,9 @@ impl Settings {
         if let Some(t) = &self.admin_token
             && t.len() < 16
         {
-            bail!("LIFTOFF_ADMIN_TOKEN must be at least 16 characters; generate one with `openssl rand -hex 32`");
+            bail!(
+                "LIFTOFF_ADMIN_TOKEN must be at least 16 characters; generate one with `openssl rand -hex 32`"
+            );
         }
         if let Some(p) = &self.admin_password
             && p.chars().count() < 8
@@ -161,7 +177,9 @@ impl Settings {
         if let Some(url) = &self.events_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            bail!("--events-url must be a ClickHouse HTTP URL (http://HOST:8123), or unset for SQLite in the data dir");
+            bail!(
+                "--events-url must be a ClickHouse HTTP URL (http://HOST:8123), or unset for SQLite in the data dir"
+            );
         }
         if self.event_retention_days == 0 {
             bail!("--event-retention-days must be at least 1");
@@ -224,8 +242,12 @@ mod tests {
 
     #[test]
     fn flags_beat_file_beat_defaults() {
-        let cli = Overrides { listen: Some("127.0.0.1:9000".parse().unwrap()), ..Default::default() };
-        let file: Overrides = toml::from_str("listen = \"127.0.0.1:8000\"\nevent_retention_days = 30").unwrap();
+        let cli = Overrides {
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            ..Default::default()
+        };
+        let file: Overrides =
+            toml::from_str("listen = \"127.0.0.1:8000\"\nevent_retention_days = 30").unwrap();
         let merged = cli.over(file);
         assert_eq!(merged.listen, Some("127.0.0.1:9000".parse().unwrap()));
         assert_eq!(merged.event_retention_days, Some(30));
@@ -234,13 +256,19 @@ mod tests {
 
     #[test]
     fn unknown_file_keys_are_errors() {
-        let err = toml::from_str::<Overrides>("listen = \"127.0.0.1:8000\"\nlisten_port = 3").unwrap_err();
-        assert!(err.to_string().contains("unknown field `listen_port`"), "{err}");
+        let err = toml::from_str::<Overrides>("listen = \"127.0.0.1:8000\"\nlisten_port = 3")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `listen_port`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_environment_is_an_error() {
-        assert!(check_environment(["LIFTOFF_LISTEN".to_owned(), "PATH".to_owned()].into_iter()).is_ok());
+        assert!(
+            check_environment(["LIFTOFF_LISTEN".to_owned(), "PATH".to_owned()].into_iter()).is_ok()
+        );
         assert!(check_environment(["LIFTOFF_TEST_DATABASE_URL".to_owned()].into_iter()).is_ok());
         let err = check_environment(["LIFTOFF_LISTNE".to_owned()].into_iter()).unwrap_err();
         assert!(err.to_string().contains("LIFTOFF_LISTNE"), "{err}");

@@ -10,7 +10,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Runs `work` every `every` until `stop` fires, recording each run in `registry`.
-pub fn spawn<F, Fut>(registry: &JobRegistry, name: &'static str, every: Duration, stop: CancellationToken, work: F) -> JoinHandle<()>
+pub fn spawn<F, Fut>(
+    registry: &JobRegistry,
+    name: &'static str,
+    every: Duration,
+    stop: CancellationToken,
+    work: F,
+) -> JoinHandle<()>
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = Result<String, String>> + Send,
@@ -41,11 +47,25 @@ where
 }
 
 /// Every job Liftoff runs, started together and stopped by `stop`.
-pub fn start_all(registry: &JobRegistry, users: UserService, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
-    vec![spawn(registry, "session-cleanup", Duration::from_secs(600), stop.clone(), move || {
-        let users = users.clone();
-        async move {
-            users.purge_expired_sessions().await.map(|n| format!("{n} expired sessions removed")).map_err(|e| e.to_string())
-        }
-    })]
+pub fn start_all(
+    registry: &JobRegistry,
+    users: UserService,
+    stop: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    vec![spawn(
+        registry,
+        "session-cleanup",
+        Duration::from_secs(600),
+        stop.clone(),
+        move || {
+            let users = users.clone();
+            async move {
+                users
+                    .purge_expired_sessions()
+                    .await
+                    .map(|n| format!("{n} expired sessions removed"))
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )]
 }

@@ -12,7 +12,10 @@ use liftoff_core::users::{Role, UserService};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -41,14 +44,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let built = startup::build(&settings).await?;
             liftoff::demo::seed(&built.state).await?;
             built.state.store.close().await?;
-            println!("Demo data is in {}. Start the server with: liftoff serve --data {}", settings.data.display(), settings.data.display());
+            println!(
+                "Demo data is in {}. Start the server with: liftoff serve --data {}",
+                settings.data.display(),
+                settings.data.display()
+            );
             Ok(())
         }
         Command::Migrate(args) => {
             let settings = Settings::resolve(args.settings, args.config.as_deref())?;
             telemetry::init(settings.log_format);
             let store = startup::open_store(&settings).await?;
-            println!("The {} state store is at schema version {}.", store.backend(), store.schema_version().await?);
+            println!(
+                "The {} state store is at schema version {}.",
+                store.backend(),
+                store.schema_version().await?
+            );
             store.close().await?;
             Ok(())
         }
@@ -62,20 +73,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
     match cmd {
-        UsersCommand::Create { username, role, password_stdin, store } => {
+        UsersCommand::Create {
+            username,
+            role,
+            password_stdin,
+            store,
+        } => {
             let settings = Settings::resolve(store.settings, store.config.as_deref())?;
             telemetry::init(settings.log_format);
             let role = Role::parse(&role).context("--role must be admin, editor or viewer")?;
             let (password, generated) = if password_stdin {
                 let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
                 (line.trim_end_matches(['\r', '\n']).to_owned(), false)
             } else {
                 (random_token(18), true)
             };
             let store = startup::open_store(&settings).await?;
             let users = UserService::new(store.clone(), chrono::Duration::hours(1));
-            let user = users.create(&Actor::System, &username, &password, role).await?;
+            let user = users
+                .create(&Actor::System, &username, &password, role)
+                .await?;
             store.close().await?;
             println!("User {} created with role {}.", user.username, user.role);
             if generated {
@@ -88,7 +109,12 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             telemetry::init(settings.log_format);
             let store = startup::open_store(&settings).await?;
             for u in store.list_users().await? {
-                println!("{:<24} {:<7} {}", u.username, u.role, u.created_at.format("%Y-%m-%d"));
+                println!(
+                    "{:<24} {:<7} {}",
+                    u.username,
+                    u.role,
+                    u.created_at.format("%Y-%m-%d")
+                );
             }
             store.close().await?;
             Ok(())

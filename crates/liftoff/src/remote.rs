@@ -9,7 +9,11 @@ fn client(remote: &Remote) -> anyhow::Result<(reqwest::Client, String, String)> 
     let Some(token) = remote.token.clone() else {
         bail!("pass --token or set LIFTOFF_TOKEN (the admin token is in <data>/admin-token)");
     };
-    Ok((reqwest::Client::new(), remote.url.trim_end_matches('/').to_owned(), token))
+    Ok((
+        reqwest::Client::new(),
+        remote.url.trim_end_matches('/').to_owned(),
+        token,
+    ))
 }
 
 /// Turns an error answer into a message: the problem document's detail when there is one.
@@ -28,7 +32,12 @@ async fn check(res: reqwest::Response) -> anyhow::Result<Value> {
 
 pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Create { name, scope, reason, remote } => {
+        KeysCommand::Create {
+            name,
+            scope,
+            reason,
+            remote,
+        } => {
             let (http, url, token) = client(&remote)?;
             let res = http
                 .post(format!("{url}/api/keys"))
@@ -38,16 +47,34 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot reach Liftoff at {url}"))?;
             let key = check(res).await?;
-            println!("Created key {} ({}), id {}.", key["name"], key["scope"], key["id"]);
-            println!("Token (shown once):\n  {}", key["token"].as_str().unwrap_or_default());
+            println!(
+                "Created key {} ({}), id {}.",
+                key["name"], key["scope"], key["id"]
+            );
+            println!(
+                "Token (shown once):\n  {}",
+                key["token"].as_str().unwrap_or_default()
+            );
         }
         KeysCommand::List { remote } => {
             let (http, url, token) = client(&remote)?;
-            let res = http.get(format!("{url}/api/keys")).bearer_auth(token).send().await.with_context(|| format!("cannot reach Liftoff at {url}"))?;
+            let res = http
+                .get(format!("{url}/api/keys"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach Liftoff at {url}"))?;
             let keys = check(res).await?;
-            println!("{:<18} {:<8} {:<14} {:<8} NAME", "ID", "SCOPE", "PREFIX", "STATUS");
+            println!(
+                "{:<18} {:<8} {:<14} {:<8} NAME",
+                "ID", "SCOPE", "PREFIX", "STATUS"
+            );
             for k in keys.as_array().into_iter().flatten() {
-                let status = if k["revoked_at"].is_null() { "active" } else { "revoked" };
+                let status = if k["revoked_at"].is_null() {
+                    "active"
+                } else {
+                    "revoked"
+                };
                 println!(
                     "{:<18} {:<8} {:<14} {:<8} {}",
                     k["id"].as_str().unwrap_or_default(),
@@ -60,11 +87,18 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { id, reason, remote } => {
             let (http, url, token) = client(&remote)?;
-            let mut req = http.delete(format!("{url}/api/keys/{id}")).bearer_auth(token);
+            let mut req = http
+                .delete(format!("{url}/api/keys/{id}"))
+                .bearer_auth(token);
             if let Some(r) = reason {
                 req = req.query(&[("reason", r)]);
             }
-            check(req.send().await.with_context(|| format!("cannot reach Liftoff at {url}"))?).await?;
+            check(
+                req.send()
+                    .await
+                    .with_context(|| format!("cannot reach Liftoff at {url}"))?,
+            )
+            .await?;
             println!("Revoked key {id}.");
         }
     }

@@ -36,7 +36,10 @@ pub struct Built {
 pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let store = open_store(settings).await?;
     let keys = KeyService::new(store.clone(), settings.admin_token.as_deref());
-    let users = UserService::new(store.clone(), chrono::Duration::hours(i64::from(settings.session_ttl_hours)));
+    let users = UserService::new(
+        store.clone(),
+        chrono::Duration::hours(i64::from(settings.session_ttl_hours)),
+    );
     bootstrap_admin_token(settings, &store, &keys).await?;
     bootstrap_admin_user(settings, &users).await?;
     let http = HttpSettings {
@@ -45,11 +48,17 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         rate_limit_per_second: settings.rate_limit_per_second,
         rate_limit_burst: settings.rate_limit_burst,
     };
-    Ok(Built { state: AppState::new(store, keys, users, JobRegistry::default(), http) })
+    Ok(Built {
+        state: AppState::new(store, keys, users, JobRegistry::default(), http),
+    })
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains and flushes.
-pub async fn serve(listener: TcpListener, built: Built, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    built: Built,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let state = built.state;
     let stop_jobs = CancellationToken::new();
     let job_handles = jobs::start_all(&state.jobs, state.users.clone(), &stop_jobs);
@@ -69,7 +78,11 @@ pub async fn serve(listener: TcpListener, built: Built, shutdown: impl Future<Ou
     for handle in job_handles {
         let _ = handle.await;
     }
-    state.store.close().await.context("flushing the state store")?;
+    state
+        .store
+        .close()
+        .await
+        .context("flushing the state store")?;
     tracing::info!("Stopped cleanly.");
     Ok(())
 }
@@ -116,7 +129,9 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
 }
 
 /// Writes a secret readable only by this user (mode 0600).
@@ -125,7 +140,9 @@ pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     // The mode above applies only to a new file; an existing one is narrowed too.
     #[cfg(unix)]
     file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
@@ -137,18 +154,31 @@ pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
 /// Without `LIFTOFF_ADMIN_TOKEN` and without any active admin key, creates one, prints it once
 /// and writes it to `<data>/admin-token`. This is also the way back in after every admin key
 /// was revoked: restart without the variable.
-async fn bootstrap_admin_token(settings: &Settings, store: &Arc<dyn StateStore>, keys: &KeyService) -> anyhow::Result<()> {
+async fn bootstrap_admin_token(
+    settings: &Settings,
+    store: &Arc<dyn StateStore>,
+    keys: &KeyService,
+) -> anyhow::Result<()> {
     if settings.admin_token.is_some() || store.count_active_keys(Some(Scope::Admin)).await? > 0 {
         return Ok(());
     }
     let name = KeyName::parse("admin (first start)").context("key name")?;
     let created = keys
-        .create(&Actor::System, name, Scope::Admin, Some("first start: no admin key existed".into()))
+        .create(
+            &Actor::System,
+            name,
+            Scope::Admin,
+            Some("first start: no admin key existed".into()),
+        )
         .await
         .context("creating the first admin key")?;
     let path = settings.data.join("admin-token");
     write_secret(&path, &created.token)?;
-    println!("Liftoff admin API token (shown once; also saved to {}):\n  {}", path.display(), created.token);
+    println!(
+        "Liftoff admin API token (shown once; also saved to {}):\n  {}",
+        path.display(),
+        created.token
+    );
     Ok(())
 }
 
@@ -162,13 +192,21 @@ async fn bootstrap_admin_user(settings: &Settings, users: &UserService) -> anyho
         Some(p) => (p.clone(), false),
         None => (random_token(18), true),
     };
-    users.create(&Actor::System, "admin", &password, Role::Admin).await.context("creating the first dashboard user")?;
+    users
+        .create(&Actor::System, "admin", &password, Role::Admin)
+        .await
+        .context("creating the first dashboard user")?;
     if generated {
         let path = settings.data.join("admin-password");
         write_secret(&path, &password)?;
-        println!("Dashboard user `admin` created; password (shown once; also saved to {}):\n  {password}", path.display());
+        println!(
+            "Dashboard user `admin` created; password (shown once; also saved to {}):\n  {password}",
+            path.display()
+        );
     } else {
-        tracing::info!("Dashboard user `admin` created with the password from LIFTOFF_ADMIN_PASSWORD.");
+        tracing::info!(
+            "Dashboard user `admin` created with the password from LIFTOFF_ADMIN_PASSWORD."
+        );
     }
     Ok(())
 }

@@ -54,7 +54,10 @@ async fn list_audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = p.limit.unwrap_or(AuditQuery::DEFAULT_LIMIT);
     if !(1..=AuditQuery::MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be 1 to {}", AuditQuery::MAX_LIMIT)));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {}", AuditQuery::MAX_LIMIT),
+        ));
     }
     let query = AuditQuery {
         target_type: p.target_type,
@@ -64,6 +67,11 @@ async fn list_audit(
         limit,
     };
     let entries = state.store.list_audit(&query).await?;
-    let next_before_id = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id)).flatten();
-    Ok(Json(AuditPage { entries, next_before_id }))
+    let next_before_id = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(Json(AuditPage {
+        entries,
+        next_before_id,
+    }))
 }

@@ -13,7 +13,10 @@ use utoipa_axum::routes;
 use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(detailed))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(detailed))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -26,7 +29,10 @@ pub struct Status {
 /// 200 while the process lives.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Status)))]
 async fn healthz() -> Json<Status> {
-    Json(Status { status: "ok", detail: None })
+    Json(Status {
+        status: "ok",
+        detail: None,
+    })
 }
 
 /// 200 once the stores answer; 503 while they do not or while shutting down.
@@ -34,13 +40,31 @@ async fn healthz() -> Json<Status> {
     responses((status = 200, body = Status), (status = 503, body = Status)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
     if !state.is_accepting() {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(Status { status: "unavailable", detail: Some("shutting down".into()) }));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Status {
+                status: "unavailable",
+                detail: Some("shutting down".into()),
+            }),
+        );
     }
     match state.store.ping().await {
-        Ok(_) => (StatusCode::OK, Json(Status { status: "ready", detail: None })),
+        Ok(_) => (
+            StatusCode::OK,
+            Json(Status {
+                status: "ready",
+                detail: None,
+            }),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "Readiness check failed.");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Status { status: "unavailable", detail: Some("state store unreachable".into()) }))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Status {
+                    status: "unavailable",
+                    detail: Some("state store unreachable".into()),
+                }),
+            )
         }
     }
 }

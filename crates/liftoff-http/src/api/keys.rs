@@ -15,7 +15,9 @@ use crate::mw::auth::{Admin, Caller, Read};
 use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_key, list_keys)).routes(routes!(revoke_key))
+    OpenApiRouter::new()
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -43,7 +45,10 @@ async fn create_key(
     ApiJson(req): ApiJson<CreateKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let name = KeyName::parse(&req.name)?;
-    let created = state.keys.create(&caller.principal.actor, name, req.scope, req.reason).await?;
+    let created = state
+        .keys
+        .create(&caller.principal.actor, name, req.scope, req.reason)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -55,7 +60,10 @@ async fn create_key(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_keys(State(state): State<AppState>, _caller: Caller<Read>) -> Result<Json<Vec<ApiKey>>, ApiError> {
+async fn list_keys(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<Vec<ApiKey>>, ApiError> {
     Ok(Json(state.keys.list().await?))
 }
 
@@ -82,6 +90,9 @@ async fn revoke_key(
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<RevokeParams>,
 ) -> Result<StatusCode, ApiError> {
-    state.keys.revoke(&caller.principal.actor, &id, params.reason).await?;
+    state
+        .keys
+        .revoke(&caller.principal.actor, &id, params.reason)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -57,7 +57,9 @@ impl<S: RequiredScope + Send> FromRequestParts<AppState> for Caller<S> {
             ));
         };
         let Some(principal) = state.keys.authenticate(token).await? else {
-            return Err(ApiError::unauthorized("the token is unknown or revoked; create a new key with POST /api/keys"));
+            return Err(ApiError::unauthorized(
+                "the token is unknown or revoked; create a new key with POST /api/keys",
+            ));
         };
         if !principal.scope.grants(S::SCOPE) {
             return Err(ApiError::forbidden(format!(
@@ -66,7 +68,13 @@ impl<S: RequiredScope + Send> FromRequestParts<AppState> for Caller<S> {
                 S::SCOPE
             )));
         }
-        state.limiter.check(&principal.actor.identity()).map_err(ApiError::too_many_requests)?;
-        Ok(Self { principal, _scope: PhantomData })
+        state
+            .limiter
+            .check(&principal.actor.identity())
+            .map_err(ApiError::too_many_requests)?;
+        Ok(Self {
+            principal,
+            _scope: PhantomData,
+        })
     }
 }

@@ -41,9 +41,13 @@ pub async fn finish_response(req: Request, next: Next) -> Response {
         .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
     let mut res = next.run(req).await;
     let status = res.status();
-    if (status.is_client_error() || status.is_server_error()) && !res.headers().contains_key(header::CONTENT_TYPE) {
+    if (status.is_client_error() || status.is_server_error())
+        && !res.headers().contains_key(header::CONTENT_TYPE)
+    {
         let detail = match status {
-            StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {route}; see /api/openapi.json"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                format!("{method} is not allowed on {route}; see /api/openapi.json")
+            }
             StatusCode::PAYLOAD_TOO_LARGE => "the request body is over the size limit".to_owned(),
             _ => status.canonical_reason().unwrap_or("error").to_owned(),
         };
@@ -73,10 +77,16 @@ pub async fn finish_response(req: Request, next: Next) -> Response {
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
-    let is_html = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    let is_html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
     if is_html {
         h.insert(
             "content-security-policy",

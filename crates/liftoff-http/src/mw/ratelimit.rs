@@ -22,7 +22,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `rate` requests per second with bursts of `burst`; a rate of 0 disables limiting.
     pub fn new(rate: f64, burst: f64) -> Self {
-        Self { rate, burst: burst.max(1.0), buckets: Mutex::default() }
+        Self {
+            rate,
+            burst: burst.max(1.0),
+            buckets: Mutex::default(),
+        }
     }
 
     /// Takes one token for `key`; `Err(seconds)` says when the next one is available.
@@ -30,21 +34,46 @@ impl RateLimiter {
         self.check_at(key, Instant::now())
     }
 
+    /// Whether `key` is out of tokens, without taking one: `Some(seconds)` until the next.
+    /// For limits that only failures spend (sign-in attempts).
+    pub fn blocked(&self, key: &str) -> Option<u64> {
+        self.blocked_at(key, Instant::now())
+    }
+
+    fn blocked_at(&self, key: &str, now: Instant) -> Option<u64> {
+        if self.rate <= 0.0 {
+            return None;
+        }
+        let buckets = self.buckets.lock().ok()?;
+        let b = buckets.get(key)?;
+        let tokens =
+            (b.tokens + now.duration_since(b.updated).as_secs_f64() * self.rate).min(self.burst);
+        (tokens < 1.0).then(|| ((1.0 - tokens) / self.rate).ceil().max(1.0) as u64)
+    }
+
     fn check_at(&self, key: &str, now: Instant) -> Result<(), u64> {
         if self.rate <= 0.0 {
             return Ok(());
         }
-        let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
             let full = self.burst;
             let rate = self.rate;
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < full);
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < full
+            });
             if buckets.len() >= MAX_BUCKETS {
                 buckets.clear();
             }
         }
-        let b = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: self.burst, updated: now });
-        b.tokens = (b.tokens + now.duration_since(b.updated).as_secs_f64() * self.rate).min(self.burst);
+        let b = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        b.tokens =
+            (b.tokens + now.duration_since(b.updated).as_secs_f64() * self.rate).min(self.burst);
         b.updated = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -70,8 +99,28 @@ mod tests {
         }
         assert_eq!(limiter.check_at("k", t0), Err(1));
         assert!(limiter.check_at("other", t0).is_ok(), "buckets are per key");
-        assert!(limiter.check_at("k", t0 + Duration::from_millis(500)).is_ok());
-        assert!(limiter.check_at("k", t0 + Duration::from_millis(500)).is_err());
+        assert!(
+            limiter
+                .check_at("k", t0 + Duration::from_millis(500))
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .check_at("k", t0 + Duration::from_millis(500))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn blocked_does_not_spend() {
+        let limiter = RateLimiter::new(1.0, 2.0);
+        let t0 = Instant::now();
+        assert_eq!(limiter.blocked_at("k", t0), None);
+        assert!(limiter.check_at("k", t0).is_ok());
+        assert_eq!(limiter.blocked_at("k", t0), None);
+        assert!(limiter.check_at("k", t0).is_ok());
+        assert_eq!(limiter.blocked_at("k", t0), Some(1));
+        assert_eq!(limiter.blocked_at("k", t0), Some(1));
     }
 
     #[test]

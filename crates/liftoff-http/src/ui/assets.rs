@@ -16,8 +16,16 @@ struct Asset {
 }
 
 const ASSETS: &[Asset] = &[
-    Asset { name: "app.css", content_type: "text/css; charset=utf-8", bytes: include_bytes!("../../assets/app.css") },
-    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../assets/app.js") },
+    Asset {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../assets/app.css"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/app.js"),
+    },
     Asset {
         name: "htmx.min.js",
         content_type: "text/javascript; charset=utf-8",
@@ -37,12 +45,21 @@ const ASSETS: &[Asset] = &[
 
 fn versions() -> &'static Vec<String> {
     static V: OnceLock<Vec<String>> = OnceLock::new();
-    V.get_or_init(|| ASSETS.iter().map(|a| hex::encode(&Sha256::digest(a.bytes)[..6])).collect())
+    V.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|a| hex::encode(&Sha256::digest(a.bytes)[..6]))
+            .collect()
+    })
 }
 
 /// The URL of an asset, versioned by its content.
 pub fn url(name: &str) -> String {
-    let v = ASSETS.iter().position(|a| a.name == name).map(|i| versions()[i].as_str()).unwrap_or("0");
+    let v = ASSETS
+        .iter()
+        .position(|a| a.name == name)
+        .map(|i| versions()[i].as_str())
+        .unwrap_or("0");
     format!("/assets/{name}?v={v}")
 }
 
@@ -63,7 +80,10 @@ pub async fn serve(Path(name): Path<String>, Query(q): Query<VersionQuery>) -> R
     };
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
         asset.bytes,

@@ -165,7 +165,11 @@ pub fn bare(status: StatusCode, title: &str, body: Markup) -> Response {
 }
 
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    bare(status, title, html! { h1 { (title) } p { (message) } p { a href="/" { "Back to the dashboard" } } })
+    bare(
+        status,
+        title,
+        html! { h1 { (title) } p { (message) } p { a href="/" { "Back to the dashboard" } } },
+    )
 }
 
 /// A section of a page that a later release fills: says what will be there.

@@ -1,10 +1,10 @@
 //! Signing in and out of the dashboard.
 
+use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use liftoff_core::secret::{random_token, secrets_equal};
 use maud::html;
 use serde::Deserialize;
@@ -12,7 +12,8 @@ use serde::Deserialize;
 use crate::state::AppState;
 use crate::ui::layout::bare;
 use crate::ui::session::{
-    LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiUser, cookie, csrf_failure, safe_next, same_origin, set_cookie,
+    LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiUser, cookie, csrf_failure, safe_next, same_origin,
+    set_cookie,
 };
 
 #[derive(Deserialize)]
@@ -60,7 +61,11 @@ fn login_page(status: StatusCode, secure: bool, next: &str, error: Option<&str>)
     res
 }
 
-pub async fn form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
+pub async fn form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let next = safe_next(q.next.as_deref());
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Ok(Some(_)) = state.users.session(token).await
@@ -77,7 +82,12 @@ pub async fn submit(
 ) -> Response {
     let secure = state.settings.secure_cookies;
     let Ok(Form(form)) = form else {
-        return login_page(StatusCode::BAD_REQUEST, secure, "/", Some("Enter a user name and a password."));
+        return login_page(
+            StatusCode::BAD_REQUEST,
+            secure,
+            "/",
+            Some("Enter a user name and a password."),
+        );
     };
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE);
     let csrf_ok = match (expected, form.csrf.as_deref()) {
@@ -88,14 +98,20 @@ pub async fn submit(
         return csrf_failure();
     }
     let next = safe_next(form.next.as_deref()).to_owned();
-    if let Err(retry) = state.login_limiter.check(&format!("login:{}", form.username)) {
+    // Only failed attempts spend from the budget, so people who type their password right are
+    // never locked out by their own sign-ins.
+    let limit_key = format!("login:{}", form.username);
+    if let Some(retry) = state.login_limiter.blocked(&limit_key) {
         let mut res = login_page(
             StatusCode::TOO_MANY_REQUESTS,
             secure,
             &next,
-            Some(&format!("Too many attempts for this user. Try again in {retry} seconds.")),
+            Some(&format!(
+                "Too many attempts for this user. Try again in {retry} seconds."
+            )),
         );
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry));
         return res;
     }
     match state.users.login(&form.username, &form.password).await {
@@ -104,7 +120,10 @@ pub async fn submit(
             let max_age = (session.record.expires_at - session.record.created_at).num_seconds();
             let mut res = Redirect::to(&next).into_response();
             let h = res.headers_mut();
-            for c in [set_cookie(SESSION_COOKIE, &session.token, max_age, secure), set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure)] {
+            for c in [
+                set_cookie(SESSION_COOKIE, &session.token, max_age, secure),
+                set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure),
+            ] {
                 if let Ok(v) = HeaderValue::from_str(&c) {
                     h.append(header::SET_COOKIE, v);
                 }
@@ -112,12 +131,23 @@ pub async fn submit(
             res
         }
         Ok(None) => {
+            let _ = state.login_limiter.check(&limit_key);
             tracing::info!(user = %form.username, "Dashboard sign-in refused.");
-            login_page(StatusCode::UNAUTHORIZED, secure, &next, Some("Invalid username or password."))
+            login_page(
+                StatusCode::UNAUTHORIZED,
+                secure,
+                &next,
+                Some("Invalid username or password."),
+            )
         }
         Err(e) => {
             tracing::error!(error = %e, "Sign-in failed: store unavailable.");
-            login_page(StatusCode::SERVICE_UNAVAILABLE, secure, &next, Some("Liftoff cannot reach its store. Try again shortly."))
+            login_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                secure,
+                &next,
+                Some("Liftoff cannot reach its store. Try again shortly."),
+            )
         }
     }
 }
@@ -136,7 +166,12 @@ pub async fn logout(
         tracing::error!(error = %e, "Sign-out could not delete the session.");
     }
     let mut res = Redirect::to("/login").into_response();
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0, state.settings.secure_cookies)) {
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(
+        SESSION_COOKIE,
+        "",
+        0,
+        state.settings.secure_cookies,
+    )) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     res

@@ -1,6 +1,12 @@
 //! The server-rendered dashboard: HTML from maud templates, a little htmx and uPlot, all
 //! embedded in the binary. It calls the same services as the JSON API, never the API itself.
 
+// A page handler's refusal is the page to show; boxing it would only add noise at every `?`.
+#![allow(
+    clippy::result_large_err,
+    reason = "a refused form is answered with a full Response"
+)]
+
 pub mod assets;
 pub mod layout;
 mod login;
@@ -22,9 +28,15 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/settings/keys", post(pages::create_key))
         .route("/settings/keys/{id}/revoke", post(pages::revoke_key))
         .route("/assets/{name}", get(assets::serve));
-    for (path, _) in layout::NAV.iter().filter(|(p, _)| !matches!(*p, "/" | "/settings")) {
+    for (path, _) in layout::NAV
+        .iter()
+        .filter(|(p, _)| !matches!(*p, "/" | "/settings"))
+    {
         let path: &'static str = path;
-        router = router.route(path, get(move |user, query| pages::section(user, query, path)));
+        router = router.route(
+            path,
+            get(move |user, query| pages::section(user, query, path)),
+        );
     }
     router
 }

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use chrono::{Duration, Utc};
 use liftoff_core::audit::{AuditEntry, AuditQuery};
 use liftoff_core::auth::{KeyName, Scope};
@@ -20,7 +20,11 @@ use crate::ui::layout::{Window, WindowQuery, chart, coming, error_page, page};
 use crate::ui::session::UiUser;
 
 fn store_down() -> Response {
-    error_page(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", "Liftoff cannot reach its store. Try again shortly.")
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Store unavailable",
+        "Liftoff cannot reach its store. Try again shortly.",
+    )
 }
 
 fn human_duration(secs: u64) -> String {
@@ -58,21 +62,34 @@ fn audit_table(entries: &[AuditEntry]) -> Markup {
 /// Changes per day over the last 14 days, as chart data.
 fn changes_per_day(entries: &[AuditEntry]) -> serde_json::Value {
     let today = Utc::now().date_naive();
-    let mut days: BTreeMap<chrono::NaiveDate, u64> = (0..14).map(|i| (today - Duration::days(13 - i), 0)).collect();
+    let mut days: BTreeMap<chrono::NaiveDate, u64> = (0..14)
+        .map(|i| (today - Duration::days(13 - i), 0))
+        .collect();
     for e in entries {
         if let Some(n) = days.get_mut(&e.at.date_naive()) {
             *n += 1;
         }
     }
-    let xs: Vec<i64> = days.keys().filter_map(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc().timestamp()).collect();
+    let xs: Vec<i64> = days
+        .keys()
+        .filter_map(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+        .collect();
     let ys: Vec<u64> = days.values().copied().collect();
     json!([xs, ys])
 }
 
-pub async fn overview(State(state): State<AppState>, user: UiUser, Query(q): Query<WindowQuery>) -> Response {
+pub async fn overview(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<WindowQuery>,
+) -> Response {
     let window = q.window();
     let since = Utc::now() - Duration::days(14);
-    let all_recent = AuditQuery { limit: AuditQuery::MAX_LIMIT, ..Default::default() };
+    let all_recent = AuditQuery {
+        limit: AuditQuery::MAX_LIMIT,
+        ..Default::default()
+    };
     let (ping, schema, users, keys, audit) = tokio::join!(
         state.store.ping(),
         state.store.schema_version(),
@@ -80,8 +97,15 @@ pub async fn overview(State(state): State<AppState>, user: UiUser, Query(q): Que
         state.store.count_active_keys(None),
         state.store.list_audit(&all_recent),
     );
-    let (Ok(users), Ok(keys), Ok(audit)) = (users, keys, audit) else { return store_down() };
-    let recent: Vec<AuditEntry> = audit.iter().filter(|e| e.at >= Utc::now() - window.duration()).take(20).cloned().collect();
+    let (Ok(users), Ok(keys), Ok(audit)) = (users, keys, audit) else {
+        return store_down();
+    };
+    let recent: Vec<AuditEntry> = audit
+        .iter()
+        .filter(|e| e.at >= Utc::now() - window.duration())
+        .take(20)
+        .cloned()
+        .collect();
     let last_14: Vec<AuditEntry> = audit.into_iter().filter(|e| e.at >= since).collect();
     let jobs = state.jobs.jobs();
     let failing_jobs = jobs.iter().filter(|j| j.last_error.is_some()).count();
@@ -133,39 +157,87 @@ pub async fn overview(State(state): State<AppState>, user: UiUser, Query(q): Que
 /// The sections a later release fills. Each says what it will hold.
 pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static str) -> Response {
     let (title, body) = match path {
-        "/performance" => ("Performance", coming(
-            "Per-endpoint latency percentiles, error rates and status codes for your app, live.",
-            &["Request rate, error rate and p50/p95/p99 over time", "Slowest, busiest and most error-prone endpoints",
-              "Status-code distribution and a latency histogram", "CPU, memory and disk of each instance"],
-        )),
-        "/analytics" => ("Analytics", coming(
-            "Who uses the product and how: events, sessions, active users, funnels and retention.",
-            &["Active users over time (DAU, WAU, MAU)", "Top events and feature usage", "A funnel builder with conversion per step",
-              "Retention by first-seen cohort", "Common paths and sessions"],
-        )),
-        "/flags" => ("Flags", coming(
-            "Feature flags with gradual rollouts and kill switches.",
-            &["Every flag with its status, strategy, rollout and a stale marker", "Toggle a flag with a confirmation and a reason",
-              "Edit a rollout percentage", "The history of each flag"],
-        )),
-        "/experiments" => ("Experiments", coming(
-            "A/B experiments on multivariate flags, with honest statistics.",
-            &["Exposures and conversions per variant", "Uplift with a confidence interval and chance to beat control",
-              "Sample-ratio-mismatch checks and guardrails"],
-        )),
-        "/alerts" => ("Alerts & incidents", coming(
-            "Alerts that page the right channel once, uptime checks, and the record of each incident.",
-            &["Firing and pending alerts, with acknowledge and silence", "Uptime per monitor and downtime periods",
-              "Incidents with their timeline, impact and postmortem"],
-        )),
-        "/launch" => ("Launch", coming(
-            "The controls of a soft launch.",
-            &["User cap and maintenance mode", "Launch readiness checks and phases", "User feedback and the feature-request backlog"],
-        )),
-        _ => ("Reports", coming(
-            "Weekly health and product reports.",
-            &["Uptime, latency and errors week over week", "Growth, retention and feature adoption", "Markdown, HTML and JSON exports"],
-        )),
+        "/performance" => (
+            "Performance",
+            coming(
+                "Per-endpoint latency percentiles, error rates and status codes for your app, live.",
+                &[
+                    "Request rate, error rate and p50/p95/p99 over time",
+                    "Slowest, busiest and most error-prone endpoints",
+                    "Status-code distribution and a latency histogram",
+                    "CPU, memory and disk of each instance",
+                ],
+            ),
+        ),
+        "/analytics" => (
+            "Analytics",
+            coming(
+                "Who uses the product and how: events, sessions, active users, funnels and retention.",
+                &[
+                    "Active users over time (DAU, WAU, MAU)",
+                    "Top events and feature usage",
+                    "A funnel builder with conversion per step",
+                    "Retention by first-seen cohort",
+                    "Common paths and sessions",
+                ],
+            ),
+        ),
+        "/flags" => (
+            "Flags",
+            coming(
+                "Feature flags with gradual rollouts and kill switches.",
+                &[
+                    "Every flag with its status, strategy, rollout and a stale marker",
+                    "Toggle a flag with a confirmation and a reason",
+                    "Edit a rollout percentage",
+                    "The history of each flag",
+                ],
+            ),
+        ),
+        "/experiments" => (
+            "Experiments",
+            coming(
+                "A/B experiments on multivariate flags, with honest statistics.",
+                &[
+                    "Exposures and conversions per variant",
+                    "Uplift with a confidence interval and chance to beat control",
+                    "Sample-ratio-mismatch checks and guardrails",
+                ],
+            ),
+        ),
+        "/alerts" => (
+            "Alerts & incidents",
+            coming(
+                "Alerts that page the right channel once, uptime checks, and the record of each incident.",
+                &[
+                    "Firing and pending alerts, with acknowledge and silence",
+                    "Uptime per monitor and downtime periods",
+                    "Incidents with their timeline, impact and postmortem",
+                ],
+            ),
+        ),
+        "/launch" => (
+            "Launch",
+            coming(
+                "The controls of a soft launch.",
+                &[
+                    "User cap and maintenance mode",
+                    "Launch readiness checks and phases",
+                    "User feedback and the feature-request backlog",
+                ],
+            ),
+        ),
+        _ => (
+            "Reports",
+            coming(
+                "Weekly health and product reports.",
+                &[
+                    "Uptime, latency and errors week over week",
+                    "Growth, retention and feature adoption",
+                    "Markdown, HTML and JSON exports",
+                ],
+            ),
+        ),
     };
     page(&user, path, q.window(), title, body)
 }
@@ -200,9 +272,17 @@ enum Flash {
     Token { name: String, token: String },
 }
 
-async fn settings_page(state: &AppState, user: &UiUser, window: Window, flash: Flash, status: StatusCode) -> Response {
+async fn settings_page(
+    state: &AppState,
+    user: &UiUser,
+    window: Window,
+    flash: Flash,
+    status: StatusCode,
+) -> Response {
     let (users, keys) = tokio::join!(state.users.list(), state.keys.list());
-    let (Ok(users), Ok(keys)) = (users, keys) else { return store_down() };
+    let (Ok(users), Ok(keys)) = (users, keys) else {
+        return store_down();
+    };
     let admin = user.user.role.can_administer();
     let body = html! {
         @match &flash {
@@ -268,7 +348,11 @@ async fn settings_page(state: &AppState, user: &UiUser, window: Window, flash: F
     res
 }
 
-pub async fn settings(State(state): State<AppState>, user: UiUser, Query(q): Query<WindowQuery>) -> Response {
+pub async fn settings(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<WindowQuery>,
+) -> Response {
     settings_page(&state, &user, q.window(), Flash::None, StatusCode::OK).await
 }
 
@@ -279,17 +363,56 @@ pub async fn create_user(
     form: Result<Form<NewUserForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return settings_page(&state, &user, Window::H24, Flash::Error("Fill in every field.".into()), StatusCode::BAD_REQUEST).await;
+        return settings_page(
+            &state,
+            &user,
+            Window::H24,
+            Flash::Error("Fill in every field.".into()),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     };
-    if let Err(res) = user.check_csrf(&headers, &form.csrf).and_then(|()| user.require_admin()) {
+    if let Err(res) = user
+        .check_csrf(&headers, &form.csrf)
+        .and_then(|()| user.require_admin())
+    {
         return res;
     }
     let Some(role) = Role::parse(&form.role) else {
-        return settings_page(&state, &user, Window::H24, Flash::Error("Unknown role.".into()), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return settings_page(
+            &state,
+            &user,
+            Window::H24,
+            Flash::Error("Unknown role.".into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     };
-    match state.users.create(&user.user.actor(), &form.username, &form.password, role).await {
-        Ok(u) => settings_page(&state, &user, Window::H24, Flash::Ok(format!("User {} added as {}.", u.username, u.role)), StatusCode::OK).await,
-        Err(e) => settings_page(&state, &user, Window::H24, Flash::Error(e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await,
+    match state
+        .users
+        .create(&user.user.actor(), &form.username, &form.password, role)
+        .await
+    {
+        Ok(u) => {
+            settings_page(
+                &state,
+                &user,
+                Window::H24,
+                Flash::Ok(format!("User {} added as {}.", u.username, u.role)),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => {
+            settings_page(
+                &state,
+                &user,
+                Window::H24,
+                Flash::Error(e.to_string()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
     }
 }
 
@@ -300,17 +423,59 @@ pub async fn create_key(
     form: Result<Form<NewKeyForm>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return settings_page(&state, &user, Window::H24, Flash::Error("Fill in every field.".into()), StatusCode::BAD_REQUEST).await;
+        return settings_page(
+            &state,
+            &user,
+            Window::H24,
+            Flash::Error("Fill in every field.".into()),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     };
-    if let Err(res) = user.check_csrf(&headers, &form.csrf).and_then(|()| user.require_admin()) {
+    if let Err(res) = user
+        .check_csrf(&headers, &form.csrf)
+        .and_then(|()| user.require_admin())
+    {
         return res;
     }
     let (Ok(name), Some(scope)) = (KeyName::parse(&form.name), Scope::parse(&form.scope)) else {
-        return settings_page(&state, &user, Window::H24, Flash::Error("Give the key a name (up to 100 characters) and a scope.".into()), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return settings_page(
+            &state,
+            &user,
+            Window::H24,
+            Flash::Error("Give the key a name (up to 100 characters) and a scope.".into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     };
-    match state.keys.create(&user.user.actor(), name, scope, None).await {
-        Ok(k) => settings_page(&state, &user, Window::H24, Flash::Token { name: k.name, token: k.token }, StatusCode::OK).await,
-        Err(e) => settings_page(&state, &user, Window::H24, Flash::Error(e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await,
+    match state
+        .keys
+        .create(&user.user.actor(), name, scope, None)
+        .await
+    {
+        Ok(k) => {
+            settings_page(
+                &state,
+                &user,
+                Window::H24,
+                Flash::Token {
+                    name: k.name,
+                    token: k.token,
+                },
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e) => {
+            settings_page(
+                &state,
+                &user,
+                Window::H24,
+                Flash::Error(e.to_string()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
     }
 }
 
@@ -322,11 +487,23 @@ pub async fn revoke_key(
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
     let submitted = form.map(|f| f.0.csrf).unwrap_or_default();
-    if let Err(res) = user.check_csrf(&headers, &submitted).and_then(|()| user.require_admin()) {
+    if let Err(res) = user
+        .check_csrf(&headers, &submitted)
+        .and_then(|()| user.require_admin())
+    {
         return res;
     }
     match state.keys.revoke(&user.user.actor(), &id, None).await {
         Ok(()) => Redirect::to("/settings").into_response(),
-        Err(e) => settings_page(&state, &user, Window::H24, Flash::Error(e.to_string()), StatusCode::NOT_FOUND).await,
+        Err(e) => {
+            settings_page(
+                &state,
+                &user,
+                Window::H24,
+                Flash::Error(e.to_string()),
+                StatusCode::NOT_FOUND,
+            )
+            .await
+        }
     }
 }

@@ -39,9 +39,15 @@ pub fn set_cookie(name: &str, value: &str, max_age_secs: i64, secure: bool) -> S
 /// Refuses cross-site form posts even before the CSRF token is looked at: when the browser
 /// says where the form came from, it must be this host.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let Some(host) = headers.get(HOST).and_then(|v| v.to_str().ok()) else { return false };
-    origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let Some(host) = headers.get(HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest == host)
 }
 
 /// The signed-in dashboard user. Extracting it redirects to the login page when there is no
@@ -64,11 +70,19 @@ impl UiUser {
 
     /// Refuses users whose role may not change state.
     pub fn require_editor(&self) -> Result<(), Response> {
-        if self.user.role.can_edit() { Ok(()) } else { Err(forbidden_page("editors and admins")) }
+        if self.user.role.can_edit() {
+            Ok(())
+        } else {
+            Err(forbidden_page("editors and admins"))
+        }
     }
 
     pub fn require_admin(&self) -> Result<(), Response> {
-        if self.user.role.can_administer() { Ok(()) } else { Err(forbidden_page("admins")) }
+        if self.user.role.can_administer() {
+            Ok(())
+        } else {
+            Err(forbidden_page("admins"))
+        }
     }
 }
 
@@ -81,7 +95,11 @@ pub fn csrf_failure() -> Response {
 }
 
 fn forbidden_page(who: &str) -> Response {
-    error_page(StatusCode::FORBIDDEN, "Not allowed", &format!("Only {who} can do this. Ask an admin to change your role."))
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        &format!("Only {who} can do this. Ask an admin to change your role."),
+    )
 }
 
 impl FromRequestParts<AppState> for UiUser {
@@ -90,16 +108,30 @@ impl FromRequestParts<AppState> for UiUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let to_login = || {
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let next = if path == "/" { String::new() } else { format!("?next={}", encode_component(path)) };
+            let next = if path == "/" {
+                String::new()
+            } else {
+                format!("?next={}", encode_component(path))
+            };
             Redirect::to(&format!("/login{next}")).into_response()
         };
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned) else { return Err(to_login()) };
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_owned) else {
+            return Err(to_login());
+        };
         match state.users.session(&token).await {
-            Ok(Some(s)) => Ok(Self { user: s.user, csrf: s.record.csrf_token, token }),
+            Ok(Some(s)) => Ok(Self {
+                user: s.user,
+                csrf: s.record.csrf_token,
+                token,
+            }),
             Ok(None) => Err(to_login()),
             Err(e) => {
                 tracing::error!(error = %e, "Session lookup failed.");
-                Err(error_page(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable", "Liftoff cannot reach its store. Try again shortly."))
+                Err(error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Store unavailable",
+                    "Liftoff cannot reach its store. Try again shortly.",
+                ))
             }
         }
     }
@@ -135,7 +167,10 @@ mod tests {
     #[test]
     fn reads_cookies() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; liftoff_session=tok; b=2"));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; liftoff_session=tok; b=2"),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("tok"));
         assert_eq!(cookie(&h, "c"), None);
     }

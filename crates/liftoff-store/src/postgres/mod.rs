@@ -31,7 +31,10 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
         Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::FOREIGN_KEY_VIOLATION => {
             StoreError::Conflict(e.to_string())
         }
-        _ => StoreError::Unavailable(e.as_db_error().map_or_else(|| e.to_string(), ToString::to_string)),
+        _ => StoreError::Unavailable(
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), ToString::to_string),
+        ),
     }
 }
 
@@ -41,14 +44,23 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
 
 impl PgState {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL {}: {e}", crate::redact(url))))?;
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "invalid PostgreSQL URL {}: {e}",
+                crate::redact(url)
+            ))
+        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
         config.application_name("liftoff");
-        let manager =
-            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .build()
@@ -62,7 +74,9 @@ impl PgState {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let tx = client.transaction().await.map_err(pg_err)?;
         // Replicas starting together take turns; the lock ends with the transaction.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg_err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg_err)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)",
@@ -70,7 +84,10 @@ impl PgState {
         .await
         .map_err(pg_err)?;
         let current: i64 = tx
-            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
             .await
             .map_err(pg_err)?
             .get(0);
@@ -81,16 +98,20 @@ impl PgState {
             )));
         }
         for m in migrations.iter().filter(|m| m.version > current) {
-            tx.batch_execute(m.sql)
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("migration {} ({}) failed: {e}", m.version, m.name)))?;
+            tx.batch_execute(m.sql).await.map_err(|e| {
+                StoreError::Unavailable(format!("migration {} ({}) failed: {e}", m.version, m.name))
+            })?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
                 &[&m.version, &m.name],
             )
             .await
             .map_err(pg_err)?;
-            tracing::info!(version = m.version, name = m.name, "Applied PostgreSQL migration.");
+            tracing::info!(
+                version = m.version,
+                name = m.name,
+                "Applied PostgreSQL migration."
+            );
         }
         tx.commit().await.map_err(pg_err)
     }
@@ -104,18 +125,31 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("invalid {what} `{value}`"))
 }
 
-async fn write_audit(tx: &deadpool_postgres::Transaction<'_>, c: &Change) -> Result<(), StoreError> {
+async fn write_audit(
+    tx: &deadpool_postgres::Transaction<'_>,
+    c: &Change,
+) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO audit_log (at, actor, action, target_type, target_id, before, after, reason)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[&c.at, &c.actor, &c.action, &c.target_type, &c.target_id, &c.before, &c.after, &c.reason],
+        &[
+            &c.at,
+            &c.actor,
+            &c.action,
+            &c.target_type,
+            &c.target_id,
+            &c.before,
+            &c.after,
+            &c.reason,
+        ],
     )
     .await
     .map_err(pg_err)?;
     Ok(())
 }
 
-const KEY_COLUMNS: &str = "id, name, scope, prefix, created_at, created_by, last_used_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, name, scope, prefix, created_at, created_by, last_used_at, revoked_at";
 
 fn key_from_row(r: &Row) -> Result<ApiKey, StoreError> {
     let scope: String = r.get(2);
@@ -155,7 +189,15 @@ impl KeyStore for PgState {
         tx.execute(
             "INSERT INTO api_keys (id, name, scope, prefix, digest, created_at, created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&k.id, &k.name, &k.scope.as_str(), &k.prefix, &key.digest.as_str(), &k.created_at, &k.created_by],
+            &[
+                &k.id,
+                &k.name,
+                &k.scope.as_str(),
+                &k.prefix,
+                &key.digest.as_str(),
+                &k.created_at,
+                &k.created_by,
+            ],
         )
         .await
         .map_err(pg_err)?;
@@ -166,7 +208,10 @@ impl KeyStore for PgState {
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id"), &[])
+            .query(
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id"),
+                &[],
+            )
             .await
             .map_err(pg_err)?;
         rows.iter().map(key_from_row).collect()
@@ -176,7 +221,9 @@ impl KeyStore for PgState {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE digest = $1 AND revoked_at IS NULL"),
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE digest = $1 AND revoked_at IS NULL"
+                ),
                 &[&digest.as_str()],
             )
             .await
@@ -188,7 +235,10 @@ impl KeyStore for PgState {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         let n = tx
-            .execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&id, &change.at])
+            .execute(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                &[&id, &change.at],
+            )
             .await
             .map_err(pg_err)?;
         if n == 1 {
@@ -200,7 +250,13 @@ impl KeyStore for PgState {
 
     async fn touch_key(&self, id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client.execute("UPDATE api_keys SET last_used_at = $2 WHERE id = $1", &[&id, &at]).await.map_err(pg_err)?;
+        client
+            .execute(
+                "UPDATE api_keys SET last_used_at = $2 WHERE id = $1",
+                &[&id, &at],
+            )
+            .await
+            .map_err(pg_err)?;
         Ok(())
     }
 
@@ -270,7 +326,10 @@ impl UserStore for PgState {
     async fn find_user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"), &[&username])
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"),
+                &[&username],
+            )
             .await
             .map_err(pg_err)?;
         row.as_ref().map(user_from_row).transpose()
@@ -279,7 +338,10 @@ impl UserStore for PgState {
     async fn get_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"), &[&id])
+            .query_opt(
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+                &[&id],
+            )
             .await
             .map_err(pg_err)?;
         row.as_ref().map(user_from_row).transpose()
@@ -288,15 +350,24 @@ impl UserStore for PgState {
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"), &[])
+            .query(
+                &format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"),
+                &[],
+            )
             .await
             .map_err(pg_err)?;
-        rows.iter().map(|r| user_from_row(r).map(|u| u.user)).collect()
+        rows.iter()
+            .map(|r| user_from_row(r).map(|u| u.user))
+            .collect()
     }
 
     async fn count_users(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let n: i64 = client.query_one("SELECT COUNT(*) FROM users", &[]).await.map_err(pg_err)?.get(0);
+        let n: i64 = client
+            .query_one("SELECT COUNT(*) FROM users", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
         Ok(n as u64)
     }
 }
@@ -315,7 +386,11 @@ impl SessionStore for PgState {
         Ok(())
     }
 
-    async fn find_session(&self, digest: &TokenDigest, now: DateTime<Utc>) -> Result<Option<SessionRecord>, StoreError> {
+    async fn find_session(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -336,13 +411,22 @@ impl SessionStore for PgState {
 
     async fn delete_session(&self, digest: &TokenDigest) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client.execute("DELETE FROM sessions WHERE digest = $1", &[&digest.as_str()]).await.map_err(pg_err)?;
+        client
+            .execute(
+                "DELETE FROM sessions WHERE digest = $1",
+                &[&digest.as_str()],
+            )
+            .await
+            .map_err(pg_err)?;
         Ok(())
     }
 
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        client.execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now]).await.map_err(pg_err)
+        client
+            .execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(pg_err)
     }
 }
 
@@ -362,7 +446,10 @@ impl StoreHealth for PgState {
     async fn schema_version(&self) -> Result<i64, StoreError> {
         let client = self.client().await?;
         Ok(client
-            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
             .await
             .map_err(pg_err)?
             .get(0))

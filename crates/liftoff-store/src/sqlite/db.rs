@@ -22,7 +22,9 @@ pub(crate) struct Db {
 
 pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             StoreError::Conflict(e.to_string())
         }
         rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) => {
@@ -35,7 +37,9 @@ pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     // FULL: a commit is on disk before the call returns, so an acknowledged change survives a
@@ -51,16 +55,22 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl Db {
-    pub(crate) async fn open(path: &Path, migrations: &'static [Migration]) -> Result<Self, StoreError> {
+    pub(crate) async fn open(
+        path: &Path,
+        migrations: &'static [Migration],
+    ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
             let mut writer = open_connection(&path)?;
             migrate(&mut writer, migrations)?;
-            let readers = (0..READERS).map(|_| open_connection(&path).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
+            let readers = (0..READERS)
+                .map(|_| open_connection(&path).map(Mutex::new))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(Self {
                 path,
                 writer: Arc::new(Mutex::new(writer)),
@@ -84,8 +94,12 @@ impl Db {
     {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().map_err(|_| StoreError::Unavailable("writer lock poisoned".into()))?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_err)?;
+            let mut conn = writer
+                .lock()
+                .map_err(|_| StoreError::Unavailable("writer lock poisoned".into()))?;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
             let out = f(&tx)?;
             tx.commit().map_err(sql_err)?;
             Ok(out)
@@ -122,8 +136,11 @@ impl Db {
     pub(crate) async fn checkpoint(&self) -> Result<(), StoreError> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = writer.lock().map_err(|_| StoreError::Unavailable("writer lock poisoned".into()))?;
-            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(sql_err)
+            let conn = writer
+                .lock()
+                .map_err(|_| StoreError::Unavailable("writer lock poisoned".into()))?;
+            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(sql_err)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
@@ -131,14 +148,20 @@ impl Db {
 }
 
 fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive).map_err(sql_err)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .map_err(sql_err)?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
     )
     .map_err(sql_err)?;
     let current: i64 = tx
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
         .map_err(sql_err)?;
     let newest = migrations.last().map_or(0, |m| m.version);
     if current > newest {
@@ -147,14 +170,19 @@ fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<(), StoreE
         )));
     }
     for m in migrations.iter().filter(|m| m.version > current) {
-        tx.execute_batch(m.sql)
-            .map_err(|e| StoreError::Unavailable(format!("migration {} ({}) failed: {e}", m.version, m.name)))?;
+        tx.execute_batch(m.sql).map_err(|e| {
+            StoreError::Unavailable(format!("migration {} ({}) failed: {e}", m.version, m.name))
+        })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
             rusqlite::params![m.version, m.name, chrono::Utc::now().timestamp_millis()],
         )
         .map_err(sql_err)?;
-        tracing::info!(version = m.version, name = m.name, "Applied SQLite migration.");
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "Applied SQLite migration."
+        );
     }
     tx.commit().map_err(sql_err)
 }

@@ -25,7 +25,9 @@ pub struct SqliteState {
 
 impl SqliteState {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self { db: Db::open(path, migrations::SQLITE).await? })
+        Ok(Self {
+            db: Db::open(path, migrations::SQLITE).await?,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -39,7 +41,11 @@ fn ms(t: DateTime<Utc>) -> i64 {
 
 fn time(ms: i64) -> Result<DateTime<Utc>, rusqlite::Error> {
     Utc.timestamp_millis_opt(ms).single().ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, "timestamp out of range".into())
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Integer,
+            "timestamp out of range".into(),
+        )
     })
 }
 
@@ -48,7 +54,11 @@ fn opt_time(ms: Option<i64>) -> Result<Option<DateTime<Utc>>, rusqlite::Error> {
 }
 
 fn conversion(what: &str, value: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("invalid {what} `{value}`").into())
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("invalid {what} `{value}`").into(),
+    )
 }
 
 fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
@@ -56,20 +66,31 @@ fn json_text(v: &Option<serde_json::Value>) -> Option<String> {
 }
 
 fn json_value(s: Option<String>) -> Result<Option<serde_json::Value>, rusqlite::Error> {
-    s.map(|s| serde_json::from_str(&s).map_err(|e| conversion("json", e.to_string()))).transpose()
+    s.map(|s| serde_json::from_str(&s).map_err(|e| conversion("json", e.to_string())))
+        .transpose()
 }
 
 fn write_audit(tx: &rusqlite::Transaction<'_>, c: &Change) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO audit_log (at, actor, action, target_type, target_id, before, after, reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![ms(c.at), c.actor, c.action, c.target_type, c.target_id, json_text(&c.before), json_text(&c.after), c.reason],
+        params![
+            ms(c.at),
+            c.actor,
+            c.action,
+            c.target_type,
+            c.target_id,
+            json_text(&c.before),
+            json_text(&c.after),
+            c.reason
+        ],
     )
     .map_err(sql_err)?;
     Ok(())
 }
 
-const KEY_COLUMNS: &str = "id, name, scope, prefix, created_at, created_by, last_used_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, name, scope, prefix, created_at, created_by, last_used_at, revoked_at";
 
 fn key_from_row(r: &Row<'_>) -> Result<ApiKey, rusqlite::Error> {
     let scope: String = r.get(2)?;
@@ -110,7 +131,15 @@ impl KeyStore for SqliteState {
                 tx.execute(
                     "INSERT INTO api_keys (id, name, scope, prefix, digest, created_at, created_by)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![k.id, k.name, k.scope.as_str(), k.prefix, key.digest.as_str(), ms(k.created_at), k.created_by],
+                    params![
+                        k.id,
+                        k.name,
+                        k.scope.as_str(),
+                        k.prefix,
+                        key.digest.as_str(),
+                        ms(k.created_at),
+                        k.created_by
+                    ],
                 )
                 .map_err(sql_err)?;
                 write_audit(tx, &change)
@@ -122,7 +151,9 @@ impl KeyStore for SqliteState {
         self.db
             .read(|c| {
                 let mut stmt = c
-                    .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id"))
+                    .prepare_cached(&format!(
+                        "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id"
+                    ))
                     .map_err(sql_err)?;
                 let rows = stmt.query_map([], key_from_row).map_err(sql_err)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
@@ -167,8 +198,11 @@ impl KeyStore for SqliteState {
         let id = id.to_owned();
         self.db
             .write(move |tx| {
-                tx.execute("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", params![id, ms(at)])
-                    .map_err(sql_err)?;
+                tx.execute(
+                    "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+                    params![id, ms(at)],
+                )
+                .map_err(sql_err)?;
                 Ok(())
             })
             .await
@@ -246,11 +280,13 @@ impl UserStore for SqliteState {
         let username = username.to_owned();
         self.db
             .read(move |c| {
-                c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"))
-                    .map_err(sql_err)?
-                    .query_row([username], user_from_row)
-                    .optional()
-                    .map_err(sql_err)
+                c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
+                ))
+                .map_err(sql_err)?
+                .query_row([username], user_from_row)
+                .optional()
+                .map_err(sql_err)
             })
             .await
     }
@@ -272,9 +308,13 @@ impl UserStore for SqliteState {
         self.db
             .read(|c| {
                 let mut stmt = c
-                    .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
+                    .prepare_cached(&format!(
+                        "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+                    ))
                     .map_err(sql_err)?;
-                let rows = stmt.query_map([], |r| user_from_row(r).map(|u| u.user)).map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([], |r| user_from_row(r).map(|u| u.user))
+                    .map_err(sql_err)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
             })
             .await
@@ -282,7 +322,11 @@ impl UserStore for SqliteState {
 
     async fn count_users(&self) -> Result<u64, StoreError> {
         self.db
-            .read(|c| c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(sql_err))
+            .read(|c| {
+                c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
+                    .map_err(sql_err)
+            })
             .await
     }
 }
@@ -303,7 +347,11 @@ impl SessionStore for SqliteState {
             .await
     }
 
-    async fn find_session(&self, digest: &TokenDigest, now: DateTime<Utc>) -> Result<Option<SessionRecord>, StoreError> {
+    async fn find_session(
+        &self,
+        digest: &TokenDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
         let digest = digest.as_str().to_owned();
         self.db
             .read(move |c| {
@@ -331,7 +379,8 @@ impl SessionStore for SqliteState {
         let digest = digest.as_str().to_owned();
         self.db
             .write(move |tx| {
-                tx.execute("DELETE FROM sessions WHERE digest = ?1", [digest]).map_err(sql_err)?;
+                tx.execute("DELETE FROM sessions WHERE digest = ?1", [digest])
+                    .map_err(sql_err)?;
                 Ok(())
             })
             .await
@@ -340,7 +389,9 @@ impl SessionStore for SqliteState {
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         self.db
             .write(move |tx| {
-                tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [ms(now)]).map(|n| n as u64).map_err(sql_err)
+                tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [ms(now)])
+                    .map(|n| n as u64)
+                    .map_err(sql_err)
             })
             .await
     }
@@ -354,13 +405,25 @@ impl StoreHealth for SqliteState {
 
     async fn ping(&self) -> Result<Duration, StoreError> {
         let start = Instant::now();
-        self.db.read(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map_err(sql_err)).await?;
+        self.db
+            .read(|c| {
+                c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                    .map_err(sql_err)
+            })
+            .await?;
         Ok(start.elapsed())
     }
 
     async fn schema_version(&self) -> Result<i64, StoreError> {
         self.db
-            .read(|c| c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(sql_err))
+            .read(|c| {
+                c.query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err)
+            })
             .await
     }
 

@@ -13,7 +13,14 @@ fn cookie_from(res: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 fn value_of(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
 }
 
 /// The login form's CSRF field.
@@ -32,7 +39,12 @@ async fn sign_in(app: &TestApp, password: &str) -> reqwest::Response {
     app.http
         .post(app.at("/login"))
         .header("cookie", format!("liftoff_login_csrf={csrf_cookie}"))
-        .form(&[("username", "admin"), ("password", password), ("csrf", &csrf), ("next", "/flags?window=1h")])
+        .form(&[
+            ("username", "admin"),
+            ("password", password),
+            ("csrf", &csrf),
+            ("next", "/flags?window=1h"),
+        ])
         .send()
         .await
         .unwrap()
@@ -47,48 +59,122 @@ async fn sign_in_and_out() {
 
     let wrong = sign_in(&app, "wrong-password").await;
     assert_eq!(wrong.status(), 401);
-    assert!(wrong.text().await.unwrap().contains("Invalid username or password"));
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("Invalid username or password")
+    );
 
     let ok = sign_in(&app, ADMIN_PASSWORD).await;
     assert_eq!(ok.status(), 303);
-    assert_eq!(ok.headers()["location"], "/flags?window=1h", "back where the user was going");
+    assert_eq!(
+        ok.headers()["location"],
+        "/flags?window=1h",
+        "back where the user was going"
+    );
     let session = cookie_from(&ok, "liftoff_session").unwrap();
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
     let cookie = format!("liftoff_session={}", value_of(&session));
 
-    let page = app.http.get(app.at("/?window=4h")).header("cookie", &cookie).send().await.unwrap();
+    let page = app
+        .http
+        .get(app.at("/?window=4h"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
     let html = page.text().await.unwrap();
     assert!(html.contains("<h1>Overview</h1>"));
-    assert!(html.contains(r#"<option value="4h" selected>"#), "window kept");
-    for path in ["/performance", "/analytics", "/flags", "/experiments", "/alerts", "/launch", "/reports"] {
-        assert!(html.contains(&format!("href=\"{path}?window=4h\"")), "nav lacks {path}");
-        let section = app.http.get(app.at(path)).header("cookie", &cookie).send().await.unwrap();
+    assert!(
+        html.contains(r#"<option value="4h" selected>"#),
+        "window kept"
+    );
+    for path in [
+        "/performance",
+        "/analytics",
+        "/flags",
+        "/experiments",
+        "/alerts",
+        "/launch",
+        "/reports",
+    ] {
+        assert!(
+            html.contains(&format!("href=\"{path}?window=4h\"")),
+            "nav lacks {path}"
+        );
+        let section = app
+            .http
+            .get(app.at(path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(section.status(), 200, "{path}");
     }
 
     // Sign-out needs the session's CSRF token.
     let csrf = hidden(&html, "csrf");
-    let forged = app.http.post(app.at("/logout")).header("cookie", &cookie).form(&[("csrf", "forged")]).send().await.unwrap();
+    let forged = app
+        .http
+        .post(app.at("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 403);
-    let out = app.http.post(app.at("/logout")).header("cookie", &cookie).form(&[("csrf", &csrf)]).send().await.unwrap();
+    let out = app
+        .http
+        .post(app.at("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 303);
-    let after = app.http.get(app.at("/")).header("cookie", &cookie).send().await.unwrap();
+    let after = app
+        .http
+        .get(app.at("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status(), 303, "the session is gone from the store");
 }
 
 #[tokio::test]
 async fn login_needs_its_csrf_token_and_same_origin() {
     let app = spawn().await;
-    let res = app.http.post(app.at("/login")).form(&[("username", "admin"), ("password", ADMIN_PASSWORD)]).send().await.unwrap();
+    let res = app
+        .http
+        .post(app.at("/login"))
+        .form(&[("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
     let res = app
         .http
         .post(app.at("/login"))
         .header("cookie", "liftoff_login_csrf=abc")
         .header("origin", "http://evil.example")
-        .form(&[("username", "admin"), ("password", ADMIN_PASSWORD), ("csrf", "abc")])
+        .form(&[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("csrf", "abc"),
+        ])
         .send()
         .await
         .unwrap();
@@ -98,38 +184,74 @@ async fn login_needs_its_csrf_token_and_same_origin() {
 #[tokio::test]
 async fn open_redirects_are_refused() {
     let app = spawn().await;
-    let page = app.http.get(app.at("/login?next=//evil.example/x")).send().await.unwrap();
+    let page = app
+        .http
+        .get(app.at("/login?next=//evil.example/x"))
+        .send()
+        .await
+        .unwrap();
     let html = page.text().await.unwrap();
-    assert!(!html.contains("evil.example"), "next is sanitised before it reaches the form");
+    assert!(
+        !html.contains("evil.example"),
+        "next is sanitised before it reaches the form"
+    );
 }
 
 #[tokio::test]
 async fn admins_create_keys_from_settings_and_viewers_cannot() {
     let app = spawn().await;
     let res = sign_in(&app, ADMIN_PASSWORD).await;
-    let cookie = format!("liftoff_session={}", value_of(&cookie_from(&res, "liftoff_session").unwrap()));
-    let html = app.http.get(app.at("/settings")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let cookie = format!(
+        "liftoff_session={}",
+        value_of(&cookie_from(&res, "liftoff_session").unwrap())
+    );
+    let html = app
+        .http
+        .get(app.at("/settings"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = hidden(&html, "csrf");
     let created = app
         .http
         .post(app.at("/settings/keys"))
         .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str()), ("name", "<script>alert(1)</script>"), ("scope", "ingest")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "<script>alert(1)</script>"),
+            ("scope", "ingest"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(created.status(), 200);
     let html = created.text().await.unwrap();
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "names are escaped");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "names are escaped"
+    );
     assert!(!html.contains("<script>alert(1)</script>"));
     let token = hidden_token(&html);
-    assert_eq!(app.get("/api/keys", Some(&token)).await.status(), 403, "the shown token is a real ingest key");
+    assert_eq!(
+        app.get("/api/keys", Some(&token)).await.status(),
+        403,
+        "the shown token is a real ingest key"
+    );
 
     let res = app
         .http
         .post(app.at("/settings/users"))
         .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str()), ("username", "val"), ("password", "viewer-password"), ("role", "viewer")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "val"),
+            ("password", "viewer-password"),
+            ("role", "viewer"),
+        ])
         .send()
         .await
         .unwrap();
@@ -139,4 +261,20 @@ async fn admins_create_keys_from_settings_and_viewers_cannot() {
 fn hidden_token(html: &str) -> String {
     let start = html.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
     html[start..start + html[start..].find('<').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_throttled() {
+    let app = spawn().await;
+    for _ in 0..10 {
+        assert_eq!(sign_in(&app, "wrong-password").await.status(), 401);
+    }
+    let res = sign_in(&app, ADMIN_PASSWORD).await;
+    assert_eq!(
+        res.status(),
+        429,
+        "even the right password waits once the budget is spent"
+    );
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(res.text().await.unwrap().contains("Too many attempts"));
 }

@@ -32,7 +32,10 @@ pub async fn spawn_with(adjust: impl FnOnce(Overrides) -> Overrides) -> TestApp 
 }
 
 /// Starts the app on an existing data directory (which the caller keeps).
-pub async fn spawn_at(data: &std::path::Path, adjust: impl FnOnce(Overrides) -> Overrides) -> TestApp {
+pub async fn spawn_at(
+    data: &std::path::Path,
+    adjust: impl FnOnce(Overrides) -> Overrides,
+) -> TestApp {
     let overrides = adjust(Overrides {
         data: Some(data.to_owned()),
         admin_token: Some(ADMIN_TOKEN.into()),
@@ -47,8 +50,18 @@ pub async fn spawn_at(data: &std::path::Path, adjust: impl FnOnce(Overrides) -> 
     let server = tokio::spawn(startup::serve(listener, built, async move {
         let _ = rx.await;
     }));
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { url, http, data: data.to_owned(), stop: Some(tx), server: Some(server), _dir: None }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        url,
+        http,
+        data: data.to_owned(),
+        stop: Some(tx),
+        server: Some(server),
+        _dir: None,
+    }
 }
 
 impl TestApp {
@@ -64,7 +77,12 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
-    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
         let mut req = self.http.post(self.at(path)).json(body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -74,10 +92,19 @@ impl TestApp {
 
     /// Creates a key with the admin token; returns `(id, token)`.
     pub async fn key(&self, scope: &str) -> (String, String) {
-        let res = self.post_json("/api/keys", Some(ADMIN_TOKEN), &json!({"name": format!("{scope} key"), "scope": scope})).await;
+        let res = self
+            .post_json(
+                "/api/keys",
+                Some(ADMIN_TOKEN),
+                &json!({"name": format!("{scope} key"), "scope": scope}),
+            )
+            .await;
         assert_eq!(res.status(), 201);
         let v: Value = res.json().await.unwrap();
-        (v["id"].as_str().unwrap().to_owned(), v["token"].as_str().unwrap().to_owned())
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Stops the server the way SIGTERM does and waits for it to finish.
@@ -102,18 +129,25 @@ impl Drop for TestApp {
 /// Asserts a problem document with `status` and returns it.
 pub async fn problem(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(res.status().as_u16(), status, "unexpected status");
-    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(ct.as_deref(), Some("application/problem+json"));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], status);
     for field in ["type", "title", "detail"] {
-        assert!(body[field].as_str().is_some_and(|s| !s.is_empty()), "problem lacks {field}: {body}");
+        assert!(
+            body[field].as_str().is_some_and(|s| !s.is_empty()),
+            "problem lacks {field}: {body}"
+        );
     }
     body
 }
 
 pub fn postgres_url() -> String {
-    std::env::var("LIFTOFF_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("LIFTOFF_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// A fresh, empty schema on the test PostgreSQL, as a state URL.
@@ -122,7 +156,10 @@ pub async fn postgres_state_url() -> String {
     let schema = format!("liftoff_it_{:016x}", rand_u64());
     let (client, conn) = tokio_postgres_connect(&base).await;
     tokio::spawn(conn);
-    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-csearch_path%3D{schema}")
 }
@@ -134,8 +171,13 @@ fn rand_u64() -> u64 {
 
 async fn tokio_postgres_connect(
     url: &str,
-) -> (tokio_postgres::Client, tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>) {
+) -> (
+    tokio_postgres::Client,
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+) {
     tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required (set LIFTOFF_TEST_DATABASE_URL): {e}"))
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL at {url} is required (set LIFTOFF_TEST_DATABASE_URL): {e}")
+        })
 }

@@ -1,6 +1,11 @@
 //! Black-box tests of the whole application over real HTTP on loopback. One test binary (faster
 //! to link); each module covers one area.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is the failure report"
+)]
+
 mod harness;
 
 mod auth;

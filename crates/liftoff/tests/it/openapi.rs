@@ -5,7 +5,12 @@ use serde_json::Value;
 use crate::harness::{problem, spawn};
 
 /// Routes anyone may call.
-const PUBLIC: &[&str] = &["/healthz", "/readyz", "/health/detailed", "/api/openapi.json"];
+const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/health/detailed",
+    "/api/openapi.json",
+];
 
 #[tokio::test]
 async fn openapi_document_lists_the_routes() {
@@ -13,7 +18,11 @@ async fn openapi_document_lists_the_routes() {
     let res = app.get("/api/openapi.json", None).await;
     assert_eq!(res.status(), 200);
     let doc: Value = res.json().await.unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in [
         ("/api/keys", "get"),
@@ -24,7 +33,10 @@ async fn openapi_document_lists_the_routes() {
         ("/readyz", "get"),
         ("/health/detailed", "get"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["Problem"].is_object());
@@ -33,13 +45,18 @@ async fn openapi_document_lists_the_routes() {
 #[tokio::test]
 async fn every_api_route_requires_a_token() {
     let app = spawn().await;
-    let doc: Value = app.get("/api/openapi.json", None).await.json().await.unwrap();
+    let doc: Value = app
+        .get("/api/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         if PUBLIC.contains(&path.as_str()) {
             continue;
         }
-        let concrete = path.replace('{', "").replace('}', "");
+        let concrete = path.replace(['{', '}'], "");
         for method in item.as_object().unwrap().keys() {
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let res = app.http.request(m, app.at(&concrete)).send().await.unwrap();

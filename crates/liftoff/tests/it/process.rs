@@ -25,7 +25,10 @@ impl Proc {
         }
         let mut child = cmd.spawn().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -33,7 +36,11 @@ impl Proc {
                 }
             });
         }
-        Self { child, lines: rx, log: Vec::new() }
+        Self {
+            child,
+            lines: rx,
+            log: Vec::new(),
+        }
     }
 
     /// Waits for a line containing `needle`; returns it.
@@ -47,12 +54,21 @@ impl Proc {
                 }
             }
         }
-        panic!("no line with {needle:?}; output so far:\n{}", self.log.join("\n"));
+        panic!(
+            "no line with {needle:?}; output so far:\n{}",
+            self.log.join("\n")
+        );
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -67,11 +83,18 @@ impl Proc {
 /// The `http://ADDR` of the "listening on" line.
 fn address(line: &str) -> String {
     let start = line.find("listening on http://").unwrap() + "listening on ".len();
-    line[start..].split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_owned()
+    line[start..]
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 fn get(url: &str) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let res = reqwest::get(url).await.unwrap();
         (res.status().as_u16(), res.text().await.unwrap())
@@ -83,23 +106,52 @@ fn first_start_generates_credentials_and_sigterm_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let started = Instant::now();
-    let mut p = Proc::start(&["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+    let mut p = Proc::start(
+        &[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
     let line = p.wait_for("listening on http://");
     let base = address(&line);
     let (status, _) = get(&format!("{base}/readyz"));
     assert_eq!(status, 200);
-    eprintln!("ready after {:?} (debug build, first start)", started.elapsed());
+    eprintln!(
+        "ready after {:?} (debug build, first start)",
+        started.elapsed()
+    );
 
     for file in ["admin-token", "admin-password"] {
         let path = data.join(file);
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
         assert_eq!(mode & 0o777, 0o600, "{file} is private");
     }
-    let token = std::fs::read_to_string(data.join("admin-token")).unwrap().trim().to_owned();
-    assert!(p.log.iter().any(|l| l.contains(&token)), "the token is printed once");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let token = std::fs::read_to_string(data.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        p.log.iter().any(|l| l.contains(&token)),
+        "the token is printed once"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let status = rt.block_on(async {
-        reqwest::Client::new().get(format!("{base}/api/keys")).bearer_auth(&token).send().await.unwrap().status()
+        reqwest::Client::new()
+            .get(format!("{base}/api/keys"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
     });
     assert_eq!(status, 200, "the generated token is an admin key");
 
@@ -107,9 +159,22 @@ fn first_start_generates_credentials_and_sigterm_exits_cleanly() {
     assert!(status.success(), "exit status {status}");
 
     // A second start generates nothing new.
-    let mut p = Proc::start(&["serve", "--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+    let mut p = Proc::start(
+        &[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
     p.wait_for("listening on http://");
-    assert!(!p.log.iter().any(|l| l.contains("shown once")), "{:?}", p.log);
+    assert!(
+        !p.log.iter().any(|l| l.contains("shown once")),
+        "{:?}",
+        p.log
+    );
     assert!(p.terminate().success());
 }
 
@@ -118,12 +183,20 @@ fn json_logs_and_environment_settings() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Proc::start(
         &["serve", "--log-format", "json"],
-        &[("LIFTOFF_DATA", dir.path().to_str().unwrap()), ("LIFTOFF_LISTEN", "127.0.0.1:0"), ("LIFTOFF_ADMIN_TOKEN", "env-admin-token-0123456789")],
+        &[
+            ("LIFTOFF_DATA", dir.path().to_str().unwrap()),
+            ("LIFTOFF_LISTEN", "127.0.0.1:0"),
+            ("LIFTOFF_ADMIN_TOKEN", "env-admin-token-0123456789"),
+        ],
     );
     let line = p.wait_for("listening on http://");
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
     assert_eq!(v["level"], "INFO");
-    assert!(!dir.path().join("admin-token").exists(), "LIFTOFF_ADMIN_TOKEN replaces the generated one");
+    assert!(
+        !dir.path().join("admin-token").exists(),
+        "LIFTOFF_ADMIN_TOKEN replaces the generated one"
+    );
     assert!(p.terminate().success());
 }
 
@@ -137,11 +210,17 @@ fn unknown_settings_are_refused_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("LIFTOFF_LISTNE") && err.contains("LIFTOFF_LISTEN"), "{err}");
+    assert!(
+        err.contains("LIFTOFF_LISTNE") && err.contains("LIFTOFF_LISTEN"),
+        "{err}"
+    );
 
     let config = dir.path().join("liftoff.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:0\"\nlisten_port = 8080\n").unwrap();
-    let out = Command::new(BIN).args(["serve", "--config", config.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("listen_port"), "{err}");
@@ -153,10 +232,22 @@ fn config_file_is_read_and_flags_override_it() {
     let config = dir.path().join("liftoff.toml");
     let data = dir.path().join("from-file");
     std::fs::write(&config, format!("listen = \"127.0.0.1:1\"\ndata = {:?}\nadmin_token = \"file-admin-token-0123456789\"\n", data)).unwrap();
-    let mut p = Proc::start(&["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"], &[]);
+    let mut p = Proc::start(
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
     let base = address(&p.wait_for("listening on http://"));
     assert!(!base.ends_with(":1"), "the flag overrides the file");
-    assert!(data.join("state.db").exists(), "the data dir comes from the file");
+    assert!(
+        data.join("state.db").exists(),
+        "the data dir comes from the file"
+    );
     assert!(p.terminate().success());
 }
 
@@ -167,9 +258,20 @@ fn help_documents_every_command() {
     for cmd in ["serve", "demo", "migrate", "keys", "users"] {
         assert!(help.contains(cmd), "{help}");
     }
-    let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--listen", "--data", "--state-url", "--events-url", "LIFTOFF_ADMIN_TOKEN", "--log-format", "--event-retention-days"] {
+    for flag in [
+        "--listen",
+        "--data",
+        "--state-url",
+        "--events-url",
+        "LIFTOFF_ADMIN_TOKEN",
+        "--log-format",
+        "--event-retention-days",
+    ] {
         assert!(help.contains(flag), "serve --help lacks {flag}");
     }
 }
@@ -177,9 +279,23 @@ fn help_documents_every_command() {
 #[test]
 fn demo_fills_a_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).args(["demo", "--data", dir.path().to_str().unwrap()]).env("LIFTOFF_ADMIN_TOKEN", "demo-admin-token-0123456789").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(BIN).args(["users", "list", "--data", dir.path().to_str().unwrap()]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["demo", "--data", dir.path().to_str().unwrap()])
+        .env("LIFTOFF_ADMIN_TOKEN", "demo-admin-token-0123456789")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["users", "list", "--data", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
-    assert!(list.contains("maya.editor") && list.contains("sam.viewer") && list.contains("admin"), "{list}");
+    assert!(
+        list.contains("maya.editor") && list.contains("sam.viewer") && list.contains("admin"),
+        "{list}"
+    );
 }
