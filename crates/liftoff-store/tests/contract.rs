@@ -77,28 +77,11 @@ mod sqlite {
 
 mod postgres {
     use super::*;
+    use liftoff_testkit::postgres::{fresh_schema_url, schema_of};
 
-    fn base_url() -> String {
-        std::env::var("LIFTOFF_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
-
-    /// A fresh schema per test, so tests run in parallel on one database and leave nothing shared.
     pub(crate) async fn open() -> Arc<dyn StateStore> {
-        let base = base_url();
-        let schema = format!("liftoff_test_{:016x}", rand::random::<u64>());
-        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL at {base} is required for the postgres contract tests (set LIFTOFF_TEST_DATABASE_URL): {e}")
-        });
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
         Arc::new(
-            liftoff_store::postgres::PgState::connect(&url)
+            liftoff_store::postgres::PgState::connect(&fresh_schema_url().await)
                 .await
                 .unwrap(),
         )
@@ -108,27 +91,23 @@ mod postgres {
 
     #[tokio::test]
     async fn concurrent_replicas_migrate_once() {
-        let base = base_url();
-        let schema = format!("liftoff_test_{:016x}", rand::random::<u64>());
-        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+        let url = fresh_schema_url().await;
         let (a, b) = tokio::join!(
             liftoff_store::postgres::PgState::connect(&url),
             liftoff_store::postgres::PgState::connect(&url)
         );
         a.unwrap();
         b.unwrap();
+        let (client, conn) = tokio_postgres::connect(
+            &liftoff_testkit::postgres::base_url(),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
         let n: i64 = client
             .query_one(
-                &format!("SELECT COUNT(*) FROM {schema}.schema_migrations"),
+                &format!("SELECT COUNT(*) FROM {}.schema_migrations", schema_of(&url)),
                 &[],
             )
             .await

@@ -1,7 +1,7 @@
 //! Test helpers shared by Liftoff's crates.
 //!
 //! [`contract`] holds the suite every state-store backend must pass: `liftoff-store` runs each
-//! case against SQLite and PostgreSQL.
+//! case against SQLite and PostgreSQL; [`postgres`] gives each test its own schema.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,3 +9,4 @@
 )]
 
 pub mod contract;
+pub mod postgres;

@@ -6,7 +6,7 @@ use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use chrono::{Duration, Utc};
 use liftoff_core::audit::{AuditEntry, AuditQuery};
 use liftoff_core::auth::{KeyName, Scope};
@@ -356,64 +356,80 @@ pub async fn settings(
     settings_page(&state, &user, q.window(), Flash::None, StatusCode::OK).await
 }
 
+/// A settings form's outcome: the message to show and the status to answer with.
+type Outcome = (Flash, StatusCode);
+
+fn failed(message: impl Into<String>, status: StatusCode) -> Outcome {
+    (Flash::Error(message.into()), status)
+}
+
+trait CsrfField {
+    fn csrf(&self) -> &str;
+}
+
+impl CsrfField for NewUserForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+impl CsrfField for NewKeyForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+impl CsrfField for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Runs an admin-only settings form: checks the body, CSRF token and role, runs `act`, and
+/// shows the settings page with its outcome.
+async fn admin_form<T: CsrfField>(
+    state: &AppState,
+    user: &UiUser,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+    act: impl AsyncFnOnce(T) -> Outcome,
+) -> Response {
+    let (flash, status) = match form {
+        Err(_) => failed("Fill in every field.", StatusCode::BAD_REQUEST),
+        Ok(Form(form)) => {
+            if let Err(res) = user
+                .check_csrf(headers, form.csrf())
+                .and_then(|()| user.require_admin())
+            {
+                return res;
+            }
+            act(form).await
+        }
+    };
+    settings_page(state, user, Window::H24, flash, status).await
+}
+
 pub async fn create_user(
     State(state): State<AppState>,
     user: UiUser,
     headers: HeaderMap,
     form: Result<Form<NewUserForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return settings_page(
-            &state,
-            &user,
-            Window::H24,
-            Flash::Error("Fill in every field.".into()),
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
-    };
-    if let Err(res) = user
-        .check_csrf(&headers, &form.csrf)
-        .and_then(|()| user.require_admin())
-    {
-        return res;
-    }
-    let Some(role) = Role::parse(&form.role) else {
-        return settings_page(
-            &state,
-            &user,
-            Window::H24,
-            Flash::Error("Unknown role.".into()),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    };
-    match state
-        .users
-        .create(&user.user.actor(), &form.username, &form.password, role)
-        .await
-    {
-        Ok(u) => {
-            settings_page(
-                &state,
-                &user,
-                Window::H24,
+    admin_form(&state, &user, &headers, form, async |form: NewUserForm| {
+        let Some(role) = Role::parse(&form.role) else {
+            return failed("Unknown role.", StatusCode::UNPROCESSABLE_ENTITY);
+        };
+        match state
+            .users
+            .create(&user.user.actor(), &form.username, &form.password, role)
+            .await
+        {
+            Ok(u) => (
                 Flash::Ok(format!("User {} added as {}.", u.username, u.role)),
                 StatusCode::OK,
-            )
-            .await
+            ),
+            Err(e) => failed(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
         }
-        Err(e) => {
-            settings_page(
-                &state,
-                &user,
-                Window::H24,
-                Flash::Error(e.to_string()),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+    })
+    .await
 }
 
 pub async fn create_key(
@@ -422,61 +438,30 @@ pub async fn create_key(
     headers: HeaderMap,
     form: Result<Form<NewKeyForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return settings_page(
-            &state,
-            &user,
-            Window::H24,
-            Flash::Error("Fill in every field.".into()),
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
-    };
-    if let Err(res) = user
-        .check_csrf(&headers, &form.csrf)
-        .and_then(|()| user.require_admin())
-    {
-        return res;
-    }
-    let (Ok(name), Some(scope)) = (KeyName::parse(&form.name), Scope::parse(&form.scope)) else {
-        return settings_page(
-            &state,
-            &user,
-            Window::H24,
-            Flash::Error("Give the key a name (up to 100 characters) and a scope.".into()),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    };
-    match state
-        .keys
-        .create(&user.user.actor(), name, scope, None)
-        .await
-    {
-        Ok(k) => {
-            settings_page(
-                &state,
-                &user,
-                Window::H24,
+    admin_form(&state, &user, &headers, form, async |form: NewKeyForm| {
+        let (Ok(name), Some(scope)) = (KeyName::parse(&form.name), Scope::parse(&form.scope))
+        else {
+            return failed(
+                "Give the key a name (up to 100 characters) and a scope.",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        };
+        match state
+            .keys
+            .create(&user.user.actor(), name, scope, None)
+            .await
+        {
+            Ok(k) => (
                 Flash::Token {
                     name: k.name,
                     token: k.token,
                 },
                 StatusCode::OK,
-            )
-            .await
+            ),
+            Err(e) => failed(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
         }
-        Err(e) => {
-            settings_page(
-                &state,
-                &user,
-                Window::H24,
-                Flash::Error(e.to_string()),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+    })
+    .await
 }
 
 pub async fn revoke_key(
@@ -486,24 +471,15 @@ pub async fn revoke_key(
     Path(id): Path<String>,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    let submitted = form.map(|f| f.0.csrf).unwrap_or_default();
-    if let Err(res) = user
-        .check_csrf(&headers, &submitted)
-        .and_then(|()| user.require_admin())
-    {
-        return res;
-    }
-    match state.keys.revoke(&user.user.actor(), &id, None).await {
-        Ok(()) => Redirect::to("/settings").into_response(),
-        Err(e) => {
-            settings_page(
-                &state,
-                &user,
-                Window::H24,
-                Flash::Error(e.to_string()),
-                StatusCode::NOT_FOUND,
-            )
-            .await
-        }
-    }
+    admin_form(
+        &state,
+        &user,
+        &headers,
+        form,
+        async |_: CsrfOnly| match state.keys.revoke(&user.user.actor(), &id, None).await {
+            Ok(()) => (Flash::Ok("Key revoked.".into()), StatusCode::OK),
+            Err(e) => failed(e.to_string(), StatusCode::NOT_FOUND),
+        },
+    )
+    .await
 }

@@ -145,39 +145,7 @@ pub async fn problem(res: reqwest::Response, status: u16) -> Value {
     body
 }
 
-pub fn postgres_url() -> String {
-    std::env::var("LIFTOFF_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 /// A fresh, empty schema on the test PostgreSQL, as a state URL.
 pub async fn postgres_state_url() -> String {
-    let base = postgres_url();
-    let schema = format!("liftoff_it_{:016x}", rand_u64());
-    let (client, conn) = tokio_postgres_connect(&base).await;
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-csearch_path%3D{schema}")
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher as _, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
-}
-
-async fn tokio_postgres_connect(
-    url: &str,
-) -> (
-    tokio_postgres::Client,
-    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-) {
-    tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL at {url} is required (set LIFTOFF_TEST_DATABASE_URL): {e}")
-        })
+    liftoff_testkit::postgres::fresh_schema_url().await
 }
