@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod flags;
 pub mod jobs;
 pub mod secret;
 pub mod store;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditEntry, AuditQuery, Change};
 use crate::auth::{ApiKey, KeyRecord};
+use crate::flags::{Flag, FlagKey, RolloutPlan};
 use crate::secret::TokenDigest;
 use crate::users::{SessionRecord, User, UserRecord};
 
@@ -85,6 +86,48 @@ pub trait StoreHealth: Send + Sync {
     async fn close(&self) -> Result<(), StoreError>;
 }
 
+#[async_trait]
+pub trait FlagStore: Send + Sync {
+    /// Every flag, by key.
+    async fn list_flags(&self) -> Result<Vec<Flag>, StoreError>;
+    /// Fails with [`StoreError::Conflict`] when a flag with this key exists.
+    async fn insert_flag(&self, flag: &Flag, change: &Change) -> Result<(), StoreError>;
+    /// Replaces the flag if its stored version is still `expected_version`; `false` when it
+    /// changed in the meantime or is gone (nothing is written then).
+    async fn update_flag(
+        &self,
+        flag: &Flag,
+        expected_version: i64,
+        change: &Change,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the flag and its rollout plan; `false` when there was none.
+    async fn delete_flag(&self, key: &FlagKey, change: &Change) -> Result<bool, StoreError>;
+    /// Grows with every flag change, on every replica's writes: polling it tells a replica when
+    /// to reload.
+    async fn flags_revision(&self) -> Result<i64, StoreError>;
+    /// Adds evaluation counts for one UTC day.
+    async fn record_flag_evaluations(
+        &self,
+        day: chrono::NaiveDate,
+        counts: &[(String, u64)],
+    ) -> Result<(), StoreError>;
+    /// The last day each flag was evaluated on.
+    async fn flag_last_evaluated(&self) -> Result<Vec<(String, chrono::NaiveDate)>, StoreError>;
+    /// Creates or replaces the flag's rollout plan.
+    async fn save_rollout_plan(
+        &self,
+        plan: &RolloutPlan,
+        change: &Change,
+    ) -> Result<(), StoreError>;
+    async fn list_rollout_plans(&self) -> Result<Vec<RolloutPlan>, StoreError>;
+}
+
 /// Everything Liftoff keeps as shared state (not events): one object per backend.
-pub trait StateStore: KeyStore + AuditStore + UserStore + SessionStore + StoreHealth {}
-impl<T: KeyStore + AuditStore + UserStore + SessionStore + StoreHealth> StateStore for T {}
+pub trait StateStore:
+    KeyStore + AuditStore + UserStore + SessionStore + FlagStore + StoreHealth
+{
+}
+impl<T: KeyStore + AuditStore + UserStore + SessionStore + FlagStore + StoreHealth> StateStore
+    for T
+{
+}

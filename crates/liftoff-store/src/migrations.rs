@@ -7,14 +7,28 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "state",
-    sql: include_str!("../migrations/sqlite/0001_state.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "state",
+        sql: include_str!("../migrations/sqlite/0001_state.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "flags",
+        sql: include_str!("../migrations/sqlite/0002_flags.sql"),
+    },
+];
 
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "state",
-    sql: include_str!("../migrations/postgres/0001_state.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "state",
+        sql: include_str!("../migrations/postgres/0001_state.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "flags",
+        sql: include_str!("../migrations/postgres/0002_flags.sql"),
+    },
+];

@@ -327,6 +327,120 @@ pub async fn health_reports_schema(s: Arc<dyn StateStore>) {
     assert!(["sqlite", "postgres"].contains(&s.backend()));
 }
 
+fn flag(key: &str, version: i64) -> liftoff_core::flags::Flag {
+    let at = Utc.timestamp_millis_opt(1_700_000_000_000).unwrap();
+    serde_json::from_value(json!({
+        "flag_id": key, "name": key, "description": "", "enabled": true, "strategy": "percentage",
+        "percentage": 12.5, "user_whitelist": ["ada"], "user_blacklist": [], "attributes": {"plan": ["pro", "team"]},
+        "variants": [{"name": "blue", "weight": 50, "payload": {"color": "#00f"}}],
+        "rules": [{"name": "default", "constraints": [{"contextName": "environment", "operator": "IN", "values": ["prod"]}]}],
+        "dependencies": [], "environments": {"staging": {"enabled": false}},
+        "created_at": at, "updated_at": at, "version": version
+    }))
+    .unwrap()
+}
+
+pub async fn flags_round_trip_with_versions(s: Arc<dyn StateStore>) {
+    let r0 = s.flags_revision().await.unwrap();
+    let f = flag("checkout", 1);
+    s.insert_flag(
+        &f,
+        &Change::new(&actor(), "flag.create", "flag", "checkout"),
+    )
+    .await
+    .unwrap();
+    let err = s
+        .insert_flag(
+            &f,
+            &Change::new(&actor(), "flag.create", "flag", "checkout"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        s.list_flags().await.unwrap(),
+        vec![f.clone()],
+        "the whole definition comes back"
+    );
+    let r1 = s.flags_revision().await.unwrap();
+    assert!(r1 > r0);
+
+    let mut changed = f.clone();
+    changed.percentage = 50.0;
+    changed.version = 2;
+    let change =
+        Change::new(&actor(), "flag.update", "flag", "checkout").reason(Some("ramp".into()));
+    assert!(s.update_flag(&changed, 1, &change).await.unwrap());
+    assert!(
+        !s.update_flag(&changed, 1, &change).await.unwrap(),
+        "a stale version writes nothing"
+    );
+    assert_eq!(s.list_flags().await.unwrap()[0].percentage, 50.0);
+    assert!(s.flags_revision().await.unwrap() > r1);
+
+    let audit = s
+        .list_audit(&AuditQuery {
+            target_type: Some("flag".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
+        ["flag.update", "flag.create"]
+    );
+
+    let plan =
+        liftoff_core::flags::RolloutPlan::new(f.flag_id.clone(), 50.0, 100.0, 25.0, Some(60));
+    s.save_rollout_plan(
+        &plan,
+        &Change::new(&actor(), "flag.rollout_plan", "flag", "checkout"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.list_rollout_plans().await.unwrap(), vec![plan]);
+
+    assert!(
+        s.delete_flag(
+            &f.flag_id,
+            &Change::new(&actor(), "flag.delete", "flag", "checkout")
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.delete_flag(
+            &f.flag_id,
+            &Change::new(&actor(), "flag.delete", "flag", "checkout")
+        )
+        .await
+        .unwrap()
+    );
+    assert!(s.list_flags().await.unwrap().is_empty());
+    assert!(
+        s.list_rollout_plans().await.unwrap().is_empty(),
+        "a deleted flag's plan goes with it"
+    );
+}
+
+pub async fn flag_evaluations_accumulate(s: Arc<dyn StateStore>) {
+    let d1 = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let d2 = chrono::NaiveDate::from_ymd_opt(2026, 1, 3).unwrap();
+    s.record_flag_evaluations(d1, &[("a".into(), 3), ("b".into(), 1)])
+        .await
+        .unwrap();
+    s.record_flag_evaluations(d1, &[("a".into(), 2)])
+        .await
+        .unwrap();
+    s.record_flag_evaluations(d2, &[("a".into(), 1)])
+        .await
+        .unwrap();
+    let mut last = s.flag_last_evaluated().await.unwrap();
+    last.sort();
+    assert_eq!(last, vec![("a".to_owned(), d2), ("b".to_owned(), d1)]);
+}
+
 /// Declares one `#[tokio::test]` per contract case, each on a fresh store from `$open`
 /// (an async fn returning `Arc<dyn StateStore>`). Use it once per backend, inside a module named
 /// after the backend, so test output reads `sqlite::keys_round_trip`, `postgres::keys_round_trip`.
@@ -335,7 +449,8 @@ macro_rules! state_store_contract {
     ($open:path) => {
         $crate::state_store_contract!(@cases $open;
             keys_round_trip, revoked_keys_do_not_authenticate, failed_change_writes_no_audit,
-            audit_filters_and_pages, users_are_unique, sessions_expire, health_reports_schema);
+            audit_filters_and_pages, users_are_unique, sessions_expire, health_reports_schema,
+            flags_round_trip_with_versions, flag_evaluations_accumulate);
     };
     (@cases $open:path; $($case:ident),+) => {
         $(

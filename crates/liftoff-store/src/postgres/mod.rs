@@ -16,6 +16,8 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::migrations::{self, Migration};
 
+mod flags;
+
 const POOL_SIZE: usize = 16;
 /// Any fixed number works; it only has to be the same for every replica.
 const MIGRATION_LOCK: i64 = 0x6c69_6674_6f66;
@@ -26,7 +28,7 @@ pub struct PgState {
     pool: Pool,
 }
 
-fn pg_err(e: tokio_postgres::Error) -> StoreError {
+pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
     match e.code() {
         Some(c) if *c == SqlState::UNIQUE_VIOLATION || *c == SqlState::FOREIGN_KEY_VIOLATION => {
             StoreError::Conflict(e.to_string())
@@ -116,7 +118,7 @@ impl PgState {
         tx.commit().await.map_err(pg_err)
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(pool_err)
     }
 }
@@ -125,7 +127,7 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("invalid {what} `{value}`"))
 }
 
-async fn write_audit(
+pub(crate) async fn write_audit(
     tx: &deadpool_postgres::Transaction<'_>,
     c: &Change,
 ) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! The embedded default: SQLite files under the data directory, in WAL mode.
 
 mod db;
+mod flags;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ impl SqliteState {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
@@ -70,7 +71,7 @@ fn json_value(s: Option<String>) -> Result<Option<serde_json::Value>, rusqlite::
         .transpose()
 }
 
-fn write_audit(tx: &rusqlite::Transaction<'_>, c: &Change) -> Result<(), StoreError> {
+pub(crate) fn write_audit(tx: &rusqlite::Transaction<'_>, c: &Change) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO audit_log (at, actor, action, target_type, target_id, before, after, reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

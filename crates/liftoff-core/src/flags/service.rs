@@ -1,0 +1,599 @@
+//! Flag lifecycle: create, change, delete, evaluate, roll out; every change audited and
+//! visible to the next evaluation on this replica at once (and on others within a second).
+
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use chrono::{Duration, Utc};
+use liftoff_eval::{Context, Evaluation};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::catalog::{Catalog, EvaluationCounters};
+use super::input::{FlagPatch, NewFlag, validate};
+use super::model::{Environment, Flag, StrategyKind};
+use super::rollout::{PlanState, RolloutPlan};
+use crate::audit::{AuditEntry, AuditQuery, Change};
+use crate::auth::Actor;
+use crate::store::{StateStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    #[error("flag `{0}` not found")]
+    NotFound(String),
+    #[error("flag `{0}` already exists")]
+    Exists(String),
+    #[error("invalid flag: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error("flag `{0}` is being changed by someone else; retry")]
+    Busy(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Tells rollouts whether a critical alert is firing. The alerts capability implements it;
+/// until then [`NoAlerts`] says none is.
+#[async_trait]
+pub trait CriticalAlerts: Send + Sync {
+    /// Names of the critical alerts firing now.
+    async fn firing_critical(&self) -> Vec<String>;
+}
+
+pub struct NoAlerts;
+
+#[async_trait]
+impl CriticalAlerts for NoAlerts {
+    async fn firing_critical(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The answer to planning a gradual rollout (the seed's shape).
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RolloutAnswer {
+    pub flag_id: String,
+    pub current_percentage: f64,
+    pub target_percentage: f64,
+    pub steps: Vec<f64>,
+    pub total_steps: usize,
+    pub interval_minutes: Option<u32>,
+    /// `scheduled` when Liftoff applies the steps, `manual` when people do.
+    pub mode: &'static str,
+    pub recommendation: String,
+    pub plan: Option<RolloutPlan>,
+}
+
+/// Why a flag is marked stale, if it is.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Staleness {
+    pub stale: bool,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct FlagService {
+    store: Arc<dyn StateStore>,
+    current: Arc<RwLock<Arc<Catalog>>>,
+    changes: Arc<watch::Sender<i64>>,
+    counters: Arc<EvaluationCounters>,
+    alerts: Arc<dyn CriticalAlerts>,
+    stale_after: Duration,
+}
+
+const RETRIES: usize = 5;
+
+impl FlagService {
+    /// Loads every flag and compiles the first catalog.
+    pub async fn start(
+        store: Arc<dyn StateStore>,
+        alerts: Arc<dyn CriticalAlerts>,
+        stale_after_days: u32,
+    ) -> Result<Self, StoreError> {
+        let counters = Arc::new(EvaluationCounters::default());
+        let revision = store.flags_revision().await?;
+        let catalog = Catalog::build(revision, store.list_flags().await?, &counters);
+        let (tx, _) = watch::channel(revision);
+        Ok(Self {
+            store,
+            current: Arc::new(RwLock::new(Arc::new(catalog))),
+            changes: Arc::new(tx),
+            counters,
+            alerts,
+            stale_after: Duration::days(i64::from(stale_after_days)),
+        })
+    }
+
+    /// The catalog evaluation reads now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Fires with the new revision after every change this replica sees.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.changes.subscribe()
+    }
+
+    pub fn evaluate(&self, key: &str, env: Environment, ctx: &Context) -> Evaluation {
+        self.catalog().evaluate(key, env, ctx)
+    }
+
+    /// Rebuilds the catalog from the store and tells subscribers.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let revision = self.store.flags_revision().await?;
+        let catalog = Arc::new(Catalog::build(
+            revision,
+            self.store.list_flags().await?,
+            &self.counters,
+        ));
+        if let Ok(mut current) = self.current.write() {
+            *current = catalog;
+        }
+        self.changes.send_replace(revision);
+        Ok(())
+    }
+
+    /// Reloads when another replica changed flags; `true` if it did.
+    pub async fn reload_if_changed(&self) -> Result<bool, StoreError> {
+        let stored = self.store.flags_revision().await?;
+        if stored == self.catalog().revision {
+            return Ok(false);
+        }
+        self.reload().await?;
+        Ok(true)
+    }
+
+    pub fn list(&self) -> Vec<Flag> {
+        self.catalog().flags.values().cloned().collect()
+    }
+
+    pub fn get(&self, key: &str) -> Result<Flag, FlagError> {
+        self.catalog()
+            .flags
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, f)| f.clone())
+            .ok_or_else(|| FlagError::NotFound(key.to_owned()))
+    }
+
+    fn check_dependencies(&self, flag: &Flag) -> Result<(), FlagError> {
+        let catalog = self.catalog();
+        let mut problems = Vec::new();
+        for (i, d) in flag.dependencies.iter().enumerate() {
+            match catalog.flags.iter().find(|(k, _)| k.as_str() == d.feature) {
+                None => problems.push(format!("dependencies[{i}]: flag `{}` does not exist", d.feature)),
+                Some((_, parent)) if !parent.dependencies.is_empty() => problems.push(format!(
+                    "dependencies[{i}]: `{}` has dependencies of its own; only one level is allowed",
+                    d.feature
+                )),
+                Some(_) => {}
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(FlagError::Invalid(problems))
+        }
+    }
+
+    pub async fn create(&self, by: &Actor, new: NewFlag) -> Result<Flag, FlagError> {
+        let now = Utc::now();
+        let percentage = new
+            .percentage
+            .unwrap_or(if new.strategy == StrategyKind::AllUsers {
+                100.0
+            } else {
+                0.0
+            });
+        let flag = Flag {
+            name: new.name.unwrap_or_else(|| new.flag_id.to_string()),
+            flag_id: new.flag_id,
+            description: new.description,
+            enabled: new.enabled.unwrap_or(true),
+            strategy: new.strategy,
+            percentage,
+            user_whitelist: new.user_whitelist,
+            user_blacklist: new.user_blacklist,
+            attributes: new.attributes,
+            variants: new.variants,
+            rules: new.rules,
+            dependencies: new.dependencies,
+            environments: new.environments,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        validate(&flag).map_err(FlagError::Invalid)?;
+        self.check_dependencies(&flag)?;
+        let change = Change::new(by, "flag.create", "flag", flag.flag_id.as_str())
+            .after(to_value(&flag))
+            .reason(new.reason);
+        match self.store.insert_flag(&flag, &change).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(FlagError::Exists(flag.flag_id.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.reload().await?;
+        Ok(flag)
+    }
+
+    /// Applies `patch` to the current flag; retried when another writer got there first.
+    pub async fn update(&self, by: &Actor, key: &str, patch: FlagPatch) -> Result<Flag, FlagError> {
+        let reason = patch.reason.clone();
+        self.modify(by, key, "flag.update", reason, move |flag| {
+            patch.clone().apply(flag);
+            Ok(())
+        })
+        .await
+    }
+
+    /// The kill switch and its opposite.
+    pub async fn set_enabled(
+        &self,
+        by: &Actor,
+        key: &str,
+        enabled: bool,
+        reason: Option<String>,
+    ) -> Result<Flag, FlagError> {
+        let action = if enabled {
+            "flag.enable"
+        } else {
+            "flag.disable"
+        };
+        self.modify(by, key, action, reason, move |flag| {
+            flag.enabled = enabled;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn set_percentage(
+        &self,
+        by: &Actor,
+        key: &str,
+        percentage: f64,
+        reason: Option<String>,
+    ) -> Result<Flag, FlagError> {
+        self.modify(by, key, "flag.rollout", reason, move |flag| {
+            flag.percentage = percentage;
+            if flag.strategy == StrategyKind::AllUsers {
+                flag.strategy = StrategyKind::Percentage;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn modify(
+        &self,
+        by: &Actor,
+        key: &str,
+        action: &str,
+        reason: Option<String>,
+        edit: impl Fn(&mut Flag) -> Result<(), FlagError>,
+    ) -> Result<Flag, FlagError> {
+        for _ in 0..RETRIES {
+            let Some(before) = self
+                .store
+                .list_flags()
+                .await?
+                .into_iter()
+                .find(|f| f.flag_id.as_str() == key)
+            else {
+                return Err(FlagError::NotFound(key.to_owned()));
+            };
+            let mut flag = before.clone();
+            edit(&mut flag)?;
+            flag.version = before.version + 1;
+            flag.updated_at = Utc::now();
+            validate(&flag).map_err(FlagError::Invalid)?;
+            self.check_dependencies(&flag)?;
+            let change = Change::new(by, action, "flag", key)
+                .before(to_value(&before))
+                .after(to_value(&flag))
+                .reason(reason.clone());
+            if self
+                .store
+                .update_flag(&flag, before.version, &change)
+                .await?
+            {
+                self.reload().await?;
+                return Ok(flag);
+            }
+        }
+        Err(FlagError::Busy(key.to_owned()))
+    }
+
+    pub async fn delete(
+        &self,
+        by: &Actor,
+        key: &str,
+        reason: Option<String>,
+    ) -> Result<(), FlagError> {
+        let before = self.get(key)?;
+        if let Some((dependent, _)) = self
+            .catalog()
+            .flags
+            .iter()
+            .find(|(_, f)| f.dependencies.iter().any(|d| d.feature == key))
+        {
+            return Err(FlagError::Invalid(vec![format!(
+                "flag `{dependent}` depends on `{key}`; remove that dependency first"
+            )]));
+        }
+        let change = Change::new(by, "flag.delete", "flag", key)
+            .before(to_value(&before))
+            .reason(reason);
+        if !self.store.delete_flag(&before.flag_id, &change).await? {
+            return Err(FlagError::NotFound(key.to_owned()));
+        }
+        self.reload().await?;
+        Ok(())
+    }
+
+    /// The flag's audit entries, newest first.
+    pub async fn history(&self, key: &str, limit: u32) -> Result<Vec<AuditEntry>, FlagError> {
+        let query = AuditQuery {
+            target_type: Some("flag".into()),
+            target_id: Some(key.to_owned()),
+            limit,
+            ..Default::default()
+        };
+        let entries = self.store.list_audit(&query).await?;
+        if entries.is_empty() && self.get(key).is_err() {
+            return Err(FlagError::NotFound(key.to_owned()));
+        }
+        Ok(entries)
+    }
+
+    /// Plans a gradual rollout to `target` in steps of `increment`. With an interval, Liftoff
+    /// applies the steps on schedule; without, the plan is a recommendation.
+    pub async fn plan_rollout(
+        &self,
+        by: &Actor,
+        key: &str,
+        target: f64,
+        increment: f64,
+        interval_minutes: Option<u32>,
+        reason: Option<String>,
+    ) -> Result<RolloutAnswer, FlagError> {
+        let mut problems = Vec::new();
+        if !(target.is_finite() && (0.0..=100.0).contains(&target)) {
+            problems.push(format!(
+                "target_percentage: {target} is not between 0 and 100"
+            ));
+        }
+        if !(increment.is_finite() && increment > 0.0 && increment <= 100.0) {
+            problems.push(format!(
+                "increment: {increment} must be above 0 and at most 100"
+            ));
+        }
+        if interval_minutes.is_some_and(|m| m == 0 || m > 60 * 24 * 30) {
+            problems.push("interval_minutes: must be 1 to 43200".to_owned());
+        }
+        if !problems.is_empty() {
+            return Err(FlagError::Invalid(problems));
+        }
+        let flag = self.get(key)?;
+        let current = if flag.strategy == StrategyKind::AllUsers && flag.enabled {
+            100.0
+        } else {
+            flag.percentage
+        };
+        let plan = RolloutPlan::new(
+            flag.flag_id.clone(),
+            current,
+            target,
+            increment,
+            interval_minutes,
+        );
+        let total = plan.steps.len();
+        let recommendation = match (total, interval_minutes) {
+            (0, _) => format!("`{key}` is already at {target}%."),
+            (n, Some(m)) => format!(
+                "Liftoff raises `{key}` from {current}% to {target}% in {n} steps, one every {m} minutes; a firing critical alert pauses the plan."
+            ),
+            (n, None) => format!(
+                "Raise `{key}` from {current}% to {target}% in {n} steps of {increment}%, watching error rate and latency after each."
+            ),
+        };
+        let saved = if interval_minutes.is_some() && total > 0 {
+            if flag.strategy == StrategyKind::AllUsers {
+                // The plan needs a percentage strategy to move.
+                self.modify(by, key, "flag.update", reason.clone(), |f| {
+                    f.strategy = StrategyKind::Gradual;
+                    f.percentage = current;
+                    Ok(())
+                })
+                .await?;
+            }
+            let change = Change::new(by, "flag.rollout_plan", "flag", key)
+                .after(to_value(&plan))
+                .reason(reason);
+            self.store.save_rollout_plan(&plan, &change).await?;
+            Some(plan.clone())
+        } else {
+            None
+        };
+        Ok(RolloutAnswer {
+            flag_id: key.to_owned(),
+            current_percentage: current,
+            target_percentage: target,
+            steps: plan.steps.clone(),
+            total_steps: total,
+            interval_minutes,
+            mode: if saved.is_some() {
+                "scheduled"
+            } else {
+                "manual"
+            },
+            recommendation,
+            plan: saved,
+        })
+    }
+
+    pub async fn rollout_plans(&self) -> Result<Vec<RolloutPlan>, StoreError> {
+        self.store.list_rollout_plans().await
+    }
+
+    /// Pauses or resumes a flag's scheduled plan.
+    pub async fn set_plan_state(
+        &self,
+        by: &Actor,
+        key: &str,
+        pause: bool,
+        reason: Option<String>,
+    ) -> Result<RolloutPlan, FlagError> {
+        let mut plan = self
+            .store
+            .list_rollout_plans()
+            .await?
+            .into_iter()
+            .find(|p| p.flag_id.as_str() == key)
+            .ok_or_else(|| FlagError::NotFound(format!("{key} (rollout plan)")))?;
+        if plan.state == PlanState::Completed {
+            return Err(FlagError::Invalid(vec![format!(
+                "the rollout plan of `{key}` is already completed"
+            )]));
+        }
+        let now = Utc::now();
+        plan.state = if pause {
+            PlanState::Paused
+        } else {
+            PlanState::Active
+        };
+        plan.paused_reason = if pause {
+            Some(reason.clone().unwrap_or_else(|| format!("paused by {by}")))
+        } else {
+            None
+        };
+        if !pause {
+            plan.next_at = plan
+                .interval_minutes
+                .map(|m| now + Duration::minutes(i64::from(m)));
+        }
+        plan.updated_at = now;
+        let action = if pause {
+            "flag.rollout_pause"
+        } else {
+            "flag.rollout_resume"
+        };
+        let change = Change::new(by, action, "flag", key)
+            .after(to_value(&plan))
+            .reason(reason);
+        self.store.save_rollout_plan(&plan, &change).await?;
+        Ok(plan)
+    }
+
+    /// Applies every due rollout step; pauses every active plan while a critical alert fires.
+    /// Returns what it did, for the job log.
+    pub async fn advance_rollouts(&self) -> Result<String, FlagError> {
+        let now = Utc::now();
+        let plans: Vec<RolloutPlan> = self
+            .store
+            .list_rollout_plans()
+            .await?
+            .into_iter()
+            .filter(|p| p.state == PlanState::Active)
+            .collect();
+        if plans.is_empty() {
+            return Ok("no active plans".into());
+        }
+        let firing = self.alerts.firing_critical().await;
+        let mut done = Vec::new();
+        for mut plan in plans {
+            let key = plan.flag_id.to_string();
+            if !firing.is_empty() {
+                plan.state = PlanState::Paused;
+                plan.paused_reason = Some(format!("critical alert firing: {}", firing.join(", ")));
+                plan.updated_at = now;
+                let change = Change::new(&Actor::System, "flag.rollout_pause", "flag", &key)
+                    .after(to_value(&plan))
+                    .reason(plan.paused_reason.clone());
+                self.store.save_rollout_plan(&plan, &change).await?;
+                done.push(format!("{key}: paused"));
+                continue;
+            }
+            let Some(next) = plan.due(now) else { continue };
+            let step = plan.applied + 1;
+            let total = plan.steps.len();
+            match self
+                .set_percentage(
+                    &Actor::System,
+                    &key,
+                    next,
+                    Some(format!("rollout plan step {step} of {total}")),
+                )
+                .await
+            {
+                Ok(_) | Err(FlagError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            plan.advance(now);
+            let change = Change::new(&Actor::System, "flag.rollout_step", "flag", &key)
+                .after(json!({"percentage": next, "step": step, "of": total}));
+            self.store.save_rollout_plan(&plan, &change).await?;
+            done.push(format!("{key}: {next}%"));
+        }
+        Ok(if done.is_empty() {
+            "nothing due".into()
+        } else {
+            done.join(", ")
+        })
+    }
+
+    /// Writes the evaluation counts gathered since the last call.
+    pub async fn flush_evaluation_counts(&self) -> Result<usize, StoreError> {
+        let counts = self.counters.drain();
+        if !counts.is_empty() {
+            self.store
+                .record_flag_evaluations(Utc::now().date_naive(), &counts)
+                .await?;
+        }
+        Ok(counts.len())
+    }
+
+    /// Stale flags: fully rolled out and unchanged, or neither evaluated nor changed, for the
+    /// configured number of days.
+    pub async fn staleness(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Staleness>, StoreError> {
+        let last: std::collections::HashMap<String, chrono::NaiveDate> = self
+            .store
+            .flag_last_evaluated()
+            .await?
+            .into_iter()
+            .collect();
+        let now = Utc::now();
+        let days = self.stale_after.num_days();
+        Ok(self
+            .catalog()
+            .flags
+            .values()
+            .map(|f| {
+                let unchanged = now - f.updated_at >= self.stale_after;
+                let evaluated_recently = last.get(f.flag_id.as_str()).is_some_and(|d| (now.date_naive() - *d).num_days() < days);
+                let full = f.enabled_in(Environment::Production)
+                    && (f.strategy == StrategyKind::AllUsers || f.percentage_in(Environment::Production) >= 100.0)
+                    && f.user_blacklist.is_empty()
+                    && f.rules.is_empty();
+                let reason = if full && unchanged {
+                    Some(format!("fully rolled out and unchanged for {days}+ days: remove the flag from the code"))
+                } else if unchanged && !evaluated_recently {
+                    Some(format!("not evaluated and not changed for {days}+ days"))
+                } else {
+                    None
+                };
+                (f.flag_id.to_string(), Staleness { stale: reason.is_some(), reason })
+            })
+            .collect())
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}

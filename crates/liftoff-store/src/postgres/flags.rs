@@ -1,0 +1,162 @@
+//! Flags on PostgreSQL.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use liftoff_core::audit::Change;
+use liftoff_core::flags::{Flag, FlagKey, RolloutPlan};
+use liftoff_core::store::{FlagStore, StoreError};
+use serde_json::Value;
+
+use super::{PgState, pg_err, write_audit};
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, StoreError> {
+    serde_json::from_value(v)
+        .map_err(|e| StoreError::Corrupt(format!("stored JSON does not parse: {e}")))
+}
+
+const BUMP: &str = "UPDATE revisions SET value = value + 1 WHERE name = 'flags'";
+
+#[async_trait]
+impl FlagStore for PgState {
+    async fn list_flags(&self) -> Result<Vec<Flag>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT definition FROM flags ORDER BY key", &[])
+            .await
+            .map_err(pg_err)?;
+        rows.into_iter().map(|r| from_json(r.get(0))).collect()
+    }
+
+    async fn insert_flag(&self, flag: &Flag, change: &Change) -> Result<(), StoreError> {
+        let json = to_json(flag)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.execute(
+            "INSERT INTO flags (key, definition, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&flag.flag_id.as_str(), &json, &flag.version, &flag.created_at, &flag.updated_at],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.execute(BUMP, &[]).await.map_err(pg_err)?;
+        write_audit(&tx, change).await?;
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn update_flag(
+        &self,
+        flag: &Flag,
+        expected_version: i64,
+        change: &Change,
+    ) -> Result<bool, StoreError> {
+        let json = to_json(flag)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let n = tx
+            .execute(
+                "UPDATE flags SET definition = $2, version = $3, updated_at = $4 WHERE key = $1 AND version = $5",
+                &[&flag.flag_id.as_str(), &json, &flag.version, &flag.updated_at, &expected_version],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n == 1 {
+            tx.execute(BUMP, &[]).await.map_err(pg_err)?;
+            write_audit(&tx, change).await?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    async fn delete_flag(&self, key: &FlagKey, change: &Change) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let n = tx
+            .execute("DELETE FROM flags WHERE key = $1", &[&key.as_str()])
+            .await
+            .map_err(pg_err)?;
+        tx.execute(
+            "DELETE FROM rollout_plans WHERE flag_key = $1",
+            &[&key.as_str()],
+        )
+        .await
+        .map_err(pg_err)?;
+        if n == 1 {
+            tx.execute(BUMP, &[]).await.map_err(pg_err)?;
+            write_audit(&tx, change).await?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    async fn flags_revision(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one("SELECT value FROM revisions WHERE name = 'flags'", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0))
+    }
+
+    async fn record_flag_evaluations(
+        &self,
+        day: NaiveDate,
+        counts: &[(String, u64)],
+    ) -> Result<(), StoreError> {
+        let keys: Vec<&str> = counts.iter().map(|(k, _)| k.as_str()).collect();
+        let ns: Vec<i64> = counts.iter().map(|(_, n)| *n as i64).collect();
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO flag_evaluations (flag_key, day, count)
+                 SELECT k, $1, n FROM unnest($2::text[], $3::bigint[]) AS t(k, n)
+                 ON CONFLICT (flag_key, day) DO UPDATE SET count = flag_evaluations.count + excluded.count",
+                &[&day, &keys, &ns],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn flag_last_evaluated(&self) -> Result<Vec<(String, NaiveDate)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT flag_key, MAX(day) FROM flag_evaluations GROUP BY flag_key",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn save_rollout_plan(
+        &self,
+        plan: &RolloutPlan,
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        let json = to_json(plan)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.execute(
+            "INSERT INTO rollout_plans (flag_key, plan, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (flag_key) DO UPDATE SET plan = excluded.plan, updated_at = excluded.updated_at",
+            &[&plan.flag_id.as_str(), &json, &plan.updated_at],
+        )
+        .await
+        .map_err(pg_err)?;
+        write_audit(&tx, change).await?;
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn list_rollout_plans(&self) -> Result<Vec<RolloutPlan>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT plan FROM rollout_plans ORDER BY flag_key", &[])
+            .await
+            .map_err(pg_err)?;
+        rows.into_iter().map(|r| from_json(r.get(0))).collect()
+    }
+}

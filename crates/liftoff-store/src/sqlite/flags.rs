@@ -1,0 +1,204 @@
+//! Flags on SQLite.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use liftoff_core::audit::Change;
+use liftoff_core::flags::{Flag, FlagKey, RolloutPlan};
+use liftoff_core::store::{FlagStore, StoreError};
+use rusqlite::params;
+
+use super::db::sql_err;
+use super::{SqliteState, ms, write_audit};
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s)
+        .map_err(|e| StoreError::Corrupt(format!("stored JSON does not parse: {e}")))
+}
+
+fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE revisions SET value = value + 1 WHERE name = 'flags'",
+        [],
+    )
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+#[async_trait]
+impl FlagStore for SqliteState {
+    async fn list_flags(&self) -> Result<Vec<Flag>, StoreError> {
+        let rows: Vec<String> = self
+            .db
+            .read(|c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT definition FROM flags ORDER BY key")
+                    .map_err(sql_err)?;
+                let rows = stmt.query_map([], |r| r.get(0)).map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        rows.iter().map(|s| from_json(s)).collect()
+    }
+
+    async fn insert_flag(&self, flag: &Flag, change: &Change) -> Result<(), StoreError> {
+        let (json, change) = (to_json(flag)?, change.clone());
+        let (key, version, created, updated) = (
+            flag.flag_id.to_string(),
+            flag.version,
+            ms(flag.created_at),
+            ms(flag.updated_at),
+        );
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO flags (key, definition, version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![key, json, version, created, updated],
+                )
+                .map_err(sql_err)?;
+                bump_revision(tx)?;
+                write_audit(tx, &change)
+            })
+            .await
+    }
+
+    async fn update_flag(
+        &self,
+        flag: &Flag,
+        expected_version: i64,
+        change: &Change,
+    ) -> Result<bool, StoreError> {
+        let (json, change) = (to_json(flag)?, change.clone());
+        let (key, version, updated) = (flag.flag_id.to_string(), flag.version, ms(flag.updated_at));
+        self.db
+            .write(move |tx| {
+                let n = tx
+                    .execute(
+                        "UPDATE flags SET definition = ?2, version = ?3, updated_at = ?4 WHERE key = ?1 AND version = ?5",
+                        params![key, json, version, updated, expected_version],
+                    )
+                    .map_err(sql_err)?;
+                if n == 1 {
+                    bump_revision(tx)?;
+                    write_audit(tx, &change)?;
+                }
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn delete_flag(&self, key: &FlagKey, change: &Change) -> Result<bool, StoreError> {
+        let (key, change) = (key.to_string(), change.clone());
+        self.db
+            .write(move |tx| {
+                let n = tx
+                    .execute("DELETE FROM flags WHERE key = ?1", [&key])
+                    .map_err(sql_err)?;
+                tx.execute("DELETE FROM rollout_plans WHERE flag_key = ?1", [&key])
+                    .map_err(sql_err)?;
+                if n == 1 {
+                    bump_revision(tx)?;
+                    write_audit(tx, &change)?;
+                }
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn flags_revision(&self) -> Result<i64, StoreError> {
+        self.db
+            .read(|c| {
+                c.query_row(
+                    "SELECT value FROM revisions WHERE name = 'flags'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn record_flag_evaluations(
+        &self,
+        day: NaiveDate,
+        counts: &[(String, u64)],
+    ) -> Result<(), StoreError> {
+        let (day, counts) = (day.to_string(), counts.to_vec());
+        self.db
+            .write(move |tx| {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO flag_evaluations (flag_key, day, count) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (flag_key, day) DO UPDATE SET count = count + excluded.count",
+                    )
+                    .map_err(sql_err)?;
+                for (key, n) in &counts {
+                    stmt.execute(params![key, day, *n as i64])
+                        .map_err(sql_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn flag_last_evaluated(&self) -> Result<Vec<(String, NaiveDate)>, StoreError> {
+        let rows: Vec<(String, String)> = self
+            .db
+            .read(|c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT flag_key, MAX(day) FROM flag_evaluations GROUP BY flag_key",
+                    )
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(k, d)| {
+                d.parse()
+                    .map(|d| (k, d))
+                    .map_err(|e| StoreError::Corrupt(format!("day `{d}`: {e}")))
+            })
+            .collect()
+    }
+
+    async fn save_rollout_plan(
+        &self,
+        plan: &RolloutPlan,
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        let (json, change) = (to_json(plan)?, change.clone());
+        let (key, updated) = (plan.flag_id.to_string(), ms(plan.updated_at));
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO rollout_plans (flag_key, plan, updated_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (flag_key) DO UPDATE SET plan = excluded.plan, updated_at = excluded.updated_at",
+                    params![key, json, updated],
+                )
+                .map_err(sql_err)?;
+                write_audit(tx, &change)
+            })
+            .await
+    }
+
+    async fn list_rollout_plans(&self) -> Result<Vec<RolloutPlan>, StoreError> {
+        let rows: Vec<String> = self
+            .db
+            .read(|c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT plan FROM rollout_plans ORDER BY flag_key")
+                    .map_err(sql_err)?;
+                let rows = stmt.query_map([], |r| r.get(0)).map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        rows.iter().map(|s| from_json(s)).collect()
+    }
+}
