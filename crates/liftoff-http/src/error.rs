@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use liftoff_core::StoreError;
 use liftoff_core::auth::KeyError;
+use liftoff_core::flags::FlagError;
 use liftoff_core::users::UserError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -37,6 +38,8 @@ pub struct ApiError {
     pub detail: String,
     retry_after: Option<u64>,
     internal: Option<String>,
+    /// Extension members (RFC 9457 §3.2), e.g. OFREP's `errorCode`.
+    extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -47,6 +50,7 @@ impl ApiError {
             detail: detail.into(),
             retry_after: None,
             internal: None,
+            extensions: serde_json::Map::new(),
         }
     }
 
@@ -103,6 +107,11 @@ impl ApiError {
         e
     }
 
+    pub fn with_extension(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(name.to_owned(), value.into());
+        self
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("/problems/{}", self.code),
@@ -115,8 +124,14 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+    fn into_response(mut self) -> Response {
+        let mut doc = serde_json::to_value(self.problem()).unwrap_or_default();
+        if let Some(obj) = doc.as_object_mut() {
+            for (k, v) in &self.extensions {
+                obj.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let body = serde_json::to_vec(&doc).unwrap_or_default();
         let mut res = (self.status, body).into_response();
         let headers = res.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -129,7 +144,7 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(cause) = self.internal {
+        if let Some(cause) = self.internal.take() {
             res.extensions_mut().insert(InternalCause(cause));
         }
         res
@@ -179,6 +194,24 @@ impl From<UserError> for ApiError {
             UserError::Exists(_) => Self::new(StatusCode::CONFLICT, "user_exists", e.to_string()),
             UserError::Hash(_) => Self::internal(e),
             UserError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<FlagError> for ApiError {
+    fn from(e: FlagError) -> Self {
+        match e {
+            FlagError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "flag_not_found", e.to_string())
+            }
+            FlagError::Exists(_) => Self::new(StatusCode::CONFLICT, "flag_exists", e.to_string()),
+            FlagError::Invalid(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_flag",
+                e.to_string(),
+            ),
+            FlagError::Busy(_) => Self::new(StatusCode::CONFLICT, "flag_busy", e.to_string()),
+            FlagError::Store(s) => s.into(),
         }
     }
 }

@@ -26,7 +26,7 @@ use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use error::{ApiError, Problem};
-pub use state::{AppState, HttpSettings};
+pub use state::{AppState, HttpSettings, Services};
 
 /// The OpenAPI document of every JSON route, as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {

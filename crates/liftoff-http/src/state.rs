@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use liftoff_core::auth::KeyService;
+use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::store::StateStore;
 use liftoff_core::users::UserService;
@@ -34,9 +35,19 @@ impl Default for HttpSettings {
     }
 }
 
+/// The domain services the binary builds and hands to the HTTP layer.
+pub struct Services {
+    pub store: Arc<dyn StateStore>,
+    pub keys: KeyService,
+    pub users: UserService,
+    pub flags: FlagService,
+    pub jobs: JobRegistry,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub keys: KeyService,
+    pub flags: FlagService,
     pub users: UserService,
     pub store: Arc<dyn StateStore>,
     pub jobs: JobRegistry,
@@ -49,13 +60,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
-        store: Arc<dyn StateStore>,
-        keys: KeyService,
-        users: UserService,
-        jobs: JobRegistry,
-        settings: HttpSettings,
-    ) -> Self {
+    pub fn new(services: Services, settings: HttpSettings) -> Self {
+        let Services {
+            store,
+            keys,
+            users,
+            flags,
+            jobs,
+        } = services;
         Self {
             limiter: Arc::new(RateLimiter::new(
                 settings.rate_limit_per_second,
@@ -65,6 +77,7 @@ impl AppState {
             login_limiter: Arc::new(RateLimiter::new(1.0 / 6.0, 10.0)),
             keys,
             users,
+            flags,
             store,
             jobs,
             settings: Arc::new(settings),

@@ -84,6 +84,11 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_SESSION_TTL_HOURS", value_name = "HOURS")]
     pub session_ttl_hours: Option<u32>,
 
+    /// Days after which an unchanged flag that is fully rolled out, or not evaluated, is
+    /// marked stale [default: 30].
+    #[arg(long, env = "LIFTOFF_STALE_FLAG_DAYS", value_name = "DAYS")]
+    pub stale_flag_days: Option<u32>,
+
     /// Mark cookies Secure; set when users reach Liftoff over HTTPS [default: false].
     #[arg(long, env = "LIFTOFF_SECURE_COOKIES", value_name = "BOOL")]
     pub secure_cookies: Option<bool>,
@@ -100,7 +105,7 @@ impl Overrides {
     fn over(self, lower: Overrides) -> Overrides {
         layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password, log_format,
             event_retention_days, max_body_bytes, rate_limit_per_second, rate_limit_burst,
-            session_ttl_hours, secure_cookies)
+            session_ttl_hours, stale_flag_days, secure_cookies)
     }
 }
 
@@ -119,6 +124,7 @@ pub struct Settings {
     pub rate_limit_per_second: f64,
     pub rate_limit_burst: f64,
     pub session_ttl_hours: u32,
+    pub stale_flag_days: u32,
     pub secure_cookies: bool,
 }
 
@@ -155,6 +161,7 @@ impl Settings {
             rate_limit_per_second: o.rate_limit_per_second.unwrap_or(200.0),
             rate_limit_burst: o.rate_limit_burst.unwrap_or(400.0),
             session_ttl_hours: o.session_ttl_hours.unwrap_or(12),
+            stale_flag_days: o.stale_flag_days.unwrap_or(30),
             secure_cookies: o.secure_cookies.unwrap_or(false),
         };
         settings.validate()?;
@@ -189,6 +196,9 @@ impl Settings {
         }
         if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_burst >= 1.0) {
             bail!("--rate-limit-per-second must be 0 or more and --rate-limit-burst at least 1");
+        }
+        if !(1..=3650).contains(&self.stale_flag_days) {
+            bail!("--stale-flag-days must be between 1 and 3650");
         }
         if !(1..=24 * 90).contains(&self.session_ttl_hours) {
             bail!("--session-ttl-hours must be between 1 and 2160");

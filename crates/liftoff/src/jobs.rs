@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::users::UserService;
 use tokio::task::JoinHandle;
@@ -50,22 +51,70 @@ where
 pub fn start_all(
     registry: &JobRegistry,
     users: UserService,
+    flags: FlagService,
     stop: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    vec![spawn(
-        registry,
-        "session-cleanup",
-        Duration::from_secs(600),
-        stop.clone(),
-        move || {
-            let users = users.clone();
-            async move {
-                users
-                    .purge_expired_sessions()
-                    .await
-                    .map(|n| format!("{n} expired sessions removed"))
-                    .map_err(|e| e.to_string())
-            }
-        },
-    )]
+    let reload = flags.clone();
+    let rollouts = flags.clone();
+    vec![
+        spawn(
+            registry,
+            "session-cleanup",
+            Duration::from_secs(600),
+            stop.clone(),
+            move || {
+                let users = users.clone();
+                async move {
+                    users
+                        .purge_expired_sessions()
+                        .await
+                        .map(|n| format!("{n} expired sessions removed"))
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ),
+        // Picks up flag changes made through other replicas sharing the store.
+        spawn(
+            registry,
+            "flag-sync",
+            Duration::from_secs(1),
+            stop.clone(),
+            move || {
+                let flags = reload.clone();
+                async move {
+                    flags
+                        .reload_if_changed()
+                        .await
+                        .map(|changed| if changed { "reloaded" } else { "unchanged" }.to_owned())
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ),
+        spawn(
+            registry,
+            "flag-rollouts",
+            Duration::from_secs(30),
+            stop.clone(),
+            move || {
+                let flags = rollouts.clone();
+                async move { flags.advance_rollouts().await.map_err(|e| e.to_string()) }
+            },
+        ),
+        spawn(
+            registry,
+            "flag-evaluation-counts",
+            Duration::from_secs(60),
+            stop.clone(),
+            move || {
+                let flags = flags.clone();
+                async move {
+                    flags
+                        .flush_evaluation_counts()
+                        .await
+                        .map(|n| format!("{n} flags counted"))
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ),
+    ]
 }

@@ -9,11 +9,12 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use liftoff_core::auth::{Actor, KeyName, KeyService, Scope};
+use liftoff_core::flags::{FlagService, NoAlerts};
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::secret::random_token;
 use liftoff_core::store::StateStore;
 use liftoff_core::users::{Role, UserService};
-use liftoff_http::{AppState, HttpSettings};
+use liftoff_http::{AppState, HttpSettings, Services};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +43,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     );
     bootstrap_admin_token(settings, &store, &keys).await?;
     bootstrap_admin_user(settings, &users).await?;
+    let flags = FlagService::start(store.clone(), Arc::new(NoAlerts), settings.stale_flag_days)
+        .await
+        .context("loading flags")?;
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,
@@ -49,7 +53,16 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         rate_limit_burst: settings.rate_limit_burst,
     };
     Ok(Built {
-        state: AppState::new(store, keys, users, JobRegistry::default(), http),
+        state: AppState::new(
+            Services {
+                store,
+                keys,
+                users,
+                flags,
+                jobs: JobRegistry::default(),
+            },
+            http,
+        ),
     })
 }
 
@@ -61,7 +74,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let state = built.state;
     let stop_jobs = CancellationToken::new();
-    let job_handles = jobs::start_all(&state.jobs, state.users.clone(), &stop_jobs);
+    let job_handles = jobs::start_all(
+        &state.jobs,
+        state.users.clone(),
+        state.flags.clone(),
+        &stop_jobs,
+    );
     let app = liftoff_http::app(state.clone());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = state.store.backend(), "listening on http://{addr}");

@@ -2,15 +2,19 @@
 //! gradual rollout plans, and the service that ties them to the store.
 
 mod catalog;
+mod import;
 mod input;
 mod model;
 mod rollout;
 mod service;
 
 pub use catalog::{Catalog, EnvCatalog};
+pub use import::{flag_from_unleash, flags_from_unleash};
 pub use input::{FlagPatch, MAX_VARIANTS, NewFlag, validate};
 pub use model::{
     Environment, EnvironmentState, Flag, FlagKey, FlagVariant, StrategyKind, payload_value,
 };
 pub use rollout::{PlanState, RolloutPlan, steps};
-pub use service::{CriticalAlerts, FlagError, FlagService, NoAlerts, RolloutAnswer, Staleness};
+pub use service::{
+    CriticalAlerts, FlagError, FlagService, ImportReport, NoAlerts, RolloutAnswer, Staleness,
+};

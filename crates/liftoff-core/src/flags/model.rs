@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// A flag key: 1–100 characters of letters, digits, `.`, `_`, `-` and `:`.
+/// A flag key: 1–200 characters, no white space, control characters or `/`; `stats` and
+/// `user` are taken by routes. Unicode is allowed, as Unleash allows it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, example = "new-checkout")]
@@ -29,7 +30,7 @@ impl TryFrom<String> for FlagKey {
             Ok(Self(s))
         } else {
             Err(format!(
-                "invalid flag id `{}`: use 1 to 100 letters, digits, `.`, `_`, `-` or `:`",
+                "invalid flag id `{}`: use 1 to 200 characters without spaces, `/`, `?`, `#` or `%` (`stats` and `user` are reserved)",
                 s.chars().take(120).collect::<String>()
             ))
         }
@@ -105,6 +106,8 @@ pub enum StrategyKind {
     UserAttribute,
     /// A percentage raised step by step by a rollout plan.
     Gradual,
+    /// Only the advanced `rules` decide (imported Unleash flags); no rule matching means off.
+    Rules,
 }
 
 impl StrategyKind {
@@ -115,6 +118,7 @@ impl StrategyKind {
             StrategyKind::UserList => "user_list",
             StrategyKind::UserAttribute => "user_attribute",
             StrategyKind::Gradual => "gradual",
+            StrategyKind::Rules => "rules",
         }
     }
 }
@@ -136,6 +140,9 @@ pub struct FlagVariant {
     /// Any JSON value handed to the app with this variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
+    /// `variable` (default) shares what is left; `fix` holds its weight out of 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_type: Option<String>,
     /// Context field that keeps a user on one variant (default: user id, then session id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stickiness: Option<String>,
@@ -210,7 +217,7 @@ impl Flag {
                 strategies.push(strategy("flexibleRollout", params, vec![]));
             }
             // The whitelist is checked before strategies; nobody else is in.
-            StrategyKind::UserList => {}
+            StrategyKind::UserList | StrategyKind::Rules => {}
             StrategyKind::UserAttribute => {
                 let constraints = self
                     .attributes
@@ -274,7 +281,7 @@ fn variant_def(v: &FlagVariant) -> VariantDef {
     VariantDef {
         name: v.name.clone(),
         weight: v.weight,
-        weight_type: Some("variable".to_owned()),
+        weight_type: v.weight_type.clone(),
         stickiness: v.stickiness.clone(),
         payload: v.payload.as_ref().map(|p| match p {
             Value::String(s) => Payload {

@@ -63,6 +63,13 @@ pub struct RolloutAnswer {
     pub plan: Option<RolloutPlan>,
 }
 
+/// What an Unleash import did.
+#[derive(Clone, Debug, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+}
+
 /// Why a flag is marked stale, if it is.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Staleness {
@@ -333,6 +340,58 @@ impl FlagService {
         }
         self.reload().await?;
         Ok(())
+    }
+
+    /// Creates or replaces a flag for every feature of an Unleash export. Nothing is written
+    /// unless every feature converts.
+    pub async fn import_unleash(
+        &self,
+        by: &Actor,
+        features: &liftoff_eval::ClientFeatures,
+        reason: Option<String>,
+    ) -> Result<ImportReport, FlagError> {
+        let (flags, problems) = super::import::flags_from_unleash(features);
+        if !problems.is_empty() {
+            return Err(FlagError::Invalid(problems));
+        }
+        let mut report = ImportReport::default();
+        let existing: std::collections::HashMap<String, Flag> = self
+            .store
+            .list_flags()
+            .await?
+            .into_iter()
+            .map(|f| (f.flag_id.to_string(), f))
+            .collect();
+        for mut flag in flags {
+            let key = flag.flag_id.to_string();
+            match existing.get(&key) {
+                None => {
+                    let change = Change::new(by, "flag.import", "flag", &key)
+                        .after(to_value(&flag))
+                        .reason(reason.clone());
+                    self.store.insert_flag(&flag, &change).await?;
+                    report.created.push(key);
+                }
+                Some(before) => {
+                    flag.created_at = before.created_at;
+                    flag.version = before.version + 1;
+                    let change = Change::new(by, "flag.import", "flag", &key)
+                        .before(to_value(before))
+                        .after(to_value(&flag))
+                        .reason(reason.clone());
+                    if !self
+                        .store
+                        .update_flag(&flag, before.version, &change)
+                        .await?
+                    {
+                        return Err(FlagError::Busy(key));
+                    }
+                    report.updated.push(key);
+                }
+            }
+        }
+        self.reload().await?;
+        Ok(report)
     }
 
     /// The flag's audit entries, newest first.

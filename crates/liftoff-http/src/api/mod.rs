@@ -2,8 +2,12 @@
 //! at `/api/openapi.json` is generated from the same code that serves the routes.
 
 mod audit;
+mod flags;
 mod health;
+mod import;
 mod keys;
+mod ofrep;
+mod sdk;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -24,6 +28,9 @@ use crate::state::AppState;
         (name = "health", description = "Liveness, readiness and detailed health"),
         (name = "keys", description = "API keys and their scopes"),
         (name = "audit", description = "The audit trail of every change"),
+        (name = "flags", description = "Feature flags: rollouts, kill switches, targeting, history"),
+        (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol"),
+        (name = "sdk", description = "Flag definitions for SDKs that evaluate locally"),
     )
 )]
 struct ApiDoc;
@@ -50,4 +57,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(health::routes())
         .merge(keys::routes())
         .merge(audit::routes())
+        .merge(flags::routes())
+        .merge(ofrep::routes())
+        .merge(sdk::routes())
+        .merge(import::routes())
 }

@@ -13,7 +13,10 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub trait RequiredScope {
-    const SCOPE: Scope;
+    /// Named in the 403 message.
+    const NAME: &'static str;
+    /// Whether a key with `scope` may use the route (admin always may).
+    fn permits(scope: Scope) -> bool;
 }
 
 /// Routes that change configuration or manage keys.
@@ -22,15 +25,32 @@ pub struct Admin;
 pub struct Read;
 /// Routes that send data or evaluate flags.
 pub struct Ingest;
+/// Reads that client apps make too (a user's flags, the SDK feed): `read` or `ingest`.
+pub struct ReadOrIngest;
 
 impl RequiredScope for Admin {
-    const SCOPE: Scope = Scope::Admin;
+    const NAME: &'static str = "admin";
+    fn permits(scope: Scope) -> bool {
+        scope == Scope::Admin
+    }
 }
 impl RequiredScope for Read {
-    const SCOPE: Scope = Scope::Read;
+    const NAME: &'static str = "read";
+    fn permits(scope: Scope) -> bool {
+        scope.grants(Scope::Read)
+    }
 }
 impl RequiredScope for Ingest {
-    const SCOPE: Scope = Scope::Ingest;
+    const NAME: &'static str = "ingest";
+    fn permits(scope: Scope) -> bool {
+        scope.grants(Scope::Ingest)
+    }
+}
+impl RequiredScope for ReadOrIngest {
+    const NAME: &'static str = "read or ingest";
+    fn permits(scope: Scope) -> bool {
+        scope.grants(Scope::Read) || scope.grants(Scope::Ingest)
+    }
 }
 
 /// An authenticated caller holding scope `S` (or `admin`), within its rate limit.
@@ -61,11 +81,11 @@ impl<S: RequiredScope + Send> FromRequestParts<AppState> for Caller<S> {
                 "the token is unknown or revoked; create a new key with POST /api/keys",
             ));
         };
-        if !principal.scope.grants(S::SCOPE) {
+        if !S::permits(principal.scope) {
             return Err(ApiError::forbidden(format!(
                 "this key has scope `{}`; this route needs `{}`",
                 principal.scope,
-                S::SCOPE
+                S::NAME
             )));
         }
         state

@@ -1,0 +1,159 @@
+//! The OpenFeature Remote Evaluation Protocol: any OpenFeature SDK with an OFREP provider
+//! evaluates Liftoff flags.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use liftoff_core::flags::{Environment, payload_value};
+use liftoff_eval::{Evaluation, Reason};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::flags::{context, variant_name};
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, OptionalJson};
+use crate::mw::auth::{Caller, Ingest};
+use crate::state::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(evaluate_one))
+        .routes(routes!(evaluate_all))
+}
+
+/// An OFREP request: the evaluation context. `targetingKey` is the user id; `environment`
+/// picks the flag environment (default production); the rest are targeting attributes.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct OfrepRequest {
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub context: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OfrepEvaluation {
+    pub key: String,
+    /// A boolean for flags without variants; the variant's payload, or its name, otherwise.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    pub reason: &'static str,
+    pub variant: String,
+    #[schema(value_type = Object)]
+    pub metadata: BTreeMap<String, Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OfrepBulk {
+    pub flags: Vec<OfrepEvaluation>,
+}
+
+fn split(req: OfrepRequest) -> (Environment, liftoff_eval::Context) {
+    let mut attrs = req.context.unwrap_or_default();
+    let env = attrs
+        .get("environment")
+        .and_then(Value::as_str)
+        .and_then(Environment::parse)
+        .unwrap_or(Environment::Production);
+    let user = attrs
+        .remove("targetingKey")
+        .and_then(|v| v.as_str().map(str::to_owned));
+    (env, context(user, attrs))
+}
+
+fn ofrep_value(has_variants: bool, e: &Evaluation) -> Value {
+    if !has_variants {
+        return Value::Bool(e.enabled);
+    }
+    match &e.variant.payload {
+        Some(p) if e.variant.enabled => payload_value(p),
+        _ => Value::String(variant_name(e)),
+    }
+}
+
+fn answer(key: &str, has_variants: bool, e: &Evaluation) -> OfrepEvaluation {
+    OfrepEvaluation {
+        key: key.to_owned(),
+        value: ofrep_value(has_variants, e),
+        reason: e.reason.as_str(),
+        variant: variant_name(e),
+        metadata: BTreeMap::new(),
+    }
+}
+
+/// Evaluates one flag.
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "ofrep", request_body = OfrepRequest,
+    params(("key" = String, Path)), security(("bearer" = ["ingest"])),
+    responses((status = 200, body = OfrepEvaluation),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`errorCode: FLAG_NOT_FOUND`", body = Problem, content_type = "application/problem+json")))]
+async fn evaluate_one(
+    State(state): State<AppState>,
+    _caller: Caller<Ingest>,
+    ApiPath(key): ApiPath<String>,
+    OptionalJson(req): OptionalJson<OfrepRequest>,
+) -> Result<Json<OfrepEvaluation>, ApiError> {
+    let (env, ctx) = split(req);
+    let catalog = state.flags.catalog();
+    let e = catalog.evaluate(&key, env, &ctx);
+    if !e.found || e.reason == Reason::Error {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "flag_not_found",
+            format!("flag `{key}` not found"),
+        )
+        .with_extension("key", key.clone())
+        .with_extension("errorCode", "FLAG_NOT_FOUND")
+        .with_extension("errorDetails", format!("flag `{key}` not found")));
+    }
+    let has_variants = catalog
+        .flags
+        .iter()
+        .find(|(k, _)| k.as_str() == key)
+        .is_some_and(|(_, f)| !f.variants.is_empty());
+    Ok(Json(answer(&key, has_variants, &e)))
+}
+
+/// Evaluates every flag for one context. Send the last `ETag` as `If-None-Match`: while
+/// neither the flags nor the context changed the answer is 304.
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "ofrep", request_body = OfrepRequest,
+    security(("bearer" = ["ingest"])),
+    responses((status = 200, body = OfrepBulk), (status = 304, description = "Unchanged since the ETag"),
+        (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn evaluate_all(
+    State(state): State<AppState>,
+    _caller: Caller<Ingest>,
+    headers: HeaderMap,
+    OptionalJson(req): OptionalJson<OfrepRequest>,
+) -> Result<Response, ApiError> {
+    let context_key = serde_json::to_vec(&req.context).unwrap_or_default();
+    let (env, ctx) = split(req);
+    let catalog = state.flags.catalog();
+    let mut h = Sha256::new();
+    h.update(catalog.env(env).etag.as_bytes());
+    h.update(&context_key);
+    let etag = format!("\"{}\"", hex::encode(&h.finalize()[..12]));
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let flags = catalog
+        .evaluate_all(env, &ctx)
+        .into_iter()
+        .map(|(f, e)| answer(f.flag_id.as_str(), !f.variants.is_empty(), &e))
+        .collect();
+    let mut res = Json(OfrepBulk { flags }).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(res)
+}
