@@ -23,9 +23,11 @@ pub struct FlagKey(String);
 impl TryFrom<String> for FlagKey {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let ok = (1..=100).contains(&s.len())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
+        let ok = (1..=200).contains(&s.chars().count())
+            && s.chars().all(|c| {
+                !c.is_whitespace() && !c.is_control() && !matches!(c, '/' | '?' | '#' | '%')
+            })
+            && !matches!(s.as_str(), "stats" | "user");
         if ok {
             Ok(Self(s))
         } else {
