@@ -22,6 +22,9 @@ pub struct HttpSettings {
     /// Requests per second per API key (0 = unlimited) and the burst allowed.
     pub rate_limit_per_second: f64,
     pub rate_limit_burst: f64,
+    /// The same for `ingest` keys, which one client app shares among all its users; bursts of
+    /// twice the rate.
+    pub ingest_rate_limit_per_second: f64,
 }
 
 impl Default for HttpSettings {
@@ -31,6 +34,7 @@ impl Default for HttpSettings {
             secure_cookies: false,
             rate_limit_per_second: 200.0,
             rate_limit_burst: 400.0,
+            ingest_rate_limit_per_second: 10_000.0,
         }
     }
 }
@@ -53,6 +57,7 @@ pub struct AppState {
     pub jobs: JobRegistry,
     pub settings: Arc<HttpSettings>,
     pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) ingest_limiter: Arc<RateLimiter>,
     pub(crate) login_limiter: Arc<RateLimiter>,
     pub started: Instant,
     /// False once shutdown begins, so `/readyz` tells load balancers to stop sending traffic.
@@ -72,6 +77,10 @@ impl AppState {
             limiter: Arc::new(RateLimiter::new(
                 settings.rate_limit_per_second,
                 settings.rate_limit_burst,
+            )),
+            ingest_limiter: Arc::new(RateLimiter::new(
+                settings.ingest_rate_limit_per_second,
+                settings.ingest_rate_limit_per_second * 2.0,
             )),
             // Password guessing: 10 failed tries at once per user name, then one every 6 seconds.
             login_limiter: Arc::new(RateLimiter::new(1.0 / 6.0, 10.0)),

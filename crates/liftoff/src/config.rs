@@ -80,6 +80,11 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_RATE_LIMIT_BURST", value_name = "N")]
     pub rate_limit_burst: Option<f64>,
 
+    /// Requests per second per `ingest` key (shared by every user of the app that ships it),
+    /// 0 for no limit; bursts of twice that [default: 10000].
+    #[arg(long, env = "LIFTOFF_INGEST_RATE_LIMIT_PER_SECOND", value_name = "N")]
+    pub ingest_rate_limit_per_second: Option<f64>,
+
     /// How long a dashboard sign-in lasts, in hours [default: 12].
     #[arg(long, env = "LIFTOFF_SESSION_TTL_HOURS", value_name = "HOURS")]
     pub session_ttl_hours: Option<u32>,
@@ -105,7 +110,7 @@ impl Overrides {
     fn over(self, lower: Overrides) -> Overrides {
         layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password, log_format,
             event_retention_days, max_body_bytes, rate_limit_per_second, rate_limit_burst,
-            session_ttl_hours, stale_flag_days, secure_cookies)
+            ingest_rate_limit_per_second, session_ttl_hours, stale_flag_days, secure_cookies)
     }
 }
 
@@ -123,6 +128,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub rate_limit_per_second: f64,
     pub rate_limit_burst: f64,
+    pub ingest_rate_limit_per_second: f64,
     pub session_ttl_hours: u32,
     pub stale_flag_days: u32,
     pub secure_cookies: bool,
@@ -160,6 +166,7 @@ impl Settings {
             max_body_bytes: o.max_body_bytes.unwrap_or(1 << 20),
             rate_limit_per_second: o.rate_limit_per_second.unwrap_or(200.0),
             rate_limit_burst: o.rate_limit_burst.unwrap_or(400.0),
+            ingest_rate_limit_per_second: o.ingest_rate_limit_per_second.unwrap_or(10_000.0),
             session_ttl_hours: o.session_ttl_hours.unwrap_or(12),
             stale_flag_days: o.stale_flag_days.unwrap_or(30),
             secure_cookies: o.secure_cookies.unwrap_or(false),
@@ -194,7 +201,10 @@ impl Settings {
         if !(1024..=(1 << 30)).contains(&self.max_body_bytes) {
             bail!("--max-body-bytes must be between 1024 and 1073741824");
         }
-        if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_burst >= 1.0) {
+        if !(self.rate_limit_per_second >= 0.0
+            && self.rate_limit_burst >= 1.0
+            && self.ingest_rate_limit_per_second >= 0.0)
+        {
             bail!("--rate-limit-per-second must be 0 or more and --rate-limit-burst at least 1");
         }
         if !(1..=3650).contains(&self.stale_flag_days) {

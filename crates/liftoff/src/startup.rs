@@ -51,6 +51,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         secure_cookies: settings.secure_cookies,
         rate_limit_per_second: settings.rate_limit_per_second,
         rate_limit_burst: settings.rate_limit_burst,
+        ingest_rate_limit_per_second: settings.ingest_rate_limit_per_second,
     };
     Ok(Built {
         state: AppState::new(

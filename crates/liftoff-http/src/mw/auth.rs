@@ -88,8 +88,12 @@ impl<S: RequiredScope + Send> FromRequestParts<AppState> for Caller<S> {
                 S::NAME
             )));
         }
-        state
-            .limiter
+        let limiter = if principal.scope == Scope::Ingest {
+            &state.ingest_limiter
+        } else {
+            &state.limiter
+        };
+        limiter
             .check(&principal.actor.identity())
             .map_err(ApiError::too_many_requests)?;
         Ok(Self {

@@ -11,6 +11,7 @@ mod harness;
 mod auth;
 mod bad_input;
 mod dashboard;
+mod flags;
 mod keys;
 mod openapi;
 mod process;
