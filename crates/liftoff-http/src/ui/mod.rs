@@ -8,6 +8,7 @@
 )]
 
 pub mod assets;
+mod flags;
 pub mod layout;
 mod login;
 mod pages;
@@ -23,6 +24,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(pages::overview))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
+        .route("/flags", get(flags::list).post(flags::create))
+        .route("/flags/{key}", get(flags::detail))
+        .route("/flags/{key}/toggle", post(flags::toggle))
+        .route("/flags/{key}/percentage", post(flags::percentage))
         .route("/settings", get(pages::settings))
         .route("/settings/users", post(pages::create_user))
         .route("/settings/keys", post(pages::create_key))
@@ -30,7 +35,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/assets/{name}", get(assets::serve));
     for (path, _) in layout::NAV
         .iter()
-        .filter(|(p, _)| !matches!(*p, "/" | "/settings"))
+        .filter(|(p, _)| !matches!(*p, "/" | "/flags" | "/settings"))
     {
         let path: &'static str = path;
         router = router.route(

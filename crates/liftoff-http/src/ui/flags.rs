@@ -1,0 +1,385 @@
+//! The flags page: every flag with its status, strategy, rollout and stale marker; toggling
+//! (confirmed, with a reason), editing the rollout, creating a flag, and each flag's history.
+
+use std::collections::BTreeMap;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use liftoff_core::flags::{Environment, Flag, FlagError, NewFlag, StrategyKind};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use crate::state::AppState;
+use crate::ui::layout::{Window, WindowQuery, error_page, page};
+use crate::ui::session::{UiUser, encode_component};
+
+fn strategy_label(f: &Flag) -> String {
+    match f.strategy {
+        StrategyKind::AllUsers => "all users".into(),
+        StrategyKind::Percentage | StrategyKind::Gradual => {
+            format!("{} · {}%", f.strategy.as_str(), f.percentage)
+        }
+        StrategyKind::UserList => format!("user list · {}", f.user_whitelist.len()),
+        StrategyKind::UserAttribute => format!(
+            "attributes · {}",
+            f.attributes.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        StrategyKind::Rules => format!("rules · {}", f.rules.len()),
+    }
+}
+
+/// The share of users who get the flag in production, for the rollout bar.
+fn rollout_share(f: &Flag) -> f64 {
+    if !f.enabled_in(Environment::Production) {
+        return 0.0;
+    }
+    match f.strategy {
+        StrategyKind::AllUsers => 100.0,
+        StrategyKind::Percentage | StrategyKind::Gradual => {
+            f.percentage_in(Environment::Production)
+        }
+        _ => f64::NAN,
+    }
+}
+
+fn flash(message: Option<&(bool, String)>) -> Markup {
+    html! {
+        @if let Some((ok, m)) = message {
+            p class={ "flash " (if *ok { "ok" } else { "error" }) } role=(if *ok { "status" } else { "alert" }) { (m) }
+        }
+    }
+}
+
+async fn flags_page(
+    state: &AppState,
+    user: &UiUser,
+    window: Window,
+    message: Option<(bool, String)>,
+    status: StatusCode,
+) -> Response {
+    let flags = state.flags.list();
+    let stale = state.flags.staleness().await.unwrap_or_default();
+    let can_edit = user.user.role.can_edit();
+    let body = html! {
+        (flash(message.as_ref()))
+        @if flags.is_empty() {
+            p.muted { "No flags yet." }
+        } @else {
+            table #flags {
+                thead { tr {
+                    th { "Flag" } th { "Status" } th { "Strategy" } th { "Rollout (production)" } th { "Environments" } th { "Updated" }
+                    @if can_edit { th { "Change" } }
+                } }
+                tbody {
+                    @for f in &flags {
+                        @let key = f.flag_id.as_str();
+                        @let share = rollout_share(f);
+                        @let s = stale.get(key);
+                        tr data-flag=(key) {
+                            td {
+                                a href={ "/flags/" (encode_component(key)) } { code { (key) } }
+                                @if f.name != key { div.muted { (f.name) } }
+                                @if let Some(s) = s.filter(|s| s.stale) {
+                                    " " span.badge.stale title=(s.reason.clone().unwrap_or_default()) { "stale" }
+                                }
+                            }
+                            td { @if f.enabled { span.badge.ok.status { "on" } } @else { span.badge.bad.status { "off" } } }
+                            td { (strategy_label(f)) }
+                            td {
+                                @if share.is_nan() { span.muted { "targeted" } } @else {
+                                    div.bar title={ (share) "%" } { div.fill style={ "width:" (share) "%" } {} }
+                                    span.mono { (share) "%" }
+                                }
+                            }
+                            td {
+                                @for env in Environment::ALL {
+                                    span class={ "env " (if f.enabled_in(env) { "on" } else { "off" }) } title={ (env.as_str()) ": " (if f.enabled_in(env) { "on" } else { "off" }) } {
+                                        (env.as_str()[..3].to_uppercase())
+                                    }
+                                }
+                            }
+                            td.mono { (f.updated_at.format("%Y-%m-%d %H:%M")) }
+                            @if can_edit {
+                                td.actions {
+                                    form.toggle method="post" action={ "/flags/" (encode_component(key)) "/toggle" }
+                                        data-confirm={ "Turn " (key) (if f.enabled { " OFF for everyone" } else { " ON" }) "?" } {
+                                        input type="hidden" name="csrf" value=(user.csrf);
+                                        input type="hidden" name="enabled" value=(if f.enabled { "false" } else { "true" });
+                                        input name="reason" placeholder="Reason" required maxlength="500" aria-label="Reason";
+                                        button type="submit" class=[f.enabled.then_some("danger")] { (if f.enabled { "Turn off" } else { "Turn on" }) }
+                                    }
+                                    @if matches!(f.strategy, StrategyKind::Percentage | StrategyKind::Gradual | StrategyKind::AllUsers) {
+                                        form.rollout method="post" action={ "/flags/" (encode_component(key)) "/percentage" } {
+                                            input type="hidden" name="csrf" value=(user.csrf);
+                                            input type="number" name="percentage" min="0" max="100" step="0.1" value=(f.percentage) aria-label="Percentage" required;
+                                            input name="reason" placeholder="Reason" required maxlength="500" aria-label="Reason";
+                                            button type="submit" { "Set %" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if can_edit {
+            h2 { "New flag" }
+            form.inline #new-flag method="post" action="/flags" {
+                input type="hidden" name="csrf" value=(user.csrf);
+                label { "Flag id" input name="flag_id" required maxlength="200" placeholder="new-checkout"; }
+                label { "Strategy" select name="strategy" {
+                    option value="percentage" { "percentage" } option value="all_users" { "all users" } option value="user_list" { "user list" }
+                } }
+                label { "Percentage" input type="number" name="percentage" min="0" max="100" step="0.1" value="0"; }
+                label { "Reason" input name="reason" maxlength="500"; }
+                button type="submit" { "Create" }
+            }
+        }
+    };
+    let mut res = page(user, "/flags", window, "Flags", body);
+    *res.status_mut() = status;
+    res
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(q): Query<WindowQuery>,
+) -> Response {
+    flags_page(&state, &user, q.window(), None, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct ToggleForm {
+    #[serde(default)]
+    csrf: String,
+    enabled: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+pub struct PercentageForm {
+    #[serde(default)]
+    csrf: String,
+    percentage: f64,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    csrf: String,
+    flag_id: String,
+    strategy: StrategyKind,
+    percentage: Option<f64>,
+    #[serde(default)]
+    reason: String,
+}
+
+fn outcome(result: Result<String, FlagError>) -> (Option<(bool, String)>, StatusCode) {
+    match result {
+        Ok(m) => (Some((true, m)), StatusCode::OK),
+        Err(e @ FlagError::NotFound(_)) => (Some((false, e.to_string())), StatusCode::NOT_FOUND),
+        Err(FlagError::Store(_)) => (
+            Some((
+                false,
+                "Liftoff cannot reach its store. Try again shortly.".into(),
+            )),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        Err(e) => (
+            Some((false, e.to_string())),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    }
+}
+
+fn reason(r: String) -> Option<String> {
+    Some(r).filter(|r| !r.trim().is_empty())
+}
+
+/// Runs an editor form: body, CSRF token and role checked, then `act`, then the flags page
+/// with the outcome.
+async fn editor_form<T>(
+    state: &AppState,
+    user: &UiUser,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+    csrf: impl Fn(&T) -> &str,
+    act: impl AsyncFnOnce(T) -> Result<String, FlagError>,
+) -> Response {
+    let (message, status) = match form {
+        Err(e) => (
+            Some((false, format!("The form was incomplete: {}", e.body_text()))),
+            StatusCode::BAD_REQUEST,
+        ),
+        Ok(Form(form)) => {
+            if let Err(res) = user
+                .check_csrf(headers, csrf(&form))
+                .and_then(|()| user.require_editor())
+            {
+                return res;
+            }
+            outcome(act(form).await)
+        }
+    };
+    flags_page(state, user, Window::H24, message, status).await
+}
+
+pub async fn toggle(
+    State(state): State<AppState>,
+    user: UiUser,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    form: Result<Form<ToggleForm>, FormRejection>,
+) -> Response {
+    editor_form(
+        &state,
+        &user,
+        &headers,
+        form,
+        |f| &f.csrf,
+        async |f: ToggleForm| {
+            if f.reason.trim().is_empty() {
+                return Err(FlagError::Invalid(vec![
+                    "give a reason for turning a flag on or off".into(),
+                ]));
+            }
+            let flag = state
+                .flags
+                .set_enabled(&user.user.actor(), &key, f.enabled, reason(f.reason))
+                .await?;
+            Ok(format!(
+                "{} is now {}.",
+                flag.flag_id,
+                if flag.enabled { "on" } else { "off" }
+            ))
+        },
+    )
+    .await
+}
+
+pub async fn percentage(
+    State(state): State<AppState>,
+    user: UiUser,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    form: Result<Form<PercentageForm>, FormRejection>,
+) -> Response {
+    editor_form(
+        &state,
+        &user,
+        &headers,
+        form,
+        |f| &f.csrf,
+        async |f: PercentageForm| {
+            let flag = state
+                .flags
+                .set_percentage(&user.user.actor(), &key, f.percentage, reason(f.reason))
+                .await?;
+            Ok(format!(
+                "{} now reaches {}% of users.",
+                flag.flag_id, flag.percentage
+            ))
+        },
+    )
+    .await
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: UiUser,
+    headers: HeaderMap,
+    form: Result<Form<CreateForm>, FormRejection>,
+) -> Response {
+    editor_form(
+        &state,
+        &user,
+        &headers,
+        form,
+        |f| &f.csrf,
+        async |f: CreateForm| {
+            let flag_id = f
+                .flag_id
+                .trim()
+                .to_owned()
+                .try_into()
+                .map_err(|e: String| FlagError::Invalid(vec![e]))?;
+            let new = NewFlag {
+                flag_id,
+                name: None,
+                description: String::new(),
+                enabled: Some(true),
+                strategy: f.strategy,
+                percentage: if f.strategy == StrategyKind::AllUsers {
+                    None
+                } else {
+                    f.percentage
+                },
+                user_whitelist: Vec::new(),
+                user_blacklist: Vec::new(),
+                attributes: BTreeMap::new(),
+                variants: Vec::new(),
+                rules: Vec::new(),
+                dependencies: Vec::new(),
+                environments: BTreeMap::new(),
+                reason: reason(f.reason),
+            };
+            let flag = state.flags.create(&user.user.actor(), new).await?;
+            Ok(format!("{} created.", flag.flag_id))
+        },
+    )
+    .await
+}
+
+pub async fn detail(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path(key): Path<String>,
+    Query(q): Query<WindowQuery>,
+) -> Response {
+    let Ok(flag) = state.flags.get(&key) else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "Flag not found",
+            &format!("There is no flag `{key}`."),
+        );
+    };
+    let history = match state.flags.history(&key, 200).await {
+        Ok(h) => h,
+        Err(_) => return Redirect::to("/flags").into_response(),
+    };
+    let definition = serde_json::to_string_pretty(&flag).unwrap_or_default();
+    let body = html! {
+        p { a href="/flags" { "← All flags" } }
+        section.tiles {
+            div class={ "tile " (if flag.enabled { "ok" } else { "bad" }) } { div.label { "Status" } div.value { (if flag.enabled { "On" } else { "Off" }) } }
+            div.tile { div.label { "Strategy" } div.value { (flag.strategy.as_str()) } }
+            div.tile { div.label { "Percentage" } div.value { (flag.percentage) "%" } }
+            div.tile { div.label { "Version" } div.value { (flag.version) } }
+        }
+        h2 { "History" }
+        table #history {
+            thead { tr { th { "When" } th { "Who" } th { "What" } th { "Reason" } } }
+            tbody {
+                @for e in &history {
+                    tr {
+                        td.mono { (e.at.format("%Y-%m-%d %H:%M:%S")) }
+                        td { (e.actor) }
+                        td { code { (e.action) } }
+                        td { (e.reason.as_deref().unwrap_or("—")) }
+                    }
+                }
+            }
+        }
+        h2 { "Definition" }
+        pre.definition { (definition) }
+    };
+    page(&user, "/flags", q.window(), &format!("Flag {key}"), body)
+}
