@@ -28,6 +28,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Apply pending storage migrations and exit (serve also does this on start).
     Migrate(StoreArgs),
+    /// Inspect and steer feature flags on a running server: the emergency levers of a launch.
+    #[command(subcommand)]
+    Flags(FlagsCommand),
     /// Manage API keys on a running server.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -137,5 +140,48 @@ pub enum UsersCommand {
     List {
         #[command(flatten)]
         store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FlagsCommand {
+    /// Every flag with its status, strategy and rollout.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// One flag's full definition, as JSON.
+    Get {
+        flag: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Turn a flag on.
+    Enable {
+        flag: String,
+        /// Why; kept in the flag's history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Turn a flag off for everyone at once (the kill switch).
+    Disable {
+        flag: String,
+        /// Why; kept in the flag's history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Set the share of users who get the flag (0–100, decimals allowed).
+    SetPercentage {
+        flag: String,
+        percentage: f64,
+        /// Why; kept in the flag's history.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        remote: Remote,
     },
 }

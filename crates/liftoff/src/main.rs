@@ -63,6 +63,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await?;
             Ok(())
         }
+        Command::Flags(cmd) => {
+            telemetry::init(LogFormat::Text);
+            remote::flags(cmd).await
+        }
         Command::Keys(cmd) => {
             telemetry::init(LogFormat::Text);
             remote::keys(cmd).await

@@ -3,7 +3,7 @@
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use crate::cli::{KeysCommand, Remote};
+use crate::cli::{FlagsCommand, KeysCommand, Remote};
 
 fn client(remote: &Remote) -> anyhow::Result<(reqwest::Client, String, String)> {
     let Some(token) = remote.token.clone() else {
@@ -100,6 +100,108 @@ pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("Revoked key {id}.");
+        }
+    }
+    Ok(())
+}
+
+/// A flag id as one URL path segment.
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn patch_flag(remote: &Remote, flag: &str, body: Value) -> anyhow::Result<Value> {
+    let (http, url, token) = client(remote)?;
+    let res = http
+        .patch(format!("{url}/api/feature-flags/{}", segment(flag)))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Liftoff at {url}"))?;
+    check(res).await
+}
+
+pub async fn flags(cmd: FlagsCommand) -> anyhow::Result<()> {
+    match cmd {
+        FlagsCommand::List { remote } => {
+            let (http, url, token) = client(&remote)?;
+            let res = http
+                .get(format!("{url}/api/feature-flags"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach Liftoff at {url}"))?;
+            let flags = check(res).await?;
+            println!(
+                "{:<32} {:<4} {:<15} {:>8} STALE",
+                "FLAG", "ON", "STRATEGY", "PERCENT"
+            );
+            for f in flags.as_array().into_iter().flatten() {
+                println!(
+                    "{:<32} {:<4} {:<15} {:>8} {}",
+                    f["flag_id"].as_str().unwrap_or_default(),
+                    if f["enabled"] == true { "on" } else { "off" },
+                    f["strategy"].as_str().unwrap_or_default(),
+                    f["percentage"],
+                    if f["stale"] == true { "stale" } else { "" }
+                );
+            }
+        }
+        FlagsCommand::Get { flag, remote } => {
+            let (http, url, token) = client(&remote)?;
+            let res = http
+                .get(format!("{url}/api/feature-flags/{}", segment(&flag)))
+                .bearer_auth(token)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach Liftoff at {url}"))?;
+            println!("{}", serde_json::to_string_pretty(&check(res).await?)?);
+        }
+        FlagsCommand::Enable {
+            flag,
+            reason,
+            remote,
+        } => {
+            patch_flag(&remote, &flag, json!({"enabled": true, "reason": reason})).await?;
+            println!("{flag} is on.");
+        }
+        FlagsCommand::Disable {
+            flag,
+            reason,
+            remote,
+        } => {
+            patch_flag(&remote, &flag, json!({"enabled": false, "reason": reason})).await?;
+            println!("{flag} is off for everyone.");
+        }
+        FlagsCommand::SetPercentage {
+            flag,
+            percentage,
+            reason,
+            remote,
+        } => {
+            if !(0.0..=100.0).contains(&percentage) {
+                bail!("the percentage must be between 0 and 100");
+            }
+            let f = patch_flag(
+                &remote,
+                &flag,
+                json!({"percentage": percentage, "reason": reason}),
+            )
+            .await?;
+            println!(
+                "{flag} now reaches {}% of users (strategy {}).",
+                f["percentage"],
+                f["strategy"].as_str().unwrap_or_default()
+            );
         }
     }
     Ok(())

@@ -87,6 +87,10 @@ impl FlagPatch {
             environments,
             reason: _,
         } = self;
+        // A percentage for an all-users flag means a percentage rollout from now on.
+        if percentage.is_some() && strategy.is_none() && flag.strategy == StrategyKind::AllUsers {
+            flag.strategy = StrategyKind::Percentage;
+        }
         macro_rules! set {
             ($($field:ident <- $value:expr),+) => { $( if let Some(v) = $value { flag.$field = v; } )+ };
         }

@@ -299,3 +299,83 @@ fn demo_fills_a_data_dir() {
         "{list}"
     );
 }
+
+#[test]
+fn flags_cli_steers_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "cli-admin-token-0123456789";
+    let mut p = Proc::start(
+        &[
+            "serve",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[("LIFTOFF_ADMIN_TOKEN", token)],
+    );
+    let base = address(&p.wait_for("listening on http://"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let status = rt.block_on(async {
+        http.post(format!("{base}/api/feature-flags"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"flag_id": "new-checkout"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 201);
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--url", &base, "--token", token])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        cli(&["flags", "disable", "new-checkout", "--reason", "errors"])
+            .contains("off for everyone")
+    );
+    assert!(
+        cli(&[
+            "flags",
+            "set-percentage",
+            "new-checkout",
+            "12.5",
+            "--reason",
+            "slow ramp"
+        ])
+        .contains("12.5%")
+    );
+    let list = cli(&["flags", "list"]);
+    assert!(
+        list.contains("new-checkout") && list.contains("off") && list.contains("percentage"),
+        "{list}"
+    );
+    let flag: serde_json::Value =
+        serde_json::from_str(&cli(&["flags", "get", "new-checkout"])).unwrap();
+    assert_eq!(
+        (flag["enabled"].clone(), flag["percentage"].clone()),
+        (serde_json::json!(false), serde_json::json!(12.5))
+    );
+    let out = Command::new(BIN)
+        .args([
+            "flags", "enable", "missing", "--reason", "x", "--url", &base, "--token", token,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    assert!(p.terminate().success());
+}
