@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# OFREP bulk evaluation throughput over HTTP: Liftoff against a bare axum handler that returns
+# a fixed body of the same shape (crates/liftoff-http/examples/bare_axum.rs), measured in the
+# same run with wrk on loopback.
+#
+# Usage: bench/ofrep.sh [FLAGS=20] [SECONDS=10] [CONNECTIONS=64]
+# Liftoff runs with the ingest rate limit off, so the figure is evaluation, not throttling.
+# Needs: wrk (Debian package `wrk`), curl. Builds both binaries in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FLAGS=${1:-20}
+SECONDS_RUN=${2:-10}
+CONNS=${3:-64}
+THREADS=2
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --bin liftoff --example bare_axum -q
+LIFTOFF=target/release/liftoff
+BARE=target/release/examples/bare_axum
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+TOKEN=bench-admin-token-0123456789abcdef
+env -u LIFTOFF_DATA LIFTOFF_ADMIN_TOKEN=$TOKEN LIFTOFF_ADMIN_PASSWORD=bench-password \
+  $LIFTOFF serve --data "$work/data" --listen 127.0.0.1:7098 --log-format json --ingest-rate-limit-per-second 0 >"$work/liftoff.log" 2>&1 &
+pids+=($!)
+$BARE 127.0.0.1:7099 "$FLAGS" >"$work/bare.log" 2>&1 &
+pids+=($!)
+for url in http://127.0.0.1:7098/readyz http://127.0.0.1:7099/ofrep/v1/evaluate/flags; do
+  for _ in $(seq 1 100); do curl -s -o /dev/null -X POST "$url" -m 1 && break; curl -sf -o /dev/null "$url" && break; sleep 0.05; done
+done
+
+api() { curl -sf -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@"; }
+INGEST=$(api -X POST http://127.0.0.1:7098/api/keys -d '{"name":"bench","scope":"ingest"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+for i in $(seq 0 $((FLAGS - 1))); do
+  case $((i % 4)) in
+    0) body="{\"flag_id\":\"flag-$i\",\"strategy\":\"percentage\",\"percentage\":50}" ;;
+    1) body="{\"flag_id\":\"flag-$i\",\"strategy\":\"user_attribute\",\"attributes\":{\"plan\":[\"pro\",\"team\"]}}" ;;
+    2) body="{\"flag_id\":\"flag-$i\",\"variants\":[{\"name\":\"a\",\"weight\":1},{\"name\":\"b\",\"weight\":1}]}" ;;
+    3) body="{\"flag_id\":\"flag-$i\",\"strategy\":\"user_list\",\"user_whitelist\":[\"u1\",\"u2\"]}" ;;
+  esac
+  api -X POST http://127.0.0.1:7098/api/feature-flags -d "$body" >/dev/null
+done
+
+cat >"$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $INGEST"
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"context":{"targetingKey":"user-' .. counter .. '","plan":"pro"}}'
+  return wrk.format(nil, nil, nil, body)
+end
+LUA
+
+run() { # name url
+  wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s "$work/post.lua" "$2" >"$work/$1.txt"
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$1.txt")
+  printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+
+echo "## OFREP bulk evaluation, $FLAGS flags, wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s, $(nproc) CPUs"
+echo
+echo "| server | requests/s | p50 | p99 | non-2xx |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+run "bare axum (fixed body)" http://127.0.0.1:7099/ofrep/v1/evaluate/flags
+run "liftoff (auth + evaluation)" http://127.0.0.1:7098/ofrep/v1/evaluate/flags
