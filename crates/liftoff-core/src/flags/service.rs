@@ -551,7 +551,14 @@ impl FlagService {
     /// Applies every due rollout step; pauses every active plan while a critical alert fires.
     /// Returns what it did, for the job log.
     pub async fn advance_rollouts(&self) -> Result<String, FlagError> {
-        let now = Utc::now();
+        self.advance_rollouts_at(Utc::now()).await
+    }
+
+    /// [`Self::advance_rollouts`] as if it were `now` (tests step through a schedule with it).
+    pub async fn advance_rollouts_at(
+        &self,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<String, FlagError> {
         let plans: Vec<RolloutPlan> = self
             .store
             .list_rollout_plans()

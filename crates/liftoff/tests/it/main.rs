@@ -15,3 +15,4 @@ mod flags;
 mod keys;
 mod openapi;
 mod process;
+mod rollouts;

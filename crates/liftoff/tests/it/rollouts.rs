@@ -1,0 +1,156 @@
+//! Scheduled rollouts and stale-flag detection, on the real SQLite store, stepping the clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use chrono::{Duration, Utc};
+use liftoff_core::auth::Actor;
+use liftoff_core::flags::{CriticalAlerts, FlagService, NewFlag, PlanState};
+use serde_json::json;
+
+#[derive(Default)]
+struct Switch(AtomicBool);
+
+#[async_trait]
+impl CriticalAlerts for Switch {
+    async fn firing_critical(&self) -> Vec<String> {
+        if self.0.load(Ordering::Relaxed) {
+            vec!["error rate > 5%".into()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+async fn service(alerts: Arc<Switch>) -> (FlagService, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        liftoff_store::sqlite::SqliteState::open(&dir.path().join("state.db"))
+            .await
+            .unwrap(),
+    );
+    (FlagService::start(store, alerts, 30).await.unwrap(), dir)
+}
+
+fn new_flag(v: serde_json::Value) -> NewFlag {
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn a_scheduled_rollout_steps_on_time_and_pauses_on_a_critical_alert() {
+    let alerts = Arc::new(Switch::default());
+    let (flags, _dir) = service(alerts.clone()).await;
+    let me = Actor::System;
+    flags
+        .create(
+            &me,
+            new_flag(json!({"flag_id": "search-v2", "strategy": "percentage", "percentage": 10})),
+        )
+        .await
+        .unwrap();
+    let answer = flags
+        .plan_rollout(
+            &me,
+            "search-v2",
+            50.0,
+            20.0,
+            Some(60),
+            Some("launch".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.steps, vec![30.0, 50.0]);
+
+    let t0 = Utc::now();
+    flags
+        .advance_rollouts_at(t0 + Duration::minutes(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        flags.get("search-v2").unwrap().percentage,
+        10.0,
+        "nothing before the interval"
+    );
+    flags
+        .advance_rollouts_at(t0 + Duration::minutes(61))
+        .await
+        .unwrap();
+    assert_eq!(flags.get("search-v2").unwrap().percentage, 30.0);
+
+    alerts.0.store(true, Ordering::Relaxed);
+    let did = flags
+        .advance_rollouts_at(t0 + Duration::minutes(200))
+        .await
+        .unwrap();
+    assert!(did.contains("paused"), "{did}");
+    assert_eq!(
+        flags.get("search-v2").unwrap().percentage,
+        30.0,
+        "a firing critical alert stops the plan"
+    );
+    let plan = flags.rollout_plans().await.unwrap().remove(0);
+    assert_eq!(plan.state, PlanState::Paused);
+    assert!(plan.paused_reason.unwrap().contains("error rate"));
+
+    alerts.0.store(false, Ordering::Relaxed);
+    flags
+        .advance_rollouts_at(t0 + Duration::minutes(300))
+        .await
+        .unwrap();
+    assert_eq!(
+        flags.get("search-v2").unwrap().percentage,
+        30.0,
+        "a paused plan waits for a person"
+    );
+    flags
+        .set_plan_state(&me, "search-v2", false, Some("fixed".into()))
+        .await
+        .unwrap();
+    flags
+        .advance_rollouts_at(Utc::now() + Duration::minutes(61))
+        .await
+        .unwrap();
+    assert_eq!(flags.get("search-v2").unwrap().percentage, 50.0);
+    assert_eq!(
+        flags.rollout_plans().await.unwrap()[0].state,
+        PlanState::Completed
+    );
+
+    let history = flags.history("search-v2", 100).await.unwrap();
+    let actions: Vec<&str> = history.iter().map(|h| h.action.as_str()).collect();
+    for a in [
+        "flag.rollout_plan",
+        "flag.rollout",
+        "flag.rollout_step",
+        "flag.rollout_pause",
+        "flag.rollout_resume",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn evaluation_counts_are_recorded_and_fresh_flags_are_not_stale() {
+    let (flags, _dir) = service(Arc::default()).await;
+    flags
+        .create(&Actor::System, new_flag(json!({"flag_id": "dark-mode"})))
+        .await
+        .unwrap();
+    let ctx = liftoff_eval::Context::default();
+    for _ in 0..5 {
+        flags.evaluate(
+            "dark-mode",
+            liftoff_core::flags::Environment::Production,
+            &ctx,
+        );
+    }
+    assert_eq!(flags.flush_evaluation_counts().await.unwrap(), 1);
+    assert_eq!(
+        flags.flush_evaluation_counts().await.unwrap(),
+        0,
+        "counts are drained"
+    );
+    let stale = flags.staleness().await.unwrap();
+    assert!(!stale["dark-mode"].stale, "changed today, evaluated today");
+}
