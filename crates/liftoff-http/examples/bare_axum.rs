@@ -16,13 +16,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| serde_json::json!({"key": format!("flag-{i}"), "value": i % 2 == 0, "reason": "TARGETING_MATCH", "variant": "on", "metadata": {}}))
         .collect();
     let body = serde_json::to_vec(&serde_json::json!({ "flags": flags }))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let app = Router::new().route(
             "/ofrep/v1/evaluate/flags",
             post(move || {
                 let body = body.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
             }),
         );
         let listener = tokio::net::TcpListener::bind(&addr).await?;

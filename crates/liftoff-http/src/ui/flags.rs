@@ -8,7 +8,9 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use liftoff_core::flags::{Environment, Flag, FlagError, NewFlag, StrategyKind};
+use liftoff_core::flags::{
+    Environment, Flag, FlagError, NewFlag, PlanState, RolloutPlan, StrategyKind,
+};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -62,6 +64,14 @@ async fn flags_page(
 ) -> Response {
     let flags = state.flags.list();
     let stale = state.flags.staleness().await.unwrap_or_default();
+    let plans: BTreeMap<String, RolloutPlan> = state
+        .flags
+        .rollout_plans()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.flag_id.to_string(), p))
+        .collect();
     let can_edit = user.user.role.can_edit();
     let body = html! {
         (flash(message.as_ref()))
@@ -87,7 +97,20 @@ async fn flags_page(
                                 }
                             }
                             td { @if f.enabled { span.badge.ok.status { "on" } } @else { span.badge.bad.status { "off" } } }
-                            td { (strategy_label(f)) }
+                            td {
+                                (strategy_label(f))
+                                @if !f.variants.is_empty() { div.muted { (f.variants.len()) " variants: " (f.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")) } }
+                                @if let Some(p) = plans.get(key) {
+                                    div.muted.plan {
+                                        "plan → " (p.target_percentage) "% · "
+                                        @match p.state {
+                                            PlanState::Active => { "next step " (p.next_at.map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default()) },
+                                            PlanState::Paused => { "paused: " (p.paused_reason.clone().unwrap_or_default()) },
+                                            PlanState::Completed => { "done" },
+                                        }
+                                    }
+                                }
+                            }
                             td {
                                 @if share.is_nan() { span.muted { "targeted" } } @else {
                                     div.bar title={ (share) "%" } { div.fill style={ "width:" (share) "%" } {} }

@@ -126,6 +126,11 @@ pub async fn overview(
             div.tile { div.label { "Uptime" } div.value { (human_duration(state.started.elapsed().as_secs())) } }
             div.tile { div.label { "Users" } div.value { (users) } }
             div.tile { div.label { "Active API keys" } div.value { (keys) } }
+            @let flags = state.flags.list();
+            a.tile href="/flags" {
+                div.label { "Flags on" }
+                div.value { (flags.iter().filter(|f| f.enabled).count()) " / " (flags.len()) }
+            }
             div class={ "tile " (if failing_jobs == 0 { "ok" } else { "warn" }) } {
                 div.label { "Background jobs" } div.value { (jobs.len() - failing_jobs) " / " (jobs.len()) } div.muted { "running cleanly" }
             }
