@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, Stream};
+use futures_util::stream;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -75,7 +75,7 @@ async fn stream(
     State(state): State<AppState>,
     _caller: Caller<ReadOrIngest>,
     ApiQuery(p): ApiQuery<FeedParams>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let env = environment(p.environment.as_deref())?;
     let changes = state.flags.subscribe();
     let flags = state.flags.clone();
@@ -92,7 +92,7 @@ async fn stream(
                         .event("flags")
                         .id(feed.etag.trim_matches('"'))
                         .data(data);
-                    return Some((Ok(event), (changes, last, flags)));
+                    return Some((Ok::<Event, Infallible>(event), (changes, last, flags)));
                 }
                 // Ends the stream when the service goes away (shutdown).
                 changes.changed().await.ok()?;

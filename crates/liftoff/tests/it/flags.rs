@@ -620,3 +620,50 @@ async fn unleash_import() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn rust_sdk_follows_a_kill_switch_within_a_second() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    create(
+        &app,
+        json!({"flag_id": "new-checkout", "strategy": "percentage", "percentage": 100}),
+    )
+    .await;
+    let client = liftoff_sdk::FlagClient::builder(&app.url, &ingest)
+        .build()
+        .await
+        .unwrap();
+    assert!(client.is_ready());
+    let ctx = liftoff_sdk::Context {
+        user_id: Some("u1".into()),
+        ..Default::default()
+    };
+    assert!(client.is_enabled("new-checkout", &ctx));
+
+    let updated = client.wait_for_update();
+    let started = Instant::now();
+    assert_eq!(
+        patch(
+            &app,
+            "new-checkout",
+            json!({"enabled": false, "reason": "errors"})
+        )
+        .await
+        .status(),
+        200
+    );
+    tokio::time::timeout(Duration::from_secs(1), updated)
+        .await
+        .expect("the SDK did not see the change within 1 s");
+    eprintln!(
+        "kill switch reached the Rust SDK in {:?}",
+        started.elapsed()
+    );
+    assert!(!client.is_enabled("new-checkout", &ctx));
+    assert_eq!(
+        client.evaluate("new-checkout", &ctx).reason,
+        liftoff_sdk::Reason::Disabled
+    );
+    client.shutdown();
+}
