@@ -30,8 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_flag, patch_flag, delete_flag))
         .routes(routes!(check_flag))
         .routes(routes!(gradual_rollout))
-        .routes(routes!(pause_rollout))
-        .routes(routes!(resume_rollout))
+        .routes(routes!(rollout_action))
         .routes(routes!(history))
 }
 
@@ -399,36 +398,30 @@ async fn gradual_rollout(
     ))
 }
 
-#[utoipa::path(post, path = "/api/feature-flags/{flag_id}/gradual-rollout/pause", tag = "flags",
-    params(("flag_id" = String, Path), ReasonParam), security(("bearer" = ["admin"])),
-    responses((status = 200, body = RolloutPlan), (status = 404, body = Problem, content_type = "application/problem+json")))]
-async fn pause_rollout(
-    State(state): State<AppState>,
-    caller: Caller<Admin>,
-    ApiPath(key): ApiPath<String>,
-    ApiQuery(p): ApiQuery<ReasonParam>,
-) -> Result<Json<RolloutPlan>, ApiError> {
-    Ok(Json(
-        state
-            .flags
-            .set_plan_state(&caller.principal.actor, &key, true, p.reason)
-            .await?,
-    ))
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanAction {
+    Pause,
+    Resume,
 }
 
-#[utoipa::path(post, path = "/api/feature-flags/{flag_id}/gradual-rollout/resume", tag = "flags",
-    params(("flag_id" = String, Path), ReasonParam), security(("bearer" = ["admin"])),
-    responses((status = 200, body = RolloutPlan), (status = 404, body = Problem, content_type = "application/problem+json")))]
-async fn resume_rollout(
+/// Pauses or resumes the flag's scheduled rollout plan.
+#[utoipa::path(post, path = "/api/feature-flags/{flag_id}/gradual-rollout/{action}", tag = "flags",
+    params(("flag_id" = String, Path), ("action" = PlanAction, Path, description = "pause or resume"), ReasonParam),
+    security(("bearer" = ["admin"])),
+    responses((status = 200, body = RolloutPlan), (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn rollout_action(
     State(state): State<AppState>,
     caller: Caller<Admin>,
-    ApiPath(key): ApiPath<String>,
+    ApiPath((key, action)): ApiPath<(String, PlanAction)>,
     ApiQuery(p): ApiQuery<ReasonParam>,
 ) -> Result<Json<RolloutPlan>, ApiError> {
+    let pause = matches!(action, PlanAction::Pause);
     Ok(Json(
         state
             .flags
-            .set_plan_state(&caller.principal.actor, &key, false, p.reason)
+            .set_plan_state(&caller.principal.actor, &key, pause, p.reason)
             .await?,
     ))
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::state::AppState;
 use crate::ui::layout::{Window, WindowQuery, error_page, page};
-use crate::ui::session::{UiUser, encode_component};
+use crate::ui::session::{Refused, UiUser, encode_component};
 
 fn strategy_label(f: &Flag) -> String {
     match f.strategy {
@@ -237,20 +237,13 @@ async fn editor_form<T>(
     csrf: impl Fn(&T) -> &str,
     act: impl AsyncFnOnce(T) -> Result<String, FlagError>,
 ) -> Response {
-    let (message, status) = match form {
-        Err(e) => (
-            Some((false, format!("The form was incomplete: {}", e.body_text()))),
+    let (message, status) = match user.accept(headers, form, csrf, UiUser::require_editor) {
+        Err(Refused::Page(res)) => return res,
+        Err(Refused::Incomplete(e)) => (
+            Some((false, format!("The form was incomplete: {e}"))),
             StatusCode::BAD_REQUEST,
         ),
-        Ok(Form(form)) => {
-            if let Err(res) = user
-                .check_csrf(headers, csrf(&form))
-                .and_then(|()| user.require_editor())
-            {
-                return res;
-            }
-            outcome(act(form).await)
-        }
+        Ok(form) => outcome(act(form).await),
     };
     flags_page(state, user, Window::H24, message, status).await
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::state::AppState;
 use crate::ui::layout::{Window, WindowQuery, chart, coming, error_page, page};
-use crate::ui::session::UiUser;
+use crate::ui::session::{Refused, UiUser};
 
 fn store_down() -> Response {
     error_page(
@@ -368,46 +368,20 @@ fn failed(message: impl Into<String>, status: StatusCode) -> Outcome {
     (Flash::Error(message.into()), status)
 }
 
-trait CsrfField {
-    fn csrf(&self) -> &str;
-}
-
-impl CsrfField for NewUserForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-impl CsrfField for NewKeyForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-impl CsrfField for CsrfOnly {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Runs an admin-only settings form: checks the body, CSRF token and role, runs `act`, and
 /// shows the settings page with its outcome.
-async fn admin_form<T: CsrfField>(
+async fn admin_form<T>(
     state: &AppState,
     user: &UiUser,
     headers: &HeaderMap,
     form: Result<Form<T>, FormRejection>,
+    csrf: impl Fn(&T) -> &str,
     act: impl AsyncFnOnce(T) -> Outcome,
 ) -> Response {
-    let (flash, status) = match form {
-        Err(_) => failed("Fill in every field.", StatusCode::BAD_REQUEST),
-        Ok(Form(form)) => {
-            if let Err(res) = user
-                .check_csrf(headers, form.csrf())
-                .and_then(|()| user.require_admin())
-            {
-                return res;
-            }
-            act(form).await
-        }
+    let (flash, status) = match user.accept(headers, form, csrf, UiUser::require_admin) {
+        Err(Refused::Page(res)) => return res,
+        Err(Refused::Incomplete(_)) => failed("Fill in every field.", StatusCode::BAD_REQUEST),
+        Ok(form) => act(form).await,
     };
     settings_page(state, user, Window::H24, flash, status).await
 }
@@ -418,22 +392,29 @@ pub async fn create_user(
     headers: HeaderMap,
     form: Result<Form<NewUserForm>, FormRejection>,
 ) -> Response {
-    admin_form(&state, &user, &headers, form, async |form: NewUserForm| {
-        let Some(role) = Role::parse(&form.role) else {
-            return failed("Unknown role.", StatusCode::UNPROCESSABLE_ENTITY);
-        };
-        match state
-            .users
-            .create(&user.user.actor(), &form.username, &form.password, role)
-            .await
-        {
-            Ok(u) => (
-                Flash::Ok(format!("User {} added as {}.", u.username, u.role)),
-                StatusCode::OK,
-            ),
-            Err(e) => failed(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        }
-    })
+    admin_form(
+        &state,
+        &user,
+        &headers,
+        form,
+        |f| &f.csrf,
+        async |form: NewUserForm| {
+            let Some(role) = Role::parse(&form.role) else {
+                return failed("Unknown role.", StatusCode::UNPROCESSABLE_ENTITY);
+            };
+            match state
+                .users
+                .create(&user.user.actor(), &form.username, &form.password, role)
+                .await
+            {
+                Ok(u) => (
+                    Flash::Ok(format!("User {} added as {}.", u.username, u.role)),
+                    StatusCode::OK,
+                ),
+                Err(e) => failed(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+            }
+        },
+    )
     .await
 }
 
@@ -443,29 +424,36 @@ pub async fn create_key(
     headers: HeaderMap,
     form: Result<Form<NewKeyForm>, FormRejection>,
 ) -> Response {
-    admin_form(&state, &user, &headers, form, async |form: NewKeyForm| {
-        let (Ok(name), Some(scope)) = (KeyName::parse(&form.name), Scope::parse(&form.scope))
-        else {
-            return failed(
-                "Give the key a name (up to 100 characters) and a scope.",
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
-        };
-        match state
-            .keys
-            .create(&user.user.actor(), name, scope, None)
-            .await
-        {
-            Ok(k) => (
-                Flash::Token {
-                    name: k.name,
-                    token: k.token,
-                },
-                StatusCode::OK,
-            ),
-            Err(e) => failed(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-        }
-    })
+    admin_form(
+        &state,
+        &user,
+        &headers,
+        form,
+        |f| &f.csrf,
+        async |form: NewKeyForm| {
+            let (Ok(name), Some(scope)) = (KeyName::parse(&form.name), Scope::parse(&form.scope))
+            else {
+                return failed(
+                    "Give the key a name (up to 100 characters) and a scope.",
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                );
+            };
+            match state
+                .keys
+                .create(&user.user.actor(), name, scope, None)
+                .await
+            {
+                Ok(k) => (
+                    Flash::Token {
+                        name: k.name,
+                        token: k.token,
+                    },
+                    StatusCode::OK,
+                ),
+                Err(e) => failed(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+            }
+        },
+    )
     .await
 }
 
@@ -481,6 +469,7 @@ pub async fn revoke_key(
         &user,
         &headers,
         form,
+        |f| &f.csrf,
         async |_: CsrfOnly| match state.keys.revoke(&user.user.actor(), &id, None).await {
             Ok(()) => (Flash::Ok("Key revoked.".into()), StatusCode::OK),
             Err(e) => failed(e.to_string(), StatusCode::NOT_FOUND),

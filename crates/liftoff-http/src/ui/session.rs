@@ -86,6 +86,32 @@ impl UiUser {
     }
 }
 
+/// Why a submitted form was not taken.
+pub enum Refused {
+    /// Fields were missing or malformed: show the form's page with this message.
+    Incomplete(String),
+    /// CSRF, origin or role check failed: answer with this page.
+    Page(Response),
+}
+
+impl UiUser {
+    /// Takes a submitted form when its body is complete, its CSRF token and origin are right
+    /// and the user's role passes `may` (`UiUser::require_editor`, `UiUser::require_admin`).
+    pub fn accept<T>(
+        &self,
+        headers: &HeaderMap,
+        form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
+        csrf: impl Fn(&T) -> &str,
+        may: impl Fn(&Self) -> Result<(), Response>,
+    ) -> Result<T, Refused> {
+        let axum::Form(form) = form.map_err(|e| Refused::Incomplete(e.body_text()))?;
+        self.check_csrf(headers, csrf(&form))
+            .and_then(|()| may(self))
+            .map_err(Refused::Page)?;
+        Ok(form)
+    }
+}
+
 pub fn csrf_failure() -> Response {
     error_page(
         StatusCode::FORBIDDEN,

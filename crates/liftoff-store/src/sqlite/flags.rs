@@ -28,20 +28,29 @@ fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[async_trait]
-impl FlagStore for SqliteState {
-    async fn list_flags(&self) -> Result<Vec<Flag>, StoreError> {
+impl SqliteState {
+    /// Every row of a one-column query of JSON documents, parsed.
+    async fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
         let rows: Vec<String> = self
             .db
-            .read(|c| {
-                let mut stmt = c
-                    .prepare_cached("SELECT definition FROM flags ORDER BY key")
-                    .map_err(sql_err)?;
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(sql).map_err(sql_err)?;
                 let rows = stmt.query_map([], |r| r.get(0)).map_err(sql_err)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
             })
             .await?;
         rows.iter().map(|s| from_json(s)).collect()
+    }
+}
+
+#[async_trait]
+impl FlagStore for SqliteState {
+    async fn list_flags(&self) -> Result<Vec<Flag>, StoreError> {
+        self.json_rows("SELECT definition FROM flags ORDER BY key")
+            .await
     }
 
     async fn insert_flag(&self, flag: &Flag, change: &Change) -> Result<(), StoreError> {
@@ -189,16 +198,7 @@ impl FlagStore for SqliteState {
     }
 
     async fn list_rollout_plans(&self) -> Result<Vec<RolloutPlan>, StoreError> {
-        let rows: Vec<String> = self
-            .db
-            .read(|c| {
-                let mut stmt = c
-                    .prepare_cached("SELECT plan FROM rollout_plans ORDER BY flag_key")
-                    .map_err(sql_err)?;
-                let rows = stmt.query_map([], |r| r.get(0)).map_err(sql_err)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
-            })
-            .await?;
-        rows.iter().map(|s| from_json(s)).collect()
+        self.json_rows("SELECT plan FROM rollout_plans ORDER BY flag_key")
+            .await
     }
 }
