@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{AuditEntry, AuditQuery, Change};
 use crate::auth::{ApiKey, KeyRecord};
-use crate::flags::{Flag, FlagKey, RolloutPlan};
+use crate::flags::{Flag, FlagKey, RolloutPlan, Segment};
 use crate::secret::TokenDigest;
 use crate::users::{SessionRecord, User, UserRecord};
 
@@ -120,6 +120,14 @@ pub trait FlagStore: Send + Sync {
         change: &Change,
     ) -> Result<(), StoreError>;
     async fn list_rollout_plans(&self) -> Result<Vec<RolloutPlan>, StoreError>;
+    /// Every segment, by id.
+    async fn list_segments(&self) -> Result<Vec<Segment>, StoreError>;
+    /// Stores a new segment and returns the id the store gave it (the `id` passed is ignored;
+    /// the audit entry's target is set to the new id). Conflict when the name is taken.
+    async fn insert_segment(&self, segment: &Segment, change: &Change) -> Result<i64, StoreError>;
+    /// `false` when there is no segment with this id.
+    async fn update_segment(&self, segment: &Segment, change: &Change) -> Result<bool, StoreError>;
+    async fn delete_segment(&self, id: i64, change: &Change) -> Result<bool, StoreError>;
 }
 
 /// Everything Liftoff keeps as shared state (not events): one object per backend.

@@ -17,7 +17,7 @@ fn imported_flags_pass_the_unleash_specification() {
             problems.is_empty(),
             "features that did not import: {problems:?}"
         );
-        let catalog = Catalog::build(1, flags, &Default::default());
+        let catalog = Catalog::build(1, flags, Vec::new(), &Default::default());
         move |flag: &str, ctx: &liftoff_eval::Context| {
             catalog.evaluate(flag, Environment::Production, ctx)
         }

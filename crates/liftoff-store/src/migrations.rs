@@ -18,6 +18,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "flags",
         sql: include_str!("../migrations/sqlite/0002_flags.sql"),
     },
+    Migration {
+        version: 3,
+        name: "segments",
+        sql: include_str!("../migrations/sqlite/0003_segments.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -30,5 +35,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "flags",
         sql: include_str!("../migrations/postgres/0002_flags.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "segments",
+        sql: include_str!("../migrations/postgres/0003_segments.sql"),
     },
 ];

@@ -71,7 +71,7 @@ mod sqlite {
             .len(),
             1
         );
-        assert_eq!(s.schema_version().await.unwrap(), 2);
+        assert_eq!(s.schema_version().await.unwrap(), 3);
     }
 }
 
@@ -113,6 +113,6 @@ mod postgres {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(n, 2, "each of the two migrations applied exactly once");
+        assert_eq!(n, 3, "each of the three migrations applied exactly once");
     }
 }

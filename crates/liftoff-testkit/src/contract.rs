@@ -441,6 +441,114 @@ pub async fn flag_evaluations_accumulate(s: Arc<dyn StateStore>) {
     assert_eq!(last, vec![("a".to_owned(), d2), ("b".to_owned(), d1)]);
 }
 
+pub async fn segments_round_trip(s: Arc<dyn StateStore>) {
+    let r0 = s.flags_revision().await.unwrap();
+    let seg = liftoff_core::flags::Segment {
+        id: 0,
+        name: "beta testers".into(),
+        description: "people who asked".into(),
+        constraints: serde_json::from_value(
+            json!([{"contextName": "plan", "operator": "IN", "values": ["beta"]}]),
+        )
+        .unwrap(),
+        updated_at: Utc.timestamp_millis_opt(1_700_000_000_000).unwrap(),
+    };
+    let id = s
+        .insert_segment(
+            &seg,
+            &Change::new(&actor(), "segment.create", "segment", "new"),
+        )
+        .await
+        .unwrap();
+    let id2 = s
+        .insert_segment(
+            &liftoff_core::flags::Segment {
+                name: "eu".into(),
+                ..seg.clone()
+            },
+            &Change::new(&actor(), "segment.create", "segment", "new"),
+        )
+        .await
+        .unwrap();
+    assert_ne!(id, id2);
+    let err = s
+        .insert_segment(
+            &seg,
+            &Change::new(&actor(), "segment.create", "segment", "new"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "names are unique: {err:?}"
+    );
+    let listed = s.list_segments().await.unwrap();
+    assert_eq!(
+        listed[0],
+        liftoff_core::flags::Segment { id, ..seg.clone() }
+    );
+    assert!(
+        s.flags_revision().await.unwrap() > r0,
+        "segments change evaluation, so they bump the revision"
+    );
+    let audit = s
+        .list_audit(&AuditQuery {
+            target_type: Some("segment".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.last().unwrap().target_id,
+        id.to_string(),
+        "the audit entry names the new id"
+    );
+
+    let renamed = liftoff_core::flags::Segment {
+        id,
+        name: "beta".into(),
+        ..seg.clone()
+    };
+    assert!(
+        s.update_segment(
+            &renamed,
+            &Change::new(&actor(), "segment.update", "segment", &id.to_string())
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.update_segment(
+            &liftoff_core::flags::Segment {
+                id: 999,
+                ..seg.clone()
+            },
+            &Change::new(&actor(), "segment.update", "segment", "999")
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.list_segments().await.unwrap()[0].name, "beta");
+    assert!(
+        s.delete_segment(
+            id,
+            &Change::new(&actor(), "segment.delete", "segment", &id.to_string())
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.delete_segment(
+            id,
+            &Change::new(&actor(), "segment.delete", "segment", &id.to_string())
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.list_segments().await.unwrap().len(), 1);
+}
+
 /// Declares one `#[tokio::test]` per contract case, each on a fresh store from `$open`
 /// (an async fn returning `Arc<dyn StateStore>`). Use it once per backend, inside a module named
 /// after the backend, so test output reads `sqlite::keys_round_trip`, `postgres::keys_round_trip`.
@@ -450,7 +558,7 @@ macro_rules! state_store_contract {
         $crate::state_store_contract!(@cases $open;
             keys_round_trip, revoked_keys_do_not_authenticate, failed_change_writes_no_audit,
             audit_filters_and_pages, users_are_unique, sessions_expire, health_reports_schema,
-            flags_round_trip_with_versions, flag_evaluations_accumulate);
+            flags_round_trip_with_versions, flag_evaluations_accumulate, segments_round_trip);
     };
     (@cases $open:path; $($case:ident),+) => {
         $(

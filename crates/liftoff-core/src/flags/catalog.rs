@@ -10,6 +10,7 @@ use liftoff_eval::{ClientFeatures, Context, Evaluation, Snapshot};
 use sha2::{Digest as _, Sha256};
 
 use super::model::{Environment, Flag, FlagKey};
+use super::segments::Segment;
 
 /// Evaluation counts per flag, kept across catalog swaps and drained by the stats job.
 #[derive(Default)]
@@ -51,6 +52,7 @@ pub struct EnvCatalog {
 pub struct Catalog {
     pub revision: i64,
     pub flags: BTreeMap<FlagKey, Flag>,
+    pub segments: Vec<Segment>,
     envs: [EnvCatalog; 3],
     counters: HashMap<String, Arc<AtomicU64>>,
 }
@@ -64,12 +66,17 @@ fn env_index(env: Environment) -> usize {
 }
 
 impl Catalog {
-    pub fn build(revision: i64, flags: Vec<Flag>, counters: &EvaluationCounters) -> Self {
+    pub fn build(
+        revision: i64,
+        flags: Vec<Flag>,
+        segments: Vec<Segment>,
+        counters: &EvaluationCounters,
+    ) -> Self {
         let env = |e: Environment| {
             let features = ClientFeatures {
                 version: 2,
                 features: flags.iter().map(|f| f.to_feature(e)).collect(),
-                segments: Vec::new(),
+                segments: segments.iter().map(Segment::to_def).collect(),
             };
             let body = serde_json::to_vec(&features).unwrap_or_default();
             let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..12]));
@@ -91,6 +98,7 @@ impl Catalog {
         Self {
             revision,
             flags: flags.into_iter().map(|f| (f.flag_id.clone(), f)).collect(),
+            segments,
             envs,
             counters,
         }

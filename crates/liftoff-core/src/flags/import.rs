@@ -65,6 +65,7 @@ pub fn flag_from_unleash(
             })
             .collect(),
         rules,
+        segments: Vec::new(),
         dependencies: f.dependencies.clone(),
         environments: BTreeMap::new(),
         created_at: now,

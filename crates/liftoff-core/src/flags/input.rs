@@ -38,6 +38,9 @@ pub struct NewFlag {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub rules: Vec<StrategyDef>,
+    /// Segment ids the simple strategy is limited to.
+    #[serde(default)]
+    pub segments: Vec<i64>,
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub dependencies: Vec<DependencyDef>,
@@ -62,6 +65,7 @@ pub struct FlagPatch {
     pub variants: Option<Vec<FlagVariant>>,
     #[schema(value_type = Option<Vec<Object>>)]
     pub rules: Option<Vec<StrategyDef>>,
+    pub segments: Option<Vec<i64>>,
     #[schema(value_type = Option<Vec<Object>>)]
     pub dependencies: Option<Vec<DependencyDef>>,
     /// Merged per environment: environments left out keep their state.
@@ -83,6 +87,7 @@ impl FlagPatch {
             attributes,
             variants,
             rules,
+            segments,
             dependencies,
             environments,
             reason: _,
@@ -96,7 +101,8 @@ impl FlagPatch {
         }
         set!(name <- name, description <- description, enabled <- enabled, strategy <- strategy,
              percentage <- percentage, user_whitelist <- user_whitelist, user_blacklist <- user_blacklist,
-             attributes <- attributes, variants <- variants, rules <- rules, dependencies <- dependencies);
+             attributes <- attributes, variants <- variants, rules <- rules, segments <- segments,
+             dependencies <- dependencies);
         if let Some(envs) = environments {
             flag.environments.extend(envs);
         }

@@ -6,6 +6,7 @@ mod import;
 mod input;
 mod model;
 mod rollout;
+mod segments;
 mod service;
 
 pub use catalog::{Catalog, EnvCatalog};
@@ -15,6 +16,7 @@ pub use model::{
     Environment, EnvironmentState, Flag, FlagKey, FlagVariant, StrategyKind, payload_value,
 };
 pub use rollout::{PlanState, RolloutPlan, steps};
+pub use segments::{Segment, SegmentInput, validate_segment};
 pub use service::{
     CriticalAlerts, FlagError, FlagService, ImportReport, NoAlerts, RolloutAnswer, Staleness,
 };

@@ -173,6 +173,9 @@ pub struct Flag {
     /// Advanced rules: Unleash strategies (with constraints) tried after the simple strategy.
     #[schema(value_type = Vec<Object>)]
     pub rules: Vec<StrategyDef>,
+    /// Segment ids the simple strategy is limited to: users must be in all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<i64>,
     /// Flags this one needs: `{feature, enabled?, variants?}`.
     #[schema(value_type = Vec<Object>)]
     pub dependencies: Vec<DependencyDef>,
@@ -206,6 +209,7 @@ impl Flag {
             name: name.to_owned(),
             parameters,
             constraints,
+            segments: self.segments.clone(),
             ..Default::default()
         };
         match self.strategy {

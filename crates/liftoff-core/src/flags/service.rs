@@ -13,6 +13,7 @@ use super::catalog::{Catalog, EvaluationCounters};
 use super::input::{FlagPatch, NewFlag, validate};
 use super::model::{Environment, Flag, StrategyKind};
 use super::rollout::{PlanState, RolloutPlan};
+use super::segments::{Segment, SegmentInput, validate_segment};
 use crate::audit::{AuditEntry, AuditQuery, Change};
 use crate::auth::Actor;
 use crate::store::{StateStore, StoreError};
@@ -98,7 +99,12 @@ impl FlagService {
     ) -> Result<Self, StoreError> {
         let counters = Arc::new(EvaluationCounters::default());
         let revision = store.flags_revision().await?;
-        let catalog = Catalog::build(revision, store.list_flags().await?, &counters);
+        let catalog = Catalog::build(
+            revision,
+            store.list_flags().await?,
+            store.list_segments().await?,
+            &counters,
+        );
         let (tx, _) = watch::channel(revision);
         Ok(Self {
             store,
@@ -133,6 +139,7 @@ impl FlagService {
         let catalog = Arc::new(Catalog::build(
             revision,
             self.store.list_flags().await?,
+            self.store.list_segments().await?,
             &self.counters,
         ));
         if let Ok(mut current) = self.current.write() {
@@ -178,6 +185,15 @@ impl FlagService {
                 Some(_) => {}
             }
         }
+        let known = |id: &i64| catalog.segments.iter().any(|s| s.id == *id);
+        for id in flag.segments.iter().filter(|id| !known(id)) {
+            problems.push(format!("segments: segment {id} does not exist"));
+        }
+        for (i, rule) in flag.rules.iter().enumerate() {
+            for id in rule.segments.iter().filter(|id| !known(id)) {
+                problems.push(format!("rules[{i}].segments: segment {id} does not exist"));
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -206,6 +222,7 @@ impl FlagService {
             attributes: new.attributes,
             variants: new.variants,
             rules: new.rules,
+            segments: new.segments,
             dependencies: new.dependencies,
             environments: new.environments,
             created_at: now,
@@ -392,6 +409,110 @@ impl FlagService {
         }
         self.reload().await?;
         Ok(report)
+    }
+
+    pub fn segments(&self) -> Vec<Segment> {
+        self.catalog().segments.clone()
+    }
+
+    pub fn segment(&self, id: i64) -> Result<Segment, FlagError> {
+        self.catalog()
+            .segments
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or_else(|| FlagError::NotFound(format!("segment {id}")))
+    }
+
+    pub async fn create_segment(
+        &self,
+        by: &Actor,
+        input: SegmentInput,
+    ) -> Result<Segment, FlagError> {
+        validate_segment(&input).map_err(FlagError::Invalid)?;
+        let mut segment = Segment {
+            id: 0,
+            name: input.name.trim().to_owned(),
+            description: input.description,
+            constraints: input.constraints,
+            updated_at: Utc::now(),
+        };
+        let change = Change::new(by, "segment.create", "segment", "new")
+            .after(to_value(&segment))
+            .reason(input.reason);
+        segment.id = match self.store.insert_segment(&segment, &change).await {
+            Ok(id) => id,
+            Err(StoreError::Conflict(_)) => {
+                return Err(FlagError::Exists(format!("segment {}", segment.name)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.reload().await?;
+        Ok(segment)
+    }
+
+    pub async fn update_segment(
+        &self,
+        by: &Actor,
+        id: i64,
+        input: SegmentInput,
+    ) -> Result<Segment, FlagError> {
+        validate_segment(&input).map_err(FlagError::Invalid)?;
+        let before = self.segment(id)?;
+        let segment = Segment {
+            id,
+            name: input.name.trim().to_owned(),
+            description: input.description,
+            constraints: input.constraints,
+            updated_at: Utc::now(),
+        };
+        let change = Change::new(by, "segment.update", "segment", &id.to_string())
+            .before(to_value(&before))
+            .after(to_value(&segment))
+            .reason(input.reason);
+        match self.store.update_segment(&segment, &change).await {
+            Ok(true) => {}
+            Ok(false) => return Err(FlagError::NotFound(format!("segment {id}"))),
+            Err(StoreError::Conflict(_)) => {
+                return Err(FlagError::Exists(format!("segment {}", segment.name)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.reload().await?;
+        Ok(segment)
+    }
+
+    /// Deletes a segment no flag uses.
+    pub async fn delete_segment(
+        &self,
+        by: &Actor,
+        id: i64,
+        reason: Option<String>,
+    ) -> Result<(), FlagError> {
+        let before = self.segment(id)?;
+        let users: Vec<String> = self
+            .catalog()
+            .flags
+            .values()
+            .filter(|f| {
+                f.segments.contains(&id) || f.rules.iter().any(|r| r.segments.contains(&id))
+            })
+            .map(|f| f.flag_id.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(FlagError::Invalid(vec![format!(
+                "segment {id} is used by {}; remove it from them first",
+                users.join(", ")
+            )]));
+        }
+        let change = Change::new(by, "segment.delete", "segment", &id.to_string())
+            .before(to_value(&before))
+            .reason(reason);
+        if !self.store.delete_segment(id, &change).await? {
+            return Err(FlagError::NotFound(format!("segment {id}")));
+        }
+        self.reload().await?;
+        Ok(())
     }
 
     /// The flag's audit entries, newest first.

@@ -189,7 +189,7 @@ async fn patch_flag(
 #[derive(Deserialize, IntoParams)]
 pub struct ReasonParam {
     /// Why; kept in the audit log.
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
 }
 
 #[utoipa::path(delete, path = "/api/feature-flags/{flag_id}", tag = "flags",

@@ -8,6 +8,7 @@ mod import;
 mod keys;
 mod ofrep;
 mod sdk;
+mod segments;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -61,4 +62,5 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(ofrep::routes())
         .merge(sdk::routes())
         .merge(import::routes())
+        .merge(segments::routes())
 }

@@ -343,6 +343,7 @@ pub async fn create(
                 attributes: BTreeMap::new(),
                 variants: Vec::new(),
                 rules: Vec::new(),
+                segments: Vec::new(),
                 dependencies: Vec::new(),
                 environments: BTreeMap::new(),
                 reason: reason(f.reason),

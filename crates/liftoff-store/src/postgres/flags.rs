@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use liftoff_core::audit::Change;
-use liftoff_core::flags::{Flag, FlagKey, RolloutPlan};
+use liftoff_core::flags::{Flag, FlagKey, RolloutPlan, Segment};
 use liftoff_core::store::{FlagStore, StoreError};
 use serde_json::Value;
 
@@ -158,5 +158,70 @@ impl FlagStore for PgState {
             .await
             .map_err(pg_err)?;
         rows.into_iter().map(|r| from_json(r.get(0))).collect()
+    }
+
+    async fn list_segments(&self) -> Result<Vec<Segment>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id, definition FROM segments ORDER BY id", &[])
+            .await
+            .map_err(pg_err)?;
+        rows.into_iter()
+            .map(|r| from_json::<Segment>(r.get(1)).map(|s| Segment { id: r.get(0), ..s }))
+            .collect()
+    }
+
+    async fn insert_segment(&self, segment: &Segment, change: &Change) -> Result<i64, StoreError> {
+        let json = to_json(segment)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO segments (name, definition, updated_at) VALUES ($1, $2, $3) RETURNING id",
+                &[&segment.name, &json, &segment.updated_at],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        let mut change = change.clone();
+        change.target_id = id.to_string();
+        tx.execute(BUMP, &[]).await.map_err(pg_err)?;
+        write_audit(&tx, &change).await?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(id)
+    }
+
+    async fn update_segment(&self, segment: &Segment, change: &Change) -> Result<bool, StoreError> {
+        let json = to_json(segment)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let n = tx
+            .execute(
+                "UPDATE segments SET name = $2, definition = $3, updated_at = $4 WHERE id = $1",
+                &[&segment.id, &segment.name, &json, &segment.updated_at],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n == 1 {
+            tx.execute(BUMP, &[]).await.map_err(pg_err)?;
+            write_audit(&tx, change).await?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    async fn delete_segment(&self, id: i64, change: &Change) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let n = tx
+            .execute("DELETE FROM segments WHERE id = $1", &[&id])
+            .await
+            .map_err(pg_err)?;
+        if n == 1 {
+            tx.execute(BUMP, &[]).await.map_err(pg_err)?;
+            write_audit(&tx, change).await?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n == 1)
     }
 }

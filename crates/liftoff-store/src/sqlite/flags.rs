@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use liftoff_core::audit::Change;
-use liftoff_core::flags::{Flag, FlagKey, RolloutPlan};
+use liftoff_core::flags::{Flag, FlagKey, RolloutPlan, Segment};
 use liftoff_core::store::{FlagStore, StoreError};
 use rusqlite::params;
 
@@ -199,6 +199,83 @@ impl FlagStore for SqliteState {
 
     async fn list_rollout_plans(&self) -> Result<Vec<RolloutPlan>, StoreError> {
         self.json_rows("SELECT plan FROM rollout_plans ORDER BY flag_key")
+            .await
+    }
+
+    async fn list_segments(&self) -> Result<Vec<Segment>, StoreError> {
+        let rows: Vec<(i64, String)> = self
+            .db
+            .read(|c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT id, definition FROM segments ORDER BY id")
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, json)| from_json::<Segment>(&json).map(|s| Segment { id, ..s }))
+            .collect()
+    }
+
+    async fn insert_segment(&self, segment: &Segment, change: &Change) -> Result<i64, StoreError> {
+        let (json, name, updated, mut change) = (
+            to_json(segment)?,
+            segment.name.clone(),
+            ms(segment.updated_at),
+            change.clone(),
+        );
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO segments (name, definition, updated_at) VALUES (?1, ?2, ?3)",
+                    params![name, json, updated],
+                )
+                .map_err(sql_err)?;
+                let id = tx.last_insert_rowid();
+                change.target_id = id.to_string();
+                bump_revision(tx)?;
+                write_audit(tx, &change)?;
+                Ok(id)
+            })
+            .await
+    }
+
+    async fn update_segment(&self, segment: &Segment, change: &Change) -> Result<bool, StoreError> {
+        let (json, change) = (to_json(segment)?, change.clone());
+        let (id, name, updated) = (segment.id, segment.name.clone(), ms(segment.updated_at));
+        self.db
+            .write(move |tx| {
+                let n = tx
+                    .execute(
+                        "UPDATE segments SET name = ?2, definition = ?3, updated_at = ?4 WHERE id = ?1",
+                        params![id, name, json, updated],
+                    )
+                    .map_err(sql_err)?;
+                if n == 1 {
+                    bump_revision(tx)?;
+                    write_audit(tx, &change)?;
+                }
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn delete_segment(&self, id: i64, change: &Change) -> Result<bool, StoreError> {
+        let change = change.clone();
+        self.db
+            .write(move |tx| {
+                let n = tx
+                    .execute("DELETE FROM segments WHERE id = ?1", [id])
+                    .map_err(sql_err)?;
+                if n == 1 {
+                    bump_revision(tx)?;
+                    write_audit(tx, &change)?;
+                }
+                Ok(n == 1)
+            })
             .await
     }
 }

@@ -667,3 +667,137 @@ async fn rust_sdk_follows_a_kill_switch_within_a_second() {
     );
     client.shutdown();
 }
+
+#[tokio::test]
+async fn segments_target_flags_and_are_managed_safely() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    let res = app
+        .post_json(
+            "/api/segments",
+            Some(ADMIN_TOKEN),
+            &json!({"name": "paying EU", "constraints": [
+                {"contextName": "plan", "operator": "IN", "values": ["pro", "team"]},
+                {"contextName": "country", "operator": "IN", "values": ["de", "fr"]}]}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let seg: Value = res.json().await.unwrap();
+    let id = seg["id"].as_i64().unwrap();
+    problem(
+        app.post_json(
+            "/api/segments",
+            Some(ADMIN_TOKEN),
+            &json!({"name": "paying EU", "constraints": seg["constraints"]}),
+        )
+        .await,
+        409,
+    )
+    .await;
+    let bad = json!({"name": "bad", "constraints": [{"contextName": "x", "operator": "REGEX", "value": "("}]});
+    problem(
+        app.post_json("/api/segments", Some(ADMIN_TOKEN), &bad)
+            .await,
+        422,
+    )
+    .await;
+
+    assert_eq!(
+        create(&app, json!({"flag_id": "eu-pricing", "segments": [id]}))
+            .await
+            .status(),
+        201
+    );
+    problem(
+        create(&app, json!({"flag_id": "ghost", "segments": [9999]})).await,
+        422,
+    )
+    .await;
+    assert_eq!(
+        check(
+            &app,
+            &ingest,
+            "eu-pricing",
+            "a",
+            json!({"plan": "pro", "country": "de"})
+        )
+        .await["enabled"],
+        true
+    );
+    assert_eq!(
+        check(
+            &app,
+            &ingest,
+            "eu-pricing",
+            "a",
+            json!({"plan": "pro", "country": "us"})
+        )
+        .await["enabled"],
+        false
+    );
+
+    // Widening the segment changes the flag at the next evaluation.
+    let widened = json!({"name": "paying EU", "reason": "add Spain", "constraints": [
+        {"contextName": "plan", "operator": "IN", "values": ["pro", "team"]},
+        {"contextName": "country", "operator": "IN", "values": ["de", "fr", "es"]}]});
+    let res = app
+        .http
+        .put(app.at(&format!("/api/segments/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&widened)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        check(
+            &app,
+            &ingest,
+            "eu-pricing",
+            "a",
+            json!({"plan": "team", "country": "es"})
+        )
+        .await["enabled"],
+        true
+    );
+    let feed: Value = app
+        .get("/api/sdk/flags", Some(&ingest))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        feed["segments"][0]["id"], id,
+        "SDKs receive the segments they need"
+    );
+
+    let del = app
+        .http
+        .delete(app.at(&format!("/api/segments/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(del, 422).await;
+    assert!(p["detail"].as_str().unwrap().contains("eu-pricing"));
+    assert_eq!(
+        patch(&app, "eu-pricing", json!({"segments": []}))
+            .await
+            .status(),
+        200
+    );
+    let del = app
+        .http
+        .delete(app.at(&format!("/api/segments/{id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    problem(
+        app.get(&format!("/api/segments/{id}"), Some(ADMIN_TOKEN))
+            .await,
+        404,
+    )
+    .await;
+}
