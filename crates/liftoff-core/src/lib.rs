@@ -5,11 +5,13 @@
 //! - [`users`]: dashboard users, roles, passwords and sessions.
 //! - [`audit`]: the audit trail every change of state writes.
 //! - [`store`]: the storage ports (traits) that `liftoff-store` implements for SQLite and PostgreSQL.
+//! - [`batch`]: group commit for ingest (answer after the commit, bounded queue).
 //! - [`jobs`]: the registry background jobs report their state to.
 //! - [`secret`]: random tokens and their digests.
 
 pub mod audit;
 pub mod auth;
+pub mod batch;
 pub mod flags;
 pub mod jobs;
 pub mod secret;
