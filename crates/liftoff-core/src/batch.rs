@@ -17,7 +17,9 @@ use crate::jobs::JobRegistry;
 use crate::store::StoreError;
 
 /// Writes one group of items in one transaction.
-pub type FlushFn<T> = Arc<dyn Fn(Vec<T>) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> + Send + Sync>;
+pub type FlushFn<T> = Arc<
+    dyn Fn(Vec<T>) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> + Send + Sync,
+>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -45,7 +47,10 @@ pub struct BatchWriter<T> {
 
 impl<T> Clone for BatchWriter<T> {
     fn clone(&self) -> Self {
-        Self { tx: self.tx.clone(), queued: self.queued.clone() }
+        Self {
+            tx: self.tx.clone(),
+            queued: self.queued.clone(),
+        }
     }
 }
 
@@ -56,7 +61,12 @@ impl<T: Send + 'static> BatchWriter<T> {
     /// Starts the writer task. `capacity` bounds the number of waiting requests; the task ends
     /// after every handle is dropped and the queue is drained, so dropping the handles (or the
     /// service holding them) at shutdown flushes everything accepted.
-    pub fn start(name: &str, capacity: usize, registry: &JobRegistry, flush: FlushFn<T>) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        name: &str,
+        capacity: usize,
+        registry: &JobRegistry,
+        flush: FlushFn<T>,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Pending<T>>(capacity);
         let queued = Arc::new(AtomicU64::new(0));
         let depth = queued.clone();
@@ -89,7 +99,12 @@ impl<T: Send + 'static> BatchWriter<T> {
                 let started = chrono::Utc::now();
                 let clock = Instant::now();
                 let outcome = flush(items).await.map_err(|e| e.to_string());
-                registry.record(&job, started, clock.elapsed().as_secs_f64() * 1000.0, outcome.clone().err());
+                registry.record(
+                    &job,
+                    started,
+                    clock.elapsed().as_secs_f64() * 1000.0,
+                    outcome.clone().err(),
+                );
                 if let Err(e) = &outcome {
                     tracing::error!(queue = %job, error = %e, "Ingest batch not committed.");
                 }
@@ -153,8 +168,16 @@ mod tests {
             t.await.unwrap();
         }
         let groups = written.lock().unwrap().clone();
-        assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), 100, "every item exactly once");
-        assert!(groups.len() < 50, "requests were grouped: {} groups", groups.len());
+        assert_eq!(
+            groups.iter().map(Vec::len).sum::<usize>(),
+            100,
+            "every item exactly once"
+        );
+        assert!(
+            groups.len() < 50,
+            "requests were grouped: {} groups",
+            groups.len()
+        );
         drop(writer);
         handle.await.unwrap();
     }
@@ -177,7 +200,10 @@ mod tests {
         let w2 = writer.clone();
         let second = tokio::spawn(async move { w2.submit(vec![2]).await });
         tokio::time::sleep(Duration::from_millis(20)).await; // the second fills the queue
-        assert!(matches!(writer.submit(vec![3]).await, Err(SubmitError::Overloaded)));
+        assert!(matches!(
+            writer.submit(vec![3]).await,
+            Err(SubmitError::Overloaded)
+        ));
         gate.add_permits(10);
         assert!(matches!(first.await.unwrap(), Err(SubmitError::Store(_))));
         assert!(matches!(second.await.unwrap(), Err(SubmitError::Store(_))));

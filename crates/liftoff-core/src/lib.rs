@@ -14,6 +14,7 @@ pub mod auth;
 pub mod batch;
 pub mod flags;
 pub mod jobs;
+pub mod monitoring;
 pub mod secret;
 pub mod store;
 pub mod users;

@@ -139,3 +139,24 @@ impl<T: KeyStore + AuditStore + UserStore + SessionStore + FlagStore + StoreHeal
     for T
 {
 }
+
+/// Per-minute request cells: a key and a serialized DDSketch.
+pub type RequestCell = (
+    crate::monitoring::requests::CellKey,
+    crate::monitoring::sketch::DDSketch,
+);
+
+#[async_trait]
+pub trait MetricsStore: Send + Sync {
+    /// Adds the cells to the stored minutes (merging sketches where a cell exists) in one
+    /// transaction: all or nothing.
+    async fn merge_request_minutes(&self, cells: &[RequestCell]) -> Result<(), StoreError>;
+    /// The cells of minutes `from..to` (Unix minutes, `to` excluded).
+    async fn request_minutes(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError>;
+    /// Every (service, route) stored, to seed the route budget at start.
+    async fn request_routes(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// `"sqlite"` or `"postgres"`.
+    fn metrics_backend(&self) -> &'static str;
+    /// Flushes what the backend buffers (SQLite checkpoints `metrics.db`) before shutdown.
+    async fn close_metrics(&self) -> Result<(), StoreError>;
+}

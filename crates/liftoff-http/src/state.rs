@@ -7,6 +7,7 @@ use std::time::Instant;
 use liftoff_core::auth::KeyService;
 use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
+use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::store::StateStore;
 use liftoff_core::users::UserService;
 
@@ -45,6 +46,7 @@ pub struct Services {
     pub keys: KeyService,
     pub users: UserService,
     pub flags: FlagService,
+    pub monitoring: MonitoringService,
     pub jobs: JobRegistry,
 }
 
@@ -52,6 +54,7 @@ pub struct Services {
 pub struct AppState {
     pub keys: KeyService,
     pub flags: FlagService,
+    pub monitoring: MonitoringService,
     pub users: UserService,
     pub store: Arc<dyn StateStore>,
     pub jobs: JobRegistry,
@@ -71,6 +74,7 @@ impl AppState {
             keys,
             users,
             flags,
+            monitoring,
             jobs,
         } = services;
         Self {
@@ -87,6 +91,7 @@ impl AppState {
             keys,
             users,
             flags,
+            monitoring,
             store,
             jobs,
             settings: Arc::new(settings),

@@ -10,7 +10,7 @@ pub mod sqlite;
 use std::path::Path;
 use std::sync::Arc;
 
-use liftoff_core::store::{StateStore, StoreError};
+use liftoff_core::store::{MetricsStore, StateStore, StoreError};
 
 /// Opens the state store named by `state_url`: `None` means SQLite at `<data>/state.db`,
 /// `postgres://…` (or `postgresql://…`) PostgreSQL, `sqlite://PATH` an explicit SQLite file.
@@ -32,6 +32,40 @@ pub async fn open_state(
             "unsupported state URL `{}`: use postgres://… or sqlite://PATH, or leave it unset for SQLite in the data dir",
             redact(other)
         ))),
+    }
+}
+
+/// Every store Liftoff keeps beside events.
+#[derive(Clone)]
+pub struct Stores {
+    pub state: Arc<dyn StateStore>,
+    /// Request metrics: `<data>/metrics.db` on SQLite (its own file, so ingest never queues
+    /// behind state writes), the same database on PostgreSQL.
+    pub metrics: Arc<dyn MetricsStore>,
+}
+
+/// Opens the state store (see [`open_state`]) and the metrics store beside it.
+pub async fn open_stores(state_url: Option<&str>, data_dir: &Path) -> Result<Stores, StoreError> {
+    match state_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let pg = Arc::new(postgres::PgState::connect(url).await?);
+            Ok(Stores {
+                state: pg.clone(),
+                metrics: pg,
+            })
+        }
+        _ => {
+            let state = open_state(state_url, data_dir).await?;
+            let dir = match state_url {
+                Some(url) => Path::new(&url["sqlite://".len()..])
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| data_dir.to_path_buf()),
+                None => data_dir.to_path_buf(),
+            };
+            let metrics = Arc::new(sqlite::SqliteMetrics::open(&dir.join("metrics.db")).await?);
+            Ok(Stores { state, metrics })
+        }
     }
 }
 

@@ -41,4 +41,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "segments",
         sql: include_str!("../migrations/postgres/0003_segments.sql"),
     },
+    Migration {
+        version: 4,
+        name: "request_minutes",
+        sql: include_str!("../migrations/postgres/0004_request_minutes.sql"),
+    },
 ];
+
+/// `metrics.db`, the SQLite file for request metrics.
+pub(crate) const SQLITE_METRICS: &[Migration] = &[Migration {
+    version: 1,
+    name: "requests",
+    sql: include_str!("../migrations/sqlite/metrics_0001_requests.sql"),
+}];

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use liftoff_core::auth::{Actor, KeyName, KeyService, Scope};
 use liftoff_core::flags::{FlagService, NoAlerts};
 use liftoff_core::jobs::JobRegistry;
+use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::secret::random_token;
 use liftoff_core::store::StateStore;
 use liftoff_core::users::{Role, UserService};
@@ -29,13 +30,22 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn StateStor
         .context("cannot open the state store (check --state-url / --data)")
 }
 
+/// Opens every store `serve` needs.
+async fn open_stores(settings: &Settings) -> anyhow::Result<liftoff_store::Stores> {
+    create_private_dir(&settings.data)?;
+    liftoff_store::open_stores(settings.state_url.as_deref(), &settings.data)
+        .await
+        .context("cannot open the stores (check --state-url / --data)")
+}
+
 /// Everything `serve` needs, built and bootstrapped.
 pub struct Built {
     pub state: AppState,
 }
 
 pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
-    let store = open_store(settings).await?;
+    let stores = open_stores(settings).await?;
+    let store = stores.state.clone();
     let keys = KeyService::new(store.clone(), settings.admin_token.as_deref());
     let users = UserService::new(
         store.clone(),
@@ -46,6 +56,12 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let flags = FlagService::start(store.clone(), Arc::new(NoAlerts), settings.stale_flag_days)
         .await
         .context("loading flags")?;
+    let jobs = JobRegistry::default();
+    // Every accepted batch is answered only after its commit, so once the server has drained
+    // its requests the writer holds nothing; its task needs no joining.
+    let (monitoring, _writer) = MonitoringService::start(stores.metrics.clone(), &jobs)
+        .await
+        .context("opening request metrics")?;
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,
@@ -60,7 +76,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 keys,
                 users,
                 flags,
-                jobs: JobRegistry::default(),
+                monitoring,
+                jobs,
             },
             http,
         ),

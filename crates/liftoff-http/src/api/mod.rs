@@ -6,6 +6,7 @@ mod flags;
 mod health;
 mod import;
 mod keys;
+mod monitoring;
 mod ofrep;
 mod sdk;
 mod segments;
@@ -31,6 +32,7 @@ use crate::state::AppState;
         (name = "audit", description = "The audit trail of every change"),
         (name = "flags", description = "Feature flags: rollouts, kill switches, targeting, history"),
         (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol"),
+        (name = "monitoring", description = "Request metrics: ingest and per-endpoint latency, errors and status codes"),
         (name = "sdk", description = "Flag definitions for SDKs that evaluate locally"),
     )
 )]
@@ -63,4 +65,5 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(sdk::routes())
         .merge(import::routes())
         .merge(segments::routes())
+        .merge(monitoring::routes())
 }

@@ -17,6 +17,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::migrations::{self, Migration};
 
 mod flags;
+mod metrics;
 
 const POOL_SIZE: usize = 16;
 /// Any fixed number works; it only has to be the same for every replica.

@@ -2,6 +2,9 @@
 
 mod db;
 mod flags;
+mod metrics;
+
+pub use metrics::SqliteMetrics;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -13,6 +13,7 @@ mod bad_input;
 mod dashboard;
 mod flags;
 mod keys;
+mod monitoring;
 mod openapi;
 mod process;
 mod rollouts;

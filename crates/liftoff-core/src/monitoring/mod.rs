@@ -1,0 +1,15 @@
+//! Request monitoring: per-minute latency sketches per endpoint, ingested with group commit
+//! and merged for any window.
+//!
+//! - [`requests`]: request records, their validation and folding into minute cells.
+//! - [`service`]: ingest and the seed's queries.
+//! - [`sketch`]: [`DDSketch`](sketch::DDSketch), a mergeable quantile sketch with a relative-error
+//!   guarantee. Request latencies are recorded into one sketch per minute; any window (5 minutes,
+//!   an hour, a rollout step) is answered by merging the minutes it covers, and the minutes are
+//!   persisted with [`DDSketch::to_bytes`](sketch::DDSketch::to_bytes).
+
+pub mod requests;
+pub mod service;
+pub mod sketch;
+
+pub use service::{EndpointStats, IngestError, MonitoringService, TimeRange};

@@ -1,0 +1,250 @@
+//! Request records as apps send them, validated at the edge and folded into per-minute cells:
+//! one latency sketch per (minute, service, method, route, status). Raw requests are never
+//! stored; the cells merge into any window.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::sketch::DDSketch;
+
+/// Routes kept apart per service; more distinct routes than this are counted under `other`,
+/// so a client that sends raw paths (ids in them) cannot grow memory or storage without bound.
+pub const MAX_ROUTES: usize = 2_000;
+pub const OTHER_ROUTE: &str = "other";
+pub const DEFAULT_SERVICE: &str = "default";
+
+/// One request, as `POST /api/ingest/requests` takes it.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct RequestRecord {
+    /// The app or service; `default` when absent.
+    pub service: Option<String>,
+    pub method: String,
+    /// The route template (`/users/{id}`), never the raw path.
+    pub route: String,
+    pub status: u16,
+    pub duration_ms: f64,
+    /// RFC 3339, or Unix time in seconds or milliseconds; now when absent.
+    #[schema(value_type = Option<Object>)]
+    pub ts: Option<Value>,
+    pub user_id: Option<String>,
+}
+
+/// A request after validation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub service: String,
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+    pub duration_ms: f64,
+    pub at: DateTime<Utc>,
+}
+
+/// The key of a per-minute cell.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct CellKey {
+    /// Unix minute (seconds / 60).
+    pub minute: i64,
+    pub service: String,
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+fn parse_ts(v: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let at = match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("ts `{s}` is not RFC 3339: {e}"))?,
+        Value::Number(n) => {
+            let x = n.as_f64().ok_or("ts is not a number")?;
+            // Numbers above 1e11 are milliseconds (1e11 s is in the year 5138).
+            let ms = if x.abs() > 1e11 { x } else { x * 1000.0 };
+            Utc.timestamp_millis_opt(ms as i64)
+                .single()
+                .ok_or_else(|| format!("ts {x} is out of range"))?
+        }
+        Value::Null => now,
+        _ => return Err("ts must be an RFC 3339 string or Unix seconds/milliseconds".into()),
+    };
+    if at < now - Duration::days(30) || at > now + Duration::minutes(5) {
+        return Err(format!("ts {at} is more than 30 days old or in the future"));
+    }
+    Ok(at)
+}
+
+fn token(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.chars().all(|c| !c.is_control())
+}
+
+impl RequestRecord {
+    pub fn validate(self, now: DateTime<Utc>) -> Result<Request, String> {
+        let method = self.method.to_ascii_uppercase();
+        if !(method.len() <= 16
+            && !method.is_empty()
+            && method.bytes().all(|b| b.is_ascii_alphabetic()))
+        {
+            return Err(format!(
+                "method `{}` is not an HTTP method",
+                self.method.chars().take(20).collect::<String>()
+            ));
+        }
+        if !token(&self.route, 512) {
+            return Err(format!(
+                "route must be 1 to 512 printable characters (got {})",
+                self.route.len()
+            ));
+        }
+        if !(100..=599).contains(&self.status) {
+            return Err(format!("status {} is not between 100 and 599", self.status));
+        }
+        if !(self.duration_ms.is_finite() && (0.0..=86_400_000.0).contains(&self.duration_ms)) {
+            return Err(format!(
+                "duration_ms {} must be between 0 and 86400000",
+                self.duration_ms
+            ));
+        }
+        let service = self.service.unwrap_or_else(|| DEFAULT_SERVICE.to_owned());
+        if !token(&service, 100) {
+            return Err("service must be 1 to 100 printable characters".into());
+        }
+        let at = match &self.ts {
+            Some(v) => parse_ts(v, now)?,
+            None => now,
+        };
+        Ok(Request {
+            service,
+            method,
+            route: self.route,
+            status: self.status,
+            duration_ms: self.duration_ms,
+            at,
+        })
+    }
+}
+
+/// Which routes are kept apart; the rest become `other`.
+#[derive(Default)]
+pub struct RouteBudget {
+    seen: Mutex<HashSet<(String, String)>>,
+    overflowed: std::sync::atomic::AtomicU64,
+}
+
+impl RouteBudget {
+    /// The route to record `r` under.
+    pub fn admit(&self, service: &str, route: &str) -> String {
+        let Ok(mut seen) = self.seen.lock() else {
+            return OTHER_ROUTE.to_owned();
+        };
+        let key = (service.to_owned(), route.to_owned());
+        if seen.contains(&key) {
+            return key.1;
+        }
+        if seen.len() < MAX_ROUTES {
+            seen.insert(key.clone());
+            return key.1;
+        }
+        self.overflowed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OTHER_ROUTE.to_owned()
+    }
+
+    /// Requests recorded under `other` because the budget was spent.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Teaches the budget routes already stored (at start).
+    pub fn learn(&self, service: &str, route: &str) {
+        let _ = self.admit(service, route);
+    }
+}
+
+/// Folds requests into per-minute cells.
+pub fn fold(
+    requests: impl IntoIterator<Item = Request>,
+    budget: &RouteBudget,
+) -> BTreeMap<CellKey, DDSketch> {
+    let mut cells: BTreeMap<CellKey, DDSketch> = BTreeMap::new();
+    for r in requests {
+        let route = budget.admit(&r.service, &r.route);
+        let key = CellKey {
+            minute: r.at.timestamp().div_euclid(60),
+            service: r.service,
+            method: r.method,
+            route,
+            status: r.status,
+        };
+        cells.entry(key).or_default().add(r.duration_ms);
+    }
+    cells
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(v: Value) -> RequestRecord {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn validation_refuses_what_cannot_be_a_request() {
+        let now = Utc::now();
+        let ok =
+            json!({"method": "get", "route": "/users/{id}", "status": 200, "duration_ms": 12.5});
+        let r = record(ok.clone()).validate(now).unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.service.as_str(), r.at),
+            ("GET", "default", now)
+        );
+        for (field, value) in [
+            ("duration_ms", json!(-1)),
+            ("status", json!(999)),
+            ("route", json!("x".repeat(10_000))),
+            ("method", json!("GET /")),
+            ("ts", json!("yesterday")),
+            ("ts", json!(1)),
+        ] {
+            let mut bad = ok.clone();
+            bad[field] = value;
+            assert!(record(bad).validate(now).is_err(), "{field} accepted");
+        }
+        let mut ms = ok.clone();
+        ms["ts"] = json!(now.timestamp_millis());
+        assert_eq!(
+            record(ms).validate(now).unwrap().at.timestamp(),
+            now.timestamp()
+        );
+    }
+
+    #[test]
+    fn folding_groups_by_minute_and_caps_routes() {
+        let now = Utc.timestamp_opt(1_800_000_000, 0).single().unwrap();
+        let budget = RouteBudget::default();
+        let reqs = (0..MAX_ROUTES + 10).map(|i| Request {
+            service: "web".into(),
+            method: "GET".into(),
+            route: format!("/r/{i}"),
+            status: 200,
+            duration_ms: 5.0,
+            at: now,
+        });
+        let cells = fold(reqs, &budget);
+        assert_eq!(cells.len(), MAX_ROUTES + 1, "the rest went to `other`");
+        assert_eq!(budget.overflowed(), 10);
+        let other = cells
+            .iter()
+            .find(|(k, _)| k.route == OTHER_ROUTE)
+            .unwrap()
+            .1;
+        assert_eq!(other.count(), 10);
+    }
+}

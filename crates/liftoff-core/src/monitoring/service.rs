@@ -1,0 +1,242 @@
+//! Request monitoring: ingest (validated, folded into per-minute sketches, group-committed)
+//! and the seed's queries, answered by merging the minutes of the window.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use utoipa::ToSchema;
+
+use super::requests::{CellKey, RequestRecord, RouteBudget, fold};
+use super::sketch::DDSketch;
+use crate::batch::{BatchWriter, FlushFn, SubmitError};
+use crate::jobs::JobRegistry;
+use crate::store::{MetricsStore, RequestCell, StoreError};
+
+/// Waiting ingest requests before new ones are refused with 429.
+const QUEUE: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("record {index}: {message}")]
+    Invalid { index: usize, message: String },
+    #[error("the batch is empty")]
+    Empty,
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+}
+
+/// A time range: `[from, to)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeRange {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl TimeRange {
+    /// `15m`, `1h`, `4h`, `24h`, `7d` or `30d` back from `now`.
+    pub fn window(name: &str, now: DateTime<Utc>) -> Option<Self> {
+        let d = match name {
+            "15m" => Duration::minutes(15),
+            "1h" => Duration::hours(1),
+            "4h" => Duration::hours(4),
+            "24h" => Duration::hours(24),
+            "7d" => Duration::days(7),
+            "30d" => Duration::days(30),
+            _ => return None,
+        };
+        Some(Self {
+            from: now - d,
+            to: now,
+        })
+    }
+
+    fn minutes(self) -> (i64, i64) {
+        (
+            self.from.timestamp().div_euclid(60),
+            self.to.timestamp().div_euclid(60) + 1,
+        )
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct Durations {
+    pub min: f64,
+    pub max: f64,
+    pub avg: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// One endpoint over a window (the seed's shape).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EndpointStats {
+    pub endpoint: String,
+    pub method: String,
+    pub request_count: u64,
+    pub error_count: u64,
+    /// Errors (5xx) per request, 0–1.
+    pub error_rate: f64,
+    pub duration_ms: Durations,
+    pub status_codes: BTreeMap<String, u64>,
+}
+
+fn durations(s: &DDSketch) -> Durations {
+    let q = |p| s.quantile(p).unwrap_or(0.0);
+    let n = s.count();
+    Durations {
+        min: s.min().unwrap_or(0.0),
+        max: s.max().unwrap_or(0.0),
+        avg: if n == 0 { 0.0 } else { s.sum() / n as f64 },
+        p50: q(0.5),
+        p95: q(0.95),
+        p99: q(0.99),
+    }
+}
+
+/// One endpoint's cells merged over a window.
+#[derive(Default)]
+struct Gathered {
+    endpoint: String,
+    method: String,
+    sketch: DDSketch,
+    errors: u64,
+    codes: BTreeMap<String, u64>,
+}
+
+#[derive(Clone)]
+pub struct MonitoringService {
+    metrics: Arc<dyn MetricsStore>,
+    writer: BatchWriter<RequestCell>,
+    budget: Arc<RouteBudget>,
+}
+
+impl MonitoringService {
+    /// Starts the ingest writer; the returned task ends once every clone of the service is
+    /// dropped and what was accepted is committed.
+    pub async fn start(
+        metrics: Arc<dyn MetricsStore>,
+        registry: &JobRegistry,
+    ) -> Result<(Self, JoinHandle<()>), StoreError> {
+        let budget = Arc::new(RouteBudget::default());
+        for (service, route) in metrics.request_routes().await? {
+            budget.learn(&service, &route);
+        }
+        let store = metrics.clone();
+        let flush: FlushFn<RequestCell> = Arc::new(move |cells| {
+            let store = store.clone();
+            Box::pin(async move {
+                // Cells of different requests for the same minute merge before the write.
+                let mut merged: BTreeMap<CellKey, DDSketch> = BTreeMap::new();
+                for (k, s) in cells {
+                    match merged.get_mut(&k) {
+                        Some(m) => m
+                            .merge(&s)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        None => {
+                            merged.insert(k, s);
+                        }
+                    }
+                }
+                store
+                    .merge_request_minutes(&merged.into_iter().collect::<Vec<_>>())
+                    .await
+            })
+        });
+        let (writer, handle) = BatchWriter::start("request-ingest", QUEUE, registry, flush);
+        Ok((
+            Self {
+                metrics,
+                writer,
+                budget,
+            },
+            handle,
+        ))
+    }
+
+    /// Validates every record (all or nothing), folds them into minute cells and returns once
+    /// they are committed.
+    pub async fn ingest(&self, records: Vec<RequestRecord>) -> Result<usize, IngestError> {
+        if records.is_empty() {
+            return Err(IngestError::Empty);
+        }
+        let now = Utc::now();
+        let n = records.len();
+        let mut valid = Vec::with_capacity(n);
+        for (index, r) in records.into_iter().enumerate() {
+            valid.push(
+                r.validate(now)
+                    .map_err(|message| IngestError::Invalid { index, message })?,
+            );
+        }
+        let cells = fold(valid, &self.budget);
+        self.writer.submit(cells.into_iter().collect()).await?;
+        Ok(n)
+    }
+
+    /// Requests recorded under `other` because a service had too many distinct routes.
+    pub fn overflowed_routes(&self) -> u64 {
+        self.budget.overflowed()
+    }
+
+    /// Per endpoint (`"METHOD:/route"`) over `range`, optionally one endpoint (`/route` or
+    /// `METHOD:/route`) and one service.
+    pub async fn performance(
+        &self,
+        range: TimeRange,
+        endpoint: Option<&str>,
+        service: Option<&str>,
+    ) -> Result<BTreeMap<String, EndpointStats>, StoreError> {
+        let (from, to) = range.minutes();
+        let mut per: BTreeMap<String, Gathered> = BTreeMap::new();
+        for (k, s) in self.metrics.request_minutes(from, to).await? {
+            if service.is_some_and(|svc| svc != k.service) {
+                continue;
+            }
+            let key = format!("{}:{}", k.method, k.route);
+            if endpoint.is_some_and(|e| e != key && e != k.route) {
+                continue;
+            }
+            let g = per.entry(key).or_insert_with(|| Gathered {
+                endpoint: k.route.clone(),
+                method: k.method.clone(),
+                ..Default::default()
+            });
+            let n = s.count();
+            g.sketch
+                .merge(&s)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if k.status >= 500 {
+                g.errors += n;
+            }
+            *g.codes.entry(k.status.to_string()).or_default() += n;
+        }
+        Ok(per
+            .into_iter()
+            .map(|(key, g)| {
+                let count = g.sketch.count();
+                let stats = EndpointStats {
+                    endpoint: g.endpoint,
+                    method: g.method,
+                    request_count: count,
+                    error_count: g.errors,
+                    error_rate: if count == 0 {
+                        0.0
+                    } else {
+                        g.errors as f64 / count as f64
+                    },
+                    duration_ms: durations(&g.sketch),
+                    status_codes: g.codes,
+                };
+                (key, stats)
+            })
+            .collect())
+    }
+
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.metrics.close_metrics().await
+    }
+}

@@ -1,0 +1,122 @@
+//! Request metrics on SQLite, in `metrics.db`.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use liftoff_core::monitoring::requests::CellKey;
+use liftoff_core::monitoring::sketch::DDSketch;
+use liftoff_core::store::{MetricsStore, RequestCell, StoreError};
+use rusqlite::{OptionalExtension, params};
+
+use super::db::{Db, sql_err};
+use crate::migrations;
+
+#[derive(Clone)]
+pub struct SqliteMetrics {
+    db: Db,
+}
+
+impl SqliteMetrics {
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: Db::open(path, migrations::SQLITE_METRICS).await?,
+        })
+    }
+}
+
+pub(crate) fn sketch_from(bytes: &[u8]) -> Result<DDSketch, StoreError> {
+    DDSketch::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("stored sketch: {e}")))
+}
+
+#[async_trait]
+impl MetricsStore for SqliteMetrics {
+    async fn merge_request_minutes(&self, cells: &[RequestCell]) -> Result<(), StoreError> {
+        let cells = cells.to_vec();
+        self.db
+            .write(move |tx| {
+                let mut find = tx
+                    .prepare_cached(
+                        "SELECT sketch FROM request_minutes
+                         WHERE service = ?1 AND method = ?2 AND route = ?3 AND status = ?4 AND minute = ?5",
+                    )
+                    .map_err(sql_err)?;
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO request_minutes (service, method, route, status, minute, count, sketch)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (service, method, route, status, minute)
+                         DO UPDATE SET count = excluded.count, sketch = excluded.sketch",
+                    )
+                    .map_err(sql_err)?;
+                for (k, sketch) in cells {
+                    let stored: Option<Vec<u8>> = find
+                        .query_row(params![k.service, k.method, k.route, k.status, k.minute], |r| r.get(0))
+                        .optional()
+                        .map_err(sql_err)?;
+                    let mut merged = sketch;
+                    if let Some(bytes) = stored {
+                        merged.merge(&sketch_from(&bytes)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    }
+                    upsert
+                        .execute(params![k.service, k.method, k.route, k.status, k.minute, merged.count() as i64, merged.to_bytes()])
+                        .map_err(sql_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn request_minutes(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError> {
+        let rows: Vec<(CellKey, Vec<u8>)> = self
+            .db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT service, method, route, status, minute, sketch FROM request_minutes
+                         WHERE minute >= ?1 AND minute < ?2",
+                    )
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map(params![from, to], |r| {
+                        Ok((
+                            CellKey {
+                                service: r.get(0)?,
+                                method: r.get(1)?,
+                                route: r.get(2)?,
+                                status: r.get(3)?,
+                                minute: r.get(4)?,
+                            },
+                            r.get(5)?,
+                        ))
+                    })
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(k, b)| sketch_from(&b).map(|s| (k, s)))
+            .collect()
+    }
+
+    async fn request_routes(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.db
+            .read(|c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT DISTINCT service, route FROM request_minutes")
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn close_metrics(&self) -> Result<(), StoreError> {
+        self.db.checkpoint().await
+    }
+
+    fn metrics_backend(&self) -> &'static str {
+        "sqlite"
+    }
+}

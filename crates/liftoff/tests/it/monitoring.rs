@@ -1,0 +1,173 @@
+//! Request monitoring over HTTP: batch ingest, the performance query, bad input, route cap.
+
+use serde_json::{Value, json};
+
+use crate::harness::{ADMIN_TOKEN, TestApp, postgres_state_url, problem, spawn, spawn_with};
+
+async fn ingest(app: &TestApp, token: &str, records: &Value) -> reqwest::Response {
+    app.post_json("/api/ingest/requests", Some(token), records)
+        .await
+}
+
+fn exact(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(q * (v.len() - 1) as f64).floor() as usize]
+}
+
+async fn performance_round_trip(app: &TestApp) {
+    let (_, token) = app.key("ingest").await;
+    let mut records = Vec::new();
+    let mut checkout = Vec::new();
+    for i in 0..2000 {
+        let d = 5.0 + (i * 37 % 1000) as f64 * 0.7; // spread over 5–704 ms
+        let status = if i % 50 == 0 {
+            503
+        } else if i % 10 == 0 {
+            404
+        } else {
+            200
+        };
+        checkout.push(d);
+        records.push(json!({"service": "shop", "method": "POST", "route": "/checkout", "status": status, "duration_ms": d}));
+        records.push(json!({"service": "shop", "method": "get", "route": "/items/{id}", "status": 200, "duration_ms": 2.0}));
+    }
+    // Two batches, so the second merges into the minutes the first wrote.
+    for chunk in records.chunks(2000) {
+        let res = ingest(app, &token, &Value::Array(chunk.to_vec())).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<Value>().await.unwrap()["accepted"], 2000);
+    }
+    let perf: Value = app
+        .get("/api/monitoring/performance?window=1h", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let c = &perf["POST:/checkout"];
+    assert_eq!(c["endpoint"], "/checkout");
+    assert_eq!(c["method"], "POST");
+    assert_eq!(c["request_count"], 2000);
+    assert_eq!(c["error_count"], 40, "only 5xx are errors");
+    assert!((c["error_rate"].as_f64().unwrap() - 0.02).abs() < 1e-9);
+    assert_eq!(
+        c["status_codes"],
+        json!({"200": 1800, "404": 160, "503": 40})
+    );
+    for (field, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
+        let got = c["duration_ms"][field].as_f64().unwrap();
+        let want = exact(checkout.clone(), q);
+        assert!(
+            (got - want).abs() <= want * 0.01 + 1e-9,
+            "{field}: {got} vs exact {want}"
+        );
+    }
+    assert_eq!(c["duration_ms"]["min"], 5.0);
+    assert_eq!(perf["GET:/items/{id}"]["request_count"], 2000);
+    let one: Value = app
+        .get(
+            "/api/monitoring/performance?endpoint=/checkout",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one.as_object().unwrap().len(), 1);
+    let other_service: Value = app
+        .get(
+            "/api/monitoring/performance?service=nope",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(other_service.as_object().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn performance_on_sqlite() {
+    performance_round_trip(&spawn().await).await;
+}
+
+#[tokio::test]
+async fn performance_on_postgres() {
+    let url = postgres_state_url().await;
+    performance_round_trip(
+        &spawn_with(|mut o| {
+            o.state_url = Some(url);
+            o
+        })
+        .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_records_are_refused_whole_and_routes_are_capped() {
+    let app = spawn().await;
+    let (_, token) = app.key("ingest").await;
+    let good = json!({"method": "GET", "route": "/ok", "status": 200, "duration_ms": 1.0});
+    for bad in [
+        json!({"method": "GET", "route": "/x", "status": 200, "duration_ms": -5}),
+        json!({"method": "GET", "route": "/x", "status": 999, "duration_ms": 1}),
+        json!({"method": "GET", "route": "x".repeat(10_000), "status": 200, "duration_ms": 1}),
+        json!({"method": "GET", "route": "/x", "status": 200, "duration_ms": 1, "ts": "last tuesday"}),
+        json!({"route": "/x", "status": 200, "duration_ms": 1}),
+    ] {
+        let res = ingest(&app, &token, &json!([good, bad])).await;
+        assert!(res.status() == 422, "{bad}: {}", res.status());
+        problem(res, 422).await;
+    }
+    problem(ingest(&app, &token, &json!([])).await, 422).await;
+    problem(
+        app.post_json(
+            "/api/ingest/requests",
+            Some(ADMIN_TOKEN),
+            &json!({"requests": "nope"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let perf: Value = app
+        .get("/api/monitoring/performance", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        perf.as_object().unwrap().is_empty(),
+        "nothing of a refused batch is stored: {perf}"
+    );
+
+    // 3,000 distinct raw paths: 2,000 are kept apart, the rest land in `other`.
+    let flood: Vec<Value> = (0..3000).map(|i| json!({"method": "GET", "route": format!("/u/{i}"), "status": 200, "duration_ms": 1})).collect();
+    for chunk in flood.chunks(1000) {
+        assert_eq!(
+            ingest(&app, &token, &Value::Array(chunk.to_vec()))
+                .await
+                .status(),
+            200
+        );
+    }
+    let perf: Value = app
+        .get("/api/monitoring/performance", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(perf.as_object().unwrap().len(), 2001);
+    assert_eq!(perf["GET:other"]["request_count"], 1000);
+    problem(
+        app.get("/api/monitoring/performance?window=2y", Some(ADMIN_TOKEN))
+            .await,
+        400,
+    )
+    .await;
+    problem(
+        app.get("/api/monitoring/performance", Some(&token)).await,
+        403,
+    )
+    .await;
+}
