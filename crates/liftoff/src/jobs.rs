@@ -1,6 +1,7 @@
 //! Background jobs: each runs on an interval until shutdown and reports to the job registry.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -49,6 +50,7 @@ where
 
 /// Every job Liftoff runs, started together and stopped by `stop`.
 pub fn start_all(
+    sampler: Arc<crate::system::Sampler>,
     registry: &JobRegistry,
     users: UserService,
     flags: FlagService,
@@ -57,6 +59,24 @@ pub fn start_all(
     let reload = flags.clone();
     let rollouts = flags.clone();
     vec![
+        spawn(
+            registry,
+            "system-sampler",
+            Duration::from_secs(5),
+            stop.clone(),
+            move || {
+                let sampler = sampler.clone();
+                async move {
+                    let s = tokio::task::spawn_blocking(move || sampler.sample())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(format!(
+                        "cpu {:.0}%, memory {:.0}%",
+                        s.cpu.percent, s.memory.percent
+                    ))
+                }
+            },
+        ),
         spawn(
             registry,
             "session-cleanup",

@@ -7,4 +7,5 @@ pub mod demo;
 pub mod jobs;
 pub mod remote;
 pub mod startup;
+pub mod system;
 pub mod telemetry;

@@ -41,6 +41,7 @@ async fn open_stores(settings: &Settings) -> anyhow::Result<liftoff_store::Store
 /// Everything `serve` needs, built and bootstrapped.
 pub struct Built {
     pub state: AppState,
+    pub data_dir: std::path::PathBuf,
 }
 
 pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
@@ -70,6 +71,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         ingest_rate_limit_per_second: settings.ingest_rate_limit_per_second,
     };
     Ok(Built {
+        data_dir: settings.data.clone(),
         state: AppState::new(
             Services {
                 store,
@@ -92,7 +94,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let state = built.state;
     let stop_jobs = CancellationToken::new();
+    let sampler = Arc::new(crate::system::Sampler::new(
+        built.data_dir.clone(),
+        state.monitoring.system.clone(),
+    ));
+    sampler.sample();
     let job_handles = jobs::start_all(
+        sampler,
         &state.jobs,
         state.users.clone(),
         state.flags.clone(),

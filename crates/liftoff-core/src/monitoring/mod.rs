@@ -11,5 +11,7 @@
 pub mod requests;
 pub mod service;
 pub mod sketch;
+pub mod system;
 
-pub use service::{EndpointStats, IngestError, MonitoringService, TimeRange};
+pub use service::{EndpointStats, IngestError, MonitoringService, SortBy, Summary, TimeRange};
+pub use system::{SystemGauge, SystemSnapshot};

@@ -107,9 +107,50 @@ struct Gathered {
     codes: BTreeMap<String, u64>,
 }
 
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RequestTotals {
+    pub total: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LatencySummary {
+    pub avg_duration_ms: f64,
+    pub p95_duration_ms: f64,
+    pub p99_duration_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EndpointTotals {
+    pub total: usize,
+    pub with_errors: usize,
+}
+
+/// The seed's `/performance/summary`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub uptime_seconds: u64,
+    pub requests: RequestTotals,
+    pub performance: LatencySummary,
+    pub endpoints: EndpointTotals,
+    pub system: super::system::SystemSnapshot,
+}
+
+/// What `/performance/top` sorts by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    RequestCount,
+    ErrorRate,
+    AvgDurationMs,
+}
+
 #[derive(Clone)]
 pub struct MonitoringService {
     metrics: Arc<dyn MetricsStore>,
+    pub system: super::system::SystemGauge,
+    started: std::time::Instant,
     writer: BatchWriter<RequestCell>,
     budget: Arc<RouteBudget>,
 }
@@ -150,6 +191,8 @@ impl MonitoringService {
         Ok((
             Self {
                 metrics,
+                system: Default::default(),
+                started: std::time::Instant::now(),
                 writer,
                 budget,
             },
@@ -234,6 +277,91 @@ impl MonitoringService {
                 (key, stats)
             })
             .collect())
+    }
+
+    /// Totals over every endpoint of `range`, with the latest system reading.
+    pub async fn summary(&self, range: TimeRange) -> Result<Summary, StoreError> {
+        let (from, to) = range.minutes();
+        let mut all = DDSketch::default();
+        let mut errors = 0;
+        let mut endpoints: BTreeMap<(String, String), bool> = BTreeMap::new();
+        for (k, s) in self.metrics.request_minutes(from, to).await? {
+            all.merge(&s)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let failed = k.status >= 500;
+            if failed {
+                errors += s.count();
+            }
+            *endpoints.entry((k.method, k.route)).or_default() |= failed;
+        }
+        let total = all.count();
+        let d = durations(&all);
+        Ok(Summary {
+            uptime_seconds: self.started.elapsed().as_secs(),
+            requests: RequestTotals {
+                total,
+                errors,
+                error_rate: if total == 0 {
+                    0.0
+                } else {
+                    errors as f64 / total as f64
+                },
+            },
+            performance: LatencySummary {
+                avg_duration_ms: d.avg,
+                p95_duration_ms: d.p95,
+                p99_duration_ms: d.p99,
+            },
+            endpoints: EndpointTotals {
+                total: endpoints.len(),
+                with_errors: endpoints.values().filter(|e| **e).count(),
+            },
+            system: self.system.get(),
+        })
+    }
+
+    /// The `limit` endpoints with the most requests, highest error rate or slowest average.
+    pub async fn top(
+        &self,
+        range: TimeRange,
+        sort_by: SortBy,
+        limit: usize,
+    ) -> Result<Vec<EndpointStats>, StoreError> {
+        let mut all: Vec<EndpointStats> = self
+            .performance(range, None, None)
+            .await?
+            .into_values()
+            .collect();
+        let key = |e: &EndpointStats| match sort_by {
+            SortBy::RequestCount => e.request_count as f64,
+            SortBy::ErrorRate => e.error_rate,
+            SortBy::AvgDurationMs => e.duration_ms.avg,
+        };
+        all.sort_by(|a, b| {
+            key(b)
+                .total_cmp(&key(a))
+                .then_with(|| b.request_count.cmp(&a.request_count))
+        });
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Endpoints whose p95 is above `threshold_ms`, slowest first.
+    pub async fn slow(
+        &self,
+        range: TimeRange,
+        threshold_ms: f64,
+        limit: usize,
+    ) -> Result<Vec<EndpointStats>, StoreError> {
+        let mut slow: Vec<EndpointStats> = self
+            .performance(range, None, None)
+            .await?
+            .into_values()
+            .filter(|e| e.duration_ms.p95 > threshold_ms)
+            .collect();
+        slow.sort_by(|a, b| b.duration_ms.p95.total_cmp(&a.duration_ms.p95));
+        slow.truncate(limit);
+        Ok(slow)
     }
 
     pub async fn close(&self) -> Result<(), StoreError> {

@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use chrono::{DateTime, TimeZone, Utc};
 use liftoff_core::batch::SubmitError;
 use liftoff_core::monitoring::requests::RequestRecord;
-use liftoff_core::monitoring::{EndpointStats, IngestError, TimeRange};
+use liftoff_core::monitoring::service::SortBy;
+use liftoff_core::monitoring::{EndpointStats, IngestError, Summary, SystemSnapshot, TimeRange};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -23,6 +24,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ingest_requests))
         .routes(routes!(performance))
+        .routes(routes!(summary))
+        .routes(routes!(top))
+        .routes(routes!(slow))
+        .routes(routes!(system))
 }
 
 /// A batch: a bare array, or `{"requests": [...]}`.
@@ -160,4 +165,123 @@ async fn performance(
             .performance(r, p.endpoint.as_deref(), p.service.as_deref())
             .await?,
     ))
+}
+
+/// Totals over every endpoint: requests, errors, latency, endpoints with errors, and the
+/// machine's resources.
+#[utoipa::path(get, path = "/api/monitoring/performance/summary", tag = "monitoring", params(RangeParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, body = Summary), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn summary(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<RangeParams>,
+) -> Result<Json<Summary>, ApiError> {
+    Ok(Json(state.monitoring.summary(range(&p)?).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct TopParams {
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// 1–1000 (default 10).
+    limit: Option<usize>,
+    /// request_count (default), error_rate or avg_duration_ms.
+    sort_by: Option<SortBy>,
+}
+
+fn limit(raw: Option<usize>) -> Result<usize, ApiError> {
+    match raw.unwrap_or(10) {
+        n @ 1..=1000 => Ok(n),
+        n => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit {n} must be 1 to 1000"),
+        )),
+    }
+}
+
+fn range_only(
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<TimeRange, ApiError> {
+    range(&RangeParams {
+        window,
+        from,
+        to,
+        endpoint: None,
+        service: None,
+    })
+}
+
+/// The busiest, most error-prone or slowest endpoints.
+#[utoipa::path(get, path = "/api/monitoring/performance/top", tag = "monitoring", params(TopParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, body = Vec<EndpointStats>), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn top(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<TopParams>,
+) -> Result<Json<Vec<EndpointStats>>, ApiError> {
+    let r = range_only(p.window, p.from, p.to)?;
+    Ok(Json(
+        state
+            .monitoring
+            .top(
+                r,
+                p.sort_by.unwrap_or(SortBy::RequestCount),
+                limit(p.limit)?,
+            )
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct SlowParams {
+    window: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// p95 above this counts as slow (default 1000 ms).
+    threshold_ms: Option<f64>,
+    limit: Option<usize>,
+}
+
+/// Endpoints whose p95 latency is above the threshold, slowest first.
+#[utoipa::path(get, path = "/api/monitoring/performance/slow", tag = "monitoring", params(SlowParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, body = Vec<EndpointStats>), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn slow(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<SlowParams>,
+) -> Result<Json<Vec<EndpointStats>>, ApiError> {
+    let threshold = p.threshold_ms.unwrap_or(1000.0);
+    if !(threshold.is_finite() && threshold >= 0.0) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "threshold_ms must be 0 or more",
+        ));
+    }
+    let r = range_only(p.window, p.from, p.to)?;
+    Ok(Json(
+        state.monitoring.slow(r, threshold, limit(p.limit)?).await?,
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SystemReport {
+    #[serde(flatten)]
+    pub snapshot: SystemSnapshot,
+    pub uptime_seconds: u64,
+}
+
+/// CPU, memory and disk (cgroup-aware), sampled every 5 seconds, and Liftoff's uptime.
+#[utoipa::path(get, path = "/api/monitoring/system", tag = "monitoring", security(("bearer" = ["read"])),
+    responses((status = 200, body = SystemReport)))]
+async fn system(State(state): State<AppState>, _caller: Caller<Read>) -> Json<SystemReport> {
+    Json(SystemReport {
+        snapshot: state.monitoring.system.get(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+    })
 }

@@ -171,3 +171,102 @@ async fn bad_records_are_refused_whole_and_routes_are_capped() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn summary_top_slow_and_system() {
+    let app = spawn().await;
+    let (_, token) = app.key("ingest").await;
+    let mut records = Vec::new();
+    for i in 0..100 {
+        records.push(json!({"method": "GET", "route": "/fast", "status": 200, "duration_ms": 5}));
+        records.push(json!({"method": "GET", "route": "/slow", "status": if i < 10 { 500 } else { 200 }, "duration_ms": 1500 + i}));
+    }
+    records.push(json!({"method": "POST", "route": "/rare", "status": 200, "duration_ms": 50}));
+    assert_eq!(
+        ingest(&app, &token, &Value::Array(records)).await.status(),
+        200
+    );
+
+    let s: Value = app
+        .get(
+            "/api/monitoring/performance/summary?window=15m",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["requests"]["total"], 201);
+    assert_eq!(s["requests"]["errors"], 10);
+    assert_eq!(s["endpoints"], json!({"total": 3, "with_errors": 1}));
+    assert!(s["performance"]["p99_duration_ms"].as_f64().unwrap() > 1500.0);
+    for field in ["cpu", "memory", "disk"] {
+        assert!(s["system"][field].is_object(), "{field} missing: {s}");
+    }
+    assert!(s["system"]["memory"]["total_mb"].as_f64().unwrap() > 0.0);
+    assert!(s["uptime_seconds"].is_u64());
+
+    let top: Vec<Value> = app
+        .get(
+            "/api/monitoring/performance/top?limit=2&sort_by=error_rate",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(top.len(), 2);
+    assert_eq!(top[0]["endpoint"], "/slow");
+    let by_latency: Vec<Value> = app
+        .get(
+            "/api/monitoring/performance/top?sort_by=avg_duration_ms",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_latency
+            .iter()
+            .map(|e| e["endpoint"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["/slow", "/rare", "/fast"]
+    );
+    problem(
+        app.get(
+            "/api/monitoring/performance/top?sort_by=vibes",
+            Some(ADMIN_TOKEN),
+        )
+        .await,
+        400,
+    )
+    .await;
+    problem(
+        app.get("/api/monitoring/performance/top?limit=0", Some(ADMIN_TOKEN))
+            .await,
+        400,
+    )
+    .await;
+
+    let slow: Vec<Value> = app
+        .get(
+            "/api/monitoring/performance/slow?threshold_ms=1000",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(slow.len(), 1);
+    assert_eq!(slow[0]["endpoint"], "/slow");
+
+    let sys: Value = app
+        .get("/api/monitoring/system", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(sys["cpu"]["count"].as_f64().unwrap() >= 1.0);
+    assert!(sys["disk"]["total_gb"].as_f64().unwrap() > 0.0);
+}
