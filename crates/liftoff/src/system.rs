@@ -45,10 +45,10 @@ fn cpu_count() -> f64 {
 
 /// CPU time used: the cgroup's `usage_usec`, else busy jiffies from /proc/stat.
 fn busy_us() -> Option<f64> {
-    if let Some(stat) = read(format!("{CGROUP}/cpu.stat")) {
-        if let Some(v) = stat.lines().find_map(|l| l.strip_prefix("usage_usec ")) {
-            return v.trim().parse().ok();
-        }
+    if let Some(stat) = read(format!("{CGROUP}/cpu.stat"))
+        && let Some(v) = stat.lines().find_map(|l| l.strip_prefix("usage_usec "))
+    {
+        return v.trim().parse().ok();
     }
     let stat = read("/proc/stat")?;
     let fields: Vec<f64> = stat
