@@ -11,6 +11,7 @@
 mod api;
 pub mod error;
 pub mod extract;
+mod metrics;
 pub mod mw;
 pub mod state;
 pub mod ui;
@@ -59,7 +60,12 @@ pub fn app(state: AppState) -> Router {
                 }
             }),
         )
+        .route("/metrics", get(metrics::render))
         .merge(ui::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            mw::record_own_traffic,
+        ))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

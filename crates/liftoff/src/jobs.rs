@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
+use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::users::UserService;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -54,11 +55,28 @@ pub fn start_all(
     registry: &JobRegistry,
     users: UserService,
     flags: FlagService,
+    monitoring: MonitoringService,
     stop: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let reload = flags.clone();
     let rollouts = flags.clone();
     vec![
+        spawn(
+            registry,
+            "own-request-metrics",
+            Duration::from_secs(10),
+            stop.clone(),
+            move || {
+                let monitoring = monitoring.clone();
+                async move {
+                    monitoring
+                        .flush_own()
+                        .await
+                        .map(|n| format!("{n} own requests recorded"))
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ),
         spawn(
             registry,
             "system-sampler",

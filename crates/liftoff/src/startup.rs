@@ -104,6 +104,7 @@ pub async fn serve(
         &state.jobs,
         state.users.clone(),
         state.flags.clone(),
+        state.monitoring.clone(),
         &stop_jobs,
     );
     let app = liftoff_http::app(state.clone());
@@ -122,6 +123,18 @@ pub async fn serve(
     for handle in job_handles {
         let _ = handle.await;
     }
+    // Jobs are stopped; write what they would have written next.
+    if let Err(e) = state.flags.flush_evaluation_counts().await {
+        tracing::warn!(error = %e, "Could not write the last flag evaluation counts.");
+    }
+    if let Err(e) = state.monitoring.flush_own().await {
+        tracing::warn!(error = %e, "Could not record Liftoff's last own requests.");
+    }
+    state
+        .monitoring
+        .close()
+        .await
+        .context("flushing the metrics store")?;
     state
         .store
         .close()

@@ -165,19 +165,15 @@ impl RouteBudget {
     }
 }
 
-/// Folds requests into per-minute cells.
-pub fn fold(
-    requests: impl IntoIterator<Item = Request>,
-    budget: &RouteBudget,
-) -> BTreeMap<CellKey, DDSketch> {
+/// Folds requests (their routes already through the budget) into per-minute cells.
+pub fn fold(requests: &[Request]) -> BTreeMap<CellKey, DDSketch> {
     let mut cells: BTreeMap<CellKey, DDSketch> = BTreeMap::new();
     for r in requests {
-        let route = budget.admit(&r.service, &r.route);
         let key = CellKey {
             minute: r.at.timestamp().div_euclid(60),
-            service: r.service,
-            method: r.method,
-            route,
+            service: r.service.clone(),
+            method: r.method.clone(),
+            route: r.route.clone(),
             status: r.status,
         };
         cells.entry(key).or_default().add(r.duration_ms);
@@ -237,7 +233,13 @@ mod tests {
             duration_ms: 5.0,
             at: now,
         });
-        let cells = fold(reqs, &budget);
+        let reqs: Vec<Request> = reqs
+            .map(|r| Request {
+                route: budget.admit(&r.service, &r.route),
+                ..r
+            })
+            .collect();
+        let cells = fold(&reqs);
         assert_eq!(cells.len(), MAX_ROUTES + 1, "the rest went to `other`");
         assert_eq!(budget.overflowed(), 10);
         let other = cells

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
-use super::requests::{CellKey, RequestRecord, RouteBudget, fold};
+use super::requests::{CellKey, Request, RequestRecord, RouteBudget, fold};
 use super::sketch::DDSketch;
 use crate::batch::{BatchWriter, FlushFn, SubmitError};
 use crate::jobs::JobRegistry;
@@ -153,7 +153,15 @@ pub struct MonitoringService {
     started: std::time::Instant,
     writer: BatchWriter<RequestCell>,
     budget: Arc<RouteBudget>,
+    counters: Arc<super::prometheus::RequestCounters>,
+    own: Arc<std::sync::Mutex<Vec<Request>>>,
+    own_dropped: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// The service name Liftoff records its own API traffic under.
+pub const OWN_SERVICE: &str = "liftoff";
+/// Liftoff's own requests buffered between flushes.
+pub const OWN_BUFFER: usize = 50_000;
 
 impl MonitoringService {
     /// Starts the ingest writer; the returned task ends once every clone of the service is
@@ -195,6 +203,9 @@ impl MonitoringService {
                 started: std::time::Instant::now(),
                 writer,
                 budget,
+                counters: Default::default(),
+                own: Default::default(),
+                own_dropped: Default::default(),
             },
             handle,
         ))
@@ -215,9 +226,69 @@ impl MonitoringService {
                     .map_err(|message| IngestError::Invalid { index, message })?,
             );
         }
-        let cells = fold(valid, &self.budget);
-        self.writer.submit(cells.into_iter().collect()).await?;
+        self.commit(valid).await?;
         Ok(n)
+    }
+
+    /// Routes through the budget, folds, commits, then counts for `/metrics`.
+    async fn commit(&self, mut requests: Vec<Request>) -> Result<(), IngestError> {
+        for r in &mut requests {
+            r.route = self.budget.admit(&r.service, &r.route);
+        }
+        let cells = fold(&requests);
+        self.writer.submit(cells.into_iter().collect()).await?;
+        self.counters.observe(&requests);
+        Ok(())
+    }
+
+    /// Records one of Liftoff's own requests (service `liftoff`). Buffered, not awaited: a
+    /// request never waits on its own metrics. At most [`OWN_BUFFER`] wait for the next flush;
+    /// beyond that they are counted as dropped.
+    pub fn record_own(&self, method: &str, route: &str, status: u16, duration_ms: f64) {
+        let Ok(mut own) = self.own.lock() else { return };
+        if own.len() >= OWN_BUFFER {
+            self.own_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        own.push(Request {
+            service: OWN_SERVICE.to_owned(),
+            method: method.to_owned(),
+            route: route.to_owned(),
+            status,
+            duration_ms,
+            at: Utc::now(),
+        });
+    }
+
+    /// Commits Liftoff's own buffered requests; returns how many.
+    pub async fn flush_own(&self) -> Result<usize, IngestError> {
+        let taken = match self.own.lock() {
+            Ok(mut own) => std::mem::take(&mut *own),
+            Err(_) => return Ok(0),
+        };
+        let n = taken.len();
+        if n > 0 {
+            self.commit(taken).await?;
+        }
+        Ok(n)
+    }
+
+    /// Appends the Prometheus families for ingested requests and monitoring's own counters.
+    pub fn render_prometheus(&self, out: &mut String) {
+        self.counters.render(out);
+        out.push_str("# HELP liftoff_routes_overflowed_total Requests recorded under route `other` because a service exceeded the route budget.\n");
+        out.push_str("# TYPE liftoff_routes_overflowed_total counter\n");
+        out.push_str(&format!(
+            "liftoff_routes_overflowed_total {}\n",
+            self.budget.overflowed()
+        ));
+        out.push_str("# HELP liftoff_own_metrics_dropped_total Liftoff's own requests not recorded because the buffer was full.\n");
+        out.push_str("# TYPE liftoff_own_metrics_dropped_total counter\n");
+        out.push_str(&format!(
+            "liftoff_own_metrics_dropped_total {}\n",
+            self.own_dropped.load(std::sync::atomic::Ordering::Relaxed)
+        ));
     }
 
     /// Requests recorded under `other` because a service had too many distinct routes.

@@ -73,6 +73,31 @@ pub async fn finish_response(req: Request, next: Next) -> Response {
     res
 }
 
+/// Records Liftoff's own traffic by route template (a route layer: it runs only for matched
+/// routes, after routing, so the template is known; static files are left out as noise).
+pub async fn record_own_traffic(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let res = next.run(req).await;
+    if let Some(t) = template.filter(|t| !t.starts_with("/assets/")) {
+        state.monitoring.record_own(
+            method.as_str(),
+            &t,
+            res.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+    }
+    res
+}
+
 /// Headers that make the dashboard harder to frame, sniff or inject into.
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
