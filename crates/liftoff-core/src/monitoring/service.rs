@@ -241,6 +241,27 @@ impl MonitoringService {
         Ok(())
     }
 
+    /// Commits cells built elsewhere (OTLP histograms arrive already aggregated). Routes go
+    /// through the route budget like every other ingest.
+    pub async fn ingest_cells(&self, cells: Vec<RequestCell>) -> Result<usize, IngestError> {
+        if cells.is_empty() {
+            return Err(IngestError::Empty);
+        }
+        let mut merged: BTreeMap<CellKey, DDSketch> = BTreeMap::new();
+        for (mut k, s) in cells {
+            k.route = self.budget.admit(&k.service, &k.route);
+            match merged.get_mut(&k) {
+                Some(m) => m.merge(&s).map_err(|e| IngestError::Invalid { index: 0, message: e.to_string() })?,
+                None => {
+                    merged.insert(k, s);
+                }
+            }
+        }
+        let n = merged.len();
+        self.writer.submit(merged.into_iter().collect()).await?;
+        Ok(n)
+    }
+
     /// Records one of Liftoff's own requests (service `liftoff`). Buffered, not awaited: a
     /// request never waits on its own metrics. At most [`OWN_BUFFER`] wait for the next flush;
     /// beyond that they are counted as dropped.
