@@ -137,6 +137,18 @@ pub struct Summary {
     pub system: super::system::SystemSnapshot,
 }
 
+/// One step of a time series: requests, errors and latency percentiles.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SeriesPoint {
+    /// Start of the step, Unix seconds.
+    pub t: i64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
 /// What `/performance/top` sorts by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -251,7 +263,10 @@ impl MonitoringService {
         for (mut k, s) in cells {
             k.route = self.budget.admit(&k.service, &k.route);
             match merged.get_mut(&k) {
-                Some(m) => m.merge(&s).map_err(|e| IngestError::Invalid { index: 0, message: e.to_string() })?,
+                Some(m) => m.merge(&s).map_err(|e| IngestError::Invalid {
+                    index: 0,
+                    message: e.to_string(),
+                })?,
                 None => {
                     merged.insert(k, s);
                 }
@@ -410,6 +425,42 @@ impl MonitoringService {
             },
             system: self.system.get(),
         })
+    }
+
+    /// `range` cut into `steps` equal steps (at least a minute each), oldest first; steps
+    /// without traffic are present with zero requests, so charts show gaps as zeros.
+    pub async fn series(
+        &self,
+        range: TimeRange,
+        steps: usize,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let (from, to) = range.minutes();
+        let span = (to - from).max(1);
+        let step = (span / steps.max(1) as i64).max(1);
+        let n = ((span + step - 1) / step) as usize;
+        let mut acc: Vec<(DDSketch, u64)> = (0..n).map(|_| (DDSketch::default(), 0)).collect();
+        for (k, s) in self.metrics.request_minutes(from, to).await? {
+            let i = (((k.minute - from) / step) as usize).min(n - 1);
+            acc[i]
+                .0
+                .merge(&s)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if k.status >= 500 {
+                acc[i].1 += s.count();
+            }
+        }
+        Ok(acc
+            .into_iter()
+            .enumerate()
+            .map(|(i, (s, errors))| SeriesPoint {
+                t: (from + i as i64 * step) * 60,
+                requests: s.count(),
+                errors,
+                p50: s.quantile(0.5),
+                p95: s.quantile(0.95),
+                p99: s.quantile(0.99),
+            })
+            .collect())
     }
 
     /// The `limit` endpoints with the most requests, highest error rate or slowest average.

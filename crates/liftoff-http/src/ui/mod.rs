@@ -12,6 +12,7 @@ mod flags;
 pub mod layout;
 mod login;
 mod pages;
+mod performance;
 pub mod session;
 
 use axum::Router;
@@ -24,6 +25,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(pages::overview))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
+        .route("/performance", get(performance::show))
         .route("/flags", get(flags::list).post(flags::create))
         .route("/flags/{key}", get(flags::detail))
         .route("/flags/{key}/toggle", post(flags::toggle))
@@ -35,7 +37,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/assets/{name}", get(assets::serve));
     for (path, _) in layout::NAV
         .iter()
-        .filter(|(p, _)| !matches!(*p, "/" | "/flags" | "/settings"))
+        .filter(|(p, _)| !matches!(*p, "/" | "/performance" | "/flags" | "/settings"))
     {
         let path: &'static str = path;
         router = router.route(

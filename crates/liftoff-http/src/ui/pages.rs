@@ -90,12 +90,17 @@ pub async fn overview(
         limit: AuditQuery::MAX_LIMIT,
         ..Default::default()
     };
-    let (ping, schema, users, keys, audit) = tokio::join!(
+    let range = liftoff_core::monitoring::TimeRange {
+        from: Utc::now() - window.duration(),
+        to: Utc::now(),
+    };
+    let (ping, schema, users, keys, audit, traffic) = tokio::join!(
         state.store.ping(),
         state.store.schema_version(),
         state.users.count(),
         state.store.count_active_keys(None),
         state.store.list_audit(&all_recent),
+        state.monitoring.summary(range),
     );
     let (Ok(users), Ok(keys), Ok(audit)) = (users, keys, audit) else {
         return store_down();
@@ -125,6 +130,16 @@ pub async fn overview(
             }
             div.tile { div.label { "Uptime" } div.value { (human_duration(state.started.elapsed().as_secs())) } }
             div.tile { div.label { "Users" } div.value { (users) } }
+            @if let Ok(t) = &traffic {
+                a.tile href="/performance" {
+                    div.label { "Requests" } div.value { (t.requests.total) }
+                    div.muted { (format!("{:.1}% errors · p95 {:.0} ms", t.requests.error_rate * 100.0, t.performance.p95_duration_ms)) }
+                }
+                div class={ "tile " (if t.system.cpu.percent > 80.0 || t.system.memory.percent > 90.0 { "warn" } else { "" }) } {
+                    div.label { "CPU · memory" }
+                    div.value { (format!("{:.0}% · {:.0}%", t.system.cpu.percent, t.system.memory.percent)) }
+                }
+            }
             div.tile { div.label { "Active API keys" } div.value { (keys) } }
             @let flags = state.flags.list();
             a.tile href="/flags" {
@@ -162,18 +177,6 @@ pub async fn overview(
 /// The sections a later release fills. Each says what it will hold.
 pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static str) -> Response {
     let (title, body) = match path {
-        "/performance" => (
-            "Performance",
-            coming(
-                "Per-endpoint latency percentiles, error rates and status codes for your app, live.",
-                &[
-                    "Request rate, error rate and p50/p95/p99 over time",
-                    "Slowest, busiest and most error-prone endpoints",
-                    "Status-code distribution and a latency histogram",
-                    "CPU, memory and disk of each instance",
-                ],
-            ),
-        ),
         "/analytics" => (
             "Analytics",
             coming(
