@@ -151,8 +151,21 @@ pub trait MetricsStore: Send + Sync {
     /// Adds the cells to the stored minutes (merging sketches where a cell exists) in one
     /// transaction: all or nothing.
     async fn merge_request_minutes(&self, cells: &[RequestCell]) -> Result<(), StoreError>;
-    /// The cells of minutes `from..to` (Unix minutes, `to` excluded).
+    /// The cells of minutes `from..to` (Unix minutes, `to` excluded), at whatever resolution
+    /// they are kept: a compacted hour or day is returned whole, keyed by its first minute.
     async fn request_minutes(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError>;
+    /// Moves up to `limit` cells older than minute `before` from resolution `from_res` to the
+    /// coarser `to_res` (minutes per cell: 1, 60 or 1440), merging sketches, in one
+    /// transaction; returns how many source cells moved.
+    async fn compact_requests(
+        &self,
+        from_res: i64,
+        to_res: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
+    /// Deletes cells of resolution `res` older than minute `before`; returns how many.
+    async fn purge_requests(&self, res: i64, before: i64) -> Result<u64, StoreError>;
     /// Every (service, route) stored, to seed the route budget at start.
     async fn request_routes(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// `"sqlite"` or `"postgres"`.

@@ -46,11 +46,23 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "request_minutes",
         sql: include_str!("../migrations/postgres/0004_request_minutes.sql"),
     },
+    Migration {
+        version: 5,
+        name: "request_rollups",
+        sql: include_str!("../migrations/postgres/0005_request_rollups.sql"),
+    },
 ];
 
 /// `metrics.db`, the SQLite file for request metrics.
-pub(crate) const SQLITE_METRICS: &[Migration] = &[Migration {
-    version: 1,
-    name: "requests",
-    sql: include_str!("../migrations/sqlite/metrics_0001_requests.sql"),
-}];
+pub(crate) const SQLITE_METRICS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "requests",
+        sql: include_str!("../migrations/sqlite/metrics_0001_requests.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "rollups",
+        sql: include_str!("../migrations/sqlite/metrics_0002_rollups.sql"),
+    },
+];

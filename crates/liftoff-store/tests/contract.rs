@@ -29,6 +29,15 @@ mod sqlite {
     liftoff_testkit::state_store_contract!(open);
 
     #[tokio::test]
+    async fn metrics_round_trip() {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let m = liftoff_store::sqlite::SqliteMetrics::open(&dir.join("metrics.db"))
+            .await
+            .unwrap();
+        liftoff_testkit::contract::metrics_round_trip(Arc::new(m)).await;
+    }
+
+    #[tokio::test]
     async fn data_survives_reopen_and_migrations_are_idempotent() {
         use liftoff_core::audit::{AuditQuery, Change};
         use liftoff_core::auth::Actor;
@@ -90,6 +99,14 @@ mod postgres {
     liftoff_testkit::state_store_contract!(open);
 
     #[tokio::test]
+    async fn metrics_round_trip() {
+        let pg = liftoff_store::postgres::PgState::connect(&fresh_schema_url().await)
+            .await
+            .unwrap();
+        liftoff_testkit::contract::metrics_round_trip(Arc::new(pg)).await;
+    }
+
+    #[tokio::test]
     async fn concurrent_replicas_migrate_once() {
         let url = fresh_schema_url().await;
         let (a, b) = tokio::join!(
@@ -113,6 +130,6 @@ mod postgres {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(n, 3, "each of the three migrations applied exactly once");
+        assert_eq!(n, 5, "each of the five migrations applied exactly once");
     }
 }

@@ -569,3 +569,95 @@ macro_rules! state_store_contract {
         )+
     };
 }
+
+/// The request-metrics store: merging minutes, reading any window, compacting to hours and
+/// days without losing or double-counting a request, purging.
+pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::store::MetricsStore>) {
+    use liftoff_core::monitoring::requests::CellKey;
+    use liftoff_core::monitoring::sketch::DDSketch;
+    let key = |minute: i64, status: u16| CellKey {
+        minute,
+        service: "web".into(),
+        method: "GET".into(),
+        route: "/a".into(),
+        status,
+    };
+    let sketch = |values: &[f64]| {
+        let mut s = DDSketch::default();
+        for v in values {
+            s.add(*v);
+        }
+        s
+    };
+    let base = 20_000 * 1440; // the first minute of a UTC day
+    m.merge_request_minutes(&[
+        (key(base, 200), sketch(&[10.0, 20.0])),
+        (key(base + 61, 500), sketch(&[100.0])),
+    ])
+    .await
+    .unwrap();
+    m.merge_request_minutes(&[(key(base, 200), sketch(&[30.0]))])
+        .await
+        .unwrap();
+    let cells = m.request_minutes(base, base + 1440).await.unwrap();
+    let total: u64 = cells.iter().map(|(_, s)| s.count()).sum();
+    assert_eq!(total, 4);
+    let first = cells.iter().find(|(k, _)| k.minute == base).unwrap();
+    assert_eq!(first.1.count(), 3, "the second write merged into the first");
+    assert_eq!(first.1.max(), Some(30.0));
+    assert!(
+        m.request_minutes(base + 1, base + 61)
+            .await
+            .unwrap()
+            .is_empty(),
+        "windows are half-open"
+    );
+    assert_eq!(
+        m.request_routes().await.unwrap(),
+        vec![("web".to_owned(), "/a".to_owned())]
+    );
+
+    // Minutes → hours: both minutes of hour 0 and the one of hour 1 move; totals stay.
+    assert_eq!(
+        m.compact_requests(1, 60, base + 1440, 10_000)
+            .await
+            .unwrap(),
+        2
+    );
+    let cells = m.request_minutes(base, base + 1440).await.unwrap();
+    assert_eq!(
+        cells.iter().map(|(_, s)| s.count()).sum::<u64>(),
+        4,
+        "nothing lost or counted twice"
+    );
+    assert!(
+        cells
+            .iter()
+            .any(|(k, _)| k.minute == base + 60 && k.status == 500),
+        "keyed by the hour's first minute"
+    );
+    assert_eq!(
+        m.compact_requests(1, 60, base + 1440, 10_000)
+            .await
+            .unwrap(),
+        0,
+        "already moved"
+    );
+    // Hours → days.
+    assert_eq!(
+        m.compact_requests(60, 1440, base + 1440, 10_000)
+            .await
+            .unwrap(),
+        2
+    );
+    let cells = m.request_minutes(base, base + 1440).await.unwrap();
+    assert_eq!(cells.len(), 2, "one day row per status");
+    assert_eq!(cells.iter().map(|(_, s)| s.count()).sum::<u64>(), 4);
+    assert_eq!(m.purge_requests(1440, base + 1440).await.unwrap(), 2);
+    assert!(
+        m.request_minutes(base, base + 1440)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

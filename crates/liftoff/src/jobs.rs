@@ -60,7 +60,23 @@ pub fn start_all(
 ) -> Vec<JoinHandle<()>> {
     let reload = flags.clone();
     let rollouts = flags.clone();
+    let compactor = monitoring.clone();
     vec![
+        spawn(
+            registry,
+            "request-rollups",
+            Duration::from_secs(300),
+            stop.clone(),
+            move || {
+                let monitoring = compactor.clone();
+                async move {
+                    monitoring
+                        .compact(chrono::Utc::now())
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ),
         spawn(
             registry,
             "own-request-metrics",

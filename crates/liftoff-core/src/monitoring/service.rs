@@ -170,6 +170,11 @@ pub struct MonitoringService {
     own_dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Minute cells are kept a day, hourly cells 30 days, daily cells a year (in minutes).
+pub const MINUTES_KEPT: i64 = 24 * 60;
+pub const HOURS_KEPT: i64 = 30 * 24 * 60;
+pub const DAYS_KEPT: i64 = 365 * 24 * 60;
+
 /// The service name Liftoff records its own API traffic under.
 pub const OWN_SERVICE: &str = "liftoff";
 /// Liftoff's own requests buffered between flushes.
@@ -505,6 +510,39 @@ impl MonitoringService {
         slow.sort_by(|a, b| b.duration_ms.p95.total_cmp(&a.duration_ms.p95));
         slow.truncate(limit);
         Ok(slow)
+    }
+
+    /// Compacts old metrics: minutes older than a day into hours, hours older than 30 days
+    /// into days, and drops days older than a year. Bounded work per call; the job repeats.
+    pub async fn compact(&self, now: DateTime<Utc>) -> Result<String, StoreError> {
+        const LIMIT: usize = 20_000;
+        let minute = now.timestamp().div_euclid(60);
+        let mut moved = [0u64; 2];
+        for (i, (from, to, age)) in [(1, 60, MINUTES_KEPT), (60, 1440, HOURS_KEPT)]
+            .into_iter()
+            .enumerate()
+        {
+            // Only whole target buckets: a half-compacted hour would mix resolutions.
+            let cutoff = (minute - age) - (minute - age).rem_euclid(to);
+            for _ in 0..50 {
+                let n = self
+                    .metrics
+                    .compact_requests(from, to, cutoff, LIMIT)
+                    .await?;
+                moved[i] += n;
+                if n < LIMIT as u64 {
+                    break;
+                }
+            }
+        }
+        let purged = self
+            .metrics
+            .purge_requests(1440, minute - DAYS_KEPT)
+            .await?;
+        Ok(format!(
+            "{} minute cells → hours, {} hour cells → days, {purged} day cells dropped",
+            moved[0], moved[1]
+        ))
     }
 
     pub async fn close(&self) -> Result<(), StoreError> {

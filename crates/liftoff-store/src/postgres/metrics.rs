@@ -52,7 +52,9 @@ impl MetricsStore for PgState {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT service, method, route, status, minute, sketch FROM request_minutes WHERE minute >= $1 AND minute < $2",
+                "SELECT service, method, route, status, minute, sketch FROM request_minutes WHERE minute >= $1 AND minute < $2
+                 UNION ALL
+                 SELECT service, method, route, status, bucket, sketch FROM request_rollups WHERE bucket >= $1 AND bucket < $2",
                 &[&from, &to],
             )
             .await
@@ -73,6 +75,131 @@ impl MetricsStore for PgState {
                 ))
             })
             .collect()
+    }
+
+    async fn compact_requests(
+        &self,
+        from_res: i64,
+        to_res: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let to_res_i32 = i32::try_from(to_res)
+            .map_err(|_| StoreError::Corrupt("resolution out of range".into()))?;
+        let from_res_i32 = i32::try_from(from_res)
+            .map_err(|_| StoreError::Corrupt("resolution out of range".into()))?;
+        let limit = limit as i64;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        // FOR UPDATE SKIP LOCKED: two replicas compacting at once take different rows.
+        let rows = if from_res == 1 {
+            tx.query(
+                "SELECT service, method, route, status, minute, sketch FROM request_minutes
+                 WHERE minute < $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
+                &[&before, &limit],
+            )
+            .await
+        } else {
+            tx.query(
+                "SELECT service, method, route, status, bucket, sketch FROM request_rollups
+                 WHERE resolution = $1 AND bucket < $2 LIMIT $3 FOR UPDATE SKIP LOCKED",
+                &[&from_res_i32, &before, &limit],
+            )
+            .await
+        }
+        .map_err(pg_err)?;
+        let mut groups: std::collections::BTreeMap<CellKey, DDSketch> =
+            std::collections::BTreeMap::new();
+        let mut keys = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let status: i16 = r.get(3);
+            let k = CellKey {
+                service: r.get(0),
+                method: r.get(1),
+                route: r.get(2),
+                status: status as u16,
+                minute: r.get(4),
+            };
+            let bytes: Vec<u8> = r.get(5);
+            let s = sketch_from(&bytes)?;
+            let target = CellKey {
+                minute: k.minute - k.minute.rem_euclid(to_res),
+                ..k.clone()
+            };
+            match groups.get_mut(&target) {
+                Some(g) => g
+                    .merge(&s)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                None => {
+                    groups.insert(target, s);
+                }
+            }
+            keys.push((k, status));
+        }
+        for (k, mut s) in groups {
+            let status = k.status as i16;
+            let stored = tx
+                .query_opt(
+                    "SELECT sketch FROM request_rollups WHERE resolution = $1 AND service = $2 AND method = $3
+                     AND route = $4 AND status = $5 AND bucket = $6 FOR UPDATE",
+                    &[&to_res_i32, &k.service, &k.method, &k.route, &status, &k.minute],
+                )
+                .await
+                .map_err(pg_err)?;
+            if let Some(row) = stored {
+                let b: Vec<u8> = row.get(0);
+                s.merge(&sketch_from(&b)?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            }
+            tx.execute(
+                "INSERT INTO request_rollups (resolution, service, method, route, status, bucket, count, sketch)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (resolution, service, method, route, status, bucket)
+                 DO UPDATE SET count = excluded.count, sketch = excluded.sketch",
+                &[&to_res_i32, &k.service, &k.method, &k.route, &status, &k.minute, &(s.count() as i64), &s.to_bytes()],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        for (k, status) in &keys {
+            if from_res == 1 {
+                tx.execute(
+                    "DELETE FROM request_minutes WHERE service = $1 AND method = $2 AND route = $3 AND status = $4 AND minute = $5",
+                    &[&k.service, &k.method, &k.route, status, &k.minute],
+                )
+                .await
+            } else {
+                tx.execute(
+                    "DELETE FROM request_rollups WHERE resolution = $1 AND service = $2 AND method = $3 AND route = $4
+                     AND status = $5 AND bucket = $6",
+                    &[&from_res_i32, &k.service, &k.method, &k.route, status, &k.minute],
+                )
+                .await
+            }
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(keys.len() as u64)
+    }
+
+    async fn purge_requests(&self, res: i64, before: i64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        if res == 1 {
+            client
+                .execute("DELETE FROM request_minutes WHERE minute < $1", &[&before])
+                .await
+                .map_err(pg_err)
+        } else {
+            let res = i32::try_from(res)
+                .map_err(|_| StoreError::Corrupt("resolution out of range".into()))?;
+            client
+                .execute(
+                    "DELETE FROM request_rollups WHERE resolution = $1 AND bucket < $2",
+                    &[&res, &before],
+                )
+                .await
+                .map_err(pg_err)
+        }
     }
 
     async fn request_routes(&self) -> Result<Vec<(String, String)>, StoreError> {

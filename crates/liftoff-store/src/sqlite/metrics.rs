@@ -73,7 +73,10 @@ impl MetricsStore for SqliteMetrics {
                 let mut stmt = c
                     .prepare_cached(
                         "SELECT service, method, route, status, minute, sketch FROM request_minutes
-                         WHERE minute >= ?1 AND minute < ?2",
+                         WHERE minute >= ?1 AND minute < ?2
+                         UNION ALL
+                         SELECT service, method, route, status, bucket, sketch FROM request_rollups
+                         WHERE bucket >= ?1 AND bucket < ?2",
                     )
                     .map_err(sql_err)?;
                 let rows = stmt
@@ -96,6 +99,99 @@ impl MetricsStore for SqliteMetrics {
         rows.into_iter()
             .map(|(k, b)| sketch_from(&b).map(|s| (k, s)))
             .collect()
+    }
+
+    async fn compact_requests(
+        &self,
+        from_res: i64,
+        to_res: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.db
+            .write(move |tx| {
+                let select = if from_res == 1 {
+                    "SELECT service, method, route, status, minute, sketch FROM request_minutes WHERE minute < ?2 AND ?1 = 1 LIMIT ?3"
+                } else {
+                    "SELECT service, method, route, status, bucket, sketch FROM request_rollups WHERE resolution = ?1 AND bucket < ?2 LIMIT ?3"
+                };
+                let rows: Vec<(CellKey, Vec<u8>)> = {
+                    let mut stmt = tx.prepare_cached(select).map_err(sql_err)?;
+                    let rows = stmt
+                        .query_map(params![from_res, before, limit as i64], |r| {
+                            Ok((
+                                CellKey { service: r.get(0)?, method: r.get(1)?, route: r.get(2)?, status: r.get(3)?, minute: r.get(4)? },
+                                r.get(5)?,
+                            ))
+                        })
+                        .map_err(sql_err)?;
+                    rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?
+                };
+                let mut groups: std::collections::BTreeMap<CellKey, DDSketch> = std::collections::BTreeMap::new();
+                for (k, bytes) in &rows {
+                    let target = CellKey { minute: k.minute - k.minute.rem_euclid(to_res), ..k.clone() };
+                    let s = sketch_from(bytes)?;
+                    match groups.get_mut(&target) {
+                        Some(g) => g.merge(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        None => {
+                            groups.insert(target, s);
+                        }
+                    }
+                }
+                let mut find = tx
+                    .prepare_cached(
+                        "SELECT sketch FROM request_rollups WHERE resolution = ?1 AND service = ?2 AND method = ?3
+                         AND route = ?4 AND status = ?5 AND bucket = ?6",
+                    )
+                    .map_err(sql_err)?;
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO request_rollups (resolution, service, method, route, status, bucket, count, sketch)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT (resolution, service, method, route, status, bucket)
+                         DO UPDATE SET count = excluded.count, sketch = excluded.sketch",
+                    )
+                    .map_err(sql_err)?;
+                for (k, mut s) in groups {
+                    let stored: Option<Vec<u8>> = find
+                        .query_row(params![to_res, k.service, k.method, k.route, k.status, k.minute], |r| r.get(0))
+                        .optional()
+                        .map_err(sql_err)?;
+                    if let Some(b) = stored {
+                        s.merge(&sketch_from(&b)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    }
+                    upsert
+                        .execute(params![to_res, k.service, k.method, k.route, k.status, k.minute, s.count() as i64, s.to_bytes()])
+                        .map_err(sql_err)?;
+                }
+                let delete = if from_res == 1 {
+                    "DELETE FROM request_minutes WHERE ?1 = 1 AND service = ?2 AND method = ?3 AND route = ?4 AND status = ?5 AND minute = ?6"
+                } else {
+                    "DELETE FROM request_rollups WHERE resolution = ?1 AND service = ?2 AND method = ?3 AND route = ?4 AND status = ?5 AND bucket = ?6"
+                };
+                let mut del = tx.prepare_cached(delete).map_err(sql_err)?;
+                for (k, _) in &rows {
+                    del.execute(params![from_res, k.service, k.method, k.route, k.status, k.minute]).map_err(sql_err)?;
+                }
+                Ok(rows.len() as u64)
+            })
+            .await
+    }
+
+    async fn purge_requests(&self, res: i64, before: i64) -> Result<u64, StoreError> {
+        self.db
+            .write(move |tx| {
+                let n = if res == 1 {
+                    tx.execute("DELETE FROM request_minutes WHERE minute < ?1", [before])
+                } else {
+                    tx.execute(
+                        "DELETE FROM request_rollups WHERE resolution = ?1 AND bucket < ?2",
+                        [res, before],
+                    )
+                };
+                n.map(|n| n as u64).map_err(sql_err)
+            })
+            .await
     }
 
     async fn request_routes(&self) -> Result<Vec<(String, String)>, StoreError> {
