@@ -43,6 +43,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             .with_context(|| format!("creating demo key {name}"))?;
     }
     seed_flags(state).await?;
+    seed_requests(state).await?;
     println!(
         "Demo data added: users {} (password: the name, a dash, the name again).",
         TEAM.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
@@ -79,5 +80,98 @@ async fn seed_flags(state: &AppState) -> anyhow::Result<()> {
         .plan_rollout(&by, "search-v2", 100.0, 15.0, Some(60), Some(REASON.into()))
         .await
         .context("scheduling the demo rollout")?;
+    Ok(())
+}
+
+/// A small deterministic generator, so every demo shows the same month.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Log-normal around `median` (σ = 0.5).
+    fn latency(&mut self, median: f64) -> f64 {
+        let (u1, u2) = (self.next().max(1e-12), self.next());
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        median * (0.5 * z).exp()
+    }
+}
+
+/// Thirty days of traffic for a shop: hourly before the last day, every five minutes in it,
+/// with a deploy three days ago that made `/checkout` three times slower.
+async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
+    use liftoff_core::monitoring::requests::CellKey;
+    use liftoff_core::monitoring::sketch::DDSketch;
+    // (method, route, requests per hour at peak, median ms, error share)
+    const ROUTES: &[(&str, &str, f64, f64, f64)] = &[
+        ("GET", "/", 900.0, 35.0, 0.001),
+        ("GET", "/items/{id}", 1500.0, 60.0, 0.002),
+        ("GET", "/search", 700.0, 180.0, 0.004),
+        ("POST", "/cart", 300.0, 90.0, 0.003),
+        ("POST", "/checkout", 120.0, 280.0, 0.01),
+        ("GET", "/account", 200.0, 70.0, 0.002),
+    ];
+    let now = chrono::Utc::now().timestamp().div_euclid(60);
+    let regression_at = now - 3 * 1440;
+    let mut rng = Lcg(42);
+    let mut cells = Vec::new();
+    let mut minute = now - 30 * 1440;
+    minute -= minute.rem_euclid(60);
+    while minute < now {
+        let step = if minute < now - 1440 { 60 } else { 5 };
+        let hour_of_day = (minute.rem_euclid(1440) / 60) as f64;
+        let diurnal = 0.35
+            + 0.65
+                * (std::f64::consts::PI * (hour_of_day - 3.0) / 24.0)
+                    .sin()
+                    .powi(2);
+        for (method, route, per_hour, median, error_share) in ROUTES {
+            let slow = *route == "/checkout" && minute >= regression_at;
+            let median = if slow { median * 3.0 } else { *median };
+            let n = (per_hour * diurnal * step as f64 / 60.0).round() as u64;
+            let errors = (n as f64 * error_share * if slow { 4.0 } else { 1.0 }).round() as u64;
+            let key = |status| CellKey {
+                minute,
+                service: "shop".into(),
+                method: (*method).into(),
+                route: (*route).into(),
+                status,
+            };
+            let mut ok = DDSketch::default();
+            // Twenty representative samples, each standing for its share of the requests.
+            for i in 0..20u64 {
+                let share =
+                    n.saturating_sub(errors) / 20 + u64::from(i < n.saturating_sub(errors) % 20);
+                ok.add_n(rng.latency(median), share);
+            }
+            if !ok.is_empty() {
+                cells.push((key(200), ok));
+            }
+            if errors > 0 {
+                let mut bad = DDSketch::default();
+                bad.add_n(rng.latency(median * 4.0), errors);
+                cells.push((key(503), bad));
+            }
+        }
+        minute += step;
+    }
+    for chunk in cells.chunks(5_000) {
+        state
+            .monitoring
+            .ingest_cells(chunk.to_vec())
+            .await
+            .context("writing demo request metrics")?;
+    }
+    state
+        .monitoring
+        .compact(chrono::Utc::now())
+        .await
+        .context("compacting demo request metrics")?;
     Ok(())
 }
