@@ -1,7 +1,8 @@
-//! The reference for Liftoff's HTTP benchmarks: a bare axum server that answers
-//! `POST /ofrep/v1/evaluate/flags` with a fixed OFREP-shaped body for `N` flags — no auth, no
-//! evaluation, no middleware. Liftoff's own endpoint is measured against it in the same run
-//! (`bench/ofrep.sh`).
+//! The reference for Liftoff's HTTP benchmarks, measured in the same run as Liftoff:
+//! - `POST /ofrep/v1/evaluate/flags` answers a fixed OFREP-shaped body for `N` flags — no auth,
+//!   no evaluation, no middleware (`bench/ofrep.sh`);
+//! - `POST /api/ingest/requests` parses the same JSON batch Liftoff takes into typed records
+//!   and answers the count — no validation, no storage (`bench/ingest.sh`).
 //!
 //! Usage: `bare_axum ADDR FLAGS`
 
@@ -20,20 +21,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let app = Router::new().route(
-            "/ofrep/v1/evaluate/flags",
-            post(move || {
-                let body = body.clone();
-                async move {
-                    (
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        body,
-                    )
-                }
-            }),
-        );
+        let app = Router::new()
+            .route(
+                "/api/ingest/requests",
+                post(|axum::Json(batch): axum::Json<Vec<Record>>| async move {
+                    axum::Json(serde_json::json!({ "accepted": batch.len() }))
+                }),
+            )
+            .route(
+                "/ofrep/v1/evaluate/flags",
+                post(move || {
+                    let body = body.clone();
+                    async move {
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "application/json")],
+                            body,
+                        )
+                    }
+                }),
+            );
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         axum::serve(listener, app).await
     })?;
     Ok(())
+}
+
+/// The fields of a request record, parsed as Liftoff parses them.
+#[derive(serde::Deserialize)]
+#[allow(dead_code, reason = "parsed for a fair comparison, never read")]
+struct Record {
+    service: Option<String>,
+    method: String,
+    route: String,
+    status: u16,
+    duration_ms: f64,
+    ts: Option<serde_json::Value>,
+    user_id: Option<String>,
 }
