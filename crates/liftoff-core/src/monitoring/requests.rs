@@ -84,14 +84,19 @@ fn token(s: &str, max: usize) -> bool {
 
 impl RequestRecord {
     pub fn validate(self, now: DateTime<Utc>) -> Result<Request, String> {
-        let method = self.method.to_ascii_uppercase();
+        // Most clients already send upper case: no allocation then.
+        let method = if self.method.bytes().all(|b| b.is_ascii_uppercase()) {
+            self.method
+        } else {
+            self.method.to_ascii_uppercase()
+        };
         if !(method.len() <= 16
             && !method.is_empty()
             && method.bytes().all(|b| b.is_ascii_alphabetic()))
         {
             return Err(format!(
                 "method `{}` is not an HTTP method",
-                self.method.chars().take(20).collect::<String>()
+                method.chars().take(20).collect::<String>()
             ));
         }
         if !token(&self.route, 512) {
@@ -165,20 +170,36 @@ impl RouteBudget {
     }
 }
 
-/// Folds requests (their routes already through the budget) into per-minute cells.
+/// Folds requests (their routes already through the budget) into per-minute cells. Keys are
+/// borrowed while folding and owned once per cell, not once per request.
 pub fn fold(requests: &[Request]) -> BTreeMap<CellKey, DDSketch> {
-    let mut cells: BTreeMap<CellKey, DDSketch> = BTreeMap::new();
+    let mut cells: std::collections::HashMap<(i64, &str, &str, &str, u16), DDSketch> =
+        std::collections::HashMap::new();
     for r in requests {
-        let key = CellKey {
-            minute: r.at.timestamp().div_euclid(60),
-            service: r.service.clone(),
-            method: r.method.clone(),
-            route: r.route.clone(),
-            status: r.status,
-        };
+        let key = (
+            r.at.timestamp().div_euclid(60),
+            r.service.as_str(),
+            r.method.as_str(),
+            r.route.as_str(),
+            r.status,
+        );
         cells.entry(key).or_default().add(r.duration_ms);
     }
     cells
+        .into_iter()
+        .map(|((minute, service, method, route, status), s)| {
+            (
+                CellKey {
+                    minute,
+                    service: service.to_owned(),
+                    method: method.to_owned(),
+                    route: route.to_owned(),
+                    status,
+                },
+                s,
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
