@@ -55,6 +55,8 @@ pub struct AppState {
     pub keys: KeyService,
     pub flags: FlagService,
     pub monitoring: MonitoringService,
+    /// Previous counts of cumulative OTLP histograms, to record only their increase.
+    pub otlp: Arc<liftoff_core::monitoring::otlp::OtlpState>,
     pub users: UserService,
     pub store: Arc<dyn StateStore>,
     pub jobs: JobRegistry,
@@ -92,6 +94,7 @@ impl AppState {
             users,
             flags,
             monitoring,
+            otlp: Arc::default(),
             store,
             jobs,
             settings: Arc::new(settings),

@@ -8,6 +8,7 @@ mod import;
 mod keys;
 mod monitoring;
 mod ofrep;
+mod otlp;
 mod sdk;
 mod segments;
 
@@ -66,4 +67,5 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(import::routes())
         .merge(segments::routes())
         .merge(monitoring::routes())
+        .merge(otlp::routes())
 }

@@ -15,5 +15,6 @@ mod flags;
 mod keys;
 mod monitoring;
 mod openapi;
+mod otlp;
 mod process;
 mod rollouts;
