@@ -202,6 +202,22 @@ pub fn fold(requests: &[Request]) -> BTreeMap<CellKey, DDSketch> {
         .collect()
 }
 
+/// Merges cells with the same key (and the same minute) into one.
+pub fn merge_cells(
+    cells: impl IntoIterator<Item = (CellKey, DDSketch)>,
+) -> Result<BTreeMap<CellKey, DDSketch>, super::sketch::SketchError> {
+    let mut merged: BTreeMap<CellKey, DDSketch> = BTreeMap::new();
+    for (k, s) in cells {
+        match merged.get_mut(&k) {
+            Some(m) => m.merge(&s)?,
+            None => {
+                merged.insert(k, s);
+            }
+        }
+    }
+    Ok(merged)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

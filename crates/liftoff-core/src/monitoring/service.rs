@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
-use super::requests::{CellKey, Request, RequestRecord, RouteBudget, fold};
+use super::requests::{CellKey, Request, RequestRecord, RouteBudget, fold, merge_cells};
 use super::sketch::DDSketch;
 use crate::batch::{BatchWriter, FlushFn, SubmitError};
 use crate::jobs::JobRegistry;
@@ -196,17 +196,7 @@ impl MonitoringService {
             let store = store.clone();
             Box::pin(async move {
                 // Cells of different requests for the same minute merge before the write.
-                let mut merged: BTreeMap<CellKey, DDSketch> = BTreeMap::new();
-                for (k, s) in cells {
-                    match merged.get_mut(&k) {
-                        Some(m) => m
-                            .merge(&s)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        None => {
-                            merged.insert(k, s);
-                        }
-                    }
-                }
+                let merged = merge_cells(cells).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 store
                     .merge_request_minutes(&merged.into_iter().collect::<Vec<_>>())
                     .await
@@ -264,19 +254,19 @@ impl MonitoringService {
         if cells.is_empty() {
             return Err(IngestError::Empty);
         }
-        let mut merged: BTreeMap<CellKey, DDSketch> = BTreeMap::new();
-        for (mut k, s) in cells {
-            k.route = self.budget.admit(&k.service, &k.route);
-            match merged.get_mut(&k) {
-                Some(m) => m.merge(&s).map_err(|e| IngestError::Invalid {
-                    index: 0,
-                    message: e.to_string(),
-                })?,
-                None => {
-                    merged.insert(k, s);
-                }
-            }
-        }
+        let admitted = cells.into_iter().map(|(k, s)| {
+            (
+                CellKey {
+                    route: self.budget.admit(&k.service, &k.route),
+                    ..k
+                },
+                s,
+            )
+        });
+        let merged = merge_cells(admitted).map_err(|e| IngestError::Invalid {
+            index: 0,
+            message: e.to_string(),
+        })?;
         let n = merged.len();
         self.writer.submit(merged.into_iter().collect()).await?;
         Ok(n)

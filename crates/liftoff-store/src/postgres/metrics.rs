@@ -1,7 +1,7 @@
 //! Request metrics on PostgreSQL.
 
 use async_trait::async_trait;
-use liftoff_core::monitoring::requests::CellKey;
+use liftoff_core::monitoring::requests::{CellKey, merge_cells};
 use liftoff_core::monitoring::sketch::DDSketch;
 use liftoff_core::store::{MetricsStore, RequestCell, StoreError};
 
@@ -108,9 +108,8 @@ impl MetricsStore for PgState {
             .await
         }
         .map_err(pg_err)?;
-        let mut groups: std::collections::BTreeMap<CellKey, DDSketch> =
-            std::collections::BTreeMap::new();
         let mut keys = Vec::with_capacity(rows.len());
+        let mut moved = Vec::with_capacity(rows.len());
         for r in &rows {
             let status: i16 = r.get(3);
             let k = CellKey {
@@ -121,21 +120,16 @@ impl MetricsStore for PgState {
                 minute: r.get(4),
             };
             let bytes: Vec<u8> = r.get(5);
-            let s = sketch_from(&bytes)?;
-            let target = CellKey {
-                minute: k.minute - k.minute.rem_euclid(to_res),
-                ..k.clone()
-            };
-            match groups.get_mut(&target) {
-                Some(g) => g
-                    .merge(&s)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                None => {
-                    groups.insert(target, s);
-                }
-            }
+            moved.push((
+                CellKey {
+                    minute: k.minute - k.minute.rem_euclid(to_res),
+                    ..k.clone()
+                },
+                sketch_from(&bytes)?,
+            ));
             keys.push((k, status));
         }
+        let groups = merge_cells(moved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for (k, mut s) in groups {
             let status = k.status as i16;
             let stored = tx

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use liftoff_core::monitoring::requests::CellKey;
+use liftoff_core::monitoring::requests::{CellKey, merge_cells};
 use liftoff_core::monitoring::sketch::DDSketch;
 use liftoff_core::store::{MetricsStore, RequestCell, StoreError};
 use rusqlite::{OptionalExtension, params};
@@ -127,17 +127,11 @@ impl MetricsStore for SqliteMetrics {
                         .map_err(sql_err)?;
                     rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?
                 };
-                let mut groups: std::collections::BTreeMap<CellKey, DDSketch> = std::collections::BTreeMap::new();
-                for (k, bytes) in &rows {
-                    let target = CellKey { minute: k.minute - k.minute.rem_euclid(to_res), ..k.clone() };
-                    let s = sketch_from(bytes)?;
-                    match groups.get_mut(&target) {
-                        Some(g) => g.merge(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        None => {
-                            groups.insert(target, s);
-                        }
-                    }
-                }
+                let moved = rows
+                    .iter()
+                    .map(|(k, b)| sketch_from(b).map(|s| (CellKey { minute: k.minute - k.minute.rem_euclid(to_res), ..k.clone() }, s)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let groups = merge_cells(moved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let mut find = tx
                     .prepare_cached(
                         "SELECT sketch FROM request_rollups WHERE resolution = ?1 AND service = ?2 AND method = ?3
