@@ -10,79 +10,111 @@ use liftoff_core::monitoring::prometheus::escape;
 
 use crate::state::AppState;
 
+/// Writes one metric family: its HELP and TYPE lines, then one sample per `(labels, value)`;
+/// `labels` is `name="value",…` with values already escaped, or empty.
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, f64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+fn label(name: &str, value: &str) -> String {
+    format!("{name}=\"{}\"", escape(value))
+}
+
 pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::with_capacity(16 * 1024);
     state.monitoring.render_prometheus(&mut out);
 
-    out.push_str("# HELP liftoff_build_info Liftoff's version.\n# TYPE liftoff_build_info gauge\n");
-    let _ = writeln!(
-        out,
-        "liftoff_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
+    let version = label("version", env!("CARGO_PKG_VERSION"));
+    family(
+        &mut out,
+        "liftoff_build_info",
+        "gauge",
+        "Liftoff's version.",
+        [(version, 1.0)],
     );
-    out.push_str("# HELP liftoff_uptime_seconds Seconds since this process started.\n# TYPE liftoff_uptime_seconds gauge\n");
-    let _ = writeln!(
-        out,
-        "liftoff_uptime_seconds {}",
-        state.started.elapsed().as_secs_f64()
+    let uptime = state.started.elapsed().as_secs_f64();
+    family(
+        &mut out,
+        "liftoff_uptime_seconds",
+        "gauge",
+        "Seconds since this process started.",
+        [(String::new(), uptime)],
     );
 
     let flags = state.flags.list();
-    out.push_str(
-        "# HELP liftoff_flags Feature flags by master switch state.\n# TYPE liftoff_flags gauge\n",
-    );
     let on = flags.iter().filter(|f| f.enabled).count();
-    let _ = writeln!(out, "liftoff_flags{{state=\"enabled\"}} {on}");
-    let _ = writeln!(
-        out,
-        "liftoff_flags{{state=\"disabled\"}} {}",
-        flags.len() - on
+    family(
+        &mut out,
+        "liftoff_flags",
+        "gauge",
+        "Feature flags by master switch state.",
+        [
+            (label("state", "enabled"), on as f64),
+            (label("state", "disabled"), (flags.len() - on) as f64),
+        ],
     );
 
     let jobs = state.jobs.jobs();
-    out.push_str("# HELP liftoff_job_runs_total Runs of each background job.\n# TYPE liftoff_job_runs_total counter\n");
-    for j in &jobs {
-        let _ = writeln!(
-            out,
-            "liftoff_job_runs_total{{job=\"{}\"}} {}",
-            escape(&j.name),
-            j.runs
-        );
-    }
-    out.push_str("# HELP liftoff_job_failures_total Failed runs of each background job.\n# TYPE liftoff_job_failures_total counter\n");
-    for j in &jobs {
-        let _ = writeln!(
-            out,
-            "liftoff_job_failures_total{{job=\"{}\"}} {}",
-            escape(&j.name),
-            j.failures
-        );
-    }
+    let per_job = |f: fn(&liftoff_core::jobs::JobStatus) -> u64| {
+        jobs.iter()
+            .map(move |j| (label("job", &j.name), f(j) as f64))
+    };
+    family(
+        &mut out,
+        "liftoff_job_runs_total",
+        "counter",
+        "Runs of each background job.",
+        per_job(|j| j.runs),
+    );
+    family(
+        &mut out,
+        "liftoff_job_failures_total",
+        "counter",
+        "Failed runs of each background job.",
+        per_job(|j| j.failures),
+    );
+
     let queues = state.jobs.queues();
-    out.push_str("# HELP liftoff_queue_depth Requests waiting in each bounded ingest queue.\n# TYPE liftoff_queue_depth gauge\n");
-    for q in &queues {
-        let _ = writeln!(
-            out,
-            "liftoff_queue_depth{{queue=\"{}\"}} {}",
-            escape(&q.name),
-            q.depth
-        );
-    }
-    out.push_str("# HELP liftoff_queue_capacity Capacity of each bounded ingest queue.\n# TYPE liftoff_queue_capacity gauge\n");
-    for q in &queues {
-        let _ = writeln!(
-            out,
-            "liftoff_queue_capacity{{queue=\"{}\"}} {}",
-            escape(&q.name),
-            q.capacity
-        );
-    }
-    let sys = state.monitoring.system.get();
-    out.push_str("# HELP liftoff_process_resident_memory_bytes Resident memory of the Liftoff process.\n# TYPE liftoff_process_resident_memory_bytes gauge\n");
-    let _ = writeln!(
-        out,
-        "liftoff_process_resident_memory_bytes {}",
-        (sys.process_rss_mb * 1024.0 * 1024.0).round()
+    let per_queue = |f: fn(&liftoff_core::jobs::QueueDepth) -> u64| {
+        queues
+            .iter()
+            .map(move |q| (label("queue", &q.name), f(q) as f64))
+    };
+    family(
+        &mut out,
+        "liftoff_queue_depth",
+        "gauge",
+        "Requests waiting in each bounded ingest queue.",
+        per_queue(|q| q.depth),
+    );
+    family(
+        &mut out,
+        "liftoff_queue_capacity",
+        "gauge",
+        "Capacity of each bounded ingest queue.",
+        per_queue(|q| q.capacity),
+    );
+
+    let rss = (state.monitoring.system.get().process_rss_mb * 1024.0 * 1024.0).round();
+    family(
+        &mut out,
+        "liftoff_process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the Liftoff process.",
+        [(String::new(), rss)],
     );
     (
         [(
