@@ -17,7 +17,7 @@ use crate::sync::{Endpoints, SyncConfig, Syncer};
 /// The environments a Liftoff server serves definitions for.
 pub const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
 
-const USER_AGENT: &str = concat!("liftoff-sdk-rust/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("liftoff-sdk-rust/", env!("CARGO_PKG_VERSION"));
 
 /// Configures and starts a [`FlagClient`]; made by [`FlagClient::builder`].
 ///
@@ -242,7 +242,7 @@ async fn load_backup(path: &Path) -> Option<LoadedFile> {
     }
 }
 
-fn bearer(token: &str) -> Result<HeaderValue, SdkError> {
+pub(crate) fn bearer(token: &str) -> Result<HeaderValue, SdkError> {
     let token = token.trim();
     if token.is_empty() {
         return Err(SdkError::InvalidToken("empty"));
@@ -255,6 +255,26 @@ fn bearer(token: &str) -> Result<HeaderValue, SdkError> {
 
 /// The two endpoint URLs, with the environment in the query.
 pub(crate) fn endpoints(base_url: &str, environment: &str) -> Result<Endpoints, SdkError> {
+    let invalid = |reason: String| SdkError::InvalidUrl {
+        url: base_url.to_owned(),
+        reason,
+    };
+    let base = self::base_url(base_url)?;
+    let endpoint = |path: &str| {
+        let mut url = base.join(path).map_err(|e| invalid(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("environment", environment);
+        Ok::<Url, SdkError>(url)
+    };
+    Ok(Endpoints {
+        flags: endpoint("api/sdk/flags")?,
+        stream: endpoint("api/sdk/stream")?,
+    })
+}
+
+/// The server's base URL, checked (http or https with a TLS feature, a host), without query
+/// or fragment, ending in `/`.
+pub(crate) fn base_url(base_url: &str) -> Result<Url, SdkError> {
     let invalid = |reason: String| SdkError::InvalidUrl {
         url: base_url.to_owned(),
         reason,
@@ -280,16 +300,7 @@ pub(crate) fn endpoints(base_url: &str, environment: &str) -> Result<Endpoints, 
         let path = format!("{}/", base.path());
         base.set_path(&path);
     }
-    let endpoint = |path: &str| {
-        let mut url = base.join(path).map_err(|e| invalid(e.to_string()))?;
-        url.query_pairs_mut()
-            .append_pair("environment", environment);
-        Ok::<Url, SdkError>(url)
-    };
-    Ok(Endpoints {
-        flags: endpoint("api/sdk/flags")?,
-        stream: endpoint("api/sdk/stream")?,
-    })
+    Ok(base)
 }
 
 #[cfg(test)]

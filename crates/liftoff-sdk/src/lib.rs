@@ -66,6 +66,8 @@
 //! A Tokio runtime must be running when [`FlagClientBuilder::build`] is called. `https` URLs
 //! need the `rustls-tls` (default) or `native-tls` feature.
 //!
+//! To report the requests an application serves, see [`RequestReporter`] (module [`layer`]).
+//!
 //! [refresh interval]: FlagClientBuilder::refresh_interval
 
 mod backoff;
@@ -73,10 +75,12 @@ mod builder;
 mod client;
 mod error;
 mod files;
+pub mod layer;
 mod sse;
 mod sync;
 
 pub use builder::{ENVIRONMENTS, FlagClientBuilder};
 pub use client::{FlagClient, SnapshotSource};
 pub use error::SdkError;
+pub use layer::{ReportLayer, ReportedUser, RequestReporter, RequestReporterBuilder};
 pub use liftoff_eval::{Context, Evaluation, Payload, Reason, Snapshot, VariantResult};

@@ -369,3 +369,45 @@ async fn prometheus_exposition_and_liftoffs_own_traffic() {
             >= 1
     );
 }
+
+#[tokio::test]
+async fn an_axum_app_reports_through_the_sdk_layer() {
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+    let app = spawn().await;
+    let (_, token) = app.key("ingest").await;
+    let reporter = liftoff_sdk::RequestReporter::builder(&app.url, &token)
+        .service("checkout-app")
+        .build()
+        .unwrap();
+    let shop = axum::Router::new()
+        .route("/orders/{id}", get(|| async { "ok" }))
+        .route(
+            "/fail",
+            get(|| async { axum::http::StatusCode::BAD_GATEWAY }),
+        )
+        .layer(reporter.layer());
+    for path in ["/orders/1", "/orders/2", "/orders/3", "/fail"] {
+        let req = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        shop.clone().oneshot(req).await.unwrap();
+    }
+    reporter.shutdown().await;
+    assert_eq!(reporter.dropped(), 0);
+    let perf: Value = app
+        .get(
+            "/api/monitoring/performance?service=checkout-app",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        perf["GET:/orders/{id}"]["request_count"], 3,
+        "templates, not raw paths: {perf}"
+    );
+    assert_eq!(perf["GET:/fail"]["error_count"], 1);
+    assert!(perf.get("GET:/orders/1").is_none());
+}
