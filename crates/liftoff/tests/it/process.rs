@@ -379,3 +379,104 @@ fn flags_cli_steers_a_running_server() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
     assert!(p.terminate().success());
 }
+
+/// A 2xx on ingest means committed: kill -9 during sustained ingest, restart, and every
+/// acknowledged batch is there (and nothing beyond what was sent).
+#[test]
+fn acknowledged_request_metrics_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "kill-admin-token-0123456789";
+    let data = dir.path().to_str().unwrap().to_owned();
+    let mut p = Proc::start(
+        &["serve", "--data", &data, "--listen", "127.0.0.1:0"],
+        &[("LIFTOFF_ADMIN_TOKEN", token)],
+    );
+    let base = address(&p.wait_for("listening on http://"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let batch: Vec<serde_json::Value> = (0..100)
+        .map(|i| serde_json::json!({"service": "durable", "method": "GET", "route": "/r", "status": 200, "duration_ms": i}))
+        .collect();
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, base, batch, acked, sent) = (
+                http.clone(),
+                base.clone(),
+                batch.clone(),
+                acked.clone(),
+                sent.clone(),
+            );
+            rt.spawn(async move {
+                loop {
+                    sent.fetch_add(100, std::sync::atomic::Ordering::SeqCst);
+                    match http
+                        .post(format!("{base}/api/ingest/requests"))
+                        .bearer_auth(token)
+                        .json(&batch)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => {
+                            acked.fetch_add(100, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = p.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = p.child.wait();
+    rt.block_on(async {
+        for w in workers {
+            let _ = w.await;
+        }
+    });
+    let acked = acked.load(std::sync::atomic::Ordering::SeqCst);
+    let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        acked >= 1000,
+        "sustained ingest before the kill: {acked} acknowledged"
+    );
+
+    let mut p = Proc::start(
+        &["serve", "--data", &data, "--listen", "127.0.0.1:0"],
+        &[("LIFTOFF_ADMIN_TOKEN", token)],
+    );
+    let base = address(&p.wait_for("listening on http://"));
+    let perf: serde_json::Value = rt.block_on(async {
+        http.get(format!(
+            "{base}/api/monitoring/performance?service=durable&window=1h"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+    });
+    let stored = perf["GET:/r"]["request_count"].as_u64().unwrap_or(0);
+    eprintln!("acknowledged {acked}, stored {stored}, sent {sent}");
+    assert!(
+        stored >= acked,
+        "an acknowledged batch was lost: acknowledged {acked}, stored {stored}"
+    );
+    assert!(stored <= sent, "more stored than sent: {stored} > {sent}");
+    assert_eq!(stored % 100, 0, "batches are all or nothing");
+    assert!(p.terminate().success());
+}
