@@ -1,6 +1,7 @@
 //! Liftoff's domain: what the product knows and decides, independent of HTTP and SQL.
 //!
 //! Layout:
+//! - [`analytics`]: product events (native and PostHog capture), persons, erasure.
 //! - [`auth`]: scopes, API keys, principals and the key service.
 //! - [`users`]: dashboard users, roles, passwords and sessions.
 //! - [`audit`]: the audit trail every change of state writes.
@@ -9,6 +10,7 @@
 //! - [`jobs`]: the registry background jobs report their state to.
 //! - [`secret`]: random tokens and their digests.
 
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod batch;

@@ -146,14 +146,30 @@ pub type RequestCell = (
     crate::monitoring::sketch::DDSketch,
 );
 
+/// An endpoint seen in a window.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeenEndpoint {
+    pub method: String,
+    pub route: String,
+    /// Whether any request to it answered 5xx.
+    pub failed: bool,
+}
+
 #[async_trait]
 pub trait MetricsStore: Send + Sync {
     /// Adds the cells to the stored minutes (merging sketches where a cell exists) in one
     /// transaction: all or nothing.
     async fn merge_request_minutes(&self, cells: &[RequestCell]) -> Result<(), StoreError>;
-    /// The cells of minutes `from..to` (Unix minutes, `to` excluded), at whatever resolution
-    /// they are kept: a compacted hour or day is returned whole, keyed by its first minute.
+    /// The endpoint cells of minutes `from..to` (Unix minutes, `to` excluded), at whatever
+    /// resolution they are kept: a compacted hour or day is returned whole, keyed by its first
+    /// minute. Totals cells (see [`is_total`](crate::monitoring::requests::is_total)) are not
+    /// included.
     async fn request_minutes(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError>;
+    /// Only the per-service totals cells of `from..to`, like [`Self::request_minutes`].
+    async fn request_totals(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError>;
+    /// Every endpoint with requests in `from..to` and whether any of them was a 5xx, from the
+    /// stored counts (no sketch is read).
+    async fn request_endpoints(&self, from: i64, to: i64) -> Result<Vec<SeenEndpoint>, StoreError>;
     /// Moves up to `limit` cells older than minute `before` from resolution `from_res` to the
     /// coarser `to_res` (minutes per cell: 1, 60 or 1440), merging sketches, in one
     /// transaction; returns how many source cells moved.
@@ -172,4 +188,151 @@ pub trait MetricsStore: Send + Sync {
     fn metrics_backend(&self) -> &'static str;
     /// Flushes what the backend buffers (SQLite checkpoints `metrics.db`) before shutdown.
     async fn close_metrics(&self) -> Result<(), StoreError>;
+}
+
+/// Distinct users per operation name over a window: `(any run, a successful run)`, and the
+/// distinct users of all operations together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperationUserCounts {
+    pub per_operation: std::collections::BTreeMap<String, (u64, u64)>,
+    pub total: u64,
+}
+
+/// Operations (named units of work): cells per (service, operation, minute) compacted like
+/// request cells, bounded error rows, and hourly user rows. See
+/// [`monitoring::operations`](crate::monitoring::operations).
+#[async_trait]
+pub trait OperationStore: Send + Sync {
+    /// In one transaction: merges the cells into the stored minutes, inserts the error rows
+    /// (keeping at most [`ERRORS_PER_MINUTE`](crate::monitoring::operations::ERRORS_PER_MINUTE)
+    /// per (service, operation, error type, minute), counting those already stored) and records
+    /// the users. Returns how many error rows were not kept.
+    async fn write_operations(
+        &self,
+        write: &crate::monitoring::operations::OperationWrite,
+    ) -> Result<u64, StoreError>;
+    /// The cells of minutes `from..to` (`to` excluded) at whatever resolution they are kept.
+    async fn operation_cells(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<
+        Vec<(
+            crate::monitoring::operations::OpKey,
+            crate::monitoring::operations::OpCell,
+        )>,
+        StoreError,
+    >;
+    /// Error rows with `from <= at < to`, newest first, at most `limit`.
+    async fn operation_errors(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        operation: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::monitoring::operations::OperationError>, StoreError>;
+    /// Distinct users of Unix hours `from..to`, optionally of one service.
+    async fn operation_users(
+        &self,
+        from: i64,
+        to: i64,
+        service: Option<&str>,
+    ) -> Result<OperationUserCounts, StoreError>;
+    /// Like [`MetricsStore::compact_requests`], for operation cells.
+    async fn compact_operations(
+        &self,
+        from_res: i64,
+        to_res: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
+    /// Deletes cells of resolution `res` older than minute `before`; returns how many.
+    async fn purge_operations(&self, res: i64, before: i64) -> Result<u64, StoreError>;
+    /// Deletes error rows older than `errors_before` and user rows older than hour
+    /// `users_before`; returns how many rows.
+    async fn purge_operation_details(
+        &self,
+        errors_before: DateTime<Utc>,
+        users_before: i64,
+    ) -> Result<u64, StoreError>;
+    /// Every (service, operation) stored, to seed the name budget at start.
+    async fn operation_names(&self) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// What [`EventStore::append_events`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Events stored.
+    pub inserted: u64,
+    /// Events not stored because an event with their uuid already was (earlier, or earlier in
+    /// the same call).
+    pub duplicates: u64,
+    /// Positions (in the slice passed) of the duplicates, ascending.
+    pub duplicate_at: Vec<usize>,
+}
+
+/// An event as stored, with its place in the store's append order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Grows with every append; pages follow it.
+    pub seq: i64,
+    pub event: crate::analytics::Event,
+}
+
+/// What erasing a person removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Erasure {
+    pub events: u64,
+    pub person: bool,
+}
+
+/// A person erased: events of `user_id` with `seq <= up_to_seq` are gone from the hot table
+/// and must be filtered from (or rewritten out of) any sealed copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasedUser {
+    pub user_id: String,
+    pub erased_at: DateTime<Utc>,
+    pub up_to_seq: i64,
+}
+
+/// Raw product events and persons (`events.db` on SQLite; the shared database on PostgreSQL).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores the events and applies the person updates in one transaction: all or nothing.
+    /// An event whose uuid is already stored (or appears earlier in `events`) is a duplicate:
+    /// counted, not stored again. Person updates are applied for every event, duplicates
+    /// included (they are idempotent).
+    async fn append_events(
+        &self,
+        events: &[crate::analytics::Event],
+        persons: &[crate::analytics::PersonUpdate],
+    ) -> Result<AppendOutcome, StoreError>;
+    /// Events with `from_ms <= ts < to_ms` and `seq > after_seq`, in seq order, at most `limit`.
+    async fn events_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+        after_seq: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The latest `limit` events of one user with `ts >= from_ms`, oldest first.
+    async fn user_events(
+        &self,
+        user_id: &str,
+        from_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn person(&self, user_id: &str) -> Result<Option<crate::analytics::Person>, StoreError>;
+    /// Deletes the person and every stored event of theirs and records the erasure, in one
+    /// transaction.
+    async fn erase_person(&self, user_id: &str) -> Result<Erasure, StoreError>;
+    /// Every erasure, oldest first.
+    async fn erased_users(&self) -> Result<Vec<ErasedUser>, StoreError>;
+    async fn event_count(&self) -> Result<u64, StoreError>;
+    /// Deletes events with `ts < ts_ms`; returns how many.
+    async fn purge_events_before(&self, ts_ms: i64) -> Result<u64, StoreError>;
+    /// `"sqlite"` or `"postgres"`.
+    fn events_backend(&self) -> &'static str;
+    /// Flushes what the backend buffers (SQLite checkpoints `events.db`) before shutdown.
+    async fn close_events(&self) -> Result<(), StoreError>;
 }

@@ -36,6 +36,7 @@ fn label(name: &str, value: &str) -> String {
 pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::with_capacity(16 * 1024);
     state.monitoring.render_prometheus(&mut out);
+    state.operations.render_prometheus(&mut out);
 
     let version = label("version", env!("CARGO_PKG_VERSION"));
     family(

@@ -8,6 +8,7 @@ use liftoff_core::auth::KeyService;
 use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::monitoring::MonitoringService;
+use liftoff_core::monitoring::operations::service::OperationsService;
 use liftoff_core::store::StateStore;
 use liftoff_core::users::UserService;
 
@@ -47,6 +48,7 @@ pub struct Services {
     pub users: UserService,
     pub flags: FlagService,
     pub monitoring: MonitoringService,
+    pub operations: OperationsService,
     pub jobs: JobRegistry,
 }
 
@@ -55,6 +57,7 @@ pub struct AppState {
     pub keys: KeyService,
     pub flags: FlagService,
     pub monitoring: MonitoringService,
+    pub operations: OperationsService,
     /// Previous counts of cumulative OTLP histograms, to record only their increase.
     pub otlp: Arc<liftoff_core::monitoring::otlp::OtlpState>,
     pub users: UserService,
@@ -77,6 +80,7 @@ impl AppState {
             users,
             flags,
             monitoring,
+            operations,
             jobs,
         } = services;
         Self {
@@ -94,6 +98,7 @@ impl AppState {
             users,
             flags,
             monitoring,
+            operations,
             otlp: Arc::default(),
             store,
             jobs,

@@ -66,7 +66,8 @@
 //! A Tokio runtime must be running when [`FlagClientBuilder::build`] is called. `https` URLs
 //! need the `rustls-tls` (default) or `native-tls` feature.
 //!
-//! To report the requests an application serves, see [`RequestReporter`] (module [`layer`]).
+//! To report the requests an application serves, see [`RequestReporter`] (module [`layer`]);
+//! to time named operations (with cache hits, layers and failures), see [`OperationReporter`].
 //!
 //! [refresh interval]: FlagClientBuilder::refresh_interval
 
@@ -82,5 +83,8 @@ mod sync;
 pub use builder::{ENVIRONMENTS, FlagClientBuilder};
 pub use client::{FlagClient, SnapshotSource};
 pub use error::SdkError;
-pub use layer::{ReportLayer, ReportedUser, RequestReporter, RequestReporterBuilder};
+pub use layer::{
+    InstanceReporter, InstanceReporterBuilder, OperationReporter, OperationReporterBuilder,
+    OperationTimer, ReportLayer, ReportedUser, RequestReporter, RequestReporterBuilder,
+};
 pub use liftoff_eval::{Context, Evaluation, Payload, Reason, Snapshot, VariantResult};

@@ -10,7 +10,7 @@ pub mod sqlite;
 use std::path::Path;
 use std::sync::Arc;
 
-use liftoff_core::store::{MetricsStore, StateStore, StoreError};
+use liftoff_core::store::{EventStore, MetricsStore, OperationStore, StateStore, StoreError};
 
 /// Opens the state store named by `state_url`: `None` means SQLite at `<data>/state.db`,
 /// `postgres://…` (or `postgresql://…`) PostgreSQL, `sqlite://PATH` an explicit SQLite file.
@@ -42,6 +42,12 @@ pub struct Stores {
     /// Request metrics: `<data>/metrics.db` on SQLite (its own file, so ingest never queues
     /// behind state writes), the same database on PostgreSQL.
     pub metrics: Arc<dyn MetricsStore>,
+    /// Operations (named units of work): beside the request metrics, in the same file or
+    /// database.
+    pub operations: Arc<dyn OperationStore>,
+    /// Raw product events and persons: `<data>/events.db` on SQLite (its own file and writer,
+    /// so event ingest never queues behind state or metrics), the same database on PostgreSQL.
+    pub events: Arc<dyn EventStore>,
 }
 
 /// Opens the state store (see [`open_state`]) and the metrics store beside it.
@@ -51,7 +57,9 @@ pub async fn open_stores(state_url: Option<&str>, data_dir: &Path) -> Result<Sto
             let pg = Arc::new(postgres::PgState::connect(url).await?);
             Ok(Stores {
                 state: pg.clone(),
-                metrics: pg,
+                metrics: pg.clone(),
+                operations: pg.clone(),
+                events: pg,
             })
         }
         _ => {
@@ -64,7 +72,13 @@ pub async fn open_stores(state_url: Option<&str>, data_dir: &Path) -> Result<Sto
                 None => data_dir.to_path_buf(),
             };
             let metrics = Arc::new(sqlite::SqliteMetrics::open(&dir.join("metrics.db")).await?);
-            Ok(Stores { state, metrics })
+            let events = Arc::new(sqlite::SqliteEvents::open(&dir.join("events.db")).await?);
+            Ok(Stores {
+                state,
+                metrics: metrics.clone(),
+                operations: metrics,
+                events,
+            })
         }
     }
 }

@@ -51,6 +51,22 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "request_rollups",
         sql: include_str!("../migrations/postgres/0005_request_rollups.sql"),
     },
+    Migration {
+        version: 6,
+        name: "operations",
+        sql: include_str!("../migrations/postgres/0006_operations.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "request_totals",
+        sql: include_str!("../migrations/postgres/0007_request_totals.sql"),
+    },
+    // 8 and 9 are left for work in progress elsewhere; a list only has to ascend.
+    Migration {
+        version: 10,
+        name: "events",
+        sql: include_str!("../migrations/postgres/0010_events.sql"),
+    },
 ];
 
 /// `metrics.db`, the SQLite file for request metrics.
@@ -65,4 +81,38 @@ pub(crate) const SQLITE_METRICS: &[Migration] = &[
         name: "rollups",
         sql: include_str!("../migrations/sqlite/metrics_0002_rollups.sql"),
     },
+    Migration {
+        version: 3,
+        name: "operations",
+        sql: include_str!("../migrations/sqlite/metrics_0003_operations.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "request_totals",
+        sql: include_str!("../migrations/sqlite/metrics_0004_request_totals.sql"),
+    },
 ];
+
+/// `events.db`, the SQLite file for raw product events and persons.
+pub(crate) const SQLITE_EVENTS: &[Migration] = &[Migration {
+    version: 1,
+    name: "events",
+    sql: include_str!("../migrations/sqlite/events_0001_events.sql"),
+}];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runner takes the last migration as the newest version: lists must ascend.
+    #[test]
+    fn versions_ascend_in_every_list() {
+        for list in [SQLITE, POSTGRES, SQLITE_METRICS, SQLITE_EVENTS] {
+            assert!(
+                list.windows(2).all(|w| w[0].version < w[1].version),
+                "{:?}",
+                list.iter().map(|m| m.version).collect::<Vec<_>>()
+            );
+        }
+    }
+}

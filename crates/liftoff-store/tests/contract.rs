@@ -28,6 +28,18 @@ mod sqlite {
 
     liftoff_testkit::state_store_contract!(open);
 
+    /// A fresh `events.db`.
+    pub(crate) async fn open_events() -> Arc<dyn liftoff_core::store::EventStore> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        Arc::new(
+            liftoff_store::sqlite::SqliteEvents::open(&dir.join("events.db"))
+                .await
+                .unwrap(),
+        )
+    }
+
+    liftoff_testkit::event_store_contract!(open_events);
+
     #[tokio::test]
     async fn metrics_round_trip() {
         let dir = tempfile::tempdir().unwrap().keep();
@@ -35,6 +47,15 @@ mod sqlite {
             .await
             .unwrap();
         liftoff_testkit::contract::metrics_round_trip(Arc::new(m)).await;
+    }
+
+    #[tokio::test]
+    async fn operations_round_trip() {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let m = liftoff_store::sqlite::SqliteMetrics::open(&dir.join("metrics.db"))
+            .await
+            .unwrap();
+        liftoff_testkit::contract::operations_round_trip(Arc::new(m)).await;
     }
 
     #[tokio::test]
@@ -98,12 +119,30 @@ mod postgres {
 
     liftoff_testkit::state_store_contract!(open);
 
+    pub(crate) async fn open_events() -> Arc<dyn liftoff_core::store::EventStore> {
+        Arc::new(
+            liftoff_store::postgres::PgState::connect(&fresh_schema_url().await)
+                .await
+                .unwrap(),
+        )
+    }
+
+    liftoff_testkit::event_store_contract!(open_events);
+
     #[tokio::test]
     async fn metrics_round_trip() {
         let pg = liftoff_store::postgres::PgState::connect(&fresh_schema_url().await)
             .await
             .unwrap();
         liftoff_testkit::contract::metrics_round_trip(Arc::new(pg)).await;
+    }
+
+    #[tokio::test]
+    async fn operations_round_trip() {
+        let pg = liftoff_store::postgres::PgState::connect(&fresh_schema_url().await)
+            .await
+            .unwrap();
+        liftoff_testkit::contract::operations_round_trip(Arc::new(pg)).await;
     }
 
     #[tokio::test]
@@ -130,6 +169,11 @@ mod postgres {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(n, 5, "each of the five migrations applied exactly once");
+        // One row per migration file: each applied exactly once.
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+            .count() as i64;
+        assert_eq!(n, files, "each of the {files} migrations applied exactly once");
     }
 }

@@ -660,4 +660,264 @@ pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::store::Metri
             .unwrap()
             .is_empty()
     );
+
+    // Totals cells are kept apart from endpoint cells, at every resolution.
+    let day = base + 1440;
+    let mut cells = std::collections::BTreeMap::new();
+    cells.insert(key(day, 200), sketch(&[5.0, 6.0]));
+    cells.insert(
+        CellKey {
+            route: "/b".into(),
+            ..key(day + 1, 503)
+        },
+        sketch(&[700.0]),
+    );
+    liftoff_core::monitoring::requests::add_totals(&mut cells).unwrap();
+    m.merge_request_minutes(&cells.into_iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    for compacted in [false, true] {
+        if compacted {
+            m.compact_requests(1, 60, day + 1440, 10_000).await.unwrap();
+        }
+        let endpoints = m.request_minutes(day, day + 1440).await.unwrap();
+        assert_eq!(endpoints.len(), 2, "compacted: {compacted}");
+        assert!(endpoints.iter().all(|(k, _)| !k.method.is_empty()));
+        let totals = m.request_totals(day, day + 1440).await.unwrap();
+        assert!(
+            totals
+                .iter()
+                .all(|(k, _)| k.method.is_empty() && k.route.is_empty())
+        );
+        assert_eq!(totals.iter().map(|(_, s)| s.count()).sum::<u64>(), 3);
+        let mut seen = m.request_endpoints(day, day + 1440).await.unwrap();
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![
+                liftoff_core::store::SeenEndpoint {
+                    method: "GET".into(),
+                    route: "/a".into(),
+                    failed: false
+                },
+                liftoff_core::store::SeenEndpoint {
+                    method: "GET".into(),
+                    route: "/b".into(),
+                    failed: true
+                },
+            ]
+        );
+    }
+    assert_eq!(
+        m.request_routes().await.unwrap().len(),
+        0,
+        "routes come from minute cells only, and those were compacted"
+    );
+}
+
+/// The operations store: cells merge across writes and compact without losing a run, error
+/// rows are capped per (operation, error type, minute) across writes, users are distinct per
+/// hour and remember a success, and everything old is purged.
+pub async fn operations_round_trip(o: std::sync::Arc<dyn liftoff_core::store::OperationStore>) {
+    use chrono::TimeZone;
+    use liftoff_core::monitoring::operations::{
+        ERRORS_PER_MINUTE, OpCell, OpKey, OperationError, OperationUser, OperationWrite,
+    };
+    let base: i64 = 20_000 * 1440; // the first minute of a UTC day
+    let at = |minute: i64, second: i64| {
+        chrono::Utc
+            .timestamp_opt(minute * 60 + second, 0)
+            .single()
+            .unwrap()
+    };
+    let key = |minute: i64, op: &str| OpKey {
+        minute,
+        service: "app".into(),
+        operation: op.into(),
+    };
+    let cell = |values: &[f64], failures: u64, layer: &str, hits: u64, known: u64| {
+        let mut c = OpCell {
+            count: values.len() as u64,
+            failures,
+            cache_hits: hits,
+            cache_known: known,
+            ..Default::default()
+        };
+        for v in values {
+            c.sketch.add(*v);
+        }
+        c.layers.insert(layer.into(), values.len() as u64);
+        if failures > 0 {
+            c.error_types.insert("Timeout".into(), failures);
+        }
+        c
+    };
+    let error = |minute: i64, second: i64, n: usize| OperationError {
+        service: "app".into(),
+        operation: "gen".into(),
+        error_type: "Timeout".into(),
+        error: Some(format!("timed out #{n}")),
+        stack_trace: Some("at gen()\nat main()".into()),
+        context: Some(serde_json::json!({"n": n})),
+        user_id: Some("u1".into()),
+        at: at(minute, second),
+    };
+    let user = |hour: i64, hash: i64, ok: bool| OperationUser {
+        service: "app".into(),
+        operation: "gen".into(),
+        hour,
+        user_hash: hash,
+        ok,
+    };
+    let hour = base / 60;
+    let first = OperationWrite {
+        cells: vec![
+            (key(base, "gen"), cell(&[10.0, 20.0], 1, "cache", 1, 2)),
+            (key(base + 61, "gen"), cell(&[100.0], 0, "primary", 0, 0)),
+        ],
+        errors: (0..15).map(|n| error(base, 1, n)).collect(),
+        users: vec![user(hour, 1, false), user(hour, 2, true)],
+    };
+    assert_eq!(o.write_operations(&first).await.unwrap(), 0);
+    let second = OperationWrite {
+        cells: vec![(key(base, "gen"), cell(&[30.0], 1, "fallback", 0, 1))],
+        errors: (15..25).map(|n| error(base, 2, n)).collect(),
+        users: vec![user(hour, 1, true), user(hour + 1, 1, false)],
+    };
+    assert_eq!(
+        o.write_operations(&second).await.unwrap(),
+        25 - ERRORS_PER_MINUTE as u64,
+        "the cap counts rows already stored"
+    );
+    let cells = o.operation_cells(base, base + 1440).await.unwrap();
+    assert_eq!(cells.len(), 2);
+    let c = &cells.iter().find(|(k, _)| k.minute == base).unwrap().1;
+    assert_eq!(
+        (c.count, c.failures, c.cache_hits, c.cache_known),
+        (3, 2, 1, 3)
+    );
+    assert_eq!(c.sketch.count(), 3);
+    assert_eq!(c.sketch.max(), Some(30.0));
+    assert_eq!(c.layers.get("cache"), Some(&2));
+    assert_eq!(c.layers.get("fallback"), Some(&1));
+    assert_eq!(c.error_types.get("Timeout"), Some(&2));
+    assert!(
+        o.operation_cells(base + 1, base + 61)
+            .await
+            .unwrap()
+            .is_empty(),
+        "windows are half-open"
+    );
+    assert_eq!(
+        o.operation_names().await.unwrap(),
+        vec![("app".to_owned(), "gen".to_owned())]
+    );
+
+    let errors = o
+        .operation_errors(at(base, 0), at(base + 1, 0), Some("gen"), 100)
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), ERRORS_PER_MINUTE);
+    assert_eq!(errors[0].at, at(base, 2), "newest first");
+    assert_eq!(errors[0].error.as_deref(), Some("timed out #19"));
+    assert_eq!(errors[0].context, Some(serde_json::json!({"n": 19})));
+    assert_eq!(
+        errors[0].stack_trace.as_deref(),
+        Some("at gen()\nat main()")
+    );
+    assert_eq!(errors[0].user_id.as_deref(), Some("u1"));
+    assert_eq!(
+        o.operation_errors(at(base, 0), at(base + 1, 0), None, 3)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        o.operation_errors(at(base, 0), at(base + 1, 0), Some("other"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let users = o.operation_users(hour, hour + 1, None).await.unwrap();
+    assert_eq!(
+        users.per_operation.get("gen"),
+        Some(&(2, 2)),
+        "u1 succeeded later"
+    );
+    assert_eq!(users.total, 2);
+    let users = o.operation_users(hour, hour + 2, None).await.unwrap();
+    assert_eq!(
+        users.per_operation.get("gen"),
+        Some(&(2, 2)),
+        "distinct over hours"
+    );
+    assert_eq!(
+        o.operation_users(hour + 1, hour + 2, None)
+            .await
+            .unwrap()
+            .per_operation
+            .get("gen"),
+        Some(&(1, 0))
+    );
+    assert_eq!(
+        o.operation_users(hour, hour + 2, Some("elsewhere"))
+            .await
+            .unwrap(),
+        Default::default()
+    );
+
+    // Minutes → hours → days: totals stay.
+    assert_eq!(
+        o.compact_operations(1, 60, base + 1440, 10_000)
+            .await
+            .unwrap(),
+        2
+    );
+    let cells = o.operation_cells(base, base + 1440).await.unwrap();
+    assert_eq!(cells.iter().map(|(_, c)| c.count).sum::<u64>(), 4);
+    assert!(
+        cells.iter().any(|(k, _)| k.minute == base + 60),
+        "keyed by the hour's first minute"
+    );
+    assert_eq!(
+        o.compact_operations(1, 60, base + 1440, 10_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        o.compact_operations(60, 1440, base + 1440, 10_000)
+            .await
+            .unwrap(),
+        2
+    );
+    let cells = o.operation_cells(base, base + 1440).await.unwrap();
+    assert_eq!(cells.len(), 1, "one day row");
+    let day = &cells[0].1;
+    assert_eq!(
+        (day.count, day.failures, day.cache_hits, day.cache_known),
+        (4, 2, 1, 3)
+    );
+    assert_eq!(day.layers.get("primary"), Some(&1));
+    assert_eq!(day.sketch.count(), 4);
+    assert_eq!(o.purge_operations(1440, base + 1440).await.unwrap(), 1);
+    assert!(
+        o.operation_cells(base, base + 1440)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        o.purge_operation_details(at(base + 1, 0), hour + 1)
+            .await
+            .unwrap(),
+        ERRORS_PER_MINUTE as u64 + 2,
+        "the minute's error rows and the first hour's two users"
+    );
+    assert_eq!(
+        o.operation_users(hour, hour + 2, None).await.unwrap().total,
+        1
+    );
 }

@@ -9,4 +9,5 @@
 )]
 
 pub mod contract;
+pub mod events_contract;
 pub mod postgres;

@@ -44,6 +44,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     }
     seed_flags(state).await?;
     seed_requests(state).await?;
+    seed_operations(state).await?;
     println!(
         "Demo data added: users {} (password: the name, a dash, the name again).",
         TEAM.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
@@ -173,5 +174,108 @@ async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
         .compact(chrono::Utc::now())
         .await
         .context("compacting demo request metrics")?;
+    Ok(())
+}
+
+/// Thirty days of operations for the same shop: `outfit_generation` served by a cache, the
+/// primary model or a fallback (the cache warming up over the month), and Stripe charges
+/// (`external:stripe.charge`) with a few declined cards and timeouts, each with a stack trace.
+async fn seed_operations(state: &AppState) -> anyhow::Result<()> {
+    use liftoff_core::monitoring::operations::{Failure, Operation};
+    let now = chrono::Utc::now();
+    let start = now - chrono::Duration::days(30);
+    let mut rng = Lcg(7);
+    let mut ops = Vec::new();
+    let mut at = start;
+    while at < now {
+        let hour_of_day = f64::from(chrono::Timelike::hour(&at));
+        let diurnal = 0.35
+            + 0.65
+                * (std::f64::consts::PI * (hour_of_day - 3.0) / 24.0)
+                    .sin()
+                    .powi(2);
+        let progress = (at - start).num_minutes() as f64 / (30.0 * 1440.0);
+        let n = (60.0 * diurnal).round() as u32;
+        for _ in 0..n {
+            let when = at + chrono::Duration::seconds((rng.next() * 3600.0) as i64);
+            if when >= now {
+                continue;
+            }
+            let n_user = (rng.next() * 400.0) as u32;
+            let user = format!("user-{n_user}");
+            // The cache answers more often as it warms up; misses go to the model, which
+            // sometimes falls back to a smaller one.
+            let roll = rng.next();
+            let (layer, hit, median) = if roll < 0.35 + 0.3 * progress {
+                ("cache", true, 15.0)
+            } else if roll < 0.92 {
+                ("primary", false, 900.0)
+            } else {
+                ("fallback", false, 400.0)
+            };
+            let failed = rng.next() < 0.02;
+            ops.push(Operation {
+                service: "shop".into(),
+                operation: "outfit_generation".into(),
+                user_id: Some(user.clone()),
+                success: !failed,
+                duration_ms: rng.latency(median).min(86_000_000.0),
+                cache_hit: Some(hit),
+                layer: Some(layer.into()),
+                failure: failed.then(|| Failure {
+                    error_type: "ModelTimeout".into(),
+                    error: Some("the model did not answer within 10 s".into()),
+                    stack_trace: Some(
+                        "ModelTimeout: the model did not answer within 10 s\n  at generate_outfit (stylist/generate.py:88)\n  at handle (api/outfits.py:31)".into(),
+                    ),
+                    context: Some(serde_json::json!({"style": "casual", "items": 5})),
+                }),
+                at: when,
+            });
+            // About one generation in six of the buying third of the users ends in a purchase.
+            if n_user.is_multiple_of(3) && rng.next() < 0.5 {
+                let declined = rng.next() < 0.04;
+                let timeout = !declined && rng.next() < 0.01;
+                let (kind, message) = if declined {
+                    ("CardError", "Your card was declined.")
+                } else {
+                    ("StripeTimeout", "Stripe did not answer within 5 s")
+                };
+                ops.push(Operation {
+                    service: "shop".into(),
+                    operation: "external:stripe.charge".into(),
+                    user_id: Some(user),
+                    success: !(declined || timeout),
+                    duration_ms: rng.latency(if timeout { 5000.0 } else { 350.0 }),
+                    cache_hit: None,
+                    layer: None,
+                    failure: (declined || timeout).then(|| Failure {
+                        error_type: kind.into(),
+                        error: Some(message.into()),
+                        stack_trace: Some(format!(
+                            "stripe.error.{kind}: {message}\n  at charge (payments/stripe.py:57)\n  at checkout (api/checkout.py:112)"
+                        )),
+                        context: Some(serde_json::json!({"amount_cents": 4900, "currency": "eur"})),
+                    }),
+                    at: when + chrono::Duration::seconds(30),
+                });
+            }
+        }
+        at += chrono::Duration::hours(1);
+    }
+    ops.retain(|o| o.at < now);
+    while !ops.is_empty() {
+        let rest = ops.split_off(ops.len().min(5_000));
+        state
+            .operations
+            .record(std::mem::replace(&mut ops, rest))
+            .await
+            .context("writing demo operations")?;
+    }
+    state
+        .operations
+        .compact(now)
+        .await
+        .context("compacting demo operations")?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use chrono::Utc;
 use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::monitoring::MonitoringService;
+use liftoff_core::monitoring::operations::service::OperationsService;
 use liftoff_core::users::UserService;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,7 @@ pub fn start_all(
     users: UserService,
     flags: FlagService,
     monitoring: MonitoringService,
+    operations: OperationsService,
     stop: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let reload = flags.clone();
@@ -71,6 +73,23 @@ pub fn start_all(
                 let monitoring = compactor.clone();
                 async move {
                     monitoring
+                        .compact(chrono::Utc::now())
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ),
+        // Operations compact like requests (minutes → hours → days) and drop old error and
+        // user rows.
+        spawn(
+            registry,
+            "operation-rollups",
+            Duration::from_secs(300),
+            stop.clone(),
+            move || {
+                let operations = operations.clone();
+                async move {
+                    operations
                         .compact(chrono::Utc::now())
                         .await
                         .map_err(|e| e.to_string())

@@ -12,6 +12,7 @@ use liftoff_core::auth::{Actor, KeyName, KeyService, Scope};
 use liftoff_core::flags::{FlagService, NoAlerts};
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::monitoring::MonitoringService;
+use liftoff_core::monitoring::operations::service::OperationsService;
 use liftoff_core::secret::random_token;
 use liftoff_core::store::StateStore;
 use liftoff_core::users::{Role, UserService};
@@ -63,6 +64,10 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let (monitoring, _writer) = MonitoringService::start(stores.metrics.clone(), &jobs)
         .await
         .context("opening request metrics")?;
+    // Like the request writer: drained once the server has answered every accepted batch.
+    let (operations, _op_writer) = OperationsService::start(stores.operations.clone(), &jobs)
+        .await
+        .context("opening operation metrics")?;
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,
@@ -79,6 +84,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 users,
                 flags,
                 monitoring,
+                operations,
                 jobs,
             },
             http,
@@ -105,6 +111,7 @@ pub async fn serve(
         state.users.clone(),
         state.flags.clone(),
         state.monitoring.clone(),
+        state.operations.clone(),
         &stop_jobs,
     );
     let app = liftoff_http::app(state.clone());

@@ -8,6 +8,8 @@
 //!   an hour, a rollout step) is answered by merging the minutes it covers, and the minutes are
 //!   persisted with [`DDSketch::to_bytes`](sketch::DDSketch::to_bytes).
 
+pub mod instances;
+pub mod operations;
 pub mod otlp;
 pub mod prometheus;
 pub mod requests;

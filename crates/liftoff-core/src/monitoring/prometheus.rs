@@ -3,7 +3,7 @@
 //! are cumulative since the process started, as Prometheus expects; with several replicas,
 //! Prometheus sums them. Series are bounded by the route budget.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
@@ -39,13 +39,11 @@ pub fn escape(v: &str) -> String {
 
 impl RequestCounters {
     pub fn observe(&self, requests: &[Request]) {
-        let Ok(mut series) = self.series.lock() else {
-            return;
-        };
+        // Tallied per batch with borrowed keys first: the shared map is then touched (and its
+        // keys cloned) once per series, not once per request.
+        let mut local: HashMap<(&str, &str, &str), Series> = HashMap::new();
         for r in requests {
-            let s = series
-                .entry((r.service.clone(), r.method.clone(), r.route.clone()))
-                .or_default();
+            let s = local.entry((&r.service, &r.method, &r.route)).or_default();
             *s.codes.entry(r.status).or_default() += 1;
             let secs = r.duration_ms / 1000.0;
             let slot = BUCKETS
@@ -55,6 +53,22 @@ impl RequestCounters {
             s.buckets[slot] += 1;
             s.sum_seconds += secs;
             s.count += 1;
+        }
+        let Ok(mut series) = self.series.lock() else {
+            return;
+        };
+        for ((service, method, route), add) in local {
+            let s = series
+                .entry((service.to_owned(), method.to_owned(), route.to_owned()))
+                .or_default();
+            for (code, n) in add.codes {
+                *s.codes.entry(code).or_default() += n;
+            }
+            for (slot, n) in s.buckets.iter_mut().zip(add.buckets) {
+                *slot += n;
+            }
+            s.sum_seconds += add.sum_seconds;
+            s.count += add.count;
         }
     }
 

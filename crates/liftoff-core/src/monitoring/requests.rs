@@ -2,7 +2,7 @@
 //! one latency sketch per (minute, service, method, route, status). Raw requests are never
 //! stored; the cells merge into any window.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -56,7 +56,7 @@ pub struct CellKey {
     pub status: u16,
 }
 
-fn parse_ts(v: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_ts(v: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let at = match v {
         Value::String(s) => DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
@@ -133,30 +133,66 @@ impl RequestRecord {
     }
 }
 
-/// Which routes are kept apart; the rest become `other`.
+/// Which routes are kept apart; the rest become `other`. Keyed by service then route so a
+/// lookup borrows the request's strings: the hot path allocates only for a route never seen.
 #[derive(Default)]
 pub struct RouteBudget {
-    seen: Mutex<HashSet<(String, String)>>,
+    seen: Mutex<Seen>,
     overflowed: std::sync::atomic::AtomicU64,
 }
 
-impl RouteBudget {
-    /// The route to record `r` under.
-    pub fn admit(&self, service: &str, route: &str) -> String {
-        let Ok(mut seen) = self.seen.lock() else {
-            return OTHER_ROUTE.to_owned();
-        };
-        let key = (service.to_owned(), route.to_owned());
-        if seen.contains(&key) {
-            return key.1;
+#[derive(Default)]
+struct Seen {
+    routes: HashMap<String, HashSet<String>>,
+    total: usize,
+}
+
+impl Seen {
+    /// Whether `route` of `service` is (now) kept apart.
+    fn admit(&mut self, service: &str, route: &str) -> bool {
+        if self.routes.get(service).is_some_and(|r| r.contains(route)) {
+            return true;
         }
-        if seen.len() < MAX_ROUTES {
-            seen.insert(key.clone());
-            return key.1;
+        if self.total >= MAX_ROUTES {
+            return false;
+        }
+        self.total += 1;
+        self.routes
+            .entry(service.to_owned())
+            .or_default()
+            .insert(route.to_owned());
+        true
+    }
+}
+
+impl RouteBudget {
+    /// The route to record `route` of `service` under.
+    pub fn admit(&self, service: &str, route: &str) -> String {
+        let kept = self.seen.lock().is_ok_and(|mut s| s.admit(service, route));
+        if kept {
+            return route.to_owned();
         }
         self.overflowed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         OTHER_ROUTE.to_owned()
+    }
+
+    /// Puts every request's route through the budget under one lock.
+    pub fn admit_all(&self, requests: &mut [Request]) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        let mut overflowed = 0;
+        for r in requests {
+            if !seen.admit(&r.service, &r.route) {
+                r.route = OTHER_ROUTE.to_owned();
+                overflowed += 1;
+            }
+        }
+        if overflowed > 0 {
+            self.overflowed
+                .fetch_add(overflowed, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Requests recorded under `other` because the budget was spent.
@@ -166,7 +202,9 @@ impl RouteBudget {
 
     /// Teaches the budget routes already stored (at start).
     pub fn learn(&self, service: &str, route: &str) {
-        let _ = self.admit(service, route);
+        if let Ok(mut s) = self.seen.lock() {
+            s.admit(service, route);
+        }
     }
 }
 
@@ -200,6 +238,44 @@ pub fn fold(requests: &[Request]) -> BTreeMap<CellKey, DDSketch> {
             )
         })
         .collect()
+}
+
+/// Whether the cell is a service's all-route total: totals are stored as cells with an empty
+/// method and route (no request has either), so summaries and charts merge a few cells per
+/// minute instead of one per endpoint.
+pub fn is_total(k: &CellKey) -> bool {
+    k.method.is_empty()
+}
+
+/// Adds to `cells` the per-(service, status, minute) totals of the endpoint cells in it.
+pub fn add_totals(
+    cells: &mut BTreeMap<CellKey, DDSketch>,
+) -> Result<(), super::sketch::SketchError> {
+    let mut totals: BTreeMap<CellKey, DDSketch> = BTreeMap::new();
+    for (k, s) in cells.iter().filter(|(k, _)| !is_total(k)) {
+        let key = CellKey {
+            minute: k.minute,
+            service: k.service.clone(),
+            method: String::new(),
+            route: String::new(),
+            status: k.status,
+        };
+        match totals.get_mut(&key) {
+            Some(t) => t.merge(s)?,
+            None => {
+                totals.insert(key, s.clone());
+            }
+        }
+    }
+    for (k, s) in totals {
+        match cells.get_mut(&k) {
+            Some(c) => c.merge(&s)?,
+            None => {
+                cells.insert(k, s);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Merges cells with the same key (and the same minute) into one.

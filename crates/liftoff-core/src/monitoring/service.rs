@@ -9,7 +9,9 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
-use super::requests::{CellKey, Request, RequestRecord, RouteBudget, fold, merge_cells};
+use super::requests::{
+    CellKey, Request, RequestRecord, RouteBudget, add_totals, fold, merge_cells,
+};
 use super::sketch::DDSketch;
 use crate::batch::{BatchWriter, FlushFn, SubmitError};
 use crate::jobs::JobRegistry;
@@ -162,6 +164,8 @@ pub enum SortBy {
 pub struct MonitoringService {
     metrics: Arc<dyn MetricsStore>,
     pub system: super::system::SystemGauge,
+    /// What app instances report about their own resources.
+    pub instances: Arc<super::instances::Instances>,
     started: std::time::Instant,
     writer: BatchWriter<RequestCell>,
     budget: Arc<RouteBudget>,
@@ -196,7 +200,9 @@ impl MonitoringService {
             let store = store.clone();
             Box::pin(async move {
                 // Cells of different requests for the same minute merge before the write.
-                let merged = merge_cells(cells).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let mut merged =
+                    merge_cells(cells).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                add_totals(&mut merged).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 store
                     .merge_request_minutes(&merged.into_iter().collect::<Vec<_>>())
                     .await
@@ -207,6 +213,7 @@ impl MonitoringService {
             Self {
                 metrics,
                 system: Default::default(),
+                instances: Default::default(),
                 started: std::time::Instant::now(),
                 writer,
                 budget,
@@ -239,9 +246,7 @@ impl MonitoringService {
 
     /// Routes through the budget, folds, commits, then counts for `/metrics`.
     async fn commit(&self, mut requests: Vec<Request>) -> Result<(), IngestError> {
-        for r in &mut requests {
-            r.route = self.budget.admit(&r.service, &r.route);
-        }
+        self.budget.admit_all(&mut requests);
         let cells = fold(&requests);
         self.writer.submit(cells.into_iter().collect()).await?;
         self.counters.observe(&requests);
@@ -308,6 +313,7 @@ impl MonitoringService {
     /// Appends the Prometheus families for ingested requests and monitoring's own counters.
     pub fn render_prometheus(&self, out: &mut String) {
         self.counters.render(out);
+        self.render_instances(out);
         out.push_str("# HELP liftoff_routes_overflowed_total Requests recorded under route `other` because a service exceeded the route budget.\n");
         out.push_str("# TYPE liftoff_routes_overflowed_total counter\n");
         out.push_str(&format!(
@@ -320,6 +326,49 @@ impl MonitoringService {
             "liftoff_own_metrics_dropped_total {}\n",
             self.own_dropped.load(std::sync::atomic::Ordering::Relaxed)
         ));
+    }
+
+    /// Gauges of the app instances that report their resources.
+    fn render_instances(&self, out: &mut String) {
+        let instances = self.instances.list(Utc::now());
+        type Family = (
+            &'static str,
+            &'static str,
+            fn(&super::system::Sample) -> f64,
+        );
+        let families: [Family; 4] = [
+            (
+                "liftoff_instance_cpu_percent",
+                "Busy share of an app instance's CPUs, 0-100.",
+                |s| s.cpu.percent,
+            ),
+            (
+                "liftoff_instance_memory_percent",
+                "Memory an app instance's machine or container uses, 0-100.",
+                |s| s.memory.percent,
+            ),
+            (
+                "liftoff_instance_disk_percent",
+                "Disk an app instance's file system uses, 0-100.",
+                |s| s.disk.percent,
+            ),
+            (
+                "liftoff_instance_process_resident_megabytes",
+                "Resident memory of an app instance's process.",
+                |s| s.process_rss_mb,
+            ),
+        ];
+        for (name, help, value) in families {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for i in &instances {
+                out.push_str(&format!(
+                    "{name}{{service=\"{}\",instance=\"{}\"}} {}\n",
+                    super::prometheus::escape(&i.service),
+                    super::prometheus::escape(&i.instance),
+                    value(&i.sample)
+                ));
+            }
+        }
     }
 
     /// Requests recorded under `other` because a service had too many distinct routes.
@@ -386,15 +435,17 @@ impl MonitoringService {
         let (from, to) = range.minutes();
         let mut all = DDSketch::default();
         let mut errors = 0;
-        let mut endpoints: BTreeMap<(String, String), bool> = BTreeMap::new();
-        for (k, s) in self.metrics.request_minutes(from, to).await? {
+        // Totals and the endpoint list are independent reads: run them side by side.
+        let (totals, endpoints) = tokio::try_join!(
+            self.metrics.request_totals(from, to),
+            self.metrics.request_endpoints(from, to)
+        )?;
+        for (k, s) in totals {
             all.merge(&s)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let failed = k.status >= 500;
-            if failed {
+            if k.status >= 500 {
                 errors += s.count();
             }
-            *endpoints.entry((k.method, k.route)).or_default() |= failed;
         }
         let total = all.count();
         let d = durations(&all);
@@ -416,7 +467,7 @@ impl MonitoringService {
             },
             endpoints: EndpointTotals {
                 total: endpoints.len(),
-                with_errors: endpoints.values().filter(|e| **e).count(),
+                with_errors: endpoints.iter().filter(|e| e.failed).count(),
             },
             system: self.system.get(),
         })
@@ -434,7 +485,7 @@ impl MonitoringService {
         let step = (span / steps.max(1) as i64).max(1);
         let n = ((span + step - 1) / step) as usize;
         let mut acc: Vec<(DDSketch, u64)> = (0..n).map(|_| (DDSketch::default(), 0)).collect();
-        for (k, s) in self.metrics.request_minutes(from, to).await? {
+        for (k, s) in self.metrics.request_totals(from, to).await? {
             let i = (((k.minute - from) / step) as usize).min(n - 1);
             acc[i]
                 .0

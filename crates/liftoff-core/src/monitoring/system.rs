@@ -1,4 +1,4 @@
-//! The latest reading of the machine's resources, as the sampler in the binary takes it
+//! The latest reading of the machine's resources, as `liftoff-system`'s sampler takes it
 //! (cgroup-aware: a container's CPU quota and memory limit, not the host's).
 
 use std::sync::{Arc, RwLock};
@@ -7,27 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
-pub struct Cpu {
-    /// Busy share of the CPUs this process may use, 0–100.
-    pub percent: f64,
-    /// CPUs available: the cgroup quota when one is set, else the online CPUs.
-    pub count: f64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
-pub struct Memory {
-    pub total_mb: f64,
-    pub used_mb: f64,
-    pub percent: f64,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
-pub struct Disk {
-    pub total_gb: f64,
-    pub used_gb: f64,
-    pub percent: f64,
-}
+pub use liftoff_system::{Cpu, Disk, Memory, Sample};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct SystemSnapshot {
@@ -43,6 +23,18 @@ pub struct SystemSnapshot {
 /// Where the sampler leaves its latest reading.
 #[derive(Clone, Default)]
 pub struct SystemGauge(Arc<RwLock<SystemSnapshot>>);
+
+impl SystemSnapshot {
+    pub fn new(sample: Sample, at: DateTime<Utc>) -> Self {
+        Self {
+            cpu: sample.cpu,
+            memory: sample.memory,
+            disk: sample.disk,
+            process_rss_mb: sample.process_rss_mb,
+            sampled_at: Some(at),
+        }
+    }
+}
 
 impl SystemGauge {
     pub fn set(&self, s: SystemSnapshot) {

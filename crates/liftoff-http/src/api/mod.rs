@@ -2,11 +2,13 @@
 //! at `/api/openapi.json` is generated from the same code that serves the routes.
 
 mod audit;
+mod batch;
 mod flags;
 mod health;
 mod import;
 mod keys;
 mod monitoring;
+mod operations;
 mod ofrep;
 mod otlp;
 mod sdk;
@@ -67,5 +69,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(import::routes())
         .merge(segments::routes())
         .merge(monitoring::routes())
+        .merge(operations::routes())
         .merge(otlp::routes())
 }

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeZone, Utc};
 use liftoff_core::batch::SubmitError;
+use liftoff_core::monitoring::instances::{InstanceReport, InstanceView, MAX_INSTANCES};
 use liftoff_core::monitoring::requests::RequestRecord;
 use liftoff_core::monitoring::service::SortBy;
 use liftoff_core::monitoring::{EndpointStats, IngestError, Summary, SystemSnapshot, TimeRange};
@@ -15,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::batch::{Batch, BatchItem};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::mw::auth::{Caller, Ingest, Read};
@@ -23,6 +25,7 @@ use crate::state::AppState;
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ingest_requests))
+        .routes(routes!(ingest_system))
         .routes(routes!(performance))
         .routes(routes!(summary))
         .routes(routes!(top))
@@ -30,12 +33,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(system))
 }
 
-/// A batch: a bare array, or `{"requests": [...]}`.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum RequestBatch {
-    Bare(Vec<RequestRecord>),
-    Wrapped { requests: Vec<RequestRecord> },
+impl BatchItem for RequestRecord {
+    const KEY: &'static str = "requests";
 }
 
 #[derive(Serialize, ToSchema)]
@@ -81,14 +80,43 @@ impl From<IngestError> for ApiError {
 async fn ingest_requests(
     State(state): State<AppState>,
     _caller: Caller<Ingest>,
-    ApiJson(batch): ApiJson<RequestBatch>,
+    ApiJson(Batch(records)): ApiJson<Batch<RequestRecord>>,
 ) -> Result<Json<Accepted>, ApiError> {
-    let records = match batch {
-        RequestBatch::Bare(r) | RequestBatch::Wrapped { requests: r } => r,
-    };
     Ok(Json(Accepted {
         accepted: state.monitoring.ingest(records).await?,
     }))
+}
+
+/// Records an app instance's resource reading (the SDK's instance reporter sends one every
+/// few seconds). `/api/monitoring/system` lists the instances heard from in the last 10 minutes.
+#[utoipa::path(post, path = "/api/ingest/system", tag = "monitoring", request_body = InstanceReport,
+    security(("bearer" = ["ingest"])),
+    responses((status = 204, description = "Kept as the instance's latest reading"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The reading is impossible (e.g. a share over 100 %)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many instances report", body = Problem, content_type = "application/problem+json")))]
+async fn ingest_system(
+    State(state): State<AppState>,
+    _caller: Caller<Ingest>,
+    ApiJson(report): ApiJson<InstanceReport>,
+) -> Result<StatusCode, ApiError> {
+    report
+        .validate()
+        .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_reading", m))?;
+    state
+        .monitoring
+        .instances
+        .record(report, Utc::now())
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_instances",
+                format!(
+                    "{MAX_INSTANCES} instances already report; silent ones are forgotten after 10 minutes"
+                ),
+            )
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -191,7 +219,7 @@ pub struct TopParams {
     sort_by: Option<SortBy>,
 }
 
-fn limit(raw: Option<usize>) -> Result<usize, ApiError> {
+pub(crate) fn limit(raw: Option<usize>) -> Result<usize, ApiError> {
     match raw.unwrap_or(10) {
         n @ 1..=1000 => Ok(n),
         n => Err(ApiError::bad_request(
@@ -201,7 +229,7 @@ fn limit(raw: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-fn range_only(
+pub(crate) fn range_only(
     window: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -274,14 +302,18 @@ pub struct SystemReport {
     #[serde(flatten)]
     pub snapshot: SystemSnapshot,
     pub uptime_seconds: u64,
+    /// App instances that reported in the last 10 minutes.
+    pub instances: Vec<InstanceView>,
 }
 
-/// CPU, memory and disk (cgroup-aware), sampled every 5 seconds, and Liftoff's uptime.
+/// Liftoff's CPU, memory and disk (cgroup-aware), sampled every 5 seconds, its uptime, and
+/// the latest reading of every app instance that reports.
 #[utoipa::path(get, path = "/api/monitoring/system", tag = "monitoring", security(("bearer" = ["read"])),
     responses((status = 200, body = SystemReport)))]
 async fn system(State(state): State<AppState>, _caller: Caller<Read>) -> Json<SystemReport> {
     Json(SystemReport {
         snapshot: state.monitoring.system.get(),
         uptime_seconds: state.started.elapsed().as_secs(),
+        instances: state.monitoring.instances.list(Utc::now()),
     })
 }

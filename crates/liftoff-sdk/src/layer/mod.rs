@@ -37,6 +37,8 @@
 //! middleware outside the layer) or in the response extensions (inserted by the handler or an
 //! inner middleware), else the header named by [`RequestReporterBuilder::user_header`].
 
+mod instance;
+mod operations;
 mod sender;
 mod service;
 
@@ -52,6 +54,8 @@ use tokio::task::JoinHandle;
 
 use crate::error::SdkError;
 
+pub use instance::{InstanceReporter, InstanceReporterBuilder};
+pub use operations::{OperationReporter, OperationReporterBuilder, OperationTimer};
 pub use service::{ReportLayer, ReportService, ResponseFuture};
 
 /// The route reported when no template is known.
@@ -108,15 +112,93 @@ pub(crate) struct Shared {
 impl Shared {
     /// Queues a record without waiting; counts it as dropped when the queue is full or closed.
     pub fn record(&self, record: Record) {
-        // Counted before it is queued, so the task's decrement never comes first.
-        let queued = self.counters.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.queue.try_send(record).is_err() {
-            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        } else if queued == self.batch_size {
-            self.counters.batch_ready.notify_one();
-        }
+        enqueue(&self.queue, &self.counters, self.batch_size, record);
     }
+}
+
+/// Queues a record for a sender without waiting; counts it as dropped when the queue is full
+/// or closed, and wakes the sender when a batch is ready.
+pub(crate) fn enqueue<R>(
+    queue: &mpsc::Sender<R>,
+    counters: &Counters,
+    batch_size: usize,
+    record: R,
+) {
+    // Counted before it is queued, so the task's decrement never comes first.
+    let queued = counters.queued.fetch_add(1, Ordering::Relaxed) + 1;
+    if queue.try_send(record).is_err() {
+        counters.queued.fetch_sub(1, Ordering::Relaxed);
+        counters.dropped.fetch_add(1, Ordering::Relaxed);
+    } else if queued == batch_size {
+        counters.batch_ready.notify_one();
+    }
+}
+
+/// What every reporter configures about its sender.
+#[derive(Clone)]
+pub(crate) struct SenderSettings {
+    pub base_url: String,
+    pub token: String,
+    pub service: Option<String>,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub queue_capacity: usize,
+    pub max_retries: u32,
+    pub retry_base: Duration,
+    pub request_timeout: Duration,
+}
+
+/// A running sender: its queue, counters and control.
+pub(crate) struct Started<R> {
+    pub queue: mpsc::Sender<R>,
+    pub counters: Arc<Counters>,
+    pub control: Arc<Control>,
+    pub batch_size: usize,
+}
+
+/// Starts a background sender posting batches of `R` to `{base}/{path}` (inside a Tokio
+/// runtime). Errors for a bad URL or token.
+pub(crate) fn start_sender<R: sender::Batchable>(
+    s: SenderSettings,
+    path: &str,
+) -> Result<Started<R>, SdkError> {
+    let url = endpoint(&s.base_url, path)?;
+    let auth = crate::builder::bearer(&s.token)?;
+    let http = reqwest::Client::builder()
+        .user_agent(crate::builder::USER_AGENT)
+        .connect_timeout(s.request_timeout)
+        .timeout(s.request_timeout)
+        .build()
+        .map_err(|e| SdkError::HttpClient(Box::new(e)))?;
+    // A batch never waits for more records than the queue holds.
+    let batch_size = s.batch_size.min(s.queue_capacity);
+    let (queue, receiver) = mpsc::channel(s.queue_capacity);
+    let counters = Arc::new(Counters::default());
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(
+        sender::Sender::<R> {
+            http,
+            url,
+            auth,
+            service: s.service,
+            batch_size,
+            flush_interval: s.flush_interval,
+            max_retries: s.max_retries,
+            retry_base: s.retry_base,
+            counters: counters.clone(),
+            records: std::marker::PhantomData,
+        }
+        .run(receiver, stopped),
+    );
+    Ok(Started {
+        queue,
+        counters,
+        control: Arc::new(Control {
+            stop,
+            task: Mutex::new(Some(task)),
+        }),
+        batch_size,
+    })
 }
 
 #[derive(Debug, Default)]
@@ -233,52 +315,57 @@ impl RequestReporterBuilder {
     /// Starts the reporter's background task (must run inside a Tokio runtime). Errors for a
     /// bad URL or token.
     pub fn build(self) -> Result<RequestReporter, SdkError> {
-        let url = ingest_url(&self.base_url)?;
-        let auth = crate::builder::bearer(&self.token)?;
-        let http = reqwest::Client::builder()
-            .user_agent(crate::builder::USER_AGENT)
-            .connect_timeout(self.request_timeout)
-            .timeout(self.request_timeout)
-            .build()
-            .map_err(|e| SdkError::HttpClient(Box::new(e)))?;
-        // A batch never waits for more records than the queue holds.
-        let batch_size = self.batch_size.min(self.queue_capacity);
-        let (queue, receiver) = mpsc::channel(self.queue_capacity);
-        let counters = Arc::new(Counters::default());
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(
-            sender::Sender {
-                http,
-                url,
-                auth,
+        let started = start_sender::<Record>(
+            SenderSettings {
+                base_url: self.base_url,
+                token: self.token,
                 service: self.service,
-                batch_size,
+                batch_size: self.batch_size,
                 flush_interval: self.flush_interval,
+                queue_capacity: self.queue_capacity,
                 max_retries: self.max_retries,
                 retry_base: self.retry_base,
-                counters: counters.clone(),
-            }
-            .run(receiver, stopped),
-        );
+                request_timeout: self.request_timeout,
+            },
+            INGEST_PATH,
+        )?;
         Ok(RequestReporter {
             shared: Arc::new(Shared {
-                queue,
-                counters,
+                queue: started.queue,
+                counters: started.counters,
                 route_fn: self.route_fn,
                 user_header: self.user_header,
-                batch_size,
+                batch_size: started.batch_size,
             }),
-            control: Arc::new(Control {
-                stop,
-                task: Mutex::new(Some(task)),
-            }),
+            control: started.control,
         })
     }
 }
 
-struct Control {
+pub(crate) struct Control {
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Control {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Control").finish_non_exhaustive()
+    }
+}
+
+impl Control {
+    /// Asks the sender to send what is queued and stop, and waits for it.
+    pub(crate) async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
 }
 
 /// Reports served requests to Liftoff in the background; make layers with
@@ -341,27 +428,26 @@ impl RequestReporter {
     /// Sends what is queued (one attempt per batch, no retries) and stops the background task.
     /// Requests recorded afterwards are dropped and counted.
     pub async fn shutdown(&self) {
-        self.control.stop.send_replace(true);
-        let task = self
-            .control
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+        self.control.shutdown().await;
     }
 }
 
-/// `{base}/api/ingest/requests`.
-fn ingest_url(base_url: &str) -> Result<Url, SdkError> {
+const INGEST_PATH: &str = "api/ingest/requests";
+
+/// `{base}/{path}`.
+fn endpoint(base_url: &str, path: &str) -> Result<Url, SdkError> {
     crate::builder::base_url(base_url)?
-        .join("api/ingest/requests")
+        .join(path)
         .map_err(|e| SdkError::InvalidUrl {
             url: base_url.to_owned(),
             reason: e.to_string(),
         })
+}
+
+/// `{base}/api/ingest/requests`.
+#[cfg(test)]
+fn ingest_url(base_url: &str) -> Result<Url, SdkError> {
+    endpoint(base_url, INGEST_PATH)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! The background task: batches queued records and posts them to Liftoff.
+//! The background task: batches queued records and posts them to Liftoff. Generic over the
+//! record type ([`Batchable`]): served requests and timed operations share it.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,7 +20,15 @@ use crate::backoff::Backoff;
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
-pub(crate) struct Sender {
+/// A record type the sender can batch: how a batch is encoded for its ingest endpoint.
+pub(crate) trait Batchable: Send + Sized + 'static {
+    /// What the records are called in log messages.
+    const WHAT: &'static str;
+    /// The JSON body for `batch`, each record sent with `service` when set.
+    fn encode(batch: &[Self], service: Option<&str>) -> Vec<u8>;
+}
+
+pub(crate) struct Sender<R> {
     pub http: reqwest::Client,
     pub url: Url,
     pub auth: HeaderValue,
@@ -28,6 +38,7 @@ pub(crate) struct Sender {
     pub max_retries: u32,
     pub retry_base: Duration,
     pub counters: Arc<Counters>,
+    pub records: PhantomData<fn(R)>,
 }
 
 /// A record as the ingest endpoint takes it.
@@ -60,13 +71,34 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-impl Sender {
-    pub async fn run(self, mut queue: mpsc::Receiver<Record>, mut stop: watch::Receiver<bool>) {
+impl Batchable for Record {
+    const WHAT: &'static str = "request records";
+
+    fn encode(batch: &[Record], service: Option<&str>) -> Vec<u8> {
+        let wire: Vec<Wire<'_>> = batch
+            .iter()
+            .map(|r| Wire {
+                service,
+                method: r.method.as_str(),
+                route: r.route.as_str(),
+                status: r.status,
+                duration_ms: r.duration.as_secs_f64() * 1000.0,
+                ts: DateTime::<Utc>::from(r.ts).to_rfc3339_opts(SecondsFormat::Millis, true),
+                user_id: r.user_id.as_deref(),
+            })
+            .collect();
+        // Serialising plain strings and numbers cannot fail.
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+}
+
+impl<R: Batchable> Sender<R> {
+    pub async fn run(self, mut queue: mpsc::Receiver<R>, mut stop: watch::Receiver<bool>) {
         // The queue is only ever drained with `try_recv`, so recording a request never wakes
         // this task (a cross-thread wake-up would cost more than everything else the layer
         // does); the layer notifies `batch_ready` when a full batch is waiting, and the
         // interval sends the rest.
-        let mut batch: Vec<Record> = Vec::with_capacity(self.batch_size.min(4096));
+        let mut batch: Vec<R> = Vec::with_capacity(self.batch_size.min(4096));
         let mut tick =
             tokio::time::interval_at(Instant::now() + self.flush_interval, self.flush_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -108,7 +140,7 @@ impl Sender {
 
     /// Moves queued records into `batch` until it is full or the queue empty; false once the
     /// queue is closed and empty.
-    fn drain(&self, queue: &mut mpsc::Receiver<Record>, batch: &mut Vec<Record>) -> bool {
+    fn drain(&self, queue: &mut mpsc::Receiver<R>, batch: &mut Vec<R>) -> bool {
         let mut taken = 0;
         let mut open = true;
         while batch.len() < self.batch_size {
@@ -130,12 +162,12 @@ impl Sender {
 
     /// Sends and empties `batch`, retrying with backoff unless `stop` is `None` or shutdown is
     /// asked for meanwhile; counts the records as sent or dropped.
-    async fn send(&self, batch: &mut Vec<Record>, mut stop: Option<&mut watch::Receiver<bool>>) {
+    async fn send(&self, batch: &mut Vec<R>, mut stop: Option<&mut watch::Receiver<bool>>) {
         if batch.is_empty() {
             return;
         }
         let count = batch.len() as u64;
-        let body = self.encode(batch);
+        let body = R::encode(batch, self.service.as_deref());
         batch.clear();
         let mut backoff = Backoff::new(self.retry_base, Duration::from_secs(30));
         let mut attempt = 0;
@@ -168,25 +200,9 @@ impl Sender {
         self.counters.dropped.fetch_add(count, Ordering::Relaxed);
         tracing::warn!(
             records = count,
-            "dropped a batch of request records Liftoff did not accept"
+            "dropped a batch of {} Liftoff did not accept",
+            R::WHAT
         );
-    }
-
-    fn encode(&self, batch: &[Record]) -> Vec<u8> {
-        let wire: Vec<Wire<'_>> = batch
-            .iter()
-            .map(|r| Wire {
-                service: self.service.as_deref(),
-                method: r.method.as_str(),
-                route: r.route.as_str(),
-                status: r.status,
-                duration_ms: r.duration.as_secs_f64() * 1000.0,
-                ts: DateTime::<Utc>::from(r.ts).to_rfc3339_opts(SecondsFormat::Millis, true),
-                user_id: r.user_id.as_deref(),
-            })
-            .collect();
-        // Serialising plain strings and numbers cannot fail.
-        serde_json::to_vec(&wire).unwrap_or_default()
     }
 
     async fn post(&self, body: &[u8]) -> Outcome {
@@ -201,7 +217,7 @@ impl Sender {
         let response = match response {
             Ok(response) => response,
             Err(error) => {
-                tracing::debug!(%error, "cannot reach Liftoff to report requests");
+                tracing::debug!(%error, "cannot reach Liftoff to report {}", R::WHAT);
                 return Outcome::Retry(None);
             }
         };
@@ -219,12 +235,12 @@ impl Sender {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            tracing::debug!(%status, "Liftoff could not take reported requests now");
+            tracing::debug!(%status, "Liftoff could not take {} now", R::WHAT);
             return Outcome::Retry(after);
         }
         let detail = response.text().await.unwrap_or_default();
         tracing::warn!(%status, detail = %detail.chars().take(500).collect::<String>(),
-            "Liftoff refused reported requests");
+            "Liftoff refused {}", R::WHAT);
         Outcome::Refused
     }
 }

@@ -3,12 +3,36 @@
 use async_trait::async_trait;
 use liftoff_core::monitoring::requests::{CellKey, merge_cells};
 use liftoff_core::monitoring::sketch::DDSketch;
-use liftoff_core::store::{MetricsStore, RequestCell, StoreError};
+use liftoff_core::store::{MetricsStore, RequestCell, SeenEndpoint, StoreError};
 
 use super::{PgState, pg_err};
 
 fn sketch_from(bytes: &[u8]) -> Result<DDSketch, StoreError> {
     DDSketch::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("stored sketch: {e}")))
+}
+
+impl PgState {
+    /// Runs a cell query with `$1 = from`, `$2 = to` and decodes the sketches.
+    async fn cells(&self, sql: &str, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError> {
+        let client = self.client().await?;
+        let rows = client.query(sql, &[&from, &to]).await.map_err(pg_err)?;
+        rows.into_iter()
+            .map(|r| {
+                let status: i16 = r.get(3);
+                let bytes: Vec<u8> = r.get(5);
+                Ok((
+                    CellKey {
+                        service: r.get(0),
+                        method: r.get(1),
+                        route: r.get(2),
+                        status: status as u16,
+                        minute: r.get(4),
+                    },
+                    sketch_from(&bytes)?,
+                ))
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -19,6 +43,15 @@ impl MetricsStore for PgState {
         for (k, sketch) in cells {
             let status = i16::try_from(k.status)
                 .map_err(|_| StoreError::Corrupt("status out of range".into()))?;
+            if !k.method.is_empty() {
+                tx.execute(
+                    "INSERT INTO request_series (service, method, route, status)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[&k.service, &k.method, &k.route, &status],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
             // The row lock serialises replicas merging into the same minute.
             let stored = tx
                 .query_opt(
@@ -49,32 +82,58 @@ impl MetricsStore for PgState {
     }
 
     async fn request_minutes(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError> {
+        self.cells(
+            "SELECT service, method, route, status, minute, sketch FROM request_minutes
+             WHERE minute >= $1 AND minute < $2 AND method <> ''
+             UNION ALL
+             SELECT service, method, route, status, bucket, sketch FROM request_rollups
+             WHERE resolution IN (60, 1440) AND bucket >= $1 AND bucket < $2 AND method <> ''",
+            from,
+            to,
+        )
+        .await
+    }
+
+    async fn request_totals(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError> {
+        self.cells(
+            "SELECT service, method, route, status, minute, sketch FROM request_minutes
+             WHERE minute >= $1 AND minute < $2 AND method = ''
+             UNION ALL
+             SELECT service, method, route, status, bucket, sketch FROM request_rollups
+             WHERE bucket >= $1 AND bucket < $2 AND method = ''",
+            from,
+            to,
+        )
+        .await
+    }
+
+    async fn request_endpoints(&self, from: i64, to: i64) -> Result<Vec<SeenEndpoint>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT service, method, route, status, minute, sketch FROM request_minutes WHERE minute >= $1 AND minute < $2
-                 UNION ALL
-                 SELECT service, method, route, status, bucket, sketch FROM request_rollups WHERE bucket >= $1 AND bucket < $2",
+                "SELECT s.method, s.route, bool_or(s.status >= 500) FROM request_series s
+                 WHERE EXISTS (
+                     SELECT 1 FROM request_minutes m
+                     WHERE m.service = s.service AND m.method = s.method AND m.route = s.route
+                       AND m.status = s.status AND m.minute >= $1 AND m.minute < $2)
+                    OR EXISTS (
+                     SELECT 1 FROM request_rollups r
+                     WHERE r.resolution IN (60, 1440) AND r.service = s.service
+                       AND r.method = s.method AND r.route = s.route AND r.status = s.status
+                       AND r.bucket >= $1 AND r.bucket < $2)
+                 GROUP BY s.method, s.route",
                 &[&from, &to],
             )
             .await
             .map_err(pg_err)?;
-        rows.into_iter()
-            .map(|r| {
-                let status: i16 = r.get(3);
-                let bytes: Vec<u8> = r.get(5);
-                Ok((
-                    CellKey {
-                        service: r.get(0),
-                        method: r.get(1),
-                        route: r.get(2),
-                        status: status as u16,
-                        minute: r.get(4),
-                    },
-                    sketch_from(&bytes)?,
-                ))
+        Ok(rows
+            .into_iter()
+            .map(|r| SeenEndpoint {
+                method: r.get(0),
+                route: r.get(1),
+                failed: r.get(2),
             })
-            .collect()
+            .collect())
     }
 
     async fn compact_requests(
@@ -178,11 +237,10 @@ impl MetricsStore for PgState {
 
     async fn purge_requests(&self, res: i64, before: i64) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        if res == 1 {
+        let n = if res == 1 {
             client
                 .execute("DELETE FROM request_minutes WHERE minute < $1", &[&before])
                 .await
-                .map_err(pg_err)
         } else {
             let res = i32::try_from(res)
                 .map_err(|_| StoreError::Corrupt("resolution out of range".into()))?;
@@ -192,14 +250,31 @@ impl MetricsStore for PgState {
                     &[&res, &before],
                 )
                 .await
-                .map_err(pg_err)
         }
+        .map_err(pg_err)?;
+        // Series whose last cell just went stop being listed.
+        client
+            .execute(
+                "DELETE FROM request_series AS s
+                 WHERE NOT EXISTS (SELECT 1 FROM request_minutes m WHERE m.service = s.service
+                     AND m.method = s.method AND m.route = s.route AND m.status = s.status)
+                   AND NOT EXISTS (SELECT 1 FROM request_rollups r WHERE r.resolution IN (60, 1440)
+                     AND r.service = s.service AND r.method = s.method AND r.route = s.route
+                     AND r.status = s.status)",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(n)
     }
 
     async fn request_routes(&self) -> Result<Vec<(String, String)>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT DISTINCT service, route FROM request_minutes", &[])
+            .query(
+                "SELECT DISTINCT service, route FROM request_minutes WHERE method <> ''",
+                &[],
+            )
             .await
             .map_err(pg_err)?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())

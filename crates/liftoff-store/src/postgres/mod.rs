@@ -16,8 +16,10 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::migrations::{self, Migration};
 
+mod events;
 mod flags;
 mod metrics;
+mod operations;
 
 const POOL_SIZE: usize = 16;
 /// Any fixed number works; it only has to be the same for every replica.

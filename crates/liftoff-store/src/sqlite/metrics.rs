@@ -5,7 +5,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use liftoff_core::monitoring::requests::{CellKey, merge_cells};
 use liftoff_core::monitoring::sketch::DDSketch;
-use liftoff_core::store::{MetricsStore, RequestCell, StoreError};
+use liftoff_core::store::{MetricsStore, RequestCell, SeenEndpoint, StoreError};
 use rusqlite::{OptionalExtension, params};
 
 use super::db::{Db, sql_err};
@@ -13,7 +13,7 @@ use crate::migrations;
 
 #[derive(Clone)]
 pub struct SqliteMetrics {
-    db: Db,
+    pub(super) db: Db,
 }
 
 impl SqliteMetrics {
@@ -26,6 +26,41 @@ impl SqliteMetrics {
 
 pub(crate) fn sketch_from(bytes: &[u8]) -> Result<DDSketch, StoreError> {
     DDSketch::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("stored sketch: {e}")))
+}
+
+impl SqliteMetrics {
+    /// Runs a cell query with `?1 = from`, `?2 = to` and decodes the sketches.
+    async fn cells(
+        &self,
+        sql: &'static str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<RequestCell>, StoreError> {
+        let rows: Vec<(CellKey, Vec<u8>)> = self
+            .db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(sql).map_err(sql_err)?;
+                let rows = stmt
+                    .query_map(params![from, to], |r| {
+                        Ok((
+                            CellKey {
+                                service: r.get(0)?,
+                                method: r.get(1)?,
+                                route: r.get(2)?,
+                                status: r.get(3)?,
+                                minute: r.get(4)?,
+                            },
+                            r.get(5)?,
+                        ))
+                    })
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(k, b)| sketch_from(&b).map(|s| (k, s)))
+            .collect()
+    }
 }
 
 #[async_trait]
@@ -48,7 +83,18 @@ impl MetricsStore for SqliteMetrics {
                          DO UPDATE SET count = excluded.count, sketch = excluded.sketch",
                     )
                     .map_err(sql_err)?;
+                let mut series = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO request_series (service, method, route, status)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(sql_err)?;
                 for (k, sketch) in cells {
+                    if !k.method.is_empty() {
+                        series
+                            .execute(params![k.service, k.method, k.route, k.status])
+                            .map_err(sql_err)?;
+                    }
                     let stored: Option<Vec<u8>> = find
                         .query_row(params![k.service, k.method, k.route, k.status, k.minute], |r| r.get(0))
                         .optional()
@@ -67,38 +113,62 @@ impl MetricsStore for SqliteMetrics {
     }
 
     async fn request_minutes(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError> {
-        let rows: Vec<(CellKey, Vec<u8>)> = self
-            .db
+        self.cells(
+            "SELECT service, method, route, status, minute, sketch FROM request_minutes
+             WHERE minute >= ?1 AND minute < ?2 AND method <> ''
+             UNION ALL
+             SELECT service, method, route, status, bucket, sketch FROM request_rollups
+             WHERE resolution IN (60, 1440) AND bucket >= ?1 AND bucket < ?2 AND method <> ''",
+            from,
+            to,
+        )
+        .await
+    }
+
+    async fn request_totals(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError> {
+        // `method = ''` literally, so SQLite picks the partial indexes over totals rows.
+        self.cells(
+            "SELECT service, method, route, status, minute, sketch FROM request_minutes
+             WHERE minute >= ?1 AND minute < ?2 AND method = ''
+             UNION ALL
+             SELECT service, method, route, status, bucket, sketch FROM request_rollups
+             WHERE bucket >= ?1 AND bucket < ?2 AND method = ''",
+            from,
+            to,
+        )
+        .await
+    }
+
+    async fn request_endpoints(&self, from: i64, to: i64) -> Result<Vec<SeenEndpoint>, StoreError> {
+        self.db
             .read(move |c| {
                 let mut stmt = c
                     .prepare_cached(
-                        "SELECT service, method, route, status, minute, sketch FROM request_minutes
-                         WHERE minute >= ?1 AND minute < ?2
-                         UNION ALL
-                         SELECT service, method, route, status, bucket, sketch FROM request_rollups
-                         WHERE bucket >= ?1 AND bucket < ?2",
+                        "SELECT s.method, s.route, MAX(s.status >= 500) FROM request_series s
+                         WHERE EXISTS (
+                             SELECT 1 FROM request_minutes m
+                             WHERE m.service = s.service AND m.method = s.method AND m.route = s.route
+                               AND m.status = s.status AND m.minute >= ?1 AND m.minute < ?2)
+                            OR EXISTS (
+                             SELECT 1 FROM request_rollups r
+                             WHERE r.resolution IN (60, 1440) AND r.service = s.service
+                               AND r.method = s.method AND r.route = s.route AND r.status = s.status
+                               AND r.bucket >= ?1 AND r.bucket < ?2)
+                         GROUP BY s.method, s.route",
                     )
                     .map_err(sql_err)?;
                 let rows = stmt
                     .query_map(params![from, to], |r| {
-                        Ok((
-                            CellKey {
-                                service: r.get(0)?,
-                                method: r.get(1)?,
-                                route: r.get(2)?,
-                                status: r.get(3)?,
-                                minute: r.get(4)?,
-                            },
-                            r.get(5)?,
-                        ))
+                        Ok(SeenEndpoint {
+                            method: r.get(0)?,
+                            route: r.get(1)?,
+                            failed: r.get(2)?,
+                        })
                     })
                     .map_err(sql_err)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
             })
-            .await?;
-        rows.into_iter()
-            .map(|(k, b)| sketch_from(&b).map(|s| (k, s)))
-            .collect()
+            .await
     }
 
     async fn compact_requests(
@@ -182,8 +252,20 @@ impl MetricsStore for SqliteMetrics {
                         "DELETE FROM request_rollups WHERE resolution = ?1 AND bucket < ?2",
                         [res, before],
                     )
-                };
-                n.map(|n| n as u64).map_err(sql_err)
+                }
+                .map_err(sql_err)?;
+                // Series whose last cell just went stop being listed.
+                tx.execute(
+                    "DELETE FROM request_series AS s
+                     WHERE NOT EXISTS (SELECT 1 FROM request_minutes m WHERE m.service = s.service
+                         AND m.method = s.method AND m.route = s.route AND m.status = s.status)
+                       AND NOT EXISTS (SELECT 1 FROM request_rollups r WHERE r.resolution IN (60, 1440)
+                         AND r.service = s.service AND r.method = s.method AND r.route = s.route
+                         AND r.status = s.status)",
+                    [],
+                )
+                .map_err(sql_err)?;
+                Ok(n as u64)
             })
             .await
     }
@@ -192,7 +274,9 @@ impl MetricsStore for SqliteMetrics {
         self.db
             .read(|c| {
                 let mut stmt = c
-                    .prepare_cached("SELECT DISTINCT service, route FROM request_minutes")
+                    .prepare_cached(
+                        "SELECT DISTINCT service, route FROM request_minutes WHERE method <> ''",
+                    )
                     .map_err(sql_err)?;
                 let rows = stmt
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))

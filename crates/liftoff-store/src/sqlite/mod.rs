@@ -1,9 +1,12 @@
 //! The embedded default: SQLite files under the data directory, in WAL mode.
 
 mod db;
+mod events;
 mod flags;
 mod metrics;
+mod operations;
 
+pub use events::SqliteEvents;
 pub use metrics::SqliteMetrics;
 
 use std::path::Path;

@@ -15,6 +15,7 @@ mod flags;
 mod keys;
 mod monitoring;
 mod openapi;
+mod operations;
 mod otlp;
 mod process;
 mod rollouts;

@@ -411,3 +411,144 @@ async fn an_axum_app_reports_through_the_sdk_layer() {
     assert_eq!(perf["GET:/fail"]["error_count"], 1);
     assert!(perf.get("GET:/orders/1").is_none());
 }
+
+#[tokio::test]
+async fn app_instances_report_their_resources() {
+    let app = spawn().await;
+    let (_, ingest_token) = app.key("ingest").await;
+    let reading = json!({
+        "service": "shop", "instance": "web-1",
+        "cpu": {"percent": 42.5, "count": 2.0},
+        "memory": {"total_mb": 1024.0, "used_mb": 512.0, "percent": 50.0},
+        "disk": {"total_gb": 10.0, "used_gb": 2.5, "percent": 25.0},
+        "process_rss_mb": 88.0
+    });
+    let res = app
+        .post_json("/api/ingest/system", Some(&ingest_token), &reading)
+        .await;
+    assert_eq!(res.status(), 204);
+    let system: Value = app
+        .get("/api/monitoring/system", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let instances = system["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0]["instance"], "web-1");
+    assert_eq!(instances[0]["cpu"]["percent"], 42.5);
+    assert_eq!(instances[0]["memory"]["used_mb"], 512.0);
+    assert!(
+        system["cpu"]["count"].as_f64().unwrap() >= 1.0,
+        "Liftoff's own reading stays"
+    );
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("liftoff_instance_cpu_percent{service=\"shop\",instance=\"web-1\"} 42.5"),
+        "{metrics}"
+    );
+
+    // Impossible readings and wrong scopes are refused; the kept reading is untouched.
+    let mut bad = reading.clone();
+    bad["cpu"]["percent"] = json!(250.0);
+    problem(
+        app.post_json("/api/ingest/system", Some(&ingest_token), &bad)
+            .await,
+        422,
+    )
+    .await;
+    let mut bad = reading.clone();
+    bad["instance"] = json!("");
+    problem(
+        app.post_json("/api/ingest/system", Some(&ingest_token), &bad)
+            .await,
+        422,
+    )
+    .await;
+    problem(
+        app.post_json(
+            "/api/ingest/system",
+            Some(&ingest_token),
+            &json!({"service": "x"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let (_, read_token) = app.key("read").await;
+    problem(
+        app.post_json("/api/ingest/system", Some(&read_token), &reading)
+            .await,
+        403,
+    )
+    .await;
+    let system: Value = app
+        .get("/api/monitoring/system", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(system["instances"][0]["cpu"]["percent"], 42.5);
+}
+
+#[tokio::test]
+async fn summary_counts_endpoints_and_totals_from_rollups() {
+    let app = spawn().await;
+    let (_, token) = app.key("ingest").await;
+    let records = json!([
+        {"service": "a", "method": "GET", "route": "/x", "status": 200, "duration_ms": 10.0},
+        {"service": "a", "method": "GET", "route": "/x", "status": 500, "duration_ms": 30.0},
+        {"service": "b", "method": "POST", "route": "/y", "status": 201, "duration_ms": 20.0},
+        {"service": "b", "method": "GET", "route": "/x", "status": 200, "duration_ms": 40.0}
+    ]);
+    assert_eq!(ingest(&app, &token, &records).await.status(), 200);
+    let s: Value = app
+        .get(
+            "/api/monitoring/performance/summary?window=1h",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Liftoff's own requests are recorded too, but only after its flush: none yet.
+    assert_eq!(s["requests"]["total"], 4, "{s}");
+    assert_eq!(s["requests"]["errors"], 1);
+    assert_eq!(
+        s["endpoints"]["total"], 2,
+        "GET /x of both services is one endpoint"
+    );
+    assert_eq!(s["endpoints"]["with_errors"], 1);
+    let avg = s["performance"]["avg_duration_ms"].as_f64().unwrap();
+    assert!((avg - 25.0).abs() < 1e-9, "{avg}");
+}
+
+#[tokio::test]
+async fn the_sdk_reports_its_instance_resources() {
+    let app = spawn().await;
+    let (_, token) = app.key("ingest").await;
+    let reporter = liftoff_sdk::InstanceReporter::builder(&app.url, &token)
+        .service("checkout-app")
+        .instance("checkout-1")
+        .interval(std::time::Duration::from_secs(1))
+        .start()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reporter.sent() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    reporter.shutdown().await;
+    assert!(reporter.sent() >= 1, "failed: {}", reporter.failed());
+    let system: Value = app
+        .get("/api/monitoring/system", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let i = &system["instances"][0];
+    assert_eq!(i["service"], "checkout-app");
+    assert_eq!(i["instance"], "checkout-1");
+    assert!(i["memory"]["total_mb"].as_f64().unwrap() > 0.0, "{i}");
+    assert!(i["process_rss_mb"].as_f64().unwrap() > 1.0, "{i}");
+    assert!(i["cpu"]["count"].as_f64().unwrap() >= 1.0, "{i}");
+}

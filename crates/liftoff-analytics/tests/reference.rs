@@ -1,0 +1,472 @@
+//! Every fast kernel equals a naive reference implementation on random small data, plus the
+//! invariants the answers must keep. The references work on plain rows with maps and
+//! sorting, the way one would write the SQL, and share nothing with the engine.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is the failure report"
+)]
+
+use liftoff_analytics::time::day_of;
+use liftoff_analytics::{
+    Bucket, DAY_MS, EventFilter, EventRow, EventTable, PropertyEq, Segment, TimeRange,
+};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+const BASE: i64 = 1_704_067_200_000; // 2024-01-01, a Monday
+const EVENTS: [&str; 5] = ["a", "b", "c", "d", "e"];
+const PROPS: [&str; 4] = [
+    "{}",
+    r#"{"browser": "Chrome"}"#,
+    r#"{"browser": "Safari", "plan": "pro"}"#,
+    r#"{"plan": 3}"#,
+];
+const GAP: i64 = 30 * 60 * 1000;
+
+/// Rows over ~40 days (enough to cross week and month boundaries) in a coarse time grid, so
+/// equal timestamps and gaps around the session limit are common; plus the segment each row
+/// goes to (segments overlap in time, exercising the merge).
+fn rows_strategy(unique_ts: bool) -> impl Strategy<Value = (Vec<EventRow>, Vec<usize>)> {
+    let row = (
+        0..6usize,
+        0..400i64,
+        0..4i64,
+        0..5usize,
+        0..5usize,
+        0..4usize,
+        any::<bool>(),
+        0..3usize,
+    );
+    proptest::collection::vec(row, 0..120).prop_map(move |raw| {
+        let mut seen = BTreeSet::new();
+        let mut rows = Vec::new();
+        let mut segs = Vec::new();
+        for (u, slot, jitter, e, s, p, has_uuid, seg) in raw {
+            // slots of 2.4 h with 0/20/40/60-minute jitter: up to ~40 days
+            let ts = BASE + slot * 8_640_000 + jitter * 20 * 60 * 1000;
+            if unique_ts && !seen.insert((u, ts)) {
+                continue;
+            }
+            rows.push(EventRow {
+                ts_ms: ts,
+                user: format!("u{u}"),
+                session: (s < 3).then(|| format!("s{}", s + u % 2)),
+                event: EVENTS[e].to_owned(),
+                properties: PROPS[p].to_owned(),
+                uuid: has_uuid.then_some((u as u128) << 64 | ts as u128),
+            });
+            segs.push(seg);
+        }
+        (rows, segs)
+    })
+}
+
+fn range_strategy() -> impl Strategy<Value = TimeRange> {
+    prop_oneof![
+        Just(TimeRange::all()),
+        (0..45i64, 0..45i64).prop_map(|(a, b)| TimeRange::new(
+            BASE + a * DAY_MS / 2,
+            BASE + (a + b) * DAY_MS / 2 + 1
+        )),
+    ]
+}
+
+/// The rows split into segments, each through encode/decode, then merged.
+fn table(rows: &[EventRow], segs: &[usize]) -> EventTable {
+    let mut parts: Vec<Vec<EventRow>> = vec![Vec::new(); 3];
+    for (r, &s) in rows.iter().zip(segs) {
+        parts[s].push(r.clone());
+    }
+    let segments: Vec<Segment> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| Segment::decode(&Segment::build(p).unwrap().encode()).unwrap())
+        .collect();
+    EventTable::from_segments(&segments).unwrap()
+}
+
+/// Rows of each user inside `range`, sorted by time (stable).
+fn by_user(rows: &[EventRow], range: TimeRange) -> BTreeMap<&str, Vec<&EventRow>> {
+    let mut m: BTreeMap<&str, Vec<&EventRow>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| range.contains(r.ts_ms)) {
+        m.entry(&r.user).or_default().push(r);
+    }
+    for v in m.values_mut() {
+        v.sort_by_key(|r| r.ts_ms);
+    }
+    m
+}
+
+fn first_seen(rows: &[EventRow]) -> HashMap<&str, i64> {
+    let mut m: HashMap<&str, i64> = HashMap::new();
+    for r in rows {
+        let e = m.entry(&r.user).or_insert(r.ts_ms);
+        *e = (*e).min(r.ts_ms);
+    }
+    m
+}
+
+fn matches(r: &EventRow, f: &EventFilter) -> bool {
+    r.event == f.event
+        && f.properties.iter().all(|p| {
+            let obj: serde_json::Value = serde_json::from_str(&r.properties).unwrap();
+            match obj.get(&p.key) {
+                Some(serde_json::Value::String(s)) => *s == p.value,
+                Some(v) => serde_json::to_string(v).unwrap() == p.value,
+                None => false,
+            }
+        })
+}
+
+/// The DuckDB query's way: for each step-1 event, follow the earliest next step at or after
+/// the previous one (ASOF), and keep the best level.
+fn ref_funnel_level(
+    events: &[&EventRow],
+    steps: &[EventFilter],
+    window: i64,
+    may_start: impl Fn(&EventRow) -> bool,
+) -> usize {
+    let mut best = 0;
+    for s in events
+        .iter()
+        .filter(|r| matches(r, &steps[0]) && may_start(r))
+    {
+        let t1 = s.ts_ms;
+        let mut level = 1;
+        let mut prev = t1;
+        for step in &steps[1..] {
+            let next = events
+                .iter()
+                .filter(|r| r.ts_ms >= prev && matches(r, step))
+                .map(|r| r.ts_ms)
+                .min();
+            match next {
+                Some(t) if t <= t1 + window => {
+                    level += 1;
+                    prev = t;
+                }
+                _ => break,
+            }
+        }
+        best = best.max(level);
+    }
+    best
+}
+
+fn ref_funnel(rows: &[EventRow], steps: &[EventFilter], window: i64, range: TimeRange) -> Vec<u64> {
+    let mut out = vec![0u64; steps.len()];
+    for events in by_user(rows, range).values() {
+        for slot in out
+            .iter_mut()
+            .take(ref_funnel_level(events, steps, window, |_| true))
+        {
+            *slot += 1;
+        }
+    }
+    out
+}
+
+fn prop_value(r: &EventRow, key: &str) -> Option<String> {
+    let obj: serde_json::Value = serde_json::from_str(&r.properties).unwrap();
+    obj.get(key).map(|v| match v {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    })
+}
+
+fn steps_strategy() -> impl Strategy<Value = Vec<EventFilter>> {
+    let step = (0..5usize, 0..4usize).prop_map(|(e, f)| EventFilter {
+        event: EVENTS[e].to_owned(),
+        properties: match f {
+            0 => vec![PropertyEq {
+                key: "browser".into(),
+                value: "Chrome".into(),
+            }],
+            1 => vec![PropertyEq {
+                key: "plan".into(),
+                value: "3".into(),
+            }],
+            _ => Vec::new(),
+        },
+    });
+    proptest::collection::vec(step, 1..5)
+}
+
+fn bucket_strategy() -> impl Strategy<Value = Bucket> {
+    prop_oneof![Just(Bucket::Day), Just(Bucket::Week), Just(Bucket::Month)]
+}
+
+/// The range the engine reports buckets for: cut to the data.
+fn clipped(rows: &[EventRow], range: TimeRange) -> Option<TimeRange> {
+    let lo = rows.iter().map(|r| r.ts_ms).min()?;
+    let hi = rows.iter().map(|r| r.ts_ms).max()?;
+    let r = TimeRange::new(range.from_ms.max(lo), range.to_ms.min(hi + 1));
+    (r.from_ms < r.to_ms).then_some(r)
+}
+
+fn is_new_session(a: &EventRow, b: &EventRow) -> bool {
+    b.ts_ms - a.ts_ms > GAP || matches!((&a.session, &b.session), (Some(x), Some(y)) if x != y)
+}
+
+fn ref_sessions(rows: &[EventRow], range: TimeRange) -> Vec<Vec<&EventRow>> {
+    let mut sessions = Vec::new();
+    for events in by_user(rows, range).into_values() {
+        let mut cur: Vec<&EventRow> = Vec::new();
+        for r in events {
+            if cur.last().is_some_and(|p| is_new_session(p, r)) {
+                sessions.push(std::mem::take(&mut cur));
+            }
+            cur.push(r);
+        }
+        sessions.push(cur);
+    }
+    sessions
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn segments_round_trip((rows, _) in rows_strategy(false)) {
+        let seg = Segment::build(&rows).unwrap();
+        let decoded = Segment::decode(&seg.encode()).unwrap();
+        prop_assert_eq!(&decoded, &seg);
+        let mut back: Vec<EventRow> = decoded.rows().collect();
+        let mut want = rows.clone();
+        let key = |r: &EventRow| (r.user.clone(), r.ts_ms, r.event.clone(), r.session.clone(), r.properties.clone(), r.uuid);
+        back.sort_by_key(key);
+        want.sort_by_key(key);
+        prop_assert_eq!(back, want);
+    }
+
+    #[test]
+    fn funnel_equals_reference((rows, segs) in rows_strategy(false), steps in steps_strategy(), window_h in 0..200i64, range in range_strategy()) {
+        let t = table(&rows, &segs);
+        let window = window_h * 3_600_000;
+        let fast = t.funnel(&steps, window, range, None).unwrap();
+        prop_assert_eq!(&fast.users, &ref_funnel(&rows, &steps, window, range));
+        // invariants: never increasing along the steps; a wider window never loses users
+        prop_assert!(fast.users.windows(2).all(|w| w[0] >= w[1]));
+        let wider = t.funnel(&steps, window * 2 + 1, range, None).unwrap();
+        prop_assert!(wider.users.iter().zip(&fast.users).all(|(w, f)| w >= f));
+    }
+
+    #[test]
+    fn funnel_breakdown_equals_reference((rows, segs) in rows_strategy(false), steps in steps_strategy(), window_h in 0..200i64) {
+        let t = table(&rows, &segs);
+        let window = window_h * 3_600_000;
+        let fast = t.funnel(&steps, window, TimeRange::all(), Some("browser")).unwrap();
+        let mut want: BTreeMap<Option<String>, Vec<u64>> = BTreeMap::new();
+        for events in by_user(&rows, TimeRange::all()).values() {
+            let values: BTreeSet<Option<String>> =
+                events.iter().filter(|r| matches(r, &steps[0])).map(|r| prop_value(r, "browser")).collect();
+            for v in values {
+                let level = ref_funnel_level(events, &steps, window, |r| prop_value(r, "browser") == v);
+                let slot = want.entry(v).or_insert_with(|| vec![0; steps.len()]);
+                for x in slot.iter_mut().take(level) {
+                    *x += 1;
+                }
+            }
+        }
+        let got: BTreeMap<Option<String>, Vec<u64>> = fast.breakdown.iter().map(|b| (b.value.clone(), b.users.clone())).collect();
+        prop_assert_eq!(got, want);
+        prop_assert!(fast.breakdown.windows(2).all(|w| w[0].users[0] >= w[1].users[0]));
+    }
+
+    #[test]
+    fn active_users_and_new_vs_returning_equal_reference((rows, segs) in rows_strategy(false), range in range_strategy(), bucket in bucket_strategy()) {
+        let t = table(&rows, &segs);
+        let got = t.new_vs_returning(range, bucket);
+        let active = t.active_users(range, bucket);
+        let Some(r) = clipped(&rows, range) else {
+            prop_assert!(got.is_empty() && active.is_empty());
+            return Ok(());
+        };
+        let first = first_seen(&rows);
+        let (b0, b1) = (bucket.index(r.from_ms), bucket.index(r.to_ms - 1));
+        let mut want = Vec::new();
+        for b in b0..=b1 {
+            let users: BTreeSet<&str> = rows.iter().filter(|x| r.contains(x.ts_ms) && bucket.index(x.ts_ms) == b).map(|x| x.user.as_str()).collect();
+            let new = users.iter().filter(|u| bucket.index(first[*u]) == b).count() as u64;
+            want.push((bucket.start_ms(b), new, users.len() as u64 - new));
+        }
+        let got_t: Vec<(i64, u64, u64)> = got.iter().map(|x| (x.start_ms, x.new, x.returning)).collect();
+        prop_assert_eq!(got_t, want.clone());
+        let active_t: Vec<(i64, u64)> = active.iter().map(|x| (x.start_ms, x.users)).collect();
+        prop_assert_eq!(active_t, want.iter().map(|w| (w.0, w.1 + w.2)).collect::<Vec<_>>());
+        let distinct = rows.iter().filter(|x| r.contains(x.ts_ms)).map(|x| &x.user).collect::<BTreeSet<_>>().len() as u64;
+        prop_assert_eq!(t.distinct_users(range), distinct);
+        let s = t.stickiness(range);
+        prop_assert!((0.0..=1.0).contains(&s));
+    }
+
+    #[test]
+    fn retention_equals_reference((rows, segs) in rows_strategy(false), range in range_strategy()) {
+        let t = table(&rows, &segs);
+        let got = t.retention(range);
+        let range = TimeRange::new(day_of(range.from_ms).saturating_mul(DAY_MS), (day_of(range.to_ms.saturating_sub(1)) + 1).saturating_mul(DAY_MS));
+        let Some(r) = clipped(&rows, range) else {
+            prop_assert!(got.cohorts.is_empty());
+            return Ok(());
+        };
+        let first = first_seen(&rows);
+        let d_first = day_of(r.from_ms);
+        // Q_RETENTION: distinct (user, day) joined with each user's first day
+        let active: BTreeSet<(&str, i64)> = rows.iter().filter(|x| r.contains(x.ts_ms)).map(|x| (x.user.as_str(), day_of(x.ts_ms))).collect();
+        let mut cells: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+        for (u, d) in active {
+            let d0 = day_of(first[u]);
+            if d0 >= d_first {
+                *cells.entry(((d0 - d_first) as usize, (d - d0) as usize)).or_default() += 1;
+            }
+        }
+        let want: Vec<(usize, usize, u64)> = cells.into_iter().map(|((c, k), n)| (c, k, n)).collect();
+        prop_assert_eq!(got.triangle(), want);
+        prop_assert_eq!(got.days as i64, day_of(r.to_ms - 1) - d_first + 1);
+        // day 0 is the cohort: everyone first seen that day (and active in range then)
+        for (c, cohort) in got.cohorts.iter().enumerate() {
+            prop_assert_eq!(cohort.size, cohort.active[0]);
+            prop_assert_eq!(cohort.active.len(), got.days - c);
+            prop_assert!(cohort.active.iter().all(|&a| a <= cohort.size));
+        }
+    }
+
+    #[test]
+    fn sessions_equal_reference((rows, segs) in rows_strategy(true), range in range_strategy()) {
+        let t = table(&rows, &segs);
+        let got = t.sessions(range, GAP);
+        let sessions = ref_sessions(&rows, range);
+        let sessions: Vec<_> = sessions.into_iter().filter(|s| !s.is_empty()).collect();
+        prop_assert_eq!(got.sessions, sessions.len() as u64);
+        prop_assert_eq!(got.bounces, sessions.iter().filter(|s| s.len() == 1).count() as u64);
+        let dur: i64 = sessions.iter().map(|s| s[s.len() - 1].ts_ms - s[0].ts_ms).sum();
+        prop_assert_eq!(got.total_duration_ms, dur as u64);
+    }
+
+    #[test]
+    fn paths_equal_reference((rows, segs) in rows_strategy(true), range in range_strategy()) {
+        let t = table(&rows, &segs);
+        let got = t.paths(range, GAP, usize::MAX);
+        let mut pairs: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut triples: BTreeMap<[String; 3], u64> = BTreeMap::new();
+        for s in ref_sessions(&rows, range) {
+            for w in s.windows(2) {
+                *pairs.entry((w[0].event.clone(), w[1].event.clone())).or_default() += 1;
+            }
+            for w in s.windows(3) {
+                *triples.entry([w[0].event.clone(), w[1].event.clone(), w[2].event.clone()]).or_default() += 1;
+            }
+        }
+        let mut want_pairs: Vec<(String, String, u64)> = pairs.into_iter().map(|((a, b), n)| (a, b, n)).collect();
+        want_pairs.sort_by(|x, y| y.2.cmp(&x.2).then_with(|| (&x.0, &x.1).cmp(&(&y.0, &y.1))));
+        let got_pairs: Vec<(String, String, u64)> = got.transitions.into_iter().map(|t| (t.from, t.to, t.count)).collect();
+        prop_assert_eq!(got_pairs, want_pairs);
+        let mut want_flows: Vec<([String; 3], u64)> = triples.into_iter().collect();
+        want_flows.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+        let got_flows: Vec<([String; 3], u64)> = got.flows.into_iter().map(|f| (f.steps, f.count)).collect();
+        prop_assert_eq!(got_flows, want_flows);
+    }
+
+    #[test]
+    fn top_events_equal_reference((rows, segs) in rows_strategy(false), range in range_strategy(), limit in 0..7usize) {
+        let t = table(&rows, &segs);
+        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        for r in rows.iter().filter(|r| range.contains(r.ts_ms)) {
+            *counts.entry(&r.event).or_default() += 1;
+        }
+        let mut want: Vec<(String, u64)> = counts.into_iter().map(|(e, n)| (e.to_owned(), n)).collect();
+        want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        want.truncate(limit);
+        let got: Vec<(String, u64)> = t.top_events(range, limit).into_iter().map(|e| (e.event, e.count)).collect();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn milestones_equal_reference((rows, segs) in rows_strategy(false), range in range_strategy()) {
+        let t = table(&rows, &segs);
+        let first = first_seen(&rows);
+        let mut first_of: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        for r in &rows {
+            let e = first_of.entry((&r.user, &r.event)).or_insert(r.ts_ms);
+            *e = (*e).min(r.ts_ms);
+        }
+        let mut per_event: BTreeMap<&str, (u64, u128)> = BTreeMap::new();
+        for ((u, e), ts) in first_of {
+            if range.contains(ts) {
+                let x = per_event.entry(e).or_default();
+                x.0 += 1;
+                x.1 += (ts - first[u]) as u128;
+            }
+        }
+        let mut want: Vec<(String, u64, f64)> = per_event.into_iter().map(|(e, (n, d))| (e.to_owned(), n, d as f64 / n as f64)).collect();
+        want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let got: Vec<(String, u64, f64)> = t.milestones(range).into_iter().map(|m| (m.event, m.users, m.avg_ms_after_first_seen)).collect();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn timeline_equals_reference((rows, segs) in rows_strategy(true), range in range_strategy(), u in 0..7usize) {
+        let t = table(&rows, &segs);
+        let user = format!("u{u}");
+        let mut want: Vec<&EventRow> = rows.iter().filter(|r| r.user == user && range.contains(r.ts_ms)).collect();
+        want.sort_by_key(|r| r.ts_ms);
+        let got = t.user_timeline(&user, range);
+        prop_assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            prop_assert_eq!((g.ts_ms, g.event, g.session, g.properties, g.uuid), (w.ts_ms, w.event.as_str(), w.session.as_deref(), w.properties.as_str(), w.uuid));
+        }
+    }
+}
+
+#[test]
+fn funnel_rejects_bad_requests() {
+    let t = EventTable::from_rows(&[]).unwrap();
+    assert!(t.funnel(&[], 1, TimeRange::all(), None).is_err());
+    assert!(
+        t.funnel(
+            &vec![EventFilter::event("a"); 33],
+            1,
+            TimeRange::all(),
+            None
+        )
+        .is_err()
+    );
+    assert!(
+        t.funnel(&[EventFilter::event("a")], -1, TimeRange::all(), None)
+            .is_err()
+    );
+    assert_eq!(
+        t.funnel(&[EventFilter::event("a")], 1, TimeRange::all(), None)
+            .unwrap()
+            .users,
+        vec![0]
+    );
+    assert!(t.retention(TimeRange::all()).cohorts.is_empty());
+    assert!(t.active_users(TimeRange::all(), Bucket::Day).is_empty());
+}
+
+#[test]
+fn funnel_ties_count_like_clickhouse() {
+    // step 2 at the same millisecond as step 1 (a different row, stored before it) counts
+    let row = |ts, e: &str| EventRow {
+        ts_ms: ts,
+        user: "u".into(),
+        session: None,
+        event: e.into(),
+        properties: "{}".into(),
+        uuid: None,
+    };
+    let t = EventTable::from_rows(&[row(10, "b"), row(10, "a"), row(20, "c")]).unwrap();
+    let steps: Vec<EventFilter> = ["a", "b", "c"]
+        .iter()
+        .map(|e| EventFilter::event(e))
+        .collect();
+    assert_eq!(
+        t.funnel(&steps, 10, TimeRange::all(), None).unwrap().users,
+        vec![1, 1, 1]
+    );
+    assert_eq!(
+        t.funnel(&steps, 9, TimeRange::all(), None).unwrap().users,
+        vec![1, 1, 0]
+    );
+}

@@ -1,0 +1,19 @@
+//! Product analytics: event capture (native and PostHog-compatible) and persons.
+//!
+//! - [`event`]: `EventRecord` as clients send it, validated into [`Event`] (names, sizes,
+//!   depth, timestamps, uuids) with the [`PersonUpdate`] it implies.
+//! - [`posthog`]: PostHog capture payloads normalised to records (api key, `distinct_id`,
+//!   `$session_id`, `$set`/`$set_once`, `sent_at`/`offset` clock correction).
+//! - [`persons`]: the pure `$set`/`$set_once`/`$identify` merge stores apply in the append's
+//!   transaction.
+//! - [`ingest`]: `EventsService`: group-committed ingest, a user's activity, export pages,
+//!   erasure and retention.
+
+pub mod event;
+pub mod ingest;
+pub mod persons;
+pub mod posthog;
+
+pub use event::{Clock, Event, EventRecord};
+pub use ingest::{Accepted, EventError, EventsService, UserActivity};
+pub use persons::{Person, PersonUpdate};

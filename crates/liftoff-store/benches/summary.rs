@@ -1,0 +1,113 @@
+//! `/performance/summary` over 7 days of traffic on 200 routes, as the store keeps it: the last
+//! 24 hours in minute cells, the six days before in hourly cells. Measured against the
+//! reference in the same run: merging every endpoint cell of the window (what the summary did
+//! before per-service totals existed).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark set-up")]
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use liftoff_core::jobs::JobRegistry;
+use liftoff_core::monitoring::requests::CellKey;
+use liftoff_core::monitoring::service::{MonitoringService, TimeRange};
+use liftoff_core::monitoring::sketch::DDSketch;
+use liftoff_core::store::MetricsStore;
+use liftoff_store::sqlite::SqliteMetrics;
+
+const ROUTES: usize = 200;
+const DAYS: i64 = 7;
+
+fn cell(minute: i64, route: usize, status: u16, base_ms: f64) -> (CellKey, DDSketch) {
+    let method = if route % 4 == 0 { "POST" } else { "GET" };
+    let mut s = DDSketch::default();
+    for i in 0..20 {
+        s.add(base_ms * (1.0 + (i as f64) / 10.0));
+    }
+    (
+        CellKey {
+            minute,
+            service: "shop".into(),
+            method: method.into(),
+            route: format!("/api/v1/resource{route}/{{id}}"),
+            status,
+        },
+        s,
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
+    let now_minute = now.timestamp() / 60;
+    let (svc, metrics) = rt.block_on(async {
+        let metrics: Arc<dyn MetricsStore> = Arc::new(
+            SqliteMetrics::open(&dir.path().join("metrics.db"))
+                .await
+                .unwrap(),
+        );
+        let (svc, _writer) = MonitoringService::start(metrics.clone(), &JobRegistry::default())
+            .await
+            .unwrap();
+        // Older days arrive as one cell per hour (what compaction leaves), the last day per
+        // minute; every 7th route answers some 500s.
+        let first = now_minute - DAYS * 1440;
+        let mut batch = Vec::new();
+        let mut minute = first;
+        while minute < now_minute {
+            let recent = now_minute - minute <= 1440;
+            for route in 0..ROUTES {
+                batch.push(cell(minute, route, 200, 5.0 + route as f64));
+                if route % 7 == 0 {
+                    batch.push(cell(minute, route, 500, 50.0));
+                }
+            }
+            if batch.len() > 20_000 {
+                svc.ingest_cells(std::mem::take(&mut batch)).await.unwrap();
+            }
+            minute += if recent { 1 } else { 60 };
+        }
+        if !batch.is_empty() {
+            svc.ingest_cells(batch).await.unwrap();
+        }
+        println!("compaction: {}", svc.compact(now).await.unwrap());
+        (svc, metrics)
+    });
+    let range = TimeRange {
+        from: now - Duration::days(DAYS),
+        to: now,
+    };
+    let (from, to) = (range.from.timestamp() / 60, range.to.timestamp() / 60 + 1);
+    let summary = rt.block_on(svc.summary(range)).unwrap();
+    let cells = rt.block_on(metrics.request_minutes(from, to)).unwrap();
+    println!(
+        "{} endpoint cells, {} requests, {} endpoints ({} with errors)",
+        cells.len(),
+        summary.requests.total,
+        summary.endpoints.total,
+        summary.endpoints.with_errors
+    );
+    assert_eq!(summary.endpoints.total, ROUTES);
+
+    let mut g = c.benchmark_group("summary_7d_200_routes");
+    g.sample_size(20);
+    g.bench_function("liftoff_summary", |b| {
+        b.iter(|| rt.block_on(svc.summary(range)).unwrap())
+    });
+    g.bench_function("reference_merge_every_endpoint_cell", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut all = DDSketch::default();
+                for (_, s) in metrics.request_minutes(from, to).await.unwrap() {
+                    all.merge(&s).unwrap();
+                }
+                all.quantile(0.95)
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,274 @@
+//! Raw product events and persons on PostgreSQL.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use liftoff_core::analytics::persons::apply_updates;
+use liftoff_core::analytics::{Event, Person, PersonUpdate};
+use liftoff_core::store::{
+    AppendOutcome, ErasedUser, Erasure, EventStore, StoreError, StoredEvent,
+};
+use tokio_postgres::Row;
+
+use super::{PgState, pg_err};
+
+/// Rows deleted per statement when purging.
+const PURGE_CHUNK: i64 = 10_000;
+
+fn uuid_bytes(u: Option<u128>) -> Option<Vec<u8>> {
+    u.map(|u| u.to_be_bytes().to_vec())
+}
+
+fn stored(r: &Row) -> Result<StoredEvent, StoreError> {
+    let uuid: Option<Vec<u8>> = r.get(1);
+    Ok(StoredEvent {
+        seq: r.get(0),
+        event: Event {
+            uuid: uuid
+                .map(|b| {
+                    <[u8; 16]>::try_from(b.as_slice())
+                        .map(u128::from_be_bytes)
+                        .map_err(|_| StoreError::Corrupt("stored uuid is not 16 bytes".into()))
+                })
+                .transpose()?,
+            ts_ms: r.get(2),
+            user: r.get(3),
+            session: r.get(4),
+            event: r.get(5),
+            properties: r.get(6),
+        },
+    })
+}
+
+fn person_from(r: &Row) -> Result<Person, StoreError> {
+    let props: String = r.get(3);
+    let properties = match serde_json::from_str(&props) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => {
+            return Err(StoreError::Corrupt(
+                "stored person properties are not a JSON object".into(),
+            ));
+        }
+    };
+    Ok(Person {
+        user_id: r.get(0),
+        first_seen_ms: r.get(1),
+        last_seen_ms: r.get(2),
+        properties,
+    })
+}
+
+const COLUMNS: &str = "seq, uuid, ts, user_id, session_id, event, properties";
+
+#[async_trait]
+impl EventStore for PgState {
+    async fn append_events(
+        &self,
+        events: &[Event],
+        persons: &[PersonUpdate],
+    ) -> Result<AppendOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let insert = tx
+            .prepare(
+                "INSERT INTO events (uuid, ts, user_id, session_id, event, properties)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (uuid) DO NOTHING",
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut out = AppendOutcome::default();
+        for (i, e) in events.iter().enumerate() {
+            let n = tx
+                .execute(
+                    &insert,
+                    &[&uuid_bytes(e.uuid), &e.ts_ms, &e.user, &e.session, &e.event, &e.properties],
+                )
+                .await
+                .map_err(pg_err)?;
+            if n == 0 {
+                out.duplicates += 1;
+                out.duplicate_at.push(i);
+            } else {
+                out.inserted += 1;
+            }
+        }
+        let ids: Vec<String> = persons
+            .iter()
+            .flat_map(PersonUpdate::ids)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        // FOR UPDATE: replicas updating the same person take turns.
+        let rows = tx
+            .query(
+                "SELECT user_id, first_seen, last_seen, properties FROM persons
+                 WHERE user_id = ANY($1) FOR UPDATE",
+                &[&ids],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut known = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let p = person_from(r)?;
+            known.insert(p.user_id.clone(), p);
+        }
+        let put = tx
+            .prepare(
+                "INSERT INTO persons (user_id, first_seen, last_seen, properties)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id) DO UPDATE SET first_seen = LEAST(persons.first_seen, excluded.first_seen),
+                     last_seen = GREATEST(persons.last_seen, excluded.last_seen), properties = excluded.properties",
+            )
+            .await
+            .map_err(pg_err)?;
+        for p in apply_updates(known, persons) {
+            let props = serde_json::Value::Object(p.properties).to_string();
+            tx.execute(&put, &[&p.user_id, &p.first_seen_ms, &p.last_seen_ms, &props])
+                .await
+                .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(out)
+    }
+
+    async fn events_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+        after_seq: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE seq > $1 AND ts >= $2 AND ts < $3
+                     ORDER BY seq LIMIT $4"
+                ),
+                &[&after_seq, &from_ms, &to_ms, &(limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(stored).collect()
+    }
+
+    async fn user_events(
+        &self,
+        user_id: &str,
+        from_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE user_id = $1 AND ts >= $2
+                     ORDER BY ts DESC, seq DESC LIMIT $3"
+                ),
+                &[&user_id, &from_ms, &(limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().rev().map(stored).collect()
+    }
+
+    async fn person(&self, user_id: &str) -> Result<Option<Person>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query_opt(
+                "SELECT user_id, first_seen, last_seen, properties FROM persons WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await
+            .map_err(pg_err)?
+            .as_ref()
+            .map(person_from)
+            .transpose()
+    }
+
+    async fn erase_person(&self, user_id: &str) -> Result<Erasure, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let up_to: i64 = tx
+            .query_one("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM events", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        let events = tx
+            .execute("DELETE FROM events WHERE user_id = $1", &[&user_id])
+            .await
+            .map_err(pg_err)?;
+        let person = tx
+            .execute("DELETE FROM persons WHERE user_id = $1", &[&user_id])
+            .await
+            .map_err(pg_err)?;
+        tx.execute(
+            "INSERT INTO erased_users (user_id, erased_at, up_to_seq) VALUES ($1, now(), $2)",
+            &[&user_id, &up_to],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(Erasure {
+            events,
+            person: person > 0,
+        })
+    }
+
+    async fn erased_users(&self) -> Result<Vec<ErasedUser>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT user_id, erased_at, up_to_seq FROM erased_users ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| ErasedUser {
+                user_id: r.get(0),
+                erased_at: r.get(1),
+                up_to_seq: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn event_count(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one("SELECT COUNT(*) FROM events", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    async fn purge_events_before(&self, ts_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let mut total = 0;
+        loop {
+            let n = client
+                .execute(
+                    "DELETE FROM events WHERE seq IN
+                     (SELECT seq FROM events WHERE ts < $1 LIMIT $2)",
+                    &[&ts_ms, &PURGE_CHUNK],
+                )
+                .await
+                .map_err(pg_err)?;
+            total += n;
+            if n < PURGE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn events_backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn close_events(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

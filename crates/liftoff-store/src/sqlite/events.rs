@@ -1,0 +1,317 @@
+//! Raw product events and persons on SQLite, in `events.db` (its own file and writer, so event
+//! ingest never queues behind state or metrics writes).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use async_trait::async_trait;
+use liftoff_core::analytics::persons::apply_updates;
+use liftoff_core::analytics::{Event, Person, PersonUpdate};
+use liftoff_core::store::{
+    AppendOutcome, ErasedUser, Erasure, EventStore, StoreError, StoredEvent,
+};
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::db::{Db, sql_err};
+use crate::migrations;
+
+/// Rows deleted per transaction when purging, so retention never holds the writer for long.
+const PURGE_CHUNK: i64 = 10_000;
+
+#[derive(Clone)]
+pub struct SqliteEvents {
+    db: Db,
+}
+
+impl SqliteEvents {
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: Db::open(path, migrations::SQLITE_EVENTS).await?,
+        })
+    }
+}
+
+pub(crate) fn uuid_bytes(u: Option<u128>) -> Option<Vec<u8>> {
+    u.map(|u| u.to_be_bytes().to_vec())
+}
+
+pub(crate) fn uuid_from(bytes: Option<Vec<u8>>) -> Result<Option<u128>, StoreError> {
+    bytes
+        .map(|b| {
+            <[u8; 16]>::try_from(b.as_slice())
+                .map(u128::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("stored uuid is not 16 bytes".into()))
+        })
+        .transpose()
+}
+
+pub(crate) fn properties_from(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err(StoreError::Corrupt("stored person properties are not a JSON object".into())),
+    }
+}
+
+type RawEvent = (i64, Option<Vec<u8>>, i64, String, Option<String>, String, String);
+
+fn raw(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+fn stored((seq, uuid, ts, user, session, event, properties): RawEvent) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        seq,
+        event: Event {
+            uuid: uuid_from(uuid)?,
+            ts_ms: ts,
+            user,
+            session,
+            event,
+            properties,
+        },
+    })
+}
+
+const COLUMNS: &str = "seq, uuid, ts, user_id, session_id, event, properties";
+
+#[async_trait]
+impl EventStore for SqliteEvents {
+    async fn append_events(
+        &self,
+        events: &[Event],
+        persons: &[PersonUpdate],
+    ) -> Result<AppendOutcome, StoreError> {
+        let events = events.to_vec();
+        let persons = persons.to_vec();
+        self.db
+            .write(move |tx| {
+                let mut out = AppendOutcome::default();
+                {
+                    let mut insert = tx
+                        .prepare_cached(
+                            "INSERT INTO events (uuid, ts, user_id, session_id, event, properties)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (uuid) DO NOTHING",
+                        )
+                        .map_err(sql_err)?;
+                    for (i, e) in events.iter().enumerate() {
+                        let n = insert
+                            .execute(params![uuid_bytes(e.uuid), e.ts_ms, e.user, e.session, e.event, e.properties])
+                            .map_err(sql_err)?;
+                        if n == 0 {
+                            out.duplicates += 1;
+                            out.duplicate_at.push(i);
+                        } else {
+                            out.inserted += 1;
+                        }
+                    }
+                }
+                let ids: HashSet<&str> = persons.iter().flat_map(PersonUpdate::ids).collect();
+                let mut known = HashMap::with_capacity(ids.len());
+                {
+                    let mut get = tx
+                        .prepare_cached(
+                            "SELECT first_seen, last_seen, properties FROM persons WHERE user_id = ?1",
+                        )
+                        .map_err(sql_err)?;
+                    for id in ids {
+                        let row: Option<(i64, i64, String)> = get
+                            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                            .optional()
+                            .map_err(sql_err)?;
+                        if let Some((first, last, props)) = row {
+                            known.insert(
+                                id.to_owned(),
+                                Person {
+                                    user_id: id.to_owned(),
+                                    first_seen_ms: first,
+                                    last_seen_ms: last,
+                                    properties: properties_from(&props)?,
+                                },
+                            );
+                        }
+                    }
+                }
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT INTO persons (user_id, first_seen, last_seen, properties)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (user_id) DO UPDATE SET first_seen = excluded.first_seen,
+                             last_seen = excluded.last_seen, properties = excluded.properties",
+                    )
+                    .map_err(sql_err)?;
+                for p in apply_updates(known, &persons) {
+                    let props = serde_json::Value::Object(p.properties).to_string();
+                    put.execute(params![p.user_id, p.first_seen_ms, p.last_seen_ms, props])
+                        .map_err(sql_err)?;
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn events_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+        after_seq: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = self
+            .db
+            .read(move |c| {
+                // NOT INDEXED: walk the rowid in seq order rather than sorting a ts range per page.
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM events NOT INDEXED
+                         WHERE seq > ?1 AND ts >= ?2 AND ts < ?3 ORDER BY seq LIMIT ?4"
+                    ))
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map(params![after_seq, from_ms, to_ms, limit as i64], raw)
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        rows.into_iter().map(stored).collect()
+    }
+
+    async fn user_events(
+        &self,
+        user_id: &str,
+        from_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let user = user_id.to_owned();
+        let rows = self
+            .db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM events WHERE user_id = ?1 AND ts >= ?2
+                         ORDER BY ts DESC, seq DESC LIMIT ?3"
+                    ))
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map(params![user, from_ms, limit as i64], raw)
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        rows.into_iter().rev().map(stored).collect()
+    }
+
+    async fn person(&self, user_id: &str) -> Result<Option<Person>, StoreError> {
+        let user = user_id.to_owned();
+        let row: Option<(i64, i64, String)> = self
+            .db
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT first_seen, last_seen, properties FROM persons WHERE user_id = ?1",
+                )
+                .map_err(sql_err)?
+                .query_row([user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .map_err(sql_err)
+            })
+            .await?;
+        row.map(|(first, last, props)| {
+            Ok(Person {
+                user_id: user_id.to_owned(),
+                first_seen_ms: first,
+                last_seen_ms: last,
+                properties: properties_from(&props)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn erase_person(&self, user_id: &str) -> Result<Erasure, StoreError> {
+        let user = user_id.to_owned();
+        self.db
+            .write(move |tx| {
+                let up_to: i64 = tx
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
+                    .map_err(sql_err)?;
+                let events = tx
+                    .execute("DELETE FROM events WHERE user_id = ?1", [&user])
+                    .map_err(sql_err)?;
+                let person = tx
+                    .execute("DELETE FROM persons WHERE user_id = ?1", [&user])
+                    .map_err(sql_err)?;
+                tx.execute(
+                    "INSERT INTO erased_users (user_id, erased_at, up_to_seq) VALUES (?1, ?2, ?3)",
+                    params![user, chrono::Utc::now().timestamp_millis(), up_to],
+                )
+                .map_err(sql_err)?;
+                Ok(Erasure {
+                    events: events as u64,
+                    person: person > 0,
+                })
+            })
+            .await
+    }
+
+    async fn erased_users(&self) -> Result<Vec<ErasedUser>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = self
+            .db
+            .read(|c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT user_id, erased_at, up_to_seq FROM erased_users ORDER BY id",
+                    )
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user_id, at, up_to_seq)| ErasedUser {
+                user_id,
+                erased_at: liftoff_core::analytics::ingest::time(at),
+                up_to_seq,
+            })
+            .collect())
+    }
+
+    async fn event_count(&self) -> Result<u64, StoreError> {
+        self.db
+            .read(|c| {
+                c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
+                    .map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn purge_events_before(&self, ts_ms: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self
+                .db
+                .write(move |tx| {
+                    tx.execute(
+                        "DELETE FROM events WHERE seq IN
+                         (SELECT seq FROM events WHERE ts < ?1 LIMIT ?2)",
+                        params![ts_ms, PURGE_CHUNK],
+                    )
+                    .map_err(sql_err)
+                })
+                .await? as u64;
+            total += n;
+            if n < PURGE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn events_backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn close_events(&self) -> Result<(), StoreError> {
+        self.db.checkpoint().await
+    }
+}
