@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Markdown table of DIR/results_duckdb.json against DIR/results_liftoff.json (run.sh)."""
+"""Markdown table of DIR/results_duckdb.json against DIR/results_liftoff.json (run.sh).
+
+duckdb_baseline.py stores the retention triangle under the same JSON key as the retention
+timing, so timings missing from the JSON are read from its printed table in DIR/duckdb.log."""
 import json
 import os
 import sys
@@ -7,6 +10,14 @@ import sys
 d = sys.argv[1]
 duck = json.load(open(os.path.join(d, "results_duckdb.json")))
 ours = json.load(open(os.path.join(d, "results_liftoff.json")))
+log = open(os.path.join(d, "duckdb.log")).read().splitlines() if os.path.exists(os.path.join(d, "duckdb.log")) else []
+for name in ["load_ndjson_gz", "load_parquet", "dau_30d", "funnel_4step_7d", "retention_triangle",
+             "top10_events", "sessions_30min"]:
+    if not isinstance(duck.get(name), dict):
+        for line in log:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells and cells[0] == name:
+                duck[name] = {"min_s": float(cells[2]), "median_s": float(cells[3])}
 
 
 def t(x):

@@ -23,7 +23,7 @@ else
 fi
 
 echo "== DuckDB ($runs runs, 2 threads)"
-"$PY" "$here/shared/duckdb_baseline.py" --data "$data" --runs "$runs" --threads 2
+"$PY" "$here/shared/duckdb_baseline.py" --data "$data" --runs "$runs" --threads 2 | tee "$data/duckdb.log"
 
 echo "== liftoff-analytics ($runs runs)"
 cargo build -q --release -p liftoff-analytics --example bench_events

@@ -56,5 +56,14 @@ describe('performance page', () => {
       assert.match(await page.locator('#failing').textContent(), /\/checkout/);
       const codes = await page.locator('#status-codes tbody tr td:first-child').allTextContents();
       for (const c of ['200', '201', '502']) assert.ok(codes.includes(c), `status ${c} listed: ${codes}`);
+      // 300 requests at 20–69 ms and 100 at 800–1097 ms: the histogram's rows add up and the
+      // slow ones sit in the (500 ms, 1 s] and (1 s, 2.5 s] rows.
+      const rows = await page.locator('#latency-histogram tbody tr').evaluateAll((trs) =>
+        trs.map((tr) => [tr.children[0].textContent, Number(tr.children[1].textContent)]));
+      const counted = rows.reduce((n, [, c]) => n + c, 0);
+      assert.ok(counted >= 400, `histogram counts ${counted}`);
+      const slow = rows.filter(([label]) => /^500\.0 ms – 1\.00 s$|^1\.00 s – 2\.50 s$/.test(label))
+        .reduce((n, [, c]) => n + c, 0);
+      assert.equal(slow, 100, `slow rows: ${JSON.stringify(rows)}`);
     }));
 });

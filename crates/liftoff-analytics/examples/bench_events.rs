@@ -115,7 +115,10 @@ fn main() {
     for _ in 0..runs.max(1) {
         drop(table.take()); // free the previous table first, like a restart would
         let t = Instant::now();
-        let segs: Vec<Segment> = blobs.iter().map(|b| Segment::decode(b).unwrap()).collect();
+        let segs: Vec<Segment> = Segment::decode_many(&blobs)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         let decode = t.elapsed().as_secs_f64();
         let tb = EventTable::from_segments(&segs).unwrap();
         drop(segs);

@@ -63,33 +63,29 @@ impl EventTable {
         if total >= u32::MAX as usize {
             return Err(TableError::TooManyRows);
         }
-        let mut users = Dict::default();
-        let mut events = Dict::default();
-        let mut props = Dict::default();
-        let mut sessions = Dict::default();
-        let mut runs = Vec::new();
-        let mut maps = Vec::with_capacity(segments.len());
-        for (si, seg) in segments.iter().enumerate() {
-            let mut event_map = Vec::with_capacity(seg.events.len());
-            for e in seg.events.iter() {
-                let g = events.intern(e);
-                event_map.push(u16::try_from(g).map_err(|_| TableError::TooManyEventNames)?);
-            }
-            let prop_map: Vec<u32> = seg.props.iter().map(|p| props.intern(p)).collect();
-            let session_map: Vec<u32> = seg.sessions.iter().map(|s| sessions.intern(s)).collect();
-            let mut start = 0u32;
-            for (u, &len) in seg.user_rows.iter().enumerate() {
-                runs.push(Run {
-                    user: users.intern(seg.users.get(u)),
-                    first_ts: seg.ts[start as usize],
-                    segment: si as u32,
-                    start,
-                    len,
-                });
-                start += len;
-            }
-            maps.push((event_map, prop_map, session_map));
-        }
+        // Session ids are the largest dictionary: intern them on a second thread while this
+        // one interns users, event names and property objects.
+        let (sessions, session_maps, interned) = std::thread::scope(|s| {
+            let sessions = s.spawn(|| {
+                let mut sessions = Dict::default();
+                let maps: Vec<Vec<u32>> = segments
+                    .iter()
+                    .map(|seg| seg.sessions.iter().map(|x| sessions.intern(x)).collect())
+                    .collect();
+                (sessions, maps)
+            });
+            let interned = intern_names_and_runs(segments);
+            let (sessions, maps) = sessions.join().expect("session interning panicked");
+            (sessions, maps, interned)
+        });
+        let Interned {
+            users,
+            events,
+            props,
+            mut runs,
+            event_maps,
+            prop_maps,
+        } = interned?;
         runs.sort_unstable_by_key(|r| (r.user, r.first_ts, r.segment));
 
         let mut offsets = vec![0u32; users.len() + 1];
@@ -100,64 +96,67 @@ impl EventTable {
             offsets[u + 1] += offsets[u];
         }
 
-        let mut ts = Vec::with_capacity(total);
-        let mut event = Vec::with_capacity(total);
-        let mut prop = Vec::with_capacity(total);
-        let mut session = Vec::with_capacity(total);
-        let mut uuids = Vec::new();
-        let mut user_start = 0usize;
-        let mut user_uuids = 0usize;
-        let mut i = 0;
-        while i < runs.len() {
-            let user = runs[i].user;
-            while i < runs.len() && runs[i].user == user {
-                let r = &runs[i];
-                let seg = &segments[r.segment as usize];
-                let (event_map, prop_map, session_map) = &maps[r.segment as usize];
-                let rows = r.start as usize..(r.start + r.len) as usize;
-                ts.extend_from_slice(&seg.ts[rows.clone()]);
-                event.extend(
-                    seg.event[rows.clone()]
-                        .iter()
-                        .map(|&e| event_map[e as usize]),
-                );
-                prop.extend(seg.prop[rows.clone()].iter().map(|&p| prop_map[p as usize]));
-                session.extend(seg.session[rows.clone()].iter().map(|&s| {
-                    if s == NO_SESSION {
-                        NO_SESSION
-                    } else {
-                        session_map[s as usize]
-                    }
-                }));
-                if !seg.uuids.is_empty() {
-                    let lo = seg.uuids.partition_point(|&(row, _)| row < r.start);
-                    let hi = seg.uuids.partition_point(|&(row, _)| row < r.start + r.len);
-                    let base = (ts.len() - r.len as usize) as u32;
-                    uuids.extend(
-                        seg.uuids[lo..hi]
-                            .iter()
-                            .map(|&(row, u)| (base + row - r.start, u)),
-                    );
-                }
-                i += 1;
-            }
-            let user_rows = user_start..ts.len();
-            if !ts[user_rows.clone()].is_sorted() {
-                // Segments overlapping in time for this user: interleave their rows.
-                let tail = &mut uuids[user_uuids..];
-                sort_user_rows(
-                    user_rows.clone(),
-                    &mut ts,
-                    &mut event,
-                    &mut prop,
-                    &mut session,
-                    tail,
-                );
-            }
-            user_start = user_rows.end;
-            user_uuids = uuids.len();
+        // Fill the columns in parallel: each thread owns the rows of a range of users.
+        let mut ts = vec![0i64; total];
+        let mut event = vec![0u16; total];
+        let mut prop = vec![0u32; total];
+        let mut session = vec![0u32; total];
+        let threads = if total < 200_000 {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 16)
+        };
+        let mut run_cuts = vec![0usize];
+        for k in 1..threads {
+            let user = offsets.partition_point(|&o| (o as usize) < total * k / threads);
+            let cut = runs.partition_point(|r| (r.user as usize) < user);
+            run_cuts.push(cut.max(*run_cuts.last().expect("starts non-empty")));
         }
-        uuids.sort_unstable_by_key(|&(row, _)| row);
+        run_cuts.push(runs.len());
+        let maps = Maps {
+            segments,
+            events: &event_maps,
+            props: &prop_maps,
+            sessions: &session_maps,
+        };
+        let uuids = std::thread::scope(|s| {
+            let (mut ts_rest, mut ev_rest, mut pr_rest, mut se_rest) =
+                (&mut ts[..], &mut event[..], &mut prop[..], &mut session[..]);
+            let mut handles = Vec::new();
+            for w in run_cuts.windows(2) {
+                let chunk = &runs[w[0]..w[1]];
+                let base = chunk
+                    .first()
+                    .map_or(0, |r| offsets[r.user as usize] as usize);
+                let rows: usize = chunk.iter().map(|r| r.len as usize).sum();
+                let (a, b) = std::mem::take(&mut ts_rest).split_at_mut(rows);
+                let (c, d) = std::mem::take(&mut ev_rest).split_at_mut(rows);
+                let (e, f) = std::mem::take(&mut pr_rest).split_at_mut(rows);
+                let (g, h) = std::mem::take(&mut se_rest).split_at_mut(rows);
+                (ts_rest, ev_rest, pr_rest, se_rest) = (b, d, f, h);
+                let cols = Columns {
+                    ts: a,
+                    event: c,
+                    prop: e,
+                    session: g,
+                };
+                let maps = &maps;
+                handles.push(s.spawn(move || {
+                    let mut uuids = fill(chunk, maps, cols);
+                    for (row, _) in &mut uuids {
+                        *row += base as u32;
+                    }
+                    uuids
+                }));
+            }
+            let mut uuids = Vec::new();
+            for h in handles {
+                uuids.extend(h.join().expect("table fill panicked"));
+            }
+            uuids
+        });
         let bounds = ts.iter().min().copied().zip(ts.iter().max().copied());
         Ok(EventTable {
             users,
@@ -237,6 +236,132 @@ impl EventTable {
         };
         all.start + lo..all.start + hi.max(lo)
     }
+}
+
+struct Interned {
+    users: Dict,
+    events: Dict,
+    props: Dict,
+    runs: Vec<Run>,
+    event_maps: Vec<Vec<u16>>,
+    prop_maps: Vec<Vec<u32>>,
+}
+
+/// Global ids for users, event names and property objects, and every (segment, user) run.
+fn intern_names_and_runs(segments: &[Segment]) -> Result<Interned, TableError> {
+    let mut users = Dict::default();
+    let mut events = Dict::default();
+    let mut props = Dict::default();
+    let mut runs = Vec::new();
+    let mut event_maps = Vec::with_capacity(segments.len());
+    let mut prop_maps = Vec::with_capacity(segments.len());
+    for (si, seg) in segments.iter().enumerate() {
+        let mut event_map = Vec::with_capacity(seg.events.len());
+        for e in seg.events.iter() {
+            let g = events.intern(e);
+            event_map.push(u16::try_from(g).map_err(|_| TableError::TooManyEventNames)?);
+        }
+        event_maps.push(event_map);
+        prop_maps.push(seg.props.iter().map(|p| props.intern(p)).collect());
+        let mut start = 0u32;
+        for (u, &len) in seg.user_rows.iter().enumerate() {
+            runs.push(Run {
+                user: users.intern(seg.users.get(u)),
+                first_ts: seg.ts[start as usize],
+                segment: si as u32,
+                start,
+                len,
+            });
+            start += len;
+        }
+    }
+    Ok(Interned {
+        users,
+        events,
+        props,
+        runs,
+        event_maps,
+        prop_maps,
+    })
+}
+
+/// Segment-local → global id maps, per segment.
+struct Maps<'a> {
+    segments: &'a [Segment],
+    events: &'a [Vec<u16>],
+    props: &'a [Vec<u32>],
+    sessions: &'a [Vec<u32>],
+}
+
+/// The output rows of a range of users.
+struct Columns<'a> {
+    ts: &'a mut [i64],
+    event: &'a mut [u16],
+    prop: &'a mut [u32],
+    session: &'a mut [u32],
+}
+
+/// Copies `runs` (sorted by user, then time) into `out`, re-mapping ids; returns the uuids
+/// with rows relative to the start of `out`.
+fn fill(runs: &[Run], maps: &Maps<'_>, out: Columns<'_>) -> Vec<(u32, u128)> {
+    let Columns {
+        ts,
+        event,
+        prop,
+        session,
+    } = out;
+    let mut uuids = Vec::new();
+    let mut pos = 0usize;
+    let mut i = 0;
+    while i < runs.len() {
+        let user = runs[i].user;
+        let (user_start, user_uuids) = (pos, uuids.len());
+        while i < runs.len() && runs[i].user == user {
+            let r = &runs[i];
+            let si = r.segment as usize;
+            let seg = &maps.segments[si];
+            let (event_map, prop_map, session_map) =
+                (&maps.events[si], &maps.props[si], &maps.sessions[si]);
+            let src = r.start as usize..(r.start + r.len) as usize;
+            let dst = pos..pos + r.len as usize;
+            ts[dst.clone()].copy_from_slice(&seg.ts[src.clone()]);
+            for (d, &e) in event[dst.clone()].iter_mut().zip(&seg.event[src.clone()]) {
+                *d = event_map[e as usize];
+            }
+            for (d, &p) in prop[dst.clone()].iter_mut().zip(&seg.prop[src.clone()]) {
+                *d = prop_map[p as usize];
+            }
+            for (d, &x) in session[dst.clone()]
+                .iter_mut()
+                .zip(&seg.session[src.clone()])
+            {
+                *d = if x == NO_SESSION {
+                    NO_SESSION
+                } else {
+                    session_map[x as usize]
+                };
+            }
+            if !seg.uuids.is_empty() {
+                let lo = seg.uuids.partition_point(|&(row, _)| row < r.start);
+                let hi = seg.uuids.partition_point(|&(row, _)| row < r.start + r.len);
+                uuids.extend(
+                    seg.uuids[lo..hi]
+                        .iter()
+                        .map(|&(row, u)| ((pos + (row - r.start) as usize) as u32, u)),
+                );
+            }
+            pos = dst.end;
+            i += 1;
+        }
+        let user_rows = user_start..pos;
+        if !ts[user_rows.clone()].is_sorted() {
+            // Segments overlapping in time for this user: interleave their rows.
+            let tail = &mut uuids[user_uuids..];
+            sort_user_rows(user_rows, ts, event, prop, session, tail);
+        }
+    }
+    uuids.sort_unstable_by_key(|&(row, _)| row);
+    uuids
 }
 
 fn sort_user_rows(

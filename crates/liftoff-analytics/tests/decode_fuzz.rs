@@ -31,6 +31,21 @@ fn round_trips_with_uuids_and_missing_sessions() {
 }
 
 #[test]
+fn decode_many_keeps_order_and_reports_each_blob() {
+    let good = blob();
+    let blobs = vec![
+        good.clone(),
+        good[..10].to_vec(),
+        good.clone(),
+        Vec::new(),
+        good.clone(),
+    ];
+    let out = Segment::decode_many(&blobs);
+    let ok: Vec<bool> = out.iter().map(Result::is_ok).collect();
+    assert_eq!(ok, [true, false, true, false, true]);
+}
+
+#[test]
 fn every_truncation_is_an_error() {
     let b = blob();
     for len in 0..b.len() {

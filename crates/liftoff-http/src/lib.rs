@@ -9,6 +9,7 @@
 //! - [`state`]: what handlers can reach.
 
 mod api;
+mod body;
 pub mod error;
 pub mod extract;
 mod metrics;

@@ -37,6 +37,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::with_capacity(16 * 1024);
     state.monitoring.render_prometheus(&mut out);
     state.operations.render_prometheus(&mut out);
+    state.events.render_prometheus(&mut out);
 
     let version = label("version", env!("CARGO_PKG_VERSION"));
     family(

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use liftoff_core::analytics::EventsService;
 use liftoff_core::auth::KeyService;
 use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
@@ -49,6 +50,7 @@ pub struct Services {
     pub flags: FlagService,
     pub monitoring: MonitoringService,
     pub operations: OperationsService,
+    pub events: EventsService,
     pub jobs: JobRegistry,
 }
 
@@ -58,6 +60,8 @@ pub struct AppState {
     pub flags: FlagService,
     pub monitoring: MonitoringService,
     pub operations: OperationsService,
+    /// Product events and persons.
+    pub events: EventsService,
     /// Previous counts of cumulative OTLP histograms, to record only their increase.
     pub otlp: Arc<liftoff_core::monitoring::otlp::OtlpState>,
     pub users: UserService,
@@ -81,6 +85,7 @@ impl AppState {
             flags,
             monitoring,
             operations,
+            events,
             jobs,
         } = services;
         Self {
@@ -99,6 +104,7 @@ impl AppState {
             flags,
             monitoring,
             operations,
+            events,
             otlp: Arc::default(),
             store,
             jobs,

@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
         if !batch.is_empty() {
             svc.ingest_cells(batch).await.unwrap();
         }
-        println!("compaction: {}", svc.compact(now).await.unwrap());
+        println!("compaction: {}", svc.compact(now, Default::default()).await.unwrap());
         (svc, metrics)
     });
     let range = TimeRange {

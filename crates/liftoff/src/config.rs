@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, CommandFactory as _, ValueEnum};
+use liftoff_core::monitoring::service::Retention;
 use serde::Deserialize;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ValueEnum)]
@@ -68,6 +69,19 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_EVENT_RETENTION_DAYS", value_name = "DAYS")]
     pub event_retention_days: Option<u32>,
 
+    /// Hours request and operation metrics are kept per minute before they are compacted to
+    /// hours [default: 24].
+    #[arg(long, env = "LIFTOFF_METRICS_MINUTE_HOURS", value_name = "HOURS")]
+    pub metrics_minute_hours: Option<u32>,
+
+    /// Days hourly metrics are kept before they are compacted to days [default: 30].
+    #[arg(long, env = "LIFTOFF_METRICS_HOURLY_DAYS", value_name = "DAYS")]
+    pub metrics_hourly_days: Option<u32>,
+
+    /// Days daily metrics are kept [default: 365].
+    #[arg(long, env = "LIFTOFF_METRICS_DAILY_DAYS", value_name = "DAYS")]
+    pub metrics_daily_days: Option<u32>,
+
     /// Largest accepted API request body in bytes [default: 1048576].
     #[arg(long, env = "LIFTOFF_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -109,7 +123,8 @@ impl Overrides {
     /// `self` wins where it has a value.
     fn over(self, lower: Overrides) -> Overrides {
         layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password, log_format,
-            event_retention_days, max_body_bytes, rate_limit_per_second, rate_limit_burst,
+            event_retention_days, metrics_minute_hours, metrics_hourly_days, metrics_daily_days,
+            max_body_bytes, rate_limit_per_second, rate_limit_burst,
             ingest_rate_limit_per_second, session_ttl_hours, stale_flag_days, secure_cookies)
     }
 }
@@ -125,6 +140,7 @@ pub struct Settings {
     pub admin_password: Option<String>,
     pub log_format: LogFormat,
     pub event_retention_days: u32,
+    pub metrics_retention: Retention,
     pub max_body_bytes: usize,
     pub rate_limit_per_second: f64,
     pub rate_limit_burst: f64,
@@ -163,6 +179,11 @@ impl Settings {
             admin_password: o.admin_password.filter(|s| !s.is_empty()),
             log_format: o.log_format.unwrap_or_default(),
             event_retention_days: o.event_retention_days.unwrap_or(90),
+            metrics_retention: Retention {
+                minutes: i64::from(o.metrics_minute_hours.unwrap_or(24)) * 60,
+                hours: i64::from(o.metrics_hourly_days.unwrap_or(30)) * 1440,
+                days: i64::from(o.metrics_daily_days.unwrap_or(365)) * 1440,
+            },
             max_body_bytes: o.max_body_bytes.unwrap_or(1 << 20),
             rate_limit_per_second: o.rate_limit_per_second.unwrap_or(200.0),
             rate_limit_burst: o.rate_limit_burst.unwrap_or(400.0),
@@ -197,6 +218,14 @@ impl Settings {
         }
         if self.event_retention_days == 0 {
             bail!("--event-retention-days must be at least 1");
+        }
+        let r = self.metrics_retention;
+        if !(r.minutes >= 60 && r.hours >= r.minutes.max(1440) && r.days >= r.hours) {
+            bail!(
+                "metrics retention must grow with coarser resolution: --metrics-minute-hours at least 1, \
+                 --metrics-hourly-days at least 1 and covering the minute hours, --metrics-daily-days at \
+                 least --metrics-hourly-days"
+            );
         }
         if !(1024..=(1 << 30)).contains(&self.max_body_bytes) {
             bail!("--max-body-bytes must be between 1024 and 1073741824");

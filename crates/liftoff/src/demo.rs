@@ -171,7 +171,7 @@ async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
     }
     state
         .monitoring
-        .compact(chrono::Utc::now())
+        .compact(chrono::Utc::now(), Default::default())
         .await
         .context("compacting demo request metrics")?;
     Ok(())
@@ -274,7 +274,7 @@ async fn seed_operations(state: &AppState) -> anyhow::Result<()> {
     }
     state
         .operations
-        .compact(now)
+        .compact(now, Default::default())
         .await
         .context("compacting demo operations")?;
     Ok(())

@@ -9,6 +9,7 @@ use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::monitoring::operations::service::OperationsService;
+use liftoff_core::monitoring::service::Retention;
 use liftoff_core::users::UserService;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +59,7 @@ pub fn start_all(
     flags: FlagService,
     monitoring: MonitoringService,
     operations: OperationsService,
+    retention: Retention,
     stop: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let reload = flags.clone();
@@ -73,7 +75,7 @@ pub fn start_all(
                 let monitoring = compactor.clone();
                 async move {
                     monitoring
-                        .compact(chrono::Utc::now())
+                        .compact(chrono::Utc::now(), retention)
                         .await
                         .map_err(|e| e.to_string())
                 }
@@ -90,7 +92,7 @@ pub fn start_all(
                 let operations = operations.clone();
                 async move {
                     operations
-                        .compact(chrono::Utc::now())
+                        .compact(chrono::Utc::now(), retention)
                         .await
                         .map_err(|e| e.to_string())
                 }
@@ -190,4 +192,31 @@ pub fn start_all(
             },
         ),
     ]
+}
+
+/// Raw-event retention (`--event-retention-days`): deletes events older than the window. Runs
+/// hourly rather than daily so a server restarted more often than once a day still purges; a
+/// run with nothing to delete is one index probe.
+pub fn event_retention(
+    registry: &JobRegistry,
+    events: liftoff_core::analytics::EventsService,
+    days: u32,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    spawn(
+        registry,
+        "event-retention",
+        Duration::from_secs(3600),
+        stop.clone(),
+        move || {
+            let events = events.clone();
+            async move {
+                events
+                    .purge(Utc::now().timestamp_millis(), days)
+                    .await
+                    .map(|n| format!("{n} events older than {days} days removed"))
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
+use liftoff_core::analytics::EventsService;
 use liftoff_core::auth::{Actor, KeyName, KeyService, Scope};
 use liftoff_core::flags::{FlagService, NoAlerts};
 use liftoff_core::jobs::JobRegistry;
@@ -43,6 +44,8 @@ async fn open_stores(settings: &Settings) -> anyhow::Result<liftoff_store::Store
 pub struct Built {
     pub state: AppState,
     pub data_dir: std::path::PathBuf,
+    pub metrics_retention: liftoff_core::monitoring::service::Retention,
+    pub event_retention_days: u32,
 }
 
 pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
@@ -68,6 +71,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let (operations, _op_writer) = OperationsService::start(stores.operations.clone(), &jobs)
         .await
         .context("opening operation metrics")?;
+    // Like the request writer: every accepted batch is answered after its commit.
+    let (events, _event_writer) = EventsService::start(stores.events.clone(), &jobs);
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,
@@ -77,6 +82,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     };
     Ok(Built {
         data_dir: settings.data.clone(),
+        metrics_retention: settings.metrics_retention,
+        event_retention_days: settings.event_retention_days,
         state: AppState::new(
             Services {
                 store,
@@ -85,6 +92,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 flags,
                 monitoring,
                 operations,
+                events,
                 jobs,
             },
             http,
@@ -105,15 +113,22 @@ pub async fn serve(
         state.monitoring.system.clone(),
     ));
     sampler.sample();
-    let job_handles = jobs::start_all(
+    let mut job_handles = jobs::start_all(
         sampler,
         &state.jobs,
         state.users.clone(),
         state.flags.clone(),
         state.monitoring.clone(),
         state.operations.clone(),
+        built.metrics_retention,
         &stop_jobs,
     );
+    job_handles.push(jobs::event_retention(
+        &state.jobs,
+        state.events.clone(),
+        built.event_retention_days,
+        &stop_jobs,
+    ));
     let app = liftoff_http::app(state.clone());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = state.store.backend(), "listening on http://{addr}");
@@ -142,6 +157,11 @@ pub async fn serve(
         .close()
         .await
         .context("flushing the metrics store")?;
+    state
+        .events
+        .close()
+        .await
+        .context("flushing the events store")?;
     state
         .store
         .close()

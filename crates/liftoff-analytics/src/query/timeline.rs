@@ -55,6 +55,38 @@ impl EventTable {
         .collect()
     }
 
+    /// The events of one explicit session id, oldest first (users in id order); empty when
+    /// the id is unknown. A scan of the session column: milliseconds at 10M events.
+    pub fn session_events(&self, session_id: &str) -> Vec<TimelineEvent<'_>> {
+        let Some(s) = self.sessions.get(session_id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for u in 0..self.user_count() {
+            for i in self.rows_of(u) {
+                if self.session[i] == s {
+                    out.push(self.timeline_event(i));
+                }
+            }
+        }
+        out
+    }
+
+    fn timeline_event(&self, i: usize) -> TimelineEvent<'_> {
+        let uuid = self
+            .uuids
+            .binary_search_by_key(&(i as u32), |&(r, _)| r)
+            .ok()
+            .map(|k| self.uuids[k].1);
+        TimelineEvent {
+            ts_ms: self.ts[i],
+            event: self.events.name(u32::from(self.event[i])),
+            session: (self.session[i] != NO_SESSION).then(|| self.sessions.name(self.session[i])),
+            properties: self.props.name(self.prop[i]),
+            uuid,
+        }
+    }
+
     /// For each event name: how many users did it for the first time (ever) within `range`,
     /// most reached first — the user-journey funnel.
     pub fn milestones(&self, range: TimeRange) -> Vec<Milestone> {

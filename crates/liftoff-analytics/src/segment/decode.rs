@@ -61,6 +61,44 @@ impl Segment {
     }
 }
 
+impl Segment {
+    /// Decodes many blobs on all cores (blobs are independent); one result per blob, in
+    /// order, so a caller can report or skip a corrupt day and keep the rest.
+    pub fn decode_many<B: AsRef<[u8]> + Sync>(blobs: &[B]) -> Vec<Result<Segment, DecodeError>> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, blobs.len().max(1));
+        if threads == 1 {
+            return blobs.iter().map(|b| Segment::decode(b.as_ref())).collect();
+        }
+        // Interleaved assignment balances days of similar size without measuring them.
+        let mut out: Vec<Option<Result<Segment, DecodeError>>> =
+            (0..blobs.len()).map(|_| None).collect();
+        let parts: Vec<Vec<(usize, Result<Segment, DecodeError>)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    s.spawn(move || {
+                        (t..blobs.len())
+                            .step_by(threads)
+                            .map(|i| (i, Segment::decode(blobs[i].as_ref())))
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("segment decoding panicked"))
+                .collect()
+        });
+        for (i, r) in parts.into_iter().flatten() {
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every blob was decoded by one thread"))
+            .collect()
+    }
+}
+
 /// Decodes a body whose checksum already matched. Still validates everything: a checksum
 /// proves the bytes are the ones written, not that the writer was correct.
 pub(crate) fn decode_body(body: &[u8]) -> Result<Segment, DecodeError> {

@@ -188,6 +188,14 @@ impl Segment {
         Some((*min, *max))
     }
 
+    /// A new segment with only the rows `keep` accepts — how a person is erased or a
+    /// retention cut applied to an immutable segment.
+    pub fn retain(&self, mut keep: impl FnMut(&EventRow) -> bool) -> Segment {
+        let rows: Vec<EventRow> = self.rows().filter(|r| keep(r)).collect();
+        Segment::build(&rows)
+            .expect("a subset of a valid segment's rows has no more names or rows than it")
+    }
+
     /// The rows back, in segment order (user, ts) — for export and re-partitioning.
     pub fn rows(&self) -> impl Iterator<Item = EventRow> + '_ {
         let mut uuids = self.uuids.iter().peekable();

@@ -151,6 +151,20 @@ pub struct SeriesPoint {
     pub p99: Option<f64>,
 }
 
+/// Upper bounds of the latency histogram's buckets, in milliseconds.
+pub const HISTOGRAM_BOUNDS_MS: [f64; 12] = [
+    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10_000.0, 30_000.0,
+];
+
+/// One bucket of a latency histogram.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct HistogramBucket {
+    /// Requests at most this slow (and slower than the previous bound); `null` for the bucket
+    /// above every bound.
+    pub le_ms: Option<f64>,
+    pub count: u64,
+}
+
 /// What `/performance/top` sorts by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -174,10 +188,68 @@ pub struct MonitoringService {
     own_dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// Minute cells are kept a day, hourly cells 30 days, daily cells a year (in minutes).
+/// By default minute cells are kept a day, hourly cells 30 days, daily cells a year (in
+/// minutes).
 pub const MINUTES_KEPT: i64 = 24 * 60;
 pub const HOURS_KEPT: i64 = 30 * 24 * 60;
 pub const DAYS_KEPT: i64 = 365 * 24 * 60;
+
+/// How long each resolution of metrics is kept, in minutes (`--metrics-*` settings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub minutes: i64,
+    pub hours: i64,
+    pub days: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            minutes: MINUTES_KEPT,
+            hours: HOURS_KEPT,
+            days: DAYS_KEPT,
+        }
+    }
+}
+
+impl Retention {
+    /// Moves cells to the next resolution once they are older than their resolution is kept:
+    /// minutes into hours, then hours into days, through `compact(from_res, to_res, before,
+    /// limit)` (a store's compaction), in bounded steps. Returns the cells moved per level.
+    pub async fn compact<F, Fut>(
+        &self,
+        now: DateTime<Utc>,
+        mut compact: F,
+    ) -> Result<[u64; 2], StoreError>
+    where
+        F: FnMut(i64, i64, i64, usize) -> Fut,
+        Fut: std::future::Future<Output = Result<u64, StoreError>>,
+    {
+        const LIMIT: usize = 20_000;
+        let minute = now.timestamp().div_euclid(60);
+        let mut moved = [0u64; 2];
+        for (i, (from, to, age)) in [(1, 60, self.minutes), (60, 1440, self.hours)]
+            .into_iter()
+            .enumerate()
+        {
+            // Only whole target buckets: a half-compacted hour would mix resolutions.
+            let cutoff = (minute - age) - (minute - age).rem_euclid(to);
+            for _ in 0..50 {
+                let n = compact(from, to, cutoff, LIMIT).await?;
+                moved[i] += n;
+                if n < LIMIT as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(moved)
+    }
+
+    /// The first minute still kept at daily resolution.
+    pub fn days_from(&self, now: DateTime<Utc>) -> i64 {
+        now.timestamp().div_euclid(60) - self.days
+    }
+}
 
 /// The service name Liftoff records its own API traffic under.
 pub const OWN_SERVICE: &str = "liftoff";
@@ -509,6 +581,29 @@ impl MonitoringService {
             .collect())
     }
 
+    /// How the window's request latencies spread over [`HISTOGRAM_BOUNDS_MS`], every service
+    /// and endpoint together.
+    pub async fn latency_histogram(
+        &self,
+        range: TimeRange,
+    ) -> Result<Vec<HistogramBucket>, StoreError> {
+        let (from, to) = range.minutes();
+        let mut all = DDSketch::default();
+        for (_, s) in self.metrics.request_totals(from, to).await? {
+            all.merge(&s)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+        let counts = all.histogram(&HISTOGRAM_BOUNDS_MS);
+        Ok(counts
+            .into_iter()
+            .enumerate()
+            .map(|(i, count)| HistogramBucket {
+                le_ms: HISTOGRAM_BOUNDS_MS.get(i).copied(),
+                count,
+            })
+            .collect())
+    }
+
     /// The `limit` endpoints with the most requests, highest error rate or slowest average.
     pub async fn top(
         &self,
@@ -553,32 +648,21 @@ impl MonitoringService {
         Ok(slow)
     }
 
-    /// Compacts old metrics: minutes older than a day into hours, hours older than 30 days
-    /// into days, and drops days older than a year. Bounded work per call; the job repeats.
-    pub async fn compact(&self, now: DateTime<Utc>) -> Result<String, StoreError> {
-        const LIMIT: usize = 20_000;
-        let minute = now.timestamp().div_euclid(60);
-        let mut moved = [0u64; 2];
-        for (i, (from, to, age)) in [(1, 60, MINUTES_KEPT), (60, 1440, HOURS_KEPT)]
-            .into_iter()
-            .enumerate()
-        {
-            // Only whole target buckets: a half-compacted hour would mix resolutions.
-            let cutoff = (minute - age) - (minute - age).rem_euclid(to);
-            for _ in 0..50 {
-                let n = self
-                    .metrics
-                    .compact_requests(from, to, cutoff, LIMIT)
-                    .await?;
-                moved[i] += n;
-                if n < LIMIT as u64 {
-                    break;
-                }
-            }
-        }
+    /// Compacts old metrics (minutes into hours, hours into days) and drops days older than
+    /// `retention` keeps them. Bounded work per call; the job repeats.
+    pub async fn compact(
+        &self,
+        now: DateTime<Utc>,
+        retention: Retention,
+    ) -> Result<String, StoreError> {
+        let moved = retention
+            .compact(now, |from, to, before, limit| {
+                self.metrics.compact_requests(from, to, before, limit)
+            })
+            .await?;
         let purged = self
             .metrics
-            .purge_requests(1440, minute - DAYS_KEPT)
+            .purge_requests(1440, retention.days_from(now))
             .await?;
         Ok(format!(
             "{} minute cells → hours, {} hour cells → days, {purged} day cells dropped",

@@ -1,7 +1,9 @@
 //! The JSON API: a router per domain, gathered with their OpenAPI descriptions so the document
 //! at `/api/openapi.json` is generated from the same code that serves the routes.
 
+mod analytics;
 mod audit;
+mod capture;
 mod batch;
 mod flags;
 mod health;
@@ -14,7 +16,7 @@ mod otlp;
 mod sdk;
 mod segments;
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -37,6 +39,7 @@ use crate::state::AppState;
         (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol"),
         (name = "monitoring", description = "Request metrics: ingest and per-endpoint latency, errors and status codes"),
         (name = "sdk", description = "Flag definitions for SDKs that evaluate locally"),
+        (name = "analytics", description = "Product events (native and PostHog capture), persons, export and erasure"),
     )
 )]
 struct ApiDoc;
@@ -55,6 +58,15 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        // PostHog capture routes: an ingest key as PostHog's project API key, in the body
+        // (`api_key`/`token`) or the query (`?api_key=`).
+        components.add_security_scheme(
+            "posthog_api_key",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "api_key",
+                "A Liftoff ingest key; PostHog SDKs send it in the body as `api_key` or `token`",
+            ))),
+        );
     }
 }
 
@@ -71,4 +83,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(monitoring::routes())
         .merge(operations::routes())
         .merge(otlp::routes())
+        .merge(capture::routes())
+        .merge(analytics::routes())
 }

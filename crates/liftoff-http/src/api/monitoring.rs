@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use liftoff_core::batch::SubmitError;
 use liftoff_core::monitoring::instances::{InstanceReport, InstanceView, MAX_INSTANCES};
 use liftoff_core::monitoring::requests::RequestRecord;
-use liftoff_core::monitoring::service::SortBy;
+use liftoff_core::monitoring::service::{HistogramBucket, SortBy};
 use liftoff_core::monitoring::{EndpointStats, IngestError, Summary, SystemSnapshot, TimeRange};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -28,6 +28,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest_system))
         .routes(routes!(performance))
         .routes(routes!(summary))
+        .routes(routes!(histogram))
         .routes(routes!(top))
         .routes(routes!(slow))
         .routes(routes!(system))
@@ -206,6 +207,19 @@ async fn summary(
     ApiQuery(p): ApiQuery<RangeParams>,
 ) -> Result<Json<Summary>, ApiError> {
     Ok(Json(state.monitoring.summary(range(&p)?).await?))
+}
+
+/// How request latencies spread over fixed buckets (5 ms … 30 s, then above), every endpoint
+/// together.
+#[utoipa::path(get, path = "/api/monitoring/performance/histogram", tag = "monitoring", params(RangeParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, body = Vec<HistogramBucket>), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn histogram(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<RangeParams>,
+) -> Result<Json<Vec<HistogramBucket>>, ApiError> {
+    Ok(Json(state.monitoring.latency_histogram(range(&p)?).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -2,8 +2,6 @@
 //! collectors export HTTP server metrics and spans straight to Liftoff (with an `ingest` key as
 //! `Authorization: Bearer …`). Binary protobuf and OTLP/JSON, optionally gzip-compressed.
 
-use std::io::Read as _;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -17,12 +15,10 @@ use liftoff_core::monitoring::otlp::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::body::{decode as body, unreadable};
 use crate::error::{ApiError, Problem};
 use crate::mw::auth::{Caller, Ingest};
 use crate::state::AppState;
-
-/// Largest body accepted once decompressed.
-pub const MAX_DECOMPRESSED: u64 = 20 << 20;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -54,61 +50,6 @@ fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send OTLP as `Content-Type: application/x-protobuf` or `application/json`",
-        )),
-    }
-}
-
-fn unreadable(r: BytesRejection) -> ApiError {
-    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is over the size limit; send less data per request",
-        )
-    } else {
-        ApiError::bad_request("unreadable_body", r.body_text())
-    }
-}
-
-/// The body, gunzipped when `Content-Encoding: gzip`; refused above [`MAX_DECOMPRESSED`].
-fn body(headers: &HeaderMap, raw: Bytes) -> Result<Vec<u8>, ApiError> {
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .trim()
-        .to_ascii_lowercase();
-    match encoding.as_str() {
-        "identity" | "" => Ok(raw.to_vec()),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .take(MAX_DECOMPRESSED + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| {
-                    ApiError::bad_request(
-                        "malformed_body",
-                        format!("the body is not valid gzip: {e}"),
-                    )
-                })?;
-            if out.len() as u64 > MAX_DECOMPRESSED {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!(
-                        "the decompressed body is larger than the limit of {MAX_DECOMPRESSED} bytes; send less data per request"
-                    ),
-                ));
-            }
-            Ok(out)
-        }
-        other => Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_encoding",
-            format!(
-                "Content-Encoding `{}` is not supported; send gzip or no encoding",
-                other.chars().take(40).collect::<String>()
-            ),
         )),
     }
 }

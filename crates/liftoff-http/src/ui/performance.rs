@@ -1,12 +1,13 @@
 //! The performance page: request rate, error rate and latency percentiles over the window,
-//! the slowest, busiest and most error-prone endpoints, status codes and system resources.
+//! the latency distribution, the slowest, busiest and most error-prone endpoints, status codes,
+//! and the resources of Liftoff and of the app instances that report them.
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use liftoff_core::monitoring::service::SortBy;
+use liftoff_core::monitoring::service::{HistogramBucket, SortBy};
 use liftoff_core::monitoring::{EndpointStats, TimeRange};
 use maud::{Markup, html};
 use serde_json::json;
@@ -54,6 +55,43 @@ fn endpoint_table(id: &str, rows: &[EndpointStats]) -> Markup {
     }
 }
 
+/// Horizontal bars, one per latency bucket: people read a distribution's shape faster than
+/// its numbers.
+fn latency_histogram(buckets: &[HistogramBucket]) -> Markup {
+    let total: u64 = buckets.iter().map(|b| b.count).sum();
+    let widest = buckets.iter().map(|b| b.count).max().unwrap_or(0).max(1);
+    let lowers = std::iter::once(None).chain(buckets.iter().map(|b| b.le_ms));
+    let rows: Vec<(String, u64)> = buckets
+        .iter()
+        .zip(lowers)
+        .map(|(b, lower)| {
+            let label = match (lower, b.le_ms) {
+                (None, Some(hi)) => format!("≤ {}", ms(hi)),
+                (Some(lo), Some(hi)) => format!("{} – {}", ms(lo), ms(hi)),
+                (Some(lo), None) => format!("> {}", ms(lo)),
+                (None, None) => "all".to_owned(),
+            };
+            (label, b.count)
+        })
+        .collect();
+    html! {
+        @if total == 0 { p.muted { "No requests in this window." } } @else {
+            table #latency-histogram {
+                thead { tr { th { "Latency" } th { "Requests" } th { "Share" } } }
+                tbody {
+                    @for (label, n) in &rows {
+                        tr {
+                            td { (label) }
+                            td { (n) }
+                            td { div.bar { div.fill style={ "width:" (*n as f64 / widest as f64 * 100.0) "%" } {} } " " (pct(*n as f64 / total as f64)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub async fn show(
     State(state): State<AppState>,
     user: UiUser,
@@ -68,16 +106,17 @@ pub async fn show(
         );
     };
     let m = &state.monitoring;
-    let (summary, series, busiest, slowest, failing, all) = tokio::join!(
+    let (summary, series, busiest, slowest, failing, all, histogram) = tokio::join!(
         m.summary(range),
         m.series(range, STEPS),
         m.top(range, SortBy::RequestCount, 8),
         m.top(range, SortBy::AvgDurationMs, 8),
         m.top(range, SortBy::ErrorRate, 8),
         m.performance(range, None, None),
+        m.latency_histogram(range),
     );
-    let (Ok(summary), Ok(series), Ok(busiest), Ok(slowest), Ok(failing), Ok(all)) =
-        (summary, series, busiest, slowest, failing, all)
+    let (Ok(summary), Ok(series), Ok(busiest), Ok(slowest), Ok(failing), Ok(all), Ok(histogram)) =
+        (summary, series, busiest, slowest, failing, all, histogram)
     else {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -128,6 +167,28 @@ pub async fn show(
         (chart("rate-chart", "Requests per step", &["requests"], &rate))
         (chart("error-chart", "Error rate (5xx), %", &["error rate"], &errors))
         (chart("latency-chart", "Latency, ms", &["p50", "p95", "p99"], &latency))
+        h2 { "Latency distribution" }
+        (latency_histogram(&histogram))
+        @let instances = m.instances.list(chrono::Utc::now());
+        @if !instances.is_empty() {
+            h2 { "App instances" }
+            table #instances {
+                thead { tr { th { "Service" } th { "Instance" } th { "CPU" } th { "Memory" } th { "Disk" } th { "Process RSS" } th { "Last seen" } } }
+                tbody {
+                    @for i in &instances {
+                        tr {
+                            td { (i.service) }
+                            td { code { (i.instance) } }
+                            td { (format!("{:.0}% of {}", i.sample.cpu.percent, i.sample.cpu.count)) }
+                            td { (format!("{:.0}%", i.sample.memory.percent)) }
+                            td { (format!("{:.0}%", i.sample.disk.percent)) }
+                            td { (format!("{:.0} MB", i.sample.process_rss_mb)) }
+                            td { (i.last_seen.format("%H:%M:%S UTC")) }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "Busiest endpoints" }
         (endpoint_table("busiest", &busiest))
         h2 { "Slowest endpoints" }

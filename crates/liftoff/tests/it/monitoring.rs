@@ -496,7 +496,7 @@ async fn summary_counts_endpoints_and_totals_from_rollups() {
     let app = spawn().await;
     let (_, token) = app.key("ingest").await;
     let records = json!([
-        {"service": "a", "method": "GET", "route": "/x", "status": 200, "duration_ms": 10.0},
+        {"service": "a", "method": "GET", "route": "/x", "status": 200, "duration_ms": 8.0},
         {"service": "a", "method": "GET", "route": "/x", "status": 500, "duration_ms": 30.0},
         {"service": "b", "method": "POST", "route": "/y", "status": 201, "duration_ms": 20.0},
         {"service": "b", "method": "GET", "route": "/x", "status": 200, "duration_ms": 40.0}
@@ -520,7 +520,29 @@ async fn summary_counts_endpoints_and_totals_from_rollups() {
     );
     assert_eq!(s["endpoints"]["with_errors"], 1);
     let avg = s["performance"]["avg_duration_ms"].as_f64().unwrap();
-    assert!((avg - 25.0).abs() < 1e-9, "{avg}");
+    assert!((avg - 24.5).abs() < 1e-9, "{avg}");
+    let h: Value = app
+        .get(
+            "/api/monitoring/performance/histogram?window=1h",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let count = |le: f64| {
+        h.as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["le_ms"] == le)
+            .map(|b| b["count"].as_u64().unwrap())
+    };
+    // 8 ms in (5, 10], 20 ms in (10, 25], 30 and 40 ms in (25, 50] (values within the sketch's
+    // 1 % of a bound may land on either side of it, so none sits on one).
+    assert_eq!(count(10.0), Some(1), "{h}");
+    assert_eq!(count(25.0), Some(1), "{h}");
+    assert_eq!(count(50.0), Some(2), "{h}");
+    assert_eq!(h.as_array().unwrap().last().unwrap()["le_ms"], Value::Null);
 }
 
 #[tokio::test]

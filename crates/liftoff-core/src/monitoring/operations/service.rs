@@ -17,9 +17,7 @@ use super::{
 use crate::batch::{BatchWriter, FlushFn};
 use crate::jobs::JobRegistry;
 use crate::monitoring::prometheus::{BUCKETS, escape};
-use crate::monitoring::service::{
-    DAYS_KEPT, Durations, HOURS_KEPT, IngestError, MINUTES_KEPT, TimeRange,
-};
+use crate::monitoring::service::{Durations, IngestError, Retention, TimeRange};
 use crate::monitoring::sketch::DDSketch;
 use crate::store::{OperationStore, OperationUserCounts, StoreError};
 
@@ -468,29 +466,19 @@ impl OperationsService {
 
     /// Compacts cells (minutes → hours after a day, hours → days after 30 days, days dropped
     /// after a year) and drops error rows older than 30 days and user rows older than 31 days.
-    pub async fn compact(&self, now: DateTime<Utc>) -> Result<String, StoreError> {
-        const LIMIT: usize = 20_000;
-        let minute = now.timestamp().div_euclid(60);
-        let mut moved = [0u64; 2];
-        for (i, (from, to, age)) in [(1, 60, MINUTES_KEPT), (60, 1440, HOURS_KEPT)]
-            .into_iter()
-            .enumerate()
-        {
-            let cutoff = (minute - age) - (minute - age).rem_euclid(to);
-            for _ in 0..50 {
-                let n = self
-                    .store
-                    .compact_operations(from, to, cutoff, LIMIT)
-                    .await?;
-                moved[i] += n;
-                if n < LIMIT as u64 {
-                    break;
-                }
-            }
-        }
+    pub async fn compact(
+        &self,
+        now: DateTime<Utc>,
+        retention: Retention,
+    ) -> Result<String, StoreError> {
+        let moved = retention
+            .compact(now, |from, to, before, limit| {
+                self.store.compact_operations(from, to, before, limit)
+            })
+            .await?;
         let purged = self
             .store
-            .purge_operations(1440, minute - DAYS_KEPT)
+            .purge_operations(1440, retention.days_from(now))
             .await?;
         let details = self
             .store

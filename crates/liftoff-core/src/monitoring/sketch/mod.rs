@@ -242,6 +242,24 @@ impl DDSketch {
         Some(estimate.clamp(self.min, self.max))
     }
 
+    /// Counts per histogram bucket: `result[i]` counts values at most `bounds[i]` (and above
+    /// `bounds[i-1]`), the extra last slot those above every bound. `bounds` must ascend. A
+    /// value within the sketch's relative accuracy of a bound may land on either side of it.
+    pub fn histogram(&self, bounds: &[f64]) -> Vec<u64> {
+        let mut out = vec![0u64; bounds.len() + 1];
+        out[0] += self.zero_count;
+        let offset = self.store.offset();
+        for (i, n) in self.store.counts().iter().enumerate() {
+            if *n == 0 {
+                continue;
+            }
+            let value = self.mapping.value(offset + i as i32);
+            let slot = bounds.partition_point(|b| *b < value);
+            out[slot] += n;
+        }
+        out
+    }
+
     /// How many values were recorded.
     pub fn count(&self) -> u64 {
         self.count

@@ -401,3 +401,15 @@ fn an_empty_sketch_encodes_in_a_few_bytes() {
     assert_eq!(bytes.len(), 2 + 8 + 2 + 1 + 1);
     assert_eq!(DDSketch::from_bytes(&bytes), Ok(DDSketch::default()));
 }
+
+#[test]
+fn histogram_counts_fall_in_their_buckets() {
+    let mut s = DDSketch::default();
+    for v in [0.0, 3.0, 7.0, 8.0, 40.0, 900.0, 20_000.0] {
+        s.add(v);
+    }
+    let h = s.histogram(&[5.0, 10.0, 50.0, 1000.0]);
+    assert_eq!(h, vec![2, 2, 1, 1, 1]);
+    assert_eq!(h.iter().sum::<u64>(), s.count());
+    assert_eq!(DDSketch::default().histogram(&[1.0]), vec![0, 0]);
+}

@@ -1,0 +1,290 @@
+//! Product analytics over raw events: a user's activity, erasure, and streaming export. (Funnels,
+//! retention and paths come from the columnar engine.)
+
+use std::fmt::Write as _;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use liftoff_core::analytics::event::{format_uuid, now_ms, parse_time};
+use liftoff_core::analytics::ingest::time;
+use liftoff_core::analytics::{EventsService, UserActivity};
+use liftoff_core::store::StoredEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::mw::auth::{Admin, Caller, Read};
+use crate::state::AppState;
+
+/// Events per export page: memory stays bounded whatever the range.
+const PAGE: usize = 1_000;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(user_activity, erase_user))
+        .routes(routes!(export))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct DaysParam {
+    /// Days back from now, 1–3650 (default 30).
+    days: Option<u32>,
+}
+
+/// A user's person (first/last seen, properties), event counts by name, sessions (explicit
+/// `session_id`, else 30 minutes of inactivity) and latest events over the last `days`.
+#[utoipa::path(get, path = "/api/analytics/user/{user_id}", tag = "analytics",
+    params(("user_id" = String, Path), DaysParam), security(("bearer" = ["read"])),
+    responses((status = 200, body = UserActivity),
+        (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn user_activity(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiPath(user_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DaysParam>,
+) -> Result<Json<UserActivity>, ApiError> {
+    let days = q.days.unwrap_or(30);
+    if !(1..=3650).contains(&days) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`days` must be between 1 and 3650",
+        ));
+    }
+    Ok(Json(
+        state.events.user_activity(&user_id, days, now_ms()).await?,
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Erased {
+    pub user_id: String,
+    /// Stored events removed.
+    pub events_deleted: u64,
+    /// Whether a person record existed.
+    pub person_deleted: bool,
+}
+
+/// Erases a person: their person record and every stored event of theirs, at once and for
+/// good. The erasure is recorded (user id and time) so data sealed elsewhere is filtered too.
+#[utoipa::path(delete, path = "/api/analytics/user/{user_id}", tag = "analytics",
+    params(("user_id" = String, Path)), security(("bearer" = ["admin"])),
+    responses((status = 200, body = Erased)))]
+async fn erase_user(
+    State(state): State<AppState>,
+    _caller: Caller<Admin>,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Json<Erased>, ApiError> {
+    let done = state.events.erase(&user_id).await?;
+    Ok(Json(Erased {
+        user_id,
+        events_deleted: done.events,
+        person_deleted: done.person,
+    }))
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    #[default]
+    Ndjson,
+    Json,
+    Csv,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ExportParams {
+    /// `ndjson` (default; one `{ts, user_id, session_id?, event, properties: "<json text>",
+    /// uuid?}` per line, the analytics engine's input), `json` (an array, `properties` as an
+    /// object, plus `timestamp`) or `csv` (`uuid,ts,timestamp,user_id,session_id,event,properties`).
+    format: Option<ExportFormat>,
+    /// Start (included): RFC 3339 or Unix seconds/milliseconds. Default: the beginning.
+    from: Option<String>,
+    /// End (excluded), like `from`. Default: no end.
+    to: Option<String>,
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+pub fn csv_field(out: &mut String, s: &str) {
+    if s.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(s);
+    }
+}
+
+fn render(format: ExportFormat, page: &[StoredEvent], first: bool, out: &mut String) {
+    for (i, s) in page.iter().enumerate() {
+        let e = &s.event;
+        match format {
+            ExportFormat::Ndjson => {
+                let mut row = serde_json::Map::new();
+                row.insert("ts".into(), json!(e.ts_ms));
+                row.insert("user_id".into(), json!(e.user));
+                if let Some(session) = &e.session {
+                    row.insert("session_id".into(), json!(session));
+                }
+                row.insert("event".into(), json!(e.event));
+                row.insert("properties".into(), json!(e.properties));
+                if let Some(u) = e.uuid {
+                    row.insert("uuid".into(), json!(format_uuid(u)));
+                }
+                out.push_str(&Value::Object(row).to_string());
+                out.push('\n');
+            }
+            ExportFormat::Json => {
+                if !(first && i == 0) {
+                    out.push(',');
+                }
+                let props: Value = serde_json::from_str(&e.properties).unwrap_or_default();
+                let row = json!({
+                    "uuid": e.uuid.map(format_uuid),
+                    "ts": e.ts_ms,
+                    "timestamp": time(e.ts_ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "user_id": e.user,
+                    "session_id": e.session,
+                    "event": e.event,
+                    "properties": props,
+                });
+                out.push_str(&row.to_string());
+            }
+            ExportFormat::Csv => {
+                csv_field(out, &e.uuid.map(format_uuid).unwrap_or_default());
+                let _ = write!(
+                    out,
+                    ",{},{},",
+                    e.ts_ms,
+                    time(e.ts_ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                );
+                csv_field(out, &e.user);
+                out.push(',');
+                csv_field(out, e.session.as_deref().unwrap_or(""));
+                out.push(',');
+                csv_field(out, &e.event);
+                out.push(',');
+                csv_field(out, &e.properties);
+                out.push_str("\r\n");
+            }
+        }
+    }
+}
+
+struct Cursor {
+    events: EventsService,
+    format: ExportFormat,
+    from: i64,
+    to: i64,
+    after: i64,
+    started: bool,
+    done: bool,
+}
+
+/// The next chunk of the export, or `None` when it is complete.
+async fn next_chunk(mut c: Cursor) -> Option<(Result<Bytes, std::io::Error>, Cursor)> {
+    if c.done {
+        return None;
+    }
+    let mut out = String::new();
+    if !c.started {
+        match c.format {
+            ExportFormat::Json => out.push('['),
+            ExportFormat::Csv => out.push_str("uuid,ts,timestamp,user_id,session_id,event,properties\r\n"),
+            ExportFormat::Ndjson => {}
+        }
+    }
+    match c.events.page(c.from, c.to, c.after, PAGE).await {
+        Ok(page) => {
+            render(c.format, &page, !c.started, &mut out);
+            c.started = true;
+            match page.last() {
+                Some(last) if page.len() == PAGE => c.after = last.seq,
+                _ => {
+                    c.done = true;
+                    if c.format == ExportFormat::Json {
+                        out.push(']');
+                    }
+                }
+            }
+            Some((Ok(Bytes::from(out)), c))
+        }
+        Err(e) => {
+            // The status line is gone: the client sees a cut-off body, the log sees why.
+            tracing::error!(error = %e, "Event export failed mid-stream.");
+            c.done = true;
+            Some((Err(std::io::Error::other(e.to_string())), c))
+        }
+    }
+}
+
+/// Streams every stored event with `from <= ts < to` in append order, page by page (memory
+/// stays bounded whatever the range). Erased persons' events are gone already.
+#[utoipa::path(get, path = "/api/analytics/export", tag = "analytics", params(ExportParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The events as NDJSON, a JSON array or CSV", content_type = "application/x-ndjson"),
+        (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn export(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(q): ApiQuery<ExportParams>,
+) -> Result<Response, ApiError> {
+    let bound = |raw: Option<&String>, name: &str, default: i64| -> Result<i64, ApiError> {
+        raw.map(|r| {
+            parse_time(&Value::String(r.clone()))
+                .map_err(|e| ApiError::bad_request("invalid_query", format!("`{name}`: {e}")))
+        })
+        .unwrap_or(Ok(default))
+    };
+    let from = bound(q.from.as_ref(), "from", i64::MIN)?;
+    let to = bound(q.to.as_ref(), "to", i64::MAX)?;
+    let format = q.format.unwrap_or_default();
+    let (content_type, ext) = match format {
+        ExportFormat::Ndjson => ("application/x-ndjson", "ndjson"),
+        ExportFormat::Json => ("application/json", "json"),
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    let cursor = Cursor {
+        events: state.events.clone(),
+        format,
+        from,
+        to,
+        after: 0,
+        started: false,
+        done: false,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(cursor, next_chunk));
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&format!("attachment; filename=\"events.{ext}\""))
+                    .unwrap_or(HeaderValue::from_static("attachment")),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        let mut out = String::new();
+        for s in ["plain", "a,b", "say \"hi\"", "two\nlines", ""] {
+            csv_field(&mut out, s);
+            out.push('|');
+        }
+        assert_eq!(out, "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"||");
+    }
+}
