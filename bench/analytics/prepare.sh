@@ -23,7 +23,7 @@ if [ -f "$out/events.ndjson.gz" ] && [ -f "$out/events.parquet" ] && [ "$(cat "$
   echo "== reusing $out ($events events, $users users)"
 else
   mkdir -p "$out"
-  "$PY" "$here/shared/gen_events.py" --events "$events" --users "$users" --days 30 --out "$out"
+  "$PY" "$SHARED_BENCH/gen_events.py" --events "$events" --users "$users" --days 30 --out "$out"
   echo "$events:$users" > "$stamp"
 fi
 [ -f "$out/expected.json" ] && [ "$out/expected.json" -nt "$out/events.parquet" ] || "$PY" "$here/expected.py" "$out"

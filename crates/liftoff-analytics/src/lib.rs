@@ -45,6 +45,32 @@
 //! * **Two cores.** Kernels split users into row-balanced ranges, one per thread
 //!   (`std::thread::scope`), and add the partial counts.
 //!
+//! # Using it
+//!
+//! ```
+//! use liftoff_analytics::{EventFilter, EventRow, EventTable, Segment, TimeRange, DAY_MS};
+//!
+//! let row = |ts, user: &str, event: &str| EventRow {
+//!     ts_ms: ts,
+//!     user: user.into(),
+//!     session: None,
+//!     event: event.into(),
+//!     properties: "{}".into(),
+//!     uuid: None,
+//! };
+//! // Ingest seals a day's rows into a segment and stores its bytes.
+//! let blob = Segment::build(&[row(1_000, "u1", "signup"), row(2_000, "u1", "purchase")])
+//!     .expect("fewer than 65,536 event names")
+//!     .encode();
+//! // At start-up (or after a new day is sealed) the table is rebuilt from the blobs.
+//! let segments: Vec<Segment> =
+//!     Segment::decode_many(&[blob]).into_iter().collect::<Result<_, _>>().expect("intact blobs");
+//! let table = EventTable::from_segments(&segments).expect("within limits");
+//! let steps = [EventFilter::event("signup"), EventFilter::event("purchase")];
+//! let funnel = table.funnel(&steps, 7 * DAY_MS, TimeRange::all(), None).expect("valid funnel");
+//! assert_eq!(funnel.users, vec![1, 1]);
+//! ```
+//!
 //! # Semantics (PostHog / ClickHouse)
 //!
 //! * Funnels: ClickHouse `windowFunnel` default mode, see [`EventTable::funnel`].

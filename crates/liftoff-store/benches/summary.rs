@@ -19,7 +19,11 @@ const ROUTES: usize = 200;
 const DAYS: i64 = 7;
 
 fn cell(minute: i64, route: usize, status: u16, base_ms: f64) -> (CellKey, DDSketch) {
-    let method = if route % 4 == 0 { "POST" } else { "GET" };
+    let method = if route.is_multiple_of(4) {
+        "POST"
+    } else {
+        "GET"
+    };
     let mut s = DDSketch::default();
     for i in 0..20 {
         s.add(base_ms * (1.0 + (i as f64) / 10.0));
@@ -59,7 +63,7 @@ fn bench(c: &mut Criterion) {
             let recent = now_minute - minute <= 1440;
             for route in 0..ROUTES {
                 batch.push(cell(minute, route, 200, 5.0 + route as f64));
-                if route % 7 == 0 {
+                if route.is_multiple_of(7) {
                     batch.push(cell(minute, route, 500, 50.0));
                 }
             }
@@ -71,7 +75,10 @@ fn bench(c: &mut Criterion) {
         if !batch.is_empty() {
             svc.ingest_cells(batch).await.unwrap();
         }
-        println!("compaction: {}", svc.compact(now, Default::default()).await.unwrap());
+        println!(
+            "compaction: {}",
+            svc.compact(now, Default::default()).await.unwrap()
+        );
         (svc, metrics)
     });
     let range = TimeRange {

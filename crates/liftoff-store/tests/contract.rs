@@ -172,8 +172,17 @@ mod postgres {
         // One row per migration file: each applied exactly once.
         let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "sql")
+            })
             .count() as i64;
-        assert_eq!(n, files, "each of the {files} migrations applied exactly once");
+        assert_eq!(
+            n, files,
+            "each of the {files} migrations applied exactly once"
+        );
     }
 }

@@ -44,7 +44,11 @@ async fn all(s: &Arc<dyn EventStore>) -> Vec<Event> {
 pub async fn events_are_idempotent_on_uuid(s: Arc<dyn EventStore>) {
     let first = s
         .append_events(
-            &[ev(Some(1), T0, "u", "a"), ev(Some(2), T0 + 1, "u", "b"), ev(None, T0 + 2, "u", "c")],
+            &[
+                ev(Some(1), T0, "u", "a"),
+                ev(Some(2), T0 + 1, "u", "b"),
+                ev(None, T0 + 2, "u", "c"),
+            ],
             &[],
         )
         .await
@@ -86,21 +90,34 @@ pub async fn events_are_idempotent_on_uuid(s: Arc<dyn EventStore>) {
         stored.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
         ["a", "b", "c", "d", "c"]
     );
-    assert_eq!(stored[0], ev(Some(1), T0, "u", "a"), "stored exactly as sent");
+    assert_eq!(
+        stored[0],
+        ev(Some(1), T0, "u", "a"),
+        "stored exactly as sent"
+    );
     let big = u128::MAX - 7;
-    s.append_events(&[ev(Some(big), T0, "v", "x")], &[]).await.unwrap();
+    s.append_events(&[ev(Some(big), T0, "v", "x")], &[])
+        .await
+        .unwrap();
     assert_eq!(all(&s).await[5].uuid, Some(big), "all 128 bits survive");
 }
 
 /// A failing append stores none of its events and none of its person updates.
 pub async fn appends_are_all_or_nothing(s: Arc<dyn EventStore>) {
-    s.append_events(&[ev(Some(1), T0, "u", "a")], &[touch("u", T0, json!({"plan": "free"}), json!({}))])
-        .await
-        .unwrap();
+    s.append_events(
+        &[ev(Some(1), T0, "u", "a")],
+        &[touch("u", T0, json!({"plan": "free"}), json!({}))],
+    )
+    .await
+    .unwrap();
     // The third event has no name: the store refuses it, and with it the whole call.
     let err = s
         .append_events(
-            &[ev(Some(2), T0 + 1, "u", "b"), ev(Some(3), T0 + 2, "w", "c"), ev(Some(4), T0 + 3, "u", "")],
+            &[
+                ev(Some(2), T0 + 1, "u", "b"),
+                ev(Some(3), T0 + 2, "w", "c"),
+                ev(Some(4), T0 + 3, "u", ""),
+            ],
             &[
                 touch("u", T0 + 1, json!({"plan": "pro"}), json!({})),
                 touch("w", T0 + 2, json!({"x": 1}), json!({})),
@@ -115,7 +132,10 @@ pub async fn appends_are_all_or_nothing(s: Arc<dyn EventStore>) {
     assert_eq!(u.last_seen_ms, T0);
     // Uuids of the failed call are free: a retry stores them.
     let ok = s
-        .append_events(&[ev(Some(2), T0 + 1, "u", "b"), ev(Some(3), T0 + 2, "w", "c")], &[])
+        .append_events(
+            &[ev(Some(2), T0 + 1, "u", "b"), ev(Some(3), T0 + 2, "w", "c")],
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(ok.inserted, 2);
@@ -126,7 +146,12 @@ pub async fn persons_accumulate(s: Arc<dyn EventStore>) {
     s.append_events(
         &[],
         &[
-            touch("u", T0 + 100, json!({"plan": "free", "n": 1}), json!({"source": "ad"})),
+            touch(
+                "u",
+                T0 + 100,
+                json!({"plan": "free", "n": 1}),
+                json!({"source": "ad"}),
+            ),
             touch("anon", T0 - 500, json!({"utm": "x"}), json!({})),
         ],
     )
@@ -135,7 +160,12 @@ pub async fn persons_accumulate(s: Arc<dyn EventStore>) {
     s.append_events(
         &[],
         &[
-            touch("u", T0, json!({"plan": "pro"}), json!({"source": "seo", "city": "Oslo"})),
+            touch(
+                "u",
+                T0,
+                json!({"plan": "pro"}),
+                json!({"source": "seo", "city": "Oslo"}),
+            ),
             touch("u", T0 + 50, json!({}), json!({})),
         ],
     )
@@ -155,15 +185,25 @@ pub async fn persons_accumulate(s: Arc<dyn EventStore>) {
     assert_eq!(u.first_seen_ms, T0 - 500);
     assert_eq!(u.last_seen_ms, T0 + 200);
     assert_eq!(u.properties.get("utm"), Some(&json!("x")));
-    assert!(s.person("anon").await.unwrap().is_some(), "the anonymous person stays");
+    assert!(
+        s.person("anon").await.unwrap().is_some(),
+        "the anonymous person stays"
+    );
     assert!(s.person("nobody").await.unwrap().is_none());
 }
 
 /// Erasing removes the person and every event of theirs, leaves others, and is recorded.
 pub async fn erase_removes_a_person_and_their_events(s: Arc<dyn EventStore>) {
     s.append_events(
-        &[ev(Some(1), T0, "gone", "a"), ev(Some(2), T0, "stays", "a"), ev(Some(3), T0 + 1, "gone", "b")],
-        &[touch("gone", T0, json!({"email": "x@y"}), json!({})), touch("stays", T0, json!({}), json!({}))],
+        &[
+            ev(Some(1), T0, "gone", "a"),
+            ev(Some(2), T0, "stays", "a"),
+            ev(Some(3), T0 + 1, "gone", "b"),
+        ],
+        &[
+            touch("gone", T0, json!({"email": "x@y"}), json!({})),
+            touch("stays", T0, json!({}), json!({})),
+        ],
     )
     .await
     .unwrap();
@@ -177,17 +217,26 @@ pub async fn erase_removes_a_person_and_their_events(s: Arc<dyn EventStore>) {
     let marks = s.erased_users().await.unwrap();
     assert_eq!(marks.len(), 1);
     assert_eq!(marks[0].user_id, "gone");
-    assert!(marks[0].up_to_seq >= 3, "covers every seq at erasure: {}", marks[0].up_to_seq);
+    assert!(
+        marks[0].up_to_seq >= 3,
+        "covers every seq at erasure: {}",
+        marks[0].up_to_seq
+    );
     // Erasing again finds nothing but is still recorded; a retried uuid may come back.
     assert_eq!(s.erase_person("gone").await.unwrap().events, 0);
     assert_eq!(s.erased_users().await.unwrap().len(), 2);
-    let again = s.append_events(&[ev(Some(1), T0, "gone", "a")], &[]).await.unwrap();
+    let again = s
+        .append_events(&[ev(Some(1), T0, "gone", "a")], &[])
+        .await
+        .unwrap();
     assert_eq!(again.inserted, 1);
 }
 
 /// Retention deletes exactly the events older than the cut.
 pub async fn purge_drops_old_events(s: Arc<dyn EventStore>) {
-    let events: Vec<Event> = (0..25).map(|i| ev(Some(i), T0 + i as i64, "u", "e")).collect();
+    let events: Vec<Event> = (0..25)
+        .map(|i| ev(Some(i), T0 + i as i64, "u", "e"))
+        .collect();
     s.append_events(&events, &[]).await.unwrap();
     assert_eq!(s.purge_events_before(T0 + 10).await.unwrap(), 10);
     assert_eq!(s.purge_events_before(T0 + 10).await.unwrap(), 0);
@@ -199,7 +248,14 @@ pub async fn purge_drops_old_events(s: Arc<dyn EventStore>) {
 pub async fn events_page_in_append_order(s: Arc<dyn EventStore>) {
     // Appended out of time order: pages follow the append, not the timestamp.
     let events: Vec<Event> = (0..23)
-        .map(|i| ev(Some(i), T0 + ((i as i64 * 7) % 23) * 1000, if i % 2 == 0 { "even" } else { "odd" }, "e"))
+        .map(|i| {
+            ev(
+                Some(i),
+                T0 + ((i as i64 * 7) % 23) * 1000,
+                if i % 2 == 0 { "even" } else { "odd" },
+                "e",
+            )
+        })
         .collect();
     s.append_events(&events, &[]).await.unwrap();
     let (from, to) = (T0 + 5_000, T0 + 15_000);
@@ -227,7 +283,11 @@ pub async fn events_page_in_append_order(s: Arc<dyn EventStore>) {
     assert_eq!(pages, 4);
     let odd = s.user_events("odd", T0 + 10_000, 3).await.unwrap();
     let ts: Vec<i64> = odd.iter().map(|e| e.event.ts_ms - T0).collect();
-    assert_eq!(ts, [18_000, 21_000, 22_000], "the latest three, oldest first");
+    assert_eq!(
+        ts,
+        [18_000, 21_000, 22_000],
+        "the latest three, oldest first"
+    );
     assert_eq!(s.user_events("odd", T0, 1_000).await.unwrap().len(), 11);
 }
 

@@ -5,12 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
-use liftoff_core::monitoring::MonitoringService;
-use liftoff_core::monitoring::operations::service::OperationsService;
 use liftoff_core::monitoring::service::Retention;
-use liftoff_core::users::UserService;
+use liftoff_http::state::AppState;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -54,14 +51,16 @@ where
 /// Every job Liftoff runs, started together and stopped by `stop`.
 pub fn start_all(
     sampler: Arc<crate::system::Sampler>,
-    registry: &JobRegistry,
-    users: UserService,
-    flags: FlagService,
-    monitoring: MonitoringService,
-    operations: OperationsService,
+    state: &AppState,
     retention: Retention,
+    event_retention_days: u32,
     stop: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
+    let registry = &state.jobs;
+    let users = state.users.clone();
+    let flags = state.flags.clone();
+    let monitoring = state.monitoring.clone();
+    let operations = state.operations.clone();
     let reload = flags.clone();
     let rollouts = flags.clone();
     let compactor = monitoring.clone();
@@ -191,13 +190,14 @@ pub fn start_all(
                 }
             },
         ),
+        event_retention(registry, state.events.clone(), event_retention_days, stop),
     ]
 }
 
 /// Raw-event retention (`--event-retention-days`): deletes events older than the window. Runs
 /// hourly rather than daily so a server restarted more often than once a day still purges; a
 /// run with nothing to delete is one index probe.
-pub fn event_retention(
+fn event_retention(
     registry: &JobRegistry,
     events: liftoff_core::analytics::EventsService,
     days: u32,

@@ -113,22 +113,13 @@ pub async fn serve(
         state.monitoring.system.clone(),
     ));
     sampler.sample();
-    let mut job_handles = jobs::start_all(
+    let job_handles = jobs::start_all(
         sampler,
-        &state.jobs,
-        state.users.clone(),
-        state.flags.clone(),
-        state.monitoring.clone(),
-        state.operations.clone(),
+        &state,
         built.metrics_retention,
-        &stop_jobs,
-    );
-    job_handles.push(jobs::event_retention(
-        &state.jobs,
-        state.events.clone(),
         built.event_retention_days,
         &stop_jobs,
-    ));
+    );
     let app = liftoff_http::app(state.clone());
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = state.store.backend(), "listening on http://{addr}");

@@ -88,8 +88,7 @@ pub fn parse_time(v: &Value) -> Result<i64, String> {
                 return Ok(t.timestamp_millis());
             }
             // PostHog SDKs sometimes omit the offset (`2024-01-01T00:00:00.000`): that is UTC.
-            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M:%S%.f")
-            {
+            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M:%S%.f") {
                 return Ok(Utc.from_utc_datetime(&t).timestamp_millis());
             }
             match s.trim().parse::<f64>() {
@@ -210,7 +209,12 @@ impl EventRecord {
                 properties.len()
             ));
         }
-        let sent = self.timestamp.as_ref().filter(|v| !v.is_null()).map(parse_time).transpose()?;
+        let sent = self
+            .timestamp
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .map(parse_time)
+            .transpose()?;
         let ts_ms = match (clock, sent) {
             (Clock::Offset(offset), _) => now_ms - offset,
             (Clock::SentAt(sent_at), Some(ts)) => ts + (now_ms - sent_at),
@@ -287,8 +291,10 @@ mod tests {
 
     #[test]
     fn a_plain_event_validates() {
-        let (e, u) = rec(json!({"event": "signup", "distinct_id": "u1", "properties": {"plan": "pro"},
-            "uuid": "0190C3D2-7A4B-7C00-8000-000000000001", "timestamp": NOW / 1000}))
+        let (e, u) = rec(
+            json!({"event": "signup", "distinct_id": "u1", "properties": {"plan": "pro"},
+            "uuid": "0190C3D2-7A4B-7C00-8000-000000000001", "timestamp": NOW / 1000}),
+        )
         .validate(NOW, Clock::Client)
         .unwrap();
         assert_eq!(e.user, "u1");
@@ -315,8 +321,16 @@ mod tests {
         assert_eq!(at(json!("2025-06-15T17:06:40+02:00")), Ok(NOW));
         assert_eq!(at(json!("2025-06-15T15:06:40.000")), Ok(NOW));
         assert_eq!(at(json!(NOW + MAX_FUTURE_MS)), Ok(NOW + MAX_FUTURE_MS));
-        assert!(at(json!(NOW + MAX_FUTURE_MS + 1)).unwrap_err().contains("future"));
-        assert!(at(json!("1999-12-31T23:59:59Z")).unwrap_err().contains("before 2000"));
+        assert!(
+            at(json!(NOW + MAX_FUTURE_MS + 1))
+                .unwrap_err()
+                .contains("future")
+        );
+        assert!(
+            at(json!("1999-12-31T23:59:59Z"))
+                .unwrap_err()
+                .contains("before 2000")
+        );
         assert!(at(json!("yesterday")).unwrap_err().contains("not RFC 3339"));
         assert!(at(json!(true)).is_err());
     }
@@ -326,7 +340,9 @@ mod tests {
         // The client clock is 10 minutes behind: it says the event was 5 s before sending.
         let client_sent = NOW - 600_000;
         let r = json!({"event": "e", "user_id": "u", "timestamp": client_sent - 5_000});
-        let (e, _) = rec(r.clone()).validate(NOW, Clock::SentAt(client_sent)).unwrap();
+        let (e, _) = rec(r.clone())
+            .validate(NOW, Clock::SentAt(client_sent))
+            .unwrap();
         assert_eq!(e.ts_ms, NOW - 5_000);
         // Without a timestamp, sent_at alone means now.
         let (e, _) = rec(json!({"event": "e", "user_id": "u"}))
@@ -340,13 +356,33 @@ mod tests {
     #[test]
     fn names_and_properties_are_checked() {
         let v = |r: Value| rec(r).validate(NOW, Clock::Client).map(|_| ());
-        assert!(v(json!({"event": "", "user_id": "u"})).unwrap_err().contains("event must be 1 to 200"));
+        assert!(
+            v(json!({"event": "", "user_id": "u"}))
+                .unwrap_err()
+                .contains("event must be 1 to 200")
+        );
         assert!(v(json!({"event": "a".repeat(201), "user_id": "u"})).is_err());
         assert!(v(json!({"event": "a".repeat(200), "user_id": "u"})).is_ok());
-        assert!(v(json!({"event": "a\nb", "user_id": "u"})).unwrap_err().contains("control"));
-        assert!(v(json!({"event": "e", "user_id": ""})).unwrap_err().contains("user_id"));
-        assert!(v(json!({"event": "e", "user_id": "u", "properties": [1]})).unwrap_err().contains("object"));
-        assert!(v(json!({"event": "e", "user_id": "u", "uuid": "nope"})).unwrap_err().contains("uuid"));
+        assert!(
+            v(json!({"event": "a\nb", "user_id": "u"}))
+                .unwrap_err()
+                .contains("control")
+        );
+        assert!(
+            v(json!({"event": "e", "user_id": ""}))
+                .unwrap_err()
+                .contains("user_id")
+        );
+        assert!(
+            v(json!({"event": "e", "user_id": "u", "properties": [1]}))
+                .unwrap_err()
+                .contains("object")
+        );
+        assert!(
+            v(json!({"event": "e", "user_id": "u", "uuid": "nope"}))
+                .unwrap_err()
+                .contains("uuid")
+        );
         let big = v(json!({"event": "e", "user_id": "u", "properties": {"small": 1, "blob": "x".repeat(1_000_000)}}))
             .unwrap_err();
         assert!(big.contains("properties.blob (1000002 bytes)"), "{big}");

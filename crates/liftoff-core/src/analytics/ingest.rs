@@ -319,7 +319,12 @@ impl EventsService {
             total_events: events.len() as u64,
             event_counts: counts,
             sessions: sessions(&events),
-            recent_events: events.iter().rev().take(RECENT_EVENTS).map(EventView::from).collect(),
+            recent_events: events
+                .iter()
+                .rev()
+                .take(RECENT_EVENTS)
+                .map(EventView::from)
+                .collect(),
             truncated: events.len() >= PROFILE_EVENTS,
         })
     }

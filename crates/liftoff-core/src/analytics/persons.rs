@@ -46,11 +46,7 @@ pub fn apply_updates(mut known: HashMap<String, Person>, updates: &[PersonUpdate
     let mut changed: Vec<String> = Vec::new();
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for u in updates {
-        let anon = u
-            .merge_from
-            .as_ref()
-            .and_then(|id| known.get(id))
-            .cloned();
+        let anon = u.merge_from.as_ref().and_then(|id| known.get(id)).cloned();
         let is_new = !known.contains_key(&u.user_id);
         let p = known.entry(u.user_id.clone()).or_insert_with(|| Person {
             user_id: u.user_id.clone(),
@@ -106,7 +102,12 @@ mod tests {
             HashMap::new(),
             &[
                 up("u", 200, json!({"plan": "free"}), json!({"source": "ad"})),
-                up("u", 100, json!({"plan": "pro"}), json!({"source": "seo", "city": "Oslo"})),
+                up(
+                    "u",
+                    100,
+                    json!({"plan": "pro"}),
+                    json!({"source": "seo", "city": "Oslo"}),
+                ),
                 up("u", 300, json!({}), json!({"plan": "never"})),
             ],
         );
@@ -129,13 +130,25 @@ mod tests {
             properties: json!({"plan": "pro"}).as_object().cloned().unwrap(),
         };
         let known = HashMap::from([("u".to_owned(), stored.clone())]);
-        assert!(apply_updates(known.clone(), &[up("u", 100, json!({"plan": "pro"}), json!({"plan": "x"}))]).is_empty());
+        assert!(
+            apply_updates(
+                known.clone(),
+                &[up("u", 100, json!({"plan": "pro"}), json!({"plan": "x"}))]
+            )
+            .is_empty()
+        );
         let out = apply_updates(known, &[up("u", 40, json!({}), json!({"a": 1}))]);
         assert_eq!(out[0].first_seen_ms, 40);
         assert_eq!(out[0].last_seen_ms, 500);
-        assert_eq!(Value::Object(out[0].properties.clone()), json!({"plan": "pro", "a": 1}));
+        assert_eq!(
+            Value::Object(out[0].properties.clone()),
+            json!({"plan": "pro", "a": 1})
+        );
         // A new person is written even when its update carries no properties.
-        assert_eq!(apply_updates(HashMap::new(), &[up("n", 7, json!({}), json!({}))]).len(), 1);
+        assert_eq!(
+            apply_updates(HashMap::new(), &[up("n", 7, json!({}), json!({}))]).len(),
+            1
+        );
     }
 
     #[test]
@@ -144,7 +157,10 @@ mod tests {
             user_id: "anon".into(),
             first_seen_ms: 10,
             last_seen_ms: 20,
-            properties: json!({"utm": "x", "plan": "anon"}).as_object().cloned().unwrap(),
+            properties: json!({"utm": "x", "plan": "anon"})
+                .as_object()
+                .cloned()
+                .unwrap(),
         };
         let mut u = up("u", 30, json!({"plan": "pro"}), json!({}));
         u.merge_from = Some("anon".into());
@@ -152,6 +168,9 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].first_seen_ms, 10);
         assert_eq!(out[0].last_seen_ms, 30);
-        assert_eq!(Value::Object(out[0].properties.clone()), json!({"plan": "pro", "utm": "x"}));
+        assert_eq!(
+            Value::Object(out[0].properties.clone()),
+            json!({"plan": "pro", "utm": "x"})
+        );
     }
 }

@@ -49,6 +49,19 @@ pub fn api_key(body: &Value) -> Option<String> {
     }
 }
 
+/// How many events a payload holds (an array, `{batch}`, `{events}` or one event), for counting
+/// refused ones.
+pub fn count(body: &Value) -> usize {
+    match body {
+        Value::Array(a) => a.len(),
+        Value::Object(o) => ["batch", "events"]
+            .iter()
+            .find_map(|k| o.get(*k).and_then(Value::as_array))
+            .map_or(1, Vec::len),
+        _ => 1,
+    }
+}
+
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -73,7 +86,12 @@ pub fn events(body: Value) -> Result<Vec<(EventRecord, Clock)>, Invalid> {
                 (vec![Value::Object(o)], sent_at)
             }
         },
-        _ => return Err(bad(0, "send an event object, an array of events or {batch: [...]}")),
+        _ => {
+            return Err(bad(
+                0,
+                "send an event object, an array of events or {batch: [...]}",
+            ));
+        }
     };
     let sent_at = match sent_at.filter(|v| !v.is_null()) {
         Some(v) => Some(parse_time(&v).map_err(|m| bad(0, &format!("sent_at: {m}")))?),
@@ -162,7 +180,11 @@ mod tests {
         assert_eq!(ev[1].0.user_id, "u2");
         assert_eq!(ev[1].0.session_id.as_deref(), Some("s1"));
         assert_eq!(ev[1].1, Clock::Offset(50));
-        assert_eq!(ev[1].0.properties, Some(json!({"distinct_id": "u2", "$session_id": "s1"})), "token dropped");
+        assert_eq!(
+            ev[1].0.properties,
+            Some(json!({"distinct_id": "u2", "$session_id": "s1"})),
+            "token dropped"
+        );
 
         let single = json!({"token": "k2", "event": "x", "distinct_id": "u"});
         assert_eq!(api_key(&single).as_deref(), Some("k2"));
@@ -186,7 +208,8 @@ mod tests {
 
     #[test]
     fn missing_fields_name_the_event() {
-        let err = events(json!([{"event": "a", "distinct_id": "u"}, {"distinct_id": "u"}])).unwrap_err();
+        let err =
+            events(json!([{"event": "a", "distinct_id": "u"}, {"distinct_id": "u"}])).unwrap_err();
         assert_eq!(err.index, 1);
         assert!(err.message.contains("missing `event`"));
         assert_eq!(events(json!([{"event": "a"}])).unwrap_err().index, 0);

@@ -37,6 +37,26 @@ pub fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Writes one histogram series: cumulative `_bucket` lines for [`BUCKETS`] and `+Inf`, then
+/// `_sum` and `_count`. `buckets` holds non-cumulative counts, the last slot above every bound.
+pub fn write_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    buckets: &[u64; BUCKETS.len() + 1],
+    sum_seconds: f64,
+) {
+    let mut cumulative = 0;
+    for (i, bound) in BUCKETS.iter().enumerate() {
+        cumulative += buckets[i];
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+    }
+    cumulative += buckets[BUCKETS.len()];
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum_seconds}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+}
+
 impl RequestCounters {
     pub fn observe(&self, requests: &[Request]) {
         // Tallied per batch with borrowed keys first: the shared map is then touched (and its
@@ -101,28 +121,12 @@ impl RequestCounters {
                 escape(method),
                 escape(route)
             );
-            let mut cumulative = 0;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                cumulative += s.buckets[i];
-                let _ = writeln!(
-                    out,
-                    "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            cumulative += s.buckets[BUCKETS.len()];
-            let _ = writeln!(
+            write_histogram(
                 out,
-                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum_seconds
-            );
-            let _ = writeln!(
-                out,
-                "http_request_duration_seconds_count{{{labels}}} {}",
-                s.count
+                "http_request_duration_seconds",
+                &labels,
+                &s.buckets,
+                s.sum_seconds,
             );
         }
     }

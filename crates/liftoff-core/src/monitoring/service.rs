@@ -30,6 +30,24 @@ pub enum IngestError {
     Submit(#[from] SubmitError),
 }
 
+/// Validates a batch at one `now`, all or nothing: the first bad record's index and reason.
+pub(crate) fn validate_all<R, T>(
+    records: Vec<R>,
+    validate: impl Fn(R, DateTime<Utc>) -> Result<T, String>,
+) -> Result<Vec<T>, IngestError> {
+    if records.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    let now = Utc::now();
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, r)| {
+            validate(r, now).map_err(|message| IngestError::Invalid { index, message })
+        })
+        .collect()
+}
+
 /// A time range: `[from, to)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TimeRange {
@@ -300,18 +318,8 @@ impl MonitoringService {
     /// Validates every record (all or nothing), folds them into minute cells and returns once
     /// they are committed.
     pub async fn ingest(&self, records: Vec<RequestRecord>) -> Result<usize, IngestError> {
-        if records.is_empty() {
-            return Err(IngestError::Empty);
-        }
-        let now = Utc::now();
         let n = records.len();
-        let mut valid = Vec::with_capacity(n);
-        for (index, r) in records.into_iter().enumerate() {
-            valid.push(
-                r.validate(now)
-                    .map_err(|message| IngestError::Invalid { index, message })?,
-            );
-        }
+        let valid = validate_all(records, RequestRecord::validate)?;
         self.commit(valid).await?;
         Ok(n)
     }

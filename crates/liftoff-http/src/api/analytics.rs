@@ -196,7 +196,9 @@ async fn next_chunk(mut c: Cursor) -> Option<(Result<Bytes, std::io::Error>, Cur
     if !c.started {
         match c.format {
             ExportFormat::Json => out.push('['),
-            ExportFormat::Csv => out.push_str("uuid,ts,timestamp,user_id,session_id,event,properties\r\n"),
+            ExportFormat::Csv => {
+                out.push_str("uuid,ts,timestamp,user_id,session_id,event,properties\r\n")
+            }
             ExportFormat::Ndjson => {}
         }
     }

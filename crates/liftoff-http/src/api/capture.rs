@@ -92,6 +92,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(e_bare))
         .routes(routes!(i_v0_e_slash))
         .routes(routes!(i_v0_e_bare))
+        .routes(routes!(flags_slash))
+        .routes(routes!(decide_slash))
+        .routes(routes!(decide_bare))
 }
 
 /// The records of a native batch, each parsed on its own so an error names its index.
@@ -149,7 +152,8 @@ async fn ingest_events(
     _caller: Caller<Ingest>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Accepted>, ApiError> {
-    let records = native_records(body).inspect_err(|_| state.events.reject(1))?;
+    let n = posthog::count(&body);
+    let records = native_records(body).inspect_err(|_| state.events.reject(n))?;
     let valid = state.events.validate(records, now_ms())?;
     Ok(Json(state.events.ingest(valid).await?))
 }
@@ -166,7 +170,10 @@ fn form_fields(body: &[u8]) -> HashMap<String, String> {
         while i < bytes.len() {
             match bytes[i] {
                 b'+' => out.push(b' '),
-                b'%' => match (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b))) {
+                b'%' => match (
+                    bytes.get(i + 1).and_then(|b| hex(*b)),
+                    bytes.get(i + 2).and_then(|b| hex(*b)),
+                ) {
                     (Some(hi), Some(lo)) => {
                         out.push(hi * 16 + lo);
                         i += 2;
@@ -190,7 +197,8 @@ fn form_fields(body: &[u8]) -> HashMap<String, String> {
 
 fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     // A `+` that went through form decoding unescaped arrives as a space.
     let cleaned: Vec<u8> = text
         .iter()
@@ -231,7 +239,11 @@ fn posthog_payload(
         }
         bytes = data.into_bytes();
     }
-    let bytes = match compression.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let bytes = match compression
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("gzip-js" | "gzip") => gunzip(&bytes)?,
         Some("base64") => base64_decode(&bytes).ok_or_else(|| {
             ApiError::bad_request("malformed_body", "the body is not valid base64")
@@ -320,8 +332,9 @@ async fn capture(
         .or_else(|| posthog::api_key(&payload))
         .ok_or_else(no_key)?;
     authenticate(&state, &key).await?;
+    let n = posthog::count(&payload);
     let records = posthog::events(payload).map_err(|e| {
-        state.events.reject(1);
+        state.events.reject(n);
         ApiError::from(EventError::Invalid(e))
     })?;
     let valid = state.events.validate(records, now_ms())?;
@@ -372,6 +385,135 @@ posthog_route!(e_bare, "/e");
 posthog_route!(i_v0_e_slash, "/i/v0/e/");
 posthog_route!(i_v0_e_bare, "/i/v0/e");
 
+/// One flag in PostHog's `/flags?v=2` answer.
+#[derive(Serialize, ToSchema)]
+pub struct PosthogFlag {
+    pub key: String,
+    pub enabled: bool,
+    /// The variant's name for a multivariate flag that assigned one.
+    pub variant: Option<String>,
+    #[schema(value_type = Object)]
+    pub reason: Value,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
+/// PostHog's flag answer: `flags` (v2) and the older `featureFlags`/`featureFlagPayloads`.
+#[derive(Serialize, ToSchema)]
+pub struct PosthogFlags {
+    pub flags: std::collections::BTreeMap<String, PosthogFlag>,
+    #[serde(rename = "featureFlags")]
+    #[schema(value_type = Object)]
+    pub feature_flags: serde_json::Map<String, Value>,
+    #[serde(rename = "featureFlagPayloads")]
+    #[schema(value_type = Object)]
+    pub feature_flag_payloads: serde_json::Map<String, Value>,
+    #[serde(rename = "errorsWhileComputingFlags")]
+    pub errors_while_computing_flags: bool,
+}
+
+async fn posthog_flags(
+    state: AppState,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<PosthogFlags>, ApiError> {
+    let raw = raw.map_err(unreadable)?;
+    let outer_key = query.get("api_key").or_else(|| query.get("token")).cloned();
+    if raw.iter().all(u8::is_ascii_whitespace) && outer_key.is_none() {
+        return Err(no_key());
+    }
+    let payload = posthog_payload(&headers, &query, raw)?;
+    let key = outer_key
+        .or_else(|| posthog::api_key(&payload))
+        .ok_or_else(no_key)?;
+    authenticate(&state, &key).await?;
+    let distinct_id = payload.get("distinct_id").and_then(|v| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    let attributes: std::collections::BTreeMap<String, Value> = payload
+        .get("person_properties")
+        .and_then(Value::as_object)
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default();
+    let env = attributes
+        .get("environment")
+        .and_then(Value::as_str)
+        .and_then(liftoff_core::flags::Environment::parse)
+        .unwrap_or(liftoff_core::flags::Environment::Production);
+    let ctx = super::flags::context(distinct_id, attributes);
+    let catalog = state.flags.catalog();
+    let mut out = PosthogFlags {
+        flags: Default::default(),
+        feature_flags: Default::default(),
+        feature_flag_payloads: Default::default(),
+        errors_while_computing_flags: false,
+    };
+    for (f, e) in catalog.evaluate_all(env, &ctx) {
+        let key = f.flag_id.as_str().to_owned();
+        let variant = (!f.variants.is_empty() && e.variant.enabled && e.enabled)
+            .then(|| e.variant.name.clone());
+        let payload = match &e.variant.payload {
+            Some(p) if e.variant.enabled && e.enabled => {
+                Some(liftoff_core::flags::payload_value(p))
+            }
+            _ => None,
+        };
+        out.feature_flags.insert(
+            key.clone(),
+            variant
+                .clone()
+                .map_or(Value::Bool(e.enabled), Value::String),
+        );
+        if let Some(p) = &payload {
+            out.feature_flag_payloads.insert(key.clone(), p.clone());
+        }
+        out.flags.insert(
+            key.clone(),
+            PosthogFlag {
+                key,
+                enabled: e.enabled,
+                variant,
+                reason: serde_json::json!({"code": e.reason.as_str(), "description": e.reason.as_str()}),
+                metadata: serde_json::json!({"payload": payload.map(|p| p.to_string())}),
+            },
+        );
+    }
+    Ok(Json(out))
+}
+
+/// One PostHog flag route per path.
+macro_rules! posthog_flags_route {
+    ($name:ident, $path:literal) => {
+        /// PostHog-compatible feature-flag evaluation (public route; the key is in the body),
+        /// minimal: every flag evaluated for `distinct_id` with `person_properties` as context
+        /// (`environment` among them picks the environment; production by default). Groups and
+        /// local evaluation are not supported.
+        #[utoipa::path(post, path = $path, tag = "analytics",
+            request_body(content = Object, description = "`{api_key|token, distinct_id, person_properties?}`"),
+            params(("api_key" = Option<String>, Query, description = "The project API key (a Liftoff ingest key), when not in the body")),
+            security(("posthog_api_key" = [])),
+            responses((status = 200, body = PosthogFlags),
+                (status = 400, body = Problem, content_type = "application/problem+json"),
+                (status = 401, description = "No api_key, or not a Liftoff key", body = Problem, content_type = "application/problem+json")))]
+        async fn $name(
+            State(state): State<AppState>,
+            ApiQuery(query): ApiQuery<HashMap<String, String>>,
+            headers: HeaderMap,
+            raw: Result<Bytes, BytesRejection>,
+        ) -> Result<Json<PosthogFlags>, ApiError> {
+            posthog_flags(state, query, headers, raw).await
+        }
+    };
+}
+
+posthog_flags_route!(flags_slash, "/flags/");
+// No bare `/flags`: that is the dashboard's flag list. PostHog SDKs call `/flags/?v=2`.
+posthog_flags_route!(decide_slash, "/decide/");
+posthog_flags_route!(decide_bare, "/decide");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,13 +534,21 @@ mod tests {
         let none = HashMap::new();
         let h = HeaderMap::new();
         let want: Value = serde_json::from_slice(json).unwrap();
-        assert_eq!(posthog_payload(&h, &none, Bytes::from_static(json)).unwrap(), want);
-        assert_eq!(posthog_payload(&h, &none, Bytes::from(b64.clone())).unwrap(), want);
+        assert_eq!(
+            posthog_payload(&h, &none, Bytes::from_static(json)).unwrap(),
+            want
+        );
+        assert_eq!(
+            posthog_payload(&h, &none, Bytes::from(b64.clone())).unwrap(),
+            want
+        );
         let form = format!("data={}", b64.replace('+', "%2B").replace('=', "%3D"));
         assert_eq!(posthog_payload(&h, &none, Bytes::from(form)).unwrap(), want);
         let q = HashMap::from([("compression".to_owned(), "lz64".to_owned())]);
         assert_eq!(
-            posthog_payload(&h, &q, Bytes::from_static(json)).unwrap_err().status,
+            posthog_payload(&h, &q, Bytes::from_static(json))
+                .unwrap_err()
+                .status,
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
     }

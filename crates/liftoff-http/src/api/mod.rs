@@ -3,15 +3,15 @@
 
 mod analytics;
 mod audit;
-mod capture;
 mod batch;
+mod capture;
 mod flags;
 mod health;
 mod import;
 mod keys;
 mod monitoring;
-mod operations;
 mod ofrep;
+mod operations;
 mod otlp;
 mod sdk;
 mod segments;

@@ -81,7 +81,14 @@ impl EventStore for PgState {
             let n = tx
                 .execute(
                     &insert,
-                    &[&uuid_bytes(e.uuid), &e.ts_ms, &e.user, &e.session, &e.event, &e.properties],
+                    &[
+                        &uuid_bytes(e.uuid),
+                        &e.ts_ms,
+                        &e.user,
+                        &e.session,
+                        &e.event,
+                        &e.properties,
+                    ],
                 )
                 .await
                 .map_err(pg_err)?;
@@ -124,9 +131,12 @@ impl EventStore for PgState {
             .map_err(pg_err)?;
         for p in apply_updates(known, persons) {
             let props = serde_json::Value::Object(p.properties).to_string();
-            tx.execute(&put, &[&p.user_id, &p.first_seen_ms, &p.last_seen_ms, &props])
-                .await
-                .map_err(pg_err)?;
+            tx.execute(
+                &put,
+                &[&p.user_id, &p.first_seen_ms, &p.last_seen_ms, &props],
+            )
+            .await
+            .map_err(pg_err)?;
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(out)

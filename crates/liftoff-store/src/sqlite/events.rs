@@ -45,20 +45,42 @@ pub(crate) fn uuid_from(bytes: Option<Vec<u8>>) -> Result<Option<u128>, StoreErr
         .transpose()
 }
 
-pub(crate) fn properties_from(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+pub(crate) fn properties_from(
+    text: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
     match serde_json::from_str(text) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
-        _ => Err(StoreError::Corrupt("stored person properties are not a JSON object".into())),
+        _ => Err(StoreError::Corrupt(
+            "stored person properties are not a JSON object".into(),
+        )),
     }
 }
 
-type RawEvent = (i64, Option<Vec<u8>>, i64, String, Option<String>, String, String);
+type RawEvent = (
+    i64,
+    Option<Vec<u8>>,
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+);
 
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
 }
 
-fn stored((seq, uuid, ts, user, session, event, properties): RawEvent) -> Result<StoredEvent, StoreError> {
+fn stored(
+    (seq, uuid, ts, user, session, event, properties): RawEvent,
+) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
         seq,
         event: Event {

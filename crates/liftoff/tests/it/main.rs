@@ -10,6 +10,7 @@ mod harness;
 
 mod auth;
 mod bad_input;
+mod capture;
 mod dashboard;
 mod flags;
 mod keys;

@@ -480,3 +480,130 @@ fn acknowledged_request_metrics_survive_kill_9() {
     assert_eq!(stored % 100, 0, "batches are all or nothing");
     assert!(p.terminate().success());
 }
+
+/// Events: kill -9 during sustained ingest from several tasks, restart on the same data dir,
+/// and every event whose request got a 2xx is there exactly once (by uuid), and nothing that
+/// was never sent.
+#[test]
+fn acknowledged_events_survive_kill_9_exactly_once() {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = "kill-admin-token-0123456789";
+    let data = dir.path().to_str().unwrap().to_owned();
+    let mut p = Proc::start(
+        &["serve", "--data", &data, "--listen", "127.0.0.1:0"],
+        &[("LIFTOFF_ADMIN_TOKEN", token)],
+    );
+    let base = address(&p.wait_for("listening on http://"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sent: Arc<Mutex<HashSet<String>>> = Arc::default();
+    const PER_BATCH: u64 = 50;
+    let workers: Vec<_> = (0..4u64)
+        .map(|task| {
+            let (http, base, acked, sent) = (http.clone(), base.clone(), acked.clone(), sent.clone());
+            rt.spawn(async move {
+                for n in 0u64.. {
+                    let batch: Vec<serde_json::Value> = (0..PER_BATCH)
+                        .map(|i| {
+                            let id = format!("{task:08x}-0000-4000-8000-{:012x}", n * PER_BATCH + i);
+                            serde_json::json!({"event": "tick", "user_id": format!("u{task}"), "uuid": id, "properties": {"n": n}})
+                        })
+                        .collect();
+                    let ids: Vec<String> = batch.iter().map(|e| e["uuid"].as_str().unwrap().to_owned()).collect();
+                    sent.lock().unwrap().extend(ids.iter().cloned());
+                    match http
+                        .post(format!("{base}/api/ingest/events"))
+                        .bearer_auth(token)
+                        .json(&batch)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => acked.lock().unwrap().extend(ids),
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = p.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = p.child.wait();
+    rt.block_on(async {
+        for w in workers {
+            let _ = w.await;
+        }
+    });
+    let acked = acked.lock().unwrap().clone();
+    let sent = sent.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 1000,
+        "sustained ingest before the kill: {} acknowledged",
+        acked.len()
+    );
+
+    let mut p = Proc::start(
+        &["serve", "--data", &data, "--listen", "127.0.0.1:0"],
+        &[("LIFTOFF_ADMIN_TOKEN", token)],
+    );
+    let base = address(&p.wait_for("listening on http://"));
+    let export = rt.block_on(async {
+        http.get(format!("{base}/api/analytics/export?format=ndjson"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let mut stored: HashMap<String, u32> = HashMap::new();
+    for line in export.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        *stored
+            .entry(v["uuid"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    eprintln!(
+        "acknowledged {}, stored {}, sent {}",
+        acked.len(),
+        stored.len(),
+        sent.len()
+    );
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !stored.contains_key(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    let twice: Vec<(&String, &u32)> = stored.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    assert!(
+        stored.keys().all(|id| sent.contains(id)),
+        "an event that was never sent is stored"
+    );
+    assert_eq!(
+        stored.len() as u64 % PER_BATCH,
+        0,
+        "batches are all or nothing"
+    );
+    assert!(p.terminate().success());
+}

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::batch::{BatchWriter, FlushFn};
 use crate::jobs::JobRegistry;
-use crate::monitoring::prometheus::{BUCKETS, escape};
-use crate::monitoring::service::{Durations, IngestError, Retention, TimeRange};
+use crate::monitoring::prometheus::{BUCKETS, escape, write_histogram};
+use crate::monitoring::service::{Durations, IngestError, Retention, TimeRange, validate_all};
 use crate::monitoring::sketch::DDSketch;
 use crate::store::{OperationStore, OperationUserCounts, StoreError};
 
@@ -167,18 +167,8 @@ impl OperationsService {
 
     /// Validates every record (all or nothing), folds them and returns once committed.
     pub async fn ingest(&self, records: Vec<OperationRecord>) -> Result<usize, IngestError> {
-        if records.is_empty() {
-            return Err(IngestError::Empty);
-        }
-        let now = Utc::now();
         let n = records.len();
-        let mut valid = Vec::with_capacity(n);
-        for (index, r) in records.into_iter().enumerate() {
-            valid.push(
-                r.validate(now)
-                    .map_err(|message| IngestError::Invalid { index, message })?,
-            );
-        }
+        let valid = validate_all(records, OperationRecord::validate)?;
         self.record(valid).await?;
         Ok(n)
     }
@@ -243,27 +233,12 @@ impl OperationsService {
             out.push_str("# TYPE liftoff_operation_duration_seconds histogram\n");
             for ((svc, op), s) in series.iter() {
                 let labels = format!("service=\"{}\",operation=\"{}\"", escape(svc), escape(op));
-                let mut cumulative = 0;
-                for (i, bound) in BUCKETS.iter().enumerate() {
-                    cumulative += s.buckets[i];
-                    let _ = writeln!(
-                        out,
-                        "liftoff_operation_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                    );
-                }
-                cumulative += s.buckets[BUCKETS.len()];
-                let _ = writeln!(
+                write_histogram(
                     out,
-                    "liftoff_operation_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {cumulative}"
-                );
-                let _ = writeln!(
-                    out,
-                    "liftoff_operation_duration_seconds_sum{{{labels}}} {}",
-                    s.sum_seconds
-                );
-                let _ = writeln!(
-                    out,
-                    "liftoff_operation_duration_seconds_count{{{labels}}} {cumulative}"
+                    "liftoff_operation_duration_seconds",
+                    &labels,
+                    &s.buckets,
+                    s.sum_seconds,
                 );
             }
         }
