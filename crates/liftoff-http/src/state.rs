@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use liftoff_core::analytics::EventsService;
+use liftoff_core::analytics::insights::InsightsService;
 use liftoff_core::auth::KeyService;
 use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
@@ -51,6 +52,7 @@ pub struct Services {
     pub monitoring: MonitoringService,
     pub operations: OperationsService,
     pub events: EventsService,
+    pub insights: InsightsService,
     pub jobs: JobRegistry,
 }
 
@@ -62,6 +64,8 @@ pub struct AppState {
     pub operations: OperationsService,
     /// Product events and persons.
     pub events: EventsService,
+    /// Funnels, retention, active users… over the events.
+    pub insights: InsightsService,
     /// Previous counts of cumulative OTLP histograms, to record only their increase.
     pub otlp: Arc<liftoff_core::monitoring::otlp::OtlpState>,
     pub users: UserService,
@@ -86,6 +90,7 @@ impl AppState {
             monitoring,
             operations,
             events,
+            insights,
             jobs,
         } = services;
         Self {
@@ -105,6 +110,7 @@ impl AppState {
             monitoring,
             operations,
             events,
+            insights,
             otlp: Arc::default(),
             store,
             jobs,

@@ -73,6 +73,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         .context("opening operation metrics")?;
     // Like the request writer: every accepted batch is answered after its commit.
     let (events, _event_writer) = EventsService::start(stores.events.clone(), &jobs);
+    let insights = liftoff_core::analytics::insights::InsightsService::new(stores.events.clone());
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,
@@ -93,6 +94,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 monitoring,
                 operations,
                 events,
+                insights,
                 jobs,
             },
             http,

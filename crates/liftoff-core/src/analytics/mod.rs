@@ -6,11 +6,14 @@
 //!   `$session_id`, `$set`/`$set_once`, `sent_at`/`offset` clock correction).
 //! - [`persons`]: the pure `$set`/`$set_once`/`$identify` merge stores apply in the append's
 //!   transaction.
+//! - [`insights`]: funnels, retention, active users, paths, milestones and sessions, answered
+//!   by the columnar engine (`liftoff-analytics`) over a cached per-day form of the events.
 //! - [`ingest`]: `EventsService`: group-committed ingest, a user's activity, export pages,
 //!   erasure and retention.
 
 pub mod event;
 pub mod ingest;
+pub mod insights;
 pub mod persons;
 pub mod posthog;
 

@@ -82,6 +82,8 @@ async fn erase_user(
     ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<Erased>, ApiError> {
     let done = state.events.erase(&user_id).await?;
+    // The next analytics query rebuilds its table without the person.
+    state.insights.invalidate().await;
     Ok(Json(Erased {
         user_id,
         events_deleted: done.events,

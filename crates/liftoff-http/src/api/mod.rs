@@ -8,6 +8,7 @@ mod capture;
 mod flags;
 mod health;
 mod import;
+mod insights;
 mod keys;
 mod monitoring;
 mod ofrep;
@@ -85,4 +86,5 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(otlp::routes())
         .merge(capture::routes())
         .merge(analytics::routes())
+        .merge(insights::routes())
 }

@@ -13,6 +13,7 @@ mod bad_input;
 mod capture;
 mod dashboard;
 mod flags;
+mod insights;
 mod keys;
 mod monitoring;
 mod openapi;

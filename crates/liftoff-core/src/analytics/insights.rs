@@ -1,0 +1,775 @@
+//! Analytics queries (funnels, retention, active users, paths, milestones, sessions) answered
+//! by the columnar engine of `liftoff-analytics` over the stored events.
+//!
+//! The service keeps the engine's query form in memory: one [`Segment`] per UTC day, built
+//! from that day's stored events, and an [`EventTable`] merged from them. A query uses the
+//! table as it is when it was last refreshed; a refresh (at most every [`REFRESH`]) reads only
+//! the events appended since the last one (paged by the store's sequence), rebuilds the
+//! segments of the days they touched and re-merges the table. An erasure invalidates
+//! everything. So queries never scan the row store, and new events show within seconds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use liftoff_analytics::{DAY_MS, EventRow, EventTable, Segment};
+use tokio::sync::Mutex;
+
+use super::Event;
+use crate::store::{EventStore, StoreError};
+
+/// How stale the table may be before a query refreshes it.
+pub const REFRESH: Duration = Duration::from_secs(2);
+/// Events read from the store per page.
+const PAGE: usize = 20_000;
+
+/// Why an analytics query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InsightsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Engine(String),
+    #[error("{0}")]
+    Query(#[from] liftoff_analytics::QueryError),
+}
+
+struct Cache {
+    days: BTreeMap<i64, Segment>,
+    /// `None` until the first refresh.
+    table: Option<Arc<EventTable>>,
+    /// The highest sequence folded in.
+    seq: i64,
+    /// Erasures seen; a new one means a full reload.
+    erasures: usize,
+    refreshed: Option<Instant>,
+}
+
+#[derive(Clone)]
+pub struct InsightsService {
+    store: Arc<dyn EventStore>,
+    cache: Arc<Mutex<Cache>>,
+}
+
+fn row(e: Event) -> EventRow {
+    EventRow {
+        ts_ms: e.ts_ms,
+        user: e.user,
+        session: e.session,
+        event: e.event,
+        properties: e.properties,
+        uuid: e.uuid,
+    }
+}
+
+fn engine(e: impl std::fmt::Display) -> InsightsError {
+    InsightsError::Engine(e.to_string())
+}
+
+impl InsightsService {
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self {
+            store,
+            cache: Arc::new(Mutex::new(Cache {
+                days: BTreeMap::new(),
+                table: None,
+                seq: 0,
+                erasures: 0,
+                refreshed: None,
+            })),
+        }
+    }
+
+    /// The table, refreshed first when it is older than [`REFRESH`].
+    pub async fn table(&self) -> Result<Arc<EventTable>, InsightsError> {
+        let mut cache = self.cache.lock().await;
+        if let (Some(table), Some(at)) = (&cache.table, cache.refreshed)
+            && at.elapsed() < REFRESH
+        {
+            return Ok(table.clone());
+        }
+        self.refresh(&mut cache).await
+    }
+
+    async fn refresh(&self, cache: &mut Cache) -> Result<Arc<EventTable>, InsightsError> {
+        let erasures = self.store.erased_users().await?.len();
+        if erasures != cache.erasures {
+            cache.days.clear();
+            cache.seq = 0;
+            cache.erasures = erasures;
+        }
+        // Which days gained events since the last refresh.
+        let mut touched = BTreeSet::new();
+        loop {
+            let page = self
+                .store
+                .events_between(i64::MIN, i64::MAX, PAGE, cache.seq)
+                .await?;
+            let Some(last) = page.last() else { break };
+            cache.seq = last.seq;
+            touched.extend(page.iter().map(|e| e.event.ts_ms.div_euclid(DAY_MS)));
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        if !touched.is_empty() || cache.table.is_none() {
+            for day in &touched {
+                let segment = self.day_segment(*day).await?;
+                match segment {
+                    Some(s) => cache.days.insert(*day, s),
+                    None => cache.days.remove(day),
+                };
+            }
+            let segments: Vec<Segment> = cache.days.values().cloned().collect();
+            let table = tokio::task::spawn_blocking(move || EventTable::from_segments(&segments))
+                .await
+                .map_err(engine)?
+                .map_err(engine)?;
+            cache.table = Some(Arc::new(table));
+        }
+        cache.refreshed = Some(Instant::now());
+        cache
+            .table
+            .clone()
+            .ok_or_else(|| engine("the table was not built"))
+    }
+
+    /// Every stored event of one UTC day as a segment; `None` when the day has none.
+    async fn day_segment(&self, day: i64) -> Result<Option<Segment>, InsightsError> {
+        let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
+        let mut rows = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.events_between(from, to, PAGE, after).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            let n = page.len();
+            rows.extend(page.into_iter().map(|e| row(e.event)));
+            if n < PAGE {
+                break;
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        tokio::task::spawn_blocking(move || Segment::build(&rows))
+            .await
+            .map_err(engine)?
+            .map(Some)
+            .map_err(engine)
+    }
+
+    /// Drops the cached table so the next query rebuilds it (after an erasure).
+    pub async fn invalidate(&self) {
+        let mut cache = self.cache.lock().await;
+        cache.refreshed = None;
+        cache.erasures = usize::MAX;
+    }
+}
+
+/// `[now - days, now)` in engine terms.
+pub fn last_days(now_ms: i64, days: f64) -> liftoff_analytics::TimeRange {
+    liftoff_analytics::TimeRange::new(now_ms - (days * DAY_MS as f64) as i64, now_ms)
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 / whole as f64 * 10_000.0).round() / 100.0
+    }
+}
+
+fn date(ms: i64) -> String {
+    super::ingest::time(ms).format("%Y-%m-%d").to_string()
+}
+
+/// `POST /api/analytics/funnel`.
+#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct FunnelRequest {
+    /// Event names in order (at least 2, at most 32).
+    pub funnel_steps: Vec<String>,
+    /// Events of the last `days` days count (default 30).
+    pub days: Option<f64>,
+    /// Time from the first step to the last (default 14 days).
+    pub conversion_window_days: Option<f64>,
+    /// A property of the first step's event to break the funnel down by.
+    pub breakdown: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FunnelStep {
+    /// 1-based.
+    pub step: usize,
+    pub event_type: String,
+    pub users: u64,
+    /// Percent (0–100) of the previous step's users who reached this step; 100 for step 1.
+    pub conversion_rate: f64,
+    /// Percent of the previous step's users who did not.
+    pub dropoff_rate: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FunnelBreakdownReport {
+    /// The property's value on the first step's event; `null` when it was absent.
+    pub value: Option<String>,
+    pub analysis: Vec<FunnelStep>,
+    pub overall_conversion: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FunnelReport {
+    pub funnel_steps: Vec<String>,
+    pub time_window_days: f64,
+    pub conversion_window_days: f64,
+    pub analysis: Vec<FunnelStep>,
+    /// Percent of the first step's users who reached the last.
+    pub overall_conversion: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Vec<FunnelBreakdownReport>>,
+}
+
+fn analysis(steps: &[String], users: &[u64]) -> (Vec<FunnelStep>, f64) {
+    let rows = steps
+        .iter()
+        .zip(users)
+        .enumerate()
+        .map(|(i, (name, &n))| {
+            let previous = if i == 0 { n } else { users[i - 1] };
+            let conversion = if i == 0 { 100.0 } else { percent(n, previous) };
+            FunnelStep {
+                step: i + 1,
+                event_type: name.clone(),
+                users: n,
+                conversion_rate: conversion,
+                dropoff_rate: if previous == 0 {
+                    0.0
+                } else {
+                    ((100.0 - conversion) * 100.0).round() / 100.0
+                },
+            }
+        })
+        .collect();
+    let overall = match (users.first(), users.last()) {
+        (Some(&first), Some(&last)) => percent(last, first),
+        _ => 0.0,
+    };
+    (rows, overall)
+}
+
+/// `GET /api/analytics/active-users`.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ActiveUsersReport {
+    /// Distinct users in the last `minutes` minutes.
+    pub active_users: u64,
+    pub minutes: u32,
+    /// Distinct users today (UTC), in the last 7 and the last 30 days.
+    pub dau: u64,
+    pub wau: u64,
+    pub mau: u64,
+    /// Average DAU over the last 30 days divided by MAU (0–1).
+    pub stickiness: f64,
+    pub daily: Vec<DatedCount>,
+    pub weekly: Vec<DatedCount>,
+    pub monthly: Vec<DatedCount>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DatedCount {
+    /// First day of the bucket, `YYYY-MM-DD` (UTC).
+    pub date: String,
+    pub users: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FeatureUsage {
+    /// The event name.
+    pub feature: String,
+    pub usage_count: u64,
+    pub unique_users: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FeaturesReport {
+    pub days: f64,
+    pub features: Vec<FeatureUsage>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CohortRow {
+    /// The day these users were first seen, `YYYY-MM-DD`.
+    pub cohort_date: String,
+    pub size: u64,
+    /// Percent of the cohort active on day 0, 1, 2, … after first seen.
+    pub retention: Vec<f64>,
+}
+
+/// `POST /api/analytics/retention`.
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct RetentionRequest {
+    /// Cohorts of the last `days` days (default 30).
+    pub days: Option<f64>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RetentionReport {
+    pub days: f64,
+    /// Percent of users active on day N after first seen, over cohorts old enough to tell;
+    /// `null` when none is.
+    pub d1: Option<f64>,
+    pub d7: Option<f64>,
+    pub d30: Option<f64>,
+    pub cohorts: Vec<CohortRow>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MilestoneRow {
+    pub event: String,
+    /// Users whose first event of this name falls in the window.
+    pub users: u64,
+    /// Percent of the window's users.
+    pub share: f64,
+    pub avg_hours_after_first_seen: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MilestonesReport {
+    pub days: f64,
+    pub total_users: u64,
+    pub milestones: Vec<MilestoneRow>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct NewVsReturningRow {
+    pub date: String,
+    pub new: u64,
+    pub returning: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionsReport {
+    pub days: f64,
+    pub sessions: u64,
+    pub avg_duration_seconds: f64,
+    /// Percent of sessions with one event.
+    pub bounce_rate: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionEvent {
+    pub event: String,
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    #[schema(value_type = Object)]
+    pub properties: serde_json::Value,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionReport {
+    pub session_id: String,
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+    pub duration_seconds: f64,
+    pub event_count: usize,
+    pub events: Vec<SessionEvent>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TransitionRow {
+    pub from: String,
+    pub to: String,
+    /// Times `to` directly followed `from` in a session.
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct FlowRow {
+    /// Three events in a row within a session.
+    pub steps: Vec<String>,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PathsReport {
+    pub days: f64,
+    /// Most frequent first.
+    pub transitions: Vec<TransitionRow>,
+    pub flows: Vec<FlowRow>,
+}
+
+fn properties(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+impl InsightsService {
+    /// Ordered funnel over the last `days` days, ClickHouse `windowFunnel` semantics.
+    pub async fn funnel(
+        &self,
+        req: &FunnelRequest,
+        now_ms: i64,
+    ) -> Result<FunnelReport, InsightsError> {
+        let table = self.table().await?;
+        let days = req.days.unwrap_or(30.0);
+        let window_days = req.conversion_window_days.unwrap_or(14.0);
+        let steps: Vec<liftoff_analytics::EventFilter> = req
+            .funnel_steps
+            .iter()
+            .map(|s| liftoff_analytics::EventFilter::event(s))
+            .collect();
+        let result = table.funnel(
+            &steps,
+            (window_days * DAY_MS as f64) as i64,
+            last_days(now_ms, days),
+            req.breakdown.as_deref(),
+        )?;
+        let (rows, overall) = analysis(&req.funnel_steps, &result.users);
+        let breakdown = req.breakdown.as_ref().map(|_| {
+            result
+                .breakdown
+                .iter()
+                .map(|b| {
+                    let (analysis, overall_conversion) = analysis(&req.funnel_steps, &b.users);
+                    FunnelBreakdownReport {
+                        value: b.value.clone(),
+                        analysis,
+                        overall_conversion,
+                    }
+                })
+                .collect()
+        });
+        Ok(FunnelReport {
+            funnel_steps: req.funnel_steps.clone(),
+            time_window_days: days,
+            conversion_window_days: window_days,
+            analysis: rows,
+            overall_conversion: overall,
+            breakdown,
+        })
+    }
+
+    /// Active users now and as DAU/WAU/MAU series over the last 30 days.
+    pub async fn active_users(
+        &self,
+        minutes: u32,
+        now_ms: i64,
+    ) -> Result<ActiveUsersReport, InsightsError> {
+        use liftoff_analytics::{Bucket, TimeRange};
+        let table = self.table().await?;
+        let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
+        let month = TimeRange::new(today - 29 * DAY_MS, today + DAY_MS);
+        let series = |bucket| {
+            table
+                .active_users(month, bucket)
+                .into_iter()
+                .map(|b| DatedCount {
+                    date: date(b.start_ms),
+                    users: b.users,
+                })
+                .collect::<Vec<_>>()
+        };
+        Ok(ActiveUsersReport {
+            active_users: table.distinct_users(TimeRange::new(
+                now_ms - i64::from(minutes) * 60_000,
+                now_ms + 1,
+            )),
+            minutes,
+            dau: table.distinct_users(TimeRange::new(today, today + DAY_MS)),
+            wau: table.distinct_users(TimeRange::new(today - 6 * DAY_MS, today + DAY_MS)),
+            mau: table.distinct_users(month),
+            stickiness: table.stickiness(month),
+            daily: {
+                // Every day of the month, zero where nobody was active, so charts have no gaps.
+                let seen: BTreeMap<i64, u64> = table
+                    .active_users(month, Bucket::Day)
+                    .into_iter()
+                    .map(|b| (b.start_ms, b.users))
+                    .collect();
+                (0..30)
+                    .map(|d| {
+                        let start = month.from_ms + d * DAY_MS;
+                        DatedCount {
+                            date: date(start),
+                            users: seen.get(&start).copied().unwrap_or(0),
+                        }
+                    })
+                    .collect()
+            },
+            weekly: series(Bucket::Week),
+            monthly: series(Bucket::Month),
+        })
+    }
+
+    /// The most used events (features) of the last `days` days with their distinct users.
+    pub async fn features(
+        &self,
+        days: f64,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<FeaturesReport, InsightsError> {
+        let table = self.table().await?;
+        let range = last_days(now_ms, days);
+        let mut features = Vec::new();
+        for top in table.top_events(range, limit) {
+            let users = table
+                .funnel(
+                    &[liftoff_analytics::EventFilter::event(&top.event)],
+                    0,
+                    range,
+                    None,
+                )?
+                .users
+                .first()
+                .copied()
+                .unwrap_or(0);
+            features.push(FeatureUsage {
+                feature: top.event,
+                usage_count: top.count,
+                unique_users: users,
+            });
+        }
+        Ok(FeaturesReport { days, features })
+    }
+
+    /// First-seen cohorts of the last `days` days and who came back on day N.
+    pub async fn retention(
+        &self,
+        days: f64,
+        now_ms: i64,
+    ) -> Result<RetentionReport, InsightsError> {
+        let table = self.table().await?;
+        let r = table.retention(last_days(now_ms, days));
+        let cohorts = r
+            .cohorts
+            .iter()
+            .map(|c| CohortRow {
+                cohort_date: date(c.day_ms),
+                size: c.size,
+                retention: c.active.iter().map(|a| percent(*a, c.size)).collect(),
+            })
+            .collect();
+        let day = |k| r.day_pct(k).map(|p| (p * 100.0).round() / 100.0);
+        Ok(RetentionReport {
+            days,
+            d1: day(1),
+            d7: day(7),
+            d30: day(30),
+            cohorts,
+        })
+    }
+
+    /// Top transitions and three-step flows within sessions.
+    pub async fn paths(
+        &self,
+        days: f64,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<PathsReport, InsightsError> {
+        let table = self.table().await?;
+        let p = table.paths(
+            last_days(now_ms, days),
+            liftoff_analytics::DEFAULT_SESSION_GAP_MS,
+            limit,
+        );
+        Ok(PathsReport {
+            days,
+            transitions: p
+                .transitions
+                .into_iter()
+                .map(|t| TransitionRow {
+                    from: t.from,
+                    to: t.to,
+                    count: t.count,
+                })
+                .collect(),
+            flows: p
+                .flows
+                .into_iter()
+                .map(|f| FlowRow {
+                    steps: f.steps.to_vec(),
+                    count: f.count,
+                })
+                .collect(),
+        })
+    }
+
+    /// The user journey: each event's first occurrence per user, most reached first.
+    pub async fn milestones(
+        &self,
+        days: f64,
+        now_ms: i64,
+    ) -> Result<MilestonesReport, InsightsError> {
+        let table = self.table().await?;
+        let range = last_days(now_ms, days);
+        let total = table.distinct_users(range);
+        let milestones = table
+            .milestones(range)
+            .into_iter()
+            .map(|m| MilestoneRow {
+                share: percent(m.users, total),
+                avg_hours_after_first_seen: (m.avg_ms_after_first_seen / 36_000.0).round() / 100.0,
+                event: m.event,
+                users: m.users,
+            })
+            .collect();
+        Ok(MilestonesReport {
+            days,
+            total_users: total,
+            milestones,
+        })
+    }
+
+    pub async fn new_vs_returning(
+        &self,
+        days: f64,
+        bucket: liftoff_analytics::Bucket,
+        now_ms: i64,
+    ) -> Result<Vec<NewVsReturningRow>, InsightsError> {
+        let table = self.table().await?;
+        Ok(table
+            .new_vs_returning(last_days(now_ms, days), bucket)
+            .into_iter()
+            .map(|b| NewVsReturningRow {
+                date: date(b.start_ms),
+                new: b.new,
+                returning: b.returning,
+            })
+            .collect())
+    }
+
+    /// Sessions (explicit ids, else 30 minutes of inactivity) of the last `days` days.
+    pub async fn sessions(&self, days: f64, now_ms: i64) -> Result<SessionsReport, InsightsError> {
+        let table = self.table().await?;
+        let s = table.sessions(
+            last_days(now_ms, days),
+            liftoff_analytics::DEFAULT_SESSION_GAP_MS,
+        );
+        Ok(SessionsReport {
+            days,
+            sessions: s.sessions,
+            avg_duration_seconds: (s.avg_duration_ms() / 10.0).round() / 100.0,
+            bounce_rate: percent(s.bounces, s.sessions),
+        })
+    }
+
+    /// One explicit session's events; `None` when no event carries the id.
+    pub async fn session(&self, id: &str) -> Result<Option<SessionReport>, InsightsError> {
+        let table = self.table().await?;
+        let events = table.session_events(id);
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(None);
+        };
+        Ok(Some(SessionReport {
+            session_id: id.to_owned(),
+            start: super::ingest::time(first.ts_ms),
+            end: super::ingest::time(last.ts_ms),
+            duration_seconds: (last.ts_ms - first.ts_ms) as f64 / 1000.0,
+            event_count: events.len(),
+            events: events
+                .iter()
+                .map(|e| SessionEvent {
+                    event: e.event.to_owned(),
+                    timestamp: super::ingest::time(e.ts_ms),
+                    properties: properties(e.properties),
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// Event names that record an error: PostHog's `$exception`, `error`, `exception`, and any
+/// name ending in `_error`.
+pub fn is_error_event(name: &str) -> bool {
+    matches!(name, "$exception" | "error" | "exception") || name.ends_with("_error")
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorEvent {
+    pub event: String,
+    pub user_id: String,
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    /// `error_type`, `$exception_type` or `type` of the properties.
+    pub error_type: Option<String>,
+    /// `message`, `$exception_message` or `error` of the properties.
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorsReport {
+    pub hours: f64,
+    pub total_errors: u64,
+    /// Users who hit at least one.
+    pub affected_users: u64,
+    pub by_type: BTreeMap<String, u64>,
+    pub by_event: BTreeMap<String, u64>,
+    /// Newest first, at most 50.
+    pub recent: Vec<ErrorEvent>,
+    /// True when the window held more events than one report reads (200,000); the figures
+    /// then cover the events stored first.
+    pub truncated: bool,
+}
+
+fn text_field(props: &serde_json::Value, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|k| props.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
+}
+
+impl InsightsService {
+    /// Error events of the last `hours` hours, from the stored events.
+    pub async fn errors(&self, hours: f64, now_ms: i64) -> Result<ErrorsReport, InsightsError> {
+        const MAX_READ: usize = 200_000;
+        let from = now_ms - (hours * 3_600_000.0) as i64;
+        let (mut total, mut read, mut after) = (0u64, 0usize, 0i64);
+        let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+        let mut by_event: BTreeMap<String, u64> = BTreeMap::new();
+        let mut users = BTreeSet::new();
+        let mut recent = Vec::new();
+        let mut truncated = false;
+        loop {
+            let page = self
+                .store
+                .events_between(from, now_ms + 1, PAGE, after)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            read += page.len();
+            let full = page.len() == PAGE;
+            for e in page.into_iter().map(|s| s.event) {
+                if !is_error_event(&e.event) {
+                    continue;
+                }
+                total += 1;
+                let props = properties(&e.properties);
+                let error_type = text_field(&props, &["error_type", "$exception_type", "type"]);
+                *by_type
+                    .entry(error_type.clone().unwrap_or_else(|| "unknown".into()))
+                    .or_default() += 1;
+                *by_event.entry(e.event.clone()).or_default() += 1;
+                users.insert(e.user.clone());
+                recent.push(ErrorEvent {
+                    timestamp: super::ingest::time(e.ts_ms),
+                    message: text_field(&props, &["message", "$exception_message", "error"]),
+                    error_type,
+                    event: e.event,
+                    user_id: e.user,
+                });
+            }
+            if !full {
+                break;
+            }
+            if read >= MAX_READ {
+                truncated = true;
+                break;
+            }
+        }
+        recent.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+        recent.truncate(50);
+        Ok(ErrorsReport {
+            hours,
+            total_errors: total,
+            affected_users: users.len() as u64,
+            by_type,
+            by_event,
+            recent,
+            truncated,
+        })
+    }
+}
