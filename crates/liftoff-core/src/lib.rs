@@ -10,15 +10,18 @@
 //! - [`jobs`]: the registry background jobs report their state to.
 //! - [`secret`]: random tokens and their digests.
 
+pub mod alerts;
 pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod flags;
+pub mod incidents;
 pub mod jobs;
 pub mod monitoring;
 pub mod secret;
 pub mod store;
+pub mod uptime;
 pub mod users;
 
 pub use store::StoreError;

@@ -130,13 +130,118 @@ pub trait FlagStore: Send + Sync {
     async fn delete_segment(&self, id: i64, change: &Change) -> Result<bool, StoreError>;
 }
 
+/// Alert rules, silences, maintenance windows and channels (stored as JSON documents), alert
+/// instances, the notification outbox and the evaluation lease. See [`alerts`](crate::alerts).
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Every document of `kind`, by id.
+    async fn list_alert_docs(
+        &self,
+        kind: crate::alerts::model::DocKind,
+    ) -> Result<Vec<(i64, serde_json::Value)>, StoreError>;
+    /// Stores a new document and returns its id (the audit entry's target is set to it).
+    async fn insert_alert_doc(
+        &self,
+        kind: crate::alerts::model::DocKind,
+        doc: &serde_json::Value,
+        change: &Change,
+    ) -> Result<i64, StoreError>;
+    /// `false` when there is no document with this id.
+    async fn update_alert_doc(
+        &self,
+        kind: crate::alerts::model::DocKind,
+        id: i64,
+        doc: &serde_json::Value,
+        change: &Change,
+    ) -> Result<bool, StoreError>;
+    async fn delete_alert_doc(
+        &self,
+        kind: crate::alerts::model::DocKind,
+        id: i64,
+        change: &Change,
+    ) -> Result<bool, StoreError>;
+    /// `true` the first time it is called with `name`, ever (first-start seeding).
+    async fn mark_once(&self, name: &str) -> Result<bool, StoreError>;
+    /// Inserts the alert (when its id is 0) or replaces it, and queues `deliveries` for it, in
+    /// one transaction; returns the alert's id.
+    async fn save_alert(
+        &self,
+        alert: &crate::alerts::model::Alert,
+        deliveries: &[crate::alerts::model::Delivery],
+    ) -> Result<i64, StoreError>;
+    /// Records the acknowledgement; `false` when there is no such alert.
+    async fn ack_alert(
+        &self,
+        id: i64,
+        by: &str,
+        at: DateTime<Utc>,
+        change: &Change,
+    ) -> Result<bool, StoreError>;
+    /// Newest first; only those not resolved when `active_only`.
+    async fn list_alerts(
+        &self,
+        active_only: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::alerts::model::Alert>, StoreError>;
+    async fn get_alert(&self, id: i64)
+    -> Result<Option<crate::alerts::model::Alert>, StoreError>;
+    /// Queues one delivery (not tied to an alert's state); returns its id.
+    async fn enqueue_delivery(
+        &self,
+        delivery: &crate::alerts::model::Delivery,
+    ) -> Result<i64, StoreError>;
+    /// Pending deliveries due at `now`, oldest first.
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::alerts::model::Delivery>, StoreError>;
+    /// Writes attempts, status, next attempt, error and sent time.
+    async fn update_delivery(
+        &self,
+        delivery: &crate::alerts::model::Delivery,
+    ) -> Result<(), StoreError>;
+    /// Newest first.
+    async fn list_deliveries(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::alerts::model::Delivery>, StoreError>;
+    /// Takes or renews the lease `name` for `holder` until `until` if it is free, expired at
+    /// `now` or already `holder`'s; `true` when `holder` holds it afterwards. A single-process
+    /// backend (SQLite) always grants it.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Everything Liftoff keeps as shared state (not events): one object per backend.
 pub trait StateStore:
-    KeyStore + AuditStore + UserStore + SessionStore + FlagStore + StoreHealth
+    KeyStore
+    + AuditStore
+    + UserStore
+    + SessionStore
+    + FlagStore
+    + StoreHealth
+    + UptimeStore
+    + IncidentStore
+    + AlertStore
 {
 }
-impl<T: KeyStore + AuditStore + UserStore + SessionStore + FlagStore + StoreHealth> StateStore
-    for T
+impl<
+    T: KeyStore
+        + AuditStore
+        + UserStore
+        + SessionStore
+        + FlagStore
+        + StoreHealth
+        + UptimeStore
+        + IncidentStore
+        + AlertStore,
+> StateStore for T
 {
 }
 
@@ -335,4 +440,92 @@ pub trait EventStore: Send + Sync {
     fn events_backend(&self) -> &'static str;
     /// Flushes what the backend buffers (SQLite checkpoints `events.db`) before shutdown.
     async fn close_events(&self) -> Result<(), StoreError>;
+}
+
+/// Uptime monitors, their checks (raw 24 h, hourly and daily rollups) and downtime periods.
+/// See [`uptime`](crate::uptime).
+#[async_trait]
+pub trait UptimeStore: Send + Sync {
+    /// Every monitor, by id.
+    async fn list_monitors(&self) -> Result<Vec<crate::uptime::Monitor>, StoreError>;
+    async fn get_monitor(&self, id: i64) -> Result<Option<crate::uptime::Monitor>, StoreError>;
+    /// Stores a new monitor (its `id` and `state` are ignored) and returns the id it got; the
+    /// audit entry's target is set to it.
+    async fn insert_monitor(
+        &self,
+        monitor: &crate::uptime::Monitor,
+        change: &Change,
+    ) -> Result<i64, StoreError>;
+    /// Replaces the configuration (not the state); `false` when there is no such monitor.
+    async fn update_monitor(
+        &self,
+        monitor: &crate::uptime::Monitor,
+        change: &Change,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the monitor with its checks, rollups and downtime periods.
+    async fn delete_monitor(&self, id: i64, change: &Change) -> Result<bool, StoreError>;
+    /// In one transaction: stores the check, adds it to its hour and day, sets the monitor's
+    /// state and opens or closes a downtime period. `false` (nothing written) when the monitor
+    /// is gone. Not audited: no person changed anything.
+    async fn record_check(
+        &self,
+        check: &crate::uptime::CheckRecord,
+        state: &crate::uptime::MonitorState,
+        downtime: crate::uptime::DowntimeEdge,
+    ) -> Result<bool, StoreError>;
+    /// Raw checks at or after `from`, newest first, at most `limit`.
+    async fn uptime_checks(
+        &self,
+        monitor_id: i64,
+        from: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::uptime::CheckRecord>, StoreError>;
+    /// Rollups whose bucket holds `from` or starts later, oldest first.
+    async fn uptime_rollups(
+        &self,
+        monitor_id: i64,
+        resolution: crate::uptime::Resolution,
+        from: DateTime<Utc>,
+    ) -> Result<Vec<crate::uptime::Rollup>, StoreError>;
+    /// Downtime periods still open or ended at or after `from`, newest first.
+    async fn downtimes(
+        &self,
+        monitor_id: i64,
+        from: DateTime<Utc>,
+    ) -> Result<Vec<crate::uptime::Downtime>, StoreError>;
+    /// Deletes raw checks before `checks_before`, hourly rollups before `hours_before`, daily
+    /// rollups and ended downtime periods before `days_before`; returns how many rows.
+    async fn purge_uptime(
+        &self,
+        checks_before: DateTime<Utc>,
+        hours_before: DateTime<Utc>,
+        days_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Incidents, each stored whole with a version. See [`incidents`](crate::incidents).
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// Allocates the next number of the year of `created_at` and stores the incident under
+    /// `INC-YYYY-NNN` in the same transaction (the `id` passed is ignored; the audit entry's
+    /// target is set to the new id). Returns the incident as stored.
+    async fn create_incident(
+        &self,
+        incident: &crate::incidents::Incident,
+        change: &Change,
+    ) -> Result<crate::incidents::Incident, StoreError>;
+    async fn get_incident(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::incidents::Incident>, StoreError>;
+    /// Every incident, newest first.
+    async fn list_incidents(&self) -> Result<Vec<crate::incidents::Incident>, StoreError>;
+    /// Replaces the incident if its stored version is still `expected_version`; `false` when it
+    /// changed meanwhile or is gone (nothing is written then).
+    async fn update_incident(
+        &self,
+        incident: &crate::incidents::Incident,
+        expected_version: i64,
+        change: &Change,
+    ) -> Result<bool, StoreError>;
 }

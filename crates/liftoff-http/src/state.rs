@@ -54,6 +54,8 @@ pub struct Services {
     pub events: EventsService,
     pub insights: InsightsService,
     pub jobs: JobRegistry,
+    pub uptime: liftoff_core::uptime::UptimeService,
+    pub incidents: liftoff_core::incidents::IncidentsService,
 }
 
 #[derive(Clone)]
@@ -66,6 +68,10 @@ pub struct AppState {
     pub events: EventsService,
     /// Funnels, retention, active users… over the events.
     pub insights: InsightsService,
+    /// Uptime monitors and their checks.
+    pub uptime: liftoff_core::uptime::UptimeService,
+    /// Incidents, their timeline, postmortem and action items.
+    pub incidents: liftoff_core::incidents::IncidentsService,
     /// Previous counts of cumulative OTLP histograms, to record only their increase.
     pub otlp: Arc<liftoff_core::monitoring::otlp::OtlpState>,
     pub users: UserService,
@@ -92,6 +98,8 @@ impl AppState {
             events,
             insights,
             jobs,
+            uptime,
+            incidents,
         } = services;
         Self {
             limiter: Arc::new(RateLimiter::new(
@@ -111,6 +119,8 @@ impl AppState {
             operations,
             events,
             insights,
+            uptime,
+            incidents,
             otlp: Arc::default(),
             store,
             jobs,

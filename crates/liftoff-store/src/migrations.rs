@@ -23,6 +23,16 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "segments",
         sql: include_str!("../migrations/sqlite/0003_segments.sql"),
     },
+    Migration {
+        version: 10,
+        name: "alerts",
+        sql: include_str!("../migrations/sqlite/0010_alerts.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "uptime_incidents",
+        sql: include_str!("../migrations/sqlite/0011_uptime_incidents.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -65,6 +75,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 8,
         name: "events",
         sql: include_str!("../migrations/postgres/0008_events.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "alerts",
+        sql: include_str!("../migrations/postgres/0010_alerts.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "uptime_incidents",
+        sql: include_str!("../migrations/postgres/0011_uptime_incidents.sql"),
     },
 ];
 

@@ -27,6 +27,7 @@ mod sqlite {
     }
 
     liftoff_testkit::state_store_contract!(open);
+    liftoff_testkit::alert_store_contract!(open);
 
     /// A fresh `events.db`.
     pub(crate) async fn open_events() -> Arc<dyn liftoff_core::store::EventStore> {
@@ -118,6 +119,7 @@ mod postgres {
     }
 
     liftoff_testkit::state_store_contract!(open);
+    liftoff_testkit::alert_store_contract!(open);
 
     pub(crate) async fn open_events() -> Arc<dyn liftoff_core::store::EventStore> {
         Arc::new(

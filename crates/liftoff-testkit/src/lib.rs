@@ -8,6 +8,8 @@
     reason = "test support: a panic is how a broken promise is reported"
 )]
 
+pub mod alerts_contract;
 pub mod contract;
 pub mod events_contract;
 pub mod postgres;
+pub mod uptime_contract;

@@ -37,6 +37,12 @@ pub enum Command {
     /// Manage dashboard users directly in the store (works while the server is down).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Load data from a file into a running server.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Stream the stored product events out of a running server.
+    #[command(after_help = EXPORT_HELP)]
+    Export(ExportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -184,4 +190,119 @@ pub enum FlagsCommand {
         #[command(flatten)]
         remote: Remote,
     },
+}
+
+const IMPORT_EVENTS_HELP: &str = "\
+Each line is one event, in either shape:
+  native (POST /api/ingest/events):
+    {\"event\": \"signup\", \"user_id\": \"u1\", \"session_id\": \"s1\", \"timestamp\": \"2025-06-01T12:00:00Z\",
+     \"properties\": {\"plan\": \"pro\"}, \"uuid\": \"...\"}
+  engine rows (what `liftoff export` and the benchmarks' gen_events.py write):
+    {\"ts\": 1748779200000, \"user_id\": \"u1\", \"session_id\": \"s1\", \"event\": \"signup\",
+     \"properties\": \"{\\\"plan\\\":\\\"pro\\\"}\"}
+The file is read as a stream (any size, bounded memory); gzip is recognised by its magic bytes.
+
+Re-running is safe: an event without a `uuid` gets one derived from its line (the SHA-256 of
+the line's bytes, as a version-8 UUID), so importing the same file again stores nothing twice:
+the server counts those events as duplicates. Identical lines are therefore one event.
+
+A line that is not a JSON event, or that the server refuses (bad timestamp, name too long, …),
+is reported with its line number and skipped; the rest is imported and the command exits with
+status 1. Answers 429 and 503 are retried after the server's Retry-After.
+
+Examples:
+  liftoff import events events.ndjson.gz --token \"$INGEST_TOKEN\"
+  liftoff import events big.ndjson --batch 5000 --concurrency 8 \\
+    --url http://10.0.0.5:7070 --token \"$INGEST_TOKEN\"
+  liftoff export --token \"$READ_TOKEN\" \\
+    | liftoff import events - --url https://new.example.com --token \"$NEW_TOKEN\"";
+
+const EXPORT_HELP: &str = "\
+Formats: ndjson (default; one engine row per line: {ts, user_id, session_id?, event,
+properties: \"<json text>\", uuid?}, which `liftoff import events` reads back), json (one array)
+or csv (uuid,ts,timestamp,user_id,session_id,event,properties). The server streams page by page,
+and so does this command: memory stays bounded whatever the range. An --output ending in .gz is
+gzipped. Progress goes to standard error.
+
+Examples:
+  liftoff export --token \"$READ_TOKEN\" > events.ndjson
+  liftoff export --format csv --output june.csv \\
+    --from 2025-06-01T00:00:00Z --to 2025-07-01T00:00:00Z
+  liftoff export --output backup.ndjson.gz --url https://liftoff.example.com";
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCommand {
+    /// Send the product events of an NDJSON file (gzipped or not) to `POST /api/ingest/events`.
+    #[command(after_help = IMPORT_EVENTS_HELP)]
+    Events(ImportEventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportEventsArgs {
+    /// The NDJSON file, gzipped or not; `-` reads standard input.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Events per request (at most 10,000; the server's body limit, 1 MiB by default, applies:
+    /// a batch it refuses as too large is split).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch: u32,
+
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+
+    /// An ingest or admin token.
+    #[arg(long, env = "LIFTOFF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The server's base URL.
+    #[arg(long, env = "LIFTOFF_URL", default_value = "http://127.0.0.1:7070")]
+    pub url: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExportFormat {
+    #[default]
+    Ndjson,
+    Json,
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ndjson => "ndjson",
+            Self::Json => "json",
+            Self::Csv => "csv",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// ndjson, json or csv.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Ndjson)]
+    pub format: ExportFormat,
+
+    /// Start (included): RFC 3339 or Unix seconds/milliseconds. Default: the beginning.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// End (excluded), like --from. Default: no end.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+
+    /// Write here instead of standard output (gzipped when it ends in .gz). Written to
+    /// FILE.part first and renamed once complete.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// A read or admin token.
+    #[arg(long, env = "LIFTOFF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The server's base URL.
+    #[arg(long, env = "LIFTOFF_URL", default_value = "http://127.0.0.1:7070")]
+    pub url: String,
 }

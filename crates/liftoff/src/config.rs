@@ -111,6 +111,10 @@ pub struct Overrides {
     /// Mark cookies Secure; set when users reach Liftoff over HTTPS [default: false].
     #[arg(long, env = "LIFTOFF_SECURE_COOKIES", value_name = "BOOL")]
     pub secure_cookies: Option<bool>,
+
+    /// The smallest uptime check interval accepted, in seconds (for tests) [default: 10].
+    #[arg(long, env = "LIFTOFF_UPTIME_MIN_INTERVAL_SECONDS", value_name = "SECONDS", hide = true)]
+    pub uptime_min_interval_seconds: Option<u32>,
 }
 
 macro_rules! layer {
@@ -125,7 +129,8 @@ impl Overrides {
         layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password, log_format,
             event_retention_days, metrics_minute_hours, metrics_hourly_days, metrics_daily_days,
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
-            ingest_rate_limit_per_second, session_ttl_hours, stale_flag_days, secure_cookies)
+            ingest_rate_limit_per_second, session_ttl_hours, stale_flag_days, secure_cookies,
+            uptime_min_interval_seconds)
     }
 }
 
@@ -148,6 +153,8 @@ pub struct Settings {
     pub session_ttl_hours: u32,
     pub stale_flag_days: u32,
     pub secure_cookies: bool,
+    /// Hidden: the smallest uptime check interval accepted (10 outside tests).
+    pub uptime_min_interval_seconds: u32,
 }
 
 impl Settings {
@@ -191,6 +198,9 @@ impl Settings {
             session_ttl_hours: o.session_ttl_hours.unwrap_or(12),
             stale_flag_days: o.stale_flag_days.unwrap_or(30),
             secure_cookies: o.secure_cookies.unwrap_or(false),
+            uptime_min_interval_seconds: o
+                .uptime_min_interval_seconds
+                .unwrap_or(liftoff_core::uptime::MIN_INTERVAL_SECONDS),
         };
         settings.validate()?;
         Ok(settings)

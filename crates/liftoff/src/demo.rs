@@ -3,6 +3,7 @@
 //! at every stage of a rollout.
 
 use anyhow::Context as _;
+use liftoff_core::analytics::{Clock, EventRecord, EventsService};
 use liftoff_core::auth::{Actor, KeyName, Scope};
 use liftoff_core::flags::NewFlag;
 use liftoff_core::users::Role;
@@ -45,6 +46,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     seed_flags(state).await?;
     seed_requests(state).await?;
     seed_operations(state).await?;
+    seed_events(state).await?;
     println!(
         "Demo data added: users {} (password: the name, a dash, the name again).",
         TEAM.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
@@ -102,6 +104,36 @@ impl Lcg {
         let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
         median * (0.5 * z).exp()
     }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.next() < p
+    }
+
+    /// An integer in `lo..hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + (self.next() * (hi - lo) as f64) as u64
+    }
+
+    /// One of `items`, by weight.
+    fn pick<T: Copy>(&mut self, items: &[(T, f64)]) -> T {
+        let total: f64 = items.iter().map(|i| i.1).sum();
+        let mut roll = self.next() * total;
+        for (item, weight) in items {
+            if roll < *weight {
+                return *item;
+            }
+            roll -= weight;
+        }
+        items[items.len() - 1].0
+    }
+}
+
+/// The share of the peak traffic at an hour of the (UTC) day: quiet at night, busy afternoons.
+fn diurnal(hour_of_day: f64) -> f64 {
+    0.35 + 0.65
+        * (std::f64::consts::PI * (hour_of_day - 3.0) / 24.0)
+            .sin()
+            .powi(2)
 }
 
 /// Thirty days of traffic for a shop: hourly before the last day, every five minutes in it,
@@ -126,12 +158,7 @@ async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
     minute -= minute.rem_euclid(60);
     while minute < now {
         let step = if minute < now - 1440 { 60 } else { 5 };
-        let hour_of_day = (minute.rem_euclid(1440) / 60) as f64;
-        let diurnal = 0.35
-            + 0.65
-                * (std::f64::consts::PI * (hour_of_day - 3.0) / 24.0)
-                    .sin()
-                    .powi(2);
+        let diurnal = diurnal((minute.rem_euclid(1440) / 60) as f64);
         for (method, route, per_hour, median, error_share) in ROUTES {
             let slow = *route == "/checkout" && minute >= regression_at;
             let median = if slow { median * 3.0 } else { *median };
@@ -188,12 +215,7 @@ async fn seed_operations(state: &AppState) -> anyhow::Result<()> {
     let mut ops = Vec::new();
     let mut at = start;
     while at < now {
-        let hour_of_day = f64::from(chrono::Timelike::hour(&at));
-        let diurnal = 0.35
-            + 0.65
-                * (std::f64::consts::PI * (hour_of_day - 3.0) / 24.0)
-                    .sin()
-                    .powi(2);
+        let diurnal = diurnal(f64::from(chrono::Timelike::hour(&at)));
         let progress = (at - start).num_minutes() as f64 / (30.0 * 1440.0);
         let n = (60.0 * diurnal).round() as u32;
         for _ in 0..n {
@@ -278,4 +300,432 @@ async fn seed_operations(state: &AppState) -> anyhow::Result<()> {
         .await
         .context("compacting demo operations")?;
     Ok(())
+}
+
+const DAY_MS: i64 = 86_400_000;
+const MINUTE_MS: i64 = 60_000;
+/// Shoppers in the demo month (~200k events: a few seconds in a debug build).
+const SHOPPERS: u64 = 7_000;
+/// Events per ingest call (the service takes at most 10,000).
+const EVENT_BATCH: usize = 5_000;
+
+const PLANS: &[(&str, f64)] = &[("free", 0.75), ("pro", 0.2), ("team", 0.05)];
+const COUNTRIES: &[(&str, f64)] = &[
+    ("US", 0.34),
+    ("DE", 0.12),
+    ("GB", 0.1),
+    ("FR", 0.08),
+    ("IN", 0.08),
+    ("BR", 0.07),
+    ("CA", 0.06),
+    ("NL", 0.05),
+    ("ES", 0.05),
+    ("JP", 0.05),
+];
+const BROWSERS: &[(&str, f64)] = &[
+    ("Chrome", 0.62),
+    ("Safari", 0.2),
+    ("Firefox", 0.08),
+    ("Edge", 0.07),
+    ("Samsung Internet", 0.03),
+];
+const PAGES: &[(&str, f64)] = &[
+    ("/", 0.3),
+    ("/pricing", 0.12),
+    ("/blog", 0.1),
+    ("/account", 0.1),
+    ("/settings", 0.06),
+    ("/docs", 0.08),
+    ("/cart", 0.1),
+    ("/about", 0.04),
+    ("/help", 0.1),
+];
+const REFERRERS: &[(&str, f64)] = &[
+    ("google", 0.45),
+    ("direct", 0.25),
+    ("newsletter", 0.1),
+    ("twitter", 0.08),
+    ("producthunt", 0.07),
+    ("partner", 0.05),
+];
+const QUERIES: &[(&str, f64)] = &[
+    ("linen shirt", 0.2),
+    ("running shoes", 0.18),
+    ("rain jacket", 0.14),
+    ("black jeans", 0.12),
+    ("summer dress", 0.12),
+    ("wool scarf", 0.08),
+    ("sneakers", 0.1),
+    ("gift card", 0.06),
+];
+const CATEGORIES: &[(&str, f64)] = &[
+    ("shirts", 0.25),
+    ("shoes", 0.25),
+    ("jackets", 0.2),
+    ("dresses", 0.15),
+    ("accessories", 0.15),
+];
+/// In-app features reported as `feature_used {feature}`.
+const FEATURES: &[(&str, f64)] = &[
+    ("outfit-generator", 0.3),
+    ("wishlist", 0.25),
+    ("size-guide", 0.2),
+    ("saved-searches", 0.15),
+    ("share-look", 0.1),
+];
+
+/// One demo shopper: who they are, how engaged, and how far down the funnel they go.
+struct Shopper {
+    id: String,
+    n: u64,
+    /// Mobile app users send no `session_id` (sessions are then 30 minutes of inactivity).
+    web: bool,
+    plan: &'static str,
+    country: &'static str,
+    browser: &'static str,
+    referrer: &'static str,
+    /// Day-1 return probability; decays with the days since signup.
+    stickiness: f64,
+    /// The deepest funnel step this shopper ever reaches: 0 signup, 1 search, 2 view_item,
+    /// 3 add_to_cart, 4 purchase.
+    depth: u8,
+    /// Sessions so far (names explicit sessions).
+    sessions: u32,
+}
+
+/// A step of the shopping funnel within a session.
+#[derive(Clone, Copy)]
+enum Step {
+    Search,
+    ViewItem,
+    AddToCart,
+    Checkout,
+}
+
+impl Shopper {
+    fn new(rng: &mut Lcg, n: u64) -> Self {
+        let web = rng.chance(0.65);
+        // Log-normal engagement; two in five never come back.
+        let (u1, u2) = (rng.next().max(1e-12), rng.next());
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        let stickiness = if rng.chance(0.4) {
+            0.0
+        } else {
+            (0.45 * (0.7 * z).exp()).min(0.95)
+        };
+        let mut depth = 0;
+        for p in [0.75, 0.7, 0.6, 0.6] {
+            if !rng.chance(p) {
+                break;
+            }
+            depth += 1;
+        }
+        Self {
+            id: format!("user-{n}"),
+            n,
+            web,
+            plan: rng.pick(PLANS),
+            country: rng.pick(COUNTRIES),
+            browser: if web {
+                rng.pick(BROWSERS)
+            } else {
+                "Liftoff Shop iOS"
+            },
+            referrer: rng.pick(REFERRERS),
+            stickiness,
+            depth,
+            sessions: 0,
+        }
+    }
+
+    /// Whether the shopper is in a flag's rollout (a stable share of the shoppers).
+    fn in_rollout(&self, flag: &str, percent: u64) -> bool {
+        let salt: u64 = flag.bytes().map(u64::from).sum();
+        (self.n.wrapping_mul(2_654_435_761).wrapping_add(salt * 97)) % 100 < percent
+    }
+
+    /// One session starting at `at`: landing page, the next funnel steps, browsing, features,
+    /// now and then an error. Events after `now` are dropped.
+    fn session(&mut self, rng: &mut Lcg, mut at: i64, now: i64, out: &mut Vec<EventRecord>) {
+        self.sessions += 1;
+        let session = self
+            .web
+            .then(|| format!("web-{}-{}", self.n, self.sessions));
+        let first = self.sessions == 1;
+        let regression_at = now - 3 * DAY_MS;
+        let mut emit = |at: i64, event: &str, properties: serde_json::Value| {
+            if at < now {
+                out.push(EventRecord {
+                    event: event.into(),
+                    user_id: self.id.clone(),
+                    session_id: session.clone(),
+                    timestamp: Some(at.into()),
+                    properties: Some(properties),
+                    uuid: None,
+                });
+            }
+        };
+        let step = |rng: &mut Lcg| 5_000 + (rng.next() * 90_000.0) as i64;
+        let landing = if first { "/" } else { rng.pick(PAGES) };
+        emit(
+            at,
+            "page_view",
+            json!({"path": landing, "referrer": self.referrer, "platform": if self.web { "web" } else { "ios" }}),
+        );
+        if first {
+            at += step(rng);
+            emit(
+                at,
+                "signup",
+                json!({"method": if rng.chance(0.6) { "email" } else { "google" },
+                       "$set": {"plan": self.plan, "country": self.country, "browser": self.browser,
+                                "platform": if self.web { "web" } else { "ios" }},
+                       "$set_once": {"initial_referrer": self.referrer}}),
+            );
+        } else if self.plan == "free" && rng.chance(0.02) {
+            // A few free shoppers upgrade later in the month.
+            self.plan = "pro";
+            at += step(rng);
+            emit(
+                at,
+                "plan_upgraded",
+                json!({"from": "free", "to": "pro", "$set": {"plan": "pro"}}),
+            );
+        }
+        // Dark mode is on for everyone: a share of sessions report it.
+        if rng.chance(0.15) {
+            at += step(rng);
+            emit(at, "dark-mode", json!({"enabled": true}));
+        }
+        // The shopping journey: each step only as deep as this shopper ever goes, and less
+        // likely the further it is.
+        let mut journey = Vec::new();
+        if self.depth >= 1 && rng.chance(0.7) {
+            journey.push(Step::Search);
+            if rng.chance(0.3) {
+                journey.push(Step::Search);
+            }
+            if self.depth >= 2 && rng.chance(0.8) {
+                for _ in 0..rng.range(1, 4) {
+                    journey.push(Step::ViewItem);
+                }
+                if self.depth >= 3 && rng.chance(0.5) {
+                    journey.push(Step::AddToCart);
+                    if self.depth >= 4 && rng.chance(0.6) {
+                        journey.push(Step::Checkout);
+                    }
+                }
+            }
+        }
+        // Browsing around it: pages, features, flags, now and then an error.
+        let browsing = 2 + rng.range(0, 9) as usize;
+        let mut journey = journey.into_iter();
+        let mut left = browsing + journey.len();
+        let mut browsed = 0;
+        while left > 0 {
+            at += step(rng);
+            let steps_left = journey.len();
+            let next = if steps_left > 0
+                && (browsed >= browsing || rng.next() < steps_left as f64 / left as f64)
+            {
+                journey.next()
+            } else {
+                browsed += 1;
+                None
+            };
+            left -= 1;
+            match next {
+                Some(Step::Search) => {
+                    let query = rng.pick(QUERIES);
+                    emit(
+                        at,
+                        "search",
+                        json!({"query": query, "results": rng.range(0, 60)}),
+                    );
+                    if self.in_rollout("search-v2", 10) {
+                        emit(at + 300, "search-v2", json!({"query": query}));
+                    }
+                }
+                Some(Step::ViewItem) => {
+                    let item = rng.range(1, 400);
+                    emit(
+                        at,
+                        "view_item",
+                        json!({"item_id": format!("item-{item}"), "category": rng.pick(CATEGORIES),
+                               "price": 15 + item % 120}),
+                    );
+                }
+                Some(Step::AddToCart) => emit(
+                    at,
+                    "add_to_cart",
+                    json!({"item_id": format!("item-{}", rng.range(1, 400)), "quantity": rng.range(1, 3)}),
+                ),
+                Some(Step::Checkout) => {
+                    let new_checkout = self.in_rollout("new-checkout", 25);
+                    if new_checkout {
+                        emit(at, "new-checkout", json!({"step": "start"}));
+                    }
+                    at += step(rng);
+                    // The deploy three days ago broke some checkouts.
+                    let fail = if at >= regression_at { 0.15 } else { 0.04 };
+                    if rng.chance(fail) {
+                        emit(
+                            at,
+                            "error",
+                            json!({"error_type": if rng.chance(0.6) { "PaymentDeclined" } else { "CheckoutTimeout" },
+                                   "path": "/checkout"}),
+                        );
+                    } else {
+                        emit(
+                            at,
+                            "purchase",
+                            json!({"amount": 20 + rng.range(0, 180), "currency": "EUR",
+                                   "items": rng.range(1, 4),
+                                   "checkout": if new_checkout { "one-page" } else { "classic" }}),
+                        );
+                    }
+                }
+                None => {
+                    let roll = rng.next();
+                    if roll < 0.62 {
+                        let path = rng.pick(PAGES);
+                        emit(at, "page_view", json!({"path": path}));
+                        if path == "/pricing" && rng.chance(0.5) {
+                            let variant = if self.in_rollout("pricing-page-test", 50) {
+                                "annual-first"
+                            } else {
+                                "control"
+                            };
+                            emit(at + 200, "pricing-page-test", json!({"variant": variant}));
+                        }
+                    } else if roll < 0.97 {
+                        emit(at, "feature_used", json!({"feature": rng.pick(FEATURES)}));
+                        if matches!(self.plan, "pro" | "team") && rng.chance(0.2) {
+                            emit(at + 500, "pro-reports", json!({"report": "weekly-sales"}));
+                        }
+                    } else {
+                        let (kind, message) = if self.web {
+                            (
+                                "TypeError",
+                                "Cannot read properties of undefined (reading 'price')",
+                            )
+                        } else {
+                            ("NetworkError", "The request timed out.")
+                        };
+                        emit(
+                            at,
+                            "$exception",
+                            json!({"error_type": kind, "$exception_type": kind,
+                                   "$exception_message": message, "path": "/items/{id}"}),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A time on the (UTC) day starting at `day_ms`, following the diurnal curve.
+fn time_of_day(rng: &mut Lcg, day_ms: i64) -> i64 {
+    loop {
+        let offset = rng.next() * DAY_MS as f64;
+        if rng.next() < diurnal(offset / 3_600_000.0) {
+            return day_ms + offset as i64;
+        }
+    }
+}
+
+/// Thirty days of product events for the same shop, through `EventsService` like any ingest
+/// (validated, persons merged): signups growing over the month; sessions of page views,
+/// searches, items viewed, carts and purchases dropping off along the funnel; in-app features
+/// (`feature_used`) and events named after the demo flags; `$exception` and checkout `error`
+/// events (more since the deploy three days ago); `$set` person properties (plan, country,
+/// browser, platform); web sessions with explicit `session_id`s and app sessions without;
+/// returning shoppers whose visits decay with the days since they signed up.
+async fn seed_events(state: &AppState) -> anyhow::Result<()> {
+    let now = liftoff_core::analytics::event::now_ms();
+    let start = now - 30 * DAY_MS;
+    let mut rng = Lcg(2024);
+    let mut pending: Vec<EventRecord> = Vec::with_capacity(EVENT_BATCH * 2);
+    // Batches are validated and written on other tasks while the next ones are generated.
+    let mut writing = std::collections::VecDeque::new();
+    let mut stored = 0u64;
+    for n in 0..SHOPPERS {
+        let mut shopper = Shopper::new(&mut rng, n);
+        // Growth: signups per day rise over the month (a density rising linearly), at busy
+        // hours more than at night, and at least half an hour before now.
+        let signup = loop {
+            let t = start + ((now - 30 * MINUTE_MS - start) as f64 * rng.next().sqrt()) as i64;
+            if rng.next() < diurnal(t.rem_euclid(DAY_MS) as f64 / 3_600_000.0) {
+                break t;
+            }
+        };
+        shopper.session(&mut rng, signup, now, &mut pending);
+        let day0 = signup - signup.rem_euclid(DAY_MS);
+        let mut day = day0;
+        loop {
+            day += DAY_MS;
+            if day >= now {
+                break;
+            }
+            let since = ((day - day0) / DAY_MS) as f64;
+            if !rng.chance(shopper.stickiness * since.powf(-0.5)) {
+                continue;
+            }
+            let mut at = time_of_day(&mut rng, day);
+            shopper.session(&mut rng, at, now, &mut pending);
+            // Some come back later the same day (after the 30 minutes that end a session).
+            if rng.chance(0.25) {
+                at += 75 * MINUTE_MS + (rng.next() * 5.0 * 3_600_000.0) as i64;
+                if at < day + DAY_MS {
+                    shopper.session(&mut rng, at, now, &mut pending);
+                }
+            }
+        }
+        while pending.len() >= EVENT_BATCH {
+            let rest = pending.split_off(EVENT_BATCH);
+            let batch = std::mem::replace(&mut pending, rest);
+            writing.push_back(tokio::spawn(ingest_demo_events(
+                state.events.clone(),
+                batch,
+                now,
+            )));
+            if writing.len() > 2
+                && let Some(oldest) = writing.pop_front()
+            {
+                stored += oldest.await??;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        writing.push_back(tokio::spawn(ingest_demo_events(
+            state.events.clone(),
+            pending,
+            now,
+        )));
+    }
+    for task in writing {
+        stored += task.await??;
+    }
+    tracing::info!(
+        events = stored,
+        shoppers = SHOPPERS,
+        "Demo product events added."
+    );
+    Ok(())
+}
+
+async fn ingest_demo_events(
+    events: EventsService,
+    records: Vec<EventRecord>,
+    now: i64,
+) -> anyhow::Result<u64> {
+    let valid = events
+        .validate(
+            records.into_iter().map(|r| (r, Clock::Client)).collect(),
+            now,
+        )
+        .context("validating demo events")?;
+    let done = events.ingest(valid).await.context("writing demo events")?;
+    Ok(done.accepted)
 }

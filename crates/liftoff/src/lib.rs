@@ -9,3 +9,4 @@ pub mod remote;
 pub mod startup;
 pub mod system;
 pub mod telemetry;
+pub mod transfer;

@@ -3,9 +3,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use liftoff::cli::{Cli, Command, UsersCommand};
+use liftoff::cli::{Cli, Command, ImportCommand, UsersCommand};
 use liftoff::config::{LogFormat, Settings};
-use liftoff::{remote, startup, telemetry};
+use liftoff::{remote, startup, telemetry, transfer};
 use liftoff_core::auth::Actor;
 use liftoff_core::secret::random_token;
 use liftoff_core::users::{Role, UserService};
@@ -72,6 +72,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             remote::keys(cmd).await
         }
         Command::Users(cmd) => users(cmd).await,
+        Command::Import(ImportCommand::Events(args)) => {
+            telemetry::init(LogFormat::Text);
+            transfer::import_events(args).await
+        }
+        Command::Export(args) => {
+            telemetry::init(LogFormat::Text);
+            transfer::export(args).await
+        }
     }
 }
 

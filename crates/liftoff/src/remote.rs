@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{FlagsCommand, KeysCommand, Remote};
 
-fn client(remote: &Remote) -> anyhow::Result<(reqwest::Client, String, String)> {
+pub(crate) fn client(remote: &Remote) -> anyhow::Result<(reqwest::Client, String, String)> {
     let Some(token) = remote.token.clone() else {
         bail!("pass --token or set LIFTOFF_TOKEN (the admin token is in <data>/admin-token)");
     };
@@ -17,7 +17,7 @@ fn client(remote: &Remote) -> anyhow::Result<(reqwest::Client, String, String)> 
 }
 
 /// Turns an error answer into a message: the problem document's detail when there is one.
-async fn check(res: reqwest::Response) -> anyhow::Result<Value> {
+pub(crate) async fn check(res: reqwest::Response) -> anyhow::Result<Value> {
     let status = res.status();
     let text = res.text().await.unwrap_or_default();
     if status.is_success() {

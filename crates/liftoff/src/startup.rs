@@ -74,6 +74,13 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     // Like the request writer: every accepted batch is answered after its commit.
     let (events, _event_writer) = EventsService::start(stores.events.clone(), &jobs);
     let insights = liftoff_core::analytics::insights::InsightsService::new(stores.events.clone());
+    let uptime =
+        liftoff_core::uptime::UptimeService::new(store.clone(), settings.uptime_min_interval_seconds);
+    let incidents = liftoff_core::incidents::IncidentsService::new(
+        store.clone(),
+        stores.metrics.clone(),
+        stores.events.clone(),
+    );
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,
@@ -96,6 +103,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 events,
                 insights,
                 jobs,
+                uptime,
+                incidents,
             },
             http,
         ),

@@ -1,12 +1,14 @@
 //! Analytics queries (funnels, retention, active users, paths, milestones, sessions) answered
 //! by the columnar engine of `liftoff-analytics` over the stored events.
 //!
-//! The service keeps the engine's query form in memory: one [`Segment`] per UTC day, built
-//! from that day's stored events, and an [`EventTable`] merged from them. A query uses the
-//! table as it is when it was last refreshed; a refresh (at most every [`REFRESH`]) reads only
-//! the events appended since the last one (paged by the store's sequence), rebuilds the
-//! segments of the days they touched and re-merges the table. An erasure invalidates
-//! everything. So queries never scan the row store, and new events show within seconds.
+//! The service keeps the engine's query form in memory: per UTC day a few [`Segment`]s, and
+//! an [`EventTable`] merged from them. A query uses the table as it was last refreshed; a
+//! refresh (at most every [`REFRESH`]) reads only the events appended since the last one
+//! (paged by the store's sequence, which walks the table in append order), turns each day's
+//! new events into one more small segment of that day, and re-merges the table; a day with
+//! more than [`MAX_PARTS`] segments is rebuilt as one. So queries never scan the row store,
+//! the first load is one pass over it, and new events show within seconds. An erasure drops
+//! everything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -34,8 +36,11 @@ pub enum InsightsError {
     Query(#[from] liftoff_analytics::QueryError),
 }
 
+/// Segments a day may hold before they are rebuilt into one.
+pub const MAX_PARTS: usize = 8;
+
 struct Cache {
-    days: BTreeMap<i64, Segment>,
+    days: BTreeMap<i64, Vec<Segment>>,
     /// `None` until the first refresh.
     table: Option<Arc<EventTable>>,
     /// The highest sequence folded in.
@@ -64,6 +69,16 @@ fn row(e: Event) -> EventRow {
 
 fn engine(e: impl std::fmt::Display) -> InsightsError {
     InsightsError::Engine(e.to_string())
+}
+
+/// Adds `rows` (one day's) to the day's segments, rebuilding them as one past [`MAX_PARTS`].
+fn add_part(parts: &mut Vec<Segment>, rows: &[EventRow]) -> Result<(), InsightsError> {
+    parts.push(Segment::build(rows).map_err(engine)?);
+    if parts.len() > MAX_PARTS {
+        let all: Vec<EventRow> = parts.iter().flat_map(|p| p.rows()).collect();
+        *parts = vec![Segment::build(&all).map_err(engine)?];
+    }
+    Ok(())
 }
 
 impl InsightsService {
@@ -95,11 +110,11 @@ impl InsightsService {
         let erasures = self.store.erased_users().await?.len();
         if erasures != cache.erasures {
             cache.days.clear();
+            cache.table = None;
             cache.seq = 0;
             cache.erasures = erasures;
         }
-        // Which days gained events since the last refresh.
-        let mut touched = BTreeSet::new();
+        let mut changed = false;
         loop {
             let page = self
                 .store
@@ -107,20 +122,40 @@ impl InsightsService {
                 .await?;
             let Some(last) = page.last() else { break };
             cache.seq = last.seq;
-            touched.extend(page.iter().map(|e| e.event.ts_ms.div_euclid(DAY_MS)));
-            if page.len() < PAGE {
+            let full = page.len() == PAGE;
+            let mut by_day: BTreeMap<i64, Vec<EventRow>> = BTreeMap::new();
+            for e in page {
+                by_day
+                    .entry(e.event.ts_ms.div_euclid(DAY_MS))
+                    .or_default()
+                    .push(row(e.event));
+            }
+            let mut days = std::mem::take(&mut cache.days);
+            let built = tokio::task::spawn_blocking(move || {
+                for (day, rows) in by_day {
+                    add_part(days.entry(day).or_default(), &rows)?;
+                }
+                Ok::<_, InsightsError>(days)
+            })
+            .await
+            .map_err(engine)
+            .and_then(|r| r);
+            match built {
+                Ok(days) => cache.days = days,
+                Err(e) => {
+                    // The page was taken but not kept: start over on the next query.
+                    cache.seq = 0;
+                    cache.table = None;
+                    return Err(e);
+                }
+            }
+            changed = true;
+            if !full {
                 break;
             }
         }
-        if !touched.is_empty() || cache.table.is_none() {
-            for day in &touched {
-                let segment = self.day_segment(*day).await?;
-                match segment {
-                    Some(s) => cache.days.insert(*day, s),
-                    None => cache.days.remove(day),
-                };
-            }
-            let segments: Vec<Segment> = cache.days.values().cloned().collect();
+        if changed || cache.table.is_none() {
+            let segments: Vec<Segment> = cache.days.values().flatten().cloned().collect();
             let table = tokio::task::spawn_blocking(move || EventTable::from_segments(&segments))
                 .await
                 .map_err(engine)?
@@ -132,31 +167,6 @@ impl InsightsService {
             .table
             .clone()
             .ok_or_else(|| engine("the table was not built"))
-    }
-
-    /// Every stored event of one UTC day as a segment; `None` when the day has none.
-    async fn day_segment(&self, day: i64) -> Result<Option<Segment>, InsightsError> {
-        let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
-        let mut rows = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.store.events_between(from, to, PAGE, after).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            let n = page.len();
-            rows.extend(page.into_iter().map(|e| row(e.event)));
-            if n < PAGE {
-                break;
-            }
-        }
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        tokio::task::spawn_blocking(move || Segment::build(&rows))
-            .await
-            .map_err(engine)?
-            .map(Some)
-            .map_err(engine)
     }
 
     /// Drops the cached table so the next query rebuilds it (after an erasure).

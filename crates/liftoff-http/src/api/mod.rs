@@ -8,6 +8,7 @@ mod capture;
 mod flags;
 mod health;
 mod import;
+mod incidents;
 mod insights;
 mod keys;
 mod monitoring;
@@ -16,6 +17,7 @@ mod operations;
 mod otlp;
 mod sdk;
 mod segments;
+mod uptime;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -87,4 +89,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(capture::routes())
         .merge(analytics::routes())
         .merge(insights::routes())
+        .merge(uptime::routes())
+        .merge(incidents::routes())
 }

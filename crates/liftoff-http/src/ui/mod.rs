@@ -7,6 +7,7 @@
     reason = "a refused form is answered with a full Response"
 )]
 
+mod analytics;
 pub mod assets;
 mod flags;
 pub mod layout;
@@ -26,6 +27,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/performance", get(performance::show))
+        .route("/analytics", get(analytics::show))
         .route("/flags", get(flags::list).post(flags::create))
         .route("/flags/{key}", get(flags::detail))
         .route("/flags/{key}/toggle", post(flags::toggle))
@@ -35,10 +37,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/settings/keys", post(pages::create_key))
         .route("/settings/keys/{id}/revoke", post(pages::revoke_key))
         .route("/assets/{name}", get(assets::serve));
-    for (path, _) in layout::NAV
-        .iter()
-        .filter(|(p, _)| !matches!(*p, "/" | "/performance" | "/flags" | "/settings"))
-    {
+    for (path, _) in layout::NAV.iter().filter(|(p, _)| {
+        !matches!(
+            *p,
+            "/" | "/performance" | "/analytics" | "/flags" | "/settings"
+        )
+    }) {
         let path: &'static str = path;
         router = router.route(
             path,

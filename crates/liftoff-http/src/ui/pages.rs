@@ -177,19 +177,6 @@ pub async fn overview(
 /// The sections a later release fills. Each says what it will hold.
 pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static str) -> Response {
     let (title, body) = match path {
-        "/analytics" => (
-            "Analytics",
-            coming(
-                "Who uses the product and how: events, sessions, active users, funnels and retention.",
-                &[
-                    "Active users over time (DAU, WAU, MAU)",
-                    "Top events and feature usage",
-                    "A funnel builder with conversion per step",
-                    "Retention by first-seen cohort",
-                    "Common paths and sessions",
-                ],
-            ),
-        ),
         "/flags" => (
             "Flags",
             coming(

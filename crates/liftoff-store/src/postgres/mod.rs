@@ -16,10 +16,13 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::migrations::{self, Migration};
 
+mod alerts;
 mod events;
 mod flags;
+mod incidents;
 mod metrics;
 mod operations;
+mod uptime;
 
 const POOL_SIZE: usize = 16;
 /// Any fixed number works; it only has to be the same for every replica.

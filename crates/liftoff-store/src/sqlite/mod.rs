@@ -1,10 +1,13 @@
 //! The embedded default: SQLite files under the data directory, in WAL mode.
 
+mod alerts;
 mod db;
 mod events;
 mod flags;
+mod incidents;
 mod metrics;
 mod operations;
+mod uptime;
 
 pub use events::SqliteEvents;
 pub use metrics::SqliteMetrics;

@@ -278,3 +278,139 @@ async fn repeated_wrong_passwords_are_throttled() {
     assert!(res.headers().contains_key("retry-after"));
     assert!(res.text().await.unwrap().contains("Too many attempts"));
 }
+
+/// The text of the element with `id`, up to its first child tag.
+fn text_of(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\"");
+    let at = html.find(&marker).unwrap_or_else(|| panic!("no #{id}"));
+    let start = at + html[at..].find('>').unwrap() + 1;
+    html[start..start + html[start..].find('<').unwrap()].to_owned()
+}
+
+/// The users column of the funnel table, in step order.
+fn funnel_users(html: &str) -> Vec<u64> {
+    html.match_indices("<td class=\"users\">")
+        .map(|(i, m)| {
+            let rest = &html[i + m.len()..];
+            rest[..rest.find('<').unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn analytics_page_shows_ingested_events() {
+    use serde_json::{Value, json};
+    let app = spawn().await;
+    let res = sign_in(&app, ADMIN_PASSWORD).await;
+    let cookie = format!(
+        "liftoff_session={}",
+        value_of(&cookie_from(&res, "liftoff_session").unwrap())
+    );
+    let get = async |path: &str| {
+        let res = app
+            .http
+            .get(app.at(path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    };
+
+    let (status, empty) = get("/analytics").await;
+    assert_eq!(status, 200);
+    assert!(empty.contains("No product events yet"), "{empty}");
+    assert!(empty.contains("/api/ingest/events") && empty.contains("api_host"));
+
+    const DAY: i64 = 86_400_000;
+    let now = chrono::Utc::now().timestamp_millis();
+    let today = now / DAY * DAY;
+    // Seconds apart within the last minutes, but never before today (UTC) began.
+    let at = |secs_ago: i64| (now - secs_ago * 1000).max(today);
+    let ev = |user: &str, event: &str, ts: i64| {
+        json!({"user_id": user, "event": event, "timestamp": ts, "session_id": format!("s-{user}"),
+               "properties": {"plan": if user == "u1" { "pro" } else { "free" }}})
+    };
+    let mut events: Vec<Value> = Vec::new();
+    let journeys: [(&str, &[&str]); 4] = [
+        ("u1", &["signup", "search", "view_item", "purchase"]),
+        ("u2", &["signup", "search", "view_item"]),
+        ("u3", &["signup", "search"]),
+        ("u4", &["signup", "<script>alert(1)</script>"]),
+    ];
+    for (user, steps) in journeys {
+        for (i, step) in steps.iter().enumerate() {
+            events.push(ev(user, step, at(300 - 10 * i as i64)));
+        }
+    }
+    events.push(
+        json!({"user_id": "u2", "event": "$exception", "timestamp": at(30),
+        "properties": {"$exception_type": "TypeError", "$exception_message": "x is undefined"}}),
+    );
+    // u5: first seen two days ago, back today: a cohort row of its own.
+    events.push(ev("u5", "page_view", today - 2 * DAY + 3_600_000));
+    events.push(ev("u5", "page_view", at(20)));
+    let (_, token) = app.key("ingest").await;
+    let res = app
+        .post_json("/api/ingest/events", Some(&token), &Value::Array(events))
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    // The engine refreshes its table at most every two seconds.
+    let mut html = String::new();
+    for _ in 0..50 {
+        html = get("/analytics").await.1;
+        if !html.contains("No product events yet") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(text_of(&html, "au-dau"), "5", "u1–u5 today");
+    assert_eq!(text_of(&html, "au-mau"), "5");
+    assert_eq!(text_of(&html, "au-now"), "5");
+    assert_eq!(text_of(&html, "au-errors"), "1");
+    assert!(html.contains("id=\"dau-chart\""), "DAU chart");
+    assert!(html.contains("x is undefined"), "recent errors");
+    assert!(html.contains("id=\"top-events\""));
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "event names are escaped"
+    );
+    assert!(!html.contains("<script>alert(1)"));
+    assert_eq!(
+        funnel_users(&html),
+        vec![4, 3, 2, 1],
+        "the default funnel is signup → search → view_item → purchase"
+    );
+    let two_days_ago = chrono::DateTime::from_timestamp_millis(today - 2 * DAY)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(
+        html.contains(&format!("<th class=\"cohort\">{two_days_ago}</th>")),
+        "u5's cohort row"
+    );
+
+    let (status, asked) = get(
+        "/analytics?window=1h&step=signup&step=view_item&step=purchase&conversion_window_days=1&breakdown=plan",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(funnel_users(&asked), vec![4, 2, 1]);
+    assert!(asked.contains("id=\"funnel-breakdown\""));
+    assert!(
+        asked.contains("value=\"view_item\""),
+        "the form keeps the steps"
+    );
+
+    let (status, bad) = get("/analytics?step=signup&step=").await;
+    assert!(status == 200 || status == 400, "{status}");
+    assert!(bad.contains("A funnel needs 2 to 10 steps"), "{bad}");
+    let long = "x".repeat(201);
+    let (status, bad) = get(&format!("/analytics?step=signup&step={long}")).await;
+    assert!(status == 200 || status == 400, "{status}");
+    assert!(bad.contains("longer than 200 characters"));
+    let (status, bad) = get("/analytics?step=a&step=b&conversion_window_days=soon").await;
+    assert!(status == 200 || status == 400, "{status}");
+    assert!(bad.contains("conversion window"));
+}

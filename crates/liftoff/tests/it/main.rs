@@ -21,3 +21,4 @@ mod operations;
 mod otlp;
 mod process;
 mod rollouts;
+mod transfer;

@@ -298,6 +298,49 @@ fn demo_fills_a_data_dir() {
         list.contains("maya.editor") && list.contains("sam.viewer") && list.contains("admin"),
         "{list}"
     );
+    // A month of product events from a few thousand shoppers, with persons and sessions.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use crate::harness::{ADMIN_TOKEN, spawn_at};
+        let app = spawn_at(dir.path(), |o| o).await;
+        let res = app
+            .get("/api/analytics/export?format=ndjson", Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(res.status(), 200);
+        let body = res.bytes().await.unwrap();
+        let events = body.iter().filter(|b| **b == b'\n').count();
+        assert!(
+            (150_000..=250_000).contains(&events),
+            "{events} demo events"
+        );
+        let mut explicit = false;
+        let mut implicit = false;
+        for n in 0..20 {
+            let res = app
+                .get(&format!("/api/analytics/user/user-{n}"), Some(ADMIN_TOKEN))
+                .await;
+            assert_eq!(res.status(), 200);
+            let user: serde_json::Value = res.json().await.unwrap();
+            let props = &user["person"]["properties"];
+            for key in ["plan", "country", "browser"] {
+                assert!(props[key].is_string(), "user-{n} lacks {key}: {user}");
+            }
+            assert_eq!(user["event_counts"]["signup"], 1, "{user}");
+            for s in user["sessions"].as_array().unwrap() {
+                if s["explicit"] == true {
+                    explicit = true;
+                } else {
+                    implicit = true;
+                }
+            }
+        }
+        assert!(explicit && implicit, "sessions with and without session_id");
+        app.shutdown().await;
+    });
 }
 
 #[test]

@@ -1,0 +1,53 @@
+//! The interfaces alerts share with uptime checks and incidents.
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    Pending,
+    Firing,
+    Resolved,
+}
+
+/// A rule's alert changed state; listeners (incidents) react.
+#[derive(Clone, Debug)]
+pub struct AlertTransition {
+    pub alert_id: i64,
+    pub rule_id: i64,
+    pub rule_name: String,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub summary: String,
+    pub value: f64,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+#[async_trait::async_trait]
+pub trait AlertListener: Send + Sync {
+    async fn on_transition(&self, t: &AlertTransition);
+}
+
+/// Uptime monitors as alert rules see them.
+#[derive(Clone, Debug)]
+pub struct MonitorHealth {
+    pub id: i64,
+    pub name: String,
+    pub failing: bool,
+    pub consecutive_failures: u32,
+}
+
+#[async_trait::async_trait]
+pub trait UptimeSource: Send + Sync {
+    async fn monitors(&self) -> Vec<MonitorHealth>;
+}

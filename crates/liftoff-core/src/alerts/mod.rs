@@ -1,0 +1,16 @@
+//! Alert rules, their evaluation, alert instances, silences, maintenance windows and
+//! notification channels with a durable outbox.
+//!
+//! - [`hooks`]: what alerts share with uptime checks and incidents.
+//! - [`model`]: rules, alerts, silences, windows, channels, deliveries.
+//! - [`eval`]: the pure evaluation step.
+//! - [`notify`]: notification payloads (Alertmanager v4, Slack, email) and the sender port.
+//! - [`service`]: `AlertsService`, which measures, evaluates, queues and delivers.
+
+pub mod eval;
+pub mod hooks;
+pub mod model;
+pub mod notify;
+pub mod service;
+
+pub use service::{AlertError, AlertSettings, AlertsService};

@@ -1,0 +1,564 @@
+//! What alerts are made of: rules, alert instances, silences, maintenance windows, channels and
+//! deliveries (the notification outbox).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, NaiveTime, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use super::hooks::{AlertStatus, Severity};
+
+/// What a rule watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Share of 5xx responses over the last 5 minutes, 0–1.
+    ErrorRate,
+    /// Latency percentiles over the last 5 minutes, milliseconds.
+    LatencyP50,
+    LatencyP95,
+    LatencyP99,
+    /// Operations over the last 5 minutes, 0–1.
+    SuccessRate,
+    CacheHitRate,
+    FallbackRate,
+    /// The latest system reading, percent.
+    CpuPercent,
+    MemoryPercent,
+    DiskPercent,
+    /// Failing uptime monitors (or 1/0 for the monitor in scope).
+    UptimeFailing,
+    /// SLO error-budget burn rate over a long and a short window (the smaller of the two).
+    SloBurnRate,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 12] = [
+        Metric::ErrorRate,
+        Metric::LatencyP50,
+        Metric::LatencyP95,
+        Metric::LatencyP99,
+        Metric::SuccessRate,
+        Metric::CacheHitRate,
+        Metric::FallbackRate,
+        Metric::CpuPercent,
+        Metric::MemoryPercent,
+        Metric::DiskPercent,
+        Metric::UptimeFailing,
+        Metric::SloBurnRate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::ErrorRate => "error_rate",
+            Metric::LatencyP50 => "latency_p50",
+            Metric::LatencyP95 => "latency_p95",
+            Metric::LatencyP99 => "latency_p99",
+            Metric::SuccessRate => "success_rate",
+            Metric::CacheHitRate => "cache_hit_rate",
+            Metric::FallbackRate => "fallback_rate",
+            Metric::CpuPercent => "cpu_percent",
+            Metric::MemoryPercent => "memory_percent",
+            Metric::DiskPercent => "disk_percent",
+            Metric::UptimeFailing => "uptime_failing",
+            Metric::SloBurnRate => "slo_burn_rate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Gt,
+    Lt,
+}
+
+impl Op {
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Op::Gt => value > threshold,
+            Op::Lt => value < threshold,
+        }
+    }
+}
+
+/// What part of the data a rule looks at; empty means everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RuleScope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// `/route` or `METHOD:/route`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// An uptime monitor id (for `uptime_failing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<i64>,
+}
+
+/// The SRE workbook's multi-window burn-rate alerts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BurnPreset {
+    /// 14.4× over 1 h and 5 m (2 % of a 30-day budget in an hour): page.
+    Fast,
+    /// 6× over 6 h and 30 m (5 % in 6 hours): page.
+    Medium,
+    /// 1× over 3 d and 6 h (10 % in 3 days): ticket.
+    Slow,
+}
+
+impl BurnPreset {
+    /// `(factor, long window, short window)` in seconds.
+    pub fn windows(self) -> (f64, i64, i64) {
+        match self {
+            BurnPreset::Fast => (14.4, 3600, 300),
+            BurnPreset::Medium => (6.0, 6 * 3600, 1800),
+            BurnPreset::Slow => (1.0, 3 * 86_400, 6 * 3600),
+        }
+    }
+}
+
+/// An SLO for `slo_burn_rate`: the objective (e.g. 0.999) and the preset.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Slo {
+    pub objective: f64,
+    pub preset: BurnPreset,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Rule {
+    pub id: i64,
+    pub name: String,
+    pub metric: Metric,
+    #[serde(default)]
+    pub scope: RuleScope,
+    pub op: Op,
+    pub threshold: f64,
+    /// How long the condition must hold before the alert fires.
+    pub for_seconds: i64,
+    /// How long a firing alert stays firing after the condition stops holding.
+    pub keep_firing_for_seconds: i64,
+    pub severity: Severity,
+    pub enabled: bool,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Slo>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Rule {
+    /// The labels an alert of this rule carries (Alertmanager's `labels`).
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut l = BTreeMap::from([
+            ("alertname".to_owned(), self.name.clone()),
+            ("rule_id".to_owned(), self.id.to_string()),
+            ("metric".to_owned(), self.metric.as_str().to_owned()),
+            (
+                "severity".to_owned(),
+                match self.severity {
+                    Severity::Warning => "warning",
+                    Severity::Critical => "critical",
+                }
+                .to_owned(),
+            ),
+        ]);
+        let s = &self.scope;
+        for (k, v) in [
+            ("service", s.service.clone()),
+            ("endpoint", s.endpoint.clone()),
+            ("operation", s.operation.clone()),
+            ("monitor", s.monitor.map(|m| m.to_string())),
+        ] {
+            if let Some(v) = v {
+                l.insert(k.to_owned(), v);
+            }
+        }
+        l
+    }
+}
+
+/// What people write to create or replace a rule.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct RuleInput {
+    pub name: String,
+    /// One of `error_rate`, `latency_p50`, `latency_p95`, `latency_p99`, `success_rate`,
+    /// `cache_hit_rate`, `fallback_rate`, `cpu_percent`, `memory_percent`, `disk_percent`,
+    /// `uptime_failing`, `slo_burn_rate`.
+    pub metric: String,
+    #[serde(default)]
+    pub scope: RuleScope,
+    #[serde(default = "default_op")]
+    pub op: Op,
+    /// For `slo_burn_rate`, defaults to the preset's factor.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Seconds (Prometheus' `for`).
+    #[serde(default, alias = "for")]
+    pub for_seconds: i64,
+    #[serde(default, alias = "keep_firing_for")]
+    pub keep_firing_for_seconds: i64,
+    #[serde(default = "default_severity")]
+    pub severity: Severity,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub slo: Option<Slo>,
+}
+
+fn default_op() -> Op {
+    Op::Gt
+}
+fn default_severity() -> Severity {
+    Severity::Warning
+}
+fn default_true() -> bool {
+    true
+}
+
+/// One alert instance: from the moment a rule's condition first held until it resolved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Alert {
+    pub id: i64,
+    pub rule_id: i64,
+    pub rule_name: String,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    /// The latest value seen.
+    pub value: f64,
+    pub summary: String,
+    pub labels: BTreeMap<String, String>,
+    /// When the condition first held.
+    pub started_at: DateTime<Utc>,
+    pub fired_at: Option<DateTime<Utc>>,
+    /// The last evaluation at which the condition held.
+    pub last_true_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<DateTime<Utc>>,
+    /// When a firing notification was last queued.
+    pub notified_at: Option<DateTime<Utc>>,
+    /// Whether a silence or maintenance window held back its notifications.
+    pub suppressed: bool,
+}
+
+impl Alert {
+    pub fn fingerprint(&self) -> String {
+        format!("{:016x}", self.id)
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct AlertQuery {
+    /// `pending`, `firing` or `resolved`.
+    pub status: Option<AlertStatus>,
+    pub rule_id: Option<i64>,
+    pub severity: Option<Severity>,
+    /// Only alerts not resolved.
+    #[serde(default)]
+    pub active: bool,
+    /// At most this many, newest first [default 100, at most 1000].
+    pub limit: Option<usize>,
+}
+
+/// Holds back notifications of the alerts it matches while active.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Silence {
+    pub id: i64,
+    /// Matches alerts of this rule, if set.
+    pub rule_id: Option<i64>,
+    /// Matches alerts carrying all these labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
+impl Silence {
+    pub fn matches(&self, alert: &Alert, now: DateTime<Utc>) -> bool {
+        self.starts_at <= now
+            && now < self.ends_at
+            && self.rule_id.is_none_or(|r| r == alert.rule_id)
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| alert.labels.get(k) == Some(v))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct SilenceInput {
+    pub rule_id: Option<i64>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Defaults to now.
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: DateTime<Utc>,
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// A weekly recurrence: on these days, from `start` (UTC) for `duration_minutes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Weekly {
+    /// `mon` … `sun`.
+    pub days: Vec<String>,
+    /// `HH:MM`, UTC.
+    pub start: String,
+    pub duration_minutes: u32,
+}
+
+/// Notifications are held back while a window is active; alerts are still recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MaintenanceWindow {
+    pub id: i64,
+    pub name: String,
+    /// A one-off window.
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// A recurring window.
+    pub weekly: Option<Weekly>,
+    pub created_by: String,
+}
+
+pub(crate) fn weekday(s: &str) -> Option<Weekday> {
+    match s.to_ascii_lowercase().get(..3)? {
+        "mon" => Some(Weekday::Mon),
+        "tue" => Some(Weekday::Tue),
+        "wed" => Some(Weekday::Wed),
+        "thu" => Some(Weekday::Thu),
+        "fri" => Some(Weekday::Fri),
+        "sat" => Some(Weekday::Sat),
+        "sun" => Some(Weekday::Sun),
+        _ => None,
+    }
+}
+
+impl MaintenanceWindow {
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        if let (Some(s), Some(e)) = (self.starts_at, self.ends_at)
+            && s <= now
+            && now < e
+        {
+            return true;
+        }
+        let Some(w) = &self.weekly else {
+            return false;
+        };
+        let Ok(start) = NaiveTime::parse_from_str(&w.start, "%H:%M") else {
+            return false;
+        };
+        let len = chrono::Duration::minutes(i64::from(w.duration_minutes));
+        // A window may start the day before (or up to a week before) and still run now.
+        (0..=7).any(|back| {
+            let day = now.date_naive() - chrono::Duration::days(back);
+            let begins = day.and_time(start).and_utc();
+            w.days
+                .iter()
+                .any(|d| weekday(d) == Some(day.weekday()))
+                && begins <= now
+                && now < begins + len
+        })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct MaintenanceInput {
+    pub name: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub weekly: Option<Weekly>,
+}
+
+/// Where notifications go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ChannelConfig {
+    /// A Slack-compatible incoming webhook (`text` + `blocks`).
+    Slack { url: String },
+    /// A generic webhook receiving Alertmanager's v4 JSON.
+    Webhook { url: String },
+    /// SMTP; `tls` is `none`, `starttls` or `tls`.
+    Email {
+        host: String,
+        port: u16,
+        #[serde(default = "default_tls")]
+        tls: String,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<String>,
+        from: String,
+        to: Vec<String>,
+    },
+}
+
+fn default_tls() -> String {
+    "starttls".to_owned()
+}
+
+pub const MASK: &str = "********";
+
+fn mask_url(url: &str) -> String {
+    // Keep the scheme and host; the path and query of a webhook URL are its secret.
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            let host_end = rest.find('/').map_or(rest.len(), |j| j);
+            format!("{}{}/{MASK}", &url[..i + 3], &rest[..host_end])
+        }
+        None => MASK.to_owned(),
+    }
+}
+
+impl ChannelConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChannelConfig::Slack { .. } => "slack",
+            ChannelConfig::Webhook { .. } => "webhook",
+            ChannelConfig::Email { .. } => "email",
+        }
+    }
+
+    /// The configuration with its secrets masked, for reading back and for the audit log.
+    pub fn masked(&self) -> Self {
+        match self {
+            ChannelConfig::Slack { url } => ChannelConfig::Slack {
+                url: mask_url(url),
+            },
+            ChannelConfig::Webhook { url } => ChannelConfig::Webhook {
+                url: mask_url(url),
+            },
+            ChannelConfig::Email { password, .. } => {
+                let mut c = self.clone();
+                if let ChannelConfig::Email { password: p, .. } = &mut c {
+                    *p = password.as_ref().map(|_| MASK.to_owned());
+                }
+                c
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Channel {
+    pub id: i64,
+    pub name: String,
+    pub config: ChannelConfig,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Channel {
+    pub fn masked(&self) -> Self {
+        Self {
+            config: self.config.masked(),
+            ..self.clone()
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct ChannelInput {
+    pub name: String,
+    pub config: ChannelConfig,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryKind {
+    Firing,
+    Resolved,
+    Test,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Sent,
+    Failed,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Firing => "firing",
+            DeliveryKind::Resolved => "resolved",
+            DeliveryKind::Test => "test",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Firing, Self::Resolved, Self::Test]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Sent, Self::Failed]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One notification in the outbox: queued in the same place it is retried from, so nothing is
+/// lost when Liftoff restarts or the receiver is down.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    pub id: i64,
+    pub channel_id: i64,
+    pub alert_id: Option<i64>,
+    pub kind: DeliveryKind,
+    /// The Alertmanager v4 webhook body; other channels are rendered from it.
+    pub payload: serde_json::Value,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub status: DeliveryStatus,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Which document table of [`AlertStore`](crate::store::AlertStore) a call means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocKind {
+    Rule,
+    Silence,
+    Maintenance,
+    Channel,
+}
+
+impl DocKind {
+    pub fn table(self) -> &'static str {
+        match self {
+            DocKind::Rule => "alert_rules",
+            DocKind::Silence => "alert_silences",
+            DocKind::Maintenance => "maintenance_windows",
+            DocKind::Channel => "notification_channels",
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! `AlertStore` on SQLite (`state.db`). One process owns the file, so the lease is always held.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use liftoff_core::alerts::model::{Alert, Delivery, DeliveryKind, DeliveryStatus, DocKind};
+use liftoff_core::audit::Change;
+use liftoff_core::store::{AlertStore, StoreError};
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::db::sql_err;
+use super::{SqliteState, conversion, ms, time, write_audit};
+
+fn json<T: serde::Serialize>(t: &T) -> Result<String, StoreError> {
+    serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, rusqlite::Error> {
+    serde_json::from_str(s).map_err(|e| conversion("json", e.to_string()))
+}
+
+fn alert_from_row(r: &Row<'_>) -> Result<Alert, rusqlite::Error> {
+    let mut a: Alert = parse(&r.get::<_, String>(1)?)?;
+    a.id = r.get(0)?;
+    Ok(a)
+}
+
+const DELIVERY_COLUMNS: &str = "id, channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at";
+
+fn delivery_from_row(r: &Row<'_>) -> Result<Delivery, rusqlite::Error> {
+    let kind: String = r.get(3)?;
+    let status: String = r.get(7)?;
+    let sent: Option<i64> = r.get(10)?;
+    Ok(Delivery {
+        id: r.get(0)?,
+        channel_id: r.get(1)?,
+        alert_id: r.get(2)?,
+        kind: DeliveryKind::parse(&kind).ok_or_else(|| conversion("kind", kind))?,
+        payload: parse(&r.get::<_, String>(4)?)?,
+        attempts: r.get(5)?,
+        next_attempt_at: time(r.get(6)?)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| conversion("status", status))?,
+        last_error: r.get(8)?,
+        created_at: time(r.get(9)?)?,
+        sent_at: sent.map(time).transpose()?,
+    })
+}
+
+fn insert_delivery(tx: &rusqlite::Transaction<'_>, d: &Delivery) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO notification_outbox (channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            d.channel_id,
+            d.alert_id,
+            d.kind.as_str(),
+            json(&d.payload)?,
+            d.attempts,
+            ms(d.next_attempt_at),
+            d.status.as_str(),
+            d.last_error,
+            ms(d.created_at),
+            d.sent_at.map(ms)
+        ],
+    )
+    .map_err(sql_err)?;
+    Ok(tx.last_insert_rowid())
+}
+
+fn status_str(a: &Alert) -> Result<String, StoreError> {
+    Ok(json(&a.status)?.trim_matches('"').to_owned())
+}
+
+#[async_trait]
+impl AlertStore for SqliteState {
+    async fn list_alert_docs(
+        &self,
+        kind: DocKind,
+    ) -> Result<Vec<(i64, serde_json::Value)>, StoreError> {
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!("SELECT id, doc FROM {} ORDER BY id", kind.table()))
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, parse(&r.get::<_, String>(1)?)?)))
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn insert_alert_doc(
+        &self,
+        kind: DocKind,
+        doc: &serde_json::Value,
+        change: &Change,
+    ) -> Result<i64, StoreError> {
+        let (doc, mut change) = (json(doc)?, change.clone());
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    &format!("INSERT INTO {} (doc) VALUES (?1)", kind.table()),
+                    [doc],
+                )
+                .map_err(sql_err)?;
+                let id = tx.last_insert_rowid();
+                change.target_id = id.to_string();
+                if let Some(serde_json::Value::Object(o)) = &mut change.after {
+                    o.insert("id".into(), id.into());
+                }
+                write_audit(tx, &change)?;
+                Ok(id)
+            })
+            .await
+    }
+
+    async fn update_alert_doc(
+        &self,
+        kind: DocKind,
+        id: i64,
+        doc: &serde_json::Value,
+        change: &Change,
+    ) -> Result<bool, StoreError> {
+        let (doc, change) = (json(doc)?, change.clone());
+        self.db
+            .write(move |tx| {
+                let n = tx
+                    .execute(
+                        &format!("UPDATE {} SET doc = ?2 WHERE id = ?1", kind.table()),
+                        params![id, doc],
+                    )
+                    .map_err(sql_err)?;
+                if n == 1 {
+                    write_audit(tx, &change)?;
+                }
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn delete_alert_doc(
+        &self,
+        kind: DocKind,
+        id: i64,
+        change: &Change,
+    ) -> Result<bool, StoreError> {
+        let change = change.clone();
+        self.db
+            .write(move |tx| {
+                let before: Option<String> = tx
+                    .query_row(
+                        &format!("SELECT doc FROM {} WHERE id = ?1", kind.table()),
+                        [id],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(sql_err)?;
+                if before.is_none() {
+                    return Ok(false);
+                }
+                tx.execute(&format!("DELETE FROM {} WHERE id = ?1", kind.table()), [id])
+                    .map_err(sql_err)?;
+                write_audit(tx, &change)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn mark_once(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.db
+            .write(move |tx| {
+                let n = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO alert_markers (name, at) VALUES (?1, ?2)",
+                        params![name, ms(Utc::now())],
+                    )
+                    .map_err(sql_err)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn save_alert(&self, alert: &Alert, deliveries: &[Delivery]) -> Result<i64, StoreError> {
+        let (alert, mut deliveries) = (alert.clone(), deliveries.to_vec());
+        let status = status_str(&alert)?;
+        self.db
+            .write(move |tx| {
+                let id = if alert.id == 0 {
+                    tx.execute(
+                        "INSERT INTO alerts (rule_id, status, started_at, doc) VALUES (?1, ?2, ?3, ?4)",
+                        params![alert.rule_id, status, ms(alert.started_at), json(&alert)?],
+                    )
+                    .map_err(sql_err)?;
+                    tx.last_insert_rowid()
+                } else {
+                    tx.execute(
+                        "UPDATE alerts SET status = ?2, doc = ?3 WHERE id = ?1",
+                        params![alert.id, status, json(&alert)?],
+                    )
+                    .map_err(sql_err)?;
+                    alert.id
+                };
+                for d in &mut deliveries {
+                    d.alert_id = Some(id);
+                    insert_delivery(tx, d)?;
+                }
+                Ok(id)
+            })
+            .await
+    }
+
+    async fn ack_alert(
+        &self,
+        id: i64,
+        by: &str,
+        at: DateTime<Utc>,
+        change: &Change,
+    ) -> Result<bool, StoreError> {
+        let (by, change) = (by.to_owned(), change.clone());
+        self.db
+            .write(move |tx| {
+                let doc: Option<String> = tx
+                    .query_row("SELECT doc FROM alerts WHERE id = ?1", [id], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_err)?;
+                let Some(doc) = doc else { return Ok(false) };
+                let mut a: Alert = parse(&doc).map_err(sql_err)?;
+                a.acked_by = Some(by);
+                a.acked_at = Some(at);
+                tx.execute(
+                    "UPDATE alerts SET doc = ?2 WHERE id = ?1",
+                    params![id, json(&a)?],
+                )
+                .map_err(sql_err)?;
+                write_audit(tx, &change)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn list_alerts(&self, active_only: bool, limit: usize) -> Result<Vec<Alert>, StoreError> {
+        self.db
+            .read(move |c| {
+                let sql = if active_only {
+                    "SELECT id, doc FROM alerts WHERE status <> 'resolved' ORDER BY id DESC LIMIT ?1"
+                } else {
+                    "SELECT id, doc FROM alerts ORDER BY id DESC LIMIT ?1"
+                };
+                let mut stmt = c.prepare_cached(sql).map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([limit as i64], alert_from_row)
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn get_alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
+        self.db
+            .read(move |c| {
+                c.prepare_cached("SELECT id, doc FROM alerts WHERE id = ?1")
+                    .map_err(sql_err)?
+                    .query_row([id], alert_from_row)
+                    .optional()
+                    .map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn enqueue_delivery(&self, delivery: &Delivery) -> Result<i64, StoreError> {
+        let d = delivery.clone();
+        self.db.write(move |tx| insert_delivery(tx, &d)).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM notification_outbox
+                         WHERE status = 'pending' AND next_attempt_at <= ?1
+                         ORDER BY next_attempt_at, id LIMIT ?2"
+                    ))
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map(params![ms(now), limit as i64], delivery_from_row)
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let d = delivery.clone();
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE notification_outbox SET attempts = ?2, next_attempt_at = ?3, status = ?4,
+                         last_error = ?5, sent_at = ?6 WHERE id = ?1",
+                    params![
+                        d.id,
+                        d.attempts,
+                        ms(d.next_attempt_at),
+                        d.status.as_str(),
+                        d.last_error,
+                        d.sent_at.map(ms)
+                    ],
+                )
+                .map_err(sql_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM notification_outbox ORDER BY id DESC LIMIT ?1"
+                    ))
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([limit as i64], delivery_from_row)
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn try_lease(
+        &self,
+        _name: &str,
+        _holder: &str,
+        _until: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // One process owns a SQLite file: it always holds the lease.
+        Ok(true)
+    }
+}

@@ -1,0 +1,187 @@
+//! The alert store's contract: each function takes a fresh, empty, migrated state store and
+//! panics on the first broken promise.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use liftoff_core::alerts::model::{
+    Alert, AlertStatus, Delivery, DeliveryKind, DeliveryStatus, DocKind, Severity,
+};
+use liftoff_core::audit::{AuditQuery, Change};
+use liftoff_core::auth::Actor;
+use liftoff_core::store::StateStore;
+use serde_json::json;
+
+fn change(action: &str) -> Change {
+    Change::new(&Actor::System, action, "test", "")
+}
+
+fn alert(rule_id: i64) -> Alert {
+    let at = Utc.timestamp_millis_opt(1_700_000_000_000).unwrap();
+    Alert {
+        id: 0,
+        rule_id,
+        rule_name: format!("rule {rule_id}"),
+        severity: Severity::Critical,
+        status: AlertStatus::Firing,
+        value: 0.5,
+        summary: "s".into(),
+        labels: [("alertname".to_owned(), "x".to_owned())].into(),
+        started_at: at,
+        fired_at: Some(at),
+        last_true_at: Some(at),
+        resolved_at: None,
+        acked_by: None,
+        acked_at: None,
+        notified_at: Some(at),
+        suppressed: false,
+    }
+}
+
+fn delivery(channel_id: i64, due: chrono::DateTime<Utc>) -> Delivery {
+    Delivery {
+        id: 0,
+        channel_id,
+        alert_id: None,
+        kind: DeliveryKind::Firing,
+        payload: json!({"version": "4"}),
+        attempts: 0,
+        next_attempt_at: due,
+        status: DeliveryStatus::Pending,
+        last_error: None,
+        created_at: due,
+        sent_at: None,
+    }
+}
+
+/// Documents of every kind: ids, update, delete, each with an audit entry naming the new id.
+pub async fn alert_docs_round_trip(s: Arc<dyn StateStore>) {
+    for kind in [
+        DocKind::Rule,
+        DocKind::Silence,
+        DocKind::Maintenance,
+        DocKind::Channel,
+    ] {
+        let a = s
+            .insert_alert_doc(kind, &json!({"name": "a"}), &change("doc.create"))
+            .await
+            .unwrap();
+        let b = s
+            .insert_alert_doc(kind, &json!({"name": "b"}), &change("doc.create"))
+            .await
+            .unwrap();
+        assert!(b > a);
+        assert!(
+            s.update_alert_doc(kind, a, &json!({"name": "a2"}), &change("doc.update"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.update_alert_doc(kind, 9999, &json!({}), &change("doc.update"))
+                .await
+                .unwrap()
+        );
+        assert!(s.delete_alert_doc(kind, b, &change("doc.delete")).await.unwrap());
+        assert!(!s.delete_alert_doc(kind, b, &change("doc.delete")).await.unwrap());
+        let docs = s.list_alert_docs(kind).await.unwrap();
+        assert_eq!(docs, vec![(a, json!({"name": "a2"}))]);
+    }
+    let audit = s.list_audit(&AuditQuery::default()).await.unwrap();
+    assert_eq!(audit.len(), 4 * 4, "create ×2, update, delete per kind");
+    assert!(audit.iter().any(|e| e.action == "doc.create" && e.target_id == "1"));
+    assert!(s.mark_once("seed").await.unwrap());
+    assert!(!s.mark_once("seed").await.unwrap());
+}
+
+/// Alerts with their deliveries in one write; the outbox hands out what is due.
+pub async fn alerts_and_outbox(s: Arc<dyn StateStore>) {
+    let t0 = Utc.timestamp_millis_opt(1_700_000_000_000).unwrap();
+    let id = s
+        .save_alert(&alert(7), &[delivery(1, t0), delivery(2, t0)])
+        .await
+        .unwrap();
+    assert!(id > 0);
+    let mut a = s.get_alert(id).await.unwrap().unwrap();
+    assert_eq!(a.id, id);
+    assert_eq!(a.status, AlertStatus::Firing);
+    assert_eq!(s.list_alerts(true, 10).await.unwrap().len(), 1);
+    a.status = AlertStatus::Resolved;
+    a.resolved_at = Some(t0 + Duration::minutes(5));
+    s.save_alert(&a, &[]).await.unwrap();
+    assert!(s.list_alerts(true, 10).await.unwrap().is_empty());
+    assert_eq!(s.list_alerts(false, 10).await.unwrap(), vec![a.clone()]);
+    assert!(
+        s.ack_alert(id, "user:ada", t0, &change("alert.ack"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.ack_alert(999, "user:ada", t0, &change("alert.ack"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_alert(id).await.unwrap().unwrap().acked_by.as_deref(),
+        Some("user:ada")
+    );
+
+    let due = s.due_deliveries(t0, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(due.iter().all(|d| d.alert_id == Some(id)));
+    let mut d = due[0].clone();
+    d.attempts = 1;
+    d.last_error = Some("connection refused".into());
+    d.next_attempt_at = t0 + Duration::seconds(10);
+    s.update_delivery(&d).await.unwrap();
+    let mut sent = due[1].clone();
+    sent.attempts = 1;
+    sent.status = DeliveryStatus::Sent;
+    sent.sent_at = Some(t0);
+    s.update_delivery(&sent).await.unwrap();
+    assert!(s.due_deliveries(t0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.due_deliveries(t0 + Duration::seconds(10), 10)
+            .await
+            .unwrap(),
+        vec![d.clone()]
+    );
+    let test = s.enqueue_delivery(&delivery(3, t0)).await.unwrap();
+    let all = s.list_deliveries(10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].id, test, "newest first");
+    assert_eq!(all[0].alert_id, None);
+}
+
+/// PostgreSQL: one holder at a time until the lease expires. SQLite: always held.
+pub async fn lease_is_exclusive(s: Arc<dyn StateStore>) {
+    let t0 = Utc.timestamp_millis_opt(1_700_000_000_000).unwrap();
+    let until = t0 + Duration::seconds(60);
+    assert!(s.try_lease("alerts", "a", until, t0).await.unwrap());
+    assert!(s.try_lease("alerts", "a", until, t0).await.unwrap(), "renewal");
+    let b_now = s.try_lease("alerts", "b", until, t0).await.unwrap();
+    assert_eq!(b_now, s.backend() == "sqlite");
+    let later = t0 + Duration::seconds(61);
+    assert!(
+        s.try_lease("alerts", "b", later + Duration::seconds(60), later)
+            .await
+            .unwrap()
+    );
+    assert!(s.try_lease("other", "a", until, t0).await.unwrap());
+}
+
+/// Declares one `#[tokio::test]` per alert-store case on a fresh store from `$open`.
+#[macro_export]
+macro_rules! alert_store_contract {
+    ($open:path) => {
+        $crate::alert_store_contract!(@cases $open;
+            alert_docs_round_trip, alerts_and_outbox, lease_is_exclusive);
+    };
+    (@cases $open:path; $($case:ident),+) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                $crate::alerts_contract::$case($open().await).await;
+            }
+        )+
+    };
+}
