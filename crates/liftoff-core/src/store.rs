@@ -412,7 +412,8 @@ pub trait EventStore: Send + Sync {
         events: &[crate::analytics::Event],
         persons: &[crate::analytics::PersonUpdate],
     ) -> Result<AppendOutcome, StoreError>;
-    /// Events with `from_ms <= ts < to_ms` and `seq > after_seq`, in seq order, at most `limit`.
+    /// Unsealed (row) events with `from_ms <= ts < to_ms` and `seq > after_seq`, in seq order,
+    /// at most `limit`. Sealed days are read through [`Self::segment_index`].
     async fn events_between(
         &self,
         from_ms: i64,
@@ -428,13 +429,26 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError>;
     async fn person(&self, user_id: &str) -> Result<Option<crate::analytics::Person>, StoreError>;
-    /// Deletes the person and every stored event of theirs and records the erasure, in one
-    /// transaction.
+    /// Deletes the person and every stored event of theirs (sealed parts are rewritten without
+    /// them) and records the erasure, in one transaction.
     async fn erase_person(&self, user_id: &str) -> Result<Erasure, StoreError>;
     /// Every erasure, oldest first.
     async fn erased_users(&self) -> Result<Vec<ErasedUser>, StoreError>;
+    /// Stored events, sealed ones included.
     async fn event_count(&self) -> Result<u64, StoreError>;
-    /// Deletes events with `ts < ts_ms`; returns how many.
+    /// UTC days before `before_day` that still hold unsealed rows, oldest first.
+    async fn unsealed_days(&self, before_day: i64) -> Result<Vec<i64>, StoreError>;
+    /// Seals one UTC day: its unsealed rows become one more encoded part
+    /// ([`crate::analytics::sealed`]) in one transaction — the part stored, the uuids kept so
+    /// retries stay duplicates (for [`DEDUPE_DAYS`](crate::analytics::sealed::DEDUPE_DAYS)), the
+    /// rows deleted. Returns the events sealed (0: nothing to do).
+    async fn seal_day(&self, day: i64) -> Result<u64, StoreError>;
+    /// Every sealed part, by day then part.
+    async fn segment_index(&self) -> Result<Vec<crate::analytics::sealed::SegmentMeta>, StoreError>;
+    /// The encoded bytes of one sealed part; `None` when it is gone.
+    async fn load_segment(&self, day: i64, part: i64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Deletes events with `ts < ts_ms` (sealed days entirely before it included); returns how
+    /// many.
     async fn purge_events_before(&self, ts_ms: i64) -> Result<u64, StoreError>;
     /// `"sqlite"` or `"postgres"`.
     fn events_backend(&self) -> &'static str;

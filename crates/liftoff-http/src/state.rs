@@ -56,6 +56,7 @@ pub struct Services {
     pub jobs: JobRegistry,
     pub uptime: liftoff_core::uptime::UptimeService,
     pub incidents: liftoff_core::incidents::IncidentsService,
+    pub alerts: liftoff_core::alerts::AlertsService,
 }
 
 #[derive(Clone)]
@@ -77,6 +78,8 @@ pub struct AppState {
     pub users: UserService,
     pub store: Arc<dyn StateStore>,
     pub jobs: JobRegistry,
+    /// Alert rules, alerts, silences, maintenance windows, channels and the outbox.
+    pub alerts: liftoff_core::alerts::AlertsService,
     pub settings: Arc<HttpSettings>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) ingest_limiter: Arc<RateLimiter>,
@@ -100,6 +103,7 @@ impl AppState {
             jobs,
             uptime,
             incidents,
+            alerts,
         } = services;
         Self {
             limiter: Arc::new(RateLimiter::new(
@@ -124,6 +128,7 @@ impl AppState {
             otlp: Arc::default(),
             store,
             jobs,
+            alerts,
             settings: Arc::new(settings),
             started: Instant::now(),
             accepting: Arc::new(AtomicBool::new(true)),

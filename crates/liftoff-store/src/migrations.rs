@@ -77,6 +77,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0008_events.sql"),
     },
     Migration {
+        version: 9,
+        name: "event_segments",
+        sql: include_str!("../migrations/postgres/0009_event_segments.sql"),
+    },
+    Migration {
         version: 10,
         name: "alerts",
         sql: include_str!("../migrations/postgres/0010_alerts.sql"),
@@ -113,11 +118,18 @@ pub(crate) const SQLITE_METRICS: &[Migration] = &[
 ];
 
 /// `events.db`, the SQLite file for raw product events and persons.
-pub(crate) const SQLITE_EVENTS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    sql: include_str!("../migrations/sqlite/events_0001_events.sql"),
-}];
+pub(crate) const SQLITE_EVENTS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        sql: include_str!("../migrations/sqlite/events_0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "event_segments",
+        sql: include_str!("../migrations/sqlite/events_0002_segments.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -81,14 +81,32 @@ pub async fn alert_docs_round_trip(s: Arc<dyn StateStore>) {
                 .await
                 .unwrap()
         );
-        assert!(s.delete_alert_doc(kind, b, &change("doc.delete")).await.unwrap());
-        assert!(!s.delete_alert_doc(kind, b, &change("doc.delete")).await.unwrap());
+        assert!(
+            s.delete_alert_doc(kind, b, &change("doc.delete"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.delete_alert_doc(kind, b, &change("doc.delete"))
+                .await
+                .unwrap()
+        );
         let docs = s.list_alert_docs(kind).await.unwrap();
         assert_eq!(docs, vec![(a, json!({"name": "a2"}))]);
     }
-    let audit = s.list_audit(&AuditQuery::default()).await.unwrap();
+    let audit = s
+        .list_audit(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 4 * 4, "create ×2, update, delete per kind");
-    assert!(audit.iter().any(|e| e.action == "doc.create" && e.target_id == "1"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "doc.create" && e.target_id == "1")
+    );
     assert!(s.mark_once("seed").await.unwrap());
     assert!(!s.mark_once("seed").await.unwrap());
 }
@@ -157,7 +175,10 @@ pub async fn lease_is_exclusive(s: Arc<dyn StateStore>) {
     let t0 = Utc.timestamp_millis_opt(1_700_000_000_000).unwrap();
     let until = t0 + Duration::seconds(60);
     assert!(s.try_lease("alerts", "a", until, t0).await.unwrap());
-    assert!(s.try_lease("alerts", "a", until, t0).await.unwrap(), "renewal");
+    assert!(
+        s.try_lease("alerts", "a", until, t0).await.unwrap(),
+        "renewal"
+    );
     let b_now = s.try_lease("alerts", "b", until, t0).await.unwrap();
     assert_eq!(b_now, s.backend() == "sqlite");
     let later = t0 + Duration::seconds(61);

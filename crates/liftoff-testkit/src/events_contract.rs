@@ -291,6 +291,76 @@ pub async fn events_page_in_append_order(s: Arc<dyn EventStore>) {
     assert_eq!(s.user_events("odd", T0, 1_000).await.unwrap().len(), 11);
 }
 
+/// Sealing moves a finished day's rows into one encoded part: hot reads no longer see them,
+/// the part decodes to the same events, its uuids stay duplicates, counts include it, an
+/// erasure rewrites it and retention drops it whole.
+pub async fn sealing_moves_a_day_into_a_segment(s: Arc<dyn EventStore>) {
+    use liftoff_core::analytics::sealed;
+    const DAY: i64 = 86_400_000;
+    let day = T0.div_euclid(DAY);
+    let (d0, d1) = (day * DAY, (day + 1) * DAY);
+    let sealed_day = vec![
+        ev(Some(11), d0 + 1, "ann", "signup"),
+        ev(Some(12), d0 + 2, "bob", "signup"),
+        ev(None, d0 + 3, "ann", "purchase"),
+    ];
+    s.append_events(&sealed_day, &[]).await.unwrap();
+    s.append_events(&[ev(Some(13), d1 + 5, "ann", "search")], &[])
+        .await
+        .unwrap();
+    assert_eq!(s.unsealed_days(day + 1).await.unwrap(), vec![day]);
+    assert_eq!(s.seal_day(day).await.unwrap(), 3);
+    assert_eq!(s.seal_day(day).await.unwrap(), 0, "nothing left to seal");
+    assert!(s.unsealed_days(day + 1).await.unwrap().is_empty());
+    let hot = all(&s).await;
+    assert_eq!(hot.len(), 1, "only the next day's row is left: {hot:?}");
+    assert_eq!(s.event_count().await.unwrap(), 4);
+    let index = s.segment_index().await.unwrap();
+    assert_eq!(index.len(), 1);
+    assert_eq!((index[0].day, index[0].part, index[0].rows), (day, 0, 3));
+    let bytes = s.load_segment(day, 0).await.unwrap().unwrap();
+    let mut back = sealed::events(&bytes).unwrap();
+    back.sort_by_key(|e| e.ts_ms);
+    assert_eq!(back, sealed_day);
+
+    // A retry of a sealed event is still a duplicate; a late event is sealed as part 1.
+    let retry = s
+        .append_events(
+            &[
+                ev(Some(11), d0 + 1, "ann", "signup"),
+                ev(None, d0 + 9, "cy", "late"),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((retry.inserted, retry.duplicates), (1, 1));
+    assert_eq!(s.seal_day(day).await.unwrap(), 1);
+    assert_eq!(s.segment_index().await.unwrap().len(), 2);
+
+    // Erasure rewrites the part that held the person's events.
+    let erased = s.erase_person("ann").await.unwrap();
+    assert_eq!(erased.events, 3, "two sealed, one hot");
+    let index = s.segment_index().await.unwrap();
+    assert_eq!((index[0].rows, index[0].version), (1, 1));
+    let left = sealed::events(&s.load_segment(day, 0).await.unwrap().unwrap()).unwrap();
+    assert!(left.iter().all(|e| e.user == "bob"));
+    assert_eq!(s.event_count().await.unwrap(), 2);
+
+    // Retention drops whole sealed days before the cut, uuids included.
+    assert_eq!(s.purge_events_before(d1).await.unwrap(), 2);
+    assert!(s.segment_index().await.unwrap().is_empty());
+    assert_eq!(s.event_count().await.unwrap(), 0);
+    let again = s
+        .append_events(&[ev(Some(12), d0 + 2, "bob", "signup")], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        again.inserted, 1,
+        "the purged day's uuids are forgotten too"
+    );
+}
+
 /// Declares one `#[tokio::test]` per event-store case, each on a fresh store from `$open` (an
 /// async fn returning `Arc<dyn EventStore>`).
 #[macro_export]
@@ -299,7 +369,7 @@ macro_rules! event_store_contract {
         $crate::event_store_contract!(@cases $open;
             events_are_idempotent_on_uuid, appends_are_all_or_nothing, persons_accumulate,
             erase_removes_a_person_and_their_events, purge_drops_old_events,
-            events_page_in_append_order);
+            events_page_in_append_order, sealing_moves_a_day_into_a_segment);
     };
     (@cases $open:path; $($case:ident),+) => {
         $(

@@ -50,7 +50,13 @@ pub async fn monitors_round_trip(s: Arc<dyn StateStore>) {
     let mut want = monitor("api");
     want.id = id;
     assert_eq!(got, want);
-    let audit = s.list_audit(&AuditQuery::default()).await.unwrap();
+    let audit = s
+        .list_audit(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
     assert!(audit.iter().any(|a| a.target_id == id.to_string()));
 
     let mut changed = got.clone();
@@ -182,7 +188,11 @@ pub async fn checks_rollups_and_downtimes(s: Arc<dyn StateStore>) {
 
     // Purge: raw checks before the cut go, rollups and ongoing periods stay.
     let n = s
-        .purge_uptime(t0 + Duration::seconds(3600), t0, t0)
+        .purge_uptime(
+            t0 + Duration::seconds(3600),
+            t0 - Duration::days(1),
+            t0 - Duration::days(1),
+        )
         .await
         .unwrap();
     assert_eq!(n, 2);
@@ -254,7 +264,13 @@ pub async fn incidents_round_trip(s: Arc<dyn StateStore>) {
         (a.id.as_str(), b.id.as_str(), c.id.as_str()),
         ("INC-2025-001", "INC-2025-002", "INC-2026-001")
     );
-    let audit = s.list_audit(&AuditQuery::default()).await.unwrap();
+    let audit = s
+        .list_audit(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
     assert!(audit.iter().any(|e| e.target_id == "INC-2025-002"));
     assert_eq!(s.get_incident("INC-2025-001").await.unwrap().unwrap(), a);
     assert!(s.get_incident("INC-1999-001").await.unwrap().is_none());

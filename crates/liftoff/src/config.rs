@@ -115,6 +115,21 @@ pub struct Overrides {
     /// The smallest uptime check interval accepted, in seconds (for tests) [default: 10].
     #[arg(long, env = "LIFTOFF_UPTIME_MIN_INTERVAL_SECONDS", value_name = "SECONDS", hide = true)]
     pub uptime_min_interval_seconds: Option<u32>,
+
+    /// Milliseconds between alert evaluations (notifications are sent at least every 5 s, or
+    /// this often if shorter) [default: 15000]. For tests.
+    #[arg(long, env = "LIFTOFF_ALERT_INTERVAL_MS", value_name = "MS", hide = true)]
+    pub alert_interval_ms: Option<u64>,
+
+    /// Milliseconds a new alert's first notification waits for others of its group
+    /// [default: 30000]. For tests.
+    #[arg(long, env = "LIFTOFF_ALERT_GROUP_WAIT_MS", value_name = "MS", hide = true)]
+    pub alert_group_wait_ms: Option<u64>,
+
+    /// Milliseconds before a failed notification's first retry; each next retry waits twice as
+    /// long [default: 10000]. For tests.
+    #[arg(long, env = "LIFTOFF_ALERT_RETRY_BASE_MS", value_name = "MS", hide = true)]
+    pub alert_retry_base_ms: Option<u64>,
 }
 
 macro_rules! layer {
@@ -130,7 +145,7 @@ impl Overrides {
             event_retention_days, metrics_minute_hours, metrics_hourly_days, metrics_daily_days,
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
             ingest_rate_limit_per_second, session_ttl_hours, stale_flag_days, secure_cookies,
-            uptime_min_interval_seconds)
+            uptime_min_interval_seconds, alert_interval_ms, alert_group_wait_ms, alert_retry_base_ms)
     }
 }
 
@@ -155,6 +170,10 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Hidden: the smallest uptime check interval accepted (10 outside tests).
     pub uptime_min_interval_seconds: u32,
+    /// Hidden: alert evaluation interval, group wait and first retry delay.
+    pub alert_interval: std::time::Duration,
+    pub alert_group_wait: std::time::Duration,
+    pub alert_retry_base: std::time::Duration,
 }
 
 impl Settings {
@@ -201,6 +220,15 @@ impl Settings {
             uptime_min_interval_seconds: o
                 .uptime_min_interval_seconds
                 .unwrap_or(liftoff_core::uptime::MIN_INTERVAL_SECONDS),
+            alert_interval: std::time::Duration::from_millis(
+                o.alert_interval_ms.unwrap_or(15_000).max(50),
+            ),
+            alert_group_wait: std::time::Duration::from_millis(
+                o.alert_group_wait_ms.unwrap_or(30_000),
+            ),
+            alert_retry_base: std::time::Duration::from_millis(
+                o.alert_retry_base_ms.unwrap_or(10_000).max(10),
+            ),
         };
         settings.validate()?;
         Ok(settings)

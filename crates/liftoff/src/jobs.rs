@@ -191,7 +191,55 @@ pub fn start_all(
             },
         ),
         event_retention(registry, state.events.clone(), event_retention_days, stop),
+        event_sealing(registry, state.events.clone(), stop),
+        uptime_checks(registry, state.uptime.clone(), stop),
+        uptime_retention(registry, state.uptime.clone(), stop),
+        alert_evaluation(registry, state.alerts.clone(), stop),
+        alert_delivery(registry, state.alerts.clone(), stop),
     ]
+}
+
+/// Starts due uptime checks every second (each monitor keeps its own interval).
+fn uptime_checks(
+    registry: &JobRegistry,
+    uptime: liftoff_core::uptime::UptimeService,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    let checker = crate::uptime_checker::Checker::new(uptime);
+    spawn(
+        registry,
+        "uptime-checks",
+        Duration::from_secs(1),
+        stop.clone(),
+        move || {
+            let checker = checker.clone();
+            async move { checker.tick().await }
+        },
+    )
+}
+
+/// Drops raw uptime checks after a day, hourly rollups after 30 days, daily after a year.
+fn uptime_retention(
+    registry: &JobRegistry,
+    uptime: liftoff_core::uptime::UptimeService,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    spawn(
+        registry,
+        "uptime-retention",
+        Duration::from_secs(3600),
+        stop.clone(),
+        move || {
+            let uptime = uptime.clone();
+            async move {
+                uptime
+                    .purge(Utc::now())
+                    .await
+                    .map(|n| format!("{n} uptime rows removed"))
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
 }
 
 /// Raw-event retention (`--event-retention-days`): deletes events older than the window. Runs
@@ -215,6 +263,58 @@ fn event_retention(
                     .purge(Utc::now().timestamp_millis(), days)
                     .await
                     .map(|n| format!("{n} events older than {days} days removed"))
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
+}
+
+/// Evaluates every alert rule (`--alert-interval-ms`, 15 s by default). With several replicas on
+/// PostgreSQL only the lease holder evaluates.
+fn alert_evaluation(
+    registry: &JobRegistry,
+    alerts: liftoff_core::alerts::AlertsService,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    let every = alerts.settings().interval;
+    spawn(registry, "alert-evaluation", every, stop.clone(), move || {
+        let alerts = alerts.clone();
+        async move { alerts.evaluate(Utc::now()).await.map_err(|e| e.to_string()) }
+    })
+}
+
+/// Sends what is due in the notification outbox, retrying with backoff.
+fn alert_delivery(
+    registry: &JobRegistry,
+    alerts: liftoff_core::alerts::AlertsService,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    let every = alerts.settings().interval.min(Duration::from_secs(5));
+    spawn(registry, "notification-delivery", every, stop.clone(), move || {
+        let alerts = alerts.clone();
+        async move { alerts.deliver_due(Utc::now()).await.map_err(|e| e.to_string()) }
+    })
+}
+
+/// Seals finished days of product events into encoded segments (a few bytes per event instead
+/// of a row); late events are sealed as further parts on the next run.
+fn event_sealing(
+    registry: &JobRegistry,
+    events: liftoff_core::analytics::EventsService,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    spawn(
+        registry,
+        "event-sealing",
+        Duration::from_secs(600),
+        stop.clone(),
+        move || {
+            let events = events.clone();
+            async move {
+                events
+                    .seal_finished_days(Utc::now().timestamp_millis())
+                    .await
+                    .map(|n| format!("{n} events sealed"))
                     .map_err(|e| e.to_string())
             }
         },

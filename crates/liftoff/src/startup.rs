@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context as _;
 use liftoff_core::analytics::EventsService;
 use liftoff_core::auth::{Actor, KeyName, KeyService, Scope};
-use liftoff_core::flags::{FlagService, NoAlerts};
+use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::monitoring::operations::service::OperationsService;
@@ -58,9 +58,6 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     );
     bootstrap_admin_token(settings, &store, &keys).await?;
     bootstrap_admin_user(settings, &users).await?;
-    let flags = FlagService::start(store.clone(), Arc::new(NoAlerts), settings.stale_flag_days)
-        .await
-        .context("loading flags")?;
     let jobs = JobRegistry::default();
     // Every accepted batch is answered only after its commit, so once the server has drained
     // its requests the writer holds nothing; its task needs no joining.
@@ -74,6 +71,11 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     // Like the request writer: every accepted batch is answered after its commit.
     let (events, _event_writer) = EventsService::start(stores.events.clone(), &jobs);
     let insights = liftoff_core::analytics::insights::InsightsService::new(stores.events.clone());
+    let alerts = build_alerts(settings, &store, &monitoring, &operations).await?;
+    // Gradual rollouts pause while a critical alert fires.
+    let flags = FlagService::start(store.clone(), Arc::new(alerts.clone()), settings.stale_flag_days)
+        .await
+        .context("loading flags")?;
     let uptime =
         liftoff_core::uptime::UptimeService::new(store.clone(), settings.uptime_min_interval_seconds);
     let incidents = liftoff_core::incidents::IncidentsService::new(
@@ -105,10 +107,39 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 jobs,
                 uptime,
                 incidents,
+                alerts,
             },
             http,
         ),
     })
+}
+
+/// The alerts service with its notifier and timings; creates the default rules on first start.
+async fn build_alerts(
+    settings: &Settings,
+    store: &Arc<dyn StateStore>,
+    monitoring: &MonitoringService,
+    operations: &OperationsService,
+) -> anyhow::Result<liftoff_core::alerts::AlertsService> {
+    let alert_settings = liftoff_core::alerts::AlertSettings {
+        interval: settings.alert_interval,
+        group_wait: settings.alert_group_wait,
+        retry_base: settings.alert_retry_base,
+        external_url: format!("http://{}", settings.listen),
+        ..Default::default()
+    };
+    let alerts = liftoff_core::alerts::AlertsService::new(
+        store.clone(),
+        monitoring.clone(),
+        operations.clone(),
+        Arc::new(crate::notify::HttpSmtpNotifier::new()?),
+        alert_settings,
+    );
+    alerts
+        .ensure_defaults()
+        .await
+        .context("creating the default alert rules")?;
+    Ok(alerts)
 }
 
 /// Serves on `listener` until `shutdown` completes, then drains and flushes.

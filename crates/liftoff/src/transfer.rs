@@ -90,7 +90,8 @@ struct Line {
 
 /// What the reader hands over.
 enum Item {
-    Batch(Vec<Line>),
+    /// Events, and how many bytes of the file had been read once they were.
+    Batch(Vec<Line>, u64),
     Rejected(u64, String),
 }
 
@@ -176,7 +177,12 @@ fn read_events(
         match to_native(line) {
             Ok(json) => {
                 batch.push(Line { no, json });
-                if batch.len() >= size && !send(Item::Batch(std::mem::take(&mut batch))) {
+                if batch.len() >= size
+                    && !send(Item::Batch(
+                        std::mem::take(&mut batch),
+                        read.load(Ordering::Relaxed),
+                    ))
+                {
                     return Ok(());
                 }
             }
@@ -188,7 +194,7 @@ fn read_events(
         }
     }
     if !batch.is_empty() {
-        send(Item::Batch(batch));
+        send(Item::Batch(batch, read.load(Ordering::Relaxed)));
     }
     Ok(())
 }
@@ -244,13 +250,22 @@ fn refused_event(detail: &str) -> Option<(usize, String)> {
     Some((index.parse().ok()?, message))
 }
 
+/// What the progress shows of an import: the file's bytes up to the last event sent (not
+/// just read: the reader runs a few batches ahead) and the events sent.
+#[derive(Clone, Default)]
+struct Done {
+    bytes: Arc<AtomicU64>,
+    events: Arc<AtomicU64>,
+}
+
 /// Posts `lines` until every event is stored, a duplicate or rejected.
 async fn post_batch(
     http: reqwest::Client,
     url: Arc<str>,
     token: Arc<str>,
     lines: Vec<Line>,
-    sent_events: Arc<AtomicU64>,
+    upto: u64,
+    done: Done,
 ) -> anyhow::Result<Sent> {
     let mut sent = Sent::default();
     let mut work = vec![lines];
@@ -289,7 +304,7 @@ async fn post_batch(
                 200..=299 => {
                     let answer: Value = res.json().await.unwrap_or(Value::Null);
                     sent.events += part.len() as u64;
-                    sent_events.fetch_add(part.len() as u64, Ordering::Relaxed);
+                    done.events.fetch_add(part.len() as u64, Ordering::Relaxed);
                     sent.accepted += answer["accepted"].as_u64().unwrap_or_default();
                     sent.duplicates += answer["duplicates"].as_u64().unwrap_or_default();
                     break;
@@ -332,6 +347,7 @@ async fn post_batch(
             }
         }
     }
+    done.bytes.fetch_max(upto, Ordering::Relaxed);
     Ok(sent)
 }
 
@@ -348,8 +364,8 @@ struct ProgressState {
     bytes: Arc<AtomicU64>,
     /// The file's size, when known.
     total: Option<u64>,
-    /// Events sent (import) or written (export).
-    events: Arc<AtomicU64>,
+    /// Events sent (import) or written (export), when they can be counted.
+    events: Option<Arc<AtomicU64>>,
     verb: &'static str,
     started: Instant,
     tty: bool,
@@ -389,9 +405,8 @@ impl ProgressState {
     fn line(&self) -> String {
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
         let bytes = self.bytes.load(Ordering::Relaxed);
-        let events = self.events.load(Ordering::Relaxed);
-        let rate = events as f64 / elapsed;
         let mut out = format!("{}: ", self.label);
+        let mut eta = None;
         match self.total {
             Some(total) if total > 0 => {
                 let share = (bytes as f64 / total as f64).min(1.0);
@@ -409,28 +424,29 @@ impl ProgressState {
                     megabytes(bytes),
                     megabytes(total)
                 ));
-                let eta = if share > 0.0 {
-                    elapsed * (1.0 - share) / share
-                } else {
-                    f64::INFINITY
-                };
+                if share > 0.0 {
+                    eta = Some(elapsed * (1.0 - share) / share);
+                }
+            }
+            _ => out.push_str(&megabytes(bytes)),
+        }
+        match &self.events {
+            Some(events) => {
+                let events = events.load(Ordering::Relaxed);
                 out.push_str(&format!(
                     ", {} events {}, {}/s",
                     thousands(events),
                     self.verb,
-                    thousands(rate as u64)
+                    thousands((events as f64 / elapsed) as u64)
                 ));
-                if eta.is_finite() {
-                    out.push_str(&format!(", ETA {}", seconds(eta)));
-                }
             }
-            _ => out.push_str(&format!(
-                "{}, {} events {}, {}/s",
-                megabytes(bytes),
-                thousands(events),
-                self.verb,
-                thousands(rate as u64)
+            None => out.push_str(&format!(
+                ", {}/s",
+                megabytes((bytes as f64 / elapsed) as u64)
             )),
+        }
+        if let Some(eta) = eta {
+            out.push_str(&format!(", ETA {}", seconds(eta)));
         }
         out
     }
@@ -468,7 +484,7 @@ impl Progress {
         verb: &'static str,
         total: Option<u64>,
         bytes: Arc<AtomicU64>,
-        events: Arc<AtomicU64>,
+        events: Option<Arc<AtomicU64>>,
     ) -> Self {
         let tty = io::stderr().is_terminal();
         let shared = Arc::new(ProgressState {
@@ -565,7 +581,7 @@ pub async fn import_events(args: ImportEventsArgs) -> anyhow::Result<()> {
         )
     };
     let read = Arc::new(AtomicU64::new(0));
-    let sent_events = Arc::new(AtomicU64::new(0));
+    let done = Done::default();
     let concurrency = args.concurrency.max(1) as usize;
     let (tx, mut rx) = mpsc::channel(concurrency);
     let reader = {
@@ -573,14 +589,20 @@ pub async fn import_events(args: ImportEventsArgs) -> anyhow::Result<()> {
         let size = args.batch.max(1) as usize;
         tokio::task::spawn_blocking(move || read_events(&path, size, &tx, read))
     };
-    let progress = Progress::start("import", "sent", total, read, sent_events.clone());
+    let progress = Progress::start(
+        "import",
+        "sent",
+        total,
+        done.bytes.clone(),
+        Some(done.events.clone()),
+    );
     let mut totals = Totals::default();
     let mut tasks: JoinSet<anyhow::Result<Sent>> = JoinSet::new();
     let outcome: anyhow::Result<()> = async {
         while let Some(item) = rx.recv().await {
             match item {
                 Item::Rejected(no, why) => totals.reject(no, &why, &progress),
-                Item::Batch(lines) => {
+                Item::Batch(lines, upto) => {
                     while tasks.len() >= concurrency {
                         if let Some(done) = tasks.join_next().await {
                             totals.add(done??, &progress);
@@ -591,7 +613,8 @@ pub async fn import_events(args: ImportEventsArgs) -> anyhow::Result<()> {
                         url.clone(),
                         token.clone(),
                         lines,
-                        sent_events.clone(),
+                        upto,
+                        done.clone(),
                     ));
                 }
             }
@@ -715,7 +738,13 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let bytes = Arc::new(AtomicU64::new(0));
     let lines = Arc::new(AtomicU64::new(0));
-    let progress = Progress::start("export", "written", None, bytes.clone(), lines.clone());
+    let progress = Progress::start(
+        "export",
+        "written",
+        None,
+        bytes.clone(),
+        (args.format != ExportFormat::Json).then(|| lines.clone()),
+    );
     let outcome: anyhow::Result<bool> = async {
         while let Some(chunk) = res
             .chunk()

@@ -366,9 +366,7 @@ impl MaintenanceWindow {
         (0..=7).any(|back| {
             let day = now.date_naive() - chrono::Duration::days(back);
             let begins = day.and_time(start).and_utc();
-            w.days
-                .iter()
-                .any(|d| weekday(d) == Some(day.weekday()))
+            w.days.iter().any(|d| weekday(d) == Some(day.weekday()))
                 && begins <= now
                 && now < begins + len
         })
@@ -436,12 +434,8 @@ impl ChannelConfig {
     /// The configuration with its secrets masked, for reading back and for the audit log.
     pub fn masked(&self) -> Self {
         match self {
-            ChannelConfig::Slack { url } => ChannelConfig::Slack {
-                url: mask_url(url),
-            },
-            ChannelConfig::Webhook { url } => ChannelConfig::Webhook {
-                url: mask_url(url),
-            },
+            ChannelConfig::Slack { url } => ChannelConfig::Slack { url: mask_url(url) },
+            ChannelConfig::Webhook { url } => ChannelConfig::Webhook { url: mask_url(url) },
             ChannelConfig::Email { password, .. } => {
                 let mut c = self.clone();
                 if let ChannelConfig::Email { password: p, .. } = &mut c {

@@ -100,7 +100,10 @@ pub fn test_payload(receiver: &str, external_url: &str, at: DateTime<Utc>) -> Va
 
 /// One line per alert: `[FIRING] summary`.
 pub fn headline(payload: &Value) -> String {
-    let status = payload["status"].as_str().unwrap_or("firing").to_uppercase();
+    let status = payload["status"]
+        .as_str()
+        .unwrap_or("firing")
+        .to_uppercase();
     let name = payload["groupLabels"]["alertname"]
         .as_str()
         .unwrap_or("alert");
@@ -158,7 +161,10 @@ mod tests {
     fn payloads_carry_the_alert() {
         let p = test_payload("ops", "http://liftoff", Utc::now());
         assert_eq!(p["version"], "4");
-        assert_eq!(p["alerts"][0]["labels"]["alertname"], "LiftoffTestNotification");
+        assert_eq!(
+            p["alerts"][0]["labels"]["alertname"],
+            "LiftoffTestNotification"
+        );
         let s = slack_body(&p);
         assert!(
             s["text"]

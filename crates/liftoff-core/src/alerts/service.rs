@@ -34,6 +34,8 @@ pub enum AlertError {
 /// Timing of evaluation and notification (Alertmanager's defaults unless set).
 #[derive(Clone, Debug)]
 pub struct AlertSettings {
+    /// How often the evaluation job runs [15 s]; the delivery job runs at least every 5 s.
+    pub interval: StdDuration,
     /// How long the first notification of a new alert waits [30 s].
     pub group_wait: StdDuration,
     /// How long before a still-firing alert is notified again [4 h].
@@ -54,6 +56,7 @@ pub struct AlertSettings {
 impl Default for AlertSettings {
     fn default() -> Self {
         Self {
+            interval: StdDuration::from_secs(15),
             group_wait: StdDuration::from_secs(30),
             repeat_interval: StdDuration::from_secs(4 * 3600),
             retry_base: StdDuration::from_secs(10),
@@ -210,7 +213,9 @@ fn sum_rate(stats: impl Iterator<Item = (u64, u64)>) -> Option<f64> {
 }
 
 fn max_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    values.flatten().fold(None, |m, v| Some(m.map_or(v, |m: f64| m.max(v))))
+    values
+        .flatten()
+        .fold(None, |m, v| Some(m.map_or(v, |m: f64| m.max(v))))
 }
 
 impl AlertsService {
@@ -286,7 +291,8 @@ impl AlertsService {
         action: &str,
     ) -> Result<i64, AlertError> {
         let doc = to_value(item)?;
-        let change = Change::new(actor, action, kind.table(), "").after(audit.unwrap_or(doc.clone()));
+        let change =
+            Change::new(actor, action, kind.table(), "").after(audit.unwrap_or(doc.clone()));
         Ok(self.store.insert_alert_doc(kind, &doc, &change).await?)
     }
 
@@ -450,7 +456,9 @@ impl AlertsService {
     ) -> Result<Silence, AlertError> {
         let starts_at = input.starts_at.unwrap_or_else(Utc::now);
         if input.ends_at <= starts_at {
-            return Err(AlertError::Invalid("ends_at must be after starts_at".into()));
+            return Err(AlertError::Invalid(
+                "ends_at must be after starts_at".into(),
+            ));
         }
         if input.rule_id.is_none() && input.labels.is_empty() {
             return Err(AlertError::Invalid(
@@ -473,8 +481,14 @@ impl AlertsService {
     }
 
     pub async fn delete_silence(&self, actor: &Actor, id: i64) -> Result<(), AlertError> {
-        self.delete_doc(DocKind::Silence, id, actor, "alert_silence.delete", "silence")
-            .await
+        self.delete_doc(
+            DocKind::Silence,
+            id,
+            actor,
+            "alert_silence.delete",
+            "silence",
+        )
+        .await
     }
 
     pub async fn maintenance_windows(&self) -> Result<Vec<MaintenanceWindow>, AlertError> {
@@ -568,7 +582,11 @@ impl AlertsService {
                 }
             }
             ChannelConfig::Email {
-                host, from, to, tls, ..
+                host,
+                from,
+                to,
+                tls,
+                ..
             } => {
                 if host.is_empty() || from.is_empty() || to.is_empty() {
                     return Err(AlertError::Invalid(
@@ -626,10 +644,9 @@ impl AlertsService {
             {
                 url.clone_from(old);
             }
-            (
-                ChannelConfig::Email { password, .. },
-                ChannelConfig::Email { password: old, .. },
-            ) if password.as_deref() == Some(MASK) => {
+            (ChannelConfig::Email { password, .. }, ChannelConfig::Email { password: old, .. })
+                if password.as_deref() == Some(MASK) =>
+            {
                 password.clone_from(old);
             }
             _ => {}
@@ -841,9 +858,7 @@ impl AlertsService {
                     .operations(range, s.operation.as_deref(), s.service.as_deref(), None)
                     .await?;
                 match rule.metric {
-                    Metric::SuccessRate => sum_rate(
-                        ops.values().map(|o| (o.successes, o.count)),
-                    ),
+                    Metric::SuccessRate => sum_rate(ops.values().map(|o| (o.successes, o.count))),
                     Metric::CacheHitRate => max_of(ops.values().map(|o| o.cache_hit_rate))
                         .filter(|_| ops.len() == 1)
                         .or_else(|| {
@@ -941,14 +956,18 @@ impl AlertsService {
                 }
             };
             let current = active.remove(&rule.id);
-            let prev = current.as_ref().map_or_else(AlertState::default, |a| AlertState {
-                alert_id: Some(a.id),
-                status: Some(a.status),
-                started_at: Some(a.started_at),
-                last_true_at: a.last_true_at,
-            });
+            let prev = current
+                .as_ref()
+                .map_or_else(AlertState::default, |a| AlertState {
+                    alert_id: Some(a.id),
+                    status: Some(a.status),
+                    started_at: Some(a.started_at),
+                    last_true_at: a.last_true_at,
+                });
             let (next, transition) = step(rule, value, prev, now);
-            let Some(status) = next.status.filter(|_| next.active() || transition.is_some())
+            let Some(status) = next
+                .status
+                .filter(|_| next.active() || transition.is_some())
             else {
                 continue;
             };

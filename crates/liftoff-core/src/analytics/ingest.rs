@@ -307,7 +307,16 @@ impl EventsService {
             self.store.person(user_id),
             self.store.user_events(user_id, from, PROFILE_EVENTS)
         )?;
-        let events: Vec<Event> = stored.into_iter().map(|s| s.event).collect();
+        // Finished days are sealed: their events of this person come from the segments.
+        let user = user_id.to_owned();
+        let mut events =
+            super::sealed::sealed_events(&*self.store, from, i64::MAX, move |e| e.user == user)
+                .await?;
+        events.extend(stored.into_iter().map(|s| s.event));
+        events.sort_by_key(|e| e.ts_ms);
+        if events.len() > PROFILE_EVENTS {
+            events.drain(..events.len() - PROFILE_EVENTS);
+        }
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         for e in &events {
             *counts.entry(e.event.clone()).or_default() += 1;
@@ -342,6 +351,25 @@ impl EventsService {
             .await
     }
 
+    /// The sealed parts that may hold events of `from_ms..to_ms`, oldest day first.
+    pub async fn sealed_parts(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        super::sealed::parts_between(&*self.store, from_ms, to_ms).await
+    }
+
+    /// One sealed part's events within `from_ms..to_ms`, oldest first.
+    pub async fn sealed_part(
+        &self,
+        part: (i64, i64),
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        super::sealed::part_events(&*self.store, part, from_ms, to_ms, |_| true).await
+    }
+
     pub async fn person(&self, user_id: &str) -> Result<Option<Person>, StoreError> {
         self.store.person(user_id).await
     }
@@ -358,6 +386,17 @@ impl EventsService {
         self.store
             .purge_events_before(days_before(now_ms, retention_days))
             .await
+    }
+
+    /// Seals every UTC day that ended more than an hour ago and still has rows (late events
+    /// included: they become another part); returns the events sealed.
+    pub async fn seal_finished_days(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let before = super::sealed::day_of(now_ms - 3_600_000);
+        let mut sealed = 0;
+        for day in self.store.unsealed_days(before).await? {
+            sealed += self.store.seal_day(day).await?;
+        }
+        Ok(sealed)
     }
 
     pub async fn count(&self) -> Result<u64, StoreError> {

@@ -1,13 +1,14 @@
 //! Analytics queries (funnels, retention, active users, paths, milestones, sessions) answered
 //! by the columnar engine of `liftoff-analytics` over the stored events.
 //!
-//! The service keeps the engine's query form in memory: per UTC day a few [`Segment`]s, and
-//! an [`EventTable`] merged from them. A query uses the table as it was last refreshed; a
-//! refresh (at most every [`REFRESH`]) reads only the events appended since the last one
-//! (paged by the store's sequence, which walks the table in append order), turns each day's
-//! new events into one more small segment of that day, and re-merges the table; a day with
-//! more than [`MAX_PARTS`] segments is rebuilt as one. So queries never scan the row store,
-//! the first load is one pass over it, and new events show within seconds. An erasure drops
+//! The service keeps the engine's query form in memory: the sealed parts of finished days
+//! (decoded straight from the store's encoded segments), one segment per day built from the
+//! rows not sealed yet, and an [`EventTable`] merged from them. A query uses the table as it
+//! was last refreshed; a refresh (at most every [`REFRESH`]) syncs the sealed parts with the
+//! store's index (new parts loaded, rewritten or dropped ones replaced, and the cached rows a
+//! new part now holds let go), reads only the rows appended since the last refresh (paged by
+//! the store's sequence), rebuilds the touched days' row segments and re-merges the table. So
+//! queries never scan the row store and new events show within seconds. An erasure drops
 //! everything.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,9 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use liftoff_analytics::{DAY_MS, EventRow, EventTable, Segment};
+
+use super::sealed::{self, SegmentMeta};
 use tokio::sync::Mutex;
 
-use super::Event;
 use crate::store::{EventStore, StoreError};
 
 /// How stale the table may be before a query refreshes it.
@@ -36,18 +38,40 @@ pub enum InsightsError {
     Query(#[from] liftoff_analytics::QueryError),
 }
 
-/// Segments a day may hold before they are rebuilt into one.
-pub const MAX_PARTS: usize = 8;
+/// A sealed part as cached: its version and the last sequence it holds, and the segment.
+struct SealedPart {
+    version: i64,
+    segment: Segment,
+}
 
 struct Cache {
-    days: BTreeMap<i64, Vec<Segment>>,
+    /// (day, part) → the decoded sealed part.
+    sealed: BTreeMap<(i64, i64), SealedPart>,
+    /// Rows not sealed yet, per day, with their sequence.
+    rows: BTreeMap<i64, Vec<(i64, EventRow)>>,
+    /// One segment per day of `rows`.
+    unsealed: BTreeMap<i64, Segment>,
     /// `None` until the first refresh.
     table: Option<Arc<EventTable>>,
-    /// The highest sequence folded in.
+    /// The highest sequence read.
     seq: i64,
     /// Erasures seen; a new one means a full reload.
     erasures: usize,
     refreshed: Option<Instant>,
+}
+
+impl Cache {
+    fn empty() -> Self {
+        Self {
+            sealed: BTreeMap::new(),
+            rows: BTreeMap::new(),
+            unsealed: BTreeMap::new(),
+            table: None,
+            seq: 0,
+            erasures: 0,
+            refreshed: None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -56,42 +80,24 @@ pub struct InsightsService {
     cache: Arc<Mutex<Cache>>,
 }
 
-fn row(e: Event) -> EventRow {
-    EventRow {
-        ts_ms: e.ts_ms,
-        user: e.user,
-        session: e.session,
-        event: e.event,
-        properties: e.properties,
-        uuid: e.uuid,
-    }
-}
-
 fn engine(e: impl std::fmt::Display) -> InsightsError {
     InsightsError::Engine(e.to_string())
 }
 
-/// Adds `rows` (one day's) to the day's segments, rebuilding them as one past [`MAX_PARTS`].
-fn add_part(parts: &mut Vec<Segment>, rows: &[EventRow]) -> Result<(), InsightsError> {
-    parts.push(Segment::build(rows).map_err(engine)?);
-    if parts.len() > MAX_PARTS {
-        let all: Vec<EventRow> = parts.iter().flat_map(|p| p.rows()).collect();
-        *parts = vec![Segment::build(&all).map_err(engine)?];
-    }
-    Ok(())
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, InsightsError> + Send + 'static,
+) -> Result<T, InsightsError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(engine)
+        .and_then(|r| r)
 }
 
 impl InsightsService {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         Self {
             store,
-            cache: Arc::new(Mutex::new(Cache {
-                days: BTreeMap::new(),
-                table: None,
-                seq: 0,
-                erasures: 0,
-                refreshed: None,
-            })),
+            cache: Arc::new(Mutex::new(Cache::empty())),
         }
     }
 
@@ -103,18 +109,59 @@ impl InsightsService {
         {
             return Ok(table.clone());
         }
-        self.refresh(&mut cache).await
+        match self.refresh(&mut cache).await {
+            Ok(table) => Ok(table),
+            Err(e) => {
+                // Whatever was half-applied, start over on the next query.
+                *cache = Cache::empty();
+                Err(e)
+            }
+        }
     }
 
     async fn refresh(&self, cache: &mut Cache) -> Result<Arc<EventTable>, InsightsError> {
         let erasures = self.store.erased_users().await?.len();
         if erasures != cache.erasures {
-            cache.days.clear();
-            cache.table = None;
-            cache.seq = 0;
+            *cache = Cache::empty();
             cache.erasures = erasures;
         }
-        let mut changed = false;
+        let mut changed = cache.table.is_none();
+        let mut dirty_days = BTreeSet::new();
+
+        // Sealed parts: follow the store's index.
+        let index = self.store.segment_index().await?;
+        let current: BTreeMap<(i64, i64), &SegmentMeta> =
+            index.iter().map(|m| ((m.day, m.part), m)).collect();
+        let before = cache.sealed.len();
+        cache
+            .sealed
+            .retain(|key, part| current.get(key).is_some_and(|m| m.version == part.version));
+        changed |= cache.sealed.len() != before;
+        let missing: Vec<&SegmentMeta> = index
+            .iter()
+            .filter(|m| !cache.sealed.contains_key(&(m.day, m.part)))
+            .collect();
+        for meta in missing {
+            let Some(bytes) = self.store.load_segment(meta.day, meta.part).await? else {
+                continue; // purged since the index was read
+            };
+            let segment = blocking(move || Ok(sealed::decode(&bytes)?)).await?;
+            cache.sealed.insert(
+                (meta.day, meta.part),
+                SealedPart {
+                    version: meta.version,
+                    segment,
+                },
+            );
+            // The rows this part took from the row store are no longer rows.
+            if let Some(rows) = cache.rows.get_mut(&meta.day) {
+                rows.retain(|(seq, _)| *seq > meta.max_seq);
+                dirty_days.insert(meta.day);
+            }
+            changed = true;
+        }
+
+        // Rows appended since the last refresh.
         loop {
             let page = self
                 .store
@@ -123,43 +170,44 @@ impl InsightsService {
             let Some(last) = page.last() else { break };
             cache.seq = last.seq;
             let full = page.len() == PAGE;
-            let mut by_day: BTreeMap<i64, Vec<EventRow>> = BTreeMap::new();
             for e in page {
-                by_day
-                    .entry(e.event.ts_ms.div_euclid(DAY_MS))
+                let day = sealed::day_of(e.event.ts_ms);
+                dirty_days.insert(day);
+                cache
+                    .rows
+                    .entry(day)
                     .or_default()
-                    .push(row(e.event));
+                    .push((e.seq, sealed::row(e.event)));
             }
-            let mut days = std::mem::take(&mut cache.days);
-            let built = tokio::task::spawn_blocking(move || {
-                for (day, rows) in by_day {
-                    add_part(days.entry(day).or_default(), &rows)?;
-                }
-                Ok::<_, InsightsError>(days)
-            })
-            .await
-            .map_err(engine)
-            .and_then(|r| r);
-            match built {
-                Ok(days) => cache.days = days,
-                Err(e) => {
-                    // The page was taken but not kept: start over on the next query.
-                    cache.seq = 0;
-                    cache.table = None;
-                    return Err(e);
-                }
-            }
-            changed = true;
             if !full {
                 break;
             }
         }
-        if changed || cache.table.is_none() {
-            let segments: Vec<Segment> = cache.days.values().flatten().cloned().collect();
-            let table = tokio::task::spawn_blocking(move || EventTable::from_segments(&segments))
-                .await
-                .map_err(engine)?
-                .map_err(engine)?;
+        for day in dirty_days {
+            changed = true;
+            let rows: Vec<EventRow> = cache
+                .rows
+                .get(&day)
+                .map(|r| r.iter().map(|(_, row)| row.clone()).collect())
+                .unwrap_or_default();
+            if rows.is_empty() {
+                cache.rows.remove(&day);
+                cache.unsealed.remove(&day);
+            } else {
+                let segment = blocking(move || Segment::build(&rows).map_err(engine)).await?;
+                cache.unsealed.insert(day, segment);
+            }
+        }
+
+        if changed {
+            let segments: Vec<Segment> = cache
+                .sealed
+                .values()
+                .map(|p| p.segment.clone())
+                .chain(cache.unsealed.values().cloned())
+                .collect();
+            let table =
+                blocking(move || EventTable::from_segments(&segments).map_err(engine)).await?;
             cache.table = Some(Arc::new(table));
         }
         cache.refreshed = Some(Instant::now());
@@ -167,6 +215,11 @@ impl InsightsService {
             .table
             .clone()
             .ok_or_else(|| engine("the table was not built"))
+    }
+
+    /// Makes the next query refresh, however recent the table is.
+    pub async fn refresh_soon(&self) {
+        self.cache.lock().await.refreshed = None;
     }
 
     /// Drops the cached table so the next query rebuilds it (after an erasure).
@@ -712,8 +765,8 @@ pub struct ErrorsReport {
     pub by_event: BTreeMap<String, u64>,
     /// Newest first, at most 50.
     pub recent: Vec<ErrorEvent>,
-    /// True when the window held more events than one report reads (200,000); the figures
-    /// then cover the events stored first.
+    /// True when the window's unsealed rows were more than one report reads (200,000); the
+    /// figures then cover the rows stored first (sealed days are always read whole).
     pub truncated: bool,
 }
 
@@ -727,12 +780,12 @@ impl InsightsService {
     pub async fn errors(&self, hours: f64, now_ms: i64) -> Result<ErrorsReport, InsightsError> {
         const MAX_READ: usize = 200_000;
         let from = now_ms - (hours * 3_600_000.0) as i64;
-        let (mut total, mut read, mut after) = (0u64, 0usize, 0i64);
-        let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
-        let mut by_event: BTreeMap<String, u64> = BTreeMap::new();
-        let mut users = BTreeSet::new();
-        let mut recent = Vec::new();
-        let mut truncated = false;
+        // Finished days are sealed: their error events come from the segments, the rest from
+        // the rows.
+        let mut found =
+            sealed::sealed_events(&*self.store, from, now_ms + 1, |e| is_error_event(&e.event))
+                .await?;
+        let (mut read, mut after, mut truncated) = (0usize, 0i64, false);
         loop {
             let page = self
                 .store
@@ -742,26 +795,11 @@ impl InsightsService {
             after = last.seq;
             read += page.len();
             let full = page.len() == PAGE;
-            for e in page.into_iter().map(|s| s.event) {
-                if !is_error_event(&e.event) {
-                    continue;
-                }
-                total += 1;
-                let props = properties(&e.properties);
-                let error_type = text_field(&props, &["error_type", "$exception_type", "type"]);
-                *by_type
-                    .entry(error_type.clone().unwrap_or_else(|| "unknown".into()))
-                    .or_default() += 1;
-                *by_event.entry(e.event.clone()).or_default() += 1;
-                users.insert(e.user.clone());
-                recent.push(ErrorEvent {
-                    timestamp: super::ingest::time(e.ts_ms),
-                    message: text_field(&props, &["message", "$exception_message", "error"]),
-                    error_type,
-                    event: e.event,
-                    user_id: e.user,
-                });
-            }
+            found.extend(
+                page.into_iter()
+                    .map(|s| s.event)
+                    .filter(|e| is_error_event(&e.event)),
+            );
             if !full {
                 break;
             }
@@ -769,6 +807,27 @@ impl InsightsService {
                 truncated = true;
                 break;
             }
+        }
+        let total = found.len() as u64;
+        let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+        let mut by_event: BTreeMap<String, u64> = BTreeMap::new();
+        let mut users = BTreeSet::new();
+        let mut recent = Vec::with_capacity(found.len());
+        for e in found {
+            let props = properties(&e.properties);
+            let error_type = text_field(&props, &["error_type", "$exception_type", "type"]);
+            *by_type
+                .entry(error_type.clone().unwrap_or_else(|| "unknown".into()))
+                .or_default() += 1;
+            *by_event.entry(e.event.clone()).or_default() += 1;
+            users.insert(e.user.clone());
+            recent.push(ErrorEvent {
+                timestamp: super::ingest::time(e.ts_ms),
+                message: text_field(&props, &["message", "$exception_message", "error"]),
+                error_type,
+                event: e.event,
+                user_id: e.user,
+            });
         }
         recent.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
         recent.truncate(50);

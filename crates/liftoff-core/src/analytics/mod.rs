@@ -8,6 +8,7 @@
 //!   transaction.
 //! - [`insights`]: funnels, retention, active users, paths, milestones and sessions, answered
 //!   by the columnar engine (`liftoff-analytics`) over a cached per-day form of the events.
+//! - [`sealed`]: finished days stored as encoded engine segments instead of rows.
 //! - [`ingest`]: `EventsService`: group-committed ingest, a user's activity, export pages,
 //!   erasure and retention.
 
@@ -16,6 +17,7 @@ pub mod ingest;
 pub mod insights;
 pub mod persons;
 pub mod posthog;
+pub mod sealed;
 
 pub use event::{Clock, Event, EventRecord};
 pub use ingest::{Accepted, EventError, EventsService, UserActivity};

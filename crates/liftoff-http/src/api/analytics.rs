@@ -184,8 +184,13 @@ struct Cursor {
     format: ExportFormat,
     from: i64,
     to: i64,
+    /// Sealed parts still to send (finished days, oldest first); then the rows.
+    sealed: std::collections::VecDeque<(i64, i64)>,
     after: i64,
+    /// The header (`[` or the CSV header line) is out.
     started: bool,
+    /// A row is out: JSON needs a comma before the next.
+    wrote_row: bool,
     done: bool,
 }
 
@@ -204,10 +209,30 @@ async fn next_chunk(mut c: Cursor) -> Option<(Result<Bytes, std::io::Error>, Cur
             ExportFormat::Ndjson => {}
         }
     }
+    if let Some(part) = c.sealed.pop_front() {
+        return match c.events.sealed_part(part, c.from, c.to).await {
+            Ok(events) => {
+                let page: Vec<StoredEvent> = events
+                    .into_iter()
+                    .map(|event| StoredEvent { seq: 0, event })
+                    .collect();
+                render(c.format, &page, !c.wrote_row, &mut out);
+                c.started = true;
+                c.wrote_row |= !page.is_empty();
+                Some((Ok(Bytes::from(out)), c))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Event export failed mid-stream.");
+                c.done = true;
+                Some((Err(std::io::Error::other(e.to_string())), c))
+            }
+        };
+    }
     match c.events.page(c.from, c.to, c.after, PAGE).await {
         Ok(page) => {
-            render(c.format, &page, !c.started, &mut out);
+            render(c.format, &page, !c.wrote_row, &mut out);
             c.started = true;
+            c.wrote_row |= !page.is_empty();
             match page.last() {
                 Some(last) if page.len() == PAGE => c.after = last.seq,
                 _ => {
@@ -228,8 +253,9 @@ async fn next_chunk(mut c: Cursor) -> Option<(Result<Bytes, std::io::Error>, Cur
     }
 }
 
-/// Streams every stored event with `from <= ts < to` in append order, page by page (memory
-/// stays bounded whatever the range). Erased persons' events are gone already.
+/// Streams every stored event with `from <= ts < to`: sealed (finished) days first, a part at
+/// a time, then the unsealed rows in append order, page by page (memory stays bounded whatever
+/// the range). Erased persons' events are gone already.
 #[utoipa::path(get, path = "/api/analytics/export", tag = "analytics", params(ExportParams),
     security(("bearer" = ["read"])),
     responses((status = 200, description = "The events as NDJSON, a JSON array or CSV", content_type = "application/x-ndjson"),
@@ -254,13 +280,16 @@ async fn export(
         ExportFormat::Json => ("application/json", "json"),
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
     };
+    let sealed = state.events.sealed_parts(from, to).await?.into();
     let cursor = Cursor {
         events: state.events.clone(),
         format,
         from,
         to,
+        sealed,
         after: 0,
         started: false,
+        wrote_row: false,
         done: false,
     };
     let body = Body::from_stream(futures_util::stream::unfold(cursor, next_chunk));

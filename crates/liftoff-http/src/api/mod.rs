@@ -1,6 +1,7 @@
 //! The JSON API: a router per domain, gathered with their OpenAPI descriptions so the document
 //! at `/api/openapi.json` is generated from the same code that serves the routes.
 
+mod alerts;
 mod analytics;
 mod audit;
 mod batch;
@@ -42,6 +43,7 @@ use crate::state::AppState;
         (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol"),
         (name = "monitoring", description = "Request metrics: ingest and per-endpoint latency, errors and status codes"),
         (name = "sdk", description = "Flag definitions for SDKs that evaluate locally"),
+        (name = "alerts", description = "Alert rules and alerts, silences, maintenance windows, notification channels and deliveries"),
         (name = "analytics", description = "Product events (native and PostHog capture), persons, export and erasure"),
     )
 )]
@@ -76,6 +78,7 @@ impl Modify for BearerAuth {
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
+        .merge(alerts::routes())
         .merge(keys::routes())
         .merge(audit::routes())
         .merge(flags::routes())

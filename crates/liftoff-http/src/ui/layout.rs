@@ -81,6 +81,8 @@ pub const NAV: &[(&str, &str)] = &[
     ("/flags", "Flags"),
     ("/experiments", "Experiments"),
     ("/alerts", "Alerts & incidents"),
+    ("/uptime", "Uptime"),
+    ("/incidents", "Incidents"),
     ("/launch", "Launch"),
     ("/reports", "Reports"),
     ("/settings", "Settings"),

@@ -7,14 +7,17 @@
     reason = "a refused form is answered with a full Response"
 )]
 
+mod alerts;
 mod analytics;
 pub mod assets;
 mod flags;
+mod incidents;
 pub mod layout;
 mod login;
 mod pages;
 mod performance;
 pub mod session;
+mod uptime;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -28,6 +31,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/logout", post(login::logout))
         .route("/performance", get(performance::show))
         .route("/analytics", get(analytics::show))
+        .route("/alerts", get(alerts::show))
+        .route("/alerts/{id}/ack", post(alerts::ack))
+        .route("/alerts/silences", post(alerts::silence))
         .route("/flags", get(flags::list).post(flags::create))
         .route("/flags/{key}", get(flags::detail))
         .route("/flags/{key}/toggle", post(flags::toggle))
@@ -36,11 +42,26 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/settings/users", post(pages::create_user))
         .route("/settings/keys", post(pages::create_key))
         .route("/settings/keys/{id}/revoke", post(pages::revoke_key))
+        .route("/uptime", get(uptime::list).post(uptime::create))
+        .route("/uptime/{id}", get(uptime::detail))
+        .route("/uptime/{id}/action", post(uptime::action))
+        .route("/incidents", get(incidents::list).post(incidents::create))
+        .route("/incidents/{id}", get(incidents::detail))
+        .route("/incidents/{id}/status", post(incidents::set_status))
+        .route("/incidents/{id}/timeline", post(incidents::add_timeline))
+        .route("/incidents/{id}/postmortem", post(incidents::save_postmortem))
+        .route("/incidents/{id}/action-items", post(incidents::add_item))
+        .route(
+            "/incidents/{id}/action-items/{item}/toggle",
+            post(incidents::toggle_item),
+        )
         .route("/assets/{name}", get(assets::serve));
     for (path, _) in layout::NAV.iter().filter(|(p, _)| {
         !matches!(
             *p,
-            "/" | "/performance" | "/analytics" | "/flags" | "/settings"
+            "/" | "/performance" | "/analytics" | "/flags" | "/settings" | "/alerts"
+                | "/uptime"
+                | "/incidents"
         )
     }) {
         let path: &'static str = path;

@@ -200,17 +200,6 @@ pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static 
                 ],
             ),
         ),
-        "/alerts" => (
-            "Alerts & incidents",
-            coming(
-                "Alerts that page the right channel once, uptime checks, and the record of each incident.",
-                &[
-                    "Firing and pending alerts, with acknowledge and silence",
-                    "Uptime per monitor and downtime periods",
-                    "Incidents with their timeline, impact and postmortem",
-                ],
-            ),
-        ),
         "/launch" => (
             "Launch",
             coming(

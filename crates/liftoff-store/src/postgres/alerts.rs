@@ -103,7 +103,10 @@ impl AlertStore for PgState {
         let tx = client.transaction().await.map_err(pg_err)?;
         let id: i64 = tx
             .query_one(
-                &format!("INSERT INTO {} (doc) VALUES ($1) RETURNING id", kind.table()),
+                &format!(
+                    "INSERT INTO {} (doc) VALUES ($1) RETURNING id",
+                    kind.table()
+                ),
                 &[doc],
             )
             .await
@@ -151,7 +154,10 @@ impl AlertStore for PgState {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         let n = tx
-            .execute(&format!("DELETE FROM {} WHERE id = $1", kind.table()), &[&id])
+            .execute(
+                &format!("DELETE FROM {} WHERE id = $1", kind.table()),
+                &[&id],
+            )
             .await
             .map_err(pg_err)?;
         if n == 1 {
@@ -214,7 +220,10 @@ impl AlertStore for PgState {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         let Some(row) = tx
-            .query_opt("SELECT id, doc FROM alerts WHERE id = $1 FOR UPDATE", &[&id])
+            .query_opt(
+                "SELECT id, doc FROM alerts WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
             .await
             .map_err(pg_err)?
         else {

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use liftoff_core::analytics::persons::apply_updates;
+use liftoff_core::analytics::sealed::{self, SegmentMeta};
 use liftoff_core::analytics::{Event, Person, PersonUpdate};
 use liftoff_core::store::{
     AppendOutcome, ErasedUser, Erasure, EventStore, StoreError, StoredEvent,
@@ -76,8 +77,23 @@ impl EventStore for PgState {
             )
             .await
             .map_err(pg_err)?;
+        let sealed_uuid = tx
+            .prepare("SELECT 1 FROM event_uuids WHERE uuid = $1")
+            .await
+            .map_err(pg_err)?;
         let mut out = AppendOutcome::default();
         for (i, e) in events.iter().enumerate() {
+            if let Some(u) = uuid_bytes(e.uuid)
+                && tx
+                    .query_opt(&sealed_uuid, &[&u])
+                    .await
+                    .map_err(pg_err)?
+                    .is_some()
+            {
+                out.duplicates += 1;
+                out.duplicate_at.push(i);
+                continue;
+            }
             let n = tx
                 .execute(
                     &insert,
@@ -205,10 +221,38 @@ impl EventStore for PgState {
             .await
             .map_err(pg_err)?
             .get(0);
-        let events = tx
+        let mut events = tx
             .execute("DELETE FROM events WHERE user_id = $1", &[&user_id])
             .await
             .map_err(pg_err)?;
+        // FOR UPDATE: a seal or another erasure rewriting the same part waits.
+        let parts = tx
+            .query(
+                "SELECT day, part, bytes FROM event_segments FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        for r in parts {
+            let (day, part, bytes): (i64, i32, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
+            let Some((rewritten, n)) = sealed::without_user(&bytes, user_id)? else {
+                continue;
+            };
+            events += n;
+            tx.execute(
+                "UPDATE event_segments SET bytes = $3, rows = rows - $4, version = version + 1
+                 WHERE day = $1 AND part = $2",
+                &[&day, &part, &rewritten, &(n as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+            tx.execute(
+                "DELETE FROM event_segments WHERE day = $1 AND part = $2 AND rows = 0",
+                &[&day, &part],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
         let person = tx
             .execute("DELETE FROM persons WHERE user_id = $1", &[&user_id])
             .await
@@ -248,7 +292,11 @@ impl EventStore for PgState {
     async fn event_count(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n: i64 = client
-            .query_one("SELECT COUNT(*) FROM events", &[])
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM events)
+                      + (SELECT COALESCE(SUM(rows), 0) FROM event_segments)::BIGINT",
+                &[],
+            )
             .await
             .map_err(pg_err)?
             .get(0);
@@ -256,8 +304,24 @@ impl EventStore for PgState {
     }
 
     async fn purge_events_before(&self, ts_ms: i64) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let mut total = 0;
+        let mut client = self.client().await?;
+        // Sealed days entirely before the cut go whole, with their uuids.
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let gone = tx
+            .query(
+                "DELETE FROM event_segments WHERE (day + 1) * 86400000 <= $1 RETURNING rows",
+                &[&ts_ms],
+            )
+            .await
+            .map_err(pg_err)?;
+        tx.execute(
+            "DELETE FROM event_uuids WHERE (day + 1) * 86400000 <= $1",
+            &[&ts_ms],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        let mut total: u64 = gone.iter().map(|r| r.get::<_, i64>(0) as u64).sum();
         loop {
             let n = client
                 .execute(
@@ -272,6 +336,113 @@ impl EventStore for PgState {
                 return Ok(total);
             }
         }
+    }
+
+    async fn unsealed_days(&self, before_day: i64) -> Result<Vec<i64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT div(ts, 86400000)::BIGINT FROM events WHERE ts < $1 ORDER BY 1",
+                &[&before_day.saturating_mul(86_400_000)],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn seal_day(&self, day: i64) -> Result<u64, StoreError> {
+        let (from, to) = (day * 86_400_000, (day + 1) * 86_400_000);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        // One sealer per day at a time, across replicas.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(7414000, $1::INT)",
+            &[&(day as i32)],
+        )
+        .await
+        .map_err(pg_err)?;
+        let rows = tx
+            .query(
+                "SELECT seq, uuid, ts, user_id, session_id, event, properties FROM events
+                 WHERE ts >= $1 AND ts < $2 FOR UPDATE",
+                &[&from, &to],
+            )
+            .await
+            .map_err(pg_err)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let events = rows.iter().map(stored).collect::<Result<Vec<_>, _>>()?;
+        // Exactly the rows read: a row committed since is left for the next seal.
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let max_seq = seqs.iter().copied().max().unwrap_or(0);
+        let uuids: Vec<Vec<u8>> = events
+            .iter()
+            .filter_map(|e| uuid_bytes(e.event.uuid))
+            .collect();
+        let n = events.len() as i64;
+        let bytes = sealed::encode(events.into_iter().map(|e| e.event).collect())?;
+        tx.execute(
+            "INSERT INTO event_segments (day, part, rows, max_seq, version, bytes)
+             SELECT $1, COALESCE(MAX(part) + 1, 0), $2, $3, 0, $4 FROM event_segments WHERE day = $1",
+            &[&day, &n, &max_seq, &bytes],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.execute(
+            "INSERT INTO event_uuids (uuid, day) SELECT u, $2 FROM unnest($1::BYTEA[]) AS u
+             ON CONFLICT DO NOTHING",
+            &[&uuids, &day],
+        )
+        .await
+        .map_err(pg_err)?;
+        // Retries come within minutes; a week of uuids answers them, older ones go.
+        tx.execute(
+            "DELETE FROM event_uuids WHERE day < $1",
+            &[&(day - sealed::DEDUPE_DAYS)],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.execute("DELETE FROM events WHERE seq = ANY($1)", &[&seqs])
+            .await
+            .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(n as u64)
+    }
+
+    async fn segment_index(&self) -> Result<Vec<SegmentMeta>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT day, part, rows, max_seq, version FROM event_segments ORDER BY day, part",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| SegmentMeta {
+                day: r.get(0),
+                part: i64::from(r.get::<_, i32>(1)),
+                rows: r.get::<_, i64>(2) as u64,
+                max_seq: r.get(3),
+                version: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn load_segment(&self, day: i64, part: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let part =
+            i32::try_from(part).map_err(|_| StoreError::Corrupt("part out of range".into()))?;
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT bytes FROM event_segments WHERE day = $1 AND part = $2",
+                &[&day, &part],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     fn events_backend(&self) -> &'static str {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use liftoff_core::analytics::persons::apply_updates;
+use liftoff_core::analytics::sealed::{self, SegmentMeta};
 use liftoff_core::analytics::{Event, Person, PersonUpdate};
 use liftoff_core::store::{
     AppendOutcome, ErasedUser, Erasure, EventStore, StoreError, StoredEvent,
@@ -14,6 +15,8 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::{Db, sql_err};
 use crate::migrations;
+
+const DAY_MS: i64 = 86_400_000;
 
 /// Rows deleted per transaction when purging, so retention never holds the writer for long.
 const PURGE_CHUNK: i64 = 10_000;
@@ -96,6 +99,39 @@ fn stored(
 
 const COLUMNS: &str = "seq, uuid, ts, user_id, session_id, event, properties";
 
+/// Rewrites every sealed part holding `user`'s events without them (a part left empty is
+/// deleted); returns the events removed.
+fn erase_from_segments(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<u64, StoreError> {
+    let parts: Vec<(i64, i64, Vec<u8>)> = {
+        let mut stmt = tx
+            .prepare_cached("SELECT day, part, bytes FROM event_segments")
+            .map_err(sql_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(sql_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?
+    };
+    let mut removed = 0;
+    for (day, part, bytes) in parts {
+        let Some((rewritten, n)) = sealed::without_user(&bytes, user)? else {
+            continue;
+        };
+        removed += n;
+        tx.execute(
+            "UPDATE event_segments SET bytes = ?3, rows = rows - ?4, version = version + 1
+             WHERE day = ?1 AND part = ?2",
+            params![day, part, rewritten, n as i64],
+        )
+        .map_err(sql_err)?;
+        tx.execute(
+            "DELETE FROM event_segments WHERE day = ?1 AND part = ?2 AND rows = 0",
+            [day, part],
+        )
+        .map_err(sql_err)?;
+    }
+    Ok(removed)
+}
+
 #[async_trait]
 impl EventStore for SqliteEvents {
     async fn append_events(
@@ -115,10 +151,22 @@ impl EventStore for SqliteEvents {
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (uuid) DO NOTHING",
                         )
                         .map_err(sql_err)?;
+                    let mut sealed = tx
+                        .prepare_cached("SELECT 1 FROM event_uuids WHERE uuid = ?1")
+                        .map_err(sql_err)?;
                     for (i, e) in events.iter().enumerate() {
-                        let n = insert
-                            .execute(params![uuid_bytes(e.uuid), e.ts_ms, e.user, e.session, e.event, e.properties])
-                            .map_err(sql_err)?;
+                        let uuid = uuid_bytes(e.uuid);
+                        let already_sealed = match &uuid {
+                            Some(u) => sealed.exists([u]).map_err(sql_err)?,
+                            None => false,
+                        };
+                        let n = if already_sealed {
+                            0
+                        } else {
+                            insert
+                                .execute(params![uuid, e.ts_ms, e.user, e.session, e.event, e.properties])
+                                .map_err(sql_err)?
+                        };
                         if n == 0 {
                             out.duplicates += 1;
                             out.duplicate_at.push(i);
@@ -254,9 +302,10 @@ impl EventStore for SqliteEvents {
                 let up_to: i64 = tx
                     .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
                     .map_err(sql_err)?;
-                let events = tx
+                let mut events = tx
                     .execute("DELETE FROM events WHERE user_id = ?1", [&user])
-                    .map_err(sql_err)?;
+                    .map_err(sql_err)? as u64;
+                events += erase_from_segments(tx, &user)?;
                 let person = tx
                     .execute("DELETE FROM persons WHERE user_id = ?1", [&user])
                     .map_err(sql_err)?;
@@ -266,7 +315,7 @@ impl EventStore for SqliteEvents {
                 )
                 .map_err(sql_err)?;
                 Ok(Erasure {
-                    events: events as u64,
+                    events,
                     person: person > 0,
                 })
             })
@@ -301,15 +350,38 @@ impl EventStore for SqliteEvents {
     async fn event_count(&self) -> Result<u64, StoreError> {
         self.db
             .read(|c| {
-                c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
-                    .map(|n| n as u64)
-                    .map_err(sql_err)
+                c.query_row(
+                    "SELECT (SELECT COUNT(*) FROM events)
+                          + (SELECT COALESCE(SUM(rows), 0) FROM event_segments)",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n as u64)
+                .map_err(sql_err)
             })
             .await
     }
 
     async fn purge_events_before(&self, ts_ms: i64) -> Result<u64, StoreError> {
-        let mut total = 0;
+        // Sealed days entirely before the cut go whole, with their uuids.
+        let mut total = self
+            .db
+            .write(move |tx| {
+                let end = format!("(day + 1) * {DAY_MS} <= ?1");
+                let rows: i64 = tx
+                    .query_row(
+                        &format!("SELECT COALESCE(SUM(rows), 0) FROM event_segments WHERE {end}"),
+                        [ts_ms],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql_err)?;
+                tx.execute(&format!("DELETE FROM event_segments WHERE {end}"), [ts_ms])
+                    .map_err(sql_err)?;
+                tx.execute(&format!("DELETE FROM event_uuids WHERE {end}"), [ts_ms])
+                    .map_err(sql_err)?;
+                Ok(rows as u64)
+            })
+            .await?;
         loop {
             let n = self
                 .db
@@ -327,6 +399,121 @@ impl EventStore for SqliteEvents {
                 return Ok(total);
             }
         }
+    }
+
+    async fn unsealed_days(&self, before_day: i64) -> Result<Vec<i64>, StoreError> {
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT DISTINCT ts / {DAY_MS} FROM events WHERE ts < ?1 ORDER BY 1"
+                    ))
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([before_day.saturating_mul(DAY_MS)], |r| r.get(0))
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<i64>, _>>().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn seal_day(&self, day: i64) -> Result<u64, StoreError> {
+        let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
+        self.db
+            .write(move |tx| {
+                let rows: Vec<RawEvent> = {
+                    let mut stmt = tx
+                        .prepare_cached(&format!(
+                            "SELECT {COLUMNS} FROM events WHERE ts >= ?1 AND ts < ?2"
+                        ))
+                        .map_err(sql_err)?;
+                    let rows = stmt.query_map([from, to], raw).map_err(sql_err)?;
+                    rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?
+                };
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let events = rows
+                    .into_iter()
+                    .map(stored)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let max_seq = events.iter().map(|e| e.seq).max().unwrap_or(0);
+                let n = events.len() as i64;
+                let uuids: Vec<Vec<u8>> = events
+                    .iter()
+                    .filter_map(|e| uuid_bytes(e.event.uuid))
+                    .collect();
+                let bytes = sealed::encode(events.into_iter().map(|e| e.event).collect())?;
+                let part: i64 = tx
+                    .query_row(
+                        "SELECT COALESCE(MAX(part) + 1, 0) FROM event_segments WHERE day = ?1",
+                        [day],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql_err)?;
+                tx.execute(
+                    "INSERT INTO event_segments (day, part, rows, max_seq, version, bytes)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                    params![day, part, n, max_seq, bytes],
+                )
+                .map_err(sql_err)?;
+                let mut keep = tx
+                    .prepare_cached("INSERT OR IGNORE INTO event_uuids (uuid, day) VALUES (?1, ?2)")
+                    .map_err(sql_err)?;
+                for u in uuids {
+                    keep.execute(params![u, day]).map_err(sql_err)?;
+                }
+                // Retries come within minutes; a week of uuids answers them, older ones go.
+                tx.execute(
+                    "DELETE FROM event_uuids WHERE day < ?1",
+                    [day - sealed::DEDUPE_DAYS],
+                )
+                .map_err(sql_err)?;
+                // One writer: no row of the day can have appeared since the read above.
+                tx.execute(
+                    "DELETE FROM events WHERE ts >= ?1 AND ts < ?2 AND seq <= ?3",
+                    params![from, to, max_seq],
+                )
+                .map_err(sql_err)?;
+                Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn segment_index(&self) -> Result<Vec<SegmentMeta>, StoreError> {
+        self.db
+            .read(|c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT day, part, rows, max_seq, version FROM event_segments ORDER BY day, part",
+                    )
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok(SegmentMeta {
+                            day: r.get(0)?,
+                            part: r.get(1)?,
+                            rows: r.get::<_, i64>(2)? as u64,
+                            max_seq: r.get(3)?,
+                            version: r.get(4)?,
+                        })
+                    })
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn load_segment(&self, day: i64, part: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .read(move |c| {
+                c.prepare_cached("SELECT bytes FROM event_segments WHERE day = ?1 AND part = ?2")
+                    .map_err(sql_err)?
+                    .query_row([day, part], |r| r.get(0))
+                    .optional()
+                    .map_err(sql_err)
+            })
+            .await
     }
 
     fn events_backend(&self) -> &'static str {

@@ -12,6 +12,8 @@ pub const ADMIN_PASSWORD: &str = "test-password-42";
 
 pub struct TestApp {
     pub url: String,
+    /// The running app's services, for what no HTTP route does (running a job now).
+    pub state: liftoff_http::state::AppState,
     pub http: reqwest::Client,
     pub data: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -44,6 +46,7 @@ pub async fn spawn_at(
     });
     let settings = Settings::from_overrides(overrides).unwrap();
     let built = startup::build(&settings).await.unwrap();
+    let state = built.state.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
@@ -56,6 +59,7 @@ pub async fn spawn_at(
         .unwrap();
     TestApp {
         url,
+        state,
         http,
         data: data.to_owned(),
         stop: Some(tx),

@@ -301,4 +301,108 @@ async fn generated_data_gives_duckdbs_answers_over_http() {
     assert_eq!(Value::Array(users), expected["funnel"], "{funnel}");
     let sessions = get(&app, "/api/analytics/sessions?days=3650").await;
     assert_eq!(sessions["sessions"], expected["sessions"][0]);
+
+    // Sealed into day segments, the answers stay the same.
+    let sealed = app
+        .state
+        .events
+        .seal_finished_days(chrono::Utc::now().timestamp_millis())
+        .await
+        .unwrap();
+    assert_eq!(sealed, n);
+    app.state.insights.refresh_soon().await;
+    let again = post(
+        &app,
+        "/api/analytics/funnel",
+        &json!({"funnel_steps": ["signup", "search", "view_item", "purchase"],
+                "days": 3650, "conversion_window_days": 7}),
+    )
+    .await;
+    assert_eq!(again["analysis"], funnel["analysis"]);
+    let sessions = get(&app, "/api/analytics/sessions?days=3650").await;
+    assert_eq!(sessions["sessions"], expected["sessions"][0]);
+}
+
+/// Finished days sealed into segments answer exactly as rows did: queries, the user page,
+/// errors, export and erasure all see them, and a retry of a sealed event stays a duplicate.
+#[tokio::test]
+async fn sealed_days_answer_as_rows_did() {
+    let app = spawn().await;
+    let (_, token) = app.key("ingest").await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let day0 = (now / DAY - 3) * DAY + 10 * 60 * MIN;
+    let mut events = vec![
+        ev("a", "signup", day0, None, json!({})),
+        ev("a", "search", day0 + MIN, None, json!({})),
+        ev(
+            "a",
+            "error",
+            day0 + 2 * MIN,
+            None,
+            json!({"error_type": "Timeout"}),
+        ),
+        ev("b", "signup", day0 + DAY, None, json!({})),
+        ev("a", "purchase", day0 + DAY + MIN, None, json!({})),
+    ];
+    events[0]["uuid"] = json!("00000000-0000-4000-8000-000000000001");
+    events.push(ev("b", "search", now - MIN, None, json!({})));
+    ingest(&app, &token, events.clone()).await;
+    let funnel = json!({"funnel_steps": ["signup", "search", "purchase"], "days": 7});
+    let before = post(&app, "/api/analytics/funnel", &funnel).await;
+    let retention_before = post(&app, "/api/analytics/retention", &json!({"days": 7})).await;
+
+    let sealed = app.state.events.seal_finished_days(now).await.unwrap();
+    assert_eq!(sealed, 5, "the two finished days, not today");
+    app.state.insights.refresh_soon().await;
+    let after = post(&app, "/api/analytics/funnel", &funnel).await;
+    assert_eq!(after["analysis"], before["analysis"]);
+    assert_eq!(
+        post(&app, "/api/analytics/retention", &json!({"days": 7})).await,
+        retention_before
+    );
+    let user = get(&app, "/api/analytics/user/a?days=7").await;
+    assert_eq!(user["total_events"], 4, "{user}");
+    let errors = get(&app, "/api/analytics/errors?hours=120").await;
+    assert_eq!(errors["by_type"]["Timeout"], 1);
+    let export = app
+        .get("/api/analytics/export?format=json", Some(ADMIN_TOKEN))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(export.as_array().unwrap().len(), 6, "{export}");
+    let csv = app
+        .get("/api/analytics/export?format=csv", Some(ADMIN_TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 7, "header and six rows");
+
+    // A retry of a sealed event is a duplicate.
+    let res = app
+        .post_json(
+            "/api/ingest/events",
+            Some(&token),
+            &Value::Array(vec![events[0].clone()]),
+        )
+        .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["duplicates"], 1);
+
+    // Erasure reaches into the sealed days.
+    app.http
+        .delete(app.at("/api/analytics/user/a"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let gone = get(&app, "/api/analytics/user/a?days=7").await;
+    assert_eq!(gone["total_events"], 0, "{gone}");
+    let export = app
+        .get("/api/analytics/export?format=ndjson", Some(ADMIN_TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(export.lines().count(), 2, "b's two events: {export}");
 }

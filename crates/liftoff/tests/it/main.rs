@@ -8,11 +8,13 @@
 
 mod harness;
 
+mod alerts;
 mod auth;
 mod bad_input;
 mod capture;
 mod dashboard;
 mod flags;
+mod incidents;
 mod insights;
 mod keys;
 mod monitoring;
@@ -22,3 +24,4 @@ mod otlp;
 mod process;
 mod rollouts;
 mod transfer;
+mod uptime;

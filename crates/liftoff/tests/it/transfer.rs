@@ -287,6 +287,7 @@ async fn import_waits_out_rate_limits() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.ndjson");
     std::fs::write(&file, lines.join("\n")).unwrap();
+    let started = std::time::Instant::now();
     let out = cli(&[
         "import",
         "events",
@@ -304,6 +305,10 @@ async fn import_waits_out_rate_limits() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("5 events sent (5 stored"), "{stdout}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "the 429s were waited out"
+    );
     assert_eq!(exported(&app).await.len(), 5);
 }
 
