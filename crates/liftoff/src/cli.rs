@@ -28,6 +28,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Apply pending storage migrations and exit (serve also does this on start).
     Migrate(StoreArgs),
+    /// Seal every finished day of product events into compact segments now, then exit (the
+    /// server does this every 10 minutes on its own; useful after a bulk import).
+    Seal(StoreArgs),
     /// Inspect and steer feature flags on a running server: the emergency levers of a launch.
     #[command(subcommand)]
     Flags(FlagsCommand),

@@ -63,6 +63,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await?;
             Ok(())
         }
+        Command::Seal(args) => {
+            let settings = Settings::resolve(args.settings, args.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let built = startup::build(&settings).await?;
+            let started = std::time::Instant::now();
+            let sealed = built
+                .state
+                .events
+                .seal_finished_days(chrono::Utc::now().timestamp_millis())
+                .await?;
+            let stored = built.state.events.count().await?;
+            built.state.events.close().await?;
+            built.state.store.close().await?;
+            println!(
+                "Sealed {sealed} events in {:.1} s; {stored} events stored in all.",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Flags(cmd) => {
             telemetry::init(LogFormat::Text);
             remote::flags(cmd).await

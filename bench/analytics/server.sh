@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The whole server on the shared 10M-event data set: import through HTTP with the CLI
+# (`liftoff import events`, durable group commit), seal the finished days (`liftoff seal`),
+# then time the analytics endpoints over HTTP (cold first query, then warm), the server's RSS
+# and the bytes per event on disk. DuckDB's figures for the same queries come from
+# bench/analytics/run.sh.
+#
+#   bench/analytics/server.sh [DATA_DIR=target/bench-data]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+data="${1:-target/bench-data}"
+[ -f "$data/events.ndjson.gz" ] || { echo "no $data/events.ndjson.gz: run bench/analytics/run.sh first" >&2; exit 1; }
+cargo build --release --bin liftoff -q
+bin=target/release/liftoff
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+TOKEN=bench-admin-token-0123456789abcdef
+start() {
+  env LIFTOFF_ADMIN_TOKEN=$TOKEN LIFTOFF_ADMIN_PASSWORD=bench-password "$bin" serve \
+    --data "$work/data" --listen 127.0.0.1:7092 --log-format json --max-body-bytes 52428800 \
+    --ingest-rate-limit-per-second 0 --rate-limit-per-second 0 >>"$work/liftoff.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 200); do curl -sf -o /dev/null http://127.0.0.1:7092/readyz && return; sleep 0.05; done
+  echo "the server did not start" >&2; exit 1
+}
+stop() { kill -TERM "$pid"; wait "$pid" || true; pid=; }
+ms() { python3 -c "import sys; print(round(float(sys.argv[1]) * 1000))" "$1"; }
+
+start
+INGEST=$(curl -sf -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+  -X POST http://127.0.0.1:7092/api/keys -d '{"name":"bench","scope":"ingest"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+t0=$(date +%s.%N)
+"$bin" import events "$data/events.ndjson.gz" --url http://127.0.0.1:7092 --token "$INGEST" --batch 5000
+t1=$(date +%s.%N)
+stop
+rows_bytes=$(du -cb "$work/data"/events.db* | tail -1 | cut -f1)
+t2=$(date +%s.%N)
+"$bin" seal --data "$work/data" --log-format json
+t3=$(date +%s.%N)
+sealed_bytes=$(du -cb "$work/data"/events.db* | tail -1 | cut -f1)
+start
+q() { # name method path [body] → seconds of one request
+  if [ "$2" = POST ]; then
+    curl -sf -o /dev/null -w '%{time_total}' -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -X POST "http://127.0.0.1:7092$3" -d "$4"
+  else
+    curl -sf -o /dev/null -w '%{time_total}' -H "authorization: Bearer $TOKEN" "http://127.0.0.1:7092$3"
+  fi
+}
+FUNNEL='{"funnel_steps":["signup","search","view_item","purchase"],"days":3650,"conversion_window_days":7}'
+cold=$(q funnel POST /api/analytics/funnel "$FUNNEL")
+answer=$(curl -sf -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -X POST http://127.0.0.1:7092/api/analytics/funnel -d "$FUNNEL" |
+  python3 -c 'import json,sys; print(" → ".join(f"{s[\"users\"]:,}" for s in json.load(sys.stdin)["analysis"]))')
+sessions=$(curl -sf -H "authorization: Bearer $TOKEN" "http://127.0.0.1:7092/api/analytics/sessions?days=3650" | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"sessions\"]:,}")')
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+row() { # label method path [body]
+  local a b c
+  a=$(q x "$2" "$3" "${4:-}"); b=$(q x "$2" "$3" "${4:-}"); c=$(q x "$2" "$3" "${4:-}")
+  printf '| %s | %s ms |\n' "$1" "$(ms "$(median3 "$a" "$b" "$c")")"
+}
+n=$(curl -sf -H "authorization: Bearer $TOKEN" "http://127.0.0.1:7092/metrics" | awk '$1=="liftoff_events_ingested_total" {print $2}')
+echo "## The server on the 10M-event set ($(nproc) CPUs)"
+echo
+echo "| step | figure |"
+echo "| --- | ---: |"
+printf '| import over HTTP (`liftoff import events`, batches of 5,000, durable) | %.0f s, %.0f events/s |\n' \
+  "$(echo "$t1 - $t0" | bc -l)" "$(echo "10000000 / ($t1 - $t0)" | bc -l)"
+printf '| events.db as rows (with uuids from the importer, indexes, persons) | %.1f bytes/event |\n' "$(echo "$rows_bytes / 10000000" | bc -l)"
+printf '| `liftoff seal` (30 days into segments) | %.0f s |\n' "$(echo "$t3 - $t2" | bc -l)"
+printf '| events.db sealed (segments + a week of uuids) | %.1f bytes/event |\n' "$(echo "$sealed_bytes / 10000000" | bc -l)"
+printf '| first query after start (loads and merges all segments) | %s ms |\n' "$(ms "$cold")"
+echo
+echo "Funnel: $answer; sessions: $sessions."
+echo
+echo "| warm query over HTTP (median of 3) | time |"
+echo "| --- | ---: |"
+row "funnel, 4 steps, 7-day window" POST /api/analytics/funnel "$FUNNEL"
+row "active users (DAU/WAU/MAU + 30-day series)" GET "/api/analytics/active-users"
+row "retention (cohorts, all days)" POST /api/analytics/retention '{"days":3650}'
+row "sessions" GET "/api/analytics/sessions?days=3650"
+row "top events with unique users" GET "/api/analytics/features?days=3650&limit=10"
+row "paths" GET "/api/analytics/paths?days=3650"
+rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+echo
+echo "Server peak RSS after the queries: $((rss / 1024)) MiB."
