@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use liftoff_core::analytics::EventsService;
-use liftoff_core::analytics::insights::InsightsService;
+use liftoff_core::analytics::insights::AnalyticsQueries;
 use liftoff_core::auth::KeyService;
 use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
@@ -52,7 +52,7 @@ pub struct Services {
     pub monitoring: MonitoringService,
     pub operations: OperationsService,
     pub events: EventsService,
-    pub insights: InsightsService,
+    pub insights: Arc<dyn AnalyticsQueries>,
     pub jobs: JobRegistry,
     pub uptime: liftoff_core::uptime::UptimeService,
     pub incidents: liftoff_core::incidents::IncidentsService,
@@ -68,7 +68,7 @@ pub struct AppState {
     /// Product events and persons.
     pub events: EventsService,
     /// Funnels, retention, active users… over the events.
-    pub insights: InsightsService,
+    pub insights: Arc<dyn AnalyticsQueries>,
     /// Uptime monitors and their checks.
     pub uptime: liftoff_core::uptime::UptimeService,
     /// Incidents, their timeline, postmortem and action items.

@@ -70,19 +70,27 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         .context("opening operation metrics")?;
     // Like the request writer: every accepted batch is answered after its commit.
     let (events, _event_writer) = EventsService::start(stores.events.clone(), &jobs);
-    let insights = liftoff_core::analytics::insights::InsightsService::new(stores.events.clone());
-    let alerts = build_alerts(settings, &store, &monitoring, &operations).await?;
-    // Gradual rollouts pause while a critical alert fires.
-    let flags = FlagService::start(store.clone(), Arc::new(alerts.clone()), settings.stale_flag_days)
-        .await
-        .context("loading flags")?;
-    let uptime =
-        liftoff_core::uptime::UptimeService::new(store.clone(), settings.uptime_min_interval_seconds);
+    let insights = std::sync::Arc::new(liftoff_core::analytics::insights::InsightsService::new(
+        stores.events.clone(),
+    ));
+    let uptime = liftoff_core::uptime::UptimeService::new(
+        store.clone(),
+        settings.uptime_min_interval_seconds,
+    );
     let incidents = liftoff_core::incidents::IncidentsService::new(
         store.clone(),
         stores.metrics.clone(),
         stores.events.clone(),
     );
+    // Alert transitions join incidents; `uptime_failing` rules read the monitors.
+    let alerts = build_alerts(settings, &store, &monitoring, &operations)
+        .await?
+        .with_listener(Arc::new(incidents.clone()))
+        .with_uptime(Arc::new(uptime.clone()));
+    // Gradual rollouts pause while a critical alert fires.
+    let flags = FlagService::start(store.clone(), Arc::new(alerts.clone()), settings.stale_flag_days)
+        .await
+        .context("loading flags")?;
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,

@@ -38,6 +38,58 @@ pub enum InsightsError {
     Query(#[from] liftoff_analytics::QueryError),
 }
 
+/// The analytics questions the API and the dashboard ask, behind one port so a backend that
+/// can push them down (ClickHouse's `windowFunnel`, `retention`, `uniqExact`) can answer
+/// instead of the in-process engine. [`InsightsService`] answers with `liftoff-analytics`.
+#[async_trait::async_trait]
+pub trait AnalyticsQueries: Send + Sync {
+    /// Every event name stored; empty when there are no events.
+    async fn event_names(&self) -> Result<Vec<String>, InsightsError>;
+    /// Ordered funnel over the last `days` days, ClickHouse `windowFunnel` semantics.
+    async fn funnel(&self, req: &FunnelRequest, now_ms: i64)
+    -> Result<FunnelReport, InsightsError>;
+    /// Active users now and as DAU/WAU/MAU series over the last 30 days.
+    async fn active_users(
+        &self,
+        minutes: u32,
+        now_ms: i64,
+    ) -> Result<ActiveUsersReport, InsightsError>;
+    /// The most used events of the last `days` days with their distinct users.
+    async fn features(
+        &self,
+        days: f64,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<FeaturesReport, InsightsError>;
+    /// First-seen cohorts of the last `days` days and who came back on day N.
+    async fn retention(&self, days: f64, now_ms: i64) -> Result<RetentionReport, InsightsError>;
+    /// Top transitions and three-step flows within sessions.
+    async fn paths(
+        &self,
+        days: f64,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<PathsReport, InsightsError>;
+    /// Each event's first occurrence per user, most reached first.
+    async fn milestones(&self, days: f64, now_ms: i64) -> Result<MilestonesReport, InsightsError>;
+    async fn new_vs_returning(
+        &self,
+        days: f64,
+        bucket: liftoff_analytics::Bucket,
+        now_ms: i64,
+    ) -> Result<Vec<NewVsReturningRow>, InsightsError>;
+    /// Sessions (explicit ids, else 30 minutes of inactivity) of the last `days` days.
+    async fn sessions(&self, days: f64, now_ms: i64) -> Result<SessionsReport, InsightsError>;
+    /// One explicit session's events; `None` when no event carries the id.
+    async fn session(&self, id: &str) -> Result<Option<SessionReport>, InsightsError>;
+    /// Error events of the last `hours` hours.
+    async fn errors(&self, hours: f64, now_ms: i64) -> Result<ErrorsReport, InsightsError>;
+    /// The next answer must reflect the store, however recent the cached state is.
+    async fn refresh_soon(&self);
+    /// Events changed out of band (an erasure): drop any cached state.
+    async fn invalidate(&self);
+}
+
 /// A sealed part as cached: its version and the last sequence it holds, and the segment.
 struct SealedPart {
     version: i64,
@@ -463,9 +515,27 @@ fn properties(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 
-impl InsightsService {
+#[async_trait::async_trait]
+impl AnalyticsQueries for InsightsService {
+    async fn event_names(&self) -> Result<Vec<String>, InsightsError> {
+        Ok(self
+            .table()
+            .await?
+            .event_names()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    async fn refresh_soon(&self) {
+        InsightsService::refresh_soon(self).await;
+    }
+
+    async fn invalidate(&self) {
+        InsightsService::invalidate(self).await;
+    }
+
     /// Ordered funnel over the last `days` days, ClickHouse `windowFunnel` semantics.
-    pub async fn funnel(
+    async fn funnel(
         &self,
         req: &FunnelRequest,
         now_ms: i64,
@@ -510,7 +580,7 @@ impl InsightsService {
     }
 
     /// Active users now and as DAU/WAU/MAU series over the last 30 days.
-    pub async fn active_users(
+    async fn active_users(
         &self,
         minutes: u32,
         now_ms: i64,
@@ -562,7 +632,7 @@ impl InsightsService {
     }
 
     /// The most used events (features) of the last `days` days with their distinct users.
-    pub async fn features(
+    async fn features(
         &self,
         days: f64,
         limit: usize,
@@ -593,11 +663,7 @@ impl InsightsService {
     }
 
     /// First-seen cohorts of the last `days` days and who came back on day N.
-    pub async fn retention(
-        &self,
-        days: f64,
-        now_ms: i64,
-    ) -> Result<RetentionReport, InsightsError> {
+    async fn retention(&self, days: f64, now_ms: i64) -> Result<RetentionReport, InsightsError> {
         let table = self.table().await?;
         let r = table.retention(last_days(now_ms, days));
         let cohorts = r
@@ -620,7 +686,7 @@ impl InsightsService {
     }
 
     /// Top transitions and three-step flows within sessions.
-    pub async fn paths(
+    async fn paths(
         &self,
         days: f64,
         limit: usize,
@@ -655,11 +721,7 @@ impl InsightsService {
     }
 
     /// The user journey: each event's first occurrence per user, most reached first.
-    pub async fn milestones(
-        &self,
-        days: f64,
-        now_ms: i64,
-    ) -> Result<MilestonesReport, InsightsError> {
+    async fn milestones(&self, days: f64, now_ms: i64) -> Result<MilestonesReport, InsightsError> {
         let table = self.table().await?;
         let range = last_days(now_ms, days);
         let total = table.distinct_users(range);
@@ -680,7 +742,7 @@ impl InsightsService {
         })
     }
 
-    pub async fn new_vs_returning(
+    async fn new_vs_returning(
         &self,
         days: f64,
         bucket: liftoff_analytics::Bucket,
@@ -699,7 +761,7 @@ impl InsightsService {
     }
 
     /// Sessions (explicit ids, else 30 minutes of inactivity) of the last `days` days.
-    pub async fn sessions(&self, days: f64, now_ms: i64) -> Result<SessionsReport, InsightsError> {
+    async fn sessions(&self, days: f64, now_ms: i64) -> Result<SessionsReport, InsightsError> {
         let table = self.table().await?;
         let s = table.sessions(
             last_days(now_ms, days),
@@ -714,7 +776,7 @@ impl InsightsService {
     }
 
     /// One explicit session's events; `None` when no event carries the id.
-    pub async fn session(&self, id: &str) -> Result<Option<SessionReport>, InsightsError> {
+    async fn session(&self, id: &str) -> Result<Option<SessionReport>, InsightsError> {
         let table = self.table().await?;
         let events = table.session_events(id);
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
@@ -736,48 +798,8 @@ impl InsightsService {
                 .collect(),
         }))
     }
-}
-
-/// Event names that record an error: PostHog's `$exception`, `error`, `exception`, and any
-/// name ending in `_error`.
-pub fn is_error_event(name: &str) -> bool {
-    matches!(name, "$exception" | "error" | "exception") || name.ends_with("_error")
-}
-
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorEvent {
-    pub event: String,
-    pub user_id: String,
-    pub timestamp: chrono::DateTime<chrono::Utc>,
-    /// `error_type`, `$exception_type` or `type` of the properties.
-    pub error_type: Option<String>,
-    /// `message`, `$exception_message` or `error` of the properties.
-    pub message: Option<String>,
-}
-
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorsReport {
-    pub hours: f64,
-    pub total_errors: u64,
-    /// Users who hit at least one.
-    pub affected_users: u64,
-    pub by_type: BTreeMap<String, u64>,
-    pub by_event: BTreeMap<String, u64>,
-    /// Newest first, at most 50.
-    pub recent: Vec<ErrorEvent>,
-    /// True when the window's unsealed rows were more than one report reads (200,000); the
-    /// figures then cover the rows stored first (sealed days are always read whole).
-    pub truncated: bool,
-}
-
-fn text_field(props: &serde_json::Value, keys: &[&str]) -> Option<String> {
-    keys.iter()
-        .find_map(|k| props.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
-}
-
-impl InsightsService {
     /// Error events of the last `hours` hours, from the stored events.
-    pub async fn errors(&self, hours: f64, now_ms: i64) -> Result<ErrorsReport, InsightsError> {
+    async fn errors(&self, hours: f64, now_ms: i64) -> Result<ErrorsReport, InsightsError> {
         const MAX_READ: usize = 200_000;
         let from = now_ms - (hours * 3_600_000.0) as i64;
         // Finished days are sealed: their error events come from the segments, the rest from
@@ -841,4 +863,41 @@ impl InsightsService {
             truncated,
         })
     }
+}
+
+/// Event names that record an error: PostHog's `$exception`, `error`, `exception`, and any
+/// name ending in `_error`.
+pub fn is_error_event(name: &str) -> bool {
+    matches!(name, "$exception" | "error" | "exception") || name.ends_with("_error")
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorEvent {
+    pub event: String,
+    pub user_id: String,
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    /// `error_type`, `$exception_type` or `type` of the properties.
+    pub error_type: Option<String>,
+    /// `message`, `$exception_message` or `error` of the properties.
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorsReport {
+    pub hours: f64,
+    pub total_errors: u64,
+    /// Users who hit at least one.
+    pub affected_users: u64,
+    pub by_type: BTreeMap<String, u64>,
+    pub by_event: BTreeMap<String, u64>,
+    /// Newest first, at most 50.
+    pub recent: Vec<ErrorEvent>,
+    /// True when the window's unsealed rows were more than one report reads (200,000); the
+    /// figures then cover the rows stored first (sealed days are always read whole).
+    pub truncated: bool,
+}
+
+fn text_field(props: &serde_json::Value, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|k| props.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
 }

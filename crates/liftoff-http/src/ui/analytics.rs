@@ -612,18 +612,16 @@ pub async fn show(
 ) -> Response {
     let window = q.window();
     let form = parse_funnel(&pairs);
-    let Ok(table) = state.insights.table().await else {
+    let Ok(names) = state.insights.event_names().await else {
         return unavailable();
     };
-    if table.is_empty() {
+    if names.is_empty() {
         let body = html! {
             @if let Some(Err(m)) = &form.parsed { p.flash.error #funnel-error role="alert" { (m) } }
             (empty_state(&origin(&headers)))
         };
         return page(&user, "/analytics", window, "Analytics", body);
     }
-    let names: Vec<String> = table.event_names().map(str::to_owned).collect();
-    drop(table);
     let now = now_ms();
     let Ok((
         active,
