@@ -183,8 +183,7 @@ pub trait AlertStore: Send + Sync {
         active_only: bool,
         limit: usize,
     ) -> Result<Vec<crate::alerts::model::Alert>, StoreError>;
-    async fn get_alert(&self, id: i64)
-    -> Result<Option<crate::alerts::model::Alert>, StoreError>;
+    async fn get_alert(&self, id: i64) -> Result<Option<crate::alerts::model::Alert>, StoreError>;
     /// Queues one delivery (not tied to an alert's state); returns its id.
     async fn enqueue_delivery(
         &self,
@@ -216,6 +215,9 @@ pub trait AlertStore: Send + Sync {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// Gives the lease up if `holder` has it (at shutdown, so another replica need not wait
+    /// for it to expire).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
 /// Everything Liftoff keeps as shared state (not events): one object per backend.
@@ -444,7 +446,8 @@ pub trait EventStore: Send + Sync {
     /// rows deleted. Returns the events sealed (0: nothing to do).
     async fn seal_day(&self, day: i64) -> Result<u64, StoreError>;
     /// Every sealed part, by day then part.
-    async fn segment_index(&self) -> Result<Vec<crate::analytics::sealed::SegmentMeta>, StoreError>;
+    async fn segment_index(&self)
+    -> Result<Vec<crate::analytics::sealed::SegmentMeta>, StoreError>;
     /// The encoded bytes of one sealed part; `None` when it is gone.
     async fn load_segment(&self, day: i64, part: i64) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deletes events with `ts < ts_ms` (sealed days entirely before it included); returns how

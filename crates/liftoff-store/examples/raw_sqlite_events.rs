@@ -43,6 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tx.commit()?;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{:.0} events/s ({n} events in batches of {batch}, {secs:.2} s)", n as f64 / secs);
+    println!(
+        "{:.0} events/s ({n} events in batches of {batch}, {secs:.2} s)",
+        n as f64 / secs
+    );
     Ok(())
 }

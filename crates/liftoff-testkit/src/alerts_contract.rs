@@ -188,6 +188,14 @@ pub async fn lease_is_exclusive(s: Arc<dyn StateStore>) {
             .unwrap()
     );
     assert!(s.try_lease("other", "a", until, t0).await.unwrap());
+    // Released by its holder, free at once for another; a non-holder's release changes nothing.
+    s.release_lease("other", "b").await.unwrap();
+    assert_eq!(
+        s.try_lease("other", "c", until, t0).await.unwrap(),
+        s.backend() == "sqlite"
+    );
+    s.release_lease("other", "a").await.unwrap();
+    assert!(s.try_lease("other", "c", until, t0).await.unwrap());
 }
 
 /// Declares one `#[tokio::test]` per alert-store case on a fresh store from `$open`.

@@ -113,22 +113,42 @@ pub struct Overrides {
     pub secure_cookies: Option<bool>,
 
     /// The smallest uptime check interval accepted, in seconds (for tests) [default: 10].
-    #[arg(long, env = "LIFTOFF_UPTIME_MIN_INTERVAL_SECONDS", value_name = "SECONDS", hide = true)]
+    #[arg(
+        long,
+        env = "LIFTOFF_UPTIME_MIN_INTERVAL_SECONDS",
+        value_name = "SECONDS",
+        hide = true
+    )]
     pub uptime_min_interval_seconds: Option<u32>,
 
     /// Milliseconds between alert evaluations (notifications are sent at least every 5 s, or
     /// this often if shorter) [default: 15000]. For tests.
-    #[arg(long, env = "LIFTOFF_ALERT_INTERVAL_MS", value_name = "MS", hide = true)]
+    #[arg(
+        long,
+        env = "LIFTOFF_ALERT_INTERVAL_MS",
+        value_name = "MS",
+        hide = true
+    )]
     pub alert_interval_ms: Option<u64>,
 
     /// Milliseconds a new alert's first notification waits for others of its group
     /// [default: 30000]. For tests.
-    #[arg(long, env = "LIFTOFF_ALERT_GROUP_WAIT_MS", value_name = "MS", hide = true)]
+    #[arg(
+        long,
+        env = "LIFTOFF_ALERT_GROUP_WAIT_MS",
+        value_name = "MS",
+        hide = true
+    )]
     pub alert_group_wait_ms: Option<u64>,
 
     /// Milliseconds before a failed notification's first retry; each next retry waits twice as
     /// long [default: 10000]. For tests.
-    #[arg(long, env = "LIFTOFF_ALERT_RETRY_BASE_MS", value_name = "MS", hide = true)]
+    #[arg(
+        long,
+        env = "LIFTOFF_ALERT_RETRY_BASE_MS",
+        value_name = "MS",
+        hide = true
+    )]
     pub alert_retry_base_ms: Option<u64>,
 }
 

@@ -47,6 +47,9 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     seed_requests(state).await?;
     seed_operations(state).await?;
     seed_events(state).await?;
+    crate::demo_incidents::seed(state)
+        .await
+        .context("seeding uptime monitors and an incident")?;
     println!(
         "Demo data added: users {} (password: the name, a dash, the name again).",
         TEAM.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")

@@ -277,10 +277,16 @@ fn alert_evaluation(
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
     let every = alerts.settings().interval;
-    spawn(registry, "alert-evaluation", every, stop.clone(), move || {
-        let alerts = alerts.clone();
-        async move { alerts.evaluate(Utc::now()).await.map_err(|e| e.to_string()) }
-    })
+    spawn(
+        registry,
+        "alert-evaluation",
+        every,
+        stop.clone(),
+        move || {
+            let alerts = alerts.clone();
+            async move { alerts.evaluate(Utc::now()).await.map_err(|e| e.to_string()) }
+        },
+    )
 }
 
 /// Sends what is due in the notification outbox, retrying with backoff.
@@ -290,10 +296,21 @@ fn alert_delivery(
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
     let every = alerts.settings().interval.min(Duration::from_secs(5));
-    spawn(registry, "notification-delivery", every, stop.clone(), move || {
-        let alerts = alerts.clone();
-        async move { alerts.deliver_due(Utc::now()).await.map_err(|e| e.to_string()) }
-    })
+    spawn(
+        registry,
+        "notification-delivery",
+        every,
+        stop.clone(),
+        move || {
+            let alerts = alerts.clone();
+            async move {
+                alerts
+                    .deliver_due(Utc::now())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
 }
 
 /// Seals finished days of product events into encoded segments (a few bytes per event instead

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_incidents;
 pub mod jobs;
 pub mod notify;
 pub mod remote;

@@ -88,9 +88,13 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         .with_listener(Arc::new(incidents.clone()))
         .with_uptime(Arc::new(uptime.clone()));
     // Gradual rollouts pause while a critical alert fires.
-    let flags = FlagService::start(store.clone(), Arc::new(alerts.clone()), settings.stale_flag_days)
-        .await
-        .context("loading flags")?;
+    let flags = FlagService::start(
+        store.clone(),
+        Arc::new(alerts.clone()),
+        settings.stale_flag_days,
+    )
+    .await
+    .context("loading flags")?;
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,
@@ -185,6 +189,9 @@ pub async fn serve(
     stop_jobs.cancel();
     for handle in job_handles {
         let _ = handle.await;
+    }
+    if let Err(e) = state.alerts.release_lease().await {
+        tracing::warn!(error = %e, "Could not release the alerts lease; another replica takes over when it expires.");
     }
     // Jobs are stopped; write what they would have written next.
     if let Err(e) = state.flags.flush_evaluation_counts().await {

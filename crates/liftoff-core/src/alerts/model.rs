@@ -556,3 +556,115 @@ impl DocKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    #[test]
+    fn weekly_windows_cover_their_days_and_cross_midnight() {
+        let w = MaintenanceWindow {
+            id: 1,
+            name: "nightly".into(),
+            starts_at: None,
+            ends_at: None,
+            weekly: Some(Weekly {
+                days: vec!["sun".into(), "Wednesday".into()],
+                start: "23:00".into(),
+                duration_minutes: 120,
+            }),
+            created_by: "system".into(),
+        };
+        // 2026-11-22 is a Sunday.
+        assert!(w.active(at("2026-11-22T23:30:00Z")));
+        assert!(w.active(at("2026-11-23T00:59:00Z")), "runs into Monday");
+        assert!(!w.active(at("2026-11-23T01:00:00Z")));
+        assert!(!w.active(at("2026-11-23T23:30:00Z")), "not on Monday");
+        assert!(w.active(at("2026-11-25T23:00:00Z")));
+        let once = MaintenanceWindow {
+            weekly: None,
+            starts_at: Some(at("2026-11-22T10:00:00Z")),
+            ends_at: Some(at("2026-11-22T11:00:00Z")),
+            ..w
+        };
+        assert!(once.active(at("2026-11-22T10:30:00Z")));
+        assert!(!once.active(at("2026-11-22T11:00:00Z")));
+    }
+
+    #[test]
+    fn silences_match_rule_and_labels_while_active() {
+        let alert = Alert {
+            id: 1,
+            rule_id: 3,
+            rule_name: "x".into(),
+            severity: Severity::Critical,
+            status: AlertStatus::Firing,
+            value: 1.0,
+            summary: String::new(),
+            labels: [("service".to_owned(), "shop".to_owned())].into(),
+            started_at: at("2026-11-22T10:00:00Z"),
+            fired_at: None,
+            last_true_at: None,
+            resolved_at: None,
+            acked_by: None,
+            acked_at: None,
+            notified_at: None,
+            suppressed: false,
+        };
+        let s = Silence {
+            id: 1,
+            rule_id: Some(3),
+            labels: [("service".to_owned(), "shop".to_owned())].into(),
+            starts_at: at("2026-11-22T09:00:00Z"),
+            ends_at: at("2026-11-22T12:00:00Z"),
+            created_by: "user:ada".into(),
+            comment: String::new(),
+        };
+        let now = at("2026-11-22T10:00:00Z");
+        assert!(s.matches(&alert, now));
+        assert!(!s.matches(&alert, at("2026-11-22T12:00:00Z")), "ended");
+        let other_rule = Silence {
+            rule_id: Some(4),
+            ..s.clone()
+        };
+        assert!(!other_rule.matches(&alert, now));
+        let other_label = Silence {
+            rule_id: None,
+            labels: [("service".to_owned(), "api".to_owned())].into(),
+            ..s
+        };
+        assert!(!other_label.matches(&alert, now));
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = ChannelConfig::Slack {
+            url: "https://hooks.slack.com/services/T0/B0/secret".into(),
+        };
+        assert_eq!(
+            c.masked(),
+            ChannelConfig::Slack {
+                url: format!("https://hooks.slack.com/{MASK}")
+            }
+        );
+        let e = ChannelConfig::Email {
+            host: "smtp".into(),
+            port: 587,
+            tls: "starttls".into(),
+            username: Some("u".into()),
+            password: Some("hunter2".into()),
+            from: "a@b".into(),
+            to: vec!["c@d".into()],
+        };
+        assert!(
+            !serde_json::to_string(&e.masked())
+                .unwrap()
+                .contains("hunter2")
+        );
+    }
+}

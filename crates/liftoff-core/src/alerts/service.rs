@@ -783,14 +783,20 @@ impl AlertsService {
     }
 
     async fn lease(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        // Long enough that a slow run (sends time out after 10 s) keeps it between renewals.
+        let ttl = self.settings.lease_ttl.max(self.settings.interval * 4);
         self.store
-            .try_lease(
-                LEASE,
-                &self.settings.holder,
-                now + dur(self.settings.lease_ttl),
-                now,
-            )
+            .try_lease(LEASE, &self.settings.holder, now + dur(ttl), now)
             .await
+    }
+
+    /// Gives up the evaluation lease (at shutdown), so another replica or this one restarted
+    /// takes over at once instead of after the lease expires.
+    pub async fn release_lease(&self) -> Result<(), AlertError> {
+        Ok(self
+            .store
+            .release_lease(LEASE, &self.settings.holder)
+            .await?)
     }
 
     // ---- measuring ----
@@ -1107,5 +1113,55 @@ impl crate::flags::CriticalAlerts for AlertsService {
                 Vec::new()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn input(metric: &str, for_seconds: i64) -> RuleInput {
+        serde_json::from_value(serde_json::json!({
+            "name": "r", "metric": metric, "threshold": 1.0, "for_seconds": for_seconds
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn rules_are_validated() {
+        let e = validate_rule(&input("errors", 0)).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown metric `errors`") && e.contains("slo_burn_rate"),
+            "{e}"
+        );
+        let e = validate_rule(&input("error_rate", -1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("negative"), "{e}");
+        assert!(validate_rule(&input("latency_p99", 60)).is_ok());
+        let e = validate_rule(&input("slo_burn_rate", 0))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("slo"), "{e}");
+        let mut slo = input("slo_burn_rate", 0);
+        slo.threshold = None;
+        slo.slo = Some(Slo {
+            objective: 0.999,
+            preset: BurnPreset::Fast,
+        });
+        assert_eq!(validate_rule(&slo).unwrap().1, 14.4, "the preset's factor");
+    }
+
+    #[test]
+    fn the_defaults_follow_the_playbook() {
+        let d = default_rules(Utc::now());
+        let find = |m| d.iter().find(|r| r.metric == m).unwrap();
+        assert_eq!(find(Metric::ErrorRate).threshold, 0.05);
+        assert_eq!(find(Metric::ErrorRate).severity, Severity::Critical);
+        assert_eq!(find(Metric::LatencyP95).threshold, 2000.0);
+        assert_eq!(find(Metric::CpuPercent).severity, Severity::Warning);
+        assert_eq!(find(Metric::MemoryPercent).threshold, 90.0);
+        assert_eq!(find(Metric::UptimeFailing).severity, Severity::Critical);
     }
 }

@@ -49,7 +49,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/incidents/{id}", get(incidents::detail))
         .route("/incidents/{id}/status", post(incidents::set_status))
         .route("/incidents/{id}/timeline", post(incidents::add_timeline))
-        .route("/incidents/{id}/postmortem", post(incidents::save_postmortem))
+        .route(
+            "/incidents/{id}/postmortem",
+            post(incidents::save_postmortem),
+        )
         .route("/incidents/{id}/action-items", post(incidents::add_item))
         .route(
             "/incidents/{id}/action-items/{item}/toggle",
@@ -59,7 +62,11 @@ pub(crate) fn routes() -> Router<AppState> {
     for (path, _) in layout::NAV.iter().filter(|(p, _)| {
         !matches!(
             *p,
-            "/" | "/performance" | "/analytics" | "/flags" | "/settings" | "/alerts"
+            "/" | "/performance"
+                | "/analytics"
+                | "/flags"
+                | "/settings"
+                | "/alerts"
                 | "/uptime"
                 | "/incidents"
         )

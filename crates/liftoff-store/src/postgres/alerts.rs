@@ -360,4 +360,16 @@ impl AlertStore for PgState {
         tx.commit().await.map_err(pg_err)?;
         Ok(row.is_some())
     }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM alert_leases WHERE name = $1 AND holder = $2",
+                &[&name, &holder],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
 }

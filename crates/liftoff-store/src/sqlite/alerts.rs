@@ -343,4 +343,8 @@ impl AlertStore for SqliteState {
         // One process owns a SQLite file: it always holds the lease.
         Ok(true)
     }
+
+    async fn release_lease(&self, _name: &str, _holder: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -121,9 +121,24 @@ async fn alerts_of(app: &TestApp, rule: i64) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_webhook_gets_one_firing_and_one_resolved_through_an_outage_and_a_restart() {
+    outage_and_restart(None).await;
+}
+
+#[tokio::test]
+async fn the_same_on_postgres() {
+    outage_and_restart(Some(crate::harness::postgres_state_url().await)).await;
+}
+
+async fn outage_and_restart(state_url: Option<String>) {
     let (receiver, url) = Receiver::start(false).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_at(dir.path(), fast).await;
+    let settings = move |o: Overrides| {
+        fast(Overrides {
+            state_url: state_url.clone(),
+            ..o
+        })
+    };
+    let app = spawn_at(dir.path(), settings.clone()).await;
     let defaults = get_json(&app, "/api/alerts/rules").await;
     assert_eq!(
         defaults.as_array().unwrap().len(),
@@ -175,7 +190,7 @@ async fn a_webhook_gets_one_firing_and_one_resolved_through_an_outage_and_a_rest
     // Liftoff restarts while the notification waits; the receiver comes back meanwhile.
     app.shutdown().await;
     receiver.up.store(true, Ordering::SeqCst);
-    let app = spawn_at(dir.path(), fast).await;
+    let app = spawn_at(dir.path(), settings).await;
     wait_for("the firing notification", 20, || async {
         !receiver.got().is_empty()
     })
@@ -503,5 +518,36 @@ async fn the_alerts_page_shows_firing_alerts_and_acknowledges_and_silences() {
     let silences = get_json(&app, "/api/alerts/silences").await;
     assert_eq!(silences[0]["rule_id"], rule);
     assert_eq!(silences[0]["comment"], "known issue");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_slo_burn_rate_rule_fires_when_both_windows_burn() {
+    let app = spawn_with(fast).await;
+    let rule = create(
+        &app,
+        "/api/alerts/rules",
+        json!({"name": "checkout SLO", "metric": "slo_burn_rate", "scope": {"service": "slo"},
+               "slo": {"objective": 0.99, "preset": "fast"}, "severity": "critical"}),
+    )
+    .await;
+    assert_eq!(rule["threshold"], 14.4, "the preset's factor");
+    let id = rule["id"].as_i64().unwrap();
+    // 10 % errors against a 1 % budget: a burn rate of 10, under 14.4.
+    ingest(&app, "slo", 500, 10).await;
+    ingest(&app, "slo", 200, 90).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(alerts_of(&app, id).await.is_empty());
+    // 40 % now: 40× in both windows.
+    ingest(&app, "slo", 500, 50).await;
+    wait_for("the burn-rate alert", 15, || async {
+        alerts_of(&app, id)
+            .await
+            .first()
+            .is_some_and(|a| a["status"] == "firing")
+    })
+    .await;
+    let a = &alerts_of(&app, id).await[0];
+    assert!((a["value"].as_f64().unwrap() - 40.0).abs() < 1e-6, "{a}");
     app.shutdown().await;
 }

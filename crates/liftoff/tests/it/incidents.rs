@@ -440,3 +440,46 @@ async fn dashboard_pages_and_the_postmortem_editor() {
     assert!(page.contains("Automate renewal") && page.contains("Expired certificate"));
     app.shutdown().await;
 }
+
+/// `liftoff demo`'s incident: resolved, opened by an alert, with updates, status changes,
+/// postmortem and action items; and its monitors, one with a downtime period.
+#[tokio::test]
+async fn the_demo_has_a_resolved_incident_with_a_full_record() {
+    use liftoff_core::incidents::{IncidentStatus, TimelineKind};
+    let dir = tempfile::tempdir().unwrap();
+    let settings = liftoff::config::Settings::from_overrides(liftoff::config::Overrides {
+        data: Some(dir.path().to_owned()),
+        admin_password: Some(crate::harness::ADMIN_PASSWORD.into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let built = liftoff::startup::build(&settings).await.unwrap();
+    liftoff::demo_incidents::seed(&built.state).await.unwrap();
+    let list = built.state.incidents.list().await.unwrap();
+    assert_eq!(list.len(), 1);
+    let i = &list[0];
+    assert_eq!(i.status, IncidentStatus::Resolved);
+    assert!(i.auto_opened && i.root_cause.is_some() && !i.postmortem.lessons.is_empty());
+    let kinds: Vec<TimelineKind> = i.timeline.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.first(), Some(&TimelineKind::Alert));
+    assert_eq!(kinds.last(), Some(&TimelineKind::StatusChange));
+    for k in [TimelineKind::Update, TimelineKind::StatusChange] {
+        assert!(kinds.contains(&k));
+    }
+    assert_eq!(
+        kinds.iter().filter(|k| **k == TimelineKind::Alert).count(),
+        2
+    );
+    assert_eq!(i.action_items.len(), 3);
+    let monitors = built.state.uptime.list().await.unwrap();
+    assert_eq!(monitors.len(), 2);
+    let shop = built
+        .state
+        .uptime
+        .detail(monitors[1].id, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(shop.downtimes.len(), 1);
+    assert!(!shop.downtimes[0].ongoing);
+    assert!(shop.uptime.h24.unwrap() < 100.0);
+}

@@ -198,3 +198,104 @@ async fn bad_monitors_are_refused_with_problems() {
     assert_eq!(res.status(), 204);
     app.shutdown().await;
 }
+
+/// End to end: a failing monitor fires a critical `uptime_failing` alert, which opens an
+/// incident; when the server comes back the alert resolves and joins the incident's timeline.
+#[tokio::test]
+async fn a_failing_monitor_fires_a_critical_alert_that_opens_an_incident() {
+    let app = spawn_with(|mut o| {
+        o.uptime_min_interval_seconds = Some(1);
+        o.alert_interval_ms = Some(200);
+        o.alert_group_wait_ms = Some(0);
+        o
+    })
+    .await;
+    // A port nobody listens on yet.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let res = app
+        .post_json(
+            "/api/uptime/monitors",
+            Some(ADMIN_TOKEN),
+            &json!({"name": "checkout", "url": format!("http://{addr}/healthz"),
+                    "interval_seconds": 2, "timeout_seconds": 1}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let res = app
+        .post_json(
+            "/api/alerts/rules",
+            Some(ADMIN_TOKEN),
+            &json!({"name": "Checkout health failing", "metric": "uptime_failing", "threshold": 0,
+                    "for_seconds": 0, "severity": "critical", "scope": {"monitor": id}}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+
+    let mut incident = Value::Null;
+    for _ in 0..150 {
+        let list: Value = app
+            .get("/api/incidents", Some(ADMIN_TOKEN))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(i) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["title"] == "Checkout health failing")
+        {
+            incident = i.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(incident["severity"], "critical", "no incident opened");
+    assert_eq!(incident["status"], "investigating");
+    assert_eq!(incident["auto_opened"], true);
+    assert!(
+        incident["timeline"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[FIRING] Checkout health failing")
+    );
+
+    let (_, _stop) = health_server(&addr.to_string()).await;
+    let path = format!(
+        "/api/incidents/{}/timeline",
+        incident["id"].as_str().unwrap()
+    );
+    for _ in 0..150 {
+        let timeline: Vec<Value> = app
+            .get(&path, Some(ADMIN_TOKEN))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if timeline.iter().any(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("[RESOLVED] Checkout health failing"))
+        }) {
+            assert_eq!(
+                app.get("/api/incidents", Some(ADMIN_TOKEN))
+                    .await
+                    .json::<Vec<Value>>()
+                    .await
+                    .unwrap()
+                    .len(),
+                1,
+                "the alert's resolution joins the incident, it opens no other"
+            );
+            app.shutdown().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the resolved alert never joined the incident");
+}
