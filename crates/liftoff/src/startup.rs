@@ -86,7 +86,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let alerts = build_alerts(settings, &store, &monitoring, &operations)
         .await?
         .with_listener(Arc::new(incidents.clone()))
-        .with_uptime(Arc::new(uptime.clone()));
+        .with_uptime(Arc::new(uptime.clone()))
+        .with_events(insights.clone());
     // Gradual rollouts pause while a critical alert fires.
     let flags = FlagService::start(
         store.clone(),

@@ -31,10 +31,12 @@ pub enum Metric {
     UptimeFailing,
     /// SLO error-budget burn rate over a long and a short window (the smaller of the two).
     SloBurnRate,
+    /// Product events over the last 5 minutes: of the scope's `event`, or all.
+    EventCount,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 13] = [
         Metric::ErrorRate,
         Metric::LatencyP50,
         Metric::LatencyP95,
@@ -47,6 +49,7 @@ impl Metric {
         Metric::DiskPercent,
         Metric::UptimeFailing,
         Metric::SloBurnRate,
+        Metric::EventCount,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Metric {
             Metric::DiskPercent => "disk_percent",
             Metric::UptimeFailing => "uptime_failing",
             Metric::SloBurnRate => "slo_burn_rate",
+            Metric::EventCount => "event_count",
         }
     }
 
@@ -100,6 +104,9 @@ pub struct RuleScope {
     /// An uptime monitor id (for `uptime_failing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor: Option<i64>,
+    /// A product event name (for `event_count`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 /// The SRE workbook's multi-window burn-rate alerts.

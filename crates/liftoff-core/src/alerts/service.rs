@@ -81,6 +81,7 @@ pub struct AlertsService {
     notifier: Arc<dyn Notifier>,
     listeners: Arc<Vec<Arc<dyn AlertListener>>>,
     uptime: Option<Arc<dyn UptimeSource>>,
+    events: Option<Arc<dyn crate::analytics::insights::AnalyticsQueries>>,
     settings: Arc<AlertSettings>,
 }
 
@@ -233,6 +234,7 @@ impl AlertsService {
             notifier,
             listeners: Arc::default(),
             uptime: None,
+            events: None,
             settings: Arc::new(settings),
         }
     }
@@ -248,6 +250,15 @@ impl AlertsService {
     /// Where `uptime_failing` rules read monitor health.
     pub fn with_uptime(mut self, uptime: Arc<dyn UptimeSource>) -> Self {
         self.uptime = Some(uptime);
+        self
+    }
+
+    /// Where `event_count` rules read product events.
+    pub fn with_events(
+        mut self,
+        events: Arc<dyn crate::analytics::insights::AnalyticsQueries>,
+    ) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -896,6 +907,24 @@ impl AlertsService {
                     Some(monitors.iter().filter(|m| m.failing).count() as f64)
                 }
             }
+            Metric::EventCount => match &self.events {
+                None => None,
+                Some(events) => {
+                    let days = WINDOW as f64 / 86_400.0;
+                    let top = events
+                        .features(days, 1000, now.timestamp_millis())
+                        .await
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    Some(match &s.event {
+                        Some(name) => top
+                            .features
+                            .iter()
+                            .find(|f| &f.feature == name)
+                            .map_or(0.0, |f| f.usage_count as f64),
+                        None => top.features.iter().map(|f| f.usage_count as f64).sum(),
+                    })
+                }
+            },
             Metric::SloBurnRate => {
                 let Some(slo) = rule.slo else { return Ok(None) };
                 let (_, long, short) = slo.preset.windows();

@@ -551,3 +551,39 @@ async fn an_slo_burn_rate_rule_fires_when_both_windows_burn() {
     assert!((a["value"].as_f64().unwrap() - 40.0).abs() < 1e-6, "{a}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_event_count_rule_fires_on_product_events() {
+    let app = spawn_with(fast).await;
+    let rule = create(
+        &app,
+        "/api/alerts/rules",
+        json!({"name": "checkout errors", "metric": "event_count", "scope": {"event": "checkout_error"},
+               "op": "gt", "threshold": 2, "for_seconds": 0, "keep_firing_for_seconds": 0,
+               "severity": "warning"}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let events: Vec<Value> = (0..3)
+        .map(|i| json!({"event": "checkout_error", "user_id": format!("u{i}")}))
+        .chain(std::iter::once(
+            json!({"event": "page_view", "user_id": "u9"}),
+        ))
+        .collect();
+    let res = app
+        .post_json(
+            "/api/ingest/events",
+            Some(ADMIN_TOKEN),
+            &Value::Array(events),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    wait_for("the event-count alert to fire", 15, || async {
+        alerts_of(&app, rule)
+            .await
+            .iter()
+            .any(|a| a["status"] == "firing" && a["value"] == 3.0)
+    })
+    .await;
+}
