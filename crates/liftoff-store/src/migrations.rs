@@ -24,14 +24,14 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0003_segments.sql"),
     },
     Migration {
-        version: 10,
+        version: 4,
         name: "alerts",
-        sql: include_str!("../migrations/sqlite/0010_alerts.sql"),
+        sql: include_str!("../migrations/sqlite/0004_alerts.sql"),
     },
     Migration {
-        version: 11,
+        version: 5,
         name: "uptime_incidents",
-        sql: include_str!("../migrations/sqlite/0011_uptime_incidents.sql"),
+        sql: include_str!("../migrations/sqlite/0005_uptime_incidents.sql"),
     },
 ];
 
