@@ -66,16 +66,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seal(args) => {
             let settings = Settings::resolve(args.settings, args.config.as_deref())?;
             telemetry::init(settings.log_format);
-            let built = startup::build(&settings).await?;
+            // The stores only: sealing needs no services, keys or users.
+            let stores = startup::open_stores(&settings).await?;
             let started = std::time::Instant::now();
-            let sealed = built
-                .state
-                .events
-                .seal_finished_days(chrono::Utc::now().timestamp_millis())
-                .await?;
-            let stored = built.state.events.count().await?;
-            built.state.events.close().await?;
-            built.state.store.close().await?;
+            let sealed = liftoff_core::analytics::sealed::seal_finished_days(
+                &*stores.events,
+                chrono::Utc::now().timestamp_millis(),
+            )
+            .await?;
+            let stored = stores.events.event_count().await?;
+            stores.events.close_events().await?;
+            stores.state.close().await?;
             println!(
                 "Sealed {sealed} events in {:.1} s; {stored} events stored in all.",
                 started.elapsed().as_secs_f64()

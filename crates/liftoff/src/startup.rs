@@ -33,7 +33,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn StateStor
 }
 
 /// Opens every store `serve` needs.
-async fn open_stores(settings: &Settings) -> anyhow::Result<liftoff_store::Stores> {
+pub async fn open_stores(settings: &Settings) -> anyhow::Result<liftoff_store::Stores> {
     create_private_dir(&settings.data)?;
     liftoff_store::open_stores(settings.state_url.as_deref(), &settings.data)
         .await

@@ -391,12 +391,7 @@ impl EventsService {
     /// Seals every UTC day that ended more than an hour ago and still has rows (late events
     /// included: they become another part); returns the events sealed.
     pub async fn seal_finished_days(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let before = super::sealed::day_of(now_ms - 3_600_000);
-        let mut sealed = 0;
-        for day in self.store.unsealed_days(before).await? {
-            sealed += self.store.seal_day(day).await?;
-        }
-        Ok(sealed)
+        super::sealed::seal_finished_days(&*self.store, now_ms).await
     }
 
     pub async fn count(&self) -> Result<u64, StoreError> {

@@ -88,6 +88,17 @@ pub fn without_user(bytes: &[u8], user: &str) -> Result<Option<(Vec<u8>, u64)>, 
     Ok(Some((kept.encode(), removed as u64)))
 }
 
+/// Seals every UTC day that ended more than an hour ago and still has rows (late events
+/// included: they become another part); returns the events sealed.
+pub async fn seal_finished_days(store: &dyn EventStore, now_ms: i64) -> Result<u64, StoreError> {
+    let before = day_of(now_ms - 3_600_000);
+    let mut sealed = 0;
+    for day in store.unsealed_days(before).await? {
+        sealed += store.seal_day(day).await?;
+    }
+    Ok(sealed)
+}
+
 /// The sealed parts that may hold events of `from_ms..to_ms`, oldest day first.
 pub async fn parts_between(
     store: &dyn EventStore,
