@@ -37,7 +37,7 @@ t1=$(date +%s.%N)
 stop
 rows_bytes=$(du -cb "$work/data"/events.db* | tail -1 | cut -f1)
 t2=$(date +%s.%N)
-"$bin" seal --data "$work/data" --log-format json
+LIFTOFF_ADMIN_TOKEN=$TOKEN "$bin" seal --data "$work/data" --log-format json
 t3=$(date +%s.%N)
 sealed_bytes=$(du -cb "$work/data"/events.db* | tail -1 | cut -f1)
 start
@@ -51,8 +51,8 @@ q() { # name method path [body] → seconds of one request
 FUNNEL='{"funnel_steps":["signup","search","view_item","purchase"],"days":3650,"conversion_window_days":7}'
 cold=$(q funnel POST /api/analytics/funnel "$FUNNEL")
 answer=$(curl -sf -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -X POST http://127.0.0.1:7092/api/analytics/funnel -d "$FUNNEL" |
-  python3 -c 'import json,sys; print(" → ".join(f"{s[\"users\"]:,}" for s in json.load(sys.stdin)["analysis"]))')
-sessions=$(curl -sf -H "authorization: Bearer $TOKEN" "http://127.0.0.1:7092/api/analytics/sessions?days=3650" | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"sessions\"]:,}")')
+  python3 -c 'import json,sys; print(" → ".join(format(s["users"], ",") for s in json.load(sys.stdin)["analysis"]))')
+sessions=$(curl -sf -H "authorization: Bearer $TOKEN" "http://127.0.0.1:7092/api/analytics/sessions?days=3650" | python3 -c 'import json,sys; print(format(json.load(sys.stdin)["sessions"], ","))')
 median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 row() { # label method path [body]
   local a b c

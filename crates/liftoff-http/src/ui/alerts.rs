@@ -121,7 +121,6 @@ async fn alerts_page(
         .cloned()
         .collect();
     let body = html! {
-        h1 { "Alerts" }
         (flash(message.as_ref()))
         h2 { "Firing (" (firing.len()) ")" }
         @if firing.is_empty() { p.empty { "Nothing is firing." } } @else { (alert_rows(user, &firing, true)) }

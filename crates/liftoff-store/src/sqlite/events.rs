@@ -419,19 +419,19 @@ impl EventStore for SqliteEvents {
 
     async fn seal_day(&self, day: i64) -> Result<u64, StoreError> {
         let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
-        self.db
-            .write(move |tx| {
-                let rows: Vec<RawEvent> = {
-                    let mut stmt = tx
-                        .prepare_cached(&format!(
-                            "SELECT {COLUMNS} FROM events WHERE ts >= ?1 AND ts < ?2"
-                        ))
-                        .map_err(sql_err)?;
-                    let rows = stmt.query_map([from, to], raw).map_err(sql_err)?;
-                    rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?
-                };
+        // Read and encode on a reader: the writer (every ingest) waits only for the swap.
+        let read = self
+            .db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS} FROM events WHERE ts >= ?1 AND ts < ?2"
+                    ))
+                    .map_err(sql_err)?;
+                let rows = stmt.query_map([from, to], raw).map_err(sql_err)?;
+                let rows = rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?;
                 if rows.is_empty() {
-                    return Ok(0);
+                    return Ok(None);
                 }
                 let events = rows
                     .into_iter()
@@ -444,6 +444,27 @@ impl EventStore for SqliteEvents {
                     .filter_map(|e| uuid_bytes(e.event.uuid))
                     .collect();
                 let bytes = sealed::encode(events.into_iter().map(|e| e.event).collect())?;
+                Ok(Some((max_seq, n, uuids, bytes)))
+            })
+            .await?;
+        let Some((max_seq, n, uuids, bytes)) = read else {
+            return Ok(0);
+        };
+        self.db
+            .write(move |tx| {
+                // New rows get higher sequences (one writer), so the rows read are exactly those
+                // up to `max_seq` — unless an erasure or purge removed some meanwhile: then this
+                // encoding holds deleted events and is dropped; the next run seals afresh.
+                let still: i64 = tx
+                    .query_row(
+                        "SELECT COUNT(*) FROM events WHERE ts >= ?1 AND ts < ?2 AND seq <= ?3",
+                        params![from, to, max_seq],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql_err)?;
+                if still != n {
+                    return Ok(0);
+                }
                 let part: i64 = tx
                     .query_row(
                         "SELECT COALESCE(MAX(part) + 1, 0) FROM event_segments WHERE day = ?1",
@@ -469,7 +490,6 @@ impl EventStore for SqliteEvents {
                     [day - sealed::DEDUPE_DAYS],
                 )
                 .map_err(sql_err)?;
-                // One writer: no row of the day can have appeared since the read above.
                 tx.execute(
                     "DELETE FROM events WHERE ts >= ?1 AND ts < ?2 AND seq <= ?3",
                     params![from, to, max_seq],
