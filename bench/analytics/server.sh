@@ -27,6 +27,12 @@ start() {
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; pid=; }
 ms() { python3 -c "import sys; print(round(float(sys.argv[1]) * 1000))" "$1"; }
+# Bytes in use in events.db: SQLite keeps freed pages for reuse rather than shrinking the file.
+used() { python3 -c "
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+pages, free, size = (c.execute(f'PRAGMA {p}').fetchone()[0] for p in ('page_count', 'freelist_count', 'page_size'))
+print((pages - free) * size)" "$1"; }
 
 start
 INGEST=$(curl -sf -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
@@ -35,11 +41,14 @@ t0=$(date +%s.%N)
 "$bin" import events "$data/events.ndjson.gz" --url http://127.0.0.1:7092 --token "$INGEST" --batch 5000
 t1=$(date +%s.%N)
 stop
-rows_bytes=$(du -cb "$work/data"/events.db* | tail -1 | cut -f1)
+rows_bytes=$(used "$work/data/events.db")
 t2=$(date +%s.%N)
 LIFTOFF_ADMIN_TOKEN=$TOKEN "$bin" seal --data "$work/data" --log-format json
 t3=$(date +%s.%N)
-sealed_bytes=$(du -cb "$work/data"/events.db* | tail -1 | cut -f1)
+sealed_bytes=$(used "$work/data/events.db")
+segment_bytes=$(python3 -c "
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute('SELECT SUM(LENGTH(bytes)) FROM event_segments').fetchone()[0])" "$work/data/events.db")
 start
 q() { # name method path [body] → seconds of one request
   if [ "$2" = POST ]; then
@@ -68,7 +77,8 @@ printf '| import over HTTP (`liftoff import events`, batches of 5,000, durable) 
   "$(echo "$t1 - $t0" | bc -l)" "$(echo "10000000 / ($t1 - $t0)" | bc -l)"
 printf '| events.db as rows (with uuids from the importer, indexes, persons) | %.1f bytes/event |\n' "$(echo "$rows_bytes / 10000000" | bc -l)"
 printf '| `liftoff seal` (30 days into segments) | %.0f s |\n' "$(echo "$t3 - $t2" | bc -l)"
-printf '| events.db sealed (segments + a week of uuids) | %.1f bytes/event |\n' "$(echo "$sealed_bytes / 10000000" | bc -l)"
+printf '| events.db sealed, pages in use (segments + the last week of uuids + persons) | %.1f bytes/event |\n' "$(echo "$sealed_bytes / 10000000" | bc -l)"
+printf '| of which the sealed segments | %.1f bytes/event |\n' "$(echo "$segment_bytes / 10000000" | bc -l)"
 printf '| first query after start (loads and merges all segments) | %s ms |\n' "$(ms "$cold")"
 echo
 echo "Funnel: $answer; sessions: $sessions."

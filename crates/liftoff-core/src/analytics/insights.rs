@@ -90,14 +90,16 @@ pub trait AnalyticsQueries: Send + Sync {
     async fn invalidate(&self);
 }
 
-/// A sealed part as cached: its version and the last sequence it holds, and the segment.
+/// A sealed part as cached: its version and its encoded bytes. Kept encoded (a few bytes per
+/// event) and decoded only while the table is merged, so memory holds the table once rather
+/// than the table and every decoded part beside it.
 struct SealedPart {
     version: i64,
-    segment: Segment,
+    bytes: Arc<Vec<u8>>,
 }
 
 struct Cache {
-    /// (day, part) → the decoded sealed part.
+    /// (day, part) → the sealed part.
     sealed: BTreeMap<(i64, i64), SealedPart>,
     /// Rows not sealed yet, per day, with their sequence.
     rows: BTreeMap<i64, Vec<(i64, EventRow)>>,
@@ -197,12 +199,11 @@ impl InsightsService {
             let Some(bytes) = self.store.load_segment(meta.day, meta.part).await? else {
                 continue; // purged since the index was read
             };
-            let segment = blocking(move || Ok(sealed::decode(&bytes)?)).await?;
             cache.sealed.insert(
                 (meta.day, meta.part),
                 SealedPart {
                     version: meta.version,
-                    segment,
+                    bytes: Arc::new(bytes),
                 },
             );
             // The rows this part took from the row store are no longer rows.
@@ -252,14 +253,21 @@ impl InsightsService {
         }
 
         if changed {
-            let segments: Vec<Segment> = cache
-                .sealed
-                .values()
-                .map(|p| p.segment.clone())
-                .chain(cache.unsealed.values().cloned())
-                .collect();
-            let table =
-                blocking(move || EventTable::from_segments(&segments).map_err(engine)).await?;
+            let encoded: Vec<Arc<Vec<u8>>> =
+                cache.sealed.values().map(|p| p.bytes.clone()).collect();
+            let unsealed: Vec<Segment> = cache.unsealed.values().cloned().collect();
+            let table = blocking(move || {
+                let blobs: Vec<&[u8]> = encoded.iter().map(|b| b.as_slice()).collect();
+                let mut segments = Segment::decode_many(&blobs)
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        InsightsError::Store(StoreError::Corrupt(format!("sealed events: {e}")))
+                    })?;
+                segments.extend(unsealed);
+                EventTable::from_segments(&segments).map_err(engine)
+            })
+            .await?;
             cache.table = Some(Arc::new(table));
         }
         cache.refreshed = Some(Instant::now());
