@@ -179,7 +179,10 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = state.store.backend(), "listening on http://{addr}");
     let accepting = state.accepting.clone();
-    axum::serve(listener, app)
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
         .with_graceful_shutdown(async move {
             shutdown.await;
             accepting.store(false, Ordering::Relaxed);

@@ -2,6 +2,7 @@
 //! headers, panics turned into 500s, and one log line per request.
 
 pub mod auth;
+pub mod client;
 pub mod ratelimit;
 
 use std::time::Instant;

@@ -1,0 +1,16 @@
+//! Who is on the other end of the connection: the peer address the server recorded when it
+//! accepted the connection. Per-client limits (failed sign-ins, failed authentication) key on
+//! it. Requests that did not come through the server (in-process tests) have none and count
+//! as one unknown client.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::Extensions;
+
+/// The client's IP address, or `0.0.0.0` when the request has no connection information.
+pub fn client_ip(extensions: &Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
