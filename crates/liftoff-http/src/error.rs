@@ -90,6 +90,19 @@ impl ApiError {
         e
     }
 
+    /// A client that failed authentication too often: 429 until its budget refills.
+    pub fn too_many_failures(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failed_authentications",
+            format!(
+                "too many failed authentications from this address; check the key and retry after {retry_after_secs} s"
+            ),
+        );
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
     pub fn unavailable(retry_after_secs: u64, detail: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail);
         e.retry_after = Some(retry_after_secs);

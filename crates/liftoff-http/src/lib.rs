@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 mod metrics;
 pub mod mw;
+pub mod server;
 pub mod state;
 pub mod ui;
 

@@ -29,6 +29,8 @@ pub struct HttpSettings {
     /// The same for `ingest` keys, which one client app shares among all its users; bursts of
     /// twice the rate.
     pub ingest_rate_limit_per_second: f64,
+    /// Failed authentications allowed per client IP per minute before 429 (0 = unlimited).
+    pub failed_auth_per_minute: f64,
 }
 
 impl Default for HttpSettings {
@@ -39,6 +41,7 @@ impl Default for HttpSettings {
             rate_limit_per_second: 200.0,
             rate_limit_burst: 400.0,
             ingest_rate_limit_per_second: 10_000.0,
+            failed_auth_per_minute: 120.0,
         }
     }
 }
@@ -84,6 +87,10 @@ pub struct AppState {
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) ingest_limiter: Arc<RateLimiter>,
     pub(crate) login_limiter: Arc<RateLimiter>,
+    /// Failed authentications per client IP: a client guessing keys is slowed to 429s.
+    pub(crate) auth_failures: Arc<RateLimiter>,
+    /// What the HTTP edge has done (connections, timeouts, refusals), for `/metrics`.
+    pub edge: Arc<crate::server::EdgeStats>,
     pub started: Instant,
     /// False once shutdown begins, so `/readyz` tells load balancers to stop sending traffic.
     pub accepting: Arc<AtomicBool>,
@@ -116,6 +123,11 @@ impl AppState {
             )),
             // Password guessing: 10 failed tries at once per user name, then one every 6 seconds.
             login_limiter: Arc::new(RateLimiter::new(1.0 / 6.0, 10.0)),
+            auth_failures: Arc::new(RateLimiter::new(
+                settings.failed_auth_per_minute / 60.0,
+                settings.failed_auth_per_minute,
+            )),
+            edge: Arc::default(),
             keys,
             users,
             flags,

@@ -99,6 +99,45 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_INGEST_RATE_LIMIT_PER_SECOND", value_name = "N")]
     pub ingest_rate_limit_per_second: Option<f64>,
 
+    /// Seconds a client has to send a request's head (line and headers), counted from the
+    /// connection's start or the head's first byte; then the connection is closed [default: 10].
+    #[arg(long, env = "LIFTOFF_HEADER_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub header_timeout_seconds: Option<u64>,
+
+    /// Seconds a keep-alive connection may wait for its next request [default: 60].
+    #[arg(long, env = "LIFTOFF_IDLE_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub idle_timeout_seconds: Option<u64>,
+
+    /// Longest pause, in seconds, while a request body is being received; a stalled body
+    /// answers 408 [default: 15].
+    #[arg(long, env = "LIFTOFF_BODY_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub body_timeout_seconds: Option<u64>,
+
+    /// Slowest average rate a request body may arrive at, in bytes per second, after its first
+    /// 5 seconds; 0 for none [default: 240].
+    #[arg(long, env = "LIFTOFF_MIN_BODY_BYTES_PER_SECOND", value_name = "BYTES")]
+    pub min_body_bytes_per_second: Option<u64>,
+
+    /// Most open client connections; at the limit idle ones are closed to make room. Also kept
+    /// below the process's file-descriptor limit [default: 10000].
+    #[arg(long, env = "LIFTOFF_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Most requests handled at once; more wait briefly, then answer 503 with Retry-After
+    /// [default: 512].
+    #[arg(long, env = "LIFTOFF_MAX_REQUESTS_IN_FLIGHT", value_name = "N")]
+    pub max_requests_in_flight: Option<usize>,
+
+    /// Longest wait, in milliseconds, for a request to start when the server is at
+    /// --max-requests-in-flight, before it answers 503 [default: 2000].
+    #[arg(long, env = "LIFTOFF_QUEUE_TIMEOUT_MS", value_name = "MS")]
+    pub queue_timeout_ms: Option<u64>,
+
+    /// Failed authentications (401) allowed per client IP address per minute before it gets
+    /// 429; 0 for no limit [default: 120].
+    #[arg(long, env = "LIFTOFF_FAILED_AUTH_PER_MINUTE", value_name = "N")]
+    pub failed_auth_per_minute: Option<u32>,
+
     /// How long a dashboard sign-in lasts, in hours [default: 12].
     #[arg(long, env = "LIFTOFF_SESSION_TTL_HOURS", value_name = "HOURS")]
     pub session_ttl_hours: Option<u32>,
@@ -164,7 +203,9 @@ impl Overrides {
         layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password, log_format,
             event_retention_days, metrics_minute_hours, metrics_hourly_days, metrics_daily_days,
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
-            ingest_rate_limit_per_second, session_ttl_hours, stale_flag_days, secure_cookies,
+            ingest_rate_limit_per_second, header_timeout_seconds, idle_timeout_seconds,
+            body_timeout_seconds, min_body_bytes_per_second, max_connections, max_requests_in_flight,
+            queue_timeout_ms, failed_auth_per_minute, session_ttl_hours, stale_flag_days, secure_cookies,
             uptime_min_interval_seconds, alert_interval_ms, alert_group_wait_ms, alert_retry_base_ms)
     }
 }
@@ -185,6 +226,9 @@ pub struct Settings {
     pub rate_limit_per_second: f64,
     pub rate_limit_burst: f64,
     pub ingest_rate_limit_per_second: f64,
+    /// Limits of the HTTP edge (timeouts, connections, admission).
+    pub edge: liftoff_http::server::ServeOptions,
+    pub failed_auth_per_minute: u32,
     pub session_ttl_hours: u32,
     pub stale_flag_days: u32,
     pub secure_cookies: bool,
@@ -214,6 +258,7 @@ impl Settings {
 
     /// Fills what `o` leaves unset with the defaults, and validates the result.
     pub fn from_overrides(o: Overrides) -> anyhow::Result<Self> {
+        let edge = edge_options(&o);
         let settings = Self {
             listen: o
                 .listen
@@ -234,6 +279,8 @@ impl Settings {
             rate_limit_per_second: o.rate_limit_per_second.unwrap_or(200.0),
             rate_limit_burst: o.rate_limit_burst.unwrap_or(400.0),
             ingest_rate_limit_per_second: o.ingest_rate_limit_per_second.unwrap_or(10_000.0),
+            edge,
+            failed_auth_per_minute: o.failed_auth_per_minute.unwrap_or(120),
             session_ttl_hours: o.session_ttl_hours.unwrap_or(12),
             stale_flag_days: o.stale_flag_days.unwrap_or(30),
             secure_cookies: o.secure_cookies.unwrap_or(false),
@@ -294,6 +341,19 @@ impl Settings {
         {
             bail!("--rate-limit-per-second must be 0 or more and --rate-limit-burst at least 1");
         }
+        let e = &self.edge;
+        if e.header_timeout.is_zero() || e.idle_timeout.is_zero() || e.body.gap.is_zero() {
+            bail!(
+                "--header-timeout-seconds, --idle-timeout-seconds and --body-timeout-seconds must be at least 1"
+            );
+        }
+        if e.max_connections == 0 || e.max_in_flight == 0 {
+            bail!("--max-connections and --max-requests-in-flight must be at least 1");
+        }
+        if !(1..=10_000).contains(&self.failed_auth_per_minute) && self.failed_auth_per_minute != 0
+        {
+            bail!("--failed-auth-per-minute must be between 0 (no limit) and 10000");
+        }
         if !(1..=3650).contains(&self.stale_flag_days) {
             bail!("--stale-flag-days must be between 1 and 3650");
         }
@@ -301,6 +361,33 @@ impl Settings {
             bail!("--session-ttl-hours must be between 1 and 2160");
         }
         Ok(())
+    }
+}
+
+/// The HTTP edge's limits from the settings, with the defaults of [`ServeOptions`].
+fn edge_options(o: &Overrides) -> liftoff_http::server::ServeOptions {
+    use std::time::Duration;
+    let d = liftoff_http::server::ServeOptions::default();
+    liftoff_http::server::ServeOptions {
+        header_timeout: o
+            .header_timeout_seconds
+            .map_or(d.header_timeout, Duration::from_secs),
+        idle_timeout: o
+            .idle_timeout_seconds
+            .map_or(d.idle_timeout, Duration::from_secs),
+        body: liftoff_http::server::BodyPace {
+            gap: o
+                .body_timeout_seconds
+                .map_or(d.body.gap, Duration::from_secs),
+            min_rate: o.min_body_bytes_per_second.unwrap_or(d.body.min_rate),
+            grace: d.body.grace,
+        },
+        max_connections: o.max_connections.unwrap_or(d.max_connections),
+        max_in_flight: o.max_requests_in_flight.unwrap_or(d.max_in_flight),
+        queue_timeout: o
+            .queue_timeout_ms
+            .map_or(d.queue_timeout, Duration::from_millis),
+        ..d
     }
 }
 

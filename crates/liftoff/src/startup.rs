@@ -46,6 +46,8 @@ pub struct Built {
     pub data_dir: std::path::PathBuf,
     pub metrics_retention: liftoff_core::monitoring::service::Retention,
     pub event_retention_days: u32,
+    /// Limits of the HTTP edge.
+    pub edge: liftoff_http::server::ServeOptions,
 }
 
 pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
@@ -102,8 +104,10 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         rate_limit_per_second: settings.rate_limit_per_second,
         rate_limit_burst: settings.rate_limit_burst,
         ingest_rate_limit_per_second: settings.ingest_rate_limit_per_second,
+        failed_auth_per_minute: f64::from(settings.failed_auth_per_minute),
     };
     Ok(Built {
+        edge: settings.edge.clone(),
         data_dir: settings.data.clone(),
         metrics_retention: settings.metrics_retention,
         event_retention_days: settings.event_retention_days,
@@ -179,17 +183,15 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = state.store.backend(), "listening on http://{addr}");
     let accepting = state.accepting.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            accepting.store(false, Ordering::Relaxed);
-            tracing::info!("Shutting down: finishing requests in flight.");
-        })
-        .await
-        .context("the HTTP server failed")?;
+    let mut edge = built.edge;
+    edge.max_connections = fit_to_fd_limit(edge.max_connections);
+    liftoff_http::server::serve(listener, app, edge, state.edge.clone(), async move {
+        shutdown.await;
+        accepting.store(false, Ordering::Relaxed);
+        tracing::info!("Shutting down: finishing requests in flight.");
+    })
+    .await
+    .context("the HTTP server failed")?;
     stop_jobs.cancel();
     for handle in job_handles {
         let _ = handle.await;
@@ -254,6 +256,39 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         format!("cannot listen on {}: is another process using it? Choose another address with --listen", settings.listen)
     })?;
     serve(listener, built, signal).await
+}
+
+/// File descriptors kept for stores, outbound checks and logs beside client connections.
+const RESERVED_FDS: u64 = 128;
+
+/// Raises the soft open-files limit to the hard one, and keeps `max_connections` below it so
+/// the server closes idle connections before `accept` runs out of descriptors.
+fn fit_to_fd_limit(max_connections: usize) -> usize {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        if let (Some(cur), Some(max)) = (limit.current, limit.maximum)
+            && cur < max
+        {
+            limit.current = Some(max);
+            if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+                tracing::debug!(error = %e, "Could not raise the open-files limit.");
+            }
+        }
+        if let Some(soft) = getrlimit(Resource::Nofile).current {
+            let room = soft.saturating_sub(RESERVED_FDS).max(16) as usize;
+            if room < max_connections {
+                tracing::warn!(
+                    open_files_limit = soft,
+                    max_connections = room,
+                    "The open-files limit allows fewer connections than --max-connections; serving at most {room}. Raise `ulimit -n` for more."
+                );
+                return room;
+            }
+        }
+    }
+    max_connections
 }
 
 /// Creates `dir` (and parents) readable only by this user when it is new.

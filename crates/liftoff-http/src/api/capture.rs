@@ -8,15 +8,11 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, StatusCode, header};
-use base64::Engine as _;
+use axum::http::{HeaderMap, StatusCode};
 use liftoff_core::analytics::event::now_ms;
 use liftoff_core::analytics::{Accepted, Clock, EventError, EventRecord, posthog};
-use liftoff_core::auth::Scope;
 use liftoff_core::batch::SubmitError;
 use serde::Serialize;
 use serde_json::Value;
@@ -24,10 +20,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::body::{decode, gunzip, unreadable};
+use super::posthog_body;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::mw::auth::{Caller, Ingest};
+use crate::mw::auth::{Caller, Ingest, authorize, bearer};
+use crate::mw::client::ClientIp;
 use crate::state::AppState;
 
 /// A batch: a bare array, or `{"events": [...]}`.
@@ -158,180 +155,73 @@ async fn ingest_events(
     Ok(Json(state.events.ingest(valid).await?))
 }
 
-/// `name=value&…` with `+` and `%XX` decoded.
-fn form_fields(body: &[u8]) -> HashMap<String, String> {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    fn unescape(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' => match (
-                    bytes.get(i + 1).and_then(|b| hex(*b)),
-                    bytes.get(i + 2).and_then(|b| hex(*b)),
-                ) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(hi * 16 + lo);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                },
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (!k.is_empty()).then(|| (unescape(k), unescape(v)))
-        })
-        .collect()
+const NO_KEY: &str = "send a Liftoff ingest key as the PostHog project API key (`api_key` or `token` in the body, or ?api_key=)";
+
+/// A key sent beside the body: `?api_key=`, `?token=` or `Authorization: Bearer`.
+fn outer_key<'a>(query: &'a HashMap<String, String>, headers: &'a HeaderMap) -> Option<&'a str> {
+    query
+        .get("api_key")
+        .or_else(|| query.get("token"))
+        .map(String::as_str)
+        .or_else(|| bearer(headers))
+        .filter(|k| !k.is_empty())
 }
 
-fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    let config =
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-    // A `+` that went through form decoding unescaped arrives as a space.
-    let cleaned: Vec<u8> = text
-        .iter()
-        .filter(|b| !matches!(b, b'\n' | b'\r' | b'\t'))
-        .map(|b| if *b == b' ' { b'+' } else { *b })
-        .collect();
-    GeneralPurpose::new(&base64::alphabet::STANDARD, config)
-        .decode(&cleaned)
-        .or_else(|_| GeneralPurpose::new(&base64::alphabet::URL_SAFE, config).decode(&cleaned))
-        .ok()
-}
-
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Undoes PostHog's encodings: form `data=` (+ `compression`), `?compression=gzip-js|gzip|base64`,
-/// or a body that is gzip or base64 by its look. Returns the JSON document.
-fn posthog_payload(
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-    raw: Bytes,
-) -> Result<Value, ApiError> {
-    let mut bytes = decode(headers, raw)?;
-    let mut compression = query.get("compression").cloned();
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if is_form || bytes.starts_with(b"data=") {
-        let mut form = form_fields(&bytes);
-        let Some(data) = form.remove("data") else {
-            return Err(ApiError::bad_request(
-                "malformed_body",
-                "a form body must carry the events as `data=`",
-            ));
-        };
-        if let Some(c) = form.remove("compression") {
-            compression = Some(c);
-        }
-        bytes = data.into_bytes();
-    }
-    let bytes = match compression
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("gzip-js" | "gzip") => gunzip(&bytes)?,
-        Some("base64") => base64_decode(&bytes).ok_or_else(|| {
-            ApiError::bad_request("malformed_body", "the body is not valid base64")
-        })?,
-        Some("" | "none") | None => {
-            let trimmed = bytes.trim_ascii_start();
-            if bytes.starts_with(&GZIP_MAGIC) {
-                gunzip(&bytes)?
-            } else if trimmed.starts_with(b"{") || trimmed.starts_with(b"[") || trimmed.is_empty() {
-                bytes
+/// Reads the body, up to the API's size limit.
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, state.settings.max_body_bytes)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is over the size limit; send less data per request",
+                )
             } else {
-                base64_decode(trimmed).unwrap_or(bytes)
+                ApiError::bad_request(
+                    "unreadable_body",
+                    format!("the body could not be read: {e}"),
+                )
             }
-        }
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_encoding",
-                format!(
-                    "compression `{}` is not supported; use gzip-js, base64 or none",
-                    other.chars().take(20).collect::<String>()
-                ),
-            ));
-        }
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("{e}; send a valid JSON document"))
-    })
+        })
 }
 
-fn no_key() -> ApiError {
-    ApiError::unauthorized(
-        "send a Liftoff ingest key as the PostHog project API key (`api_key` or `token` in the body, or ?api_key=)",
-    )
-}
-
-/// Authenticates a PostHog-style key with the same rules (and rate limit) as `Caller<Ingest>`.
-async fn authenticate(state: &AppState, key: &str) -> Result<(), ApiError> {
-    let Some(principal) = state.keys.authenticate(key).await? else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
-            "the api_key is not a Liftoff ingest key (unknown or revoked); create one with POST /api/keys {\"scope\": \"ingest\"}",
-        ));
-    };
-    if !principal.scope.grants(Scope::Ingest) {
-        return Err(ApiError::forbidden(format!(
-            "this key has scope `{}`; capture needs `ingest`",
-            principal.scope
-        )));
+/// Authenticates a capture request before its body is parsed: a key beside the body is checked
+/// before the body is even read; a key inside it is found by a streaming look
+/// ([`posthog_body::find_key`]) and checked before anything is inflated into memory.
+async fn authenticated_payload(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    client: std::net::IpAddr,
+    body: Body,
+) -> Result<Value, ApiError> {
+    if let Some(key) = outer_key(query, headers) {
+        authorize::<Ingest>(state, Some(key), client, NO_KEY).await?;
+        let raw = read_body(state, body).await?;
+        return posthog_body::payload(headers, query, raw);
     }
-    let limiter = if principal.scope == Scope::Ingest {
-        &state.ingest_limiter
+    let raw = read_body(state, body).await?;
+    let key = if raw.iter().all(u8::is_ascii_whitespace) {
+        None
     } else {
-        &state.limiter
+        posthog_body::find_key(headers, query, raw.clone())?
     };
-    limiter
-        .check(&principal.actor.identity())
-        .map_err(ApiError::too_many_requests)
+    authorize::<Ingest>(state, key.as_deref(), client, NO_KEY).await?;
+    posthog_body::payload(headers, query, raw)
 }
 
 async fn capture(
     state: AppState,
     query: HashMap<String, String>,
     headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
+    client: std::net::IpAddr,
+    body: Body,
 ) -> Result<Json<CaptureStatus>, ApiError> {
-    let raw = raw.map_err(unreadable)?;
-    let outer_key = query
-        .get("api_key")
-        .or_else(|| query.get("token"))
-        .cloned()
-        .or_else(|| {
-            let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-            let (scheme, token) = value.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        })
-        .filter(|k| !k.is_empty());
-    if raw.iter().all(u8::is_ascii_whitespace) && outer_key.is_none() {
-        return Err(no_key());
-    }
-    let payload = posthog_payload(&headers, &query, raw)?;
-    let key = outer_key
-        .or_else(|| posthog::api_key(&payload))
-        .ok_or_else(no_key)?;
-    authenticate(&state, &key).await?;
+    let payload = authenticated_payload(&state, &query, &headers, client, body).await?;
     let n = posthog::count(&payload);
     let records = posthog::events(payload).map_err(|e| {
         state.events.reject(n);
@@ -369,9 +259,10 @@ macro_rules! posthog_route {
             State(state): State<AppState>,
             ApiQuery(query): ApiQuery<HashMap<String, String>>,
             headers: HeaderMap,
-            raw: Result<Bytes, BytesRejection>,
+            client: ClientIp,
+            body: Body,
         ) -> Result<Json<CaptureStatus>, ApiError> {
-            capture(state, query, headers, raw).await
+            capture(state, query, headers, client.0, body).await
         }
     };
 }
@@ -416,18 +307,10 @@ async fn posthog_flags(
     state: AppState,
     query: HashMap<String, String>,
     headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
+    client: std::net::IpAddr,
+    body: Body,
 ) -> Result<Json<PosthogFlags>, ApiError> {
-    let raw = raw.map_err(unreadable)?;
-    let outer_key = query.get("api_key").or_else(|| query.get("token")).cloned();
-    if raw.iter().all(u8::is_ascii_whitespace) && outer_key.is_none() {
-        return Err(no_key());
-    }
-    let payload = posthog_payload(&headers, &query, raw)?;
-    let key = outer_key
-        .or_else(|| posthog::api_key(&payload))
-        .ok_or_else(no_key)?;
-    authenticate(&state, &key).await?;
+    let payload = authenticated_payload(&state, &query, &headers, client, body).await?;
     let distinct_id = payload.get("distinct_id").and_then(|v| match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -502,9 +385,10 @@ macro_rules! posthog_flags_route {
             State(state): State<AppState>,
             ApiQuery(query): ApiQuery<HashMap<String, String>>,
             headers: HeaderMap,
-            raw: Result<Bytes, BytesRejection>,
+            client: ClientIp,
+            body: Body,
         ) -> Result<Json<PosthogFlags>, ApiError> {
-            posthog_flags(state, query, headers, raw).await
+            posthog_flags(state, query, headers, client.0, body).await
         }
     };
 }
@@ -513,43 +397,3 @@ posthog_flags_route!(flags_slash, "/flags/");
 // No bare `/flags`: that is the dashboard's flag list. PostHog SDKs call `/flags/?v=2`.
 posthog_flags_route!(decide_slash, "/decide/");
 posthog_flags_route!(decide_bare, "/decide");
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_fields_decode() {
-        let f = form_fields(b"data=eyJh%2BIjoxfQ%3D%3D&compression=base64&x");
-        assert_eq!(f["data"], "eyJh+IjoxfQ==");
-        assert_eq!(f["compression"], "base64");
-        assert_eq!(f["x"], "");
-        assert_eq!(form_fields(b"a=%zz%4")["a"], "%zz%4");
-    }
-
-    #[test]
-    fn payloads_in_every_encoding() {
-        let json = br#"{"event":"e","distinct_id":"u"}"#;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(json);
-        let none = HashMap::new();
-        let h = HeaderMap::new();
-        let want: Value = serde_json::from_slice(json).unwrap();
-        assert_eq!(
-            posthog_payload(&h, &none, Bytes::from_static(json)).unwrap(),
-            want
-        );
-        assert_eq!(
-            posthog_payload(&h, &none, Bytes::from(b64.clone())).unwrap(),
-            want
-        );
-        let form = format!("data={}", b64.replace('+', "%2B").replace('=', "%3D"));
-        assert_eq!(posthog_payload(&h, &none, Bytes::from(form)).unwrap(), want);
-        let q = HashMap::from([("compression".to_owned(), "lz64".to_owned())]);
-        assert_eq!(
-            posthog_payload(&h, &q, Bytes::from_static(json))
-                .unwrap_err()
-                .status,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE
-        );
-    }
-}

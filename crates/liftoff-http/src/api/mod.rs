@@ -16,6 +16,7 @@ mod monitoring;
 mod ofrep;
 mod operations;
 mod otlp;
+mod posthog_body;
 mod sdk;
 mod segments;
 mod uptime;

@@ -3,6 +3,7 @@
 //! without the route test (`every_api_route_requires_a_token`) noticing.
 
 use std::marker::PhantomData;
+use std::net::IpAddr;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -10,6 +11,7 @@ use axum::http::request::Parts;
 use liftoff_core::auth::{Principal, Scope};
 
 use crate::error::ApiError;
+use crate::mw::client::client_ip;
 use crate::state::AppState;
 
 pub trait RequiredScope {
@@ -61,41 +63,74 @@ pub struct Caller<S> {
 
 /// The token in `Authorization: Bearer <token>`, if the header has that form.
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    bearer(&parts.headers)
+}
+
+/// The token in an `Authorization: Bearer <token>` header among `headers`.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The one authentication check of every API route and capture endpoint: a client that keeps
+/// failing is answered 429 before its token is even looked up, a missing or unknown token is a
+/// 401 that spends from the client's failure budget, a key without the scope is a 403, and a
+/// valid key spends from its own rate limit.
+pub async fn authorize<S: RequiredScope>(
+    state: &AppState,
+    token: Option<&str>,
+    client: IpAddr,
+    missing: &'static str,
+) -> Result<Principal, ApiError> {
+    let client_key = client.to_string();
+    if let Some(retry) = state.auth_failures.blocked(&client_key) {
+        return Err(ApiError::too_many_failures(retry));
+    }
+    let refused = |err: ApiError| {
+        let _ = state.auth_failures.check(&client_key);
+        err
+    };
+    let Some(token) = token else {
+        return Err(refused(ApiError::unauthorized(missing)));
+    };
+    let Some(principal) = state.keys.authenticate(token).await? else {
+        return Err(refused(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "the key is unknown or revoked; create a new key with POST /api/keys",
+        )));
+    };
+    if !S::permits(principal.scope) {
+        return Err(ApiError::forbidden(format!(
+            "this key has scope `{}`; this route needs `{}`",
+            principal.scope,
+            S::NAME
+        )));
+    }
+    let limiter = if principal.scope == Scope::Ingest {
+        &state.ingest_limiter
+    } else {
+        &state.limiter
+    };
+    limiter
+        .check(&principal.actor.identity())
+        .map_err(ApiError::too_many_requests)?;
+    Ok(principal)
 }
 
 impl<S: RequiredScope + Send> FromRequestParts<AppState> for Caller<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(token) = bearer_token(parts) else {
-            return Err(ApiError::unauthorized(
-                "send an API key as `Authorization: Bearer <token>`; the admin token is in <data>/admin-token on first start",
-            ));
-        };
-        let Some(principal) = state.keys.authenticate(token).await? else {
-            return Err(ApiError::unauthorized(
-                "the token is unknown or revoked; create a new key with POST /api/keys",
-            ));
-        };
-        if !S::permits(principal.scope) {
-            return Err(ApiError::forbidden(format!(
-                "this key has scope `{}`; this route needs `{}`",
-                principal.scope,
-                S::NAME
-            )));
-        }
-        let limiter = if principal.scope == Scope::Ingest {
-            &state.ingest_limiter
-        } else {
-            &state.limiter
-        };
-        limiter
-            .check(&principal.actor.identity())
-            .map_err(ApiError::too_many_requests)?;
+        let principal = authorize::<S>(
+            state,
+            bearer_token(parts),
+            client_ip(&parts.extensions),
+            "send an API key as `Authorization: Bearer <token>`; the admin token is in <data>/admin-token on first start",
+        )
+        .await?;
         Ok(Self {
             principal,
             _scope: PhantomData,
