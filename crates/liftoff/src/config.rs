@@ -108,6 +108,11 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_STALE_FLAG_DAYS", value_name = "DAYS")]
     pub stale_flag_days: Option<u32>,
 
+    /// Password hashes (argon2id, 19 MiB each) computed at once; sign-ins beyond that are
+    /// answered 429 after 100 ms instead of queueing [default: 2].
+    #[arg(long, env = "LIFTOFF_PASSWORD_HASH_CONCURRENCY", value_name = "N")]
+    pub password_hash_concurrency: Option<usize>,
+
     /// Mark cookies Secure; set when users reach Liftoff over HTTPS [default: false].
     #[arg(long, env = "LIFTOFF_SECURE_COOKIES", value_name = "BOOL")]
     pub secure_cookies: Option<bool>,
@@ -164,7 +169,8 @@ impl Overrides {
         layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password, log_format,
             event_retention_days, metrics_minute_hours, metrics_hourly_days, metrics_daily_days,
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
-            ingest_rate_limit_per_second, session_ttl_hours, stale_flag_days, secure_cookies,
+            ingest_rate_limit_per_second, session_ttl_hours, password_hash_concurrency,
+            stale_flag_days, secure_cookies,
             uptime_min_interval_seconds, alert_interval_ms, alert_group_wait_ms, alert_retry_base_ms)
     }
 }
@@ -186,6 +192,8 @@ pub struct Settings {
     pub rate_limit_burst: f64,
     pub ingest_rate_limit_per_second: f64,
     pub session_ttl_hours: u32,
+    /// Password hashes that may run at once.
+    pub password_hash_concurrency: usize,
     pub stale_flag_days: u32,
     pub secure_cookies: bool,
     /// Hidden: the smallest uptime check interval accepted (10 outside tests).
@@ -235,6 +243,9 @@ impl Settings {
             rate_limit_burst: o.rate_limit_burst.unwrap_or(400.0),
             ingest_rate_limit_per_second: o.ingest_rate_limit_per_second.unwrap_or(10_000.0),
             session_ttl_hours: o.session_ttl_hours.unwrap_or(12),
+            password_hash_concurrency: o
+                .password_hash_concurrency
+                .unwrap_or(liftoff_core::users::DEFAULT_CONCURRENCY),
             stale_flag_days: o.stale_flag_days.unwrap_or(30),
             secure_cookies: o.secure_cookies.unwrap_or(false),
             uptime_min_interval_seconds: o
@@ -300,6 +311,9 @@ impl Settings {
         if !(1..=24 * 90).contains(&self.session_ttl_hours) {
             bail!("--session-ttl-hours must be between 1 and 2160");
         }
+        if !(1..=64).contains(&self.password_hash_concurrency) {
+            bail!("--password-hash-concurrency must be between 1 and 64");
+        }
         Ok(())
     }
 }
@@ -359,6 +373,26 @@ mod tests {
         assert_eq!(merged.listen, Some("127.0.0.1:9000".parse().unwrap()));
         assert_eq!(merged.event_retention_days, Some(30));
         assert_eq!(merged.data, None);
+    }
+
+    #[test]
+    fn password_hash_concurrency_is_bounded() {
+        let s = Settings::from_overrides(Overrides::default()).unwrap();
+        assert_eq!(s.password_hash_concurrency, 2);
+        let file: Overrides = toml::from_str("password_hash_concurrency = 4").unwrap();
+        let s = Settings::from_overrides(file).unwrap();
+        assert_eq!(s.password_hash_concurrency, 4);
+        for bad in [0, 65] {
+            let o = Overrides {
+                password_hash_concurrency: Some(bad),
+                ..Default::default()
+            };
+            let err = Settings::from_overrides(o).unwrap_err();
+            assert!(
+                err.to_string().contains("--password-hash-concurrency"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use liftoff_core::secret::{random_token, secrets_equal};
+use liftoff_core::users::LoginOutcome;
 use maud::html;
 use serde::Deserialize;
 
@@ -115,7 +116,7 @@ pub async fn submit(
         return res;
     }
     match state.users.login(&form.username, &form.password).await {
-        Ok(Some(session)) => {
+        Ok(LoginOutcome::SignedIn(session)) => {
             tracing::info!(user = %session.user.username, "Dashboard sign-in.");
             let max_age = (session.record.expires_at - session.record.created_at).num_seconds();
             let mut res = Redirect::to(&next).into_response();
@@ -130,7 +131,18 @@ pub async fn submit(
             }
             res
         }
-        Ok(None) => {
+        Ok(LoginOutcome::Busy) => {
+            let mut res = login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                secure,
+                &next,
+                Some("Liftoff is busy checking other sign-ins. Try again in a moment."),
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1));
+            res
+        }
+        Ok(LoginOutcome::Refused) => {
             let _ = state.login_limiter.check(&limit_key);
             tracing::info!(user = %form.username, "Dashboard sign-in refused.");
             login_page(
