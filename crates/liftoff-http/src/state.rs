@@ -83,7 +83,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) ingest_limiter: Arc<RateLimiter>,
-    pub(crate) login_limiter: Arc<RateLimiter>,
+    /// Failed dashboard sign-ins per client and per (client, user name).
+    pub(crate) login_limiter: Arc<crate::ui::login::LoginThrottle>,
     pub started: Instant,
     /// False once shutdown begins, so `/readyz` tells load balancers to stop sending traffic.
     pub accepting: Arc<AtomicBool>,
@@ -114,8 +115,7 @@ impl AppState {
                 settings.ingest_rate_limit_per_second,
                 settings.ingest_rate_limit_per_second * 2.0,
             )),
-            // Password guessing: 10 failed tries at once per user name, then one every 6 seconds.
-            login_limiter: Arc::new(RateLimiter::new(1.0 / 6.0, 10.0)),
+            login_limiter: Arc::default(),
             keys,
             users,
             flags,
