@@ -23,5 +23,6 @@ mod operations;
 mod otlp;
 mod process;
 mod rollouts;
+mod signin;
 mod transfer;
 mod uptime;
