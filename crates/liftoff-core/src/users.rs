@@ -3,10 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -16,6 +12,12 @@ use crate::audit::Change;
 use crate::auth::{Actor, Scope};
 use crate::secret::{TokenDigest, random_id, random_token};
 use crate::store::{StateStore, StoreError};
+
+mod password;
+
+pub use password::{
+    ADMIN_WAIT, Busy, DEFAULT_CONCURRENCY, HashPermit, HashStats, PasswordHashing, SIGN_IN_WAIT,
+};
 
 /// What a dashboard user may do: `viewer` reads, `editor` also changes launch state (flags,
 /// rules, incidents), `admin` also manages users and keys.
@@ -113,6 +115,8 @@ pub enum UserError {
     Exists(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error("too many password checks are running; try again shortly")]
+    Busy,
     #[error(transparent)]
     Store(StoreError),
 }
@@ -135,31 +139,6 @@ pub fn validate_username(raw: &str) -> Result<String, UserError> {
     }
 }
 
-pub fn hash_password(password: &str) -> Result<String, UserError> {
-    if !(8..=1024).contains(&password.chars().count()) {
-        return Err(UserError::WeakPassword);
-    }
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| UserError::Hash(e.to_string()))
-}
-
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// A fixed hash verified against when the user does not exist, so a login for an unknown user
-/// costs as much as one for a known user and timing does not reveal which names exist.
-static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
 /// A freshly started session: the token goes into the cookie.
 #[derive(Clone, Debug)]
 pub struct NewSession {
@@ -175,15 +154,42 @@ pub struct ActiveSession {
     pub user: User,
 }
 
+/// How a sign-in attempt ended.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    SignedIn(NewSession),
+    /// Wrong name or password (the two are not told apart).
+    Refused,
+    /// No password check could start in time: nothing was verified, try again shortly.
+    Busy,
+}
+
 #[derive(Clone)]
 pub struct UserService {
     store: Arc<dyn StateStore>,
     session_ttl: Duration,
+    hashing: PasswordHashing,
 }
 
 impl UserService {
+    /// With [`DEFAULT_CONCURRENCY`] password hashes at once; see
+    /// [`UserService::with_password_hashing`].
     pub fn new(store: Arc<dyn StateStore>, session_ttl: Duration) -> Self {
-        Self { store, session_ttl }
+        Self {
+            store,
+            session_ttl,
+            hashing: PasswordHashing::default(),
+        }
+    }
+
+    /// Runs every hash and verification through `hashing`.
+    pub fn with_password_hashing(mut self, hashing: PasswordHashing) -> Self {
+        self.hashing = hashing;
+        self
+    }
+
+    pub fn password_hashing(&self) -> &PasswordHashing {
+        &self.hashing
     }
 
     pub async fn create(
@@ -194,12 +200,7 @@ impl UserService {
         role: Role,
     ) -> Result<User, UserError> {
         let username = validate_username(username)?;
-        let password_hash = {
-            let password = password.to_owned();
-            tokio::task::spawn_blocking(move || hash_password(&password))
-                .await
-                .map_err(|e| UserError::Hash(e.to_string()))??
-        };
+        let password_hash = self.hashing.hash(password, ADMIN_WAIT).await?;
         let user = User {
             id: random_id(),
             username,
@@ -227,25 +228,22 @@ impl UserService {
         self.store.count_users().await
     }
 
-    /// Checks a password and opens a session; `None` when the name or password is wrong.
-    pub async fn login(
-        &self,
-        username: &str,
-        password: &str,
-    ) -> Result<Option<NewSession>, StoreError> {
-        let record = self.store.find_user_by_name(username).await?;
-        let phc = match &record {
-            Some(r) => r.password_hash.clone(),
-            None => DUMMY_HASH
-                .get_or_init(|| hash_password("not-a-real-password").unwrap_or_default())
-                .clone(),
+    /// Checks a password and opens a session. Takes a hashing permit first (waiting at most
+    /// [`SIGN_IN_WAIT`]; `Busy` otherwise, with nothing looked up or verified); then exactly one
+    /// verification runs whether or not the user exists.
+    pub async fn login(&self, username: &str, password: &str) -> Result<LoginOutcome, StoreError> {
+        let Ok(permit) = self.hashing.permit(SIGN_IN_WAIT).await else {
+            return Ok(LoginOutcome::Busy);
         };
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-            .await
-            .unwrap_or(false);
+        let record = if validate_username(username).is_ok() {
+            self.store.find_user_by_name(username).await?
+        } else {
+            None
+        };
+        let phc = record.as_ref().map(|r| r.password_hash.clone());
+        let ok = permit.verify(password, phc).await;
         let Some(record) = record.filter(|_| ok) else {
-            return Ok(None);
+            return Ok(LoginOutcome::Refused);
         };
         let token = random_token(32);
         let now = Utc::now();
@@ -257,7 +255,7 @@ impl UserService {
             expires_at: now + self.session_ttl,
         };
         self.store.insert_session(&session).await?;
-        Ok(Some(NewSession {
+        Ok(LoginOutcome::SignedIn(NewSession {
             token,
             record: session,
             user: record.user,
@@ -294,23 +292,6 @@ impl UserService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_hash_and_verify() {
-        let phc = hash_password("correct horse").unwrap();
-        assert!(phc.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &phc));
-        assert!(!verify_password("wrong horse", &phc));
-        assert!(!verify_password("x", "not a phc string"));
-    }
-
-    #[test]
-    fn short_passwords_are_refused() {
-        assert!(matches!(
-            hash_password("short"),
-            Err(UserError::WeakPassword)
-        ));
-    }
 
     #[test]
     fn usernames_are_validated() {

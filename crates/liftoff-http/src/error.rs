@@ -206,6 +206,7 @@ impl From<UserError> for ApiError {
             ),
             UserError::Exists(_) => Self::new(StatusCode::CONFLICT, "user_exists", e.to_string()),
             UserError::Hash(_) => Self::internal(e),
+            UserError::Busy => Self::unavailable(1, e.to_string()),
             UserError::Store(s) => s.into(),
         }
     }

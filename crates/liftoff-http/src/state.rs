@@ -86,7 +86,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) ingest_limiter: Arc<RateLimiter>,
-    pub(crate) login_limiter: Arc<RateLimiter>,
+    /// Failed dashboard sign-ins per client and per (client, user name).
+    pub(crate) login_limiter: Arc<crate::ui::login::LoginThrottle>,
     /// Failed authentications per client IP: a client guessing keys is slowed to 429s.
     pub(crate) auth_failures: Arc<RateLimiter>,
     /// What the HTTP edge has done (connections, timeouts, refusals), for `/metrics`.
@@ -121,8 +122,7 @@ impl AppState {
                 settings.ingest_rate_limit_per_second,
                 settings.ingest_rate_limit_per_second * 2.0,
             )),
-            // Password guessing: 10 failed tries at once per user name, then one every 6 seconds.
-            login_limiter: Arc::new(RateLimiter::new(1.0 / 6.0, 10.0)),
+            login_limiter: Arc::default(),
             auth_failures: Arc::new(RateLimiter::new(
                 settings.failed_auth_per_minute / 60.0,
                 settings.failed_auth_per_minute,

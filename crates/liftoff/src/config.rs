@@ -147,6 +147,11 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_STALE_FLAG_DAYS", value_name = "DAYS")]
     pub stale_flag_days: Option<u32>,
 
+    /// Password hashes (argon2id, 19 MiB each) computed at once; sign-ins beyond that are
+    /// answered 429 after 100 ms instead of queueing [default: 2].
+    #[arg(long, env = "LIFTOFF_PASSWORD_HASH_CONCURRENCY", value_name = "N")]
+    pub password_hash_concurrency: Option<usize>,
+
     /// Mark cookies Secure; set when users reach Liftoff over HTTPS [default: false].
     #[arg(long, env = "LIFTOFF_SECURE_COOKIES", value_name = "BOOL")]
     pub secure_cookies: Option<bool>,
@@ -205,7 +210,8 @@ impl Overrides {
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
             ingest_rate_limit_per_second, header_timeout_seconds, idle_timeout_seconds,
             body_timeout_seconds, min_body_bytes_per_second, max_connections, max_requests_in_flight,
-            queue_timeout_ms, failed_auth_per_minute, session_ttl_hours, stale_flag_days, secure_cookies,
+            queue_timeout_ms, failed_auth_per_minute, session_ttl_hours, password_hash_concurrency,
+            stale_flag_days, secure_cookies,
             uptime_min_interval_seconds, alert_interval_ms, alert_group_wait_ms, alert_retry_base_ms)
     }
 }
@@ -230,6 +236,8 @@ pub struct Settings {
     pub edge: liftoff_http::server::ServeOptions,
     pub failed_auth_per_minute: u32,
     pub session_ttl_hours: u32,
+    /// Password hashes that may run at once.
+    pub password_hash_concurrency: usize,
     pub stale_flag_days: u32,
     pub secure_cookies: bool,
     /// Hidden: the smallest uptime check interval accepted (10 outside tests).
@@ -282,6 +290,9 @@ impl Settings {
             edge,
             failed_auth_per_minute: o.failed_auth_per_minute.unwrap_or(120),
             session_ttl_hours: o.session_ttl_hours.unwrap_or(12),
+            password_hash_concurrency: o
+                .password_hash_concurrency
+                .unwrap_or(liftoff_core::users::DEFAULT_CONCURRENCY),
             stale_flag_days: o.stale_flag_days.unwrap_or(30),
             secure_cookies: o.secure_cookies.unwrap_or(false),
             uptime_min_interval_seconds: o
@@ -359,6 +370,9 @@ impl Settings {
         }
         if !(1..=24 * 90).contains(&self.session_ttl_hours) {
             bail!("--session-ttl-hours must be between 1 and 2160");
+        }
+        if !(1..=64).contains(&self.password_hash_concurrency) {
+            bail!("--password-hash-concurrency must be between 1 and 64");
         }
         Ok(())
     }
@@ -446,6 +460,26 @@ mod tests {
         assert_eq!(merged.listen, Some("127.0.0.1:9000".parse().unwrap()));
         assert_eq!(merged.event_retention_days, Some(30));
         assert_eq!(merged.data, None);
+    }
+
+    #[test]
+    fn password_hash_concurrency_is_bounded() {
+        let s = Settings::from_overrides(Overrides::default()).unwrap();
+        assert_eq!(s.password_hash_concurrency, 2);
+        let file: Overrides = toml::from_str("password_hash_concurrency = 4").unwrap();
+        let s = Settings::from_overrides(file).unwrap();
+        assert_eq!(s.password_hash_concurrency, 4);
+        for bad in [0, 65] {
+            let o = Overrides {
+                password_hash_concurrency: Some(bad),
+                ..Default::default()
+            };
+            let err = Settings::from_overrides(o).unwrap_err();
+            assert!(
+                err.to_string().contains("--password-hash-concurrency"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

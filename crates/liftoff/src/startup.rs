@@ -16,7 +16,7 @@ use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::monitoring::operations::service::OperationsService;
 use liftoff_core::secret::random_token;
 use liftoff_core::store::StateStore;
-use liftoff_core::users::{Role, UserService};
+use liftoff_core::users::{PasswordHashing, Role, UserService};
 use liftoff_http::{AppState, HttpSettings, Services};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +57,10 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let users = UserService::new(
         store.clone(),
         chrono::Duration::hours(i64::from(settings.session_ttl_hours)),
-    );
+    )
+    .with_password_hashing(PasswordHashing::new(settings.password_hash_concurrency));
+    // The dummy hash unknown user names are verified against, computed before the first sign-in.
+    users.password_hashing().warm_up().await;
     bootstrap_admin_token(settings, &store, &keys).await?;
     bootstrap_admin_user(settings, &users).await?;
     let jobs = JobRegistry::default();

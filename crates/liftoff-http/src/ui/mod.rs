@@ -13,7 +13,7 @@ pub mod assets;
 mod flags;
 mod incidents;
 pub mod layout;
-mod login;
+pub(crate) mod login;
 mod pages;
 mod performance;
 pub mod session;

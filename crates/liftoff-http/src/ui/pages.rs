@@ -390,6 +390,9 @@ pub async fn create_user(
                     Flash::Ok(format!("User {} added as {}.", u.username, u.role)),
                     StatusCode::OK,
                 ),
+                Err(e @ liftoff_core::users::UserError::Busy) => {
+                    failed(e.to_string(), StatusCode::SERVICE_UNAVAILABLE)
+                }
                 Err(e) => failed(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
             }
         },

@@ -5,9 +5,9 @@
 //! uses a double-submit cookie instead.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{COOKIE, HOST, ORIGIN};
+use axum::http::header::{COOKIE, HOST, LOCATION, ORIGIN};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use liftoff_core::secret::secrets_equal;
 use liftoff_core::users::User;
@@ -176,18 +176,113 @@ pub fn encode_component(s: &str) -> String {
     out
 }
 
-/// A post-login destination: only a local path, never another site (`//evil`, `https://…`).
-pub fn safe_next(next: Option<&str>) -> &str {
+/// Longest post-login destination kept; longer ones become `/`.
+const MAX_NEXT_BYTES: usize = 2048;
+/// Percent-decoding rounds tried before a destination that keeps changing is refused.
+const MAX_DECODES: usize = 4;
+
+/// A post-login destination: a path on this site, or `/`.
+///
+/// Accepted only when the value — and every form of it that repeated percent-decoding yields —
+/// starts with a single `/` followed by anything but `/` or `\`, holds no control character,
+/// whitespace (Unicode included) or backslash, and has no empty (`//`) or dot (`.`, `..`)
+/// path segment; and it must reach a fixed point within [`MAX_DECODES`] rounds. So `//evil`,
+/// `/\evil`, `/%09/evil`, `/%2F/evil`, `/%252F%252Fevil`, `/\u{3000}/evil`, `https://evil`
+/// and the like all become `/`. Characters beyond ASCII are percent-encoded in the result,
+/// which is therefore always a valid `Location` header value.
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => n,
-        _ => "/",
+        Some(n) if is_safe_next(n) => encode_non_ascii(n),
+        _ => "/".to_owned(),
     }
+}
+
+fn is_safe_next(next: &str) -> bool {
+    if next.len() > MAX_NEXT_BYTES {
+        return false;
+    }
+    let mut current = next.to_owned();
+    for _ in 0..=MAX_DECODES {
+        if !is_plain_local_path(&current) {
+            return false;
+        }
+        let decoded = percent_decode_lossy(&current);
+        if decoded == current {
+            return true;
+        }
+        current = decoded;
+    }
+    false
+}
+
+/// One form of a destination, checked without decoding anything.
+fn is_plain_local_path(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('/') else {
+        return false;
+    };
+    if rest.starts_with(['/', '\\']) {
+        return false;
+    }
+    if s.chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return false;
+    }
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len() - 1;
+    segments
+        .iter()
+        .enumerate()
+        .all(|(i, seg)| (i == last || !seg.is_empty()) && *seg != "." && *seg != "..")
+}
+
+/// Decodes every `%XX` escape (invalid UTF-8 becomes U+FFFD); other bytes stay as they are.
+fn percent_decode_lossy(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).and_then(|b| (*b as char).to_digit(16)),
+                bytes.get(i + 2).and_then(|b| (*b as char).to_digit(16)),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn encode_non_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+/// A 303 to `location`, which should come from [`safe_next`]; a value that still cannot be a
+/// header goes to `/` instead of failing the response.
+pub fn see_other(location: &str) -> Response {
+    let value = HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    (StatusCode::SEE_OTHER, [(LOCATION, value)]).into_response()
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
 
     #[test]
@@ -201,13 +296,92 @@ mod tests {
         assert_eq!(cookie(&h, "c"), None);
     }
 
+    /// Known open-redirect bypasses, as the handler sees them (query or form already decoded
+    /// once). Each must become `/`.
+    const BYPASSES: &[&str] = &[
+        "//evil.example",
+        "///evil.example",
+        "////evil.example",
+        "/\\evil.example",
+        "/\\/evil.example",
+        "\\/evil.example",
+        "\\\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\nX: 1",
+        "/%09/evil.example",
+        "/%0d%0aX:%201",
+        "/%2F/evil.example",
+        "/%2f%2fevil.example",
+        "%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "/%5cevil.example",
+        "/%252F%252Fevil.example",
+        "/%25252F%25252Fevil.example",
+        "/%25%32%46%25%32%46evil.example",
+        "/ /evil.example",
+        "/%20/evil.example",
+        " /evil.example",
+        "/\u{3000}/evil.example",
+        "/%E3%80%80/evil.example",
+        "/\u{a0}/evil.example",
+        "/\u{2028}/evil.example",
+        "//%09/evil.example",
+        "/%09//evil.example",
+        "https://evil.example",
+        "http:evil.example",
+        "http:/evil.example",
+        "//evil.example/%2e%2e",
+        "javascript:alert(1)",
+        "/javascript:alert(1)%0a",
+        "data:text/html,<script>alert(1)</script>",
+        "evil.example",
+        "",
+        "/.//evil.example",
+        "/..//evil.example",
+        "/%2e%2e/%2e%2e//evil.example",
+        "/x/../../evil.example",
+        "/flags%00",
+        "/flags\u{7f}",
+        "/%ZZ%2F/evil.example",
+    ];
+
     #[test]
-    fn next_stays_on_site() {
-        assert_eq!(safe_next(Some("/flags?window=1h")), "/flags?window=1h");
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+    fn open_redirect_bypasses_become_the_root() {
+        for b in BYPASSES {
+            assert_eq!(safe_next(Some(b)), "/", "{b:?} must not survive");
+        }
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(3000)))), "/");
+    }
+
+    #[test]
+    fn local_paths_survive() {
+        for ok in [
+            "/",
+            "/flags",
+            "/flags/",
+            "/flags?env=prod",
+            "/flags?window=1h&env=prod",
+            "/analytics#funnel",
+            "/analytics?q=a//b#x",
+            "/flags/checkout-v2",
+            "/uptime/monitors/42?tab=checks",
+            "/search?q=100%25",
+        ] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        assert_eq!(safe_next(Some("/flags/café")), "/flags/caf%C3%A9");
+    }
+
+    #[test]
+    fn every_result_is_a_header_value() {
+        for b in BYPASSES.iter().chain(&["/flags/café", "/\u{1F680}"]) {
+            assert!(HeaderValue::from_str(&safe_next(Some(b))).is_ok(), "{b:?}");
+        }
+        let res = see_other("/\r\nX: 1");
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(res.headers()[LOCATION], "/");
     }
 
     #[test]

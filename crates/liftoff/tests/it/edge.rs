@@ -61,6 +61,10 @@ async fn silent_and_stalled_heads_are_closed_within_the_header_timeout() {
         .unwrap();
     // Dripped header lines do not keep the connection open either.
     let mut dripping = connect(&app).await;
+    dripping
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
     let drip = tokio::spawn(async move {
         for i in 0..10 {
             if dripping

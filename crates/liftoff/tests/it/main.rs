@@ -24,5 +24,6 @@ mod operations;
 mod otlp;
 mod process;
 mod rollouts;
+mod signin;
 mod transfer;
 mod uptime;
