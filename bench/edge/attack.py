@@ -331,7 +331,6 @@ def row4(s, a):
 
 
 WRK_LUA = r"""
-local counts = {}
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) counts = {}; accepted = 0; missing_retry = 0 end

@@ -3,12 +3,18 @@
 //! means the data is durable, while the store sees a few large writes instead of many small
 //! ones. The queue is bounded: when it is full, `submit` refuses at once so the HTTP layer can
 //! answer 429 with `Retry-After` instead of buffering without limit.
+//!
+//! Full is measured in time, not only in requests: the writer keeps a running estimate of how
+//! many items it commits per second, and a request whose items would wait longer than
+//! [`MAX_QUEUE_WAIT`] behind those already queued is refused at once. A request that still
+//! ends up waiting longer than [`STALE_AFTER`] (a stalled disk) is answered "overloaded"
+//! without being written, so no client waits for an answer that comes too late to matter.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -36,20 +42,75 @@ pub enum SubmitError {
 
 struct Pending<T> {
     items: Vec<T>,
-    done: oneshot::Sender<Result<(), String>>,
+    enqueued: Instant,
+    done: oneshot::Sender<Result<(), Refusal>>,
+}
+
+/// Why the writer did not commit a request's items.
+#[derive(Clone)]
+enum Refusal {
+    Stale,
+    Store(String),
+}
+
+/// Longest expected wait behind the queued items before a request is refused.
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_millis(500);
+/// A request that waited this long in the queue is refused instead of written.
+pub const STALE_AFTER: Duration = Duration::from_secs(2);
+
+/// Queue depth and the writer's measured pace, shared by the handles and the writer.
+#[derive(Default)]
+struct Pace {
+    /// Requests waiting.
+    queued: AtomicU64,
+    /// Items waiting.
+    queued_items: AtomicU64,
+    /// Items committed per second of writing (an f64's bits; 0 until the first commit).
+    items_per_second: AtomicU64,
+}
+
+impl Pace {
+    fn rate(&self) -> f64 {
+        f64::from_bits(self.items_per_second.load(Ordering::Relaxed))
+    }
+
+    /// Folds one commit into the running rate (a moving average over about ten commits).
+    fn record(&self, items: usize, took: Duration) {
+        let secs = took.as_secs_f64().max(1e-4);
+        let now = items as f64 / secs;
+        let old = self.rate();
+        let next = if old == 0.0 {
+            now
+        } else {
+            old * 0.9 + now * 0.1
+        };
+        self.items_per_second
+            .store(next.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Whether `items` more would wait longer than [`MAX_QUEUE_WAIT`].
+    fn would_wait_too_long(&self, items: usize) -> bool {
+        let rate = self.rate();
+        if rate == 0.0 {
+            return false;
+        }
+        let ahead = self.queued_items.load(Ordering::Relaxed) as f64;
+        // One request alone is always taken, however large.
+        ahead > 0.0 && (ahead + items as f64) / rate > MAX_QUEUE_WAIT.as_secs_f64()
+    }
 }
 
 /// A handle to submit items; cheap to clone.
 pub struct BatchWriter<T> {
     tx: mpsc::Sender<Pending<T>>,
-    queued: Arc<AtomicU64>,
+    pace: Arc<Pace>,
 }
 
 impl<T> Clone for BatchWriter<T> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
-            queued: self.queued.clone(),
+            pace: self.pace.clone(),
         }
     }
 }
@@ -68,11 +129,11 @@ impl<T: Send + 'static> BatchWriter<T> {
         flush: FlushFn<T>,
     ) -> (Self, JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Pending<T>>(capacity);
-        let queued = Arc::new(AtomicU64::new(0));
-        let depth = queued.clone();
+        let pace = Arc::new(Pace::default());
+        let depth = pace.clone();
         let cap = capacity as u64;
-        registry.register_queue(name, move || (depth.load(Ordering::Relaxed), cap));
-        let counter = queued.clone();
+        registry.register_queue(name, move || (depth.queued.load(Ordering::Relaxed), cap));
+        let counter = pace.clone();
         let registry = registry.clone();
         let job = format!("{name}-writer");
         registry.register(&job, 0);
@@ -89,16 +150,28 @@ impl<T: Send + 'static> BatchWriter<T> {
                         Err(_) => break,
                     }
                 }
-                counter.fetch_sub(group.len() as u64, Ordering::Relaxed);
+                counter
+                    .queued
+                    .fetch_sub(group.len() as u64, Ordering::Relaxed);
+                counter.queued_items.fetch_sub(n as u64, Ordering::Relaxed);
                 let mut items = Vec::with_capacity(n);
                 let mut waiters = Vec::with_capacity(group.len());
                 for p in group {
+                    if p.enqueued.elapsed() > STALE_AFTER {
+                        let _ = p.done.send(Err(Refusal::Stale));
+                        continue;
+                    }
                     items.extend(p.items);
                     waiters.push(p.done);
                 }
+                if waiters.is_empty() {
+                    continue;
+                }
+                let n = items.len();
                 let started = chrono::Utc::now();
                 let clock = Instant::now();
                 let outcome = flush(items).await.map_err(|e| e.to_string());
+                counter.record(n, clock.elapsed());
                 registry.record(
                     &job,
                     started,
@@ -109,26 +182,40 @@ impl<T: Send + 'static> BatchWriter<T> {
                     tracing::error!(queue = %job, error = %e, "Ingest batch not committed.");
                 }
                 for w in waiters {
-                    let _ = w.send(outcome.clone());
+                    let _ = w.send(outcome.clone().map_err(Refusal::Store));
                 }
             }
         });
-        (Self { tx, queued }, handle)
+        (Self { tx, pace }, handle)
     }
 
     /// Queues `items` and waits until they are committed.
     pub async fn submit(&self, items: Vec<T>) -> Result<(), SubmitError> {
+        if self.pace.would_wait_too_long(items.len()) {
+            return Err(SubmitError::Overloaded);
+        }
         let (done, wait) = oneshot::channel();
-        match self.tx.try_send(Pending { items, done }) {
-            Ok(()) => {
-                self.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => return Err(SubmitError::Overloaded),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(SubmitError::Closed),
+        let n = items.len() as u64;
+        // Counted before sending, so the writer never subtracts what was not yet added.
+        self.pace.queued.fetch_add(1, Ordering::Relaxed);
+        self.pace.queued_items.fetch_add(n, Ordering::Relaxed);
+        let pending = Pending {
+            items,
+            enqueued: Instant::now(),
+            done,
+        };
+        if let Err(e) = self.tx.try_send(pending) {
+            self.pace.queued.fetch_sub(1, Ordering::Relaxed);
+            self.pace.queued_items.fetch_sub(n, Ordering::Relaxed);
+            return Err(match e {
+                mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => SubmitError::Closed,
+            });
         }
         match wait.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(SubmitError::Store(e)),
+            Ok(Err(Refusal::Stale)) => Err(SubmitError::Overloaded),
+            Ok(Err(Refusal::Store(e))) => Err(SubmitError::Store(e)),
             Err(_) => Err(SubmitError::Closed),
         }
     }
@@ -207,5 +294,52 @@ mod tests {
         gate.add_permits(10);
         assert!(matches!(first.await.unwrap(), Err(SubmitError::Store(_))));
         assert!(matches!(second.await.unwrap(), Err(SubmitError::Store(_))));
+    }
+
+    #[test]
+    fn the_pace_refuses_what_would_wait_longer_than_the_bound() {
+        let pace = Pace::default();
+        assert!(
+            !pace.would_wait_too_long(1_000_000),
+            "no estimate yet: accept"
+        );
+        pace.record(10_000, Duration::from_secs(1));
+        assert!(
+            !pace.would_wait_too_long(50_000),
+            "alone in the queue: accept"
+        );
+        pace.queued_items.store(4_000, Ordering::Relaxed);
+        assert!(!pace.would_wait_too_long(500), "0.45 s behind the queue");
+        assert!(pace.would_wait_too_long(1_500), "0.55 s behind the queue");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_waited_too_long_is_refused_not_written() {
+        let written: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let sink = written.clone();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let g = gate.clone();
+        let flush: FlushFn<u32> = Arc::new(move |items| {
+            let (sink, g) = (sink.clone(), g.clone());
+            Box::pin(async move {
+                let _permit = g.acquire().await;
+                sink.lock().unwrap().extend(items);
+                Ok(())
+            })
+        });
+        let (writer, _handle) = BatchWriter::start("test", 10, &JobRegistry::default(), flush);
+        let w1 = writer.clone();
+        let first = tokio::spawn(async move { w1.submit(vec![1]).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let w2 = writer.clone();
+        let second = tokio::spawn(async move { w2.submit(vec![2]).await });
+        tokio::time::sleep(STALE_AFTER + Duration::from_millis(100)).await;
+        gate.add_permits(10);
+        assert!(first.await.unwrap().is_ok());
+        assert!(matches!(
+            second.await.unwrap(),
+            Err(SubmitError::Overloaded)
+        ));
+        assert_eq!(*written.lock().unwrap(), vec![1]);
     }
 }

@@ -10,6 +10,15 @@ use liftoff_core::auth::Actor;
 use liftoff_core::secret::random_token;
 use liftoff_core::users::{Role, UserService};
 
+// An allocator that hands freed memory back to the OS, so RSS falls after a burst (glibc's
+// per-thread arenas keep it); see BENCHMARKS.md "Public edge" for the comparison.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
