@@ -183,13 +183,13 @@ pub async fn serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            accepting.store(false, Ordering::Relaxed);
-            tracing::info!("Shutting down: finishing requests in flight.");
-        })
-        .await
-        .context("the HTTP server failed")?;
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        accepting.store(false, Ordering::Relaxed);
+        tracing::info!("Shutting down: finishing requests in flight.");
+    })
+    .await
+    .context("the HTTP server failed")?;
     stop_jobs.cancel();
     for handle in job_handles {
         let _ = handle.await;
