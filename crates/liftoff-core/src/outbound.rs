@@ -47,10 +47,11 @@ impl Denied {
         }
     }
 
-    /// The message for a monitor or channel refused when it is created or changed.
-    pub fn refusal(&self, url: &str) -> String {
+    /// The message for a monitor or channel refused when it is created or changed; `what`
+    /// names the field, e.g. ``url `http://169.254.169.254/` ``.
+    pub fn refusal(&self, what: &str) -> String {
         format!(
-            "url `{url}` points at {}, which {SETTING} ({SETTING_ENV}) denies; remove the matching entry from that setting to allow it",
+            "{what} points at {}, which {SETTING} ({SETTING_ENV}) denies; remove the matching entry from that setting to allow it",
             self.destination
         )
     }
@@ -455,7 +456,7 @@ mod tests {
         let e = OutboundPolicy::default()
             .check_url("http://169.254.169.254/")
             .unwrap_err();
-        let msg = e.refusal("http://169.254.169.254/");
+        let msg = e.refusal("url `http://169.254.169.254/`");
         assert!(
             msg.contains("--outbound-deny") && msg.contains("LIFTOFF_OUTBOUND_DENY"),
             "{msg}"

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod demo_incidents;
 pub mod jobs;
 pub mod notify;
+pub mod outbound;
 pub mod remote;
 pub mod startup;
 pub mod system;
