@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod notify;
 pub mod outbound;
 pub mod remote;
+pub mod secrets;
 pub mod startup;
 pub mod system;
 pub mod telemetry;
