@@ -99,14 +99,32 @@ impl HttpSmtpNotifier {
         let message = message
             .body(body)
             .map_err(|e| SendFailure::new(format!("cannot build the message: {e}")))?;
-        // Resolve here, through the policy, and connect to that address only; TLS still checks
-        // the certificate against the host name.
-        let addr = resolve_allowed(&self.policy, host, *port)
+        // Resolve here, through the policy, and connect to an allowed address only (the first
+        // that accepts a connection, like a client trying each address); TLS still checks the
+        // certificate against the host name.
+        let allowed = resolve_allowed(&self.policy, host, *port)
             .await
-            .map_err(|e| SendFailure::new(format!("SMTP {host}:{port}: {e}")))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| SendFailure::new(format!("SMTP {host}:{port}: no address")))?;
+            .map_err(|e| SendFailure::new(format!("SMTP {host}:{port}: {e}")))?;
+        let addr = match tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(allowed.as_slice()),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => stream
+                .peer_addr()
+                .map_err(|e| SendFailure::new(format!("SMTP {host}:{port} failed: {e}")))?,
+            Ok(Err(e)) => {
+                return Err(SendFailure::new(format!(
+                    "SMTP {host}:{port} failed: cannot connect: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(SendFailure::new(format!(
+                    "SMTP {host}:{port} timed out connecting"
+                )));
+            }
+        };
         let tls_for = |host: &str| {
             TlsParameters::new(host.to_owned())
                 .map_err(|e| SendFailure::new(format!("SMTP TLS setup failed: {e}")))

@@ -670,3 +670,95 @@ async fn database_files_are_private() {
     }
     app.shutdown().await;
 }
+
+/// A minimal SMTP server on 127.0.0.1: counts connections and keeps each message's data.
+async fn fake_smtp() -> (Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>, u16) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let (c, m) = (connections.clone(), messages.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            let m = m.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 fake ESMTP\r\n").await;
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(d) = &mut data {
+                        if line == "." {
+                            m.lock().unwrap().push(data.take().unwrap());
+                            let _ = write.write_all(b"250 queued\r\n").await;
+                        } else {
+                            d.push_str(&line);
+                            d.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    if write.write_all(answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (connections, messages, port)
+}
+
+async fn email_channel(app: &TestApp, host: &str, port: u16) -> i64 {
+    let res = app
+        .post_json(
+            "/api/notifications/channels",
+            Some(ADMIN_TOKEN),
+            &json!({"name": "mail", "config": {"kind": "email", "host": host, "port": port,
+                "tls": "none", "from": "liftoff@example.com", "to": ["ops@example.com"]}}),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn smtp_connects_only_to_an_allowed_address() {
+    let (connections, messages, port) = fake_smtp().await;
+    // Allowed: `localhost` is resolved by Liftoff and the message delivered to 127.0.0.1.
+    let app = spawn_with(fast).await;
+    let id = email_channel(&app, "localhost", port).await;
+    let d = test_send(&app, id).await;
+    assert_eq!(d["status"], "sent", "{d}");
+    let got = messages.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("LiftoffTestNotification"), "{got:?}");
+    app.shutdown().await;
+    let before = connections.load(Ordering::SeqCst);
+
+    // Denied: the same name resolves only to denied addresses; nothing connects.
+    let app = spawn_with(deny("127.0.0.0/8, ::1")).await;
+    let id = email_channel(&app, "localhost", port).await;
+    let d = test_send(&app, id).await;
+    assert_eq!(d["status"], "failed", "{d}");
+    let reason = d["last_error"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("SMTP localhost:{port}: destination "))
+            && reason.ends_with("is denied by --outbound-deny"),
+        "{reason}"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), before);
+    app.shutdown().await;
+}
