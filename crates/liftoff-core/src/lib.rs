@@ -8,7 +8,8 @@
 //! - [`store`]: the storage ports (traits) that `liftoff-store` implements for SQLite and PostgreSQL.
 //! - [`batch`]: group commit for ingest (answer after the commit, bounded queue).
 //! - [`jobs`]: the registry background jobs report their state to.
-//! - [`secret`]: random tokens and their digests.
+//! - [`secret`]: random tokens and their digests; the cipher for secrets kept at rest.
+//! - [`outbound`]: the `--outbound-deny` policy for Liftoff's own outbound connections.
 
 pub mod alerts;
 pub mod analytics;
@@ -19,6 +20,7 @@ pub mod flags;
 pub mod incidents;
 pub mod jobs;
 pub mod monitoring;
+pub mod outbound;
 pub mod secret;
 pub mod store;
 pub mod uptime;

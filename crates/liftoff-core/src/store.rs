@@ -154,6 +154,14 @@ pub trait AlertStore: Send + Sync {
         doc: &serde_json::Value,
         change: &Change,
     ) -> Result<bool, StoreError>;
+    /// Replaces several documents of `kind` and writes one audit entry, in one transaction;
+    /// nothing changes when one of them is missing (`Conflict`).
+    async fn replace_alert_docs(
+        &self,
+        kind: crate::alerts::model::DocKind,
+        docs: &[(i64, serde_json::Value)],
+        change: &Change,
+    ) -> Result<(), StoreError>;
     async fn delete_alert_doc(
         &self,
         kind: crate::alerts::model::DocKind,

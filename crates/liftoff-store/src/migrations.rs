@@ -33,6 +33,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "uptime_incidents",
         sql: include_str!("../migrations/sqlite/0005_uptime_incidents.sql"),
     },
+    Migration {
+        version: 6,
+        name: "delivery_excerpt",
+        sql: include_str!("../migrations/sqlite/0006_delivery_excerpt.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -90,6 +95,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 11,
         name: "uptime_incidents",
         sql: include_str!("../migrations/postgres/0011_uptime_incidents.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "delivery_excerpt",
+        sql: include_str!("../migrations/postgres/0012_delivery_excerpt.sql"),
     },
 ];
 

@@ -102,7 +102,7 @@ mod sqlite {
             .len(),
             1
         );
-        assert_eq!(s.schema_version().await.unwrap(), 5);
+        assert_eq!(s.schema_version().await.unwrap(), 6);
     }
 }
 

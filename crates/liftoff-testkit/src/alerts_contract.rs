@@ -9,7 +9,7 @@ use liftoff_core::alerts::model::{
 };
 use liftoff_core::audit::{AuditQuery, Change};
 use liftoff_core::auth::Actor;
-use liftoff_core::store::StateStore;
+use liftoff_core::store::{StateStore, StoreError};
 use serde_json::json;
 
 fn change(action: &str) -> Change {
@@ -49,6 +49,7 @@ fn delivery(channel_id: i64, due: chrono::DateTime<Utc>) -> Delivery {
         next_attempt_at: due,
         status: DeliveryStatus::Pending,
         last_error: None,
+        response_excerpt: None,
         created_at: due,
         sent_at: None,
     }
@@ -148,7 +149,8 @@ pub async fn alerts_and_outbox(s: Arc<dyn StateStore>) {
     assert!(due.iter().all(|d| d.alert_id == Some(id)));
     let mut d = due[0].clone();
     d.attempts = 1;
-    d.last_error = Some("connection refused".into());
+    d.last_error = Some("HTTP 500 Internal Server Error from the receiver".into());
+    d.response_excerpt = Some("oops".into());
     d.next_attempt_at = t0 + Duration::seconds(10);
     s.update_delivery(&d).await.unwrap();
     let mut sent = due[1].clone();
@@ -168,6 +170,151 @@ pub async fn alerts_and_outbox(s: Arc<dyn StateStore>) {
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].id, test, "newest first");
     assert_eq!(all[0].alert_id, None);
+}
+
+/// Several documents replaced in one transaction with one audit entry; a missing one changes
+/// nothing.
+pub async fn alert_docs_replaced_together(s: Arc<dyn StateStore>) {
+    let kind = DocKind::Channel;
+    let a = s
+        .insert_alert_doc(kind, &json!({"name": "a"}), &change("doc.create"))
+        .await
+        .unwrap();
+    let b = s
+        .insert_alert_doc(kind, &json!({"name": "b"}), &change("doc.create"))
+        .await
+        .unwrap();
+    s.replace_alert_docs(
+        kind,
+        &[(a, json!({"name": "a2"})), (b, json!({"name": "b2"}))],
+        &change("docs.replace"),
+    )
+    .await
+    .unwrap();
+    let err = s
+        .replace_alert_docs(
+            kind,
+            &[(a, json!({"name": "a3"})), (9999, json!({"name": "x"}))],
+            &change("docs.replace"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        s.list_alert_docs(kind).await.unwrap(),
+        vec![(a, json!({"name": "a2"})), (b, json!({"name": "b2"}))],
+        "all or nothing"
+    );
+    let audit = s
+        .list_audit(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        audit.iter().filter(|e| e.action == "docs.replace").count(),
+        1
+    );
+}
+
+/// Channel secrets: a plaintext document from before sealing is sealed, a rotation seals
+/// everything under the new key, and a rotation that cannot open a secret changes nothing.
+pub async fn channel_secrets_are_sealed_and_rotated(s: Arc<dyn StateStore>) {
+    use liftoff_core::alerts::secrets::{StoredChannel, reseal_channels};
+    use liftoff_core::secret::{SecretBox, SecretKey};
+    let url = "https://hooks.example.com/services/T0/B0/very-secret-token";
+    let legacy = json!({"name": "ops", "config": {"kind": "slack", "url": url},
+        "enabled": true, "created_at": "2026-01-01T00:00:00Z"});
+    let id = s
+        .insert_alert_doc(DocKind::Channel, &legacy, &change("doc.create"))
+        .await
+        .unwrap();
+    let mail = json!({"name": "mail", "config": {"kind": "email", "host": "smtp.example.com",
+        "port": 587, "tls": "starttls", "username": "u", "password": "hunter2",
+        "from": "a@example.com", "to": ["b@example.com"]},
+        "enabled": true, "created_at": "2026-01-01T00:00:00Z"});
+    let mail_id = s
+        .insert_alert_doc(DocKind::Channel, &mail, &change("doc.create"))
+        .await
+        .unwrap();
+    let stored = |docs: Vec<(i64, serde_json::Value)>| -> Vec<StoredChannel> {
+        docs.into_iter()
+            .map(|(id, d)| StoredChannel::from_doc(id, d).unwrap())
+            .collect()
+    };
+    let first = SecretBox::new(SecretKey::generate());
+    let r = reseal_channels(
+        &*s,
+        Some(&first),
+        &first,
+        false,
+        "notification_channel.seal",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.sealed, 2);
+    let raw = serde_json::to_string(&s.list_alert_docs(DocKind::Channel).await.unwrap()).unwrap();
+    assert!(
+        !raw.contains("very-secret-token") && !raw.contains("hunter2"),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("hooks.example.com"),
+        "the masked form stays readable"
+    );
+    let channels = stored(s.list_alert_docs(DocKind::Channel).await.unwrap());
+    let opened: Vec<_> = channels
+        .iter()
+        .map(|c| c.open(Some(&first)).unwrap())
+        .collect();
+    assert_eq!(serde_json::to_value(&opened[0]).unwrap()["url"], url);
+    assert_eq!(
+        serde_json::to_value(&opened[1]).unwrap()["password"],
+        "hunter2"
+    );
+    // Already sealed under the current key: nothing to do.
+    let again = reseal_channels(
+        &*s,
+        Some(&first),
+        &first,
+        false,
+        "notification_channel.seal",
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.sealed, 0);
+
+    let second = SecretBox::new(SecretKey::generate());
+    let r = reseal_channels(&*s, Some(&first), &second, true, "secrets.rotate")
+        .await
+        .unwrap();
+    assert_eq!(r.sealed, 2);
+    let channels = stored(s.list_alert_docs(DocKind::Channel).await.unwrap());
+    assert!(channels.iter().all(|c| c.open(Some(&first)).is_err()));
+    let opened = channels[0].open(Some(&second)).unwrap();
+    assert_eq!(serde_json::to_value(&opened).unwrap()["url"], url);
+
+    // The wrong key: nothing changes.
+    let wrong = SecretBox::new(SecretKey::generate());
+    let before = s.list_alert_docs(DocKind::Channel).await.unwrap();
+    assert!(
+        reseal_channels(&*s, Some(&wrong), &wrong, true, "secrets.rotate")
+            .await
+            .is_err()
+    );
+    assert_eq!(s.list_alert_docs(DocKind::Channel).await.unwrap(), before);
+    // At start, unreadable channels are reported and left.
+    let r = reseal_channels(
+        &*s,
+        Some(&wrong),
+        &wrong,
+        false,
+        "notification_channel.seal",
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.sealed, r.unreadable), (0, vec![id, mail_id]));
 }
 
 /// PostgreSQL: one holder at a time until the lease expires. SQLite: always held.
@@ -203,7 +350,8 @@ pub async fn lease_is_exclusive(s: Arc<dyn StateStore>) {
 macro_rules! alert_store_contract {
     ($open:path) => {
         $crate::alert_store_contract!(@cases $open;
-            alert_docs_round_trip, alerts_and_outbox, lease_is_exclusive);
+            alert_docs_round_trip, alerts_and_outbox, lease_is_exclusive,
+            alert_docs_replaced_together, channel_secrets_are_sealed_and_rotated);
     };
     (@cases $open:path; $($case:ident),+) => {
         $(

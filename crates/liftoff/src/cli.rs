@@ -40,6 +40,9 @@ pub enum Command {
     /// Manage dashboard users directly in the store (works while the server is down).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage the key that encrypts stored secrets (webhook URLs, SMTP passwords).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Load data from a file into a running server.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -150,6 +153,14 @@ pub enum UsersCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Generate a new key, re-encrypt every stored secret with it in one transaction, then
+    /// replace <data>/secret-key. Works on the data directory and state store directly: stop
+    /// the server first. With LIFTOFF_SECRET_KEY set, the new key is printed instead.
+    Rotate(StoreArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -61,6 +61,25 @@ pub struct Overrides {
     )]
     pub admin_password: Option<String>,
 
+    /// The 32-byte key that encrypts stored secrets (webhook URLs, SMTP passwords), as base64
+    /// or 64 hex digits. Prefer the variable to the flag [default: <data>/secret-key, created
+    /// on first start with mode 0600].
+    #[arg(
+        long,
+        env = "LIFTOFF_SECRET_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
+
+    /// Destinations uptime checks, webhooks and SMTP must never connect to: comma-separated
+    /// CIDRs, addresses and host names (`*.name` for every name under it), checked against
+    /// every resolved address of every connection and redirect; "" denies nothing [default:
+    /// 169.254.0.0/16, fe80::/10, fd00:ec2::254/128, 100.100.100.200/32,
+    /// metadata.google.internal, metadata].
+    #[arg(long, env = "LIFTOFF_OUTBOUND_DENY", value_name = "LIST")]
+    pub outbound_deny: Option<String>,
+
     /// Log format.
     #[arg(long, env = "LIFTOFF_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -205,7 +224,8 @@ macro_rules! layer {
 impl Overrides {
     /// `self` wins where it has a value.
     fn over(self, lower: Overrides) -> Overrides {
-        layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password, log_format,
+        layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password,
+            secret_key, outbound_deny, log_format,
             event_retention_days, metrics_minute_hours, metrics_hourly_days, metrics_daily_days,
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
             ingest_rate_limit_per_second, header_timeout_seconds, idle_timeout_seconds,
@@ -225,6 +245,10 @@ pub struct Settings {
     pub events_url: Option<String>,
     pub admin_token: Option<String>,
     pub admin_password: Option<String>,
+    /// The key sealing stored secrets, when given by setting (else `<data>/secret-key`).
+    pub secret_key: Option<liftoff_core::secret::SecretKey>,
+    /// Where Liftoff's own outbound connections must not go.
+    pub outbound_deny: liftoff_core::outbound::OutboundPolicy,
     pub log_format: LogFormat,
     pub event_retention_days: u32,
     pub metrics_retention: Retention,
@@ -267,7 +291,22 @@ impl Settings {
     /// Fills what `o` leaves unset with the defaults, and validates the result.
     pub fn from_overrides(o: Overrides) -> anyhow::Result<Self> {
         let edge = edge_options(&o);
+        let secret_key = match o.secret_key.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(text) => Some(
+                liftoff_core::secret::SecretKey::parse(text)
+                    .map_err(|e| anyhow::anyhow!("LIFTOFF_SECRET_KEY: {e}"))?,
+            ),
+            None => None,
+        };
+        // Unset means the default list; an empty value means deny nothing.
+        let outbound_deny = match o.outbound_deny.as_deref() {
+            Some(list) => liftoff_core::outbound::OutboundPolicy::parse(list)
+                .map_err(|e| anyhow::anyhow!("--outbound-deny: {e}"))?,
+            None => liftoff_core::outbound::OutboundPolicy::default(),
+        };
         let settings = Self {
+            secret_key,
+            outbound_deny,
             listen: o
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
@@ -480,6 +519,45 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn outbound_deny_and_secret_key_are_parsed_and_checked() {
+        let s = Settings::from_overrides(Overrides::default()).unwrap();
+        assert_eq!(
+            s.outbound_deny,
+            liftoff_core::outbound::OutboundPolicy::default()
+        );
+        assert!(s.secret_key.is_none());
+        let file: Overrides = toml::from_str(
+            "outbound_deny = \"10.0.0.0/8, db.internal\"\nsecret_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"",
+        )
+        .unwrap();
+        let s = Settings::from_overrides(file).unwrap();
+        assert_eq!(s.outbound_deny.describe(), "10.0.0.0/8, db.internal");
+        assert!(s.secret_key.is_some());
+        let none = Settings::from_overrides(Overrides {
+            outbound_deny: Some(String::new()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(none.outbound_deny.is_empty(), "\"\" denies nothing");
+        let err = Settings::from_overrides(Overrides {
+            outbound_deny: Some("169.254.0.0/99".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("--outbound-deny")
+                && err.to_string().contains("169.254.0.0/99"),
+            "{err}"
+        );
+        let err = Settings::from_overrides(Overrides {
+            secret_key: Some("short".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("LIFTOFF_SECRET_KEY"), "{err}");
     }
 
     #[test]

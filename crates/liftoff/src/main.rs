@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use liftoff::cli::{Cli, Command, ImportCommand, UsersCommand};
+use liftoff::cli::{Cli, Command, ImportCommand, SecretsCommand, UsersCommand};
 use liftoff::config::{LogFormat, Settings};
 use liftoff::{remote, startup, telemetry, transfer};
 use liftoff_core::auth::Actor;
@@ -101,6 +101,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             remote::keys(cmd).await
         }
         Command::Users(cmd) => users(cmd).await,
+        Command::Secrets(SecretsCommand::Rotate(args)) => {
+            let settings = Settings::resolve(args.settings, args.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let rotated = liftoff::secrets::rotate(&settings).await?;
+            print!("{}", rotated.report());
+            Ok(())
+        }
         Command::Import(ImportCommand::Events(args)) => {
             telemetry::init(LogFormat::Text);
             transfer::import_events(args).await

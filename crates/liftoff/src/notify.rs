@@ -1,52 +1,76 @@
 //! Sends notifications: Slack-compatible and generic webhooks over HTTP(S), email over SMTP
-//! (lettre; plain, STARTTLS or TLS with rustls).
+//! (lettre; plain, STARTTLS or TLS with rustls). Every connection obeys `--outbound-deny`
+//! (see [`crate::outbound`]): webhook hosts are resolved through the policy's resolver, and
+//! SMTP connects only to an address the policy allows. A failure is described in Liftoff's
+//! words; what the receiver answered is kept apart (100 bytes at most) for admins.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use liftoff_core::alerts::model::ChannelConfig;
-use liftoff_core::alerts::notify::{Notifier, email_text, slack_body};
+use liftoff_core::alerts::notify::{
+    EXCERPT_BYTES, Notifier, SendFailure, email_text, response_excerpt, slack_body,
+};
+use liftoff_core::outbound::OutboundPolicy;
 use serde_json::Value;
+
+use crate::outbound::{client_builder, describe, resolve_allowed};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct HttpSmtpNotifier {
     http: reqwest::Client,
+    policy: Arc<OutboundPolicy>,
 }
 
 impl HttpSmtpNotifier {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new(policy: Arc<OutboundPolicy>) -> anyhow::Result<Self> {
         Ok(Self {
-            http: reqwest::Client::builder()
+            http: client_builder(&policy)
                 .timeout(TIMEOUT)
                 .connect_timeout(Duration::from_secs(5))
+                // A webhook answers; it does not send Liftoff elsewhere.
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("liftoff/", env!("CARGO_PKG_VERSION")))
                 .build()?,
+            policy,
         })
     }
 
-    async fn post(&self, url: &str, body: &Value) -> Result<(), String> {
+    async fn post(&self, url: &str, body: &Value) -> Result<(), SendFailure> {
+        let host = host_of(url);
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|_| SendFailure::new("the channel's URL is not a valid URL"))?;
+        // An address literal never reaches the resolver: check it here.
+        self.policy
+            .check_parsed_url(&parsed)
+            .map_err(|d| SendFailure::new(d.to_string()))?;
         let res = self
             .http
-            .post(url)
+            .post(parsed)
             .json(body)
             .send()
             .await
-            .map_err(|e| format!("cannot reach {}: {}", host_of(url), error_chain(&e)))?;
+            .map_err(|e| match crate::outbound::denied_in(&e) {
+                Some(d) => SendFailure::new(d.to_string()),
+                None => SendFailure::new(format!("cannot reach {host}: {}", describe(&e))),
+            })?;
         let status = res.status();
         if status.is_success() {
             return Ok(());
         }
-        let text = res.text().await.unwrap_or_default();
-        let text: String = text.chars().take(200).collect();
-        Err(format!("{} answered {status}: {text}", host_of(url)))
+        Err(SendFailure {
+            reason: format!("HTTP {} from the receiver at {host}", status_text(status)),
+            response_excerpt: read_excerpt(res).await,
+        })
     }
 
-    async fn email(&self, config: &ChannelConfig, payload: &Value) -> Result<(), String> {
+    async fn email(&self, config: &ChannelConfig, payload: &Value) -> Result<(), SendFailure> {
         let ChannelConfig::Email {
             host,
             port,
@@ -57,12 +81,12 @@ impl HttpSmtpNotifier {
             to,
         } = config
         else {
-            return Err("not an email channel".into());
+            return Err(SendFailure::new("not an email channel"));
         };
         let (subject, body) = email_text(payload);
         let from: Mailbox = from
             .parse()
-            .map_err(|e| format!("invalid from address: {e}"))?;
+            .map_err(|e| SendFailure::new(format!("invalid from address: {e}")))?;
         let mut message = Message::builder()
             .from(from)
             .subject(subject)
@@ -70,21 +94,51 @@ impl HttpSmtpNotifier {
         for addr in to {
             message = message.to(addr
                 .parse()
-                .map_err(|e| format!("invalid address `{addr}`: {e}"))?);
+                .map_err(|e| SendFailure::new(format!("invalid address `{addr}`: {e}")))?);
         }
         let message = message
             .body(body)
-            .map_err(|e| format!("cannot build the message: {e}"))?;
-        let mut builder = match tls.as_str() {
-            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                host,
-            )),
-        }
-        .map_err(|e| format!("SMTP setup failed: {e}"))?
-        .port(*port)
-        .timeout(Some(TIMEOUT));
+            .map_err(|e| SendFailure::new(format!("cannot build the message: {e}")))?;
+        // Resolve here, through the policy, and connect to an allowed address only (the first
+        // that accepts a connection, like a client trying each address); TLS still checks the
+        // certificate against the host name.
+        let allowed = resolve_allowed(&self.policy, host, *port)
+            .await
+            .map_err(|e| SendFailure::new(format!("SMTP {host}:{port}: {e}")))?;
+        let addr = match tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(allowed.as_slice()),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => stream
+                .peer_addr()
+                .map_err(|e| SendFailure::new(format!("SMTP {host}:{port} failed: {e}")))?,
+            Ok(Err(e)) => {
+                return Err(SendFailure::new(format!(
+                    "SMTP {host}:{port} failed: cannot connect: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(SendFailure::new(format!(
+                    "SMTP {host}:{port} timed out connecting"
+                )));
+            }
+        };
+        let tls_for = |host: &str| {
+            TlsParameters::new(host.to_owned())
+                .map_err(|e| SendFailure::new(format!("SMTP TLS setup failed: {e}")))
+        };
+        let tls = match tls.as_str() {
+            "tls" => Tls::Wrapper(tls_for(host)?),
+            "starttls" => Tls::Required(tls_for(host)?),
+            _ => Tls::None,
+        };
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
+                .port(addr.port())
+                .tls(tls)
+                .timeout(Some(TIMEOUT));
         if let (Some(u), Some(p)) = (username, password) {
             builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
         }
@@ -93,8 +147,65 @@ impl HttpSmtpNotifier {
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| format!("SMTP {host}:{port} failed: {}", error_chain(&e)))
+            .map_err(|e| smtp_failure(host, *port, &e))
     }
+}
+
+/// A status as `500 Internal Server Error` (the reason phrase from Liftoff's table, not the
+/// receiver's).
+fn status_text(status: reqwest::StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(r) => format!("{} {r}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// Reads at most the first [`EXCERPT_BYTES`] of an answer's body, and no more of it.
+async fn read_excerpt(mut res: reqwest::Response) -> Option<String> {
+    let mut body = Vec::new();
+    while body.len() < EXCERPT_BYTES {
+        match tokio::time::timeout(Duration::from_secs(2), res.chunk()).await {
+            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    response_excerpt(&body)
+}
+
+/// An SMTP error in Liftoff's words; what the server said goes to the excerpt.
+fn smtp_failure(host: &str, port: u16, e: &lettre::transport::smtp::Error) -> SendFailure {
+    let code = e.status().map(|c| c.to_string());
+    let said = std::error::Error::source(e).map(|s| s.to_string());
+    if e.is_permanent() || e.is_transient() || e.is_response() {
+        let how = if e.is_permanent() {
+            "refused the message"
+        } else if e.is_transient() {
+            "refused the message for now"
+        } else {
+            "answered something unexpected"
+        };
+        return SendFailure {
+            reason: match code {
+                Some(c) => format!("SMTP {host}:{port} {how} (code {c})"),
+                None => format!("SMTP {host}:{port} {how}"),
+            },
+            response_excerpt: said.and_then(|s| response_excerpt(s.as_bytes())),
+        };
+    }
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_tls() {
+        "TLS failed"
+    } else {
+        "failed"
+    };
+    let mut reason = format!("SMTP {host}:{port} {what}");
+    // Connection, network and TLS causes are local errors (I/O, certificate checks).
+    if let Some(s) = said {
+        reason.push_str(": ");
+        reason.push_str(&s);
+    }
+    SendFailure::new(reason.chars().take(300).collect::<String>())
 }
 
 /// The host of a URL, to name a receiver without repeating its secret path.
@@ -110,23 +221,9 @@ fn host_of(url: &str) -> String {
         .unwrap_or_else(|| "the receiver".to_owned())
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 #[async_trait]
 impl Notifier for HttpSmtpNotifier {
-    async fn send(&self, channel: &ChannelConfig, payload: &Value) -> Result<(), String> {
+    async fn send(&self, channel: &ChannelConfig, payload: &Value) -> Result<(), SendFailure> {
         match channel {
             ChannelConfig::Webhook { url } => self.post(url, payload).await,
             ChannelConfig::Slack { url } => self.post(url, &slack_body(payload)).await,

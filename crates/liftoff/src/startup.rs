@@ -14,7 +14,8 @@ use liftoff_core::flags::FlagService;
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::monitoring::operations::service::OperationsService;
-use liftoff_core::secret::random_token;
+use liftoff_core::outbound::OutboundPolicy;
+use liftoff_core::secret::{SecretBox, SecretKey, random_token};
 use liftoff_core::store::StateStore;
 use liftoff_core::users::{PasswordHashing, Role, UserService};
 use liftoff_http::{AppState, HttpSettings, Services};
@@ -78,21 +79,31 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let insights = std::sync::Arc::new(liftoff_core::analytics::insights::InsightsService::new(
         stores.events.clone(),
     ));
+    let outbound = Arc::new(settings.outbound_deny.clone());
+    let secrets = Arc::new(load_secrets(settings)?);
     let uptime = liftoff_core::uptime::UptimeService::new(
         store.clone(),
         settings.uptime_min_interval_seconds,
-    );
+    )
+    .with_outbound(outbound.clone());
     let incidents = liftoff_core::incidents::IncidentsService::new(
         store.clone(),
         stores.metrics.clone(),
         stores.events.clone(),
     );
     // Alert transitions join incidents; `uptime_failing` rules read the monitors.
-    let alerts = build_alerts(settings, &store, &monitoring, &operations)
-        .await?
-        .with_listener(Arc::new(incidents.clone()))
-        .with_uptime(Arc::new(uptime.clone()))
-        .with_events(insights.clone());
+    let alerts = build_alerts(
+        settings,
+        &store,
+        &monitoring,
+        &operations,
+        &outbound,
+        &secrets,
+    )
+    .await?
+    .with_listener(Arc::new(incidents.clone()))
+    .with_uptime(Arc::new(uptime.clone()))
+    .with_events(insights.clone());
     // Gradual rollouts pause while a critical alert fires.
     let flags = FlagService::start(
         store.clone(),
@@ -140,6 +151,8 @@ async fn build_alerts(
     store: &Arc<dyn StateStore>,
     monitoring: &MonitoringService,
     operations: &OperationsService,
+    outbound: &Arc<OutboundPolicy>,
+    secrets: &Arc<SecretBox>,
 ) -> anyhow::Result<liftoff_core::alerts::AlertsService> {
     let alert_settings = liftoff_core::alerts::AlertSettings {
         interval: settings.alert_interval,
@@ -152,13 +165,39 @@ async fn build_alerts(
         store.clone(),
         monitoring.clone(),
         operations.clone(),
-        Arc::new(crate::notify::HttpSmtpNotifier::new()?),
+        Arc::new(crate::notify::HttpSmtpNotifier::new(outbound.clone())?),
         alert_settings,
-    );
+    )
+    .with_outbound(outbound.clone())
+    .with_secrets(secrets.clone());
     alerts
         .ensure_defaults()
         .await
         .context("creating the default alert rules")?;
+    let resealed = alerts
+        .seal_stored_secrets()
+        .await
+        .context("encrypting stored channel secrets")?;
+    if resealed.sealed > 0 {
+        tracing::info!(
+            channels = resealed.sealed,
+            key_id = secrets.primary().id(),
+            "Channel secrets stored in plaintext or under an older key are now encrypted."
+        );
+    }
+    if resealed.unreadable.is_empty() {
+        // Everything is under the current key: a key left by an interrupted rotation is done.
+        let leftover = settings.data.join(NEW_SECRET_KEY_FILE);
+        if leftover.exists() {
+            std::fs::remove_file(&leftover)
+                .with_context(|| format!("cannot remove {}", leftover.display()))?;
+        }
+    } else {
+        tracing::warn!(
+            channels = ?resealed.unreadable,
+            "These notification channels were encrypted with a key this server does not have; their notifications fail until LIFTOFF_SECRET_KEY or <data>/secret-key holds that key."
+        );
+    }
     Ok(alerts)
 }
 
@@ -306,6 +345,48 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     builder
         .create(dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))
+}
+
+/// The file in the data directory holding the key that seals stored secrets.
+pub const SECRET_KEY_FILE: &str = "secret-key";
+/// The next key while `liftoff secrets rotate` runs; left only if it was interrupted.
+pub const NEW_SECRET_KEY_FILE: &str = "secret-key.new";
+
+fn read_key_file(path: &Path) -> anyhow::Result<Option<SecretKey>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => SecretKey::parse(&text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// The key that seals stored secrets: `LIFTOFF_SECRET_KEY`, else `<data>/secret-key`, created
+/// on first use (mode 0600). Keys it replaces still open what they sealed until the next
+/// start has sealed everything again: the key file when the setting is used, and the key of an
+/// interrupted rotation.
+pub fn load_secrets(settings: &Settings) -> anyhow::Result<SecretBox> {
+    create_private_dir(&settings.data)?;
+    let file = settings.data.join(SECRET_KEY_FILE);
+    let from_file = read_key_file(&file)?;
+    let mut secrets = match (&settings.secret_key, &from_file) {
+        (Some(k), _) => SecretBox::new(k.clone()),
+        (None, Some(k)) => SecretBox::new(k.clone()),
+        (None, None) => {
+            let k = SecretKey::generate();
+            write_secret(&file, &k.encode())?;
+            tracing::info!(path = %file.display(), key_id = k.id(), "Created the key that encrypts stored secrets; back it up with the database.");
+            SecretBox::new(k)
+        }
+    };
+    if let Some(k) = from_file {
+        secrets = secrets.also_opening(k);
+    }
+    if let Some(k) = read_key_file(&settings.data.join(NEW_SECRET_KEY_FILE))? {
+        secrets = secrets.also_opening(k);
+    }
+    Ok(secrets)
 }
 
 /// Writes a secret readable only by this user (mode 0600).

@@ -1,15 +1,23 @@
 //! The uptime checker: every second it starts the checks that are due, concurrently (at most
 //! [`CONCURRENCY`] at once, one per monitor at a time), and records each result through the
 //! `UptimeService`. The probe is a plain reqwest request with the monitor's timeout; for a
-//! keyword, at most 1 MiB of the body is read.
+//! keyword, at most 1 MiB of the body is read. Every connection and redirect obeys
+//! `--outbound-deny` ([`crate::outbound`]). A failed check's error is a reason Liftoff writes
+//! (status, what failed); nothing the checked server sent is stored.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use liftoff_core::outbound::OutboundPolicy;
 use liftoff_core::uptime::{CheckRecord, HttpMethod, MAX_BODY_BYTES, Monitor, UptimeService};
 use tokio::sync::Semaphore;
+
+use crate::outbound::{client_builder, describe, redirect_policy};
+
+/// Redirects a check follows.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Checks running at once.
 pub const CONCURRENCY: usize = 16;
@@ -18,22 +26,19 @@ pub const CONCURRENCY: usize = 16;
 pub struct Checker {
     service: UptimeService,
     client: reqwest::Client,
+    policy: Arc<OutboundPolicy>,
     permits: Arc<Semaphore>,
     in_flight: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl Checker {
+    /// A checker obeying the service's outbound policy.
     pub fn new(service: UptimeService) -> Self {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("Liftoff-Uptime/", env!("CARGO_PKG_VERSION")))
-            // A fresh connection per check: a check measures whether a client can connect now.
-            .pool_max_idle_per_host(0)
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .unwrap_or_default();
+        let policy = service.outbound();
         Self {
             service,
-            client,
+            client: client(&policy),
+            policy,
             permits: Arc::new(Semaphore::new(CONCURRENCY)),
             in_flight: Arc::default(),
         }
@@ -60,7 +65,7 @@ impl Checker {
             let this = self.clone();
             tokio::spawn(async move {
                 let _permit = this.permits.clone().acquire_owned().await;
-                let check = probe(&this.client, &monitor).await;
+                let check = probe(&this.client, &this.policy, &monitor).await;
                 if let Err(e) = this.service.record(&monitor, &check).await {
                     tracing::warn!(monitor = %monitor.name, error = %e, "Could not record an uptime check.");
                 }
@@ -73,13 +78,26 @@ impl Checker {
     }
 }
 
-/// One check of `m`.
-pub async fn probe(client: &reqwest::Client, m: &Monitor) -> CheckRecord {
+/// The checker's HTTP client: the policy's resolver and redirect checks.
+pub fn client(policy: &Arc<OutboundPolicy>) -> reqwest::Client {
+    client_builder(policy)
+        .user_agent(concat!("Liftoff-Uptime/", env!("CARGO_PKG_VERSION")))
+        // A fresh connection per check: a check measures whether a client can connect now.
+        .pool_max_idle_per_host(0)
+        .redirect(redirect_policy(policy.clone(), MAX_REDIRECTS))
+        .build()
+        // Fails only when TLS cannot start, like `reqwest::Client::new()`; never fall back to a
+        // client without the policy.
+        .expect("the uptime checker's HTTP client")
+}
+
+/// One check of `m` with a [`client`] built for `policy`.
+pub async fn probe(client: &reqwest::Client, policy: &OutboundPolicy, m: &Monitor) -> CheckRecord {
     let at = Utc::now();
     let clock = Instant::now();
     let outcome = tokio::time::timeout(
         Duration::from_secs(u64::from(m.timeout_seconds)),
-        request(client, m),
+        request(client, policy, m),
     )
     .await
     .unwrap_or_else(|_| Err(format!("no complete answer within {} s", m.timeout_seconds)));
@@ -108,13 +126,21 @@ pub async fn probe(client: &reqwest::Client, m: &Monitor) -> CheckRecord {
     }
 }
 
-async fn request(client: &reqwest::Client, m: &Monitor) -> Result<(u16, String), String> {
+async fn request(
+    client: &reqwest::Client,
+    policy: &OutboundPolicy,
+    m: &Monitor,
+) -> Result<(u16, String), String> {
     let method = match m.method {
         HttpMethod::Get => reqwest::Method::GET,
         HttpMethod::Head => reqwest::Method::HEAD,
     };
+    let url = reqwest::Url::parse(&m.url).map_err(|e| format!("invalid url: {e}"))?;
+    // An address literal never reaches the resolver: check it here (redirects are checked by
+    // the redirect policy).
+    policy.check_parsed_url(&url).map_err(|d| d.to_string())?;
     let mut res = client
-        .request(method, &m.url)
+        .request(method, url)
         .send()
         .await
         .map_err(|e| describe(&e))?;
@@ -130,16 +156,4 @@ async fn request(client: &reqwest::Client, m: &Monitor) -> Result<(u16, String),
         body.truncate(MAX_BODY_BYTES);
     }
     Ok((code, String::from_utf8_lossy(&body).into_owned()))
-}
-
-/// The error with its causes, which reqwest keeps in the source chain.
-fn describe(e: &reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out.chars().take(500).collect()
 }

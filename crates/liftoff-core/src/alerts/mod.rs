@@ -5,12 +5,14 @@
 //! - [`model`]: rules, alerts, silences, windows, channels, deliveries.
 //! - [`eval`]: the pure evaluation step.
 //! - [`notify`]: notification payloads (Alertmanager v4, Slack, email) and the sender port.
+//! - [`secrets`]: channel secrets sealed at rest.
 //! - [`service`]: `AlertsService`, which measures, evaluates, queues and delivers.
 
 pub mod eval;
 pub mod hooks;
 pub mod model;
 pub mod notify;
+pub mod secrets;
 pub mod service;
 
 pub use service::{AlertError, AlertSettings, AlertsService};

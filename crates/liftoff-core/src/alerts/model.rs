@@ -418,12 +418,14 @@ fn default_tls() -> String {
 pub const MASK: &str = "********";
 
 fn mask_url(url: &str) -> String {
-    // Keep the scheme and host; the path and query of a webhook URL are its secret.
+    // Keep the scheme, host and port; credentials, path, query and fragment of a webhook URL
+    // are its secret.
     match url.find("://") {
         Some(i) => {
             let rest = &url[i + 3..];
-            let host_end = rest.find('/').map_or(rest.len(), |j| j);
-            format!("{}{}/{MASK}", &url[..i + 3], &rest[..host_end])
+            let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            format!("{}{host}/{MASK}", &url[..i + 3])
         }
         None => MASK.to_owned(),
     }
@@ -451,6 +453,56 @@ impl ChannelConfig {
                 c
             }
         }
+    }
+}
+
+/// The secret parts of a channel's configuration (a webhook's URL, an SMTP password): what is
+/// sealed at rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelSecrets {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+impl ChannelSecrets {
+    pub fn is_empty(&self) -> bool {
+        self.url.is_none() && self.password.is_none()
+    }
+}
+
+impl ChannelConfig {
+    /// The configuration with its secrets masked, and the secrets apart.
+    pub fn split_secrets(&self) -> (ChannelConfig, ChannelSecrets) {
+        let secrets = match self {
+            ChannelConfig::Slack { url } | ChannelConfig::Webhook { url } => ChannelSecrets {
+                url: Some(url.clone()),
+                password: None,
+            },
+            ChannelConfig::Email { password, .. } => ChannelSecrets {
+                url: None,
+                password: password.clone(),
+            },
+        };
+        (self.masked(), secrets)
+    }
+
+    /// Puts secrets taken by [`Self::split_secrets`] back.
+    pub fn with_secrets(mut self, secrets: ChannelSecrets) -> ChannelConfig {
+        match &mut self {
+            ChannelConfig::Slack { url } | ChannelConfig::Webhook { url } => {
+                if let Some(u) = secrets.url {
+                    *url = u;
+                }
+            }
+            ChannelConfig::Email { password, .. } => {
+                if secrets.password.is_some() {
+                    *password = secrets.password;
+                }
+            }
+        }
+        self
     }
 }
 
@@ -539,7 +591,12 @@ pub struct Delivery {
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
     pub status: DeliveryStatus,
+    /// Why the last attempt failed, in Liftoff's words (status, what failed).
     pub last_error: Option<String>,
+    /// The start of what the receiver answered to the last failed attempt (at most 100 bytes
+    /// of cleaned text). Only admins see it: omitted for `read` keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_excerpt: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
 }
@@ -673,5 +730,19 @@ mod tests {
                 .unwrap()
                 .contains("hunter2")
         );
+        for (url, masked) in [
+            ("https://u:p@hooks.example/x?y", "https://hooks.example/"),
+            ("https://hooks.example?token=abc", "https://hooks.example/"),
+            ("http://127.0.0.1:9/a#b", "http://127.0.0.1:9/"),
+        ] {
+            assert_eq!(mask_url(url), format!("{masked}{MASK}"));
+        }
+        for c in [c, e] {
+            let (masked, secrets) = c.split_secrets();
+            assert_eq!(masked, c.masked());
+            assert!(!secrets.is_empty());
+            assert_eq!(masked.masked(), masked, "masking is idempotent");
+            assert_eq!(masked.with_secrets(secrets), c);
+        }
     }
 }

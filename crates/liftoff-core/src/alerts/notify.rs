@@ -7,11 +7,59 @@ use serde_json::{Value, json};
 
 use super::model::{Alert, AlertStatus, ChannelConfig, DeliveryKind};
 
+/// Why a notification was not delivered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SendFailure {
+    /// A short reason Liftoff writes (status, what failed, the policy): stored as the
+    /// delivery's `last_error`, readable by `read` keys and logged. Never the receiver's words.
+    pub reason: String,
+    /// At most [`EXCERPT_BYTES`] of what the receiver answered, cleaned by
+    /// [`response_excerpt`]: shown to admins only, never logged above DEBUG.
+    pub response_excerpt: Option<String>,
+}
+
+impl SendFailure {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            response_excerpt: None,
+        }
+    }
+}
+
+impl From<String> for SendFailure {
+    fn from(reason: String) -> Self {
+        Self::new(reason)
+    }
+}
+
+/// The most of a receiver's answer kept with a failed delivery.
+pub const EXCERPT_BYTES: usize = 100;
+
+/// The first [`EXCERPT_BYTES`] bytes of a receiver's answer as text: invalid UTF-8 replaced,
+/// control characters (newlines and escapes included) dropped, and never more than
+/// [`EXCERPT_BYTES`] bytes. `None` when nothing is left.
+pub fn response_excerpt(body: &[u8]) -> Option<String> {
+    let head = &body[..body.len().min(EXCERPT_BYTES)];
+    let mut out = String::new();
+    for c in String::from_utf8_lossy(head).chars() {
+        if c.is_control() {
+            continue;
+        }
+        if out.len() + c.len_utf8() > EXCERPT_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    let out = out.trim().to_owned();
+    (!out.is_empty()).then_some(out)
+}
+
 /// Sends one rendered notification; the binary implements it over HTTP and SMTP.
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// `Err` carries a message shown to people in the deliveries list.
-    async fn send(&self, channel: &ChannelConfig, payload: &Value) -> Result<(), String>;
+    /// `Err` says why, in Liftoff's words, with the receiver's answer apart.
+    async fn send(&self, channel: &ChannelConfig, payload: &Value) -> Result<(), SendFailure>;
 }
 
 /// A notifier that refuses everything (for tests and tools that never send).
@@ -23,8 +71,8 @@ impl NoNotifier {
 
 #[async_trait]
 impl Notifier for NoNotifier {
-    async fn send(&self, _: &ChannelConfig, _: &Value) -> Result<(), String> {
-        Err(Self::REASON.to_owned())
+    async fn send(&self, _: &ChannelConfig, _: &Value) -> Result<(), SendFailure> {
+        Err(SendFailure::new(Self::REASON))
     }
 }
 
@@ -156,6 +204,30 @@ pub fn email_text(payload: &Value) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_are_short_clean_text() {
+        assert_eq!(response_excerpt(b""), None);
+        assert_eq!(response_excerpt(b"\r\n\t"), None);
+        assert_eq!(
+            response_excerpt(b"oops\r\n\x1b[31mred\x00").as_deref(),
+            Some("oops[31mred")
+        );
+        let long = "SECRET-BODY ".repeat(50);
+        let e = response_excerpt(long.as_bytes()).unwrap_or_default();
+        assert!(
+            e.len() <= EXCERPT_BYTES && e.starts_with("SECRET-BODY"),
+            "{e}"
+        );
+        // A character cut at byte 100 becomes U+FFFD, and the whole stays within 100 bytes.
+        let mut cut = vec![b'a'; 99];
+        cut.extend("é".as_bytes());
+        let e = response_excerpt(&cut).unwrap_or_default();
+        assert!(e.len() <= EXCERPT_BYTES, "{}", e.len());
+        assert!(e.starts_with("aaa"));
+        let e = response_excerpt(&[0xff; 300]).unwrap_or_default();
+        assert!(e.len() <= EXCERPT_BYTES && e.chars().all(|c| c == '\u{fffd}'));
+    }
 
     #[test]
     fn payloads_carry_the_alert() {

@@ -13,12 +13,15 @@ use serde::de::DeserializeOwned;
 use super::eval::{AlertState, step};
 use super::hooks::{AlertListener, AlertTransition, MonitorHealth, UptimeSource};
 use super::model::*;
-use super::notify::{Notifier, alertmanager_payload, test_payload};
+use super::notify::{Notifier, SendFailure, alertmanager_payload, test_payload};
+use super::secrets::{Resealed, StoredChannel, reseal_channels};
 use crate::audit::Change;
 use crate::auth::Actor;
 use crate::monitoring::MonitoringService;
 use crate::monitoring::operations::service::OperationsService;
 use crate::monitoring::service::TimeRange;
+use crate::outbound::OutboundPolicy;
+use crate::secret::SecretBox;
 use crate::store::{AlertStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,10 @@ pub struct AlertsService {
     uptime: Option<Arc<dyn UptimeSource>>,
     events: Option<Arc<dyn crate::analytics::insights::AnalyticsQueries>>,
     settings: Arc<AlertSettings>,
+    /// Seals channel secrets at rest; without it (unit tests) they are stored as given.
+    secrets: Option<Arc<SecretBox>>,
+    /// Channels whose URL or SMTP host names a denied destination are refused.
+    outbound: Arc<OutboundPolicy>,
 }
 
 fn dur(d: StdDuration) -> Duration {
@@ -236,7 +243,33 @@ impl AlertsService {
             uptime: None,
             events: None,
             settings: Arc::new(settings),
+            secrets: None,
+            outbound: Arc::default(),
         }
+    }
+
+    /// Seals channel secrets (webhook URLs, SMTP passwords) with `secrets` when they are
+    /// written; opens them only to send.
+    pub fn with_secrets(mut self, secrets: Arc<SecretBox>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// Refuses channels whose destination `outbound` denies (the notifier checks every
+    /// connection too).
+    pub fn with_outbound(mut self, outbound: Arc<OutboundPolicy>) -> Self {
+        self.outbound = outbound;
+        self
+    }
+
+    /// Seals what is not sealed under the current key yet (documents from before sealing, or
+    /// from before a key change whose old key is still known); returns what it did. Runs at
+    /// start.
+    pub async fn seal_stored_secrets(&self) -> Result<Resealed, AlertError> {
+        let Some(b) = &self.secrets else {
+            return Ok(Resealed::default());
+        };
+        reseal_channels(&*self.store, Some(b), b, false, "notification_channel.seal").await
     }
 
     /// Adds a listener told about every alert transition (incidents).
@@ -567,20 +600,42 @@ impl AlertsService {
 
     // ---- channels and deliveries ----
 
-    /// Channels with their secrets (for sending); use [`Channel::masked`] to show them.
-    pub async fn channels(&self) -> Result<Vec<Channel>, AlertError> {
-        self.docs(DocKind::Channel).await
-    }
-
-    pub async fn channel(&self, id: i64) -> Result<Channel, AlertError> {
-        self.channels()
+    async fn stored_channels(&self) -> Result<Vec<StoredChannel>, AlertError> {
+        self.store
+            .list_alert_docs(DocKind::Channel)
             .await?
             .into_iter()
-            .find(|c| c.id == id)
+            .map(|(id, v)| StoredChannel::from_doc(id, v).map_err(AlertError::from))
+            .collect()
+    }
+
+    async fn stored_channel(&self, id: i64) -> Result<StoredChannel, AlertError> {
+        self.stored_channels()
+            .await?
+            .into_iter()
+            .find(|c| c.channel.id == id)
             .ok_or_else(|| AlertError::NotFound(format!("channel {id}")))
     }
 
-    fn check_channel(input: &ChannelInput) -> Result<(), AlertError> {
+    /// Channels with their secrets masked (sealed or not); only sending opens them.
+    pub async fn channels(&self) -> Result<Vec<Channel>, AlertError> {
+        Ok(self
+            .stored_channels()
+            .await?
+            .iter()
+            .map(StoredChannel::masked)
+            .collect())
+    }
+
+    pub async fn channel(&self, id: i64) -> Result<Channel, AlertError> {
+        Ok(self.stored_channel(id).await?.masked())
+    }
+
+    fn channel_doc(&self, c: &Channel) -> Result<serde_json::Value, AlertError> {
+        StoredChannel::seal(c, self.secrets.as_deref())?.to_doc()
+    }
+
+    fn check_channel(&self, input: &ChannelInput) -> Result<(), AlertError> {
         if input.name.trim().is_empty() {
             return Err(AlertError::Invalid("name is required".into()));
         }
@@ -589,6 +644,16 @@ impl AlertsService {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(AlertError::Invalid(
                         "url must be an http:// or https:// URL".into(),
+                    ));
+                }
+                if let Err(denied) = self.outbound.check_url(url) {
+                    let shown = input.config.masked();
+                    let shown = match &shown {
+                        ChannelConfig::Slack { url } | ChannelConfig::Webhook { url } => url,
+                        ChannelConfig::Email { host, .. } => host,
+                    };
+                    return Err(AlertError::Invalid(
+                        denied.refusal(&format!("url `{shown}`")),
                     ));
                 }
             }
@@ -609,6 +674,11 @@ impl AlertsService {
                         "tls must be none, starttls or tls".into(),
                     ));
                 }
+                if let Err(denied) = self.outbound.check_host(host) {
+                    return Err(AlertError::Invalid(
+                        denied.refusal(&format!("SMTP host `{host}`")),
+                    ));
+                }
             }
         }
         Ok(())
@@ -619,7 +689,7 @@ impl AlertsService {
         actor: &Actor,
         input: ChannelInput,
     ) -> Result<Channel, AlertError> {
-        Self::check_channel(&input)?;
+        self.check_channel(&input)?;
         let mut c = Channel {
             id: 0,
             name: input.name.trim().to_owned(),
@@ -627,15 +697,17 @@ impl AlertsService {
             enabled: input.enabled,
             created_at: Utc::now(),
         };
-        let audit = to_value(&c.masked())?;
+        let doc = self.channel_doc(&c)?;
+        let change = Change::new(
+            actor,
+            "notification_channel.create",
+            DocKind::Channel.table(),
+            "",
+        )
+        .after(to_value(&c.masked())?);
         c.id = self
-            .insert_doc(
-                DocKind::Channel,
-                &c,
-                Some(audit),
-                actor,
-                "notification_channel.create",
-            )
+            .store
+            .insert_alert_doc(DocKind::Channel, &doc, &change)
             .await?;
         Ok(c)
     }
@@ -647,7 +719,22 @@ impl AlertsService {
         id: i64,
         mut input: ChannelInput,
     ) -> Result<Channel, AlertError> {
-        let before = self.channel(id).await?;
+        let stored = self.stored_channel(id).await?;
+        let keeps_secret = match &input.config {
+            ChannelConfig::Slack { url } | ChannelConfig::Webhook { url } => url.ends_with(MASK),
+            ChannelConfig::Email { password, .. } => password.as_deref() == Some(MASK),
+        };
+        // The stored secrets are opened only when the input keeps one of them.
+        let before = Channel {
+            config: if keeps_secret {
+                stored.open(self.secrets.as_deref()).map_err(|e| {
+                    AlertError::Invalid(format!("{e}; send the secret again instead of the mask"))
+                })?
+            } else {
+                stored.channel.config.clone()
+            },
+            ..stored.channel.clone()
+        };
         match (&mut input.config, &before.config) {
             (ChannelConfig::Slack { url }, ChannelConfig::Slack { url: old })
             | (ChannelConfig::Webhook { url }, ChannelConfig::Webhook { url: old })
@@ -662,7 +749,7 @@ impl AlertsService {
             }
             _ => {}
         }
-        Self::check_channel(&input)?;
+        self.check_channel(&input)?;
         let c = Channel {
             id,
             name: input.name.trim().to_owned(),
@@ -680,7 +767,7 @@ impl AlertsService {
         .after(to_value(&c.masked())?);
         if !self
             .store
-            .update_alert_doc(DocKind::Channel, id, &to_value(&c)?, &change)
+            .update_alert_doc(DocKind::Channel, id, &self.channel_doc(&c)?, &change)
             .await?
         {
             return Err(AlertError::NotFound(format!("channel {id}")));
@@ -706,18 +793,19 @@ impl AlertsService {
     /// Queues a test message for the channel and attempts it at once; the answer says whether
     /// it was delivered and, if not, why. A failed test is not retried.
     pub async fn test_channel(&self, id: i64) -> Result<Delivery, AlertError> {
-        let channel = self.channel(id).await?;
+        let channel = self.stored_channel(id).await?;
         let now = Utc::now();
         let mut d = Delivery {
             id: 0,
             channel_id: id,
             alert_id: None,
             kind: DeliveryKind::Test,
-            payload: test_payload(&channel.name, &self.settings.external_url, now),
+            payload: test_payload(&channel.channel.name, &self.settings.external_url, now),
             attempts: 0,
             next_attempt_at: now,
             status: DeliveryStatus::Pending,
             last_error: None,
+            response_excerpt: None,
             created_at: now,
             sent_at: None,
         };
@@ -735,24 +823,34 @@ impl AlertsService {
     async fn attempt(
         &self,
         mut d: Delivery,
-        channel: Option<&Channel>,
+        channel: Option<&StoredChannel>,
         now: DateTime<Utc>,
     ) -> Result<Delivery, StoreError> {
         d.attempts += 1;
         let outcome = match channel {
-            None => Err("the channel was deleted".to_owned()),
-            Some(c) if !c.enabled => Err("the channel is disabled".to_owned()),
-            Some(c) => self.notifier.send(&c.config, &d.payload).await,
+            None => Err(SendFailure::new("the channel was deleted")),
+            Some(c) if !c.channel.enabled => Err(SendFailure::new("the channel is disabled")),
+            // The secrets are opened here, for this send only.
+            Some(c) => match c.open(self.secrets.as_deref()) {
+                Ok(config) => self.notifier.send(&config, &d.payload).await,
+                Err(reason) => Err(SendFailure::new(reason)),
+            },
         };
         match outcome {
             Ok(()) => {
                 d.status = DeliveryStatus::Sent;
                 d.sent_at = Some(Utc::now());
                 d.last_error = None;
+                d.response_excerpt = None;
             }
             Err(e) => {
-                tracing::warn!(delivery = d.id, channel = d.channel_id, attempts = d.attempts, error = %e, "Notification not delivered.");
-                d.last_error = Some(e);
+                // The reason is Liftoff's own words; the receiver's answer only at DEBUG.
+                tracing::warn!(delivery = d.id, channel = d.channel_id, attempts = d.attempts, error = %e.reason, "Notification not delivered.");
+                if let Some(x) = &e.response_excerpt {
+                    tracing::debug!(delivery = d.id, answer = %x, "The receiver's answer.");
+                }
+                d.last_error = Some(e.reason);
+                d.response_excerpt = e.response_excerpt;
                 if d.kind == DeliveryKind::Test
                     || d.attempts >= self.settings.max_attempts
                     || channel.is_none()
@@ -776,11 +874,11 @@ impl AlertsService {
         if due.is_empty() {
             return Ok("nothing due".into());
         }
-        let channels: HashMap<i64, Channel> = self
-            .channels()
+        let channels: HashMap<i64, StoredChannel> = self
+            .stored_channels()
             .await?
             .into_iter()
-            .map(|c| (c.id, c))
+            .map(|c| (c.channel.id, c))
             .collect();
         let (mut sent, mut failed) = (0, 0);
         for d in due {
@@ -1085,6 +1183,7 @@ impl AlertsService {
                             next_attempt_at: now + wait,
                             status: DeliveryStatus::Pending,
                             last_error: None,
+                            response_excerpt: None,
                             created_at: now,
                             sent_at: None,
                         });

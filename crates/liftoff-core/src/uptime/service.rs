@@ -101,6 +101,8 @@ pub struct MonitorDetail {
 pub struct UptimeService {
     store: Arc<dyn UptimeStore>,
     min_interval: u32,
+    /// Monitors whose URL names a denied destination are refused.
+    outbound: Arc<crate::outbound::OutboundPolicy>,
 }
 
 fn percent(up: u64, total: u64) -> Option<f64> {
@@ -134,7 +136,20 @@ impl UptimeService {
         Self {
             store,
             min_interval: min_interval.max(1),
+            outbound: Arc::default(),
         }
+    }
+
+    /// Refuses monitors whose URL names a destination `outbound` denies (the checker checks
+    /// every connection and redirect too).
+    pub fn with_outbound(mut self, outbound: Arc<crate::outbound::OutboundPolicy>) -> Self {
+        self.outbound = outbound;
+        self
+    }
+
+    /// The policy checks must obey.
+    pub fn outbound(&self) -> Arc<crate::outbound::OutboundPolicy> {
+        self.outbound.clone()
     }
 
     fn validate(&self, m: &Monitor) -> Result<(), UptimeError> {
@@ -143,6 +158,9 @@ impl UptimeService {
             return Err(invalid("name must be 1 to 200 characters"));
         }
         validate_url(&m.url).map_err(UptimeError::Invalid)?;
+        self.outbound
+            .check_url(&m.url)
+            .map_err(|d| invalid(d.refusal(&format!("url `{}`", m.url))))?;
         if !(self.min_interval..=MAX_INTERVAL_SECONDS).contains(&m.interval_seconds) {
             return Err(invalid(format!(
                 "interval_seconds must be between {} and {MAX_INTERVAL_SECONDS}",

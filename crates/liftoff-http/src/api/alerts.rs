@@ -9,6 +9,7 @@ use liftoff_core::alerts::model::{
     Alert, AlertQuery, Channel, ChannelInput, Delivery, MaintenanceInput, MaintenanceWindow, Rule,
     RuleInput, Silence, SilenceInput,
 };
+use liftoff_core::auth::Scope;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -334,13 +335,21 @@ struct DeliveryParams {
     limit: Option<usize>,
 }
 
-/// The notification outbox: pending, sent and failed deliveries with attempts and last error.
+/// The notification outbox: pending, sent and failed deliveries with attempts and last error
+/// (Liftoff's words). `response_excerpt`, the start of what the receiver answered (at most 100
+/// bytes), is included for admin keys only.
 #[utoipa::path(get, path = "/api/notifications/deliveries", tag = "alerts", params(DeliveryParams), security(("bearer" = ["read"])),
     responses((status = 200, body = Vec<Delivery>), (status = 401, body = Problem, content_type = "application/problem+json")))]
 async fn list_deliveries(
     State(state): State<AppState>,
-    _caller: Caller<Read>,
+    caller: Caller<Read>,
     ApiQuery(p): ApiQuery<DeliveryParams>,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
-    Ok(Json(state.alerts.deliveries(p.limit.unwrap_or(100)).await?))
+    let mut deliveries = state.alerts.deliveries(p.limit.unwrap_or(100)).await?;
+    if caller.principal.scope != Scope::Admin {
+        for d in &mut deliveries {
+            d.response_excerpt = None;
+        }
+    }
+    Ok(Json(deliveries))
 }

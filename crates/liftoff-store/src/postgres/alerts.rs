@@ -22,7 +22,7 @@ fn alert_from_row(r: &Row) -> Result<Alert, StoreError> {
     Ok(a)
 }
 
-const DELIVERY_COLUMNS: &str = "id, channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at";
+const DELIVERY_COLUMNS: &str = "id, channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at, response_excerpt";
 
 fn delivery_from_row(r: &Row) -> Result<Delivery, StoreError> {
     let kind: String = r.get(3);
@@ -40,6 +40,7 @@ fn delivery_from_row(r: &Row) -> Result<Delivery, StoreError> {
         last_error: r.get(8),
         created_at: r.get(9),
         sent_at: r.get(10),
+        response_excerpt: r.get(11),
     })
 }
 
@@ -50,8 +51,8 @@ async fn insert_delivery(
     let attempts = i32::try_from(d.attempts).unwrap_or(i32::MAX);
     Ok(tx
         .query_one(
-            "INSERT INTO notification_outbox (channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO notification_outbox (channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at, response_excerpt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             &[
                 &d.channel_id,
                 &d.alert_id,
@@ -63,6 +64,7 @@ async fn insert_delivery(
                 &d.last_error,
                 &d.created_at,
                 &d.sent_at,
+                &d.response_excerpt,
             ],
         )
         .await
@@ -143,6 +145,29 @@ impl AlertStore for PgState {
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(n == 1)
+    }
+
+    async fn replace_alert_docs(
+        &self,
+        kind: DocKind,
+        docs: &[(i64, serde_json::Value)],
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let sql = format!("UPDATE {} SET doc = $2 WHERE id = $1", kind.table());
+        for (id, doc) in docs {
+            let n = tx.execute(&sql, &[id, doc]).await.map_err(pg_err)?;
+            if n != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "{} {id} is gone",
+                    kind.table()
+                )));
+            }
+        }
+        write_audit(&tx, change).await?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(())
     }
 
     async fn delete_alert_doc(
@@ -306,7 +331,7 @@ impl AlertStore for PgState {
         client
             .execute(
                 "UPDATE notification_outbox SET attempts = $2, next_attempt_at = $3, status = $4,
-                     last_error = $5, sent_at = $6 WHERE id = $1",
+                     last_error = $5, sent_at = $6, response_excerpt = $7 WHERE id = $1",
                 &[
                     &d.id,
                     &attempts,
@@ -314,6 +339,7 @@ impl AlertStore for PgState {
                     &d.status.as_str(),
                     &d.last_error,
                     &d.sent_at,
+                    &d.response_excerpt,
                 ],
             )
             .await

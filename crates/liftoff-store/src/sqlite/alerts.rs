@@ -24,7 +24,7 @@ fn alert_from_row(r: &Row<'_>) -> Result<Alert, rusqlite::Error> {
     Ok(a)
 }
 
-const DELIVERY_COLUMNS: &str = "id, channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at";
+const DELIVERY_COLUMNS: &str = "id, channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at, response_excerpt";
 
 fn delivery_from_row(r: &Row<'_>) -> Result<Delivery, rusqlite::Error> {
     let kind: String = r.get(3)?;
@@ -42,13 +42,14 @@ fn delivery_from_row(r: &Row<'_>) -> Result<Delivery, rusqlite::Error> {
         last_error: r.get(8)?,
         created_at: time(r.get(9)?)?,
         sent_at: sent.map(time).transpose()?,
+        response_excerpt: r.get(11)?,
     })
 }
 
 fn insert_delivery(tx: &rusqlite::Transaction<'_>, d: &Delivery) -> Result<i64, StoreError> {
     tx.execute(
-        "INSERT INTO notification_outbox (channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO notification_outbox (channel_id, alert_id, kind, payload, attempts, next_attempt_at, status, last_error, created_at, sent_at, response_excerpt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             d.channel_id,
             d.alert_id,
@@ -59,7 +60,8 @@ fn insert_delivery(tx: &rusqlite::Transaction<'_>, d: &Delivery) -> Result<i64, 
             d.status.as_str(),
             d.last_error,
             ms(d.created_at),
-            d.sent_at.map(ms)
+            d.sent_at.map(ms),
+            d.response_excerpt
         ],
     )
     .map_err(sql_err)?;
@@ -134,6 +136,39 @@ impl AlertStore for SqliteState {
                     write_audit(tx, &change)?;
                 }
                 Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn replace_alert_docs(
+        &self,
+        kind: DocKind,
+        docs: &[(i64, serde_json::Value)],
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        let docs = docs
+            .iter()
+            .map(|(id, d)| Ok((*id, json(d)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let change = change.clone();
+        self.db
+            .write(move |tx| {
+                for (id, doc) in &docs {
+                    let n = tx
+                        .execute(
+                            &format!("UPDATE {} SET doc = ?2 WHERE id = ?1", kind.table()),
+                            params![id, doc],
+                        )
+                        .map_err(sql_err)?;
+                    if n != 1 {
+                        return Err(StoreError::Conflict(format!(
+                            "{} {id} is gone",
+                            kind.table()
+                        )));
+                    }
+                }
+                write_audit(tx, &change)?;
+                Ok(())
             })
             .await
     }
@@ -301,14 +336,15 @@ impl AlertStore for SqliteState {
             .write(move |tx| {
                 tx.execute(
                     "UPDATE notification_outbox SET attempts = ?2, next_attempt_at = ?3, status = ?4,
-                         last_error = ?5, sent_at = ?6 WHERE id = ?1",
+                         last_error = ?5, sent_at = ?6, response_excerpt = ?7 WHERE id = ?1",
                     params![
                         d.id,
                         d.attempts,
                         ms(d.next_attempt_at),
                         d.status.as_str(),
                         d.last_error,
-                        d.sent_at.map(ms)
+                        d.sent_at.map(ms),
+                        d.response_excerpt
                     ],
                 )
                 .map_err(sql_err)?;

@@ -34,6 +34,24 @@ pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Creates a new database file readable only by this user (mode 0600) before SQLite opens it;
+/// SQLite gives its `-wal` and `-shm` files the mode of the database file. Existing files are
+/// left as they are.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
@@ -66,6 +84,7 @@ impl Db {
         }
         let path = path.to_owned();
         tokio::task::spawn_blocking(move || {
+            create_private_file(&path)?;
             let mut writer = open_connection(&path)?;
             migrate(&mut writer, migrations)?;
             let readers = (0..READERS)

@@ -22,6 +22,7 @@ mod monitoring;
 mod openapi;
 mod operations;
 mod otlp;
+mod outbound;
 mod process;
 mod rollouts;
 mod signin;
