@@ -189,6 +189,16 @@ impl<T: Send + 'static> BatchWriter<T> {
         (Self { tx, pace }, handle)
     }
 
+    /// Whether a new request would be refused for the queue's length right now: lets the HTTP
+    /// layer answer 429 before it reads and parses a body that would be refused anyway.
+    pub fn admit(&self) -> Result<(), SubmitError> {
+        if self.pace.would_wait_too_long(0) {
+            Err(SubmitError::Overloaded)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Queues `items` and waits until they are committed.
     pub async fn submit(&self, items: Vec<T>) -> Result<(), SubmitError> {
         if self.pace.would_wait_too_long(items.len()) {

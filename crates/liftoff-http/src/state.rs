@@ -123,9 +123,10 @@ impl AppState {
                 settings.ingest_rate_limit_per_second * 2.0,
             )),
             login_limiter: Arc::default(),
+            // A quarter of the minute's budget at once, then the rest spread over the minute.
             auth_failures: Arc::new(RateLimiter::new(
                 settings.failed_auth_per_minute / 60.0,
-                settings.failed_auth_per_minute,
+                (settings.failed_auth_per_minute / 4.0).max(1.0),
             )),
             edge: Arc::default(),
             keys,

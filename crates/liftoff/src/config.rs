@@ -143,7 +143,7 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
 
     /// Most requests handled at once; more wait briefly, then answer 503 with Retry-After
-    /// [default: 256].
+    /// [default: 128].
     #[arg(long, env = "LIFTOFF_MAX_REQUESTS_IN_FLIGHT", value_name = "N")]
     pub max_requests_in_flight: Option<usize>,
 

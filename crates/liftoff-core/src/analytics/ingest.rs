@@ -260,6 +260,11 @@ impl EventsService {
         checked
     }
 
+    /// Refuses (overloaded) when the ingest queue is already behind, before any work is done.
+    pub fn admit(&self) -> Result<(), crate::batch::SubmitError> {
+        self.writer.admit()
+    }
+
     /// Counts refused events (bad payloads the HTTP layer refuses before validation too).
     pub fn reject(&self, n: usize) {
         self.counters

@@ -315,6 +315,11 @@ impl MonitoringService {
         ))
     }
 
+    /// Refuses (overloaded) when the ingest queue is already behind, before any work is done.
+    pub fn admit(&self) -> Result<(), crate::batch::SubmitError> {
+        self.writer.admit()
+    }
+
     /// Validates every record (all or nothing), folds them into minute cells and returns once
     /// they are committed.
     pub async fn ingest(&self, records: Vec<RequestRecord>) -> Result<usize, IngestError> {

@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 use super::posthog_body;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::mw::auth::{Caller, Ingest, authorize, bearer};
+use crate::mw::auth::{Caller, Ingest, authorize, bearer, refuse_if_failing};
 use crate::mw::client::ClientIp;
 use crate::state::AppState;
 
@@ -147,6 +147,7 @@ fn native_records(body: Value) -> Result<Vec<(EventRecord, Clock)>, ApiError> {
 async fn ingest_events(
     State(state): State<AppState>,
     _caller: Caller<Ingest>,
+    _room: crate::mw::room::Room<crate::mw::room::Events>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Accepted>, ApiError> {
     let n = posthog::count(&body);
@@ -199,6 +200,11 @@ async fn authenticated_payload(
     client: std::net::IpAddr,
     body: Body,
 ) -> Result<Value, ApiError> {
+    refuse_if_failing(state, client)?;
+    state
+        .events
+        .admit()
+        .map_err(|_| crate::mw::room::queue_full())?;
     if let Some(key) = outer_key(query, headers) {
         authorize::<Ingest>(state, Some(key), client, NO_KEY).await?;
         let raw = read_body(state, body).await?;

@@ -81,6 +81,7 @@ impl From<IngestError> for ApiError {
 async fn ingest_requests(
     State(state): State<AppState>,
     _caller: Caller<Ingest>,
+    _room: crate::mw::room::Room<crate::mw::room::Requests>,
     ApiJson(Batch(records)): ApiJson<Batch<RequestRecord>>,
 ) -> Result<Json<Accepted>, ApiError> {
     Ok(Json(Accepted {

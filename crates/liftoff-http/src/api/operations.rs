@@ -80,6 +80,7 @@ fn records(body: Value) -> Result<Vec<OperationRecord>, IngestError> {
 async fn ingest_operations(
     State(state): State<AppState>,
     _caller: Caller<Ingest>,
+    _room: crate::mw::room::Room<crate::mw::room::Operations>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Accepted>, ApiError> {
     Ok(Json(Accepted {

@@ -117,6 +117,7 @@ async fn store(state: &AppState, converted: &mut Converted) -> Result<(), ApiErr
 async fn export_metrics(
     State(state): State<AppState>,
     _caller: Caller<Ingest>,
+    _room: crate::mw::room::Room<crate::mw::room::Requests>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -143,6 +144,7 @@ async fn export_metrics(
 async fn export_traces(
     State(state): State<AppState>,
     _caller: Caller<Ingest>,
+    _room: crate::mw::room::Room<crate::mw::room::Requests>,
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {

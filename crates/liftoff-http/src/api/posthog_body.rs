@@ -154,18 +154,45 @@ const MAX_VALUE: usize = 512;
 
 fn scan(mut reader: impl Read) -> std::io::Result<Option<String>> {
     let mut at = At::Between;
-    let mut buf = [0u8; 16 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = reader.read(&mut buf)?;
         if n == 0 {
             return Ok(None);
         }
-        for &b in &buf[..n] {
-            // A byte that ends a state may start the next one: look at it again.
+        let chunk = &buf[..n];
+        let mut i = 0;
+        while i < n {
+            // The long stretches (between strings, inside ordinary strings) are skipped with
+            // memchr; only the bytes around a string's end go through `step`.
+            match &mut at {
+                At::Between => match memchr::memchr(b'"', &chunk[i..]) {
+                    Some(j) => i += j,
+                    None => break,
+                },
+                At::InString {
+                    name,
+                    escaped: false,
+                } => match memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                    Some(j) => {
+                        let room = 9usize.saturating_sub(name.len()).min(j);
+                        name.extend_from_slice(&chunk[i..i + room]);
+                        i += j;
+                    }
+                    None => {
+                        let room = 9usize.saturating_sub(name.len()).min(n - i);
+                        name.extend_from_slice(&chunk[i..i + room]);
+                        break;
+                    }
+                },
+                _ => {}
+            }
+            let b = chunk[i];
             let mut again = true;
             while again {
                 (at, again) = step(at, b);
             }
+            i += 1;
             if let At::InValue(v) = &mut at
                 && v.last() == Some(&0)
             {

@@ -74,6 +74,15 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// 429 for a client address that used up its failed-authentication budget: checked before
+/// anything else is done for it (before a key lookup, before a body is read).
+pub fn refuse_if_failing(state: &AppState, client: IpAddr) -> Result<(), ApiError> {
+    match state.auth_failures.blocked(&client.to_string()) {
+        Some(retry) => Err(ApiError::too_many_failures(retry)),
+        None => Ok(()),
+    }
+}
+
 /// The one authentication check of every API route and capture endpoint: a client that keeps
 /// failing is answered 429 before its token is even looked up, a missing or unknown token is a
 /// 401 that spends from the client's failure budget, a key without the scope is a 403, and a
@@ -84,10 +93,8 @@ pub async fn authorize<S: RequiredScope>(
     client: IpAddr,
     missing: &'static str,
 ) -> Result<Principal, ApiError> {
+    refuse_if_failing(state, client)?;
     let client_key = client.to_string();
-    if let Some(retry) = state.auth_failures.blocked(&client_key) {
-        return Err(ApiError::too_many_failures(retry));
-    }
     let refused = |err: ApiError| {
         let _ = state.auth_failures.check(&client_key);
         err

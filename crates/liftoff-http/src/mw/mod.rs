@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod ratelimit;
+pub mod room;
 
 use std::time::Instant;
 

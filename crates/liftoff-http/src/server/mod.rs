@@ -70,7 +70,7 @@ impl Default for ServeOptions {
                 grace: Duration::from_secs(5),
             },
             max_connections: 10_000,
-            max_in_flight: 256,
+            max_in_flight: 128,
             queue_timeout: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(10),
             max_buf_size: 64 * 1024,

@@ -218,7 +218,7 @@ async fn at_the_connection_cap_idle_connections_make_room() {
 #[tokio::test]
 async fn a_client_that_keeps_failing_authentication_gets_429() {
     let app = spawn_with(|o| Overrides {
-        failed_auth_per_minute: Some(5),
+        failed_auth_per_minute: Some(20),
         ..o
     })
     .await;

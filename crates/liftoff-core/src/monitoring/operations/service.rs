@@ -165,6 +165,11 @@ impl OperationsService {
         ))
     }
 
+    /// Refuses (overloaded) when the ingest queue is already behind, before any work is done.
+    pub fn admit(&self) -> Result<(), crate::batch::SubmitError> {
+        self.writer.admit()
+    }
+
     /// Validates every record (all or nothing), folds them and returns once committed.
     pub async fn ingest(&self, records: Vec<OperationRecord>) -> Result<usize, IngestError> {
         let n = records.len();
