@@ -5,7 +5,8 @@ Starts `liftoff serve` from BIN on a fresh data directory and runs each attack r
 the server's RSS (peak during the attack, and 30 s after it stopped) and /healthz latency
 while the attack runs. With --baseline OLD_BIN the same rows run against another build in the
 same run, for before/after tables. With --check the outcomes the edge promises are asserted
-and the exit status says whether they held.
+(statuses, bounds on RSS, connections closed within their timeouts, nothing acknowledged lost;
+never latency, which depends on the machine) and the exit status says whether they held.
 
   bench/edge/attack.py target/release/liftoff [--baseline OLD] [--short] [--check]
                        [--rows 1,2,3] [--json out.json]
@@ -326,7 +327,7 @@ def row4(s, a):
             total[str(k)] = total.get(str(k), 0) + v
     out["body_kb"] = round(len(body) / 1024, 1)
     out["statuses"] = total
-    out["ok"] = set(total) <= {"401", "429"} and out["healthz_p50_ms"] < 100 and out["rss_peak_mb"] < 512
+    out["ok"] = set(total) <= {"401", "429"} and out["rss_peak_mb"] < 512
     return out
 
 
@@ -390,7 +391,8 @@ def row5(s, a):
     out["stored"] = stored
     out["connections"], out["seconds"] = conns, secs
     shutil.rmtree(work, ignore_errors=True)
-    out["ok"] = (res["timeouts"] == 0 and res["p99_ms"] < 1000 and res["missing_retry"] == 0
+    # Latency is reported, not asserted: the load generator shares the machine.
+    out["ok"] = (res["timeouts"] == 0 and res["missing_retry"] == 0
                  and stored >= res["accepted"] and out["rss_peak_mb"] < 512)
     return out
 
