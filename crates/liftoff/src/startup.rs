@@ -314,7 +314,7 @@ fn fit_to_fd_limit(max_connections: usize) -> usize {
             && cur < max
         {
             limit.current = Some(max);
-            if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+            if let Err(e) = setrlimit(Resource::Nofile, limit) {
                 tracing::debug!(error = %e, "Could not raise the open-files limit.");
             }
         }
