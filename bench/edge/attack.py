@@ -41,11 +41,13 @@ PASSWORD = "attack-password-42"
 MB = 1024 * 1024
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
+    """Resident memory in MB; `RssAnon` (heap) and `RssFile` + `RssShmem` (mapped files,
+    SQLite's shared WAL index) split it."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except FileNotFoundError:
         return 0.0
@@ -154,11 +156,14 @@ class Watch:
             t.join()
         time.sleep(settle)
         after = self.s.rss()
+        pid = self.s.proc.pid
         lat = sorted(self.lat) or [0.0]
         return {
             "rss_before_mb": round(self.before, 1),
             "rss_peak_mb": round(self.peak, 1),
             "rss_after_mb": round(after, 1),
+            "rss_after_heap_mb": round(rss_mb(pid, "RssAnon"), 1),
+            "rss_after_files_mb": round(rss_mb(pid, "RssFile") + rss_mb(pid, "RssShmem"), 1),
             "healthz_p50_ms": round(lat[len(lat) // 2], 1),
             "healthz_p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
             "healthz_timeouts": self.timeouts,
@@ -450,11 +455,39 @@ def row8(s, a):
 
 def row9(s, a):
     out = {}
-    st, doc = s.post_json("/api/uptime/monitors", {"name": "metadata", "url": "http://169.254.169.254/latest/meta-data/", "interval_seconds": 60, "timeout_seconds": 5})
+    st, _ = s.post_json("/api/uptime/monitors", {"name": "metadata", "url": "http://169.254.169.254/latest/meta-data/", "interval_seconds": 60, "timeout_seconds": 5})
     out["monitor_on_metadata_address"] = st
-    st, doc = s.post_json("/api/notifications/channels", {"name": "metadata", "kind": "webhook", "url": "http://169.254.169.254/hook"})
+    st, _ = s.post_json("/api/notifications/channels", {"name": "metadata", "config": {"kind": "webhook", "url": "http://169.254.169.254/hook"}})
     out["webhook_on_metadata_address"] = st
-    out["ok"] = out["monitor_on_metadata_address"] == 422 and out["webhook_on_metadata_address"] == 422
+    # A receiver that answers 500 with a body: the body must not reach read keys or stored errors.
+    import http.server
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"SECRET-BODY-" + b"x" * 500
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *args):
+            pass
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        st, ch = s.post_json("/api/notifications/channels", {"name": "receiver", "config": {"kind": "webhook", "url": f"http://127.0.0.1:{receiver.server_port}/hook"}})
+        tested = s.request("POST", f"/api/notifications/channels/{ch.get('id')}/test", b"", {"Authorization": f"Bearer {TOKEN}"})[2]
+        read = s.key("read")
+        _, deliveries = s.get("/api/notifications/deliveries", token=read)
+        _, channels = s.get("/api/notifications/channels", token=read)
+    finally:
+        receiver.shutdown()
+    with open(os.path.join(s.dir, "server.log"), "rb") as f:
+        logged = f.read()
+    out["remote_body_in_test_answer"] = b"SECRET-BODY" in tested
+    out["remote_body_seen_by_read_key"] = b"SECRET-BODY" in deliveries + channels
+    out["remote_body_in_log"] = b"SECRET-BODY" in logged
+    out["ok"] = (out["monitor_on_metadata_address"] == 422 and out["webhook_on_metadata_address"] == 422
+                 and not out["remote_body_seen_by_read_key"] and not out["remote_body_in_log"])
     return out
 
 
