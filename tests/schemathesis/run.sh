@@ -24,6 +24,7 @@ for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:$port/readyz &&
 set +e
 "$ST" run "http://127.0.0.1:$port/api/openapi.json" --checks all -n "$EXAMPLES" --seed 1 \
   -H "Authorization: Bearer $TOKEN" --request-timeout 10 --suppress-health-check all \
+  --generation-database "$out/examples" \
   --report junit --report-junit-path "$out/junit.xml" >"$out/report.txt" 2>&1
 set -e
 sed -n '/=== SUMMARY ===/,$p' "$out/report.txt"
