@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Exact DuckDB answers for the analytics parity test (crates/liftoff-analytics/tests).
 
-Runs the reference queries of shared/bench/duckdb_baseline.py (funnel, DAU, retention triangle,
+Runs the reference queries of bench/kit/duckdb_baseline.py (funnel, DAU, retention triangle,
 top events) plus an exact form of the sessions query (integer sums instead of rounded
 averages) on DIR/events.parquet and writes DIR/expected.json.
 
@@ -13,7 +13,7 @@ import sys
 
 import duckdb
 
-sys.path.insert(0, os.environ["SHARED_BENCH"])
+sys.path.insert(0, os.environ["BENCH_KIT"])
 from duckdb_baseline import Q_DAU, Q_FUNNEL, Q_RETENTION  # noqa: E402
 
 Q_TOP_ALL = "SELECT event, count(*) AS n FROM events GROUP BY event ORDER BY n DESC, event"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Generates an event data set with the shared generator and writes DuckDB's exact answers
+# Generates an event data set with bench/kit/gen_events.py and writes DuckDB's exact answers
 # next to it, for the liftoff-analytics parity test:
 #
 #   bench/analytics/prepare.sh small target/analytics-small
@@ -23,7 +23,7 @@ if [ -f "$out/events.ndjson.gz" ] && [ -f "$out/events.parquet" ] && [ "$(cat "$
   echo "== reusing $out ($events events, $users users)"
 else
   mkdir -p "$out"
-  "$PY" "$SHARED_BENCH/gen_events.py" --events "$events" --users "$users" --days 30 --out "$out"
+  "$PY" "$BENCH_KIT/gen_events.py" --events "$events" --users "$users" --days 30 --out "$out"
   echo "$events:$users" > "$stamp"
 fi
 [ -f "$out/expected.json" ] && [ "$out/expected.json" -nt "$out/events.parquet" ] || "$PY" "$here/expected.py" "$out"

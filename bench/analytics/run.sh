@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Full-size benchmark: the analytics engine against DuckDB on the shared 10M-event data set,
+# Full-size benchmark: the analytics engine against DuckDB on the 10M-event data set of bench/kit/gen_events.py,
 # same machine, same run. Prints a markdown table for BENCHMARKS.md.
 #
 #   bench/analytics/run.sh [DATA_DIR=target/bench-data]      RUNS=3 by default
 #
-# Generates the data on first use (~1 min, ~210 MB), then runs shared/bench/duckdb_baseline.py with
+# Generates the data on first use (~1 min, ~210 MB), then runs bench/kit/duckdb_baseline.py with
 # 2 threads and the crate's bench_events example, which also checks the answers (expected
 # figures of the default data and DuckDB's results_duckdb.json) and exits non-zero on a
 # mismatch.
@@ -19,11 +19,11 @@ if [ -f "$data/events.ndjson.gz" ] && [ -f "$data/events.parquet" ]; then
   echo "== reusing $data"
 else
   echo "== generating the 10M-event data set in $data"
-  "$PY" "$SHARED_BENCH/gen_events.py" --out "$data"
+  "$PY" "$BENCH_KIT/gen_events.py" --out "$data"
 fi
 
 echo "== DuckDB ($runs runs, 2 threads)"
-"$PY" "$SHARED_BENCH/duckdb_baseline.py" --data "$data" --runs "$runs" --threads 2 | tee "$data/duckdb.log"
+"$PY" "$BENCH_KIT/duckdb_baseline.py" --data "$data" --runs "$runs" --threads 2 | tee "$data/duckdb.log"
 
 echo "== liftoff-analytics ($runs runs)"
 cargo build -q --release -p liftoff-analytics --example bench_events

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole server on the shared 10M-event data set: import through HTTP with the CLI
+# The whole server on the 10M-event data set of bench/kit/gen_events.py: import through HTTP with the CLI
 # (`liftoff import events`, durable group commit), seal the finished days (`liftoff seal`),
 # then time the analytics endpoints over HTTP (cold first query, then warm), the server's RSS
 # and the bytes per event on disk. DuckDB's figures for the same queries come from

@@ -9,9 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${1:?usage: tests/schemathesis/run.sh BIN [EXAMPLES]}
 EXAMPLES=${2:-30}
-ST=target/python-venv/bin/schemathesis
+ST="${CARGO_TARGET_DIR:-target}/python-venv/bin/schemathesis"
 [ -x "$ST" ] || { echo "error: $ST is missing; scripts/test installs tests/python/requirements.txt" >&2; exit 1; }
-out=target/schemathesis
+out="${CARGO_TARGET_DIR:-target}/schemathesis"
 rm -rf "$out"; mkdir -p "$out"
 TOKEN=schemathesis-admin-token-0123456789abcdef
 port=7391

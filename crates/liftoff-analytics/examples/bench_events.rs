@@ -1,4 +1,4 @@
-//! Full-size benchmark of the analytics engine on the shared `gen_events.py` data.
+//! Full-size benchmark of the analytics engine on the `bench/kit/gen_events.py` data.
 //!
 //!   cargo run --release -p liftoff-analytics --example bench_events -- DIR [--runs N]
 //!

@@ -273,6 +273,21 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Where this process keeps its data, for the line every store-touching command prints
+    /// first: people with several data directories must see which one a command changed.
+    /// Credentials in database URLs are left out.
+    pub fn describe_stores(&self) -> String {
+        let dir = std::path::absolute(&self.data).unwrap_or_else(|_| self.data.clone());
+        let mut out = format!("data directory {}", dir.display());
+        if let Some(url) = &self.state_url {
+            out.push_str(&format!("; state in {}", without_credentials(url)));
+        }
+        if let Some(url) = &self.events_url {
+            out.push_str(&format!("; events in {}", without_credentials(url)));
+        }
+        out
+    }
+
     /// Layers `cli` (flags and environment, as clap read them) over the TOML file over defaults.
     pub fn resolve(cli: Overrides, file: Option<&Path>) -> anyhow::Result<Self> {
         check_environment(std::env::vars().map(|(k, _)| k))?;
@@ -483,6 +498,18 @@ fn known_env_vars() -> Vec<String> {
     out
 }
 
+/// `scheme://user:password@host/db` → `scheme://host/db`.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,5 +605,24 @@ mod tests {
         assert!(check_environment(["LIFTOFF_TEST_DATABASE_URL".to_owned()].into_iter()).is_ok());
         let err = check_environment(["LIFTOFF_LISTNE".to_owned()].into_iter()).unwrap_err();
         assert!(err.to_string().contains("LIFTOFF_LISTNE"), "{err}");
+    }
+
+    #[test]
+    fn store_descriptions_leave_credentials_out() {
+        assert_eq!(
+            without_credentials("postgres://app:s3cret@db.internal:5432/liftoff?sslmode=require"),
+            "postgres://db.internal:5432/liftoff?sslmode=require"
+        );
+        assert_eq!(
+            without_credentials("postgres://db/liftoff"),
+            "postgres://db/liftoff"
+        );
+        assert_eq!(without_credentials("sqlite"), "sqlite");
+        let mut s = Settings::from_overrides(Overrides::default()).unwrap();
+        s.state_url = Some("postgres://u:pw@h/db".into());
+        let text = s.describe_stores();
+        assert!(text.starts_with("data directory /"), "{text}");
+        assert!(text.ends_with("; state in postgres://h/db"), "{text}");
+        assert!(!text.contains("pw"), "{text}");
     }
 }

@@ -50,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => {
             let settings = Settings::resolve(args.settings, args.config.as_deref())?;
             telemetry::init(settings.log_format);
+            announce(&settings);
             let built = startup::build(&settings).await?;
             liftoff::demo::seed(&built.state).await?;
             built.state.store.close().await?;
@@ -63,6 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => {
             let settings = Settings::resolve(args.settings, args.config.as_deref())?;
             telemetry::init(settings.log_format);
+            announce(&settings);
             let store = startup::open_store(&settings).await?;
             println!(
                 "The {} state store is at schema version {}.",
@@ -75,6 +77,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seal(args) => {
             let settings = Settings::resolve(args.settings, args.config.as_deref())?;
             telemetry::init(settings.log_format);
+            announce(&settings);
             // The stores only: sealing needs no services, keys or users.
             let stores = startup::open_stores(&settings).await?;
             let started = std::time::Instant::now();
@@ -104,6 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secrets(SecretsCommand::Rotate(args)) => {
             let settings = Settings::resolve(args.settings, args.config.as_deref())?;
             telemetry::init(settings.log_format);
+            announce(&settings);
             let rotated = liftoff::secrets::rotate(&settings).await?;
             print!("{}", rotated.report());
             Ok(())
@@ -119,6 +123,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// On standard error, so output meant for scripts (user lists, reports) stays clean.
+fn announce(settings: &Settings) {
+    eprintln!("Using {}.", settings.describe_stores());
+}
+
 async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
     match cmd {
         UsersCommand::Create {
@@ -130,6 +139,7 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             let settings = Settings::resolve(store.settings, store.config.as_deref())?;
             telemetry::init(settings.log_format);
             let role = Role::parse(&role).context("--role must be admin, editor or viewer")?;
+            announce(&settings);
             let (password, generated) = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin()
@@ -155,6 +165,7 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
         UsersCommand::List { store } => {
             let settings = Settings::resolve(store.settings, store.config.as_deref())?;
             telemetry::init(settings.log_format);
+            announce(&settings);
             let store = startup::open_store(&settings).await?;
             for u in store.list_users().await? {
                 println!(

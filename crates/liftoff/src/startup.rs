@@ -290,6 +290,7 @@ pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'st
 
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let signal = shutdown_signal()?;
+    tracing::info!("Using {}.", settings.describe_stores());
     let built = build(&settings).await?;
     if demo {
         crate::demo::seed(&built.state).await?;

@@ -2,8 +2,8 @@
 //! by `liftoff-eval`'s own test and by `liftoff-core`'s import test (which includes this file by
 //! path), so both read the cases the same way.
 //!
-//! The specification lives outside the repository, in `shared/conformance/unleash-client-spec/`
-//! beside the checkout; set `LIFTOFF_TEST_UNLEASH_SPEC_DIR` to point elsewhere.
+//! The specification is vendored in `conformance/unleash-client-spec/` (Apache-2.0, its licence
+//! beside it); set `LIFTOFF_TEST_UNLEASH_SPEC_DIR` to run another version of it.
 
 use std::path::PathBuf;
 
@@ -75,8 +75,9 @@ fn same_payload(a: &Option<Payload>, b: &Option<Payload>) -> bool {
 fn spec_dir() -> PathBuf {
     match std::env::var_os("LIFTOFF_TEST_UNLEASH_SPEC_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/conformance/unleash-client-spec"),
+        None => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../conformance/unleash-client-spec")
+        }
     }
 }
 
@@ -91,8 +92,9 @@ where
     let index = std::fs::read_to_string(&index_path).unwrap_or_else(|e| {
         panic!(
             "Unleash client specification not found: could not read {} ({e}). \
-             It is expected in shared/conformance/unleash-client-spec beside the repository; \
-             set LIFTOFF_TEST_UNLEASH_SPEC_DIR to the directory holding index.json.",
+             It is vendored in conformance/unleash-client-spec at the repository's root \
+             (restore it with git checkout), or set LIFTOFF_TEST_UNLEASH_SPEC_DIR to a \
+             directory holding index.json.",
             index_path.display()
         )
     });

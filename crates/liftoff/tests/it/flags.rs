@@ -566,7 +566,7 @@ async fn unleash_import() {
     let app = spawn().await;
     let (_, ingest) = app.key("ingest").await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/conformance/unleash-client-spec");
+        .join("../../conformance/unleash-client-spec");
     let spec: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("15-global-constraints.json")).unwrap(),
     )
