@@ -378,6 +378,8 @@ def row5(s, a):
         f.write(f"wrk.body = {json.dumps(body)}\n")
         f.write(WRK_LUA)
     conns, secs = (500, 10) if a.short else (2000, 30)
+    conns = a.flood_connections or conns
+    secs = a.flood_seconds or secs
     w = Watch(s)
     r = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--timeout", "15s", "-s", lua,
                         f"http://127.0.0.1:{s.port}/api/ingest/events"], capture_output=True, text=True)
@@ -554,6 +556,8 @@ def main():
     p.add_argument("--rows", default="1,2,3,4,5,6,7,8,9,10")
     p.add_argument("--settle", type=float, default=None, help="seconds to wait before 'RSS after' (30)")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--flood-connections", type=int, help="row 5: wrk connections (2000; 500 with --short)")
+    p.add_argument("--flood-seconds", type=int, help="row 5: seconds of flood (30; 10 with --short)")
     a = p.parse_args()
     a.rows = [int(x) for x in a.rows.split(",")]
     a.settle = a.settle if a.settle is not None else (5 if a.short else 30)

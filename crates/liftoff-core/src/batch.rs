@@ -63,7 +63,7 @@ pub const STALE_AFTER: Duration = Duration::from_secs(2);
 struct Pace {
     /// Requests waiting.
     queued: AtomicU64,
-    /// Items waiting.
+    /// Items waiting or being written: a request queued now waits for both.
     queued_items: AtomicU64,
     /// Items committed per second of writing (an f64's bits; 0 until the first commit).
     items_per_second: AtomicU64,
@@ -86,6 +86,19 @@ impl Pace {
         };
         self.items_per_second
             .store(next.to_bits(), Ordering::Relaxed);
+    }
+
+    /// How many items one transaction may take: about half of [`MAX_QUEUE_WAIT`] of writing,
+    /// so requests queued behind a group never grow stale while it commits (a group sized
+    /// by count alone took seconds under load, and everything queued behind it was refused
+    /// after its body had been read and parsed).
+    fn group_limit(&self) -> usize {
+        let rate = self.rate();
+        if rate == 0.0 {
+            return MIN_GROUP_ITEMS;
+        }
+        ((rate * MAX_QUEUE_WAIT.as_secs_f64() / 2.0) as usize)
+            .clamp(MIN_GROUP_ITEMS, MAX_GROUP_ITEMS)
     }
 
     /// Whether `items` more would wait longer than [`MAX_QUEUE_WAIT`].
@@ -117,6 +130,8 @@ impl<T> Clone for BatchWriter<T> {
 
 /// Most items written in one transaction.
 const MAX_GROUP_ITEMS: usize = 100_000;
+/// A group may always take this many, whatever the measured pace.
+const MIN_GROUP_ITEMS: usize = 5_000;
 
 impl<T: Send + 'static> BatchWriter<T> {
     /// Starts the writer task. `capacity` bounds the number of waiting requests; the task ends
@@ -141,7 +156,8 @@ impl<T: Send + 'static> BatchWriter<T> {
             while let Some(first) = rx.recv().await {
                 let mut group = vec![first];
                 let mut n = group[0].items.len();
-                while n < MAX_GROUP_ITEMS {
+                let limit = counter.group_limit();
+                while n < limit {
                     match rx.try_recv() {
                         Ok(p) => {
                             n += p.items.len();
@@ -153,7 +169,7 @@ impl<T: Send + 'static> BatchWriter<T> {
                 counter
                     .queued
                     .fetch_sub(group.len() as u64, Ordering::Relaxed);
-                counter.queued_items.fetch_sub(n as u64, Ordering::Relaxed);
+                let taken = n as u64;
                 let mut items = Vec::with_capacity(n);
                 let mut waiters = Vec::with_capacity(group.len());
                 for p in group {
@@ -165,6 +181,7 @@ impl<T: Send + 'static> BatchWriter<T> {
                     waiters.push(p.done);
                 }
                 if waiters.is_empty() {
+                    counter.queued_items.fetch_sub(taken, Ordering::Relaxed);
                     continue;
                 }
                 let n = items.len();
@@ -172,6 +189,7 @@ impl<T: Send + 'static> BatchWriter<T> {
                 let clock = Instant::now();
                 let outcome = flush(items).await.map_err(|e| e.to_string());
                 counter.record(n, clock.elapsed());
+                counter.queued_items.fetch_sub(taken, Ordering::Relaxed);
                 registry.record(
                     &job,
                     started,
@@ -321,6 +339,42 @@ mod tests {
         pace.queued_items.store(4_000, Ordering::Relaxed);
         assert!(!pace.would_wait_too_long(500), "0.45 s behind the queue");
         assert!(pace.would_wait_too_long(1_500), "0.55 s behind the queue");
+    }
+
+    #[test]
+    fn a_group_takes_about_a_quarter_second_of_writing() {
+        let pace = Pace::default();
+        assert_eq!(pace.group_limit(), MIN_GROUP_ITEMS, "no estimate yet");
+        pace.record(100_000, Duration::from_secs(1));
+        assert_eq!(pace.group_limit(), 25_000);
+        let fast = Pace::default();
+        fast.record(10_000_000, Duration::from_secs(1));
+        assert_eq!(fast.group_limit(), MAX_GROUP_ITEMS);
+    }
+
+    #[tokio::test]
+    async fn items_being_written_count_as_ahead() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let g = gate.clone();
+        let flush: FlushFn<u32> = Arc::new(move |_items| {
+            let g = g.clone();
+            Box::pin(async move {
+                let _permit = g.acquire().await;
+                Ok(())
+            })
+        });
+        let (writer, _handle) = BatchWriter::start("test", 10, &JobRegistry::default(), flush);
+        writer.pace.record(1_000, Duration::from_secs(1));
+        let w1 = writer.clone();
+        let first = tokio::spawn(async move { w1.submit(vec![0; 900]).await });
+        tokio::time::sleep(Duration::from_millis(20)).await; // the writer holds it
+        assert!(
+            matches!(writer.admit(), Err(SubmitError::Overloaded)),
+            "900 items being written at 1,000/s are 0.9 s ahead"
+        );
+        gate.add_permits(10);
+        assert!(first.await.unwrap().is_ok());
+        assert!(writer.admit().is_ok(), "nothing ahead once committed");
     }
 
     #[tokio::test]
