@@ -1,6 +1,8 @@
 //! How the dashboard writes numbers for people. The API answers rates as fractions 0–1; every
 //! page shows them as percent through [`percent`], so one figure reads the same everywhere.
 
+use liftoff_core::alerts::model::Metric;
+
 /// `fraction` (0–1) as percent: one decimal and a no-break space before the sign
 /// ("17.1 %"). Near the ends, where one decimal would hide what matters (an error rate of
 /// 0.0078, an uptime of 99.95 %), two decimals, or three when two would still round to
@@ -36,9 +38,33 @@ pub(crate) fn percent_value(p: f64) -> String {
     percent(p / 100.0)
 }
 
+/// An alert metric's value in its unit: rates as percent, system readings (kept in percent)
+/// the same way, latencies in milliseconds, counts and burn rates as numbers.
+pub(crate) fn metric_value(metric: Metric, v: f64) -> String {
+    match metric {
+        Metric::ErrorRate | Metric::SuccessRate | Metric::CacheHitRate | Metric::FallbackRate => {
+            percent(v)
+        }
+        Metric::CpuPercent | Metric::MemoryPercent | Metric::DiskPercent => percent_value(v),
+        Metric::LatencyP50 | Metric::LatencyP95 | Metric::LatencyP99 => format!("{v:.0}\u{a0}ms"),
+        Metric::UptimeFailing | Metric::SloBurnRate | Metric::EventCount => {
+            format!("{}", (v * 100.0).round() / 100.0)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alert_values_read_in_their_unit() {
+        assert_eq!(metric_value(Metric::ErrorRate, 0.05), "5.0\u{a0}%");
+        assert_eq!(metric_value(Metric::CpuPercent, 80.0), "80.0\u{a0}%");
+        assert_eq!(metric_value(Metric::LatencyP95, 2000.0), "2000\u{a0}ms");
+        assert_eq!(metric_value(Metric::EventCount, 12.0), "12");
+        assert_eq!(metric_value(Metric::SloBurnRate, 14.4), "14.4");
+    }
 
     #[test]
     fn one_decimal_and_more_only_near_the_ends() {
