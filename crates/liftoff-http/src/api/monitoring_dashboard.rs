@@ -29,6 +29,7 @@ impl From<DashboardError> for ApiError {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DashboardParams {
     /// 15m, 1h (default), 4h, 24h, 7d or 30d.
     window: Option<String>,

@@ -346,6 +346,10 @@ async fn monitoring_dashboard(app: &TestApp) {
     let doc = get(app, "/api/openapi.json").await;
     let op = &doc["paths"]["/api/monitoring/dashboard"]["get"];
     assert_eq!(op["security"][0]["bearer"][0], "read");
+    for p in op["parameters"].as_array().unwrap() {
+        assert_eq!(p["in"], "query", "{p}");
+        assert_ne!(p["required"], true, "{p}");
+    }
     assert!(doc["components"]["schemas"]["MonitoringDashboard"].is_object());
 }
 
