@@ -94,6 +94,7 @@ describe('analytics page', () => {
       assert.equal(await page.locator('#top-events img').count(), 0, 'and not as markup');
       assert.ok((await page.locator('#retention tbody tr').count()) >= 2, 'two cohorts');
       assert.ok((await page.locator('#retention td.heat-10').count()) >= 1, 'day 0 is 100 %');
+      assert.equal((await page.locator('#retention td.heat-10').first().textContent()), '100.0\u00a0%');
       assert.match(await page.locator('#recent-errors').textContent(), /x is undefined/);
       assert.ok((await page.locator('#transitions tbody tr').count()) >= 1);
       assert.ok((await page.locator('#milestones tbody tr').count()) >= 1);
@@ -101,6 +102,11 @@ describe('analytics page', () => {
       // The default funnel is there before any query.
       const users = () => page.locator('#funnel-steps tbody td.users').allTextContents();
       assert.deepEqual(await users(), ['5', '4', '3', '1']);
+      // The API answers fractions (0.8); every page shows percent in one format.
+      const conversion = await page.locator('#funnel-steps tbody td:nth-child(5)').allTextContents();
+      assert.deepEqual(conversion, ['—', '80.0\u00a0%', '75.0\u00a0%', '33.3\u00a0%']);
+      const dropoff = await page.locator('#funnel-steps tbody td:nth-child(6)').allTextContents();
+      assert.deepEqual(dropoff, ['—', '20.0\u00a0%', '25.0\u00a0%', '66.7\u00a0%']);
 
       // Build another: signup → view_item → purchase, broken down by plan.
       const steps = page.locator('#funnel-form input[name=step]');
@@ -115,7 +121,7 @@ describe('analytics page', () => {
       const widths = await page.locator('#funnel-steps tbody .bar .fill').evaluateAll((els) =>
         els.map((e) => Math.round(e.getBoundingClientRect().width / e.parentElement.getBoundingClientRect().width * 100)));
       assert.deepEqual(widths, [100, 60, 20], 'bars have the funnel\'s shape');
-      assert.match(await page.locator('#funnel-overall').textContent(), /20%/);
+      assert.match(await page.locator('#funnel-overall').textContent(), /20\.0\u00a0%/);
       const breakdown = await page.locator('#funnel-breakdown tbody tr').allTextContents();
       assert.equal(breakdown.length, 2, `breakdown rows: ${breakdown}`);
 

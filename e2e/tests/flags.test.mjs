@@ -55,7 +55,7 @@ describe('flags page', () => {
     const row = page.locator('tr[data-flag="new-checkout"]');
     assert.equal(await row.count(), 1);
     assert.equal((await row.locator('.status').textContent()).trim(), 'on');
-    assert.match(await row.textContent(), /percentage · 25%/);
+    assert.match(await row.textContent(), /percentage · 25\.0\u00a0%/);
   });
 
   browserTest('turning a flag off asks for confirmation and a reason, and reaches the API', async ({ page }) => {

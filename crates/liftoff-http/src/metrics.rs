@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
+use liftoff_core::analytics::event::now_ms;
+use liftoff_core::analytics::insights::ActiveUserCounts;
 use liftoff_core::monitoring::prometheus::escape;
 
 use crate::state::AppState;
@@ -108,6 +110,24 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         "gauge",
         "Capacity of each bounded ingest queue.",
         per_queue(|q| q.capacity),
+    );
+
+    // A scrape during a store outage still answers; the family is there, without samples.
+    let active = match ActiveUserCounts::at(&*state.insights, now_ms()).await {
+        Ok(c) => c.by_window().to_vec(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Active users left out of /metrics: events unavailable.");
+            Vec::new()
+        }
+    };
+    family(
+        &mut out,
+        "liftoff_active_users",
+        "gauge",
+        "Distinct users with a product event in the last window (5m, 1h, 24h).",
+        active
+            .into_iter()
+            .map(|(window, n)| (label("window", window), n as f64)),
     );
 
     let rss = (state.monitoring.system.get().process_rss_mb * 1024.0 * 1024.0).round();

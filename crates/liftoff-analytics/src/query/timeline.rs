@@ -58,6 +58,14 @@ impl EventTable {
     /// The events of one explicit session id, oldest first (users in id order); empty when
     /// the id is unknown. A scan of the session column: milliseconds at 10M events.
     pub fn session_events(&self, session_id: &str) -> Vec<TimelineEvent<'_>> {
+        self.session_events_by_user(session_id)
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+
+    /// [`Self::session_events`] with the user of each event.
+    pub fn session_events_by_user(&self, session_id: &str) -> Vec<(&str, TimelineEvent<'_>)> {
         let Some(s) = self.sessions.get(session_id) else {
             return Vec::new();
         };
@@ -65,7 +73,7 @@ impl EventTable {
         for u in 0..self.user_count() {
             for i in self.rows_of(u) {
                 if self.session[i] == s {
-                    out.push(self.timeline_event(i));
+                    out.push((self.users.name(u as u32), self.timeline_event(i)));
                 }
             }
         }

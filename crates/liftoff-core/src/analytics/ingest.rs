@@ -114,7 +114,16 @@ pub struct UserActivity {
     pub person: Option<PersonView>,
     /// Events in the window (at most 10,000 are read; see `truncated`).
     pub total_events: u64,
+    /// Events per name.
+    pub event_types: BTreeMap<String, u64>,
+    /// The same as `event_types`.
     pub event_counts: BTreeMap<String, u64>,
+    /// Sessions in the window (`sessions` lists them).
+    pub session_count: u64,
+    /// Distinct UTC days with an event.
+    pub days_active: u64,
+    /// `total_events / session_count`, to 2 decimals; 0 without sessions.
+    pub avg_events_per_session: f64,
     /// Newest first.
     pub sessions: Vec<SessionView>,
     /// The latest 100, newest first.
@@ -326,13 +335,28 @@ impl EventsService {
         for e in &events {
             *counts.entry(e.event.clone()).or_default() += 1;
         }
+        let days_active = events
+            .iter()
+            .map(|e| e.ts_ms.div_euclid(liftoff_analytics::DAY_MS))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as u64;
+        let sessions = sessions(&events);
+        let session_count = sessions.len() as u64;
         Ok(UserActivity {
             user_id: user_id.to_owned(),
             days,
             person: person.map(PersonView::from),
             total_events: events.len() as u64,
+            event_types: counts.clone(),
             event_counts: counts,
-            sessions: sessions(&events),
+            session_count,
+            days_active,
+            avg_events_per_session: if session_count == 0 {
+                0.0
+            } else {
+                (events.len() as f64 / session_count as f64 * 100.0).round() / 100.0
+            },
+            sessions,
             recent_events: events
                 .iter()
                 .rev()

@@ -54,6 +54,12 @@ pub trait AnalyticsQueries: Send + Sync {
         minutes: u32,
         now_ms: i64,
     ) -> Result<ActiveUsersReport, InsightsError>;
+    /// Distinct users with an event in each of the last `minutes` windows, in order.
+    async fn active_user_counts(
+        &self,
+        minutes: &[u32],
+        now_ms: i64,
+    ) -> Result<Vec<u64>, InsightsError>;
     /// The most used events of the last `days` days with their distinct users.
     async fn features(
         &self,
@@ -295,12 +301,19 @@ pub fn last_days(now_ms: i64, days: f64) -> liftoff_analytics::TimeRange {
     liftoff_analytics::TimeRange::new(now_ms - (days * DAY_MS as f64) as i64, now_ms)
 }
 
-fn percent(part: u64, whole: u64) -> f64 {
+/// `part / whole` as a fraction 0–1 (the API's one unit for rates), to 4 decimals; 0 for
+/// nothing of nothing.
+fn fraction(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
-        (part as f64 / whole as f64 * 10_000.0).round() / 100.0
+        round4(part as f64 / whole as f64)
     }
+}
+
+/// Four decimals: a rate keeps a hundredth of a percent, as the seed's figures do.
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
 }
 
 fn date(ms: i64) -> String {
@@ -326,9 +339,9 @@ pub struct FunnelStep {
     pub step: usize,
     pub event_type: String,
     pub users: u64,
-    /// Percent (0–100) of the previous step's users who reached this step; 100 for step 1.
+    /// Fraction (0–1) of the previous step's users who reached this step; 1 for step 1.
     pub conversion_rate: f64,
-    /// Percent of the previous step's users who did not.
+    /// Fraction (0–1) of the previous step's users who did not.
     pub dropoff_rate: f64,
 }
 
@@ -337,6 +350,7 @@ pub struct FunnelBreakdownReport {
     /// The property's value on the first step's event; `null` when it was absent.
     pub value: Option<String>,
     pub analysis: Vec<FunnelStep>,
+    /// Fraction (0–1) of the value's first-step users who reached the last step.
     pub overall_conversion: f64,
 }
 
@@ -346,7 +360,7 @@ pub struct FunnelReport {
     pub time_window_days: f64,
     pub conversion_window_days: f64,
     pub analysis: Vec<FunnelStep>,
-    /// Percent of the first step's users who reached the last.
+    /// Fraction (0–1) of the first step's users who reached the last.
     pub overall_conversion: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breakdown: Option<Vec<FunnelBreakdownReport>>,
@@ -359,7 +373,7 @@ fn analysis(steps: &[String], users: &[u64]) -> (Vec<FunnelStep>, f64) {
         .enumerate()
         .map(|(i, (name, &n))| {
             let previous = if i == 0 { n } else { users[i - 1] };
-            let conversion = if i == 0 { 100.0 } else { percent(n, previous) };
+            let conversion = if i == 0 { 1.0 } else { fraction(n, previous) };
             FunnelStep {
                 step: i + 1,
                 event_type: name.clone(),
@@ -368,13 +382,13 @@ fn analysis(steps: &[String], users: &[u64]) -> (Vec<FunnelStep>, f64) {
                 dropoff_rate: if previous == 0 {
                     0.0
                 } else {
-                    ((100.0 - conversion) * 100.0).round() / 100.0
+                    round4(1.0 - conversion)
                 },
             }
         })
         .collect();
     let overall = match (users.first(), users.last()) {
-        (Some(&first), Some(&last)) => percent(last, first),
+        (Some(&first), Some(&last)) => fraction(last, first),
         _ => 0.0,
     };
     (rows, overall)
@@ -383,9 +397,15 @@ fn analysis(steps: &[String], users: &[u64]) -> (Vec<FunnelStep>, f64) {
 /// `GET /api/analytics/active-users`.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ActiveUsersReport {
-    /// Distinct users in the last `minutes` minutes.
+    /// Distinct users with an event in the last `time_window_minutes` minutes.
     pub active_users: u64,
+    /// Sessions (explicit ids, else 30 minutes of inactivity) with an event in that window.
+    pub active_sessions: u64,
+    pub time_window_minutes: u32,
+    /// The same as `time_window_minutes`.
     pub minutes: u32,
+    /// When the figures were taken.
+    pub timestamp: chrono::DateTime<chrono::Utc>,
     /// Distinct users today (UTC), in the last 7 and the last 30 days.
     pub dau: u64,
     pub wau: u64,
@@ -395,6 +415,42 @@ pub struct ActiveUsersReport {
     pub daily: Vec<DatedCount>,
     pub weekly: Vec<DatedCount>,
     pub monthly: Vec<DatedCount>,
+}
+
+/// The windows active users are counted over in the monitoring dashboard and in
+/// `liftoff_active_users{window}`: label and minutes.
+pub const ACTIVE_USER_WINDOWS: [(&str, u32); 3] = [("5m", 5), ("1h", 60), ("24h", 1440)];
+
+/// Distinct users with an event in the last 5 minutes, hour and day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ActiveUserCounts {
+    #[serde(rename = "5m")]
+    pub last_5m: u64,
+    #[serde(rename = "1h")]
+    pub last_1h: u64,
+    #[serde(rename = "24h")]
+    pub last_24h: u64,
+}
+
+impl ActiveUserCounts {
+    /// The counts of [`ACTIVE_USER_WINDOWS`] at `now_ms`.
+    pub async fn at(q: &dyn AnalyticsQueries, now_ms: i64) -> Result<Self, InsightsError> {
+        let minutes = ACTIVE_USER_WINDOWS.map(|(_, m)| m);
+        match q.active_user_counts(&minutes, now_ms).await?[..] {
+            [last_5m, last_1h, last_24h] => Ok(Self {
+                last_5m,
+                last_1h,
+                last_24h,
+            }),
+            _ => Err(engine("one count per window was expected")),
+        }
+    }
+
+    /// `(label, users)` in the order of [`ACTIVE_USER_WINDOWS`].
+    pub fn by_window(&self) -> [(&'static str, u64); 3] {
+        let [(a, _), (b, _), (c, _)] = ACTIVE_USER_WINDOWS;
+        [(a, self.last_5m), (b, self.last_1h), (c, self.last_24h)]
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -423,7 +479,7 @@ pub struct CohortRow {
     /// The day these users were first seen, `YYYY-MM-DD`.
     pub cohort_date: String,
     pub size: u64,
-    /// Percent of the cohort active on day 0, 1, 2, … after first seen.
+    /// Fraction (0–1) of the cohort active on day 0, 1, 2, … after first seen.
     pub retention: Vec<f64>,
 }
 
@@ -437,8 +493,8 @@ pub struct RetentionRequest {
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct RetentionReport {
     pub days: f64,
-    /// Percent of users active on day N after first seen, over cohorts old enough to tell;
-    /// `null` when none is.
+    /// Fraction (0–1) of users active on day N after first seen, over cohorts old enough to
+    /// tell; `null` when none is.
     pub d1: Option<f64>,
     pub d7: Option<f64>,
     pub d30: Option<f64>,
@@ -450,7 +506,7 @@ pub struct MilestoneRow {
     pub event: String,
     /// Users whose first event of this name falls in the window.
     pub users: u64,
-    /// Percent of the window's users.
+    /// Fraction (0–1) of the window's users.
     pub share: f64,
     pub avg_hours_after_first_seen: f64,
 }
@@ -474,7 +530,7 @@ pub struct SessionsReport {
     pub days: f64,
     pub sessions: u64,
     pub avg_duration_seconds: f64,
-    /// Percent of sessions with one event.
+    /// Fraction (0–1) of sessions with one event.
     pub bounce_rate: f64,
 }
 
@@ -486,14 +542,52 @@ pub struct SessionEvent {
     pub properties: serde_json::Value,
 }
 
+/// `GET /api/analytics/session/{id}` for a known id.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct SessionReport {
+    /// Always `true` here; an unknown id answers [`SessionNotFound`].
+    pub found: bool,
     pub session_id: String,
+    /// The user of the session's first event.
+    pub user_id: String,
+    /// The first event's time.
+    pub start_time: chrono::DateTime<chrono::Utc>,
+    /// The last event's time.
+    pub last_activity: chrono::DateTime<chrono::Utc>,
+    /// Events per name.
+    pub event_types: BTreeMap<String, u64>,
+    /// The same as `start_time`.
     pub start: chrono::DateTime<chrono::Utc>,
+    /// The same as `last_activity`.
     pub end: chrono::DateTime<chrono::Utc>,
     pub duration_seconds: f64,
     pub event_count: usize,
+    /// Oldest first.
     pub events: Vec<SessionEvent>,
+}
+
+/// `GET /api/analytics/session/{id}` for an id no event carries.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SessionNotFound {
+    /// Always `false`.
+    pub found: bool,
+}
+
+/// A session lookup: the session, or `{"found": false}`.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum SessionLookup {
+    Found(SessionReport),
+    NotFound(SessionNotFound),
+}
+
+impl From<Option<SessionReport>> for SessionLookup {
+    fn from(s: Option<SessionReport>) -> Self {
+        match s {
+            Some(s) => Self::Found(s),
+            None => Self::NotFound(SessionNotFound { found: false }),
+        }
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -607,12 +701,15 @@ impl AnalyticsQueries for InsightsService {
                 })
                 .collect::<Vec<_>>()
         };
+        let recent = TimeRange::new(now_ms - i64::from(minutes) * 60_000, now_ms + 1);
         Ok(ActiveUsersReport {
-            active_users: table.distinct_users(TimeRange::new(
-                now_ms - i64::from(minutes) * 60_000,
-                now_ms + 1,
-            )),
+            active_users: table.distinct_users(recent),
+            active_sessions: table
+                .sessions(recent, liftoff_analytics::DEFAULT_SESSION_GAP_MS)
+                .sessions,
+            time_window_minutes: minutes,
             minutes,
+            timestamp: super::ingest::time(now_ms),
             dau: table.distinct_users(TimeRange::new(today, today + DAY_MS)),
             wau: table.distinct_users(TimeRange::new(today - 6 * DAY_MS, today + DAY_MS)),
             mau: table.distinct_users(month),
@@ -637,6 +734,23 @@ impl AnalyticsQueries for InsightsService {
             weekly: series(Bucket::Week),
             monthly: series(Bucket::Month),
         })
+    }
+
+    async fn active_user_counts(
+        &self,
+        minutes: &[u32],
+        now_ms: i64,
+    ) -> Result<Vec<u64>, InsightsError> {
+        let table = self.table().await?;
+        Ok(minutes
+            .iter()
+            .map(|&m| {
+                table.distinct_users(liftoff_analytics::TimeRange::new(
+                    now_ms - i64::from(m) * 60_000,
+                    now_ms + 1,
+                ))
+            })
+            .collect())
     }
 
     /// The most used events (features) of the last `days` days with their distinct users.
@@ -680,10 +794,10 @@ impl AnalyticsQueries for InsightsService {
             .map(|c| CohortRow {
                 cohort_date: date(c.day_ms),
                 size: c.size,
-                retention: c.active.iter().map(|a| percent(*a, c.size)).collect(),
+                retention: c.active.iter().map(|a| fraction(*a, c.size)).collect(),
             })
             .collect();
-        let day = |k| r.day_pct(k).map(|p| (p * 100.0).round() / 100.0);
+        let day = |k| r.day_pct(k).map(|p| round4(p / 100.0));
         Ok(RetentionReport {
             days,
             d1: day(1),
@@ -737,7 +851,7 @@ impl AnalyticsQueries for InsightsService {
             .milestones(range)
             .into_iter()
             .map(|m| MilestoneRow {
-                share: percent(m.users, total),
+                share: fraction(m.users, total),
                 avg_hours_after_first_seen: (m.avg_ms_after_first_seen / 36_000.0).round() / 100.0,
                 event: m.event,
                 users: m.users,
@@ -779,26 +893,41 @@ impl AnalyticsQueries for InsightsService {
             days,
             sessions: s.sessions,
             avg_duration_seconds: (s.avg_duration_ms() / 10.0).round() / 100.0,
-            bounce_rate: percent(s.bounces, s.sessions),
+            bounce_rate: fraction(s.bounces, s.sessions),
         })
     }
 
     /// One explicit session's events; `None` when no event carries the id.
     async fn session(&self, id: &str) -> Result<Option<SessionReport>, InsightsError> {
         let table = self.table().await?;
-        let events = table.session_events(id);
-        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        let mut events = table.session_events_by_user(id);
+        // The engine lists them user by user; a session shared by several users reads in time.
+        events.sort_by_key(|(_, e)| e.ts_ms);
+        let (Some((user, first)), Some((_, last))) = (events.first(), events.last()) else {
             return Ok(None);
         };
+        let mut event_types: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, e) in &events {
+            *event_types.entry(e.event.to_owned()).or_default() += 1;
+        }
+        let (start, end) = (
+            super::ingest::time(first.ts_ms),
+            super::ingest::time(last.ts_ms),
+        );
         Ok(Some(SessionReport {
+            found: true,
             session_id: id.to_owned(),
-            start: super::ingest::time(first.ts_ms),
-            end: super::ingest::time(last.ts_ms),
+            user_id: (*user).to_owned(),
+            start_time: start,
+            last_activity: end,
+            event_types,
+            start,
+            end,
             duration_seconds: (last.ts_ms - first.ts_ms) as f64 / 1000.0,
             event_count: events.len(),
             events: events
                 .iter()
-                .map(|e| SessionEvent {
+                .map(|(_, e)| SessionEvent {
                     event: e.event.to_owned(),
                     timestamp: super::ingest::time(e.ts_ms),
                     properties: properties(e.properties),
@@ -862,8 +991,12 @@ impl AnalyticsQueries for InsightsService {
         recent.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
         recent.truncate(50);
         Ok(ErrorsReport {
-            hours,
+            time_window_hours: hours,
             total_errors: total,
+            unique_users_affected: users.len() as u64,
+            error_types: by_type.clone(),
+            recent_errors: recent.clone(),
+            hours,
             affected_users: users.len() as u64,
             by_type,
             by_event,
@@ -890,15 +1023,27 @@ pub struct ErrorEvent {
     pub message: Option<String>,
 }
 
+/// `GET /api/analytics/errors`: the seed's fields first, then the same figures under the
+/// names earlier Liftoff releases answered with, and the count per event name.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorsReport {
-    pub hours: f64,
+    pub time_window_hours: f64,
     pub total_errors: u64,
     /// Users who hit at least one.
-    pub affected_users: u64,
-    pub by_type: BTreeMap<String, u64>,
-    pub by_event: BTreeMap<String, u64>,
+    pub unique_users_affected: u64,
+    /// Errors per type (`unknown` when the event names none).
+    pub error_types: BTreeMap<String, u64>,
     /// Newest first, at most 50.
+    pub recent_errors: Vec<ErrorEvent>,
+    /// The same as `time_window_hours`.
+    pub hours: f64,
+    /// The same as `unique_users_affected`.
+    pub affected_users: u64,
+    /// The same as `error_types`.
+    pub by_type: BTreeMap<String, u64>,
+    /// Errors per event name.
+    pub by_event: BTreeMap<String, u64>,
+    /// The same as `recent_errors`.
     pub recent: Vec<ErrorEvent>,
     /// True when the window's unsealed rows were more than one report reads (200,000); the
     /// figures then cover the rows stored first (sealed days are always read whole).

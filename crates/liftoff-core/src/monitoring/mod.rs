@@ -2,12 +2,14 @@
 //! and merged for any window.
 //!
 //! - [`requests`]: request records, their validation and folding into minute cells.
+//! - [`dashboard`]: the monitoring dashboard's figures in one answer.
 //! - [`service`]: ingest and the seed's queries.
 //! - [`sketch`]: [`DDSketch`](sketch::DDSketch), a mergeable quantile sketch with a relative-error
 //!   guarantee. Request latencies are recorded into one sketch per minute; any window (5 minutes,
 //!   an hour, a rollout step) is answered by merging the minutes it covers, and the minutes are
 //!   persisted with [`DDSketch::to_bytes`](sketch::DDSketch::to_bytes).
 
+pub mod dashboard;
 pub mod instances;
 pub mod operations;
 pub mod otlp;

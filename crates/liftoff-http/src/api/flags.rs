@@ -83,11 +83,14 @@ pub(crate) fn context(user_id: Option<String>, attributes: BTreeMap<String, Valu
     ctx
 }
 
-/// A flag as listed: the definition and whether it is stale.
+/// A flag as read: the definition, the sizes of its user lists (the seed's fields) and
+/// whether it is stale.
 #[derive(Serialize, ToSchema)]
 pub struct FlagView {
     #[serde(flatten)]
     pub flag: Flag,
+    pub user_whitelist_count: usize,
+    pub user_blacklist_count: usize,
     pub stale: bool,
     pub stale_reason: Option<String>,
 }
@@ -106,6 +109,8 @@ async fn views(state: &AppState, flags: Vec<Flag>) -> Result<Vec<FlagView>, ApiE
         .map(|flag| {
             let s = stale.remove(flag.flag_id.as_str());
             FlagView {
+                user_whitelist_count: flag.user_whitelist.len(),
+                user_blacklist_count: flag.user_blacklist.len(),
                 flag,
                 stale: s.as_ref().is_some_and(|s| s.stale),
                 stale_reason: s.and_then(|s| s.reason),
@@ -321,6 +326,8 @@ pub struct FlagSummary {
     pub enabled: bool,
     pub strategy: String,
     pub percentage: f64,
+    pub user_whitelist_count: usize,
+    pub user_blacklist_count: usize,
     pub variants: usize,
     pub stale: bool,
     pub updated_at: chrono::DateTime<chrono::Utc>,
@@ -354,6 +361,8 @@ async fn stats(
                 enabled: v.flag.enabled,
                 strategy: v.flag.strategy.as_str().to_owned(),
                 percentage: v.flag.percentage,
+                user_whitelist_count: v.user_whitelist_count,
+                user_blacklist_count: v.user_blacklist_count,
                 variants: v.flag.variants.len(),
                 stale: v.stale,
                 updated_at: v.flag.updated_at,

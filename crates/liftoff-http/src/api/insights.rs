@@ -9,7 +9,7 @@ use liftoff_core::analytics::event::now_ms;
 use liftoff_core::analytics::insights::{
     ActiveUsersReport, ErrorsReport, FeaturesReport, FunnelReport, FunnelRequest, InsightsError,
     MilestonesReport, NewVsReturningRow, PathsReport, RetentionReport, RetentionRequest,
-    SessionReport, SessionsReport,
+    SessionLookup, SessionsReport,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -70,8 +70,8 @@ fn count(raw: Option<usize>, default: usize, name: &str) -> Result<usize, ApiErr
 }
 
 /// An ordered funnel: users who did each step after the previous one, within the conversion
-/// window of their first step (ClickHouse `windowFunnel` semantics). Rates are percent, each
-/// step's relative to the previous step.
+/// window of their first step (ClickHouse `windowFunnel` semantics). Rates are fractions 0–1,
+/// each step's relative to the previous step.
 #[utoipa::path(post, path = "/api/analytics/funnel", tag = "analytics", request_body = FunnelRequest,
     security(("bearer" = ["read"])),
     responses((status = 200, body = FunnelReport),
@@ -107,8 +107,8 @@ async fn funnel(
     Ok(Json(state.insights.funnel(&req, now_ms()).await?))
 }
 
-/// First-seen cohorts (UTC days) and the percent of each active on day N after ("on day N"
-/// retention), with D1/D7/D30 over the cohorts old enough to tell.
+/// First-seen cohorts (UTC days) and the fraction (0–1) of each active on day N after ("on
+/// day N" retention), with D1/D7/D30 over the cohorts old enough to tell.
 #[utoipa::path(post, path = "/api/analytics/retention", tag = "analytics", request_body = RetentionRequest,
     security(("bearer" = ["read"])),
     responses((status = 200, body = RetentionReport),
@@ -128,8 +128,8 @@ pub struct MinutesParam {
     minutes: Option<u32>,
 }
 
-/// Users active in the last minutes, DAU/WAU/MAU with their series over 30 days, and
-/// stickiness (average DAU / MAU).
+/// Users and sessions active in the last minutes, DAU/WAU/MAU with their series over 30 days,
+/// and stickiness (average DAU / MAU).
 #[utoipa::path(get, path = "/api/analytics/active-users", tag = "analytics", params(MinutesParam),
     security(("bearer" = ["read"])),
     responses((status = 200, body = ActiveUsersReport),
@@ -260,22 +260,18 @@ async fn new_vs_returning(
     ))
 }
 
-/// The events of one session (by its explicit `session_id`), oldest first.
+/// One session (by its explicit `session_id`): its user, first and last activity, events per
+/// name and the events, oldest first. An id no event carries answers `{"found": false}`, as
+/// the seed does.
 #[utoipa::path(get, path = "/api/analytics/session/{session_id}", tag = "analytics",
     params(("session_id" = String, Path)), security(("bearer" = ["read"])),
-    responses((status = 200, body = SessionReport),
-        (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SessionLookup)))]
 async fn session(
     State(state): State<AppState>,
     _caller: Caller<Read>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<SessionReport>, ApiError> {
-    state
-        .insights
-        .session(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no event carries session id `{id}`")))
+) -> Result<Json<SessionLookup>, ApiError> {
+    Ok(Json(state.insights.session(&id).await?.into()))
 }
 
 #[derive(Deserialize, IntoParams)]

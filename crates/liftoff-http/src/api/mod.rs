@@ -13,6 +13,7 @@ mod incidents;
 mod insights;
 mod keys;
 mod monitoring;
+mod monitoring_dashboard;
 mod ofrep;
 mod operations;
 mod otlp;
@@ -88,6 +89,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(import::routes())
         .merge(segments::routes())
         .merge(monitoring::routes())
+        .merge(monitoring_dashboard::routes())
         .merge(operations::routes())
         .merge(otlp::routes())
         .merge(capture::routes())

@@ -8,11 +8,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use liftoff_core::alerts::AlertError;
-use liftoff_core::alerts::model::{Alert, AlertQuery, AlertStatus, SilenceInput};
+use liftoff_core::alerts::model::{Alert, AlertQuery, AlertStatus, Rule, SilenceInput};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::ui::format::metric_value;
 use crate::ui::layout::{Window, page};
 use crate::ui::session::{Refused, UiUser};
 
@@ -39,7 +40,8 @@ fn status_label(s: AlertStatus) -> &'static str {
     }
 }
 
-fn alert_rows(user: &UiUser, alerts: &[Alert], actions: bool) -> Markup {
+/// `rules` gives each alert's metric, so its value reads in the metric's unit.
+fn alert_rows(user: &UiUser, alerts: &[Alert], rules: &[Rule], actions: bool) -> Markup {
     let can_edit = actions && user.require_editor().is_ok();
     html! {
         table {
@@ -55,7 +57,12 @@ fn alert_rows(user: &UiUser, alerts: &[Alert], actions: bool) -> Markup {
                         td { span class={ "badge " (status_label(a.status)) } { (status_label(a.status)) }
                             @if a.suppressed { " " small { "(silenced)" } } }
                         td { (format!("{:?}", a.severity).to_lowercase()) }
-                        td.mono { (format!("{:.4}", a.value)) }
+                        td.mono {
+                            @match rules.iter().find(|r| r.id == a.rule_id) {
+                                Some(r) => { (metric_value(r.metric, a.value)) },
+                                None => { (format!("{:.4}", a.value)) },
+                            }
+                        }
                         td.mono { (when(Some(a.started_at))) }
                         td.mono { (when(a.resolved_at)) }
                         td { @if let Some(by) = &a.acked_by { (by) " " small.mono { (when(a.acked_at)) } } @else { "—" } }
@@ -123,9 +130,9 @@ async fn alerts_page(
     let body = html! {
         (flash(message.as_ref()))
         h2 { "Firing (" (firing.len()) ")" }
-        @if firing.is_empty() { p.empty { "Nothing is firing." } } @else { (alert_rows(user, &firing, true)) }
+        @if firing.is_empty() { p.empty { "Nothing is firing." } } @else { (alert_rows(user, &firing, &rules, true)) }
         h2 { "Pending (" (pending.len()) ")" }
-        @if pending.is_empty() { p.empty { "Nothing is pending." } } @else { (alert_rows(user, &pending, true)) }
+        @if pending.is_empty() { p.empty { "Nothing is pending." } } @else { (alert_rows(user, &pending, &rules, true)) }
         h2 { "Silences" }
         @if silences.is_empty() { p.empty { "No active or upcoming silences." } } @else {
             ul { @for s in &silences {
@@ -136,7 +143,7 @@ async fn alerts_page(
             } }
         }
         h2 { "History" }
-        @if history.is_empty() { p.empty { "No resolved alerts yet." } } @else { (alert_rows(user, &history, false)) }
+        @if history.is_empty() { p.empty { "No resolved alerts yet." } } @else { (alert_rows(user, &history, &rules, false)) }
         h2 { "Rules" }
         table {
             thead { tr { th { "Rule" } th { "Metric" } th { "Condition" } th { "For" } th { "Severity" } th { "Enabled" } } }
@@ -144,7 +151,7 @@ async fn alerts_page(
                 tr {
                     td { (r.name) }
                     td.mono { (r.metric.as_str()) }
-                    td.mono { (format!("{:?}", r.op).to_lowercase()) " " (r.threshold) }
+                    td.mono { (format!("{:?}", r.op).to_lowercase()) " " (metric_value(r.metric, r.threshold)) }
                     td.mono { (r.for_seconds) " s" }
                     td { (format!("{:?}", r.severity).to_lowercase()) }
                     td { (if r.enabled { "yes" } else { "no" }) }

@@ -36,6 +36,7 @@ use maud::{Markup, html};
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::ui::format::percent;
 use crate::ui::layout::{Window, WindowQuery, chart, error_page, page};
 use crate::ui::session::UiUser;
 
@@ -63,14 +64,6 @@ fn window_days(window: Window) -> f64 {
     window.duration().num_seconds() as f64 / 86_400.0
 }
 
-fn pct(x: f64) -> String {
-    if x == x.trunc() {
-        format!("{x:.0}%")
-    } else {
-        format!("{x:.1}%")
-    }
-}
-
 fn duration(secs: f64) -> String {
     let s = secs.round() as u64;
     match s {
@@ -89,9 +82,10 @@ fn bar(share: f64, label: &str, wide: bool) -> Markup {
     }
 }
 
-/// The retention cell's shade: `heat-0` for nobody, then one class per started 10 %.
-fn heat_class(percent: f64) -> String {
-    let bucket = (percent / 10.0).ceil().clamp(0.0, 10.0) as u8;
+/// The retention cell's shade for a fraction 0–1: `heat-0` for nobody, then one class per
+/// started 10 %.
+fn heat_class(fraction: f64) -> String {
+    let bucket = (fraction * 10.0).ceil().clamp(0.0, 10.0) as u8;
     format!("heat heat-{bucket}")
 }
 
@@ -276,10 +270,10 @@ fn tiles(
             div.tile { div.label { "DAU" } div.value #au-dau { (active.dau) } div.muted { "today (UTC)" } }
             div.tile { div.label { "WAU" } div.value #au-wau { (active.wau) } div.muted { "last 7 days" } }
             div.tile { div.label { "MAU" } div.value #au-mau { (active.mau) } div.muted { "last 30 days" } }
-            div.tile { div.label { "Stickiness" } div.value #au-stickiness { (pct((active.stickiness * 1000.0).round() / 10.0)) } div.muted { "average DAU / MAU" } }
+            div.tile { div.label { "Stickiness" } div.value #au-stickiness { (percent(active.stickiness)) } div.muted { "average DAU / MAU" } }
             div.tile { div.label { "Sessions" } div.value #au-sessions { (sessions.sessions) } div.muted { (in_window) } }
             div.tile { div.label { "Avg session" } div.value #au-session-length { (duration(sessions.avg_duration_seconds)) } div.muted { (in_window) } }
-            div class={ "tile " (if sessions.bounce_rate > 70.0 { "warn" } else { "" }) } { div.label { "Bounce rate" } div.value #au-bounce { (pct(sessions.bounce_rate)) } div.muted { "sessions with one event" } }
+            div class={ "tile " (if sessions.bounce_rate > 0.7 { "warn" } else { "" }) } { div.label { "Bounce rate" } div.value #au-bounce { (percent(sessions.bounce_rate)) } div.muted { "sessions with one event" } }
             div class={ "tile " (if errors.total_errors > 0 { "bad" } else { "ok" }) } {
                 div.label { "Errors" } div.value #au-errors { (errors.total_errors) }
                 div.muted { (errors.affected_users) (if errors.affected_users == 1 { " user · " } else { " users · " }) (in_window) }
@@ -323,7 +317,7 @@ fn top_events(features: &FeaturesReport, total_users: u64) -> Markup {
                             td { code { (f.feature) } }
                             td { (f.usage_count) }
                             td { (f.unique_users) }
-                            td { (bar(share, &pct((share * 1000.0).round() / 10.0), false)) }
+                            td { (bar(share, &percent(share), false)) }
                         }
                     }
                 }
@@ -367,7 +361,7 @@ fn funnel_report(report: &FunnelReport) -> Markup {
     });
     html! {
         p #funnel-overall {
-            "Overall conversion " strong { (pct(report.overall_conversion)) }
+            "Overall conversion " strong { (percent(report.overall_conversion)) }
             " — " (last) " of " (first) " users completed all " (report.analysis.len()) " steps within "
             (report.conversion_window_days) " days of the first."
         }
@@ -383,9 +377,9 @@ fn funnel_report(report: &FunnelReport) -> Markup {
                         td { (s.step) }
                         td { code { (s.event_type) } }
                         td.users { (s.users) }
-                        td { (bar(share, &pct((share * 1000.0).round() / 10.0), true)) }
-                        td { @if s.step == 1 { "—" } @else { (pct(s.conversion_rate)) } }
-                        td class=[(s.dropoff_rate > 50.0).then_some("bad-text")] { @if s.step == 1 { "—" } @else { (pct(s.dropoff_rate)) } }
+                        td { (bar(share, &percent(share), true)) }
+                        td { @if s.step == 1 { "—" } @else { (percent(s.conversion_rate)) } }
+                        td class=[(s.dropoff_rate > 0.5).then_some("bad-text")] { @if s.step == 1 { "—" } @else { (percent(s.dropoff_rate)) } }
                     }
                 }
             }
@@ -408,7 +402,7 @@ fn funnel_report(report: &FunnelReport) -> Markup {
                             tr {
                                 td { @match &r.value { Some(v) => { code { (v) } }, None => { span.muted { "(not set)" } } } }
                                 @for s in &r.analysis { td { (s.users) } }
-                                td { (pct(r.overall_conversion)) }
+                                td { (percent(r.overall_conversion)) }
                             }
                         }
                     }
@@ -427,7 +421,7 @@ fn retention(r: &RetentionReport) -> Markup {
         .max()
         .unwrap_or(0)
         .min(RETENTION_COLUMNS);
-    let summary = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), pct);
+    let summary = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), percent);
     html! {
         section.tiles.compact {
             div.tile { div.label { "Day 1" } div.value #retention-d1 { (summary(r.d1)) } }
@@ -453,7 +447,7 @@ fn retention(r: &RetentionReport) -> Markup {
                                 td.size { (c.size) }
                                 @for d in 0..columns {
                                     @match c.retention.get(d) {
-                                        Some(p) => { td class=(heat_class(*p)) title={ (c.cohort_date) ", day " (d) } { (pct(*p)) } },
+                                        Some(p) => { td class=(heat_class(*p)) title={ (c.cohort_date) ", day " (d) } { (percent(*p)) } },
                                         None => { td.future {} },
                                     }
                                 }
@@ -533,7 +527,7 @@ fn milestones(m: &MilestonesReport) -> Markup {
                         tr {
                             td { code { (row.event) } }
                             td { (row.users) }
-                            td { (bar(row.share / 100.0, &pct(row.share), false)) }
+                            td { (bar(row.share, &percent(row.share), false)) }
                             td { (duration(row.avg_hours_after_first_seen * 3600.0)) }
                         }
                     }
@@ -765,11 +759,11 @@ mod tests {
     #[test]
     fn heat_classes_per_started_ten_percent() {
         assert_eq!(heat_class(0.0), "heat heat-0");
-        assert_eq!(heat_class(0.5), "heat heat-1");
-        assert_eq!(heat_class(10.0), "heat heat-1");
-        assert_eq!(heat_class(33.3), "heat heat-4");
-        assert_eq!(heat_class(100.0), "heat heat-10");
-        assert_eq!(heat_class(250.0), "heat heat-10");
+        assert_eq!(heat_class(0.005), "heat heat-1");
+        assert_eq!(heat_class(0.1), "heat heat-1");
+        assert_eq!(heat_class(0.333), "heat heat-4");
+        assert_eq!(heat_class(1.0), "heat heat-10");
+        assert_eq!(heat_class(2.5), "heat heat-10");
     }
 
     #[test]

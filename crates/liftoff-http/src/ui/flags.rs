@@ -15,6 +15,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::ui::format::percent_value;
 use crate::ui::layout::{Window, WindowQuery, error_page, page};
 use crate::ui::session::{Refused, UiUser, encode_component};
 
@@ -22,7 +23,7 @@ fn strategy_label(f: &Flag) -> String {
     match f.strategy {
         StrategyKind::AllUsers => "all users".into(),
         StrategyKind::Percentage | StrategyKind::Gradual => {
-            format!("{} · {}%", f.strategy.as_str(), f.percentage)
+            format!("{} · {}", f.strategy.as_str(), percent_value(f.percentage))
         }
         StrategyKind::UserList => format!("user list · {}", f.user_whitelist.len()),
         StrategyKind::UserAttribute => format!(
@@ -102,7 +103,7 @@ async fn flags_page(
                                 @if !f.variants.is_empty() { div.muted { (f.variants.len()) " variants: " (f.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")) } }
                                 @if let Some(p) = plans.get(key) {
                                     div.muted.plan {
-                                        "plan → " (p.target_percentage) "% · "
+                                        "plan → " (percent_value(p.target_percentage)) " · "
                                         @match p.state {
                                             PlanState::Active => { "next step " (p.next_at.map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default()) },
                                             PlanState::Paused => { "paused: " (p.paused_reason.clone().unwrap_or_default()) },
@@ -113,8 +114,8 @@ async fn flags_page(
                             }
                             td {
                                 @if share.is_nan() { span.muted { "targeted" } } @else {
-                                    div.bar title={ (share) "%" } { div.fill style={ "width:" (share) "%" } {} }
-                                    span.mono { (share) "%" }
+                                    div.bar title=(percent_value(share)) { div.fill style={ "width:" (share) "%" } {} }
+                                    span.mono { (percent_value(share)) }
                                 }
                             }
                             td {
@@ -300,8 +301,9 @@ pub async fn percentage(
                 .set_percentage(&user.user.actor(), &key, f.percentage, reason(f.reason))
                 .await?;
             Ok(format!(
-                "{} now reaches {}% of users.",
-                flag.flag_id, flag.percentage
+                "{} now reaches {} of users.",
+                flag.flag_id,
+                percent_value(flag.percentage)
             ))
         },
     )
@@ -378,7 +380,7 @@ pub async fn detail(
         section.tiles {
             div class={ "tile " (if flag.enabled { "ok" } else { "bad" }) } { div.label { "Status" } div.value { (if flag.enabled { "On" } else { "Off" }) } }
             div.tile { div.label { "Strategy" } div.value { (flag.strategy.as_str()) } }
-            div.tile { div.label { "Percentage" } div.value { (flag.percentage) "%" } }
+            div.tile { div.label { "Percentage" } div.value { (percent_value(flag.percentage)) } }
             div.tile { div.label { "Version" } div.value { (flag.version) } }
         }
         h2 { "History" }

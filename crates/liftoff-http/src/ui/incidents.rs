@@ -18,6 +18,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::ui::format::percent_value;
 use crate::ui::layout::{Window, error_page, page};
 use crate::ui::session::{Refused, UiUser};
 
@@ -89,7 +90,7 @@ async fn list_page(
         (flash(message.as_ref()))
         div.tiles {
             div.tile { div.muted { "Open incidents" } div.value { (incidents.iter().filter(|i| i.is_open()).count()) } }
-            div.tile { div.muted { "SLA " (sla.month) " (99.9 %)" } div.value { (format!("{:.3} %", sla.achieved_percent)) } }
+            div.tile { div.muted { "SLA " (sla.month) " (" (percent_value(sla.target_percent)) ")" } div.value { (percent_value(sla.achieved_percent)) } }
             div.tile { div.muted { "Critical downtime this month" } div.value { (format!("{:.1} of {:.1} min", sla.downtime_minutes, sla.allowance_minutes)) } }
             div.tile { div.muted { "SLA" } div.value { @if sla.met { "met" } @else { span.bad-text { "missed" } } } }
         }
@@ -195,7 +196,7 @@ async fn detail_page(
         @if let Some(desc) = &i.description { p { (desc) } }
         h2 { "Impact" }
         div.tiles {
-            div.tile { div.muted { "Requests failed (5xx)" } div.value { (impact.requests_failed) " of " (impact.requests_total) } div.muted { (impact.failed_percent) " %" } }
+            div.tile { div.muted { "Requests failed (5xx)" } div.value { (impact.requests_failed) " of " (impact.requests_total) } div.muted { (percent_value(impact.failed_percent)) } }
             div.tile { div.muted { "Users affected" } div.value { (impact.users_affected) } div.muted { (impact.error_events) " error events" } }
             div.tile { div.muted { "Duration" } div.value { (minutes((impact.to - impact.from).num_seconds())) } }
         }

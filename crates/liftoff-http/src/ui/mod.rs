@@ -11,6 +11,7 @@ mod alerts;
 mod analytics;
 pub mod assets;
 mod flags;
+mod format;
 mod incidents;
 pub mod layout;
 pub(crate) mod login;

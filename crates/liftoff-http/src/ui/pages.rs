@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::ui::format::{percent, percent_value};
 use crate::ui::layout::{Window, WindowQuery, chart, coming, error_page, page};
 use crate::ui::session::{Refused, UiUser};
 
@@ -133,11 +134,11 @@ pub async fn overview(
             @if let Ok(t) = &traffic {
                 a.tile href="/performance" {
                     div.label { "Requests" } div.value { (t.requests.total) }
-                    div.muted { (format!("{:.1}% errors · p95 {:.0} ms", t.requests.error_rate * 100.0, t.performance.p95_duration_ms)) }
+                    div.muted { (percent(t.requests.error_rate)) " errors · p95 " (format!("{:.0}", t.performance.p95_duration_ms)) " ms" }
                 }
                 div class={ "tile " (if t.system.cpu.percent > 80.0 || t.system.memory.percent > 90.0 { "warn" } else { "" }) } {
                     div.label { "CPU · memory" }
-                    div.value { (format!("{:.0}% · {:.0}%", t.system.cpu.percent, t.system.memory.percent)) }
+                    div.value { (percent_value(t.system.cpu.percent)) " · " (percent_value(t.system.memory.percent)) }
                 }
             }
             div.tile { div.label { "Active API keys" } div.value { (keys) } }

@@ -19,9 +19,7 @@ use crate::ui::session::UiUser;
 /// Chart resolution: steps across the window.
 const STEPS: usize = 60;
 
-fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
-}
+use crate::ui::format::{percent as pct, percent_value};
 
 fn ms(x: f64) -> String {
     if x >= 1000.0 {
@@ -160,9 +158,9 @@ pub async fn show(
             div.tile { div.label { "p95 latency" } div.value { (ms(summary.performance.p95_duration_ms)) } }
             div.tile { div.label { "p99 latency" } div.value { (ms(summary.performance.p99_duration_ms)) } }
             div.tile { div.label { "Endpoints with errors" } div.value { (summary.endpoints.with_errors) " / " (summary.endpoints.total) } }
-            div class={ "tile " (if sys.cpu.percent > 80.0 { "warn" } else { "" }) } { div.label { "CPU" } div.value { (format!("{:.0}%", sys.cpu.percent)) } div.muted { (sys.cpu.count) " CPUs" } }
-            div class={ "tile " (if sys.memory.percent > 90.0 { "bad" } else { "" }) } { div.label { "Memory" } div.value { (format!("{:.0}%", sys.memory.percent)) } div.muted { (format!("{:.0} / {:.0} MB", sys.memory.used_mb, sys.memory.total_mb)) } }
-            div.tile { div.label { "Disk" } div.value { (format!("{:.0}%", sys.disk.percent)) } div.muted { (format!("{:.1} / {:.1} GB", sys.disk.used_gb, sys.disk.total_gb)) } }
+            div class={ "tile " (if sys.cpu.percent > 80.0 { "warn" } else { "" }) } { div.label { "CPU" } div.value { (percent_value(sys.cpu.percent)) } div.muted { (sys.cpu.count) " CPUs" } }
+            div class={ "tile " (if sys.memory.percent > 90.0 { "bad" } else { "" }) } { div.label { "Memory" } div.value { (percent_value(sys.memory.percent)) } div.muted { (format!("{:.0} / {:.0} MB", sys.memory.used_mb, sys.memory.total_mb)) } }
+            div.tile { div.label { "Disk" } div.value { (percent_value(sys.disk.percent)) } div.muted { (format!("{:.1} / {:.1} GB", sys.disk.used_gb, sys.disk.total_gb)) } }
         }
         (chart("rate-chart", "Requests per step", &["requests"], &rate))
         (chart("error-chart", "Error rate (5xx), %", &["error rate"], &errors))
@@ -179,9 +177,9 @@ pub async fn show(
                         tr {
                             td { (i.service) }
                             td { code { (i.instance) } }
-                            td { (format!("{:.0}% of {}", i.sample.cpu.percent, i.sample.cpu.count)) }
-                            td { (format!("{:.0}%", i.sample.memory.percent)) }
-                            td { (format!("{:.0}%", i.sample.disk.percent)) }
+                            td { (percent_value(i.sample.cpu.percent)) " of " (i.sample.cpu.count) }
+                            td { (percent_value(i.sample.memory.percent)) }
+                            td { (percent_value(i.sample.disk.percent)) }
                             td { (format!("{:.0} MB", i.sample.process_rss_mb)) }
                             td { (i.last_seen.format("%H:%M:%S UTC")) }
                         }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::ui::format::percent_value;
 use crate::ui::layout::{Window, WindowQuery, chart, error_page, page};
 use crate::ui::session::{Refused, UiUser};
 
@@ -30,7 +31,7 @@ fn status_badge(status: MonitorStatus, enabled: bool) -> Markup {
 }
 
 fn percent(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".into(), |p| format!("{p:.2} %"))
+    v.map_or_else(|| "—".into(), percent_value)
 }
 
 /// One bar per day: green at 100 %, amber above 99 %, red below, grey without checks.
@@ -43,9 +44,9 @@ fn day_bars(days: &[DayUptime], count: i64) -> Markup {
                 @let d = days.iter().find(|d| d.day.date_naive() == day);
                 @let (color, title) = match d.and_then(|d| d.uptime_percent) {
                     None => ("#e5e7eb", format!("{day}: no checks")),
-                    Some(p) if p >= 100.0 => ("#22c55e", format!("{day}: 100 %")),
-                    Some(p) if p >= 99.0 => ("#f59e0b", format!("{day}: {p:.2} %")),
-                    Some(p) => ("#ef4444", format!("{day}: {p:.2} %")),
+                    Some(p) if p >= 100.0 => ("#22c55e", format!("{day}: {}", percent_value(p))),
+                    Some(p) if p >= 99.0 => ("#f59e0b", format!("{day}: {}", percent_value(p))),
+                    Some(p) => ("#ef4444", format!("{day}: {}", percent_value(p))),
                 };
                 span title=(title) style={ "display:inline-block;width:6px;height:22px;border-radius:2px;background:" (color) } {}
             }

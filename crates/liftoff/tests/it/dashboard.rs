@@ -382,6 +382,9 @@ async fn analytics_page_shows_ingested_events() {
         vec![4, 3, 2, 1],
         "the default funnel is signup → search → view_item → purchase"
     );
+    // The API's fractions read as percent, in the one format of every page.
+    assert!(html.contains("75.0\u{a0}%"), "signup 4 → search 3");
+    assert!(html.contains("Overall conversion <strong>25.0\u{a0}%</strong>"));
     let two_days_ago = chrono::DateTime::from_timestamp_millis(today - 2 * DAY)
         .unwrap()
         .format("%Y-%m-%d")

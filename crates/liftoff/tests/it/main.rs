@@ -25,6 +25,7 @@ mod otlp;
 mod outbound;
 mod process;
 mod rollouts;
+mod seed_shapes;
 mod signin;
 mod transfer;
 mod uptime;

@@ -226,7 +226,7 @@ async fn stats_round_trip(app: &TestApp) {
 
 /// `promtool check metrics` accepts the exposition (when promtool is installed; `scripts/test`
 /// installs it and sets `LIFTOFF_TEST_REQUIRE_PROMTOOL`).
-fn promtool_accepts(text: &str) {
+pub(crate) fn promtool_accepts(text: &str) {
     use std::io::Write as _;
     let run = std::process::Command::new("promtool")
         .args(["check", "metrics"])

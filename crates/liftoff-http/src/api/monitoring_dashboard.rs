@@ -1,0 +1,61 @@
+//! `GET /api/monitoring/dashboard`: the monitoring dashboard's figures in one answer.
+
+use axum::Json;
+use axum::extract::State;
+use liftoff_core::monitoring::dashboard::{DashboardError, DashboardSources, MonitoringDashboard};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::monitoring::range_only;
+use crate::error::{ApiError, Problem};
+use crate::extract::ApiQuery;
+use crate::mw::auth::{Caller, Read};
+use crate::state::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(dashboard))
+}
+
+impl From<DashboardError> for ApiError {
+    fn from(e: DashboardError) -> Self {
+        match e {
+            DashboardError::Store(s) => s.into(),
+            DashboardError::Alerts(a) => a.into(),
+            DashboardError::Insights(i) => i.into(),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DashboardParams {
+    /// 15m, 1h (default), 4h, 24h, 7d or 30d.
+    window: Option<String>,
+    /// Start, RFC 3339 or Unix seconds; with `to`, replaces `window`.
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Everything a monitoring dashboard shows, over one window: the performance summary, the
+/// busiest endpoints, operations with their cache hit and fallback rates, the alerts firing or
+/// pending, and active users over the last 5 minutes, hour and day. Rates are fractions 0–1.
+#[utoipa::path(get, path = "/api/monitoring/dashboard", tag = "monitoring", params(DashboardParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, body = MonitoringDashboard),
+        (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn dashboard(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<DashboardParams>,
+) -> Result<Json<MonitoringDashboard>, ApiError> {
+    let range = range_only(p.window, p.from, p.to)?;
+    let sources = DashboardSources {
+        monitoring: &state.monitoring,
+        operations: &state.operations,
+        alerts: &state.alerts,
+        events: &*state.insights,
+    };
+    Ok(Json(sources.gather(range).await?))
+}
