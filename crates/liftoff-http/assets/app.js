@@ -27,8 +27,16 @@
   document.addEventListener("DOMContentLoaded", function () {
     var select = document.getElementById("window");
     if (select) {
-      select.addEventListener("change", function () { select.form.submit(); });
+      // Keep the page's other choices (e.g. the service) when the window changes.
+      select.addEventListener("change", function () {
+        var url = new URL(window.location.href);
+        url.searchParams.set("window", select.value);
+        window.location.href = url.toString();
+      });
     }
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (s) {
+      s.addEventListener("change", function () { s.form.submit(); });
+    });
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (e) {
         if (!window.confirm(form.dataset.confirm)) e.preventDefault();

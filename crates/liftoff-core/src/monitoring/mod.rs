@@ -8,6 +8,7 @@
 //!   an hour, a rollout step) is answered by merging the minutes it covers, and the minutes are
 //!   persisted with [`DDSketch::to_bytes`](sketch::DDSketch::to_bytes).
 
+pub mod filter;
 pub mod instances;
 pub mod operations;
 pub mod otlp;
@@ -17,5 +18,6 @@ pub mod service;
 pub mod sketch;
 pub mod system;
 
+pub use filter::Filter;
 pub use service::{EndpointStats, IngestError, MonitoringService, SortBy, Summary, TimeRange};
 pub use system::{SystemGauge, SystemSnapshot};
