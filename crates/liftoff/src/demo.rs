@@ -20,7 +20,7 @@ const KEYS: &[(&str, Scope)] = &[
 ];
 
 /// Fills an empty store once; a store that already has the demo team is left alone, and one
-/// that holds anything else (flags, monitors, keys, users, request metrics of its own) is
+/// that holds anything else (flags, monitors, keys, users, request metrics, events) is
 /// refused: demo data mixed into real data would be taken for real.
 pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     let existing = state.users.list().await?;
@@ -93,6 +93,7 @@ async fn data_present(state: &AppState) -> anyhow::Result<Vec<String>> {
             "API key",
         ),
         count(services, "service with request metrics"),
+        count(state.events.count().await? as usize, "product event"),
     ]
     .into_iter()
     .flatten()
@@ -184,7 +185,8 @@ fn diurnal(hour_of_day: f64) -> f64 {
 }
 
 /// Thirty days of traffic for a shop: hourly before the last day, every five minutes in it,
-/// with a deploy three days ago that made `/checkout` three times slower.
+/// with a deploy three days ago that made `/checkout` three times slower (and its errors go
+/// from 1 % to 2 %), and the incident's spike of failing checkouts.
 async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
     use liftoff_core::monitoring::requests::CellKey;
     use liftoff_core::monitoring::sketch::DDSketch;
@@ -206,7 +208,8 @@ async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
     let incident = incident..incident + crate::demo_incidents::FAILING_MINUTES;
     let mut rng = Lcg(42);
     let mut cells = Vec::new();
-    // Fractions of an error carried to the next step, so that every rate comes out as set.
+    // What rounding to whole errors left over, carried to the next step, so that over any
+    // window every rate comes out as set, give or take one request.
     let mut owed = [0.0f64; ROUTES.len()];
     let mut minute = now - 30 * 1440;
     minute -= minute.rem_euclid(60);
@@ -222,12 +225,12 @@ async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
             let share = if failing {
                 crate::demo_incidents::ERROR_RATE
             } else if slow {
-                error_share * 4.0
+                error_share * 2.0
             } else {
                 *error_share
             };
             owed[r] += n as f64 * share;
-            let errors = (owed[r].floor() as u64).min(n);
+            let errors = (owed[r].round().max(0.0) as u64).min(n);
             owed[r] -= errors as f64;
             let key = |status| CellKey {
                 minute,
