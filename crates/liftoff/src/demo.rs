@@ -72,7 +72,14 @@ async fn data_present(state: &AppState) -> anyhow::Result<Vec<String>> {
     let count = |n: usize, what: &str| {
         (n > 0).then(|| format!("{n} {what}{}", if n == 1 { "" } else { "s" }))
     };
-    let users = state.users.list().await?.len().saturating_sub(1);
+    // `admin` is the first start's own user; anyone else was added by people.
+    let users = state
+        .users
+        .list()
+        .await?
+        .iter()
+        .filter(|u| u.username != "admin")
+        .count();
     let all_keys = state.store.count_active_keys(None).await?;
     let admin_keys = state.store.count_active_keys(Some(Scope::Admin)).await?;
     let monitors = state.uptime.list().await?.len();
