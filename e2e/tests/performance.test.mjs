@@ -27,6 +27,10 @@ before(async () => {
     records.push({ service: 'shop', method: 'GET', route: '/items/{id}', status: 200, duration_ms: 20 + (i % 50) });
     if (i % 3 === 0) records.push({ service: 'shop', method: 'POST', route: '/checkout', status: i % 30 === 0 ? 502 : 201, duration_ms: 800 + i });
   }
+  // A second app service without errors, for the service selector.
+  for (let i = 0; i < 20; i++) {
+    records.push({ service: 'billing', method: 'GET', route: '/invoices', status: 200, duration_ms: 15 });
+  }
   const res = await api('POST', '/api/ingest/requests', records, key.body.token);
   assert.equal(res.status, 200, JSON.stringify(res.body));
 });
@@ -44,10 +48,9 @@ describe('performance page', () => {
       await page.fill('form#login input[name=password]', server.password);
       await Promise.all([page.waitForURL(/\/performance/), page.click('form#login button[type=submit]')]);
       assert.equal(await page.locator('h1').textContent(), 'Performance');
-      // Liftoff's own requests (this page, the API calls above) are counted under service
-      // `liftoff` only after a flush, so the ingested 400 are at least what is shown.
+      // Liftoff's own requests (service `liftoff`) are never counted with the apps.
       const total = Number(await page.locator('#perf-requests').textContent());
-      assert.ok(total >= 400, `requests tile shows ${total}`);
+      assert.equal(total, 420, `requests tile shows ${total}`);
       await page.locator('#latency-chart .uplot').waitFor();
       assert.equal(await page.locator('.chart-target .uplot canvas').count(), 3, 'three charts drawn');
       const busiest = await page.locator('#busiest tbody tr').first().textContent();
@@ -65,5 +68,32 @@ describe('performance page', () => {
       const slow = rows.filter(([label]) => /^500\.0 ms – 1\.00 s$|^1\.00 s – 2\.50 s$/.test(label))
         .reduce((n, [, c]) => n + c, 0);
       assert.equal(slow, 100, `slow rows: ${JSON.stringify(rows)}`);
+    }));
+
+  test('the service selector shows one service at a time and keeps it across windows', () =>
+    withPage(browser, server, 'performance service selector', async ({ page }) => {
+      await page.goto(`${server.url}/login?next=/performance`);
+      await page.fill('form#login input[name=username]', server.username);
+      await page.fill('form#login input[name=password]', server.password);
+      await Promise.all([page.waitForURL(/\/performance/), page.click('form#login button[type=submit]')]);
+      assert.equal(await page.locator('#service').inputValue(), '', 'all app services by default');
+      const options = await page.locator('#service option').allTextContents();
+      assert.deepEqual(options, ['All app services', 'billing', 'shop', "Liftoff's own API traffic"]);
+
+      await Promise.all([page.waitForURL(/service=billing/), page.selectOption('#service', 'billing')]);
+      assert.equal(await page.locator('#perf-requests').textContent(), '20');
+      assert.equal((await page.locator('#failing-empty').textContent()).trim(), 'No errors in this window.');
+      assert.match(await page.locator('#busiest tbody tr').first().textContent(), /billing.*GET \/invoices/);
+
+      // Changing the window keeps the service.
+      await Promise.all([page.waitForURL(/window=4h/), page.selectOption('#window', '4h')]);
+      assert.match(page.url(), /service=billing/);
+      assert.equal(await page.locator('#service').inputValue(), 'billing');
+
+      await Promise.all([page.waitForURL(/service=liftoff/), page.selectOption('#service', 'liftoff')]);
+      assert.equal(await page.locator('#service').inputValue(), 'liftoff');
+      const shown = await page.locator('#main').textContent();
+      assert.ok(!/billing|\/invoices|\/checkout/.test(await page.locator('#busiest, #busiest-empty').first().textContent()),
+        `only Liftoff's own endpoints: ${shown.slice(0, 400)}`);
     }));
 });

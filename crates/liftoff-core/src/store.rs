@@ -264,6 +264,7 @@ pub type RequestCell = (
 /// An endpoint seen in a window.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SeenEndpoint {
+    pub service: String,
     pub method: String,
     pub route: String,
     /// Whether any request to it answered 5xx.
@@ -282,8 +283,8 @@ pub trait MetricsStore: Send + Sync {
     async fn request_minutes(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError>;
     /// Only the per-service totals cells of `from..to`, like [`Self::request_minutes`].
     async fn request_totals(&self, from: i64, to: i64) -> Result<Vec<RequestCell>, StoreError>;
-    /// Every endpoint with requests in `from..to` and whether any of them was a 5xx, from the
-    /// stored counts (no sketch is read).
+    /// Every endpoint (per service) with requests in `from..to` and whether any of them was a
+    /// 5xx, from the stored counts (no sketch is read).
     async fn request_endpoints(&self, from: i64, to: i64) -> Result<Vec<SeenEndpoint>, StoreError>;
     /// Moves up to `limit` cells older than minute `before` from resolution `from_res` to the
     /// coarser `to_res` (minutes per cell: 1, 60 or 1440), merging sketches, in one

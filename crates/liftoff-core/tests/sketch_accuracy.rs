@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
-use liftoff_core::monitoring::sketch::DDSketch;
+use liftoff_core::monitoring::sketch::{DDSketch, nearest_rank};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -47,7 +47,8 @@ fn check(name: &str, values: &[f64]) -> DDSketch {
         "", "estimate", "exact", "rel.err"
     );
     for (label, q) in QUANTILES {
-        let exact = sorted[(q * (sorted.len() - 1) as f64).floor() as usize];
+        // Nearest rank: the smallest value with at least q·n values at or below it.
+        let exact = sorted[nearest_rank(q, sorted.len() as u64) as usize];
         let estimate = sketch.quantile(q).unwrap();
         let err = (estimate - exact).abs() / exact;
         println!(

@@ -13,7 +13,12 @@
         return { label: name, stroke: palette[i % palette.length], width: 2, fill: palette[i % palette.length] + "22" };
       }));
       var width = Math.max(280, el.clientWidth || el.parentElement.clientWidth || 600);
-      new uPlot({ width: width, height: 220, series: series, axes: [{}, {}], legend: { show: true } }, spec.data, el);
+      var opts = { width: width, height: 220, series: series, axes: [{}, {}], legend: { show: true } };
+      if (spec.x_range) {
+        // The window the chart is about, not just the span of its points.
+        opts.scales = { x: { time: true, range: function () { return [spec.x_range[0], spec.x_range[1]]; } } };
+      }
+      new uPlot(opts, spec.data, el);
       el.dataset.drawn = "1";
     });
   }
@@ -27,8 +32,16 @@
   document.addEventListener("DOMContentLoaded", function () {
     var select = document.getElementById("window");
     if (select) {
-      select.addEventListener("change", function () { select.form.submit(); });
+      // Keep the page's other choices (e.g. the service) when the window changes.
+      select.addEventListener("change", function () {
+        var url = new URL(window.location.href);
+        url.searchParams.set("window", select.value);
+        window.location.href = url.toString();
+      });
     }
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (s) {
+      s.addEventListener("change", function () { s.form.submit(); });
+    });
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (e) {
         if (!window.confirm(form.dataset.confirm)) e.preventDefault();

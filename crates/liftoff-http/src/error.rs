@@ -225,6 +225,9 @@ impl From<FlagError> for ApiError {
                 e.to_string(),
             ),
             FlagError::Busy(_) => Self::new(StatusCode::CONFLICT, "flag_busy", e.to_string()),
+            FlagError::Disabled(_) => {
+                Self::new(StatusCode::CONFLICT, "flag_disabled", e.to_string())
+            }
             FlagError::Store(s) => s.into(),
         }
     }

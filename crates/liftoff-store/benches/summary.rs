@@ -86,7 +86,9 @@ fn bench(c: &mut Criterion) {
         to: now,
     };
     let (from, to) = (range.from.timestamp() / 60, range.to.timestamp() / 60 + 1);
-    let summary = rt.block_on(svc.summary(range)).unwrap();
+    let summary = rt
+        .block_on(svc.summary(range, &Default::default()))
+        .unwrap();
     let cells = rt.block_on(metrics.request_minutes(from, to)).unwrap();
     println!(
         "{} endpoint cells, {} requests, {} endpoints ({} with errors)",
@@ -100,7 +102,10 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("summary_7d_200_routes");
     g.sample_size(20);
     g.bench_function("liftoff_summary", |b| {
-        b.iter(|| rt.block_on(svc.summary(range)).unwrap())
+        b.iter(|| {
+            rt.block_on(svc.summary(range, &Default::default()))
+                .unwrap()
+        })
     });
     g.bench_function("reference_merge_every_endpoint_cell", |b| {
         b.iter(|| {

@@ -672,6 +672,14 @@ pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::store::Metri
         },
         sketch(&[700.0]),
     );
+    // The same endpoint in another service stays its own endpoint.
+    cells.insert(
+        CellKey {
+            service: "api".into(),
+            ..key(day, 200)
+        },
+        sketch(&[9.0]),
+    );
     liftoff_core::monitoring::requests::add_totals(&mut cells).unwrap();
     m.merge_request_minutes(&cells.into_iter().collect::<Vec<_>>())
         .await
@@ -681,7 +689,7 @@ pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::store::Metri
             m.compact_requests(1, 60, day + 1440, 10_000).await.unwrap();
         }
         let endpoints = m.request_minutes(day, day + 1440).await.unwrap();
-        assert_eq!(endpoints.len(), 2, "compacted: {compacted}");
+        assert_eq!(endpoints.len(), 3, "compacted: {compacted}");
         assert!(endpoints.iter().all(|(k, _)| !k.method.is_empty()));
         let totals = m.request_totals(day, day + 1440).await.unwrap();
         assert!(
@@ -689,18 +697,26 @@ pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::store::Metri
                 .iter()
                 .all(|(k, _)| k.method.is_empty() && k.route.is_empty())
         );
-        assert_eq!(totals.iter().map(|(_, s)| s.count()).sum::<u64>(), 3);
+        assert_eq!(totals.iter().map(|(_, s)| s.count()).sum::<u64>(), 4);
         let mut seen = m.request_endpoints(day, day + 1440).await.unwrap();
         seen.sort();
         assert_eq!(
             seen,
             vec![
                 liftoff_core::store::SeenEndpoint {
+                    service: "api".into(),
                     method: "GET".into(),
                     route: "/a".into(),
                     failed: false
                 },
                 liftoff_core::store::SeenEndpoint {
+                    service: "web".into(),
+                    method: "GET".into(),
+                    route: "/a".into(),
+                    failed: false
+                },
+                liftoff_core::store::SeenEndpoint {
+                    service: "web".into(),
                     method: "GET".into(),
                     route: "/b".into(),
                     failed: true

@@ -24,7 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: API, ingest, dashboard and background jobs.
     Serve(ServeArgs),
-    /// Fill a data directory with realistic demo data, then exit.
+    /// Fill an empty data directory with realistic demo data, then exit (refused where data of
+    /// its own lives).
     Demo(DemoArgs),
     /// Apply pending storage migrations and exit (serve also does this on start).
     Migrate(StoreArgs),
@@ -57,7 +58,8 @@ pub struct ServeArgs {
     #[arg(long, env = "LIFTOFF_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Fill an empty data directory with demo data before serving.
+    /// Fill an empty data directory with demo data before serving (refused where data of its
+    /// own lives; e.g. `--demo --data ./liftoff-demo`).
     #[arg(long)]
     pub demo: bool,
 

@@ -19,12 +19,21 @@ const KEYS: &[(&str, Scope)] = &[
     ("grafana (demo)", Scope::Read),
 ];
 
-/// Fills the store once; a store that already has the demo team is left alone.
+/// Fills an empty store once; a store that already has the demo team is left alone, and one
+/// that holds anything else (flags, monitors, keys, users, request metrics, events) is
+/// refused: demo data mixed into real data would be taken for real.
 pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     let existing = state.users.list().await?;
     if existing.iter().any(|u| u.username == TEAM[0].0) {
         tracing::info!("Demo data is already present.");
         return Ok(());
+    }
+    let found = data_present(state).await?;
+    if !found.is_empty() {
+        anyhow::bail!(
+            "this data directory already holds data of its own ({}), and demo data would mix              with it, so nothing was added. Run the demo in a directory of its own, e.g.              `liftoff serve --demo --data ./liftoff-demo`",
+            found.join(", ")
+        );
     }
     let by = Actor::System;
     for (name, role) in TEAM {
@@ -57,6 +66,47 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a store holds beyond the first start's own `admin` user and admin key, described for
+/// people ("2 flags", "1 uptime monitor").
+async fn data_present(state: &AppState) -> anyhow::Result<Vec<String>> {
+    let count = |n: usize, what: &str| {
+        (n > 0).then(|| format!("{n} {what}{}", if n == 1 { "" } else { "s" }))
+    };
+    // `admin` is the first start's own user; anyone else was added by people.
+    let users = state
+        .users
+        .list()
+        .await?
+        .iter()
+        .filter(|u| u.username != "admin")
+        .count();
+    let all_keys = state.store.count_active_keys(None).await?;
+    let admin_keys = state.store.count_active_keys(Some(Scope::Admin)).await?;
+    let monitors = state.uptime.list().await?.len();
+    // Liftoff's own API traffic is there after any start; only apps' metrics are data.
+    let services = state
+        .monitoring
+        .services()
+        .await?
+        .iter()
+        .filter(|s| s.as_str() != liftoff_core::monitoring::service::OWN_SERVICE)
+        .count();
+    Ok([
+        count(state.flags.list().len(), "flag"),
+        count(monitors, "uptime monitor"),
+        count(users, "other user"),
+        count(
+            all_keys.saturating_sub(admin_keys.min(1)) as usize,
+            "API key",
+        ),
+        count(services, "service with request metrics"),
+        count(state.events.count().await? as usize, "product event"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect())
+}
+
 /// Flags at several rollout stages, as a team mid-launch has them.
 async fn seed_flags(state: &AppState) -> anyhow::Result<()> {
     let by = Actor::System;
@@ -71,6 +121,8 @@ async fn seed_flags(state: &AppState) -> anyhow::Result<()> {
         json!({"flag_id": "pro-reports", "name": "Reports for paid plans", "strategy": "user_attribute",
                "attributes": {"plan": ["pro", "team"]}, "environments": {"development": {"enabled": true, "percentage": 100}}}),
         json!({"flag_id": "legacy-export", "name": "Legacy CSV export", "enabled": false, "description": "Kill-switched after the export incident"}),
+        json!({"flag_id": crate::demo_incidents::FLAG, "name": "Payment client 4.2", "strategy": "percentage", "percentage": 50,
+               "enabled": false, "description": "Turned off during the checkout incident: 4.2 sent an empty idempotency key"}),
     ];
     for f in flags {
         let mut new: NewFlag = serde_json::from_value(f).context("demo flag")?;
@@ -140,7 +192,8 @@ fn diurnal(hour_of_day: f64) -> f64 {
 }
 
 /// Thirty days of traffic for a shop: hourly before the last day, every five minutes in it,
-/// with a deploy three days ago that made `/checkout` three times slower.
+/// with a deploy three days ago that made `/checkout` three times slower (and its errors go
+/// from 1 % to 2 %), and the incident's spike of failing checkouts.
 async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
     use liftoff_core::monitoring::requests::CellKey;
     use liftoff_core::monitoring::sketch::DDSketch;
@@ -153,20 +206,39 @@ async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
         ("POST", "/checkout", 120.0, 280.0, 0.01),
         ("GET", "/account", 200.0, 70.0, 0.002),
     ];
-    let now = chrono::Utc::now().timestamp().div_euclid(60);
+    let now_at = chrono::Utc::now();
+    let now = now_at.timestamp().div_euclid(60);
     let regression_at = now - 3 * 1440;
+    // The incident (see `demo_incidents`): card payments failing on /checkout until the flag
+    // was turned off.
+    let incident = crate::demo_incidents::incident_start(now_at).timestamp() / 60;
+    let incident = incident..incident + crate::demo_incidents::FAILING_MINUTES;
     let mut rng = Lcg(42);
     let mut cells = Vec::new();
+    // What rounding to whole errors left over, carried to the next step, so that over any
+    // window every rate comes out as set, give or take one request.
+    let mut owed = [0.0f64; ROUTES.len()];
     let mut minute = now - 30 * 1440;
     minute -= minute.rem_euclid(60);
     while minute < now {
         let step = if minute < now - 1440 { 60 } else { 5 };
         let diurnal = diurnal((minute.rem_euclid(1440) / 60) as f64);
-        for (method, route, per_hour, median, error_share) in ROUTES {
-            let slow = *route == "/checkout" && minute >= regression_at;
+        for (r, (method, route, per_hour, median, error_share)) in ROUTES.iter().enumerate() {
+            let checkout = *route == "/checkout";
+            let slow = checkout && minute >= regression_at;
+            let failing = checkout && incident.contains(&minute);
             let median = if slow { median * 3.0 } else { *median };
             let n = (per_hour * diurnal * step as f64 / 60.0).round() as u64;
-            let errors = (n as f64 * error_share * if slow { 4.0 } else { 1.0 }).round() as u64;
+            let share = if failing {
+                crate::demo_incidents::ERROR_RATE
+            } else if slow {
+                error_share * 2.0
+            } else {
+                *error_share
+            };
+            owed[r] += n as f64 * share;
+            let errors = (owed[r].round().max(0.0) as u64).min(n);
+            owed[r] -= errors as f64;
             let key = |status| CellKey {
                 minute,
                 service: "shop".into(),
@@ -187,7 +259,8 @@ async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
             if errors > 0 {
                 let mut bad = DDSketch::default();
                 bad.add_n(rng.latency(median * 4.0), errors);
-                cells.push((key(503), bad));
+                // Checkout fails where the payment provider refuses: 502, as the incident says.
+                cells.push((key(if checkout { 502 } else { 503 }), bad));
             }
         }
         minute += step;

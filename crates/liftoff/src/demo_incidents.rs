@@ -3,8 +3,9 @@
 //! postmortem and action items.
 
 use anyhow::Context as _;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use liftoff_core::alerts::hooks::{AlertListener, AlertStatus, AlertTransition, Severity};
+use liftoff_core::alerts::model::{Alert, Op, Rule, RuleInput, RuleScope};
 use liftoff_core::auth::Actor;
 use liftoff_core::incidents::service::{
     ActionItemInput, ActionItemPatch, IncidentPatch, ManualKind, TimelineInput,
@@ -14,11 +15,49 @@ use liftoff_core::uptime::CheckRecord;
 use liftoff_core::uptime::service::MonitorInput;
 use liftoff_http::AppState;
 
-const RULE_ID: i64 = 1_000_001;
+/// The flag whose rollout caused the incident; the demo's flags include it, turned off.
+pub const FLAG: &str = "new-payment-client";
+/// The share of checkout requests that failed while the incident lasted.
+pub const ERROR_RATE: f64 = 0.184;
+/// How long checkout failed: from the start until the flag was turned off.
+pub const FAILING_MINUTES: i64 = 20;
+/// The service and endpoint that failed, as recorded in the demo's request metrics.
+pub const SERVICE: &str = "shop";
+pub const ENDPOINT: &str = "POST:/checkout";
+
+/// When checkout started failing: about 20 hours before `now`, on a 5-minute boundary (the
+/// demo's request metrics of the last day come in 5-minute steps).
+pub fn incident_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    let t = (now - Duration::hours(20)).timestamp();
+    DateTime::from_timestamp(t - t.rem_euclid(300), 0).unwrap_or(now)
+}
+
+/// The alert rule that caught it, as the team would have written it.
+async fn create_rule(state: &AppState, by: &Actor) -> anyhow::Result<Rule> {
+    let input = RuleInput {
+        name: "Checkout error rate above 5%".into(),
+        metric: "error_rate".into(),
+        scope: RuleScope {
+            service: Some(SERVICE.into()),
+            endpoint: Some(ENDPOINT.into()),
+            ..RuleScope::default()
+        },
+        op: Op::Gt,
+        threshold: Some(0.05),
+        for_seconds: 120,
+        keep_firing_for_seconds: 300,
+        severity: Severity::Critical,
+        enabled: true,
+        description: "Card payments failing; check the payment client flags first.".into(),
+        slo: None,
+    };
+    Ok(state.alerts.create_rule(by, input).await?)
+}
 
 pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     let by = Actor::System;
     let now = Utc::now();
+    let started = incident_start(now);
     state
         .uptime
         .create(
@@ -51,10 +90,9 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         )
         .await
         .context("creating the demo monitor")?;
-    let started = now - Duration::hours(20);
     for i in 0..(23 * 6) {
         let at = now - Duration::hours(23) + Duration::minutes(i * 10);
-        let outage = at >= started && at < started + Duration::minutes(40);
+        let outage = at >= started && at < started + Duration::minutes(FAILING_MINUTES);
         let check = CheckRecord {
             monitor_id: shop.id,
             at,
@@ -70,28 +108,61 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         state.uptime.record(&shop, &check).await?;
     }
 
-    // The incident: a critical alert opens it.
+    // The incident: a critical alert of a real rule opens it, and the alert is in history.
+    let rule = create_rule(state, &by).await?;
+    let summary = format!(
+        "{SERVICE} {}: {:.1}% of requests failed over 5 minutes",
+        ENDPOINT.replacen(':', " ", 1),
+        ERROR_RATE * 100.0
+    );
+    let fired_at = started + Duration::minutes(2);
+    let resolved_at = started + Duration::minutes(FAILING_MINUTES + 6);
+    let alert_id = state
+        .store
+        .save_alert(
+            &Alert {
+                id: 0,
+                rule_id: rule.id,
+                rule_name: rule.name.clone(),
+                severity: rule.severity,
+                status: AlertStatus::Resolved,
+                value: ERROR_RATE,
+                summary: summary.clone(),
+                labels: rule.labels(),
+                started_at: started,
+                fired_at: Some(fired_at),
+                last_true_at: Some(started + Duration::minutes(FAILING_MINUTES)),
+                resolved_at: Some(resolved_at),
+                acked_by: Some("maya.editor".into()),
+                acked_at: Some(started + Duration::minutes(4)),
+                notified_at: Some(fired_at),
+                suppressed: false,
+            },
+            &[],
+        )
+        .await
+        .context("recording the demo alert")?;
     let alert = |status, at| AlertTransition {
-        alert_id: 1,
-        rule_id: RULE_ID,
-        rule_name: "Checkout error rate above 5%".into(),
-        severity: Severity::Critical,
+        alert_id,
+        rule_id: rule.id,
+        rule_name: rule.name.clone(),
+        severity: rule.severity,
         status,
         at,
-        summary: "shop POST /checkout: 18.4% of requests failed over 5 minutes".into(),
-        value: 0.184,
-        labels: Default::default(),
+        summary: summary.clone(),
+        value: ERROR_RATE,
+        labels: rule.labels(),
     };
     state
         .incidents
-        .on_transition(&alert(AlertStatus::Firing, started))
+        .on_transition(&alert(AlertStatus::Firing, fired_at))
         .await;
     let id = state
         .incidents
         .list()
         .await?
         .into_iter()
-        .find(|i| i.alert_rules.contains(&RULE_ID))
+        .find(|i| i.alert_rules.contains(&rule.id))
         .context("the demo alert opened no incident")?
         .id;
     let maya = Actor::User {
@@ -109,35 +180,36 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         ..IncidentPatch::default()
     };
     let inc = &state.incidents;
-    inc.add_timeline(&maya, &id, update(4, "Looking into it: checkout answers 502 for card payments since 14:05; other routes are fine.")).await?;
+    inc.add_timeline(&maya, &id, update(4, &format!("Looking into it: checkout answers 502 for card payments since {}; other routes are fine.", started.format("%H:%M UTC")))).await?;
     inc.patch(&maya, &id, status(12, IncidentStatus::Identified))
         .await?;
-    inc.add_timeline(&maya, &id, update(13, "Cause found: payment client 4.2 (flag new-payment-client at 50%) sends an empty idempotency key. Turning the flag off.")).await?;
-    inc.patch(&maya, &id, status(18, IncidentStatus::Monitoring))
-        .await?;
+    inc.add_timeline(&maya, &id, update(13, &format!("Cause found: payment client 4.2 (flag {FLAG} at 50%) sends an empty idempotency key. Turning the flag off."))).await?;
+    inc.patch(
+        &maya,
+        &id,
+        status(FAILING_MINUTES, IncidentStatus::Monitoring),
+    )
+    .await?;
     inc.add_timeline(
         &maya,
         &id,
         update(
-            19,
-            "Flag off; error rate back under 1%. Watching for 20 minutes.",
+            FAILING_MINUTES + 1,
+            "Flag off; checkout's error rate is back under 5%. Watching for 20 minutes.",
         ),
     )
     .await?;
     state
         .incidents
-        .on_transition(&alert(
-            AlertStatus::Resolved,
-            started + Duration::minutes(24),
-        ))
+        .on_transition(&alert(AlertStatus::Resolved, resolved_at))
         .await;
     inc.patch(
         &maya,
         &id,
         IncidentPatch {
             root_cause: Some("Payment client 4.2 sent an empty idempotency key, which the payment provider refuses with a 502.".into()),
-            resolution: Some("Turned the new-payment-client flag off; 4.2.1 fixes the key and is behind the flag again.".into()),
-            ..status(40, IncidentStatus::Resolved)
+            resolution: Some(format!("Turned the {FLAG} flag off; 4.2.1 fixes the key and waits behind the flag.")),
+            ..status(FAILING_MINUTES + 21, IncidentStatus::Resolved)
         },
     )
     .await?;
@@ -145,7 +217,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         &maya,
         &id,
         Postmortem {
-            summary: "For 40 minutes about one card payment in five failed after payment client 4.2 reached half of the users.".into(),
+            summary: format!("For {FAILING_MINUTES} minutes about one card payment in five failed after payment client 4.2 reached half of the users."),
             what_went_well: "The error-rate alert fired within two minutes and opened this incident; the flag turned the change off without a deploy.".into(),
             what_could_be_improved: "The rollout went from 10% to 50% without waiting for checkout's error rate; the client's tests used a fake provider that accepts empty keys.".into(),
             lessons: "Gate rollout stages on the checkout error rate; contract-test the provider's validation.".into(),

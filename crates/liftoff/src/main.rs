@@ -52,7 +52,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(settings.log_format);
             announce(&settings);
             let built = startup::build(&settings).await?;
-            liftoff::demo::seed(&built.state).await?;
+            liftoff::demo::seed(&built.state)
+                .await
+                .with_context(|| format!("demo with {}", settings.data.display()))?;
             built.state.store.close().await?;
             println!(
                 "Demo data is in {}. Start the server with: liftoff serve --data {}",

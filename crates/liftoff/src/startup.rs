@@ -293,7 +293,9 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     tracing::info!("Using {}.", settings.describe_stores());
     let built = build(&settings).await?;
     if demo {
-        crate::demo::seed(&built.state).await?;
+        crate::demo::seed(&built.state)
+            .await
+            .with_context(|| format!("--demo with {}", settings.data.display()))?;
     }
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!("cannot listen on {}: is another process using it? Choose another address with --listen", settings.listen)

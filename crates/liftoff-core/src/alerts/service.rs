@@ -17,9 +17,9 @@ use super::notify::{Notifier, SendFailure, alertmanager_payload, test_payload};
 use super::secrets::{Resealed, StoredChannel, reseal_channels};
 use crate::audit::Change;
 use crate::auth::Actor;
-use crate::monitoring::MonitoringService;
 use crate::monitoring::operations::service::OperationsService;
 use crate::monitoring::service::TimeRange;
+use crate::monitoring::{Filter, MonitoringService};
 use crate::outbound::OutboundPolicy;
 use crate::secret::SecretBox;
 use crate::store::{AlertStore, StoreError};
@@ -915,17 +915,9 @@ impl AlertsService {
         scope: &RuleScope,
         range: TimeRange,
     ) -> Result<Option<f64>, StoreError> {
-        if scope.service.is_none() && scope.endpoint.is_none() {
-            let s = self.monitoring.summary(range).await?;
-            return Ok((s.requests.total > 0).then_some(s.requests.error_rate));
-        }
-        let per = self
-            .monitoring
-            .performance(range, scope.endpoint.as_deref(), scope.service.as_deref())
-            .await?;
-        Ok(sum_rate(
-            per.values().map(|e| (e.error_count, e.request_count)),
-        ))
+        let filter = Filter::new(scope.service.as_deref(), scope.endpoint.as_deref());
+        let s = self.monitoring.summary(range, &filter).await?;
+        Ok((s.requests.total > 0).then_some(s.requests.error_rate))
     }
 
     /// The value a rule compares at `now`; `None` when there is no data.
@@ -948,19 +940,17 @@ impl AlertsService {
                     Metric::LatencyP95 => p95,
                     _ => p99,
                 };
+                let filter = Filter::new(s.service.as_deref(), s.endpoint.as_deref());
                 if s.service.is_none() && s.endpoint.is_none() {
                     self.monitoring
-                        .series(range, 1)
+                        .series(range, 1, &filter)
                         .await?
                         .into_iter()
                         .filter(|p| p.requests > 0)
                         .find_map(|p| Some(pick(p.p50?, p.p95?, p.p99?)))
                 } else {
                     // Per endpoint; a service scope looks at its slowest endpoint.
-                    let per = self
-                        .monitoring
-                        .performance(range, s.endpoint.as_deref(), s.service.as_deref())
-                        .await?;
+                    let per = self.monitoring.performance(range, &filter).await?;
                     max_of(per.values().filter(|e| e.request_count > 0).map(|e| {
                         let d = &e.duration_ms;
                         Some(pick(d.p50, d.p95, d.p99))

@@ -28,6 +28,10 @@ pub enum FlagError {
     Invalid(Vec<String>),
     #[error("flag `{0}` is being changed by someone else; retry")]
     Busy(String),
+    #[error(
+        "flag `{0}` is disabled, so a rollout would reach nobody; enable it first (PATCH the flag with \"enabled\": true and a reason), then plan the rollout"
+    )]
+    Disabled(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -559,6 +563,11 @@ impl FlagService {
             return Err(FlagError::Invalid(problems));
         }
         let flag = self.get(key)?;
+        // Raising the percentage of a switched-off flag changes nothing people see, and
+        // enabling it as a side effect would be a bigger change than the one asked for.
+        if !flag.enabled {
+            return Err(FlagError::Disabled(key.to_owned()));
+        }
         let current = if flag.strategy == StrategyKind::AllUsers && flag.enabled {
             100.0
         } else {

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::filter::Filter;
 use super::operations::service::{OperationStats, OperationsService, OperationsSummary};
 use super::service::{EndpointStats, MonitoringService, SortBy, Summary, TimeRange};
 use crate::alerts::{AlertError, AlertsService, model::Alert};
@@ -55,16 +56,21 @@ pub struct DashboardSources<'a> {
 }
 
 impl DashboardSources<'_> {
-    /// Every part over `range`, read side by side.
-    pub async fn gather(&self, range: TimeRange) -> Result<MonitoringDashboard, DashboardError> {
+    /// Every part over `range`, read side by side; request figures cover the services of
+    /// `filter` (by default every app service, Liftoff's own traffic left out).
+    pub async fn gather(
+        &self,
+        range: TimeRange,
+        filter: &Filter<'_>,
+    ) -> Result<MonitoringDashboard, DashboardError> {
         let now_ms = range.to.timestamp_millis();
         let (summary, top_endpoints, operations_summary, operations, active_alerts, active_users) =
             tokio::try_join!(
-                async { Ok::<_, DashboardError>(self.monitoring.summary(range).await?) },
+                async { Ok::<_, DashboardError>(self.monitoring.summary(range, filter).await?) },
                 async {
                     Ok(self
                         .monitoring
-                        .top(range, SortBy::RequestCount, DASHBOARD_ROWS)
+                        .top(range, filter, SortBy::RequestCount, DASHBOARD_ROWS)
                         .await?)
                 },
                 async { Ok(self.operations.summary(range, None).await?) },

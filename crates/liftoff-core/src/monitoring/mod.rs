@@ -10,6 +10,7 @@
 //!   persisted with [`DDSketch::to_bytes`](sketch::DDSketch::to_bytes).
 
 pub mod dashboard;
+pub mod filter;
 pub mod instances;
 pub mod operations;
 pub mod otlp;
@@ -19,5 +20,6 @@ pub mod service;
 pub mod sketch;
 pub mod system;
 
+pub use filter::Filter;
 pub use service::{EndpointStats, IngestError, MonitoringService, SortBy, Summary, TimeRange};
 pub use system::{SystemGauge, SystemSnapshot};

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 
+use super::filter::{Filter, unique_keys};
 use super::requests::{
     CellKey, Request, RequestRecord, RouteBudget, add_totals, fold, merge_cells,
 };
@@ -91,9 +92,12 @@ pub struct Durations {
     pub p99: f64,
 }
 
-/// One endpoint over a window (the seed's shape).
+/// One endpoint of one service over a window (the seed's shape, with its service).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct EndpointStats {
+    /// The app or service the endpoint belongs to; endpoints of different services are never
+    /// merged.
+    pub service: String,
     pub endpoint: String,
     pub method: String,
     pub request_count: u64,
@@ -117,11 +121,18 @@ fn durations(s: &DDSketch) -> Durations {
     }
 }
 
+/// Errors per request, 0 without requests.
+fn rate(errors: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        errors as f64 / total as f64
+    }
+}
+
 /// One endpoint's cells merged over a window.
 #[derive(Default)]
 struct Gathered {
-    endpoint: String,
-    method: String,
     sketch: DDSketch,
     errors: u64,
     codes: BTreeMap<String, u64>,
@@ -151,6 +162,9 @@ pub struct EndpointTotals {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Summary {
     pub uptime_seconds: u64,
+    /// The services whose requests these figures count (by default every app service, without
+    /// Liftoff's own traffic).
+    pub services: Vec<String>,
     pub requests: RequestTotals,
     pub performance: LatencySummary,
     pub endpoints: EndpointTotals,
@@ -461,29 +475,48 @@ impl MonitoringService {
         self.budget.overflowed()
     }
 
-    /// Per endpoint (`"METHOD:/route"`) over `range`, optionally one endpoint (`/route` or
-    /// `METHOD:/route`) and one service.
+    /// The cells `filter` covers over `range`: the per-service totals cells when no endpoint is
+    /// asked for (fewer to read and merge), else the endpoint's own cells.
+    async fn scoped_cells(
+        &self,
+        range: TimeRange,
+        filter: &Filter<'_>,
+    ) -> Result<Vec<RequestCell>, StoreError> {
+        let (from, to) = range.minutes();
+        Ok(if filter.endpoint.is_some() {
+            self.metrics
+                .request_minutes(from, to)
+                .await?
+                .into_iter()
+                .filter(|(k, _)| filter.covers(k))
+                .collect()
+        } else {
+            self.metrics
+                .request_totals(from, to)
+                .await?
+                .into_iter()
+                .filter(|(k, _)| filter.covers_service(&k.service))
+                .collect()
+        })
+    }
+
+    /// Per endpoint over `range`, keyed `"METHOD:/route"` (`"service:METHOD:/route"` where
+    /// services share an endpoint: they are never merged). Without a service in `filter`,
+    /// every app service; Liftoff's own traffic only when asked for as `liftoff`.
     pub async fn performance(
         &self,
         range: TimeRange,
-        endpoint: Option<&str>,
-        service: Option<&str>,
+        filter: &Filter<'_>,
     ) -> Result<BTreeMap<String, EndpointStats>, StoreError> {
         let (from, to) = range.minutes();
-        let mut per: BTreeMap<String, Gathered> = BTreeMap::new();
+        let mut per: BTreeMap<(String, String, String), Gathered> = BTreeMap::new();
         for (k, s) in self.metrics.request_minutes(from, to).await? {
-            if service.is_some_and(|svc| svc != k.service) {
+            if !filter.covers(&k) {
                 continue;
             }
-            let key = format!("{}:{}", k.method, k.route);
-            if endpoint.is_some_and(|e| e != key && e != k.route) {
-                continue;
-            }
-            let g = per.entry(key).or_insert_with(|| Gathered {
-                endpoint: k.route.clone(),
-                method: k.method.clone(),
-                ..Default::default()
-            });
+            let g = per
+                .entry((k.service.clone(), k.method.clone(), k.route.clone()))
+                .or_default();
             let n = s.count();
             g.sketch
                 .merge(&s)
@@ -493,57 +526,69 @@ impl MonitoringService {
             }
             *g.codes.entry(k.status.to_string()).or_default() += n;
         }
-        Ok(per
-            .into_iter()
-            .map(|(key, g)| {
-                let count = g.sketch.count();
-                let stats = EndpointStats {
-                    endpoint: g.endpoint,
-                    method: g.method,
+        let keys = unique_keys(
+            per.keys()
+                .map(|(s, m, r)| (s.as_str(), m.as_str(), r.as_str())),
+        );
+        let mut out = BTreeMap::new();
+        for ((service, method, route), g) in &per {
+            let key = keys[&(service.as_str(), method.as_str(), route.as_str())].clone();
+            let count = g.sketch.count();
+            out.insert(
+                key,
+                EndpointStats {
+                    service: service.clone(),
+                    endpoint: route.clone(),
+                    method: method.clone(),
                     request_count: count,
                     error_count: g.errors,
-                    error_rate: if count == 0 {
-                        0.0
-                    } else {
-                        g.errors as f64 / count as f64
-                    },
+                    error_rate: rate(g.errors, count),
                     duration_ms: durations(&g.sketch),
-                    status_codes: g.codes,
-                };
-                (key, stats)
-            })
-            .collect())
+                    status_codes: g.codes.clone(),
+                },
+            );
+        }
+        Ok(out)
     }
 
-    /// Totals over every endpoint of `range`, with the latest system reading.
-    pub async fn summary(&self, range: TimeRange) -> Result<Summary, StoreError> {
+    /// Totals over the endpoints `filter` covers in `range`, with the latest system reading.
+    pub async fn summary(
+        &self,
+        range: TimeRange,
+        filter: &Filter<'_>,
+    ) -> Result<Summary, StoreError> {
         let (from, to) = range.minutes();
-        let mut all = DDSketch::default();
-        let mut errors = 0;
-        // Totals and the endpoint list are independent reads: run them side by side.
-        let (totals, endpoints) = tokio::try_join!(
-            self.metrics.request_totals(from, to),
+        // The cells and the endpoint list are independent reads: run them side by side.
+        let (cells, seen) = tokio::try_join!(
+            self.scoped_cells(range, filter),
             self.metrics.request_endpoints(from, to)
         )?;
-        for (k, s) in totals {
-            all.merge(&s)
+        let mut all = DDSketch::default();
+        let mut errors = 0;
+        let mut services = std::collections::BTreeSet::new();
+        for (k, s) in &cells {
+            all.merge(s)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             if k.status >= 500 {
                 errors += s.count();
             }
+            services.insert(k.service.clone());
         }
+        let endpoints: Vec<_> = seen
+            .into_iter()
+            .filter(|e| {
+                filter.covers_service(&e.service) && filter.covers_endpoint(&e.method, &e.route)
+            })
+            .collect();
         let total = all.count();
         let d = durations(&all);
         Ok(Summary {
             uptime_seconds: self.started.elapsed().as_secs(),
+            services: services.into_iter().collect(),
             requests: RequestTotals {
                 total,
                 errors,
-                error_rate: if total == 0 {
-                    0.0
-                } else {
-                    errors as f64 / total as f64
-                },
+                error_rate: rate(errors, total),
             },
             performance: LatencySummary {
                 avg_duration_ms: d.avg,
@@ -564,13 +609,14 @@ impl MonitoringService {
         &self,
         range: TimeRange,
         steps: usize,
+        filter: &Filter<'_>,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
         let (from, to) = range.minutes();
         let span = (to - from).max(1);
         let step = (span / steps.max(1) as i64).max(1);
         let n = ((span + step - 1) / step) as usize;
         let mut acc: Vec<(DDSketch, u64)> = (0..n).map(|_| (DDSketch::default(), 0)).collect();
-        for (k, s) in self.metrics.request_totals(from, to).await? {
+        for (k, s) in self.scoped_cells(range, filter).await? {
             let i = (((k.minute - from) / step) as usize).min(n - 1);
             acc[i]
                 .0
@@ -594,15 +640,15 @@ impl MonitoringService {
             .collect())
     }
 
-    /// How the window's request latencies spread over [`HISTOGRAM_BOUNDS_MS`], every service
-    /// and endpoint together.
+    /// How the window's request latencies spread over [`HISTOGRAM_BOUNDS_MS`], every endpoint
+    /// `filter` covers together.
     pub async fn latency_histogram(
         &self,
         range: TimeRange,
+        filter: &Filter<'_>,
     ) -> Result<Vec<HistogramBucket>, StoreError> {
-        let (from, to) = range.minutes();
         let mut all = DDSketch::default();
-        for (_, s) in self.metrics.request_totals(from, to).await? {
+        for (_, s) in self.scoped_cells(range, filter).await? {
             all.merge(&s)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
@@ -617,15 +663,30 @@ impl MonitoringService {
             .collect())
     }
 
+    /// The services with requests stored (any time), Liftoff's own included, sorted.
+    pub async fn services(&self) -> Result<Vec<String>, StoreError> {
+        let mut services: Vec<String> = self
+            .metrics
+            .request_routes()
+            .await?
+            .into_iter()
+            .map(|(service, _)| service)
+            .collect();
+        services.sort();
+        services.dedup();
+        Ok(services)
+    }
+
     /// The `limit` endpoints with the most requests, highest error rate or slowest average.
     pub async fn top(
         &self,
         range: TimeRange,
+        filter: &Filter<'_>,
         sort_by: SortBy,
         limit: usize,
     ) -> Result<Vec<EndpointStats>, StoreError> {
         let mut all: Vec<EndpointStats> = self
-            .performance(range, None, None)
+            .performance(range, filter)
             .await?
             .into_values()
             .collect();
@@ -647,11 +708,12 @@ impl MonitoringService {
     pub async fn slow(
         &self,
         range: TimeRange,
+        filter: &Filter<'_>,
         threshold_ms: f64,
         limit: usize,
     ) -> Result<Vec<EndpointStats>, StoreError> {
         let mut slow: Vec<EndpointStats> = self
-            .performance(range, None, None)
+            .performance(range, filter)
             .await?
             .into_values()
             .filter(|e| e.duration_ms.p95 > threshold_ms)

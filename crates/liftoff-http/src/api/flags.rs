@@ -381,10 +381,12 @@ pub struct RolloutRequest {
 }
 
 /// Plans a gradual rollout. With `interval_minutes`, Liftoff applies each step when due and
-/// pauses the plan while a critical alert fires.
+/// pauses the plan while a critical alert fires. A disabled flag is refused (409): enable it
+/// first.
 #[utoipa::path(post, path = "/api/feature-flags/{flag_id}/gradual-rollout", tag = "flags", request_body = RolloutRequest,
     params(("flag_id" = String, Path)), security(("bearer" = ["admin"])),
     responses((status = 200, body = RolloutAnswer), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The flag is disabled", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn gradual_rollout(
     State(state): State<AppState>,

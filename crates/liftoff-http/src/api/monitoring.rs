@@ -10,7 +10,9 @@ use liftoff_core::batch::SubmitError;
 use liftoff_core::monitoring::instances::{InstanceReport, InstanceView, MAX_INSTANCES};
 use liftoff_core::monitoring::requests::RequestRecord;
 use liftoff_core::monitoring::service::{HistogramBucket, SortBy};
-use liftoff_core::monitoring::{EndpointStats, IngestError, Summary, SystemSnapshot, TimeRange};
+use liftoff_core::monitoring::{
+    EndpointStats, Filter, IngestError, Summary, SystemSnapshot, TimeRange,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -130,7 +132,15 @@ pub struct RangeParams {
     to: Option<String>,
     /// One endpoint: `/route` or `METHOD:/route`.
     endpoint: Option<String>,
+    /// One service (`liftoff` for Liftoff's own API traffic); by default every app service,
+    /// without Liftoff's own.
     service: Option<String>,
+}
+
+impl RangeParams {
+    fn filter(&self) -> Filter<'_> {
+        Filter::new(self.service.as_deref(), self.endpoint.as_deref())
+    }
 }
 
 fn instant(raw: &str, name: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -179,7 +189,10 @@ pub(crate) fn range(p: &RangeParams) -> Result<TimeRange, ApiError> {
     })
 }
 
-/// Latency percentiles, error rate and status codes per endpoint (`"METHOD:/route"`).
+/// Latency percentiles, error rate and status codes per endpoint, keyed `"METHOD:/route"`;
+/// where two services in the answer share an endpoint, each is keyed
+/// `"service:METHOD:/route"` instead (services are never merged). Every entry names its
+/// service. Percentiles follow the nearest-rank definition.
 #[utoipa::path(get, path = "/api/monitoring/performance", tag = "monitoring", params(RangeParams),
     security(("bearer" = ["read"])),
     responses((status = 200, body = BTreeMap<String, EndpointStats>), (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -189,16 +202,12 @@ async fn performance(
     ApiQuery(p): ApiQuery<RangeParams>,
 ) -> Result<Json<BTreeMap<String, EndpointStats>>, ApiError> {
     let r = range(&p)?;
-    Ok(Json(
-        state
-            .monitoring
-            .performance(r, p.endpoint.as_deref(), p.service.as_deref())
-            .await?,
-    ))
+    Ok(Json(state.monitoring.performance(r, &p.filter()).await?))
 }
 
-/// Totals over every endpoint: requests, errors, latency, endpoints with errors, and the
-/// machine's resources.
+/// Totals over the endpoints asked for (by default every endpoint of every app service):
+/// requests, errors, latency, endpoints with errors, the services counted, and the machine's
+/// resources.
 #[utoipa::path(get, path = "/api/monitoring/performance/summary", tag = "monitoring", params(RangeParams),
     security(("bearer" = ["read"])),
     responses((status = 200, body = Summary), (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -207,11 +216,13 @@ async fn summary(
     _caller: Caller<Read>,
     ApiQuery(p): ApiQuery<RangeParams>,
 ) -> Result<Json<Summary>, ApiError> {
-    Ok(Json(state.monitoring.summary(range(&p)?).await?))
+    Ok(Json(
+        state.monitoring.summary(range(&p)?, &p.filter()).await?,
+    ))
 }
 
-/// How request latencies spread over fixed buckets (5 ms … 30 s, then above), every endpoint
-/// together.
+/// How request latencies spread over fixed buckets (5 ms … 30 s, then above), the endpoints
+/// asked for together.
 #[utoipa::path(get, path = "/api/monitoring/performance/histogram", tag = "monitoring", params(RangeParams),
     security(("bearer" = ["read"])),
     responses((status = 200, body = Vec<HistogramBucket>), (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -220,7 +231,12 @@ async fn histogram(
     _caller: Caller<Read>,
     ApiQuery(p): ApiQuery<RangeParams>,
 ) -> Result<Json<Vec<HistogramBucket>>, ApiError> {
-    Ok(Json(state.monitoring.latency_histogram(range(&p)?).await?))
+    Ok(Json(
+        state
+            .monitoring
+            .latency_histogram(range(&p)?, &p.filter())
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -232,6 +248,8 @@ pub struct TopParams {
     limit: Option<usize>,
     /// request_count (default), error_rate or avg_duration_ms.
     sort_by: Option<SortBy>,
+    /// One service; by default every app service, without Liftoff's own.
+    service: Option<String>,
 }
 
 pub(crate) fn limit(raw: Option<usize>) -> Result<usize, ApiError> {
@@ -273,6 +291,7 @@ async fn top(
             .monitoring
             .top(
                 r,
+                &Filter::service(p.service.as_deref()),
                 p.sort_by.unwrap_or(SortBy::RequestCount),
                 limit(p.limit)?,
             )
@@ -288,6 +307,8 @@ pub struct SlowParams {
     /// p95 above this counts as slow (default 1000 ms).
     threshold_ms: Option<f64>,
     limit: Option<usize>,
+    /// One service; by default every app service, without Liftoff's own.
+    service: Option<String>,
 }
 
 /// Endpoints whose p95 latency is above the threshold, slowest first.
@@ -308,7 +329,15 @@ async fn slow(
     }
     let r = range_only(p.window, p.from, p.to)?;
     Ok(Json(
-        state.monitoring.slow(r, threshold, limit(p.limit)?).await?,
+        state
+            .monitoring
+            .slow(
+                r,
+                &Filter::service(p.service.as_deref()),
+                threshold,
+                limit(p.limit)?,
+            )
+            .await?,
     ))
 }
 

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use liftoff_core::monitoring::dashboard::{DashboardError, DashboardSources, MonitoringDashboard};
+use liftoff_core::monitoring::filter::Filter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +37,9 @@ pub struct DashboardParams {
     /// Start, RFC 3339 or Unix seconds; with `to`, replaces `window`.
     from: Option<String>,
     to: Option<String>,
+    /// Count only this service's requests (default: every app service, Liftoff's own API
+    /// traffic left out; `liftoff` shows that).
+    service: Option<String>,
 }
 
 /// Everything a monitoring dashboard shows, over one window: the performance summary, the
@@ -57,5 +61,6 @@ async fn dashboard(
         alerts: &state.alerts,
         events: &*state.insights,
     };
-    Ok(Json(sources.gather(range).await?))
+    let filter = Filter::service(p.service.as_deref());
+    Ok(Json(sources.gather(range, &filter).await?))
 }

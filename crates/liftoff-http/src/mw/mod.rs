@@ -89,7 +89,7 @@ pub async fn record_own_traffic(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
     let res = next.run(req).await;
-    if let Some(t) = template.filter(|t| !t.starts_with("/assets/")) {
+    if let Some(t) = template.filter(|t| !t.starts_with("/assets/") && t != "/favicon.ico") {
         state.monitoring.record_own(
             method.as_str(),
             &t,

@@ -95,6 +95,7 @@ fn head(title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="htmx-config" content=r#"{"allowEval":false,"includeIndicatorStyles":false}"#;
             title { (title) " · Liftoff" }
+            link rel="icon" href="/favicon.ico" sizes="32x32";
             link rel="stylesheet" href=(assets::url("app.css"));
             link rel="stylesheet" href=(assets::url("uPlot.min.css"));
             script src=(assets::url("htmx.min.js")) defer {}
@@ -188,7 +189,30 @@ pub fn coming(summary: &str, items: &[&str]) -> Markup {
 
 /// A JSON payload for `app.js` to draw with uPlot: `[[x…], [y…], …]` plus series names.
 pub fn chart(id: &str, title: &str, series_names: &[&str], data: &serde_json::Value) -> Markup {
-    let spec = serde_json::json!({ "title": title, "series": series_names, "data": data });
+    chart_spec(
+        id,
+        title,
+        serde_json::json!({ "title": title, "series": series_names, "data": data }),
+    )
+}
+
+/// A chart whose x-axis spans `from..to` (Unix seconds) whatever the data covers: a chart of
+/// "the last 7 days" shows 7 days even when the checks began yesterday.
+pub fn chart_over(
+    id: &str,
+    title: &str,
+    series_names: &[&str],
+    data: &serde_json::Value,
+    (from, to): (i64, i64),
+) -> Markup {
+    chart_spec(
+        id,
+        title,
+        serde_json::json!({ "title": title, "series": series_names, "data": data, "x_range": [from, to] }),
+    )
+}
+
+fn chart_spec(id: &str, title: &str, spec: serde_json::Value) -> Markup {
     html! {
         figure.chart {
             div id=(id) .chart-target data-chart=(spec.to_string()) {}

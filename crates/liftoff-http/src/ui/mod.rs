@@ -10,6 +10,7 @@
 mod alerts;
 mod analytics;
 pub mod assets;
+mod favicon;
 mod flags;
 mod format;
 mod incidents;
@@ -59,7 +60,8 @@ pub(crate) fn routes() -> Router<AppState> {
             "/incidents/{id}/action-items/{item}/toggle",
             post(incidents::toggle_item),
         )
-        .route("/assets/{name}", get(assets::serve));
+        .route("/assets/{name}", get(assets::serve))
+        .route("/favicon.ico", get(favicon::serve));
     for (path, _) in layout::NAV.iter().filter(|(p, _)| {
         !matches!(
             *p,

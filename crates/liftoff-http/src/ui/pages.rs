@@ -95,13 +95,15 @@ pub async fn overview(
         from: Utc::now() - window.duration(),
         to: Utc::now(),
     };
+    // Liftoff's own API traffic is not the app's: the tile counts the app services only.
+    let app_services = liftoff_core::monitoring::Filter::default();
     let (ping, schema, users, keys, audit, traffic) = tokio::join!(
         state.store.ping(),
         state.store.schema_version(),
         state.users.count(),
         state.store.count_active_keys(None),
         state.store.list_audit(&all_recent),
-        state.monitoring.summary(range),
+        state.monitoring.summary(range, &app_services),
     );
     let (Ok(users), Ok(keys), Ok(audit)) = (users, keys, audit) else {
         return store_down();

@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use liftoff_core::monitoring::service::OWN_SERVICE;
 use liftoff_core::monitoring::service::{HistogramBucket, SortBy};
-use liftoff_core::monitoring::{EndpointStats, TimeRange};
+use liftoff_core::monitoring::{EndpointStats, Filter, TimeRange};
 use maud::{Markup, html};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::state::AppState;
-use crate::ui::layout::{WindowQuery, chart, error_page, page};
+use crate::ui::layout::{Window, WindowQuery, chart, error_page, page};
 use crate::ui::session::UiUser;
 
 /// Chart resolution: steps across the window.
@@ -29,16 +31,18 @@ fn ms(x: f64) -> String {
     }
 }
 
-fn endpoint_table(id: &str, rows: &[EndpointStats]) -> Markup {
+/// A table of endpoints, or `empty` (what is true when there are none) in its place.
+fn endpoint_table(id: &str, rows: &[EndpointStats], empty: &str) -> Markup {
     html! {
         @if rows.is_empty() {
-            p.muted { "No requests in this window." }
+            p.muted.empty id={ (id) "-empty" } { (empty) }
         } @else {
             table id=(id) {
-                thead { tr { th { "Endpoint" } th { "Requests" } th { "Error rate" } th { "Avg" } th { "p95" } th { "p99" } } }
+                thead { tr { th { "Service" } th { "Endpoint" } th { "Requests" } th { "Error rate" } th { "Avg" } th { "p95" } th { "p99" } } }
                 tbody {
                     @for e in rows {
                         tr {
+                            td { (e.service) }
                             td { code { (e.method) " " (e.endpoint) } }
                             td { (e.request_count) }
                             td class=[(e.error_rate > 0.05).then_some("bad-text")] { (pct(e.error_rate)) }
@@ -55,7 +59,7 @@ fn endpoint_table(id: &str, rows: &[EndpointStats]) -> Markup {
 
 /// Horizontal bars, one per latency bucket: people read a distribution's shape faster than
 /// its numbers.
-fn latency_histogram(buckets: &[HistogramBucket]) -> Markup {
+fn latency_histogram(buckets: &[HistogramBucket], empty: &str) -> Markup {
     let total: u64 = buckets.iter().map(|b| b.count).sum();
     let widest = buckets.iter().map(|b| b.count).max().unwrap_or(0).max(1);
     let lowers = std::iter::once(None).chain(buckets.iter().map(|b| b.le_ms));
@@ -73,7 +77,7 @@ fn latency_histogram(buckets: &[HistogramBucket]) -> Markup {
         })
         .collect();
     html! {
-        @if total == 0 { p.muted { "No requests in this window." } } @else {
+        @if total == 0 { p.muted { (empty) } } @else {
             table #latency-histogram {
                 thead { tr { th { "Latency" } th { "Requests" } th { "Share" } } }
                 tbody {
@@ -90,10 +94,36 @@ fn latency_histogram(buckets: &[HistogramBucket]) -> Markup {
     }
 }
 
+/// `?service=`: one service, or (empty or absent) every app service.
+#[derive(Debug, Default, Deserialize)]
+pub struct ServiceQuery {
+    service: Option<String>,
+}
+
+/// The service selector: every app service together by default, each service alone, and
+/// Liftoff's own API traffic, which is never counted with the apps.
+fn service_selector(window: Window, services: &[String], selected: Option<&str>) -> Markup {
+    html! {
+        form.inline #service-form method="get" action="/performance" {
+            input type="hidden" name="window" value=(window.as_str());
+            label for="service" { "Service" }
+            select #service name="service" data-autosubmit {
+                option value="" selected[selected.is_none()] { "All app services" }
+                @for s in services.iter().filter(|s| s.as_str() != OWN_SERVICE) {
+                    option value=(s) selected[selected == Some(s.as_str())] { (s) }
+                }
+                option value=(OWN_SERVICE) selected[selected == Some(OWN_SERVICE)] { "Liftoff's own API traffic" }
+            }
+            noscript { button type="submit" { "Show" } }
+        }
+    }
+}
+
 pub async fn show(
     State(state): State<AppState>,
     user: UiUser,
     Query(q): Query<WindowQuery>,
+    Query(sq): Query<ServiceQuery>,
 ) -> Response {
     let window = q.window();
     let Some(range) = TimeRange::window(window.as_str(), chrono::Utc::now()) else {
@@ -104,17 +134,30 @@ pub async fn show(
         );
     };
     let m = &state.monitoring;
-    let (summary, series, busiest, slowest, failing, all, histogram) = tokio::join!(
-        m.summary(range),
-        m.series(range, STEPS),
-        m.top(range, SortBy::RequestCount, 8),
-        m.top(range, SortBy::AvgDurationMs, 8),
-        m.top(range, SortBy::ErrorRate, 8),
-        m.performance(range, None, None),
-        m.latency_histogram(range),
+    let filter = Filter::service(sq.service.as_deref());
+    let f = &filter;
+    let (summary, series, busiest, slowest, failing, all, histogram, services) = tokio::join!(
+        m.summary(range, f),
+        m.series(range, STEPS, f),
+        m.top(range, f, SortBy::RequestCount, 8),
+        m.top(range, f, SortBy::AvgDurationMs, 8),
+        m.top(range, f, SortBy::ErrorRate, 8),
+        m.performance(range, f),
+        m.latency_histogram(range, f),
+        m.services(),
     );
-    let (Ok(summary), Ok(series), Ok(busiest), Ok(slowest), Ok(failing), Ok(all), Ok(histogram)) =
-        (summary, series, busiest, slowest, failing, all, histogram)
+    let (
+        Ok(summary),
+        Ok(series),
+        Ok(busiest),
+        Ok(slowest),
+        Ok(failing),
+        Ok(all),
+        Ok(histogram),
+        Ok(services),
+    ) = (
+        summary, series, busiest, slowest, failing, all, histogram, services,
+    )
     else {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -151,7 +194,20 @@ pub async fn show(
     ]);
     let r = &summary.requests;
     let sys = &summary.system;
+    let no_requests = match filter.service {
+        Some(s) => format!("No requests from {s} in this window."),
+        None => "No requests from the app services in this window.".to_owned(),
+    };
+    let no_errors = if summary.requests.total == 0 {
+        no_requests.clone()
+    } else {
+        "No errors in this window.".to_owned()
+    };
     let body = html! {
+        (service_selector(window, &services, filter.service))
+        @if !summary.services.is_empty() {
+            p.muted #perf-services { "Counting " (summary.services.join(", ")) "." }
+        }
         section.tiles {
             div.tile { div.label { "Requests" } div.value #perf-requests { (r.total) } }
             div class={ "tile " (if r.error_rate > 0.05 { "bad" } else { "ok" }) } { div.label { "Error rate" } div.value { (pct(r.error_rate)) } }
@@ -166,7 +222,7 @@ pub async fn show(
         (chart("error-chart", "Error rate (5xx), %", &["error rate"], &errors))
         (chart("latency-chart", "Latency, ms", &["p50", "p95", "p99"], &latency))
         h2 { "Latency distribution" }
-        (latency_histogram(&histogram))
+        (latency_histogram(&histogram, &no_requests))
         @let instances = m.instances.list(chrono::Utc::now());
         @if !instances.is_empty() {
             h2 { "App instances" }
@@ -188,13 +244,13 @@ pub async fn show(
             }
         }
         h2 { "Busiest endpoints" }
-        (endpoint_table("busiest", &busiest))
+        (endpoint_table("busiest", &busiest, &no_requests))
         h2 { "Slowest endpoints" }
-        (endpoint_table("slowest", &slowest))
+        (endpoint_table("slowest", &slowest, &no_requests))
         h2 { "Most error-prone endpoints" }
-        (endpoint_table("failing", &failing))
+        (endpoint_table("failing", &failing, &no_errors))
         h2 { "Status codes" }
-        @if codes.is_empty() { p.muted { "No requests in this window." } } @else {
+        @if codes.is_empty() { p.muted { (no_requests) } } @else {
             table #status-codes {
                 thead { tr { th { "Code" } th { "Requests" } th { "Share" } } }
                 tbody {

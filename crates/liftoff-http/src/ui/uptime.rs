@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::state::AppState;
 use crate::ui::format::percent_value;
-use crate::ui::layout::{Window, WindowQuery, chart, error_page, page};
+use crate::ui::layout::{Window, WindowQuery, chart_over, error_page, page};
 use crate::ui::session::{Refused, UiUser};
 
 fn status_badge(status: MonitorStatus, enabled: bool) -> Markup {
@@ -268,6 +268,11 @@ pub async fn detail(State(state): State<AppState>, user: UiUser, Path(id): Path<
     recent.reverse();
     let rx: Vec<i64> = recent.iter().map(|c| c.at.timestamp()).collect();
     let ry: Vec<u32> = recent.iter().map(|c| c.response_ms).collect();
+    // `response_times` holds the hourly averages of the last 7 days: the chart spans them all.
+    let week = (
+        (now - chrono::Duration::days(7)).timestamp(),
+        now.timestamp(),
+    );
     let body = html! {
         p { (status_badge(m.state.status, m.enabled)) " " span.mono { (m.method.as_str()) " " (m.url) }
             " · every " (m.interval_seconds) " s, timeout " (m.timeout_seconds) " s, retries " (m.retries)
@@ -281,8 +286,15 @@ pub async fn detail(State(state): State<AppState>, user: UiUser, Path(id): Path<
         }
         h2 { "Last 90 days" }
         (day_bars(&d.daily, 90))
-        (chart("uptime-latency", "Response time, hourly (ms)", &["avg", "max"], &json!([xs, avg, max])))
-        (chart("uptime-recent", "Response time of the recent checks (ms)", &["response"], &json!([rx, ry])))
+        h2 { "Response time" }
+        @if xs.is_empty() {
+            p.muted #uptime-latency-empty { "No checks in the last 7 days." }
+        } @else {
+            (chart_over("uptime-latency", "Hourly response time over the last 7 days (ms)", &["avg", "max"], &json!([xs, avg, max]), week))
+        }
+        @if let Some(first) = rx.first().copied() {
+            (chart_over("uptime-recent", &format!("Response time of the last {} checks (ms)", rx.len()), &["response"], &json!([rx, ry]), (first, now.timestamp())))
+        }
         h2 { "Downtime periods" }
         @if d.downtimes.is_empty() { p.muted { "None in the last 30 days." } } @else {
             table {

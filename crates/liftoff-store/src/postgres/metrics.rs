@@ -111,7 +111,7 @@ impl MetricsStore for PgState {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT s.method, s.route, bool_or(s.status >= 500) FROM request_series s
+                "SELECT s.service, s.method, s.route, bool_or(s.status >= 500) FROM request_series s
                  WHERE EXISTS (
                      SELECT 1 FROM request_minutes m
                      WHERE m.service = s.service AND m.method = s.method AND m.route = s.route
@@ -121,7 +121,7 @@ impl MetricsStore for PgState {
                      WHERE r.resolution IN (60, 1440) AND r.service = s.service
                        AND r.method = s.method AND r.route = s.route AND r.status = s.status
                        AND r.bucket >= $1 AND r.bucket < $2)
-                 GROUP BY s.method, s.route",
+                 GROUP BY s.service, s.method, s.route",
                 &[&from, &to],
             )
             .await
@@ -129,9 +129,10 @@ impl MetricsStore for PgState {
         Ok(rows
             .into_iter()
             .map(|r| SeenEndpoint {
-                method: r.get(0),
-                route: r.get(1),
-                failed: r.get(2),
+                service: r.get(0),
+                method: r.get(1),
+                route: r.get(2),
+                failed: r.get(3),
             })
             .collect())
     }

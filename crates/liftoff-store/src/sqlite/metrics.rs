@@ -144,7 +144,7 @@ impl MetricsStore for SqliteMetrics {
             .read(move |c| {
                 let mut stmt = c
                     .prepare_cached(
-                        "SELECT s.method, s.route, MAX(s.status >= 500) FROM request_series s
+                        "SELECT s.service, s.method, s.route, MAX(s.status >= 500) FROM request_series s
                          WHERE EXISTS (
                              SELECT 1 FROM request_minutes m
                              WHERE m.service = s.service AND m.method = s.method AND m.route = s.route
@@ -154,15 +154,16 @@ impl MetricsStore for SqliteMetrics {
                              WHERE r.resolution IN (60, 1440) AND r.service = s.service
                                AND r.method = s.method AND r.route = s.route AND r.status = s.status
                                AND r.bucket >= ?1 AND r.bucket < ?2)
-                         GROUP BY s.method, s.route",
+                         GROUP BY s.service, s.method, s.route",
                     )
                     .map_err(sql_err)?;
                 let rows = stmt
                     .query_map(params![from, to], |r| {
                         Ok(SeenEndpoint {
-                            method: r.get(0)?,
-                            route: r.get(1)?,
-                            failed: r.get(2)?,
+                            service: r.get(0)?,
+                            method: r.get(1)?,
+                            route: r.get(2)?,
+                            failed: r.get(3)?,
                         })
                     })
                     .map_err(sql_err)?;

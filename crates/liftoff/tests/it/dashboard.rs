@@ -417,3 +417,147 @@ async fn analytics_page_shows_ingested_events() {
     assert!(status == 200 || status == 400, "{status}");
     assert!(bad.contains("conversion window"));
 }
+
+/// A signed-in admin's GET of a dashboard page: status and HTML.
+async fn page_of(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
+    let res = app
+        .http
+        .get(app.at(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn admin_cookie(app: &TestApp) -> String {
+    let res = sign_in(app, ADMIN_PASSWORD).await;
+    format!(
+        "liftoff_session={}",
+        value_of(&cookie_from(&res, "liftoff_session").unwrap())
+    )
+}
+
+#[tokio::test]
+async fn the_performance_page_selects_a_service_and_says_what_is_true_when_empty() {
+    use serde_json::json;
+    let app = spawn().await;
+    let cookie = admin_cookie(&app).await;
+    let (status, empty) = page_of(&app, &cookie, "/performance?window=1h").await;
+    assert_eq!(status, 200);
+    assert!(
+        empty.contains("No requests from the app services in this window."),
+        "{empty}"
+    );
+
+    let (_, token) = app.key("ingest").await;
+    let records = json!([
+        {"service": "shop", "method": "GET", "route": "/items", "status": 200, "duration_ms": 20},
+        {"service": "api", "method": "GET", "route": "/items", "status": 200, "duration_ms": 40},
+        {"service": "liftoff", "method": "GET", "route": "/api/keys", "status": 503, "duration_ms": 1}
+    ]);
+    let res = app
+        .post_json("/api/ingest/requests", Some(&token), &records)
+        .await;
+    assert_eq!(res.status(), 200);
+
+    let (_, all) = page_of(&app, &cookie, "/performance?window=1h").await;
+    // The selector lists the app services and Liftoff's own traffic, all apps by default.
+    assert!(
+        all.contains(r#"<select id="service" name="service" data-autosubmit>"#),
+        "{all}"
+    );
+    assert!(all.contains(r#"<option value="" selected>All app services</option>"#));
+    assert!(all.contains(r#"<option value="api">api</option>"#));
+    assert!(all.contains(r#"<option value="liftoff">Liftoff's own API traffic</option>"#));
+    assert!(
+        all.contains(r#"<div class="value" id="perf-requests">2</div>"#),
+        "Liftoff's own request is not counted"
+    );
+    assert!(all.contains("Counting api, shop."));
+    // Both services' GET /items are rows of their own, each with its service.
+    assert!(all.contains("<td>shop</td>") && all.contains("<td>api</td>"));
+    // Requests but no errors: the errors table says so, not "no requests".
+    assert!(all.contains("No errors in this window."), "{all}");
+
+    let (_, own) = page_of(&app, &cookie, "/performance?window=1h&service=liftoff").await;
+    assert!(own.contains(r#"<option value="liftoff" selected>"#));
+    assert!(own.contains(r#"<div class="value" id="perf-requests">1</div>"#));
+    assert!(!own.contains("No errors in this window."));
+    let (_, none) = page_of(&app, &cookie, "/performance?window=1h&service=billing").await;
+    assert!(
+        none.contains("No requests from billing in this window."),
+        "{none}"
+    );
+}
+
+#[tokio::test]
+async fn the_uptime_chart_spans_the_week_it_shows() {
+    use crate::harness::{ADMIN_TOKEN, spawn_with};
+    use serde_json::{Value, json};
+    let app = spawn_with(|mut o| {
+        o.uptime_min_interval_seconds = Some(1);
+        o
+    })
+    .await;
+    let cookie = admin_cookie(&app).await;
+    let create = async |body: Value| -> Value {
+        app.post_json("/api/uptime/monitors", Some(ADMIN_TOKEN), &body)
+            .await
+            .json()
+            .await
+            .unwrap()
+    };
+    let paused =
+        create(json!({"name": "paused", "url": "https://example.com/", "enabled": false})).await;
+    let (status, html) = page_of(&app, &cookie, &format!("/uptime/{}", paused["id"])).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("No checks in the last 7 days."), "{html}");
+    assert!(!html.contains("uptime-recent"), "no chart of zero checks");
+
+    // With a check an hour old at most, the hourly chart's x-axis is still the whole week.
+    let live = create(json!({"name": "self", "url": app.at("/healthz"), "interval_seconds": 2, "timeout_seconds": 1})).await;
+    assert!(live["id"].is_i64(), "{live}");
+    let checks = format!("/api/uptime/monitors/{}/checks", live["id"]);
+    for _ in 0..100 {
+        let list: Vec<Value> = app
+            .get(&checks, Some(ADMIN_TOKEN))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if !list.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let now = chrono::Utc::now().timestamp();
+    let (_, html) = page_of(&app, &cookie, &format!("/uptime/{}", live["id"])).await;
+    let marker = "&quot;x_range&quot;:[";
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("the hourly chart has no x range: {html}"));
+    let rest = &html[at + marker.len()..];
+    let range: Vec<i64> = rest[..rest.find(']').unwrap()]
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(range[1] - range[0], 7 * 86_400, "{range:?}");
+    assert!((range[1] - now).abs() < 60, "{range:?} ends now");
+}
+
+#[tokio::test]
+async fn the_favicon_is_a_cacheable_icon_for_anyone() {
+    let app = spawn().await;
+    let res = app.http.get(app.at("/favicon.ico")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/x-icon");
+    assert!(
+        res.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+    let body = res.bytes().await.unwrap();
+    assert_eq!(&body[..4], &[0, 0, 1, 0], "an ICO header");
+}

@@ -321,6 +321,61 @@ async fn gradual_rollout_plans() {
 }
 
 #[tokio::test]
+async fn a_rollout_of_a_disabled_flag_is_refused_until_it_is_enabled() {
+    let app = spawn().await;
+    create(
+        &app,
+        json!({"flag_id": "dormant", "strategy": "percentage", "percentage": 10, "enabled": false}),
+    )
+    .await;
+    for body in [
+        json!({"target_percentage": 50, "increment": 10}),
+        json!({"target_percentage": 50, "increment": 10, "interval_minutes": 30}),
+    ] {
+        let res = app
+            .post_json(
+                "/api/feature-flags/dormant/gradual-rollout",
+                Some(ADMIN_TOKEN),
+                &body,
+            )
+            .await;
+        let p = problem(res, 409).await;
+        assert_eq!(p["code"], "flag_disabled", "{p}");
+        let detail = p["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("`dormant` is disabled") && detail.contains("enable it first"),
+            "{detail}"
+        );
+    }
+    let plans: Value = app
+        .get("/api/feature-flags/dormant", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plans["enabled"], false, "nothing changed: {plans}");
+    assert_eq!(plans["percentage"], 10.0);
+    let enabled = patch(
+        &app,
+        "dormant",
+        json!({"enabled": true, "reason": "ready for the rollout"}),
+    )
+    .await;
+    assert_eq!(enabled.status(), 200);
+    let planned: Value = app
+        .post_json(
+            "/api/feature-flags/dormant/gradual-rollout",
+            Some(ADMIN_TOKEN),
+            &json!({"target_percentage": 50, "increment": 10, "interval_minutes": 30}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(planned["mode"], "scheduled");
+}
+
+#[tokio::test]
 async fn bad_flags_are_refused_and_nothing_is_half_stored() {
     let app = spawn().await;
     create(&app, json!({"flag_id": "good"})).await;

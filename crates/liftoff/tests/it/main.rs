@@ -13,6 +13,7 @@ mod auth;
 mod bad_input;
 mod capture;
 mod dashboard;
+mod demo;
 mod edge;
 mod flags;
 mod incidents;

@@ -11,9 +11,14 @@ async fn ingest(app: &TestApp, token: &str, records: &Value) -> reqwest::Respons
         .await
 }
 
+/// The nearest-rank quantile: the smallest value with at least `q·n` values at or below it.
 fn exact(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[(q * (v.len() - 1) as f64).floor() as usize]
+    let need = q * v.len() as f64;
+    v[v.iter()
+        .enumerate()
+        .position(|(i, _)| (i + 1) as f64 >= need - 1e-9)
+        .unwrap_or(0)]
 }
 
 async fn performance_round_trip(app: &TestApp) {
@@ -46,6 +51,7 @@ async fn performance_round_trip(app: &TestApp) {
         .await
         .unwrap();
     let c = &perf["POST:/checkout"];
+    assert_eq!(c["service"], "shop");
     assert_eq!(c["endpoint"], "/checkout");
     assert_eq!(c["method"], "POST");
     assert_eq!(c["request_count"], 2000);
@@ -515,8 +521,8 @@ async fn summary_counts_endpoints_and_totals_from_rollups() {
     assert_eq!(s["requests"]["total"], 4, "{s}");
     assert_eq!(s["requests"]["errors"], 1);
     assert_eq!(
-        s["endpoints"]["total"], 2,
-        "GET /x of both services is one endpoint"
+        s["endpoints"]["total"], 3,
+        "GET /x of each service is an endpoint of its own"
     );
     assert_eq!(s["endpoints"]["with_errors"], 1);
     let avg = s["performance"]["avg_duration_ms"].as_f64().unwrap();
@@ -573,4 +579,190 @@ async fn the_sdk_reports_its_instance_resources() {
     assert!(i["memory"]["total_mb"].as_f64().unwrap() > 0.0, "{i}");
     assert!(i["process_rss_mb"].as_f64().unwrap() > 1.0, "{i}");
     assert!(i["cpu"]["count"].as_f64().unwrap() >= 1.0, "{i}");
+}
+
+async fn get_json(app: &TestApp, path: &str) -> Value {
+    let res = app.get(path, Some(ADMIN_TOKEN)).await;
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn two_requests_give_the_nearest_rank_percentiles() {
+    let app = spawn().await;
+    let (_, token) = app.key("ingest").await;
+    let records = json!([
+        {"service": "shop", "method": "GET", "route": "/pair", "status": 200, "duration_ms": 12},
+        {"service": "shop", "method": "GET", "route": "/pair", "status": 200, "duration_ms": 900}
+    ]);
+    assert_eq!(ingest(&app, &token, &records).await.status(), 200);
+    let perf = get_json(&app, "/api/monitoring/performance?window=15m").await;
+    let d = &perf["GET:/pair"]["duration_ms"];
+    assert_eq!(
+        (&d["min"], &d["p50"], &d["p95"], &d["p99"], &d["max"]),
+        (
+            &json!(12.0),
+            &json!(12.0),
+            &json!(900.0),
+            &json!(900.0),
+            &json!(900.0)
+        ),
+        "{d}"
+    );
+    let summary = get_json(&app, "/api/monitoring/performance/summary?window=15m").await;
+    assert_eq!(summary["performance"]["p95_duration_ms"], 900.0);
+    assert_eq!(summary["performance"]["p99_duration_ms"], 900.0);
+}
+
+/// Two app services share `GET /health`, and Liftoff's own traffic (service `liftoff`) is
+/// there too: nothing is merged across services and the app figures leave Liftoff out.
+async fn services_stay_apart(app: &TestApp) {
+    let (_, token) = app.key("ingest").await;
+    let mut records = Vec::new();
+    for i in 0..10 {
+        records.push(json!({"service": "shop", "method": "GET", "route": "/health", "status": 200, "duration_ms": 5}));
+        records.push(json!({"service": "shop", "method": "POST", "route": "/checkout", "status": if i < 2 { 502 } else { 200 }, "duration_ms": 300}));
+        records.push(json!({"service": "api", "method": "GET", "route": "/health", "status": 200, "duration_ms": 50}));
+    }
+    for _ in 0..40 {
+        records.push(json!({"service": "liftoff", "method": "GET", "route": "/api/keys", "status": 500, "duration_ms": 1}));
+    }
+    assert_eq!(
+        ingest(app, &token, &Value::Array(records)).await.status(),
+        200
+    );
+
+    let perf = get_json(app, "/api/monitoring/performance?window=15m").await;
+    let keys: Vec<&String> = perf.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["POST:/checkout", "api:GET:/health", "shop:GET:/health"],
+        "a shared endpoint is keyed by service, Liftoff's own traffic is left out"
+    );
+    assert_eq!(perf["api:GET:/health"]["service"], "api");
+    assert_eq!(perf["api:GET:/health"]["request_count"], 10);
+    assert_eq!(perf["api:GET:/health"]["duration_ms"]["p50"], 50.0);
+    assert_eq!(perf["shop:GET:/health"]["duration_ms"]["p50"], 5.0);
+    // One service: the seed's keys.
+    let shop = get_json(app, "/api/monitoring/performance?window=15m&service=shop").await;
+    assert_eq!(shop["GET:/health"]["service"], "shop");
+    assert_eq!(shop.as_object().unwrap().len(), 2);
+    let own = get_json(
+        app,
+        "/api/monitoring/performance?window=15m&service=liftoff",
+    )
+    .await;
+    assert_eq!(own["GET:/api/keys"]["request_count"], 40);
+
+    // The summary: app services by default, and its filters apply.
+    let all = get_json(app, "/api/monitoring/performance/summary?window=15m").await;
+    assert_eq!(all["services"], json!(["api", "shop"]));
+    assert_eq!(all["requests"]["total"], 30);
+    assert_eq!(all["requests"]["errors"], 2);
+    assert_eq!(all["endpoints"], json!({"total": 3, "with_errors": 1}));
+    let shop = get_json(
+        app,
+        "/api/monitoring/performance/summary?window=15m&service=shop",
+    )
+    .await;
+    assert_eq!(shop["services"], json!(["shop"]));
+    assert_eq!(shop["requests"]["total"], 20);
+    assert_eq!(shop["endpoints"], json!({"total": 2, "with_errors": 1}));
+    let checkout = get_json(
+        app,
+        "/api/monitoring/performance/summary?window=15m&endpoint=POST:/checkout",
+    )
+    .await;
+    assert_eq!(checkout["requests"]["total"], 10);
+    assert_eq!(checkout["requests"]["errors"], 2);
+    assert!((checkout["requests"]["error_rate"].as_f64().unwrap() - 0.2).abs() < 1e-9);
+    assert_eq!(checkout["performance"]["p95_duration_ms"], 300.0);
+    assert_eq!(checkout["endpoints"], json!({"total": 1, "with_errors": 1}));
+    let api_health = get_json(
+        app,
+        "/api/monitoring/performance/summary?window=15m&service=api&endpoint=/health",
+    )
+    .await;
+    assert_eq!(api_health["requests"]["total"], 10);
+    assert_eq!(api_health["performance"]["p99_duration_ms"], 50.0);
+    assert_eq!(
+        api_health["endpoints"],
+        json!({"total": 1, "with_errors": 0})
+    );
+    let own = get_json(
+        app,
+        "/api/monitoring/performance/summary?window=15m&service=liftoff",
+    )
+    .await;
+    assert_eq!(own["requests"]["errors"], 40);
+    let nothing = get_json(
+        app,
+        "/api/monitoring/performance/summary?window=15m&service=nope",
+    )
+    .await;
+    assert_eq!(nothing["requests"]["total"], 0);
+    assert_eq!(nothing["services"], json!([]));
+
+    // Top and slow carry the service and take the same filter.
+    let top: Vec<Value> = serde_json::from_value(
+        get_json(app, "/api/monitoring/performance/top?window=15m&limit=10").await,
+    )
+    .unwrap();
+    assert_eq!(top.len(), 3);
+    assert!(top.iter().all(|e| e["service"] != "liftoff"));
+    let api_top: Vec<Value> = serde_json::from_value(
+        get_json(
+            app,
+            "/api/monitoring/performance/top?window=15m&service=api",
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(api_top.len(), 1);
+    assert_eq!(api_top[0]["service"], "api");
+    let slow: Vec<Value> = serde_json::from_value(
+        get_json(
+            app,
+            "/api/monitoring/performance/slow?window=15m&threshold_ms=100",
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(slow.len(), 1);
+    assert_eq!(
+        (&slow[0]["service"], &slow[0]["endpoint"]),
+        (&json!("shop"), &json!("/checkout"))
+    );
+    let hist: Vec<Value> = serde_json::from_value(
+        get_json(
+            app,
+            "/api/monitoring/performance/histogram?window=15m&service=api",
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        hist.iter()
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum::<u64>(),
+        10
+    );
+}
+
+#[tokio::test]
+async fn services_stay_apart_on_sqlite() {
+    services_stay_apart(&spawn().await).await;
+}
+
+#[tokio::test]
+async fn services_stay_apart_on_postgres() {
+    let url = postgres_state_url().await;
+    services_stay_apart(
+        &spawn_with(|mut o| {
+            o.state_url = Some(url);
+            o
+        })
+        .await,
+    )
+    .await;
 }

@@ -344,6 +344,34 @@ fn demo_fills_a_data_dir() {
 }
 
 #[test]
+fn serve_demo_refuses_a_data_dir_with_data_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["users", "create", "--username", "alice", "--data", data])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--demo", "--data", data, "--listen", "127.0.0.1:0"])
+        .env("LIFTOFF_ADMIN_TOKEN", "demo-admin-token-0123456789")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "serve --demo started on real data");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("--demo with {data}"))
+            && stderr.contains("already holds data of its own (1 other user)")
+            && stderr.contains("--data ./liftoff-demo"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn flags_cli_steers_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let token = "cli-admin-token-0123456789";

@@ -327,6 +327,13 @@ async fn monitoring_dashboard(app: &TestApp) {
         "{alerts:?}"
     );
     assert!(d["from"].is_string() && d["to"].is_string());
+    assert!(
+        top.iter().all(|e| e["service"] != "liftoff"),
+        "Liftoff's own traffic is not an app's: {top:?}"
+    );
+    let other = get(app, "/api/monitoring/dashboard?window=1h&service=nosuch").await;
+    assert_eq!(other["top_endpoints"], json!([]), "{other}");
+    assert_eq!(other["summary"]["requests"]["total"], 0, "{other}");
 
     let (_, read) = app.key("read").await;
     let res = app.get("/api/monitoring/dashboard", Some(&read)).await;

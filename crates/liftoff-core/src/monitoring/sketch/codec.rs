@@ -1,10 +1,10 @@
 //! The storage encoding of a sketch.
 //!
-//! Version 1, little-endian:
+//! Version 2, little-endian:
 //!
 //! ```text
 //! u8        magic 0xDD
-//! u8        version 1
+//! u8        version 2
 //! f64       relative accuracy (γ is derived from it, bit for bit)
 //! varint    bucket limit
 //! varint    zero count
@@ -14,7 +14,12 @@
 //!   n × varint     bucket counts, first and last non-zero
 //! if the total count > 0:
 //!   f64 sum, f64 min, f64 max
+//!   varint    number of exact values k (0, or the total count when it is at most 32)
+//!   k × f64   the values, ascending
 //! ```
+//!
+//! Version 1 is version 2 without the exact values; it is still read (its sketches answer
+//! from the buckets alone).
 //!
 //! Counts are varints because a minute's buckets mostly hold tens to thousands of values:
 //! one or two bytes instead of eight, which is what keeps a persisted minute around 1 KiB.
@@ -31,7 +36,9 @@ use super::store::DenseStore;
 use super::{DDSketch, MAX_BUCKET_LIMIT, SketchError};
 
 const MAGIC: u8 = 0xDD;
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The first version: no exact values.
+const VERSION_1: u8 = 1;
 
 impl DDSketch {
     /// The sketch in the compact, versioned storage format described in the module source.
@@ -55,6 +62,10 @@ impl DDSketch {
             for v in [self.sum, self.min, self.max] {
                 out.extend_from_slice(&v.to_le_bytes());
             }
+            put_varint(&mut out, self.exact.len() as u64);
+            for v in &self.exact {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
         }
         out
     }
@@ -68,7 +79,7 @@ impl DDSketch {
             return Err(SketchError::BadMagic(magic));
         }
         let version = r.u8()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(SketchError::UnsupportedVersion(version));
         }
         let mapping = LogMapping::new(r.f64()?)?;
@@ -128,6 +139,11 @@ impl DDSketch {
         } else {
             (0.0, f64::INFINITY, f64::NEG_INFINITY)
         };
+        let exact = if count > 0 && version == VERSION {
+            read_exact(&mut r, count, min, max)?
+        } else {
+            Vec::new()
+        };
         if !r.bytes.is_empty() {
             return Err(SketchError::Corrupt("trailing bytes"));
         }
@@ -139,8 +155,31 @@ impl DDSketch {
             sum,
             min,
             max,
+            exact,
         })
     }
+}
+
+/// The exact values of a version 2 sketch: none, or all `count` of them, ascending, from
+/// `min` to `max`.
+fn read_exact(r: &mut Reader<'_>, count: u64, min: f64, max: f64) -> Result<Vec<f64>, SketchError> {
+    let k = r.varint()?;
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    if k != count || k > super::EXACT_LIMIT as u64 {
+        return Err(SketchError::Corrupt("exact values do not match the count"));
+    }
+    let mut values = Vec::with_capacity(k as usize);
+    for _ in 0..k {
+        values.push(r.f64()?);
+    }
+    let ascending = values.windows(2).all(|w| w[0] <= w[1]);
+    let bounded = values.first() == Some(&min) && values.last() == Some(&max);
+    if !(ascending && bounded && values.iter().all(|v| v.is_sign_positive())) {
+        return Err(SketchError::Corrupt("exact values out of order or bounds"));
+    }
+    Ok(values)
 }
 
 fn zigzag(v: i32) -> u64 {

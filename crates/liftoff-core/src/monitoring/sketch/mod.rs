@@ -29,6 +29,13 @@
 //! Count, sum, min and max are tracked exactly alongside the buckets, and quantile answers are
 //! clamped into `[min, max]` so that p0 and p100 are exact and no answer falls outside the data.
 //!
+//! Quantiles follow the nearest-rank definition: the value at quantile `q` of `n` values is the
+//! smallest one with at least `q·n` values at or below it. A sketch of at most [`EXACT_LIMIT`]
+//! values also keeps the values themselves and answers from them exactly: a minute with two
+//! requests of 12 ms and 900 ms has p50 12 and p95 900, not an estimate of either. Small
+//! samples are where people compare the numbers with their own logs, and where a bucket's
+//! representative value would be visibly "wrong"; beyond the limit the buckets take over.
+//!
 //! Sketches are persisted with [`DDSketch::to_bytes`], a versioned little-endian format with
 //! varint bucket counts: a minute of latencies between 1 ms and 10 s takes about 1 KiB.
 //! [`DDSketch::from_bytes`] validates everything it reads and returns an error for truncated or
@@ -76,6 +83,10 @@ pub const MIN_RELATIVE_ACCURACY: f64 = 1e-6;
 /// [`DDSketch::from_bytes`] will allocate for untrusted input.
 pub const MAX_BUCKET_LIMIT: usize = 1 << 16;
 
+/// Up to this many values a sketch keeps them as well (8 bytes each) and answers quantiles
+/// exactly; beyond it only the buckets remain.
+pub const EXACT_LIMIT: usize = 32;
+
 /// Why a sketch could not be built, merged or decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SketchError {
@@ -111,6 +122,11 @@ pub struct DDSketch {
     min: f64,
     /// `-inf` while empty.
     max: f64,
+    /// The values themselves, ascending, while there are at most [`EXACT_LIMIT`] of them and
+    /// every one is known (a sketch decoded from the first encoding version has none); empty
+    /// otherwise. Sorted so that equal contents compare and encode equal whatever the order
+    /// of adds and merges.
+    exact: Vec<f64>,
 }
 
 impl Default for DDSketch {
@@ -154,7 +170,13 @@ impl DDSketch {
             sum: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
+            exact: Vec::new(),
         })
+    }
+
+    /// Whether `exact` holds every recorded value.
+    fn is_exact(&self) -> bool {
+        self.exact.len() as u64 == self.count
     }
 
     /// Records one value. Returns `false`, and records nothing, for a value that cannot be a
@@ -175,6 +197,14 @@ impl DDSketch {
         }
         // Normalise -0.0 so that `min` never stores a negative zero.
         let value = if value == 0.0 { 0.0 } else { value };
+        match self.count.checked_add(n) {
+            Some(total) if self.is_exact() && total <= EXACT_LIMIT as u64 => {
+                let at = self.exact.partition_point(|v| *v <= value);
+                self.exact
+                    .splice(at..at, std::iter::repeat_n(value, n as usize));
+            }
+            _ => self.exact = Vec::new(),
+        }
         if value <= self.mapping.min_indexable() {
             self.zero_count = self.zero_count.saturating_add(n);
         } else {
@@ -200,6 +230,13 @@ impl DDSketch {
         if other.is_empty() {
             return Ok(());
         }
+        match self.count.checked_add(other.count) {
+            Some(total) if self.is_exact() && other.is_exact() && total <= EXACT_LIMIT as u64 => {
+                self.exact.extend_from_slice(&other.exact);
+                self.exact.sort_by(f64::total_cmp);
+            }
+            _ => self.exact = Vec::new(),
+        }
         self.store.merge(&other.store);
         self.zero_count = self.zero_count.saturating_add(other.zero_count);
         self.count = self.count.saturating_add(other.count);
@@ -209,9 +246,11 @@ impl DDSketch {
         Ok(())
     }
 
-    /// The value at quantile `q` (0 = min, 0.5 = median, 1 = max): an estimate of the value of
-    /// rank `⌊q·(n-1)⌋` among the `n` sorted values, within the sketch's relative accuracy and
-    /// clamped into `[min, max]`. `None` when the sketch is empty or `q` is outside `[0, 1]`.
+    /// The value at quantile `q` (0 = min, 0.5 = median, 1 = max) by the nearest-rank
+    /// definition: the smallest value with at least `q·n` of the `n` values at or below it.
+    /// Exact for a sketch of at most [`EXACT_LIMIT`] values and for the min and max; otherwise
+    /// within the sketch's relative accuracy and clamped into `[min, max]`. Never decreasing
+    /// in `q`. `None` when the sketch is empty or `q` is outside `[0, 1]`.
     ///
     /// Exceptions to the guarantee: a value below the smallest indexable one (about
     /// `2.2e-308`) is answered as `0`, and after the bucket limit forced a collapse, quantiles
@@ -220,9 +259,11 @@ impl DDSketch {
         if self.count == 0 || !(0.0..=1.0).contains(&q) {
             return None;
         }
+        let rank = nearest_rank(q, self.count);
+        if self.is_exact() {
+            return self.exact.get(rank as usize).copied();
+        }
         let last = self.count - 1;
-        // Float-to-int `as` saturates, and `q ≤ 1` keeps the product within range anyway.
-        let rank = ((q * last as f64).floor() as u64).min(last);
         // Rank 0 and n-1 are exactly min and max; answering those exactly costs nothing.
         if rank == 0 {
             return Some(self.min);
@@ -258,6 +299,11 @@ impl DDSketch {
             out[slot] += n;
         }
         out
+    }
+
+    /// Whether quantiles are answered from the values themselves (at most [`EXACT_LIMIT`]).
+    pub fn is_exact_sample(&self) -> bool {
+        self.count > 0 && self.is_exact()
     }
 
     /// How many values were recorded.
@@ -299,4 +345,15 @@ impl DDSketch {
     pub fn bucket_count(&self) -> usize {
         self.store.len()
     }
+}
+
+/// The 0-based rank of the nearest-rank `q`-quantile among `n` values: `⌈q·n⌉ - 1`, at least 0.
+///
+/// `q·n` is computed in floating point, where `0.07 × 100` comes out a hair above 7; a
+/// relative tolerance far below one rank keeps such products on the integer they stand for.
+pub fn nearest_rank(q: f64, n: u64) -> u64 {
+    let x = q * n as f64;
+    let k = (x - x * 1e-12).ceil();
+    // Float-to-int `as` saturates; `q ≤ 1` keeps `k ≤ n` anyway.
+    (k as u64).clamp(1, n.max(1)) - 1
 }

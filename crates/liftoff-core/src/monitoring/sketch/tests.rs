@@ -2,9 +2,19 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// The quantile the sketch estimates: the value of rank ⌊q·(n-1)⌋ among the sorted values.
+/// The nearest-rank quantile, from its definition: the smallest of the sorted values with at
+/// least `q·n` values at or below it (`q·n` with the same tolerance for float products).
 fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    let need = q * sorted.len() as f64;
+    let need = need - need * 1e-12;
+    sorted
+        .iter()
+        .enumerate()
+        .find(|(i, v)| {
+            let at_or_below = sorted.partition_point(|x| x <= *v).max(i + 1);
+            at_or_below as f64 >= need
+        })
+        .map_or(sorted[0], |(_, v)| *v)
 }
 
 fn sketch_of(alpha: f64, max_buckets: usize, values: &[f64]) -> DDSketch {
@@ -76,6 +86,57 @@ proptest! {
         prop_assert_eq!(s.count(), values.len() as u64);
         prop_assert_eq!(s.min(), values.first().copied());
         prop_assert_eq!(s.max(), values.last().copied());
+    }
+
+    /// Up to the exact limit, every quantile is the nearest-rank value itself, however the
+    /// sketch was assembled (adds, weighted adds, merges, an encoding round trip).
+    #[test]
+    fn small_samples_answer_the_exact_nearest_rank_value(
+        alpha in accuracy(),
+        parts in prop::collection::vec(prop::collection::vec(value(), 0..12), 1..4),
+        extra_qs in prop::collection::vec(0.0f64..=1.0, 0..8),
+    ) {
+        let mut all: Vec<f64> = parts.iter().flatten().copied().collect();
+        prop_assume!(!all.is_empty() && all.len() <= EXACT_LIMIT);
+        let mut s = DDSketch::new(alpha);
+        for part in &parts {
+            s.merge(&sketch_of(alpha, DEFAULT_MAX_BUCKETS, part)).unwrap();
+        }
+        let s = DDSketch::from_bytes(&s.to_bytes()).unwrap();
+        prop_assert!(s.is_exact_sample());
+        all.sort_by(f64::total_cmp);
+        for q in QS.iter().copied().chain(extra_qs) {
+            prop_assert_eq!(s.quantile(q), Some(exact_quantile(&all, q)), "q={}", q);
+        }
+    }
+
+    /// p50 ≤ p95 ≤ p99, all within [min, max], for any sample size and assembly.
+    #[test]
+    fn percentiles_are_ordered_and_within_min_and_max(
+        alpha in accuracy(),
+        max_buckets in bucket_limit(),
+        parts in prop::collection::vec(prop::collection::vec(wide_value(), 0..80), 1..5),
+        weight in 1u64..5,
+    ) {
+        let mut s = DDSketch::with_max_buckets(alpha, max_buckets).unwrap();
+        for part in &parts {
+            let mut p = DDSketch::with_max_buckets(alpha, max_buckets).unwrap();
+            for &v in part {
+                p.add_n(v, weight);
+            }
+            s.merge(&p).unwrap();
+        }
+        prop_assume!(!s.is_empty());
+        let (min, max) = (s.min().unwrap(), s.max().unwrap());
+        let answers: Vec<f64> = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0]
+            .iter()
+            .map(|&q| s.quantile(q).unwrap())
+            .collect();
+        prop_assert_eq!(answers[0], min);
+        prop_assert_eq!(answers[answers.len() - 1], max);
+        for w in answers.windows(2) {
+            prop_assert!(w[0] <= w[1], "not ordered: {:?}", answers);
+        }
     }
 
     /// The collapsing-lowest variant keeps the guarantee for every quantile whose value lies
@@ -180,10 +241,12 @@ proptest! {
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
         exercise(&bytes);
         // Past the header, so that the fuzzing reaches the body.
-        let mut framed = vec![0xDD, 1];
-        framed.extend_from_slice(&0.01f64.to_le_bytes());
-        framed.extend_from_slice(&bytes);
-        exercise(&framed);
+        for version in [1, 2] {
+            let mut framed = vec![0xDD, version];
+            framed.extend_from_slice(&0.01f64.to_le_bytes());
+            framed.extend_from_slice(&bytes);
+            exercise(&framed);
+        }
     }
 
     #[test]
@@ -412,4 +475,87 @@ fn histogram_counts_fall_in_their_buckets() {
     assert_eq!(h, vec![2, 2, 1, 1, 1]);
     assert_eq!(h.iter().sum::<u64>(), s.count());
     assert_eq!(DDSketch::default().histogram(&[1.0]), vec![0, 0]);
+}
+
+#[test]
+fn two_requests_have_the_fast_one_as_median_and_the_slow_one_as_tail() {
+    let mut s = DDSketch::default();
+    s.add(12.0);
+    s.add(900.0);
+    assert_eq!(s.quantile(0.5), Some(12.0));
+    assert_eq!(s.quantile(0.95), Some(900.0));
+    assert_eq!(s.quantile(0.99), Some(900.0));
+}
+
+#[test]
+fn nearest_rank_is_the_ceiling_of_q_n() {
+    assert_eq!(nearest_rank(0.5, 2), 0);
+    assert_eq!(nearest_rank(0.95, 2), 1);
+    assert_eq!(nearest_rank(0.0, 10), 0);
+    assert_eq!(nearest_rank(1.0, 10), 9);
+    assert_eq!(
+        nearest_rank(0.07, 100),
+        6,
+        "0.07 × 100 is 7 despite rounding"
+    );
+    assert_eq!(nearest_rank(0.95, 20), 18);
+    assert_eq!(nearest_rank(0.99, 1000), 989);
+}
+
+#[test]
+fn the_exact_values_end_at_the_limit_and_do_not_come_back() {
+    let mut s = DDSketch::default();
+    for i in 0..EXACT_LIMIT {
+        s.add(i as f64 + 1.0);
+    }
+    assert!(s.is_exact_sample());
+    s.add(1000.0);
+    assert!(!s.is_exact_sample());
+    // Larger than the limit: estimates within 1 % of the nearest-rank value (rank 16 of 33).
+    let p50 = s.quantile(0.5).unwrap();
+    assert!((p50 - 17.0).abs() <= 0.17, "{p50}");
+    let mut big = DDSketch::default();
+    big.add_n(5.0, EXACT_LIMIT as u64 + 1);
+    assert!(!big.is_exact_sample());
+}
+
+#[test]
+fn version_1_encodings_are_still_read_and_answer_from_the_buckets() {
+    let mut s = DDSketch::default();
+    for v in [10.0, 20.0, 30.0] {
+        s.add(v);
+    }
+    let mut v1 = s.to_bytes();
+    assert_eq!(v1[1], 2);
+    // Version 1 is version 2 without the exact values (3 values: count and 24 bytes).
+    v1[1] = 1;
+    v1.truncate(v1.len() - 1 - 3 * 8);
+    let old = DDSketch::from_bytes(&v1).unwrap();
+    assert!(!old.is_exact_sample());
+    assert_eq!(old.count(), 3);
+    assert_eq!(old.quantile(0.0), Some(10.0));
+    assert_eq!(old.quantile(1.0), Some(30.0));
+    let p50 = old.quantile(0.5).unwrap();
+    assert!((p50 - 20.0).abs() <= 0.2, "{p50}");
+    // Adding to it cannot make it exact again: its first three values are unknown.
+    let mut more = old.clone();
+    more.add(40.0);
+    assert!(!more.is_exact_sample());
+}
+
+#[test]
+fn exact_values_that_contradict_the_statistics_are_corrupt() {
+    let mut s = DDSketch::default();
+    s.add(10.0);
+    s.add(20.0);
+    let mut bytes = s.to_bytes();
+    let n = bytes.len();
+    // Swap the two values: no longer ascending nor matching min and max.
+    let (a, b) = (bytes[n - 16..n - 8].to_vec(), bytes[n - 8..].to_vec());
+    bytes[n - 16..n - 8].copy_from_slice(&b);
+    bytes[n - 8..].copy_from_slice(&a);
+    assert!(matches!(
+        DDSketch::from_bytes(&bytes),
+        Err(SketchError::Corrupt(_))
+    ));
 }

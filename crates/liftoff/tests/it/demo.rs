@@ -1,0 +1,128 @@
+//! The demo tells one story: the incident's error spike is in the request metrics, the alert
+//! rule that opened it exists and its alert is in history, and the flag it names exists. And
+//! demo data never goes into a data directory that holds data of its own.
+
+use chrono::Duration;
+use liftoff::demo_incidents::{ENDPOINT, ERROR_RATE, FAILING_MINUTES, FLAG, SERVICE};
+use liftoff_core::alerts::hooks::AlertStatus;
+use liftoff_core::alerts::model::AlertQuery;
+use liftoff_core::auth::Actor;
+use liftoff_core::monitoring::{Filter, TimeRange};
+
+fn settings(dir: &std::path::Path) -> liftoff::config::Settings {
+    liftoff::config::Settings::from_overrides(liftoff::config::Overrides {
+        data: Some(dir.to_owned()),
+        admin_password: Some(crate::harness::ADMIN_PASSWORD.into()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_demo_incident_is_in_the_metrics_alerts_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = liftoff::startup::build(&settings(dir.path()))
+        .await
+        .unwrap();
+    let s = &built.state;
+    liftoff::demo::seed(s).await.unwrap();
+
+    let incidents = s.incidents.list().await.unwrap();
+    assert_eq!(incidents.len(), 1);
+    let incident = &incidents[0];
+
+    // The rule that opened it exists, scoped to the endpoint that failed.
+    let rules = s.alerts.rules().await.unwrap();
+    let rule = rules
+        .iter()
+        .find(|r| incident.alert_rules.contains(&r.id))
+        .expect("the incident's alert rule exists");
+    assert_eq!(rule.scope.service.as_deref(), Some(SERVICE));
+    assert_eq!(rule.scope.endpoint.as_deref(), Some(ENDPOINT));
+
+    // Its alert is in the alert history, resolved, with the incident's figure.
+    let alerts = s
+        .alerts
+        .alerts(&AlertQuery {
+            rule_id: Some(rule.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert = &alerts[0];
+    assert_eq!(alert.status, AlertStatus::Resolved);
+    assert_eq!(alert.value, ERROR_RATE);
+    assert!(
+        incident
+            .timeline
+            .iter()
+            .any(|e| e.alert_id == Some(alert.id)),
+        "the incident's timeline records that alert"
+    );
+
+    // The flag the timeline blames exists, turned off.
+    assert!(incident.timeline.iter().any(|e| e.message.contains(FLAG)));
+    let flag = s.flags.get(FLAG).expect("the incident's flag exists");
+    assert!(!flag.enabled);
+
+    // The spike is in the request metrics: 18.4 % of checkouts failed while it lasted, with
+    // the 502s the timeline speaks of, and far fewer in the hour before.
+    let started = alert.started_at;
+    let checkout = Filter::new(Some(SERVICE), Some(ENDPOINT));
+    let during = TimeRange {
+        from: started,
+        to: started + Duration::minutes(FAILING_MINUTES - 1),
+    };
+    let perf = s.monitoring.performance(during, &checkout).await.unwrap();
+    let c = &perf[ENDPOINT];
+    assert!(c.request_count > 0);
+    // Whole requests: the spike's rate holds to within one request (fewer at night).
+    let expected = c.request_count as f64 * ERROR_RATE;
+    assert!(
+        (c.error_count as f64 - expected).abs() <= 1.0,
+        "{} errors of {} requests during the incident",
+        c.error_count,
+        c.request_count
+    );
+    assert!(c.status_codes.contains_key("502"), "{:?}", c.status_codes);
+    let before = TimeRange {
+        from: started - Duration::hours(6),
+        to: started - Duration::minutes(1),
+    };
+    let quiet = s.monitoring.performance(before, &checkout).await.unwrap();
+    assert!(quiet[ENDPOINT].error_rate < rule.threshold);
+
+    // The rule, measured on those metrics, is above its threshold during the incident.
+    let at = started + Duration::minutes(5);
+    let value = s.alerts.measure(rule, at, &[]).await.unwrap().unwrap();
+    assert!(value > rule.threshold, "{value}");
+
+    // Seeding again leaves the demo as it is.
+    liftoff::demo::seed(s).await.unwrap();
+    assert_eq!(s.incidents.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn demo_data_is_refused_where_data_of_its_own_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = liftoff::startup::build(&settings(dir.path()))
+        .await
+        .unwrap();
+    let s = &built.state;
+    // A first start alone (admin user and key, Liftoff's own traffic) is still empty.
+    s.monitoring.record_own("GET", "/api/keys", 200, 1.0);
+    s.monitoring.flush_own().await.unwrap();
+    let flag: liftoff_core::flags::NewFlag =
+        serde_json::from_value(serde_json::json!({"flag_id": "real-flag"})).unwrap();
+    s.flags.create(&Actor::System, flag).await.unwrap();
+
+    let err = liftoff::demo::seed(s).await.unwrap_err().to_string();
+    assert!(
+        err.contains("already holds data of its own (1 flag)"),
+        "{err}"
+    );
+    assert!(err.contains("--data ./liftoff-demo"), "{err}");
+    assert_eq!(s.flags.list().len(), 1, "nothing was added");
+    assert!(s.incidents.list().await.unwrap().is_empty());
+}
