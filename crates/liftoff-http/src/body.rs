@@ -68,3 +68,24 @@ pub(crate) fn decode(headers: &HeaderMap, raw: Bytes) -> Result<Vec<u8>, ApiErro
         )),
     }
 }
+
+/// JSON bodies are not compressed in Liftoff's own protocol: any `Content-Encoding` other than
+/// `identity` is a 415 rather than bytes read as JSON. (OTLP and PostHog capture, where gzip is
+/// part of the protocol, use [`decode`].)
+pub(crate) fn refuse_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(v) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(());
+    };
+    let encoding = v.to_str().unwrap_or("?").trim().to_ascii_lowercase();
+    if encoding.is_empty() || encoding == "identity" {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_encoding",
+        format!(
+            "Content-Encoding `{}` is not supported on this route; send the JSON body uncompressed",
+            encoding.chars().take(40).collect::<String>()
+        ),
+    ))
+}

@@ -10,13 +10,15 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 
 /// A JSON body. Syntax errors are 400, well-formed JSON of the wrong shape is 422, a missing
-/// `Content-Type: application/json` is 415 and a body over the limit is 413.
+/// `Content-Type: application/json` or any `Content-Encoding` is 415 and a body over the limit
+/// is 413.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        crate::body::refuse_encoding(req.headers())?;
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(json_rejection(rejection)),
@@ -84,6 +86,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        crate::body::refuse_encoding(req.headers())?;
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|r| {

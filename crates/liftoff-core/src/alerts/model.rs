@@ -266,6 +266,7 @@ impl Alert {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// `pending`, `firing` or `resolved`.
     pub status: Option<AlertStatus>,

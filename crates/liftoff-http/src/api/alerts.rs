@@ -330,6 +330,7 @@ async fn test_channel(
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeliveryParams {
     /// At most this many, newest first [default 100].
     limit: Option<usize>,

@@ -33,6 +33,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DaysParam {
     /// Days back from now, 1–3650 (default 30).
     days: Option<u32>,
@@ -101,6 +102,7 @@ pub enum ExportFormat {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// `ndjson` (default; one `{ts, user_id, session_id?, event, properties: "<json text>",
     /// uuid?}` per line, the analytics engine's input), `json` (an array, `properties` as an

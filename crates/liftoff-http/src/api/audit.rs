@@ -18,6 +18,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only entries about this kind of object (`key`, `user`, `flag`, …).
     target_type: Option<String>,

@@ -35,6 +35,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EnvParam {
     /// development, staging or production (default; `dev`, `stage`, `prod` also accepted).
     environment: Option<String>,
@@ -96,6 +97,7 @@ pub struct FlagView {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only flags that are switched on.
     #[serde(default)]
@@ -192,6 +194,7 @@ async fn patch_flag(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReasonParam {
     /// Why; kept in the audit log.
     pub(super) reason: Option<String>,
@@ -279,6 +282,7 @@ pub(crate) fn variant_name(e: &liftoff_eval::Evaluation) -> String {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserFlagsParams {
     environment: Option<String>,
 }
@@ -438,6 +442,7 @@ async fn rollout_action(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// Entries, 1–1000 (default 100).
     limit: Option<u32>,

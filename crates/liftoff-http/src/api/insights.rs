@@ -123,6 +123,7 @@ async fn retention(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MinutesParam {
     /// Users active in the last `minutes` minutes, 1–43200 (default 30).
     minutes: Option<u32>,
@@ -150,6 +151,7 @@ async fn active_users(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WindowParams {
     /// Days back from now (default 30).
     days: Option<f64>,
@@ -187,6 +189,7 @@ async fn paths(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DaysParams {
     /// Days back from now (default 30).
     days: Option<f64>,
@@ -224,6 +227,7 @@ async fn sessions(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NewVsReturningParams {
     /// Days back from now (default 30).
     days: Option<f64>,
@@ -275,6 +279,7 @@ async fn session(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HoursParam {
     /// Hours back from now, more than 0 and at most 8760 (default 24).
     hours: Option<f64>,

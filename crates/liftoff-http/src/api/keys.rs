@@ -68,6 +68,7 @@ async fn list_keys(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RevokeParams {
     /// Why the key is revoked; kept in the audit log.
     reason: Option<String>,

@@ -18,6 +18,7 @@ mod ofrep;
 mod operations;
 mod otlp;
 mod posthog_body;
+mod responses;
 mod sdk;
 mod segments;
 mod uptime;
@@ -37,6 +38,14 @@ use crate::state::AppState;
                        Errors are RFC 9457 problem documents."
     ),
     modifiers(&BearerAuth),
+    // Types used only as parameters: the generated `$ref`s need them in `components`.
+    components(schemas(
+        crate::error::Problem,
+        flags::PlanAction,
+        analytics::ExportFormat,
+        liftoff_core::monitoring::operations::service::OperationKind,
+        liftoff_core::monitoring::service::SortBy,
+    )),
     tags(
         (name = "health", description = "Liveness, readiness and detailed health"),
         (name = "keys", description = "API keys and their scopes"),
@@ -97,4 +106,12 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(insights::routes())
         .merge(uptime::routes())
         .merge(incidents::routes())
+}
+
+/// The served document: the generated one with the shared error answers of
+/// [`responses::add_shared`].
+pub(crate) fn document(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut value = serde_json::to_value(doc).unwrap_or_default();
+    responses::add_shared(&mut value);
+    value
 }

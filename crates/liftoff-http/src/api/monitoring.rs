@@ -41,6 +41,7 @@ impl BatchItem for RequestRecord {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = RecordsAccepted)]
 pub struct Accepted {
     /// Records committed.
     pub accepted: usize,
@@ -124,6 +125,7 @@ async fn ingest_system(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// 15m, 1h (default), 4h, 24h, 7d or 30d.
     window: Option<String>,
@@ -240,6 +242,7 @@ async fn histogram(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TopParams {
     window: Option<String>,
     from: Option<String>,
@@ -300,6 +303,7 @@ async fn top(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SlowParams {
     window: Option<String>,
     from: Option<String>,

@@ -40,8 +40,8 @@ pub struct OfrepRequest {
 #[derive(Serialize, ToSchema)]
 pub struct OfrepEvaluation {
     pub key: String,
-    /// A boolean for flags without variants; the variant's payload, or its name, otherwise.
-    #[schema(value_type = Object)]
+    /// A boolean for flags without variants; the variant's payload (any JSON value: string,
+    /// number, object, …), or its name, otherwise.
     pub value: Value,
     pub reason: &'static str,
     pub variant: String,

@@ -89,6 +89,7 @@ async fn ingest_operations(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// 15m, 1h (default), 4h, 24h, 7d or 30d.
     window: Option<String>,
@@ -115,6 +116,7 @@ async fn stats_summary(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OperationParams {
     window: Option<String>,
     from: Option<String>,
@@ -147,6 +149,7 @@ async fn stats_operations(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ErrorParams {
     window: Option<String>,
     from: Option<String>,

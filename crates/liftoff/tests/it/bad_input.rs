@@ -222,3 +222,54 @@ async fn hostile_headers_do_not_break_anything() {
     }
     assert_eq!(app.get("/healthz", None).await.status(), 200);
 }
+
+/// A JSON body with a `Content-Encoding` Liftoff does not speak is a 415 problem document, not
+/// bytes read as JSON; OTLP and PostHog capture, where gzip is part of the protocol, keep it.
+#[tokio::test]
+async fn unknown_content_encoding_is_415() {
+    let app = spawn().await;
+    for (path, encoding) in [
+        ("/api/keys", "br"),
+        ("/api/keys", "gzip"),
+        ("/api/feature-flags", "x-unknown"),
+        ("/ofrep/v1/evaluate/flags", "deflate"),
+    ] {
+        let res = app
+            .http
+            .post(app.at(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(r#"{"name": "x", "scope": "read"}"#)
+            .send()
+            .await
+            .unwrap();
+        let p = problem(res, 415).await;
+        assert_eq!(p["code"], "unsupported_encoding", "{path} {encoding}: {p}");
+    }
+    // `identity` is no encoding at all.
+    let res = app
+        .http
+        .post(app.at("/api/keys"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .header("content-encoding", "identity")
+        .body(r#"{"name": "x", "scope": "read"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // gzip stays part of the PostHog capture protocol.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, br#"{"api_key": "nope", "batch": []}"#).unwrap();
+    let res = app
+        .http
+        .post(app.at("/batch/"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 415);
+}

@@ -70,6 +70,7 @@ pub struct OperationStats {
 
 /// `/stats/errors`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = OperationErrorsReport)]
 pub struct ErrorsReport {
     /// Newest first.
     pub errors: Vec<OperationError>,
