@@ -25,7 +25,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 base=""
 for _ in $(seq 1 150); do
-  base=$(grep -o 'listening on http://[0-9.:]*' "$out/server.log" | head -1 | sed 's/^listening on //' || true)
+  base=$(grep -so 'listening on http://[0-9.:]*' "$out/server.log" | head -1 | sed 's/^listening on //' || true)
   [ -n "$base" ] && curl -sf -o /dev/null "$base/readyz" && break
   kill -0 $pid 2>/dev/null || { echo "error: liftoff exited at start; see $out/server.log" >&2; cat "$out/server.log" >&2; exit 1; }
   sleep 0.1

@@ -78,7 +78,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// A JSON body that may be absent: an empty body is `T::default()`. The content type is not
+/// A JSON body that may be absent: an empty body (or `null`) is `T::default()`. The content type is not
 /// enforced (protocol clients such as OFREP providers vary); malformed JSON is still a 400.
 pub struct OptionalJson<T>(pub T);
 
@@ -103,16 +103,21 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
-        serde_json::from_slice(&bytes).map(Self).map_err(|e| {
-            if e.is_data() {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    format!("the body does not have the expected shape: {e}"),
-                )
-            } else {
-                ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-            }
-        })
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(|v| Self(v.unwrap_or_default()))
+            .map_err(|e| {
+                if e.is_data() {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_body",
+                        format!("the body does not have the expected shape: {e}"),
+                    )
+                } else {
+                    ApiError::bad_request(
+                        "malformed_json",
+                        format!("the body is not valid JSON: {e}"),
+                    )
+                }
+            })
     }
 }

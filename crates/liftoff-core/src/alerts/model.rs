@@ -196,10 +196,14 @@ impl Rule {
 /// What people write to create or replace a rule.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct RuleInput {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     /// One of `error_rate`, `latency_p50`, `latency_p95`, `latency_p99`, `success_rate`,
     /// `cache_hit_rate`, `fallback_rate`, `cpu_percent`, `memory_percent`, `disk_percent`,
     /// `uptime_failing`, `slo_burn_rate`.
+    #[schema(
+        pattern = "^(error_rate|latency_p50|latency_p95|latency_p99|success_rate|cache_hit_rate|fallback_rate|cpu_percent|memory_percent|disk_percent|uptime_failing|slo_burn_rate|event_count)$"
+    )]
     pub metric: String,
     #[serde(default)]
     pub scope: RuleScope,
@@ -210,8 +214,10 @@ pub struct RuleInput {
     pub threshold: Option<f64>,
     /// Seconds (Prometheus' `for`).
     #[serde(default, alias = "for")]
+    #[schema(minimum = 0, maximum = 2592000)]
     pub for_seconds: i64,
     #[serde(default, alias = "keep_firing_for")]
+    #[schema(minimum = 0, maximum = 2592000)]
     pub keep_firing_for_seconds: i64,
     #[serde(default = "default_severity")]
     pub severity: Severity,
@@ -276,6 +282,7 @@ pub struct AlertQuery {
     #[serde(default)]
     pub active: bool,
     /// At most this many, newest first [default 100, at most 1000].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -325,7 +332,9 @@ pub struct Weekly {
     /// `mon` … `sun`.
     pub days: Vec<String>,
     /// `HH:MM`, UTC.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start: String,
+    #[schema(minimum = 1, maximum = 10080)]
     pub duration_minutes: u32,
 }
 
@@ -383,6 +392,7 @@ impl MaintenanceWindow {
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct MaintenanceInput {
+    #[schema(min_length = 1, pattern = "\\S")]
     pub name: String,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
@@ -399,7 +409,9 @@ pub enum ChannelConfig {
     Webhook { url: String },
     /// SMTP; `tls` is `none`, `starttls` or `tls`.
     Email {
+        #[schema(min_length = 1)]
         host: String,
+        #[schema(minimum = 1, maximum = 65535)]
         port: u16,
         #[serde(default = "default_tls")]
         tls: String,
@@ -407,7 +419,9 @@ pub enum ChannelConfig {
         username: Option<String>,
         #[serde(default)]
         password: Option<String>,
+        #[schema(min_length = 1)]
         from: String,
+        #[schema(min_items = 1)]
         to: Vec<String>,
     },
 }
@@ -527,6 +541,7 @@ impl Channel {
 
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct ChannelInput {
+    #[schema(min_length = 1, pattern = "\\S")]
     pub name: String,
     pub config: ChannelConfig,
     #[serde(default = "default_true")]

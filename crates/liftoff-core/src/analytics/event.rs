@@ -23,6 +23,7 @@ pub const MIN_TS_MS: i64 = 946_684_800_000;
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct EventRecord {
     /// The event name, 1–200 characters without control characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub event: String,
     /// Who did it (PostHog's `distinct_id` is accepted too).
     #[serde(alias = "distinct_id")]

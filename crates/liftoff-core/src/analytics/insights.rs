@@ -324,8 +324,10 @@ fn date(ms: i64) -> String {
 #[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct FunnelRequest {
     /// Event names in order (at least 2, at most 32).
+    #[schema(min_items = 2, max_items = 32)]
     pub funnel_steps: Vec<String>,
     /// Events of the last `days` days count (default 30).
+    #[schema(exclusive_minimum = 0, maximum = 3650)]
     pub days: Option<f64>,
     /// Time from the first step to the last (default 14 days).
     pub conversion_window_days: Option<f64>,
@@ -487,6 +489,7 @@ pub struct CohortRow {
 #[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct RetentionRequest {
     /// Cohorts of the last `days` days (default 30).
+    #[schema(exclusive_minimum = 0, maximum = 3650)]
     pub days: Option<f64>,
 }
 

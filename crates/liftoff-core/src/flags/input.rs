@@ -18,8 +18,10 @@ pub const MAX_RULES: usize = 50;
 pub struct NewFlag {
     pub flag_id: FlagKey,
     /// Defaults to the flag id.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub description: String,
     /// Defaults to true.
     pub enabled: Option<bool>,
@@ -54,7 +56,9 @@ pub struct NewFlag {
 /// A change to a flag: only the fields present change.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 pub struct FlagPatch {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     pub enabled: Option<bool>,
     pub strategy: Option<StrategyKind>,

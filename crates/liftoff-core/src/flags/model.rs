@@ -136,8 +136,10 @@ pub struct EnvironmentState {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FlagVariant {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Relative weight; shares are weight / sum of weights.
+    #[schema(maximum = 1000000)]
     pub weight: u32,
     /// Any JSON value handed to the app with this variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]

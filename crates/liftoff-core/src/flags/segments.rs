@@ -13,7 +13,7 @@ pub struct Segment {
     #[serde(default)]
     pub description: String,
     /// All must hold for a user to be in the segment.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Object>, min_items = 1, max_items = 100)]
     pub constraints: Vec<ConstraintDef>,
     pub updated_at: DateTime<Utc>,
 }
@@ -21,6 +21,7 @@ pub struct Segment {
 /// A segment as people send it.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct SegmentInput {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
     pub description: String,

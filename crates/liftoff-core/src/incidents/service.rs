@@ -45,6 +45,7 @@ fn invalid(msg: impl Into<String>) -> IncidentError {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewIncident {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub title: String,
     pub severity: IncidentSeverity,
     /// [default investigating]
@@ -57,6 +58,7 @@ pub struct NewIncident {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentPatch {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub title: Option<String>,
     pub severity: Option<IncidentSeverity>,
     pub status: Option<IncidentStatus>,
@@ -79,6 +81,7 @@ pub enum ManualKind {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineInput {
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     pub message: String,
     /// `update` (default) or `note`.
     #[serde(default)]
@@ -90,6 +93,7 @@ pub struct TimelineInput {
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionItemInput {
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub title: String,
     pub owner: Option<String>,
     pub due_date: Option<NaiveDate>,
@@ -98,6 +102,7 @@ pub struct ActionItemInput {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionItemPatch {
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub title: Option<String>,
     /// `""` clears it.
     pub owner: Option<String>,

@@ -18,8 +18,18 @@ pub const STALE_AFTER: Duration = Duration::minutes(10);
 /// What `POST /api/ingest/system` takes.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct InstanceReport {
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+    )]
     pub service: String,
     /// Host name, pod name or any id unique within the service.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+    )]
     pub instance: String,
     #[serde(flatten)]
     pub sample: Sample,

@@ -22,10 +22,22 @@ pub const DEFAULT_SERVICE: &str = "default";
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct RequestRecord {
     /// The app or service; `default` when absent.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+    )]
     pub service: Option<String>,
+    #[schema(pattern = "^[A-Za-z]{1,16}$")]
     pub method: String,
     /// The route template (`/users/{id}`), never the raw path.
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+    )]
     pub route: String,
+    #[schema(minimum = 100, maximum = 599)]
     pub status: u16,
     pub duration_ms: f64,
     /// RFC 3339, or Unix time in seconds or milliseconds; now when absent.

@@ -32,7 +32,9 @@ pub enum UptimeError {
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorInput {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 2000)]
     pub url: Option<String>,
     pub method: Option<HttpMethod>,
     /// Seconds between checks [default 60; at least 10].
@@ -42,8 +44,10 @@ pub struct MonitorInput {
     /// Accepted status codes [default: any of 200–399]; `[]` restores the default.
     pub expected_status: Option<Vec<u16>>,
     /// A substring the body must contain (GET only); `""` removes it.
+    #[schema(max_length = 1000)]
     pub keyword: Option<String>,
     /// Failing checks in a row tolerated (as `pending`) before `down` [default 0].
+    #[schema(maximum = 100)]
     pub retries: Option<u32>,
     pub enabled: Option<bool>,
 }

@@ -58,6 +58,7 @@ async fn list_alerts(
     _caller: Caller<Read>,
     ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> Result<Json<Vec<Alert>>, ApiError> {
+    super::monitoring::bounded(q.limit, 100, 1, 1000, "limit")?;
     Ok(Json(state.alerts.alerts(&q).await?))
 }
 
@@ -333,6 +334,7 @@ async fn test_channel(
 #[into_params(parameter_in = Query)]
 struct DeliveryParams {
     /// At most this many, newest first [default 100].
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -346,7 +348,10 @@ async fn list_deliveries(
     caller: Caller<Read>,
     ApiQuery(p): ApiQuery<DeliveryParams>,
 ) -> Result<Json<Vec<Delivery>>, ApiError> {
-    let mut deliveries = state.alerts.deliveries(p.limit.unwrap_or(100)).await?;
+    let mut deliveries = state
+        .alerts
+        .deliveries(super::monitoring::bounded(p.limit, 100, 1, 1000, "limit")?)
+        .await?;
     if caller.principal.scope != Scope::Admin {
         for d in &mut deliveries {
             d.response_excerpt = None;

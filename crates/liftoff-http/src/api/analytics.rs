@@ -36,6 +36,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct DaysParam {
     /// Days back from now, 1–3650 (default 30).
+    #[param(minimum = 1, maximum = 3650)]
     days: Option<u32>,
 }
 
@@ -109,8 +110,10 @@ pub struct ExportParams {
     /// object, plus `timestamp`) or `csv` (`uuid,ts,timestamp,user_id,session_id,event,properties`).
     format: Option<ExportFormat>,
     /// Start (included): RFC 3339 or Unix seconds/milliseconds. Default: the beginning.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// End (excluded), like `from`. Default: no end.
+    #[param(format = DateTime)]
     to: Option<String>,
 }
 
@@ -260,7 +263,8 @@ async fn next_chunk(mut c: Cursor) -> Option<(Result<Bytes, std::io::Error>, Cur
 /// the range). Erased persons' events are gone already.
 #[utoipa::path(get, path = "/api/analytics/export", tag = "analytics", params(ExportParams),
     security(("bearer" = ["read"])),
-    responses((status = 200, description = "The events as NDJSON, a JSON array or CSV", content_type = "application/x-ndjson"),
+    responses((status = 200, description = "The events as NDJSON, a JSON array or CSV",
+            content((String = "application/x-ndjson"), (Vec<Object> = "application/json"), (String = "text/csv"))),
         (status = 400, body = Problem, content_type = "application/problem+json")))]
 async fn export(
     State(state): State<AppState>,

@@ -29,6 +29,7 @@ pub struct AuditParams {
     /// Only entries older than this id: pass `next_before_id` to get the next page.
     before_id: Option<i64>,
     /// Entries per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

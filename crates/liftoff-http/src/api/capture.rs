@@ -381,7 +381,7 @@ macro_rules! posthog_flags_route {
         /// (`environment` among them picks the environment; production by default). Groups and
         /// local evaluation are not supported.
         #[utoipa::path(post, path = $path, tag = "analytics",
-            request_body(content = Object, description = "`{api_key|token, distinct_id, person_properties?}`"),
+            request_body(content = serde_json::Value, description = "`{api_key|token, distinct_id, person_properties?}`"),
             params(("api_key" = Option<String>, Query, description = "The project API key (a Liftoff ingest key), when not in the body")),
             security(("posthog_api_key" = [])),
             responses((status = 200, body = PosthogFlags),

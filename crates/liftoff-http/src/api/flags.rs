@@ -38,6 +38,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct EnvParam {
     /// development, staging or production (default; `dev`, `stage`, `prod` also accepted).
+    #[param(pattern = "^(|development|dev|staging|stage|production|prod)$")]
     environment: Option<String>,
 }
 
@@ -284,6 +285,7 @@ pub(crate) fn variant_name(e: &liftoff_eval::Evaluation) -> String {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserFlagsParams {
+    #[param(pattern = "^(|development|dev|staging|stage|production|prod)$")]
     environment: Option<String>,
 }
 
@@ -377,9 +379,12 @@ async fn stats(
 
 #[derive(Deserialize, ToSchema)]
 pub struct RolloutRequest {
+    #[schema(minimum = 0, maximum = 100)]
     pub target_percentage: f64,
+    #[schema(exclusive_minimum = 0, maximum = 100)]
     pub increment: f64,
     /// Minutes between steps: with it, Liftoff applies the steps on schedule.
+    #[schema(minimum = 1, maximum = 43200)]
     pub interval_minutes: Option<u32>,
     pub reason: Option<String>,
 }
@@ -445,6 +450,7 @@ async fn rollout_action(
 #[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// Entries, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -458,9 +464,12 @@ async fn history(
     ApiPath(key): ApiPath<String>,
     ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    let limit = p
-        .limit
-        .unwrap_or(AuditQuery::DEFAULT_LIMIT)
-        .clamp(1, AuditQuery::MAX_LIMIT);
+    let limit = super::monitoring::bounded(
+        p.limit,
+        AuditQuery::DEFAULT_LIMIT,
+        1,
+        AuditQuery::MAX_LIMIT,
+        "limit",
+    )?;
     Ok(Json(state.flags.history(&key, limit).await?))
 }

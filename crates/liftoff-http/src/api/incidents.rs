@@ -81,8 +81,10 @@ async fn create_incident(
 #[into_params(parameter_in = Query)]
 struct SlaParams {
     /// `YYYY-MM` [default: this month].
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     month: Option<String>,
     /// Availability target in percent [default 99.9].
+    #[param(exclusive_minimum = 0, exclusive_maximum = 100)]
     target: Option<f64>,
 }
 

@@ -109,7 +109,7 @@ async fn funnel(
 
 /// First-seen cohorts (UTC days) and the fraction (0–1) of each active on day N after ("on
 /// day N" retention), with D1/D7/D30 over the cohorts old enough to tell.
-#[utoipa::path(post, path = "/api/analytics/retention", tag = "analytics", request_body = RetentionRequest,
+#[utoipa::path(post, path = "/api/analytics/retention", tag = "analytics", request_body = Option<RetentionRequest>,
     security(("bearer" = ["read"])),
     responses((status = 200, body = RetentionReport),
         (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -126,6 +126,7 @@ async fn retention(
 #[into_params(parameter_in = Query)]
 pub struct MinutesParam {
     /// Users active in the last `minutes` minutes, 1–43200 (default 30).
+    #[param(minimum = 1, maximum = 43200)]
     minutes: Option<u32>,
 }
 
@@ -154,8 +155,10 @@ async fn active_users(
 #[into_params(parameter_in = Query)]
 pub struct WindowParams {
     /// Days back from now (default 30).
+    #[param(exclusive_minimum = 0, maximum = 3650)]
     days: Option<f64>,
     /// Rows, 1–1000 (default 10).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -192,6 +195,7 @@ async fn paths(
 #[into_params(parameter_in = Query)]
 pub struct DaysParams {
     /// Days back from now (default 30).
+    #[param(exclusive_minimum = 0, maximum = 3650)]
     days: Option<f64>,
 }
 
@@ -230,8 +234,10 @@ async fn sessions(
 #[into_params(parameter_in = Query)]
 pub struct NewVsReturningParams {
     /// Days back from now (default 30).
+    #[param(exclusive_minimum = 0, maximum = 3650)]
     days: Option<f64>,
     /// `day` (default), `week` or `month`.
+    #[param(pattern = "^(day|week|month)$")]
     bucket: Option<String>,
 }
 
@@ -282,6 +288,7 @@ async fn session(
 #[into_params(parameter_in = Query)]
 pub struct HoursParam {
     /// Hours back from now, more than 0 and at most 8760 (default 24).
+    #[param(exclusive_minimum = 0, maximum = 8760)]
     hours: Option<f64>,
 }
 

@@ -23,6 +23,11 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 pub struct CreateKeyRequest {
     /// What the key is for, e.g. `checkout-service ingest`.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+    )]
     name: String,
     scope: Scope,
     /// Why the key is created; kept in the audit log.

@@ -128,9 +128,12 @@ async fn ingest_system(
 #[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// 15m, 1h (default), 4h, 24h, 7d or 30d.
+    #[param(pattern = "^(15m|1h|4h|24h|7d|30d)$")]
     window: Option<String>,
     /// Start, RFC 3339 or Unix seconds; with `to`, replaces `window`.
+    #[param(format = DateTime)]
     from: Option<String>,
+    #[param(format = DateTime)]
     to: Option<String>,
     /// One endpoint: `/route` or `METHOD:/route`.
     endpoint: Option<String>,
@@ -244,15 +247,40 @@ async fn histogram(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TopParams {
+    #[param(pattern = "^(15m|1h|4h|24h|7d|30d)$")]
     window: Option<String>,
+    #[param(format = DateTime)]
     from: Option<String>,
+    #[param(format = DateTime)]
     to: Option<String>,
     /// 1–1000 (default 10).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// request_count (default), error_rate or avg_duration_ms.
     sort_by: Option<SortBy>,
     /// One service; by default every app service, without Liftoff's own.
     service: Option<String>,
+}
+
+/// `raw`, or `default` when absent; 400 naming the parameter outside `lo..=hi`.
+pub(crate) fn bounded<T>(
+    raw: Option<T>,
+    default: T,
+    lo: T,
+    hi: T,
+    name: &str,
+) -> Result<T, ApiError>
+where
+    T: PartialOrd + Copy + std::fmt::Display,
+{
+    let n = raw.unwrap_or(default);
+    if n < lo || n > hi {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`{name}` must be {lo} to {hi} (got {n})"),
+        ));
+    }
+    Ok(n)
 }
 
 pub(crate) fn limit(raw: Option<usize>) -> Result<usize, ApiError> {
@@ -305,11 +333,16 @@ async fn top(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SlowParams {
+    #[param(pattern = "^(15m|1h|4h|24h|7d|30d)$")]
     window: Option<String>,
+    #[param(format = DateTime)]
     from: Option<String>,
+    #[param(format = DateTime)]
     to: Option<String>,
     /// p95 above this counts as slow (default 1000 ms).
+    #[param(minimum = 0)]
     threshold_ms: Option<f64>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// One service; by default every app service, without Liftoff's own.
     service: Option<String>,

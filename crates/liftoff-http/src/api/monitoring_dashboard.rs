@@ -33,9 +33,12 @@ impl From<DashboardError> for ApiError {
 #[into_params(parameter_in = Query)]
 pub struct DashboardParams {
     /// 15m, 1h (default), 4h, 24h, 7d or 30d.
+    #[param(pattern = "^(15m|1h|4h|24h|7d|30d)$")]
     window: Option<String>,
     /// Start, RFC 3339 or Unix seconds; with `to`, replaces `window`.
+    #[param(format = DateTime)]
     from: Option<String>,
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Count only this service's requests (default: every app service, Liftoff's own API
     /// traffic left out; `liftoff` shows that).

@@ -33,7 +33,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OfrepRequest {
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<BTreeMap<String, Value>>,
 }
 
@@ -88,7 +88,7 @@ fn answer(key: &str, has_variants: bool, e: &Evaluation) -> OfrepEvaluation {
 }
 
 /// Evaluates one flag.
-#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "ofrep", request_body = OfrepRequest,
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "ofrep", request_body = Option<OfrepRequest>,
     params(("key" = String, Path)), security(("bearer" = ["ingest"])),
     responses((status = 200, body = OfrepEvaluation),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -122,7 +122,7 @@ async fn evaluate_one(
 
 /// Evaluates every flag for one context. Send the last `ETag` as `If-None-Match`: while
 /// neither the flags nor the context changed the answer is 304.
-#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "ofrep", request_body = OfrepRequest,
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "ofrep", request_body = Option<OfrepRequest>,
     security(("bearer" = ["ingest"])),
     responses((status = 200, body = OfrepBulk), (status = 304, description = "Unchanged since the ETag"),
         (status = 400, body = Problem, content_type = "application/problem+json")))]

@@ -92,9 +92,12 @@ async fn ingest_operations(
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// 15m, 1h (default), 4h, 24h, 7d or 30d.
+    #[param(pattern = "^(15m|1h|4h|24h|7d|30d)$")]
     window: Option<String>,
     /// Start, RFC 3339 or Unix seconds; with `to`, replaces `window`.
+    #[param(format = DateTime)]
     from: Option<String>,
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Only this service.
     service: Option<String>,
@@ -118,8 +121,11 @@ async fn stats_summary(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OperationParams {
+    #[param(pattern = "^(15m|1h|4h|24h|7d|30d)$")]
     window: Option<String>,
+    #[param(format = DateTime)]
     from: Option<String>,
+    #[param(format = DateTime)]
     to: Option<String>,
     service: Option<String>,
     /// One operation.
@@ -151,12 +157,16 @@ async fn stats_operations(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ErrorParams {
+    #[param(pattern = "^(15m|1h|4h|24h|7d|30d)$")]
     window: Option<String>,
+    #[param(format = DateTime)]
     from: Option<String>,
+    #[param(format = DateTime)]
     to: Option<String>,
     /// One operation.
     operation: Option<String>,
     /// 1–1000 (default 10).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 

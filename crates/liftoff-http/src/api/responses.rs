@@ -54,7 +54,10 @@ fn add_to_operation(path: &str, path_level_params: bool, op: &mut Map<String, Va
     let authenticated = op
         .get("security")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())));
+        .is_some_and(|s| {
+            s.iter()
+                .any(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+        });
     let has_params = path_level_params
         || op
             .get("parameters")
@@ -81,10 +84,7 @@ fn add_to_operation(path: &str, path_level_params: bool, op: &mut Map<String, Va
     }
     if has_body {
         wanted.push(("413", "The body is over the size limit"));
-        wanted.push((
-            "415",
-            "An unsupported `Content-Type` or `Content-Encoding`",
-        ));
+        wanted.push(("415", "An unsupported `Content-Type` or `Content-Encoding`"));
     }
     if json_body {
         wanted.push(("422", "Well-formed JSON that is not a valid request"));

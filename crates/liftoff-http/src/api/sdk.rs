@@ -30,6 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct FeedParams {
     /// development, staging or production (default).
+    #[param(pattern = "^(|development|dev|staging|stage|production|prod)$")]
     environment: Option<String>,
 }
 

@@ -106,8 +106,10 @@ async fn delete_monitor(
 #[into_params(parameter_in = Query)]
 struct ChecksParams {
     /// Hours back, 1–24 [default 24].
+    #[param(minimum = 1, maximum = 24)]
     hours: Option<i64>,
     /// At most this many, newest first [default 500, at most 10000].
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 
@@ -126,8 +128,8 @@ async fn monitor_checks(
             .uptime
             .checks(
                 id,
-                p.hours.unwrap_or(24),
-                p.limit.unwrap_or(500).min(10_000),
+                super::monitoring::bounded(p.hours, 24, 1, 24, "hours")?,
+                super::monitoring::bounded(p.limit, 500, 1, 10_000, "limit")?,
                 chrono::Utc::now(),
             )
             .await?,

@@ -109,7 +109,11 @@ async fn openapi_document_is_consistent() {
         .json()
         .await
         .unwrap();
-    assert_eq!(doc, liftoff_http::openapi(), "served = liftoff_http::openapi()");
+    assert_eq!(
+        doc,
+        liftoff_http::openapi(),
+        "served = liftoff_http::openapi()"
+    );
     let schemas = doc["components"]["schemas"].as_object().unwrap();
 
     let mut found = Vec::new();
@@ -152,15 +156,18 @@ async fn openapi_document_is_consistent() {
             }
             for segment in path.split('/') {
                 if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
-                    && !params.iter().any(|p| p["name"] == name && p["in"] == "path")
+                    && !params
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "path")
                 {
                     problems.push(format!("{at}: `{{{name}}}` is not a declared parameter"));
                 }
             }
             let responses = op["responses"].as_object().unwrap();
-            let authenticated = op["security"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|r| !r.is_empty())));
+            let authenticated = op["security"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+            });
             let body = op.get("requestBody");
             let json_body = body.is_some_and(|b| {
                 b["content"]

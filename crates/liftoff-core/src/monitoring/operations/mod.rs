@@ -68,7 +68,13 @@ pub enum OperationStatus {
 #[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 pub struct OperationRecord {
     /// 1–200 characters of `A-Z a-z 0-9 _ - . : /`; `external:…` marks an external call.
+    #[schema(pattern = "^[A-Za-z0-9_.:/-]{1,200}$")]
     pub operation: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+    )]
     pub user_id: Option<String>,
     pub status: OperationStatus,
     /// 0 to below 86 400 000 (a day).
@@ -79,17 +85,28 @@ pub struct OperationRecord {
     /// The error message (at most 4 KiB).
     pub error: Option<String>,
     /// The error's type or class (at most 200 characters); `unknown` for a failure without one.
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f]+$")]
     pub error_type: Option<String>,
     /// At most 16 KiB.
     pub stack_trace: Option<String>,
     /// Whether a cache answered; leave out when no cache is involved.
     pub cache_hit: Option<bool>,
     /// Which layer served the operation (`cache`, `primary`, `fallback`, …; at most 64 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+    )]
     pub layer: Option<String>,
     /// RFC 3339, or Unix time in seconds or milliseconds; now when absent.
     #[schema(value_type = Option<Object>)]
     pub ts: Option<Value>,
     /// The app or service; `default` when absent.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+    )]
     pub service: Option<String>,
 }
 
