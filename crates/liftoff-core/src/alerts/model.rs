@@ -411,9 +411,10 @@ pub enum ChannelConfig {
     Email {
         #[schema(min_length = 1)]
         host: String,
-        #[schema(minimum = 1, maximum = 65535)]
+        #[schema(minimum = 0, maximum = 65535)]
         port: u16,
         #[serde(default = "default_tls")]
+        #[schema(pattern = "^(none|starttls|tls)$")]
         tls: String,
         #[serde(default)]
         username: Option<String>,

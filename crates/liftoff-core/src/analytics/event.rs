@@ -23,13 +23,27 @@ pub const MIN_TS_MS: i64 = 946_684_800_000;
 #[derive(Clone, Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct EventRecord {
     /// The event name, 1–200 characters without control characters.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub event: String,
     /// Who did it (PostHog's `distinct_id` is accepted too).
     #[serde(alias = "distinct_id")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub user_id: String,
     /// The session; without one, sessions are 30 minutes of inactivity.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub session_id: Option<String>,
     /// RFC 3339, or Unix time in seconds or milliseconds; now when absent.
     #[serde(default)]
@@ -42,6 +56,9 @@ pub struct EventRecord {
     pub properties: Option<Value>,
     /// A UUID: a retry with the same one is stored once.
     #[serde(default)]
+    #[schema(
+        pattern = "^\\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\\}?$"
+    )]
     pub uuid: Option<String>,
 }
 

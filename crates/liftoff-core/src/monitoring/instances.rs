@@ -21,14 +21,14 @@ pub struct InstanceReport {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub service: String,
     /// Host name, pod name or any id unique within the service.
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub instance: String,
     #[serde(flatten)]

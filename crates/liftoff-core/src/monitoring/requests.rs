@@ -25,7 +25,7 @@ pub struct RequestRecord {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub service: Option<String>,
     #[schema(pattern = "^[A-Za-z]{1,16}$")]
@@ -34,7 +34,7 @@ pub struct RequestRecord {
     #[schema(
         min_length = 1,
         max_length = 512,
-        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub route: String,
     #[schema(minimum = 100, maximum = 599)]

@@ -26,7 +26,7 @@ pub struct CreateKeyRequest {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     name: String,
     scope: Scope,

@@ -107,7 +107,8 @@ async fn store(state: &AppState, converted: &mut Converted) -> Result<(), ApiErr
 /// method, route and status; cumulative histograms count only their increase. Other metrics
 /// are accepted and ignored. Protobuf or JSON, optionally gzip (at most 20 MiB decompressed).
 #[utoipa::path(post, path = "/v1/metrics", tag = "monitoring",
-    request_body(content = Vec<u8>, description = "`ExportMetricsServiceRequest` (OTLP protobuf or OTLP/JSON)", content_type = "application/x-protobuf"),
+    request_body(description = "`ExportMetricsServiceRequest` (OTLP protobuf or OTLP/JSON)",
+        content((Vec<u8> = "application/x-protobuf"), (Object = "application/json"))),
     security(("bearer" = ["ingest"])),
     responses((status = 200, description = "An empty `ExportMetricsServiceResponse`, in the request's format"),
         (status = 400, description = "Not a valid OTLP message", body = Problem, content_type = "application/problem+json"),
@@ -134,7 +135,8 @@ async fn export_metrics(
 /// start; status from `http.response.status_code`, 500 for an ERROR span without one); other
 /// spans are accepted and ignored.
 #[utoipa::path(post, path = "/v1/traces", tag = "monitoring",
-    request_body(content = Vec<u8>, description = "`ExportTraceServiceRequest` (OTLP protobuf or OTLP/JSON)", content_type = "application/x-protobuf"),
+    request_body(description = "`ExportTraceServiceRequest` (OTLP protobuf or OTLP/JSON)",
+        content((Vec<u8> = "application/x-protobuf"), (Object = "application/json"))),
     security(("bearer" = ["ingest"])),
     responses((status = 200, description = "An empty `ExportTraceServiceResponse`, in the request's format"),
         (status = 400, description = "Not a valid OTLP message", body = Problem, content_type = "application/problem+json"),

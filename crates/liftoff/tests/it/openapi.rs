@@ -224,3 +224,43 @@ async fn openapi_document_is_consistent() {
         "OFREP value must allow any JSON value: {value}"
     );
 }
+
+/// A page size or window outside its documented bounds is a 400 naming the parameter on every
+/// route, not silently clamped; the bounds themselves are in the document.
+#[tokio::test]
+async fn out_of_range_limits_are_400() {
+    let app = spawn().await;
+    let token = Some(crate::harness::ADMIN_TOKEN);
+    for path in [
+        "/api/alerts?limit=0",
+        "/api/alerts?limit=1001",
+        "/api/notifications/deliveries?limit=0",
+        "/api/notifications/deliveries?limit=5000",
+        "/api/feature-flags/any/history?limit=0",
+        "/api/feature-flags/any/history?limit=1001",
+        "/api/uptime/monitors/1/checks?hours=0",
+        "/api/uptime/monitors/1/checks?hours=25",
+        "/api/uptime/monitors/1/checks?limit=0",
+        "/api/audit?limit=1001",
+    ] {
+        let p = problem(app.get(path, token).await, 400).await;
+        assert_eq!(p["code"], "invalid_query", "{path}: {p}");
+    }
+    for path in [
+        "/api/alerts?limit=1000",
+        "/api/notifications/deliveries?limit=1",
+    ] {
+        assert_eq!(app.get(path, token).await.status(), 200, "{path}");
+    }
+    let doc = liftoff_http::openapi();
+    let limit = doc["paths"]["/api/alerts"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()
+        .clone();
+    assert_eq!(limit["in"], "query");
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], 1000);
+}

@@ -73,7 +73,7 @@ pub struct OperationRecord {
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub user_id: Option<String>,
     pub status: OperationStatus,
@@ -85,7 +85,7 @@ pub struct OperationRecord {
     /// The error message (at most 4 KiB).
     pub error: Option<String>,
     /// The error's type or class (at most 200 characters); `unknown` for a failure without one.
-    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f]+$")]
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$")]
     pub error_type: Option<String>,
     /// At most 16 KiB.
     pub stack_trace: Option<String>,
@@ -95,7 +95,7 @@ pub struct OperationRecord {
     #[schema(
         min_length = 1,
         max_length = 64,
-        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub layer: Option<String>,
     /// RFC 3339, or Unix time in seconds or milliseconds; now when absent.
@@ -105,7 +105,7 @@ pub struct OperationRecord {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = "^[^\\u0000-\\u001f\\u007f]+$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub service: Option<String>,
 }
