@@ -404,9 +404,15 @@ pub struct MaintenanceInput {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ChannelConfig {
     /// A Slack-compatible incoming webhook (`text` + `blocks`).
-    Slack { url: String },
+    Slack {
+        #[schema(pattern = "^https?://")]
+        url: String,
+    },
     /// A generic webhook receiving Alertmanager's v4 JSON.
-    Webhook { url: String },
+    Webhook {
+        #[schema(pattern = "^https?://")]
+        url: String,
+    },
     /// SMTP; `tls` is `none`, `starttls` or `tls`.
     Email {
         #[schema(min_length = 1)]

@@ -324,7 +324,7 @@ fn date(ms: i64) -> String {
 #[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct FunnelRequest {
     /// Event names in order (at least 2, at most 32).
-    #[schema(min_items = 2, max_items = 32)]
+    #[schema(schema_with = funnel_steps_schema)]
     pub funnel_steps: Vec<String>,
     /// Events of the last `days` days count (default 30).
     #[schema(exclusive_minimum = 0, maximum = 3650)]
@@ -1056,4 +1056,20 @@ pub struct ErrorsReport {
 fn text_field(props: &serde_json::Value, keys: &[&str]) -> Option<String> {
     keys.iter()
         .find_map(|k| props.get(*k).and_then(|v| v.as_str()).map(str::to_owned))
+}
+
+/// `funnel_steps`: 2 to 32 event names of 1 to 200 characters.
+fn funnel_steps_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(200)),
+        )
+        .min_items(Some(2))
+        .max_items(Some(32))
+        .description(Some("Event names in order (at least 2, at most 32)."))
+        .build()
 }

@@ -13,7 +13,7 @@ pub struct Segment {
     #[serde(default)]
     pub description: String,
     /// All must hold for a user to be in the segment.
-    #[schema(value_type = Vec<Object>, min_items = 1, max_items = 100)]
+    #[schema(schema_with = constraints_schema)]
     pub constraints: Vec<ConstraintDef>,
     pub updated_at: DateTime<Utc>,
 }
@@ -73,4 +73,14 @@ pub fn validate_segment(input: &SegmentInput) -> Result<(), Vec<String>> {
     } else {
         Err(problems)
     }
+}
+
+/// `constraints`: 1 to 100 Unleash constraint objects.
+fn constraints_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::Object))
+        .min_items(Some(1))
+        .max_items(Some(100))
+        .build()
 }

@@ -42,6 +42,7 @@ pub struct MonitorInput {
     /// Seconds a check may take [default 10; less than the interval].
     pub timeout_seconds: Option<u32>,
     /// Accepted status codes [default: any of 200–399]; `[]` restores the default.
+    #[schema(schema_with = expected_status_schema)]
     pub expected_status: Option<Vec<u16>>,
     /// A substring the body must contain (GET only); `""` removes it.
     #[schema(max_length = 1000)]
@@ -475,4 +476,24 @@ mod tests {
         assert!(validate_url("http:// x").is_err());
         assert!(validate_url("example.com").is_err());
     }
+}
+
+/// `expected_status`: HTTP status codes, 100 to 599.
+fn expected_status_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Array,
+            Type::Null,
+        ]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(100))
+                .maximum(Some(599)),
+        )
+        .description(Some(
+            "Accepted status codes [default: any of 200–399]; `[]` restores the default.",
+        ))
+        .build()
 }
