@@ -13,7 +13,7 @@ pub struct Segment {
     #[serde(default)]
     pub description: String,
     /// All must hold for a user to be in the segment.
-    #[schema(schema_with = constraints_schema)]
+    #[schema(value_type = Vec<Object>)]
     pub constraints: Vec<ConstraintDef>,
     pub updated_at: DateTime<Utc>,
 }
@@ -25,7 +25,8 @@ pub struct SegmentInput {
     pub name: String,
     #[serde(default)]
     pub description: String,
-    #[schema(value_type = Vec<Object>)]
+    /// All must hold for a user to be in the segment: 1 to 100 Unleash constraints.
+    #[schema(schema_with = constraints_schema)]
     pub constraints: Vec<ConstraintDef>,
     /// Why; kept in the audit log.
     pub reason: Option<String>,
@@ -82,5 +83,8 @@ fn constraints_schema() -> utoipa::openapi::schema::Array {
         .items(ObjectBuilder::new().schema_type(Type::Object))
         .min_items(Some(1))
         .max_items(Some(100))
+        .description(Some(
+            "All must hold for a user to be in the segment: 1 to 100 Unleash constraints.",
+        ))
         .build()
 }
