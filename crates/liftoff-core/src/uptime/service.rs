@@ -464,20 +464,6 @@ impl UptimeSource for UptimeService {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn only_http_urls_with_a_host() {
-        use super::validate_url;
-        assert!(validate_url("http://127.0.0.1:8080/healthz").is_ok());
-        assert!(validate_url("https://example.com").is_ok());
-        assert!(validate_url("ftp://example.com").is_err());
-        assert!(validate_url("http://").is_err());
-        assert!(validate_url("http:// x").is_err());
-        assert!(validate_url("example.com").is_err());
-    }
-}
-
 /// `expected_status`: HTTP status codes, 100 to 599.
 fn expected_status_schema() -> utoipa::openapi::schema::Array {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
@@ -496,4 +482,18 @@ fn expected_status_schema() -> utoipa::openapi::schema::Array {
             "Accepted status codes [default: any of 200–399]; `[]` restores the default.",
         ))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_http_urls_with_a_host() {
+        use super::validate_url;
+        assert!(validate_url("http://127.0.0.1:8080/healthz").is_ok());
+        assert!(validate_url("https://example.com").is_ok());
+        assert!(validate_url("ftp://example.com").is_err());
+        assert!(validate_url("http://").is_err());
+        assert!(validate_url("http:// x").is_err());
+        assert!(validate_url("example.com").is_err());
+    }
 }
