@@ -21,5 +21,11 @@ pub mod sketch;
 pub mod system;
 
 pub use filter::Filter;
+
+/// The first minute of the `res`-minute bucket holding `minute` (`res` > 0): where compaction
+/// files a cell when it rolls minutes up into hours (60) or hours into days (1440).
+pub fn bucket_start(minute: i64, res: i64) -> i64 {
+    minute - minute.rem_euclid(res)
+}
 pub use service::{EndpointStats, IngestError, MonitoringService, SortBy, Summary, TimeRange};
 pub use system::{SystemGauge, SystemSnapshot};
