@@ -946,7 +946,12 @@ pub async fn operation_error_cap_is_per_slot(
     use chrono::TimeZone;
     use liftoff_core::monitoring::operations::{ERRORS_PER_MINUTE, OperationError, OperationWrite};
     let base: i64 = 20_000 * 1440;
-    let at = |minute: i64| chrono::Utc.timestamp_opt(minute * 60 + 5, 0).single().unwrap();
+    let at = |minute: i64| {
+        chrono::Utc
+            .timestamp_opt(minute * 60 + 5, 0)
+            .single()
+            .unwrap()
+    };
     let error = |minute: i64, kind: &str| OperationError {
         service: "app".into(),
         operation: "gen".into(),

@@ -70,7 +70,10 @@ async fn insert_delivery(
 }
 
 fn status_str(a: &Alert) -> Result<String, StoreError> {
-    Ok(doc_value(&a.status)?.as_str().unwrap_or_default().to_owned())
+    Ok(doc_value(&a.status)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
 }
 
 #[async_trait]

@@ -301,8 +301,8 @@ impl EventStore for PgState {
             .await
             .map_err(pg_err)?;
         tx.execute("DELETE FROM event_uuids WHERE day < $1", &[&before])
-        .await
-        .map_err(pg_err)?;
+            .await
+            .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
         let mut total: u64 = gone.iter().map(|r| r.get::<_, i64>(0) as u64).sum();
         loop {

@@ -19,7 +19,9 @@ impl FlagStore for PgState {
             .query("SELECT definition FROM flags ORDER BY key", &[])
             .await
             .map_err(pg_err)?;
-        rows.into_iter().map(|r| doc_from_value(r.get(0), "JSON")).collect()
+        rows.into_iter()
+            .map(|r| doc_from_value(r.get(0), "JSON"))
+            .collect()
     }
 
     async fn insert_flag(&self, flag: &Flag, change: &Change) -> Result<(), StoreError> {
@@ -148,7 +150,9 @@ impl FlagStore for PgState {
             .query("SELECT plan FROM rollout_plans ORDER BY flag_key", &[])
             .await
             .map_err(pg_err)?;
-        rows.into_iter().map(|r| doc_from_value(r.get(0), "JSON")).collect()
+        rows.into_iter()
+            .map(|r| doc_from_value(r.get(0), "JSON"))
+            .collect()
     }
 
     async fn list_segments(&self) -> Result<Vec<Segment>, StoreError> {
@@ -158,7 +162,9 @@ impl FlagStore for PgState {
             .await
             .map_err(pg_err)?;
         rows.into_iter()
-            .map(|r| doc_from_value::<Segment>(r.get(1), "JSON").map(|s| Segment { id: r.get(0), ..s }))
+            .map(|r| {
+                doc_from_value::<Segment>(r.get(1), "JSON").map(|s| Segment { id: r.get(0), ..s })
+            })
             .collect()
     }
 

@@ -61,7 +61,8 @@ impl IncidentStore for PgState {
             .query_opt("SELECT document FROM incidents WHERE id = $1", &[&id])
             .await
             .map_err(pg_err)?;
-        row.map(|r| doc_from_value(r.get(0), "incident")).transpose()
+        row.map(|r| doc_from_value(r.get(0), "incident"))
+            .transpose()
     }
 
     async fn list_incidents(&self) -> Result<Vec<Incident>, StoreError> {
@@ -73,7 +74,9 @@ impl IncidentStore for PgState {
             )
             .await
             .map_err(pg_err)?;
-        rows.into_iter().map(|r| doc_from_value(r.get(0), "incident")).collect()
+        rows.into_iter()
+            .map(|r| doc_from_value(r.get(0), "incident"))
+            .collect()
     }
 
     async fn update_incident(

@@ -60,9 +60,7 @@ impl MetricsStore for PgState {
             let mut merged = sketch.clone();
             if let Some(row) = stored {
                 let bytes: Vec<u8> = row.get(0);
-                merged
-                    .merge(&sketch_from(&bytes)?)
-                    .map_err(corrupt)?;
+                merged.merge(&sketch_from(&bytes)?).map_err(corrupt)?;
             }
             tx.execute(
                 "INSERT INTO request_minutes (service, method, route, status, minute, count, sketch)
@@ -189,8 +187,7 @@ impl MetricsStore for PgState {
                 .map_err(pg_err)?;
             if let Some(row) = stored {
                 let b: Vec<u8> = row.get(0);
-                s.merge(&sketch_from(&b)?)
-                    .map_err(corrupt)?;
+                s.merge(&sketch_from(&b)?).map_err(corrupt)?;
             }
             tx.execute(
                 "INSERT INTO request_rollups (resolution, service, method, route, status, bucket, count, sketch)

@@ -8,8 +8,8 @@ use liftoff_core::store::{AlertStore, StoreError};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::sql_err;
-use crate::codec::{doc_text, ms};
 use super::{SqliteState, conversion, time, write_audit};
+use crate::codec::{doc_text, ms};
 
 fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, rusqlite::Error> {
     serde_json::from_str(s).map_err(|e| conversion("json", e.to_string()))

@@ -8,8 +8,8 @@ use liftoff_core::store::{FlagStore, StoreError};
 use rusqlite::params;
 
 use super::db::sql_err;
-use crate::codec::{doc_from_text, doc_text, ms};
 use super::{SqliteState, write_audit};
+use crate::codec::{doc_from_text, doc_text, ms};
 
 fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     tx.execute(

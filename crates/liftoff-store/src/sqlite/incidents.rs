@@ -8,8 +8,8 @@ use liftoff_core::store::{IncidentStore, StoreError};
 use rusqlite::{OptionalExtension, params};
 
 use super::db::sql_err;
-use crate::codec::{doc_from_text, doc_text, ms};
 use super::{SqliteState, write_audit};
+use crate::codec::{doc_from_text, doc_text, ms};
 
 #[async_trait]
 impl IncidentStore for SqliteState {
@@ -66,7 +66,9 @@ impl IncidentStore for SqliteState {
                     .map_err(sql_err)
             })
             .await?;
-        doc.as_deref().map(|d| doc_from_text(d, "incident")).transpose()
+        doc.as_deref()
+            .map(|d| doc_from_text(d, "incident"))
+            .transpose()
     }
 
     async fn list_incidents(&self) -> Result<Vec<Incident>, StoreError> {

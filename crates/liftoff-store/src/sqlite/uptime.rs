@@ -11,8 +11,8 @@ use liftoff_core::uptime::{
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::sql_err;
-use crate::codec::{expected_json, ms};
 use super::{SqliteState, conversion, opt_time, time, write_audit};
+use crate::codec::{expected_json, ms};
 
 const COLUMNS: &str =
     "id, name, url, method, interval_seconds, timeout_seconds, expected_status, keyword,
