@@ -396,7 +396,10 @@ pub async fn sealing_edges(s: Arc<dyn EventStore>) {
     assert_eq!(s.purge_events_before(d1 - 1).await.unwrap(), 0);
     assert_eq!(s.event_count().await.unwrap(), 1);
     let retry = ev(Some(22), d0 + 2, "bob", "signup");
-    let again = s.append_events(&[retry.clone()], &[]).await.unwrap();
+    let again = s
+        .append_events(std::slice::from_ref(&retry), &[])
+        .await
+        .unwrap();
     assert_eq!(again.duplicate_at, vec![0]);
 
     // Sealing the day DEDUPE_DAYS later keeps the uuid; the day after forgets it.
@@ -406,7 +409,10 @@ pub async fn sealing_edges(s: Arc<dyn EventStore>) {
             .await
             .unwrap();
         assert_eq!(s.seal_day(day + later).await.unwrap(), 1);
-        let out = s.append_events(&[retry.clone()], &[]).await.unwrap();
+        let out = s
+            .append_events(std::slice::from_ref(&retry), &[])
+            .await
+            .unwrap();
         assert_eq!(out.inserted == 1, forgotten, "{later} days on: {out:?}");
     }
     let left = sealed::events(&s.load_segment(day, 0).await.unwrap().unwrap()).unwrap();
