@@ -3,6 +3,7 @@
 //! This is the only crate that writes SQL. Each backend applies its own versioned migrations
 //! (`migrations/<backend>/NNNN_name.sql`) when opened; every statement is parameterised.
 
+mod codec;
 mod migrations;
 pub mod postgres;
 pub mod sqlite;

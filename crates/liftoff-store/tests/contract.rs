@@ -60,6 +60,15 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn operation_error_cap_is_per_slot() {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let m = liftoff_store::sqlite::SqliteMetrics::open(&dir.join("metrics.db"))
+            .await
+            .unwrap();
+        liftoff_testkit::contract::operation_error_cap_is_per_slot(Arc::new(m)).await;
+    }
+
+    #[tokio::test]
     async fn data_survives_reopen_and_migrations_are_idempotent() {
         use liftoff_core::audit::{AuditQuery, Change};
         use liftoff_core::auth::Actor;
@@ -145,6 +154,14 @@ mod postgres {
             .await
             .unwrap();
         liftoff_testkit::contract::operations_round_trip(Arc::new(pg)).await;
+    }
+
+    #[tokio::test]
+    async fn operation_error_cap_is_per_slot() {
+        let pg = liftoff_store::postgres::PgState::connect(&fresh_schema_url().await)
+            .await
+            .unwrap();
+        liftoff_testkit::contract::operation_error_cap_is_per_slot(Arc::new(pg)).await;
     }
 
     #[tokio::test]

@@ -937,3 +937,61 @@ pub async fn operations_round_trip(o: std::sync::Arc<dyn liftoff_core::store::Op
         1
     );
 }
+
+/// The error-row cap counts per (operation, error type, minute): another error type or the
+/// next minute has room of its own, and rows dropped are only counted.
+pub async fn operation_error_cap_is_per_slot(
+    o: std::sync::Arc<dyn liftoff_core::store::OperationStore>,
+) {
+    use chrono::TimeZone;
+    use liftoff_core::monitoring::operations::{ERRORS_PER_MINUTE, OperationError, OperationWrite};
+    let base: i64 = 20_000 * 1440;
+    let at = |minute: i64| {
+        chrono::Utc
+            .timestamp_opt(minute * 60 + 5, 0)
+            .single()
+            .unwrap()
+    };
+    let error = |minute: i64, kind: &str| OperationError {
+        service: "app".into(),
+        operation: "gen".into(),
+        error_type: kind.into(),
+        error: None,
+        stack_trace: None,
+        context: None,
+        user_id: None,
+        at: at(minute),
+    };
+    let over = ERRORS_PER_MINUTE + 5;
+    let mut errors = Vec::new();
+    for (minute, kind) in [(base, "Timeout"), (base, "Refused"), (base + 1, "Timeout")] {
+        errors.extend((0..over).map(|_| error(minute, kind)));
+    }
+    let write = OperationWrite {
+        errors,
+        ..Default::default()
+    };
+    assert_eq!(o.write_operations(&write).await.unwrap(), 15);
+    let kept = o
+        .operation_errors(at(base - 1), at(base + 2), None, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 3 * ERRORS_PER_MINUTE);
+    for kind in ["Timeout", "Refused"] {
+        let n = kept
+            .iter()
+            .filter(|e| e.error_type == kind && e.at == at(base))
+            .count();
+        assert_eq!(n, ERRORS_PER_MINUTE, "{kind}");
+    }
+    // A full slot drops every row of a later write.
+    assert_eq!(
+        o.write_operations(&OperationWrite {
+            errors: vec![error(base, "Refused")],
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        1
+    );
+}

@@ -361,6 +361,64 @@ pub async fn sealing_moves_a_day_into_a_segment(s: Arc<dyn EventStore>) {
     );
 }
 
+/// The edges of the sealing rules: erasure deletes a part it leaves empty, retention keeps a
+/// sealed day the cut falls inside, and a sealed uuid stays a duplicate for `DEDUPE_DAYS`
+/// days after its day, no longer.
+pub async fn sealing_edges(s: Arc<dyn EventStore>) {
+    use liftoff_core::analytics::sealed::{self, DEDUPE_DAYS};
+    const DAY: i64 = 86_400_000;
+    let day = T0.div_euclid(DAY);
+    let (d0, d1) = (day * DAY, (day + 1) * DAY);
+    s.append_events(
+        &[
+            ev(Some(21), d0 + 1, "solo", "signup"),
+            ev(Some(22), d0 + 2, "bob", "signup"),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.seal_day(day).await.unwrap(), 2);
+    s.append_events(&[ev(None, d0 + 3, "solo", "late")], &[])
+        .await
+        .unwrap();
+    assert_eq!(s.seal_day(day).await.unwrap(), 1);
+    assert_eq!(s.segment_index().await.unwrap().len(), 2);
+
+    let erased = s.erase_person("solo").await.unwrap();
+    assert_eq!(erased.events, 2, "one from each part");
+    let index = s.segment_index().await.unwrap();
+    assert_eq!(index.len(), 1, "the part left empty is gone: {index:?}");
+    assert_eq!((index[0].part, index[0].rows), (0, 1));
+    assert!(s.load_segment(day, 1).await.unwrap().is_none());
+
+    // A cut inside the day keeps the sealed day (and its uuids) whole.
+    assert_eq!(s.purge_events_before(d1 - 1).await.unwrap(), 0);
+    assert_eq!(s.event_count().await.unwrap(), 1);
+    let retry = ev(Some(22), d0 + 2, "bob", "signup");
+    let again = s
+        .append_events(std::slice::from_ref(&retry), &[])
+        .await
+        .unwrap();
+    assert_eq!(again.duplicate_at, vec![0]);
+
+    // Sealing the day DEDUPE_DAYS later keeps the uuid; the day after forgets it.
+    for (later, forgotten) in [(DEDUPE_DAYS, false), (DEDUPE_DAYS + 1, true)] {
+        let ts = (day + later) * DAY + 7;
+        s.append_events(&[ev(None, ts, "cy", "visit")], &[])
+            .await
+            .unwrap();
+        assert_eq!(s.seal_day(day + later).await.unwrap(), 1);
+        let out = s
+            .append_events(std::slice::from_ref(&retry), &[])
+            .await
+            .unwrap();
+        assert_eq!(out.inserted == 1, forgotten, "{later} days on: {out:?}");
+    }
+    let left = sealed::events(&s.load_segment(day, 0).await.unwrap().unwrap()).unwrap();
+    assert!(left.iter().all(|e| e.user == "bob"));
+}
+
 /// Declares one `#[tokio::test]` per event-store case, each on a fresh store from `$open` (an
 /// async fn returning `Arc<dyn EventStore>`).
 #[macro_export]
@@ -369,7 +427,7 @@ macro_rules! event_store_contract {
         $crate::event_store_contract!(@cases $open;
             events_are_idempotent_on_uuid, appends_are_all_or_nothing, persons_accumulate,
             erase_removes_a_person_and_their_events, purge_drops_old_events,
-            events_page_in_append_order, sealing_moves_a_day_into_a_segment);
+            events_page_in_append_order, sealing_moves_a_day_into_a_segment, sealing_edges);
     };
     (@cases $open:path; $($case:ident),+) => {
         $(

@@ -8,10 +8,13 @@
 //!   transaction.
 //! - [`insights`]: funnels, retention, active users, paths, milestones and sessions, answered
 //!   by the columnar engine (`liftoff-analytics`) over a cached per-day form of the events.
-//! - [`sealed`]: finished days stored as encoded engine segments instead of rows.
+//! - [`sealed`]: finished days stored as encoded engine segments instead of rows, with the
+//!   plans stores follow to seal, erase from and purge them.
+//! - [`dedupe`]: which appended events are duplicates (by uuid, hot or sealed).
 //! - [`ingest`]: `EventsService`: group-committed ingest, a user's activity, export pages,
 //!   erasure and retention.
 
+pub mod dedupe;
 pub mod event;
 pub mod ingest;
 pub mod insights;

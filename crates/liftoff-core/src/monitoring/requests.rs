@@ -306,6 +306,23 @@ pub fn merge_cells(
     Ok(merged)
 }
 
+/// Compaction's merge: cells moved to their `to_res`-minute bucket ([`super::bucket_start`])
+/// and merged per bucket.
+pub fn roll_up(
+    cells: impl IntoIterator<Item = (CellKey, DDSketch)>,
+    to_res: i64,
+) -> Result<BTreeMap<CellKey, DDSketch>, super::sketch::SketchError> {
+    merge_cells(cells.into_iter().map(|(k, s)| {
+        (
+            CellKey {
+                minute: super::bucket_start(k.minute, to_res),
+                ..k
+            },
+            s,
+        )
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -9,10 +9,7 @@ use liftoff_core::store::{AlertStore, StoreError};
 use tokio_postgres::Row;
 
 use super::{PgState, corrupt, pg_err, write_audit};
-
-fn value<T: serde::Serialize>(t: &T) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(t).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
+use crate::codec::doc_value;
 
 fn alert_from_row(r: &Row) -> Result<Alert, StoreError> {
     let doc: serde_json::Value = r.get(1);
@@ -73,7 +70,10 @@ async fn insert_delivery(
 }
 
 fn status_str(a: &Alert) -> Result<String, StoreError> {
-    Ok(value(&a.status)?.as_str().unwrap_or_default().to_owned())
+    Ok(doc_value(&a.status)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
 }
 
 #[async_trait]
@@ -206,7 +206,7 @@ impl AlertStore for PgState {
 
     async fn save_alert(&self, alert: &Alert, deliveries: &[Delivery]) -> Result<i64, StoreError> {
         let status = status_str(alert)?;
-        let doc = value(alert)?;
+        let doc = doc_value(alert)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         let id: i64 = if alert.id == 0 {
@@ -259,7 +259,7 @@ impl AlertStore for PgState {
         a.acked_at = Some(at);
         tx.execute(
             "UPDATE alerts SET doc = $2 WHERE id = $1",
-            &[&id, &value(&a)?],
+            &[&id, &doc_value(&a)?],
         )
         .await
         .map_err(pg_err)?;

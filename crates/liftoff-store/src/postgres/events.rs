@@ -3,8 +3,11 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use liftoff_core::analytics::dedupe::{tally, uuids_kept_from};
 use liftoff_core::analytics::persons::apply_updates;
-use liftoff_core::analytics::sealed::{self, SegmentMeta};
+use liftoff_core::analytics::sealed::{
+    SegmentMeta, day_span, plan_erase, plan_seal, whole_days_before,
+};
 use liftoff_core::analytics::{Event, Person, PersonUpdate};
 use liftoff_core::store::{
     AppendOutcome, ErasedUser, Erasure, EventStore, StoreError, StoredEvent,
@@ -12,26 +15,16 @@ use liftoff_core::store::{
 use tokio_postgres::Row;
 
 use super::{PgState, pg_err};
+use crate::codec::{properties_from, uuid_bytes, uuid_from};
 
 /// Rows deleted per statement when purging.
 const PURGE_CHUNK: i64 = 10_000;
 
-fn uuid_bytes(u: Option<u128>) -> Option<Vec<u8>> {
-    u.map(|u| u.to_be_bytes().to_vec())
-}
-
 fn stored(r: &Row) -> Result<StoredEvent, StoreError> {
-    let uuid: Option<Vec<u8>> = r.get(1);
     Ok(StoredEvent {
         seq: r.get(0),
         event: Event {
-            uuid: uuid
-                .map(|b| {
-                    <[u8; 16]>::try_from(b.as_slice())
-                        .map(u128::from_be_bytes)
-                        .map_err(|_| StoreError::Corrupt("stored uuid is not 16 bytes".into()))
-                })
-                .transpose()?,
+            uuid: uuid_from(r.get(1))?,
             ts_ms: r.get(2),
             user: r.get(3),
             session: r.get(4),
@@ -43,20 +36,16 @@ fn stored(r: &Row) -> Result<StoredEvent, StoreError> {
 
 fn person_from(r: &Row) -> Result<Person, StoreError> {
     let props: String = r.get(3);
-    let properties = match serde_json::from_str(&props) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => {
-            return Err(StoreError::Corrupt(
-                "stored person properties are not a JSON object".into(),
-            ));
-        }
-    };
     Ok(Person {
         user_id: r.get(0),
         first_seen_ms: r.get(1),
         last_seen_ms: r.get(2),
-        properties,
+        properties: properties_from(&props)?,
     })
+}
+
+fn part_i32(part: i64) -> Result<i32, StoreError> {
+    i32::try_from(part).map_err(|_| StoreError::Corrupt("part out of range".into()))
 }
 
 const COLUMNS: &str = "seq, uuid, ts, user_id, session_id, event, properties";
@@ -83,15 +72,16 @@ impl EventStore for PgState {
             .map_err(pg_err)?;
         let mut out = AppendOutcome::default();
         for (i, e) in events.iter().enumerate() {
-            if let Some(u) = uuid_bytes(e.uuid)
-                && tx
+            let already_sealed = match uuid_bytes(e.uuid) {
+                Some(u) => tx
                     .query_opt(&sealed_uuid, &[&u])
                     .await
                     .map_err(pg_err)?
-                    .is_some()
-            {
-                out.duplicates += 1;
-                out.duplicate_at.push(i);
+                    .is_some(),
+                None => false,
+            };
+            if already_sealed {
+                tally(&mut out, i, true, false);
                 continue;
             }
             let n = tx
@@ -108,12 +98,7 @@ impl EventStore for PgState {
                 )
                 .await
                 .map_err(pg_err)?;
-            if n == 0 {
-                out.duplicates += 1;
-                out.duplicate_at.push(i);
-            } else {
-                out.inserted += 1;
-            }
+            tally(&mut out, i, false, n > 0);
         }
         let ids: Vec<String> = persons
             .iter()
@@ -233,16 +218,16 @@ impl EventStore for PgState {
             )
             .await
             .map_err(pg_err)?;
-        for r in parts {
-            let (day, part, bytes): (i64, i32, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
-            let Some((rewritten, n)) = sealed::without_user(&bytes, user_id)? else {
-                continue;
-            };
-            events += n;
+        let parts = parts
+            .iter()
+            .map(|r| (r.get(0), i64::from(r.get::<_, i32>(1)), r.get(2)));
+        for r in plan_erase(parts, user_id)? {
+            events += r.removed;
+            let (day, part) = (r.day, part_i32(r.part)?);
             tx.execute(
                 "UPDATE event_segments SET bytes = $3, rows = rows - $4, version = version + 1
                  WHERE day = $1 AND part = $2",
-                &[&day, &part, &rewritten, &(n as i64)],
+                &[&day, &part, &r.bytes, &(r.removed as i64)],
             )
             .await
             .map_err(pg_err)?;
@@ -307,19 +292,17 @@ impl EventStore for PgState {
         let mut client = self.client().await?;
         // Sealed days entirely before the cut go whole, with their uuids.
         let tx = client.transaction().await.map_err(pg_err)?;
+        let before = whole_days_before(ts_ms);
         let gone = tx
             .query(
-                "DELETE FROM event_segments WHERE (day + 1) * 86400000 <= $1 RETURNING rows",
-                &[&ts_ms],
+                "DELETE FROM event_segments WHERE day < $1 RETURNING rows",
+                &[&before],
             )
             .await
             .map_err(pg_err)?;
-        tx.execute(
-            "DELETE FROM event_uuids WHERE (day + 1) * 86400000 <= $1",
-            &[&ts_ms],
-        )
-        .await
-        .map_err(pg_err)?;
+        tx.execute("DELETE FROM event_uuids WHERE day < $1", &[&before])
+            .await
+            .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
         let mut total: u64 = gone.iter().map(|r| r.get::<_, i64>(0) as u64).sum();
         loop {
@@ -343,7 +326,7 @@ impl EventStore for PgState {
         let rows = client
             .query(
                 "SELECT DISTINCT div(ts, 86400000)::BIGINT FROM events WHERE ts < $1 ORDER BY 1",
-                &[&before_day.saturating_mul(86_400_000)],
+                &[&day_span(before_day).0],
             )
             .await
             .map_err(pg_err)?;
@@ -351,7 +334,7 @@ impl EventStore for PgState {
     }
 
     async fn seal_day(&self, day: i64) -> Result<u64, StoreError> {
-        let (from, to) = (day * 86_400_000, (day + 1) * 86_400_000);
+        let (from, to) = day_span(day);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         // One sealer per day at a time, across replicas.
@@ -369,41 +352,34 @@ impl EventStore for PgState {
             )
             .await
             .map_err(pg_err)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
         let events = rows.iter().map(stored).collect::<Result<Vec<_>, _>>()?;
-        // Exactly the rows read: a row committed since is left for the next seal.
-        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-        let max_seq = seqs.iter().copied().max().unwrap_or(0);
-        let uuids: Vec<Vec<u8>> = events
-            .iter()
-            .filter_map(|e| uuid_bytes(e.event.uuid))
-            .collect();
-        let n = events.len() as i64;
-        let bytes = sealed::encode(events.into_iter().map(|e| e.event).collect())?;
+        let Some(plan) = plan_seal(day, events)? else {
+            return Ok(0);
+        };
+        let n = plan.rows;
         tx.execute(
             "INSERT INTO event_segments (day, part, rows, max_seq, version, bytes)
              SELECT $1, COALESCE(MAX(part) + 1, 0), $2, $3, 0, $4 FROM event_segments WHERE day = $1",
-            &[&day, &n, &max_seq, &bytes],
+            &[&day, &n, &plan.max_seq, &plan.bytes],
         )
         .await
         .map_err(pg_err)?;
         tx.execute(
             "INSERT INTO event_uuids (uuid, day) SELECT u, $2 FROM unnest($1::BYTEA[]) AS u
              ON CONFLICT DO NOTHING",
-            &[&uuids, &day],
+            &[&plan.uuids, &day],
         )
         .await
         .map_err(pg_err)?;
         // Retries come within minutes; a week of uuids answers them, older ones go.
         tx.execute(
             "DELETE FROM event_uuids WHERE day < $1",
-            &[&(day - sealed::DEDUPE_DAYS)],
+            &[&uuids_kept_from(day)],
         )
         .await
         .map_err(pg_err)?;
-        tx.execute("DELETE FROM events WHERE seq = ANY($1)", &[&seqs])
+        // Exactly the rows read: a row committed since is left for the next seal.
+        tx.execute("DELETE FROM events WHERE seq = ANY($1)", &[&plan.seqs])
             .await
             .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
@@ -432,8 +408,7 @@ impl EventStore for PgState {
     }
 
     async fn load_segment(&self, day: i64, part: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        let part =
-            i32::try_from(part).map_err(|_| StoreError::Corrupt("part out of range".into()))?;
+        let part = part_i32(part)?;
         let client = self.client().await?;
         let row = client
             .query_opt(

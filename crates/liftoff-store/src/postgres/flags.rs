@@ -5,18 +5,9 @@ use chrono::NaiveDate;
 use liftoff_core::audit::Change;
 use liftoff_core::flags::{Flag, FlagKey, RolloutPlan, Segment};
 use liftoff_core::store::{FlagStore, StoreError};
-use serde_json::Value;
 
 use super::{PgState, pg_err, write_audit};
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StoreError> {
-    serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, StoreError> {
-    serde_json::from_value(v)
-        .map_err(|e| StoreError::Corrupt(format!("stored JSON does not parse: {e}")))
-}
+use crate::codec::{doc_from_value, doc_value};
 
 const BUMP: &str = "UPDATE revisions SET value = value + 1 WHERE name = 'flags'";
 
@@ -28,11 +19,13 @@ impl FlagStore for PgState {
             .query("SELECT definition FROM flags ORDER BY key", &[])
             .await
             .map_err(pg_err)?;
-        rows.into_iter().map(|r| from_json(r.get(0))).collect()
+        rows.into_iter()
+            .map(|r| doc_from_value(r.get(0), "JSON"))
+            .collect()
     }
 
     async fn insert_flag(&self, flag: &Flag, change: &Change) -> Result<(), StoreError> {
-        let json = to_json(flag)?;
+        let json = doc_value(flag)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         tx.execute(
@@ -52,7 +45,7 @@ impl FlagStore for PgState {
         expected_version: i64,
         change: &Change,
     ) -> Result<bool, StoreError> {
-        let json = to_json(flag)?;
+        let json = doc_value(flag)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         let n = tx
@@ -137,7 +130,7 @@ impl FlagStore for PgState {
         plan: &RolloutPlan,
         change: &Change,
     ) -> Result<(), StoreError> {
-        let json = to_json(plan)?;
+        let json = doc_value(plan)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         tx.execute(
@@ -157,7 +150,9 @@ impl FlagStore for PgState {
             .query("SELECT plan FROM rollout_plans ORDER BY flag_key", &[])
             .await
             .map_err(pg_err)?;
-        rows.into_iter().map(|r| from_json(r.get(0))).collect()
+        rows.into_iter()
+            .map(|r| doc_from_value(r.get(0), "JSON"))
+            .collect()
     }
 
     async fn list_segments(&self) -> Result<Vec<Segment>, StoreError> {
@@ -167,12 +162,14 @@ impl FlagStore for PgState {
             .await
             .map_err(pg_err)?;
         rows.into_iter()
-            .map(|r| from_json::<Segment>(r.get(1)).map(|s| Segment { id: r.get(0), ..s }))
+            .map(|r| {
+                doc_from_value::<Segment>(r.get(1), "JSON").map(|s| Segment { id: r.get(0), ..s })
+            })
             .collect()
     }
 
     async fn insert_segment(&self, segment: &Segment, change: &Change) -> Result<i64, StoreError> {
-        let json = to_json(segment)?;
+        let json = doc_value(segment)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         let id: i64 = tx
@@ -192,7 +189,7 @@ impl FlagStore for PgState {
     }
 
     async fn update_segment(&self, segment: &Segment, change: &Change) -> Result<bool, StoreError> {
-        let json = to_json(segment)?;
+        let json = doc_value(segment)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         let n = tx

@@ -6,18 +6,9 @@ use chrono::Datelike;
 use liftoff_core::audit::Change;
 use liftoff_core::incidents::{Incident, format_id};
 use liftoff_core::store::{IncidentStore, StoreError};
-use serde_json::Value;
 
 use super::{PgState, pg_err, write_audit};
-
-fn to_json(i: &Incident) -> Result<Value, StoreError> {
-    serde_json::to_value(i).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json(v: Value) -> Result<Incident, StoreError> {
-    serde_json::from_value(v)
-        .map_err(|e| StoreError::Corrupt(format!("stored incident does not parse: {e}")))
-}
+use crate::codec::{doc_from_value, doc_value};
 
 #[async_trait]
 impl IncidentStore for PgState {
@@ -52,7 +43,7 @@ impl IncidentStore for PgState {
                 &incident.started_at.timestamp_millis(),
                 &incident.resolved_at.map(|t| t.timestamp_millis()),
                 &incident.version,
-                &to_json(&incident)?,
+                &doc_value(&incident)?,
             ],
         )
         .await
@@ -70,7 +61,8 @@ impl IncidentStore for PgState {
             .query_opt("SELECT document FROM incidents WHERE id = $1", &[&id])
             .await
             .map_err(pg_err)?;
-        row.map(|r| from_json(r.get(0))).transpose()
+        row.map(|r| doc_from_value(r.get(0), "incident"))
+            .transpose()
     }
 
     async fn list_incidents(&self) -> Result<Vec<Incident>, StoreError> {
@@ -82,7 +74,9 @@ impl IncidentStore for PgState {
             )
             .await
             .map_err(pg_err)?;
-        rows.into_iter().map(|r| from_json(r.get(0))).collect()
+        rows.into_iter()
+            .map(|r| doc_from_value(r.get(0), "incident"))
+            .collect()
     }
 
     async fn update_incident(
@@ -91,7 +85,7 @@ impl IncidentStore for PgState {
         expected_version: i64,
         change: &Change,
     ) -> Result<bool, StoreError> {
-        let json = to_json(incident)?;
+        let json = doc_value(incident)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         let n = tx

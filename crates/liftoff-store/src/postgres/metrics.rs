@@ -1,15 +1,11 @@
 //! Request metrics on PostgreSQL.
 
 use async_trait::async_trait;
-use liftoff_core::monitoring::requests::{CellKey, merge_cells};
-use liftoff_core::monitoring::sketch::DDSketch;
+use liftoff_core::monitoring::requests::{CellKey, roll_up};
 use liftoff_core::store::{MetricsStore, RequestCell, SeenEndpoint, StoreError};
 
 use super::{PgState, pg_err};
-
-fn sketch_from(bytes: &[u8]) -> Result<DDSketch, StoreError> {
-    DDSketch::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("stored sketch: {e}")))
-}
+use crate::codec::{corrupt, resolution, sketch_from};
 
 impl PgState {
     /// Runs a cell query with `$1 = from`, `$2 = to` and decodes the sketches.
@@ -64,9 +60,7 @@ impl MetricsStore for PgState {
             let mut merged = sketch.clone();
             if let Some(row) = stored {
                 let bytes: Vec<u8> = row.get(0);
-                merged
-                    .merge(&sketch_from(&bytes)?)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                merged.merge(&sketch_from(&bytes)?).map_err(corrupt)?;
             }
             tx.execute(
                 "INSERT INTO request_minutes (service, method, route, status, minute, count, sketch)
@@ -144,10 +138,7 @@ impl MetricsStore for PgState {
         before: i64,
         limit: usize,
     ) -> Result<u64, StoreError> {
-        let to_res_i32 = i32::try_from(to_res)
-            .map_err(|_| StoreError::Corrupt("resolution out of range".into()))?;
-        let from_res_i32 = i32::try_from(from_res)
-            .map_err(|_| StoreError::Corrupt("resolution out of range".into()))?;
+        let (from_res_i32, to_res_i32) = (resolution(from_res)?, resolution(to_res)?);
         let limit = limit as i64;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
@@ -180,16 +171,10 @@ impl MetricsStore for PgState {
                 minute: r.get(4),
             };
             let bytes: Vec<u8> = r.get(5);
-            moved.push((
-                CellKey {
-                    minute: k.minute - k.minute.rem_euclid(to_res),
-                    ..k.clone()
-                },
-                sketch_from(&bytes)?,
-            ));
+            moved.push((k.clone(), sketch_from(&bytes)?));
             keys.push((k, status));
         }
-        let groups = merge_cells(moved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let groups = roll_up(moved, to_res).map_err(corrupt)?;
         for (k, mut s) in groups {
             let status = k.status as i16;
             let stored = tx
@@ -202,8 +187,7 @@ impl MetricsStore for PgState {
                 .map_err(pg_err)?;
             if let Some(row) = stored {
                 let b: Vec<u8> = row.get(0);
-                s.merge(&sketch_from(&b)?)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                s.merge(&sketch_from(&b)?).map_err(corrupt)?;
             }
             tx.execute(
                 "INSERT INTO request_rollups (resolution, service, method, route, status, bucket, count, sketch)
@@ -243,8 +227,7 @@ impl MetricsStore for PgState {
                 .execute("DELETE FROM request_minutes WHERE minute < $1", &[&before])
                 .await
         } else {
-            let res = i32::try_from(res)
-                .map_err(|_| StoreError::Corrupt("resolution out of range".into()))?;
+            let res = resolution(res)?;
             client
                 .execute(
                     "DELETE FROM request_rollups WHERE resolution = $1 AND bucket < $2",

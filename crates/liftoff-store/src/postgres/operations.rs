@@ -5,25 +5,17 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
+use liftoff_core::monitoring::operations::cap::{cap_errors, error_slots};
 use liftoff_core::monitoring::operations::{
-    ERRORS_PER_MINUTE, OpCell, OpKey, OperationError, OperationWrite, merge_cells,
+    OpCell, OpKey, OperationError, OperationWrite, roll_up,
 };
-use liftoff_core::monitoring::sketch::DDSketch;
 use liftoff_core::store::{OperationStore, OperationUserCounts, StoreError};
-use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::{PgState, pg_err};
+use crate::codec::{corrupt, map_from_value, map_value, resolution, sketch_from};
 
 const CELL_COLUMNS: &str = "service, operation, bucket, count, failures, cache_hits, cache_known, layers, error_types, sketch";
-
-fn map_of(v: Value) -> Result<BTreeMap<String, u64>, StoreError> {
-    serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("stored map: {e}")))
-}
-
-fn json_of(m: &BTreeMap<String, u64>) -> Value {
-    serde_json::to_value(m).unwrap_or_default()
-}
 
 fn cell(r: &Row) -> Result<(OpKey, OpCell), StoreError> {
     let sketch: Vec<u8> = r.get(9);
@@ -38,16 +30,11 @@ fn cell(r: &Row) -> Result<(OpKey, OpCell), StoreError> {
             failures: r.get::<_, i64>(4) as u64,
             cache_hits: r.get::<_, i64>(5) as u64,
             cache_known: r.get::<_, i64>(6) as u64,
-            layers: map_of(r.get(7))?,
-            error_types: map_of(r.get(8))?,
-            sketch: DDSketch::from_bytes(&sketch)
-                .map_err(|e| StoreError::Corrupt(format!("stored sketch: {e}")))?,
+            layers: map_from_value(r.get(7))?,
+            error_types: map_from_value(r.get(8))?,
+            sketch: sketch_from(&sketch)?,
         },
     ))
-}
-
-fn res32(res: i64) -> Result<i32, StoreError> {
-    i32::try_from(res).map_err(|_| StoreError::Corrupt("resolution out of range".into()))
 }
 
 async fn upsert_cell(
@@ -69,8 +56,7 @@ async fn upsert_cell(
         .map_err(pg_err)?;
     if let Some(row) = stored {
         let (_, old) = cell(&row)?;
-        c.merge(&old)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        c.merge(&old).map_err(corrupt)?;
     }
     tx.execute(
         "INSERT INTO operation_cells (resolution, service, operation, bucket, count, failures,
@@ -89,8 +75,8 @@ async fn upsert_cell(
             &(c.failures as i64),
             &(c.cache_hits as i64),
             &(c.cache_known as i64),
-            &json_of(&c.layers),
-            &json_of(&c.error_types),
+            &map_value(&c.layers),
+            &map_value(&c.error_types),
             &c.sketch.to_bytes(),
         ],
     )
@@ -107,37 +93,21 @@ impl OperationStore for PgState {
         for (k, c) in &write.cells {
             upsert_cell(&tx, 1, k, c.clone()).await?;
         }
-        let mut dropped = 0;
-        let mut room: BTreeMap<(&str, &str, &str, i64), usize> = BTreeMap::new();
-        for e in &write.errors {
-            let minute = e.at.timestamp().div_euclid(60);
-            let key = (
-                e.service.as_str(),
-                e.operation.as_str(),
-                e.error_type.as_str(),
-                minute,
-            );
-            let left = match room.get_mut(&key) {
-                Some(left) => left,
-                None => {
-                    let stored: i64 = tx
-                        .query_one(
-                            "SELECT COUNT(*) FROM operation_errors
-                             WHERE service = $1 AND operation = $2 AND error_type = $3 AND minute = $4",
-                            &[&e.service, &e.operation, &e.error_type, &minute],
-                        )
-                        .await
-                        .map_err(pg_err)?
-                        .get(0);
-                    room.entry(key)
-                        .or_insert(ERRORS_PER_MINUTE.saturating_sub(stored as usize))
-                }
-            };
-            if *left == 0 {
-                dropped += 1;
-                continue;
-            }
-            *left -= 1;
+        let mut stored = BTreeMap::new();
+        for s in error_slots(&write.errors) {
+            let n: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM operation_errors
+                     WHERE service = $1 AND operation = $2 AND error_type = $3 AND minute = $4",
+                    &[&s.service, &s.operation, &s.error_type, &s.minute],
+                )
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            stored.insert(s, n as u64);
+        }
+        let (kept, dropped) = cap_errors(&write.errors, &stored);
+        for (e, minute) in kept {
             tx.execute(
                 "INSERT INTO operation_errors (service, operation, error_type, minute, at, error,
                      stack_trace, context, user_id)
@@ -271,7 +241,7 @@ impl OperationStore for PgState {
         before: i64,
         limit: usize,
     ) -> Result<u64, StoreError> {
-        let (from32, to32) = (res32(from_res)?, res32(to_res)?);
+        let (from32, to32) = (resolution(from_res)?, resolution(to_res)?);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         // FOR UPDATE SKIP LOCKED: two replicas compacting at once take different rows.
@@ -285,20 +255,9 @@ impl OperationStore for PgState {
             )
             .await
             .map_err(pg_err)?;
-        let mut keys = Vec::with_capacity(rows.len());
-        let mut moved = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let (k, c) = cell(r)?;
-            moved.push((
-                OpKey {
-                    minute: k.minute - k.minute.rem_euclid(to_res),
-                    ..k.clone()
-                },
-                c,
-            ));
-            keys.push(k);
-        }
-        let groups = merge_cells(moved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let cells = rows.iter().map(cell).collect::<Result<Vec<_>, _>>()?;
+        let keys: Vec<OpKey> = cells.iter().map(|(k, _)| k.clone()).collect();
+        let groups = roll_up(cells, to_res).map_err(corrupt)?;
         for (k, c) in groups {
             upsert_cell(&tx, to32, &k, c).await?;
         }
@@ -316,7 +275,7 @@ impl OperationStore for PgState {
     }
 
     async fn purge_operations(&self, res: i64, before: i64) -> Result<u64, StoreError> {
-        let res = res32(res)?;
+        let res = resolution(res)?;
         let client = self.client().await?;
         client
             .execute(

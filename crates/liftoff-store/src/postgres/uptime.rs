@@ -12,15 +12,12 @@ use liftoff_core::uptime::{
 use tokio_postgres::Row;
 
 use super::{PgState, corrupt, pg_err, write_audit};
+use crate::codec::{expected_json, ms};
 
 const COLUMNS: &str =
     "id, name, url, method, interval_seconds, timeout_seconds, expected_status, keyword,
     retries, enabled, created_at, updated_at, status, consecutive_failures, failing_since,
     last_checked_at, last_error";
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
 
 fn time(ms: i64) -> Result<DateTime<Utc>, StoreError> {
     Utc.timestamp_millis_opt(ms)
@@ -63,12 +60,6 @@ fn monitor_from_row(r: &Row) -> Result<Monitor, StoreError> {
             last_error: r.get(16),
         },
     })
-}
-
-fn expected_json(m: &Monitor) -> Option<String> {
-    m.expected_status
-        .as_ref()
-        .map(|l| serde_json::Value::from(l.clone()).to_string())
 }
 
 fn check_from_row(r: &Row) -> Result<CheckRecord, StoreError> {

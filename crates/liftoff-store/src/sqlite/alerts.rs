@@ -8,11 +8,8 @@ use liftoff_core::store::{AlertStore, StoreError};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::sql_err;
-use super::{SqliteState, conversion, ms, time, write_audit};
-
-fn json<T: serde::Serialize>(t: &T) -> Result<String, StoreError> {
-    serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
+use super::{SqliteState, conversion, time, write_audit};
+use crate::codec::{doc_text, ms};
 
 fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, rusqlite::Error> {
     serde_json::from_str(s).map_err(|e| conversion("json", e.to_string()))
@@ -54,7 +51,7 @@ fn insert_delivery(tx: &rusqlite::Transaction<'_>, d: &Delivery) -> Result<i64, 
             d.channel_id,
             d.alert_id,
             d.kind.as_str(),
-            json(&d.payload)?,
+            doc_text(&d.payload)?,
             d.attempts,
             ms(d.next_attempt_at),
             d.status.as_str(),
@@ -69,7 +66,7 @@ fn insert_delivery(tx: &rusqlite::Transaction<'_>, d: &Delivery) -> Result<i64, 
 }
 
 fn status_str(a: &Alert) -> Result<String, StoreError> {
-    Ok(json(&a.status)?.trim_matches('"').to_owned())
+    Ok(doc_text(&a.status)?.trim_matches('"').to_owned())
 }
 
 #[async_trait]
@@ -97,7 +94,7 @@ impl AlertStore for SqliteState {
         doc: &serde_json::Value,
         change: &Change,
     ) -> Result<i64, StoreError> {
-        let (doc, mut change) = (json(doc)?, change.clone());
+        let (doc, mut change) = (doc_text(doc)?, change.clone());
         self.db
             .write(move |tx| {
                 tx.execute(
@@ -123,7 +120,7 @@ impl AlertStore for SqliteState {
         doc: &serde_json::Value,
         change: &Change,
     ) -> Result<bool, StoreError> {
-        let (doc, change) = (json(doc)?, change.clone());
+        let (doc, change) = (doc_text(doc)?, change.clone());
         self.db
             .write(move |tx| {
                 let n = tx
@@ -148,7 +145,7 @@ impl AlertStore for SqliteState {
     ) -> Result<(), StoreError> {
         let docs = docs
             .iter()
-            .map(|(id, d)| Ok((*id, json(d)?)))
+            .map(|(id, d)| Ok((*id, doc_text(d)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let change = change.clone();
         self.db
@@ -224,14 +221,14 @@ impl AlertStore for SqliteState {
                 let id = if alert.id == 0 {
                     tx.execute(
                         "INSERT INTO alerts (rule_id, status, started_at, doc) VALUES (?1, ?2, ?3, ?4)",
-                        params![alert.rule_id, status, ms(alert.started_at), json(&alert)?],
+                        params![alert.rule_id, status, ms(alert.started_at), doc_text(&alert)?],
                     )
                     .map_err(sql_err)?;
                     tx.last_insert_rowid()
                 } else {
                     tx.execute(
                         "UPDATE alerts SET status = ?2, doc = ?3 WHERE id = ?1",
-                        params![alert.id, status, json(&alert)?],
+                        params![alert.id, status, doc_text(&alert)?],
                     )
                     .map_err(sql_err)?;
                     alert.id
@@ -265,7 +262,7 @@ impl AlertStore for SqliteState {
                 a.acked_at = Some(at);
                 tx.execute(
                     "UPDATE alerts SET doc = ?2 WHERE id = ?1",
-                    params![id, json(&a)?],
+                    params![id, doc_text(&a)?],
                 )
                 .map_err(sql_err)?;
                 write_audit(tx, &change)?;

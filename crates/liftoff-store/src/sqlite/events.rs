@@ -5,8 +5,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use async_trait::async_trait;
+use liftoff_core::analytics::dedupe::{tally, uuids_kept_from};
 use liftoff_core::analytics::persons::apply_updates;
-use liftoff_core::analytics::sealed::{self, SegmentMeta};
+use liftoff_core::analytics::sealed::{
+    SegmentMeta, day_span, plan_erase, plan_seal, whole_days_before,
+};
 use liftoff_core::analytics::{Event, Person, PersonUpdate};
 use liftoff_core::store::{
     AppendOutcome, ErasedUser, Erasure, EventStore, StoreError, StoredEvent,
@@ -14,6 +17,7 @@ use liftoff_core::store::{
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::{Db, sql_err};
+use crate::codec::{properties_from, uuid_bytes, uuid_from};
 use crate::migrations;
 
 const DAY_MS: i64 = 86_400_000;
@@ -31,31 +35,6 @@ impl SqliteEvents {
         Ok(Self {
             db: Db::open(path, migrations::SQLITE_EVENTS).await?,
         })
-    }
-}
-
-pub(crate) fn uuid_bytes(u: Option<u128>) -> Option<Vec<u8>> {
-    u.map(|u| u.to_be_bytes().to_vec())
-}
-
-pub(crate) fn uuid_from(bytes: Option<Vec<u8>>) -> Result<Option<u128>, StoreError> {
-    bytes
-        .map(|b| {
-            <[u8; 16]>::try_from(b.as_slice())
-                .map(u128::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt("stored uuid is not 16 bytes".into()))
-        })
-        .transpose()
-}
-
-pub(crate) fn properties_from(
-    text: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
-    match serde_json::from_str(text) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        _ => Err(StoreError::Corrupt(
-            "stored person properties are not a JSON object".into(),
-        )),
     }
 }
 
@@ -112,20 +91,17 @@ fn erase_from_segments(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<u64
         rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?
     };
     let mut removed = 0;
-    for (day, part, bytes) in parts {
-        let Some((rewritten, n)) = sealed::without_user(&bytes, user)? else {
-            continue;
-        };
-        removed += n;
+    for r in plan_erase(parts, user)? {
+        removed += r.removed;
         tx.execute(
             "UPDATE event_segments SET bytes = ?3, rows = rows - ?4, version = version + 1
              WHERE day = ?1 AND part = ?2",
-            params![day, part, rewritten, n as i64],
+            params![r.day, r.part, r.bytes, r.removed as i64],
         )
         .map_err(sql_err)?;
         tx.execute(
             "DELETE FROM event_segments WHERE day = ?1 AND part = ?2 AND rows = 0",
-            [day, part],
+            [r.day, r.part],
         )
         .map_err(sql_err)?;
     }
@@ -160,19 +136,12 @@ impl EventStore for SqliteEvents {
                             Some(u) => sealed.exists([u]).map_err(sql_err)?,
                             None => false,
                         };
-                        let n = if already_sealed {
-                            0
-                        } else {
-                            insert
+                        let inserted = !already_sealed
+                            && insert
                                 .execute(params![uuid, e.ts_ms, e.user, e.session, e.event, e.properties])
                                 .map_err(sql_err)?
-                        };
-                        if n == 0 {
-                            out.duplicates += 1;
-                            out.duplicate_at.push(i);
-                        } else {
-                            out.inserted += 1;
-                        }
+                                > 0;
+                        tally(&mut out, i, already_sealed, inserted);
                     }
                 }
                 let ids: HashSet<&str> = persons.iter().flat_map(PersonUpdate::ids).collect();
@@ -367,17 +336,17 @@ impl EventStore for SqliteEvents {
         let mut total = self
             .db
             .write(move |tx| {
-                let end = format!("(day + 1) * {DAY_MS} <= ?1");
+                let before = whole_days_before(ts_ms);
                 let rows: i64 = tx
                     .query_row(
-                        &format!("SELECT COALESCE(SUM(rows), 0) FROM event_segments WHERE {end}"),
-                        [ts_ms],
+                        "SELECT COALESCE(SUM(rows), 0) FROM event_segments WHERE day < ?1",
+                        [before],
                         |r| r.get(0),
                     )
                     .map_err(sql_err)?;
-                tx.execute(&format!("DELETE FROM event_segments WHERE {end}"), [ts_ms])
+                tx.execute("DELETE FROM event_segments WHERE day < ?1", [before])
                     .map_err(sql_err)?;
-                tx.execute(&format!("DELETE FROM event_uuids WHERE {end}"), [ts_ms])
+                tx.execute("DELETE FROM event_uuids WHERE day < ?1", [before])
                     .map_err(sql_err)?;
                 Ok(rows as u64)
             })
@@ -410,7 +379,7 @@ impl EventStore for SqliteEvents {
                     ))
                     .map_err(sql_err)?;
                 let rows = stmt
-                    .query_map([before_day.saturating_mul(DAY_MS)], |r| r.get(0))
+                    .query_map([day_span(before_day).0], |r| r.get(0))
                     .map_err(sql_err)?;
                 rows.collect::<Result<Vec<i64>, _>>().map_err(sql_err)
             })
@@ -418,7 +387,7 @@ impl EventStore for SqliteEvents {
     }
 
     async fn seal_day(&self, day: i64) -> Result<u64, StoreError> {
-        let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
+        let (from, to) = day_span(day);
         // Read and encode on a reader: the writer (every ingest) waits only for the swap.
         let read = self
             .db
@@ -430,26 +399,17 @@ impl EventStore for SqliteEvents {
                     .map_err(sql_err)?;
                 let rows = stmt.query_map([from, to], raw).map_err(sql_err)?;
                 let rows = rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?;
-                if rows.is_empty() {
-                    return Ok(None);
-                }
                 let events = rows
                     .into_iter()
                     .map(stored)
                     .collect::<Result<Vec<_>, _>>()?;
-                let max_seq = events.iter().map(|e| e.seq).max().unwrap_or(0);
-                let n = events.len() as i64;
-                let uuids: Vec<Vec<u8>> = events
-                    .iter()
-                    .filter_map(|e| uuid_bytes(e.event.uuid))
-                    .collect();
-                let bytes = sealed::encode(events.into_iter().map(|e| e.event).collect())?;
-                Ok(Some((max_seq, n, uuids, bytes)))
+                plan_seal(day, events)
             })
             .await?;
-        let Some((max_seq, n, uuids, bytes)) = read else {
+        let Some(plan) = read else {
             return Ok(0);
         };
+        let (n, max_seq) = (plan.rows, plan.max_seq);
         self.db
             .write(move |tx| {
                 // New rows get higher sequences (one writer), so the rows read are exactly those
@@ -475,19 +435,19 @@ impl EventStore for SqliteEvents {
                 tx.execute(
                     "INSERT INTO event_segments (day, part, rows, max_seq, version, bytes)
                      VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-                    params![day, part, n, max_seq, bytes],
+                    params![day, part, n, max_seq, plan.bytes],
                 )
                 .map_err(sql_err)?;
                 let mut keep = tx
                     .prepare_cached("INSERT OR IGNORE INTO event_uuids (uuid, day) VALUES (?1, ?2)")
                     .map_err(sql_err)?;
-                for u in uuids {
+                for u in plan.uuids {
                     keep.execute(params![u, day]).map_err(sql_err)?;
                 }
                 // Retries come within minutes; a week of uuids answers them, older ones go.
                 tx.execute(
                     "DELETE FROM event_uuids WHERE day < ?1",
-                    [day - sealed::DEDUPE_DAYS],
+                    [uuids_kept_from(day)],
                 )
                 .map_err(sql_err)?;
                 tx.execute(

@@ -8,16 +8,8 @@ use liftoff_core::store::{FlagStore, StoreError};
 use rusqlite::params;
 
 use super::db::sql_err;
-use super::{SqliteState, ms, write_audit};
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s)
-        .map_err(|e| StoreError::Corrupt(format!("stored JSON does not parse: {e}")))
-}
+use super::{SqliteState, write_audit};
+use crate::codec::{doc_from_text, doc_text, ms};
 
 fn bump_revision(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     tx.execute(
@@ -42,7 +34,7 @@ impl SqliteState {
                 rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
             })
             .await?;
-        rows.iter().map(|s| from_json(s)).collect()
+        rows.iter().map(|s| doc_from_text(s, "JSON")).collect()
     }
 }
 
@@ -54,7 +46,7 @@ impl FlagStore for SqliteState {
     }
 
     async fn insert_flag(&self, flag: &Flag, change: &Change) -> Result<(), StoreError> {
-        let (json, change) = (to_json(flag)?, change.clone());
+        let (json, change) = (doc_text(flag)?, change.clone());
         let (key, version, created, updated) = (
             flag.flag_id.to_string(),
             flag.version,
@@ -80,7 +72,7 @@ impl FlagStore for SqliteState {
         expected_version: i64,
         change: &Change,
     ) -> Result<bool, StoreError> {
-        let (json, change) = (to_json(flag)?, change.clone());
+        let (json, change) = (doc_text(flag)?, change.clone());
         let (key, version, updated) = (flag.flag_id.to_string(), flag.version, ms(flag.updated_at));
         self.db
             .write(move |tx| {
@@ -182,7 +174,7 @@ impl FlagStore for SqliteState {
         plan: &RolloutPlan,
         change: &Change,
     ) -> Result<(), StoreError> {
-        let (json, change) = (to_json(plan)?, change.clone());
+        let (json, change) = (doc_text(plan)?, change.clone());
         let (key, updated) = (plan.flag_id.to_string(), ms(plan.updated_at));
         self.db
             .write(move |tx| {
@@ -216,13 +208,13 @@ impl FlagStore for SqliteState {
             })
             .await?;
         rows.into_iter()
-            .map(|(id, json)| from_json::<Segment>(&json).map(|s| Segment { id, ..s }))
+            .map(|(id, json)| doc_from_text::<Segment>(&json, "JSON").map(|s| Segment { id, ..s }))
             .collect()
     }
 
     async fn insert_segment(&self, segment: &Segment, change: &Change) -> Result<i64, StoreError> {
         let (json, name, updated, mut change) = (
-            to_json(segment)?,
+            doc_text(segment)?,
             segment.name.clone(),
             ms(segment.updated_at),
             change.clone(),
@@ -244,7 +236,7 @@ impl FlagStore for SqliteState {
     }
 
     async fn update_segment(&self, segment: &Segment, change: &Change) -> Result<bool, StoreError> {
-        let (json, change) = (to_json(segment)?, change.clone());
+        let (json, change) = (doc_text(segment)?, change.clone());
         let (id, name, updated) = (segment.id, segment.name.clone(), ms(segment.updated_at));
         self.db
             .write(move |tx| {

@@ -8,16 +8,8 @@ use liftoff_core::store::{IncidentStore, StoreError};
 use rusqlite::{OptionalExtension, params};
 
 use super::db::sql_err;
-use super::{SqliteState, ms, write_audit};
-
-fn to_json(i: &Incident) -> Result<String, StoreError> {
-    serde_json::to_string(i).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json(s: &str) -> Result<Incident, StoreError> {
-    serde_json::from_str(s)
-        .map_err(|e| StoreError::Corrupt(format!("stored incident does not parse: {e}")))
-}
+use super::{SqliteState, write_audit};
+use crate::codec::{doc_from_text, doc_text, ms};
 
 #[async_trait]
 impl IncidentStore for SqliteState {
@@ -51,7 +43,7 @@ impl IncidentStore for SqliteState {
                         ms(incident.started_at),
                         incident.resolved_at.map(ms),
                         incident.version,
-                        to_json(&incident)?
+                        doc_text(&incident)?
                     ],
                 )
                 .map_err(sql_err)?;
@@ -74,7 +66,9 @@ impl IncidentStore for SqliteState {
                     .map_err(sql_err)
             })
             .await?;
-        doc.as_deref().map(from_json).transpose()
+        doc.as_deref()
+            .map(|d| doc_from_text(d, "incident"))
+            .transpose()
     }
 
     async fn list_incidents(&self) -> Result<Vec<Incident>, StoreError> {
@@ -90,7 +84,7 @@ impl IncidentStore for SqliteState {
                 rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
             })
             .await?;
-        docs.iter().map(|d| from_json(d)).collect()
+        docs.iter().map(|d| doc_from_text(d, "incident")).collect()
     }
 
     async fn update_incident(
@@ -99,7 +93,7 @@ impl IncidentStore for SqliteState {
         expected_version: i64,
         change: &Change,
     ) -> Result<bool, StoreError> {
-        let (json, incident, change) = (to_json(incident)?, incident.clone(), change.clone());
+        let (json, incident, change) = (doc_text(incident)?, incident.clone(), change.clone());
         self.db
             .write(move |tx| {
                 let n = tx

@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use liftoff_core::monitoring::requests::{CellKey, merge_cells};
-use liftoff_core::monitoring::sketch::DDSketch;
+use liftoff_core::monitoring::requests::{CellKey, roll_up};
 use liftoff_core::store::{MetricsStore, RequestCell, SeenEndpoint, StoreError};
 use rusqlite::{OptionalExtension, params};
 
 use super::db::{Db, sql_err};
+use crate::codec::{corrupt, sketch_from};
 use crate::migrations;
 
 #[derive(Clone)]
@@ -22,10 +22,6 @@ impl SqliteMetrics {
             db: Db::open(path, migrations::SQLITE_METRICS).await?,
         })
     }
-}
-
-pub(crate) fn sketch_from(bytes: &[u8]) -> Result<DDSketch, StoreError> {
-    DDSketch::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("stored sketch: {e}")))
 }
 
 impl SqliteMetrics {
@@ -101,7 +97,7 @@ impl MetricsStore for SqliteMetrics {
                         .map_err(sql_err)?;
                     let mut merged = sketch;
                     if let Some(bytes) = stored {
-                        merged.merge(&sketch_from(&bytes)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        merged.merge(&sketch_from(&bytes)?).map_err(corrupt)?;
                     }
                     upsert
                         .execute(params![k.service, k.method, k.route, k.status, k.minute, merged.count() as i64, merged.to_bytes()])
@@ -198,11 +194,11 @@ impl MetricsStore for SqliteMetrics {
                         .map_err(sql_err)?;
                     rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?
                 };
-                let moved = rows
+                let cells = rows
                     .iter()
-                    .map(|(k, b)| sketch_from(b).map(|s| (CellKey { minute: k.minute - k.minute.rem_euclid(to_res), ..k.clone() }, s)))
+                    .map(|(k, b)| sketch_from(b).map(|s| (k.clone(), s)))
                     .collect::<Result<Vec<_>, _>>()?;
-                let groups = merge_cells(moved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let groups = roll_up(cells, to_res).map_err(corrupt)?;
                 let mut find = tx
                     .prepare_cached(
                         "SELECT sketch FROM request_rollups WHERE resolution = ?1 AND service = ?2 AND method = ?3
@@ -223,7 +219,7 @@ impl MetricsStore for SqliteMetrics {
                         .optional()
                         .map_err(sql_err)?;
                     if let Some(b) = stored {
-                        s.merge(&sketch_from(&b)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        s.merge(&sketch_from(&b)?).map_err(corrupt)?;
                     }
                     upsert
                         .execute(params![to_res, k.service, k.method, k.route, k.status, k.minute, s.count() as i64, s.to_bytes()])

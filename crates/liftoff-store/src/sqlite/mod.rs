@@ -24,6 +24,7 @@ use liftoff_core::store::{AuditStore, KeyStore, SessionStore, StoreError, StoreH
 use liftoff_core::users::{Role, SessionRecord, User, UserRecord};
 use rusqlite::{OptionalExtension, Row, params};
 
+use crate::codec::ms;
 use crate::migrations;
 use db::{Db, sql_err};
 
@@ -43,10 +44,6 @@ impl SqliteState {
     pub fn path(&self) -> &Path {
         self.db.path()
     }
-}
-
-pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
 }
 
 fn time(ms: i64) -> Result<DateTime<Utc>, rusqlite::Error> {

@@ -4,16 +4,17 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use liftoff_core::monitoring::operations::cap::{cap_errors, error_slots};
 use liftoff_core::monitoring::operations::{
-    ERRORS_PER_MINUTE, OpCell, OpKey, OperationError, OperationWrite, map_from_json, map_to_json,
-    merge_cells,
+    OpCell, OpKey, OperationError, OperationWrite, map_from_json, map_to_json, roll_up,
 };
 use liftoff_core::store::{OperationStore, OperationUserCounts, StoreError};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::sql_err;
-use super::metrics::{SqliteMetrics, sketch_from};
-use super::{json_text, json_value, ms, time};
+use super::metrics::SqliteMetrics;
+use super::{json_text, json_value, time};
+use crate::codec::{corrupt, ms, sketch_from};
 
 const CELL_COLUMNS: &str = "service, operation, bucket, count, failures, cache_hits, cache_known, layers, error_types, sketch";
 
@@ -66,8 +67,7 @@ fn upsert_cell(
         .map_err(sql_err)?;
     if let Some(raw) = stored {
         let (_, old) = cell(raw)?;
-        c.merge(&old)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        c.merge(&old).map_err(corrupt)?;
     }
     tx.prepare_cached(
         "INSERT INTO operation_cells (resolution, service, operation, bucket, count, failures,
@@ -105,8 +105,6 @@ impl OperationStore for SqliteMetrics {
                 for (k, c) in write.cells {
                     upsert_cell(tx, 1, &k, c)?;
                 }
-                let mut dropped = 0;
-                let mut room: BTreeMap<(String, String, String, i64), usize> = BTreeMap::new();
                 let mut count = tx
                     .prepare_cached(
                         "SELECT COUNT(*) FROM operation_errors
@@ -120,29 +118,18 @@ impl OperationStore for SqliteMetrics {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     )
                     .map_err(sql_err)?;
-                for e in write.errors {
-                    let minute = e.at.timestamp().div_euclid(60);
-                    let key = (
-                        e.service.clone(),
-                        e.operation.clone(),
-                        e.error_type.clone(),
-                        minute,
-                    );
-                    let left = match room.get_mut(&key) {
-                        Some(left) => left,
-                        None => {
-                            let stored: i64 = count
-                                .query_row(params![key.0, key.1, key.2, key.3], |r| r.get(0))
-                                .map_err(sql_err)?;
-                            room.entry(key)
-                                .or_insert(ERRORS_PER_MINUTE.saturating_sub(stored as usize))
-                        }
-                    };
-                    if *left == 0 {
-                        dropped += 1;
-                        continue;
-                    }
-                    *left -= 1;
+                let mut stored = BTreeMap::new();
+                for s in error_slots(&write.errors) {
+                    let n: i64 = count
+                        .query_row(
+                            params![s.service, s.operation, s.error_type, s.minute],
+                            |r| r.get(0),
+                        )
+                        .map_err(sql_err)?;
+                    stored.insert(s, n as u64);
+                }
+                let (kept, dropped) = cap_errors(&write.errors, &stored);
+                for (e, minute) in kept {
                     insert
                         .execute(params![
                             e.service,
@@ -297,21 +284,8 @@ impl OperationStore for SqliteMetrics {
                     rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?
                 };
                 let keys: Vec<OpKey> = rows.iter().map(|r| r.0.clone()).collect();
-                let moved = rows
-                    .into_iter()
-                    .map(|raw| {
-                        cell(raw).map(|(k, c)| {
-                            (
-                                OpKey {
-                                    minute: k.minute - k.minute.rem_euclid(to_res),
-                                    ..k
-                                },
-                                c,
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let groups = merge_cells(moved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let cells = rows.into_iter().map(cell).collect::<Result<Vec<_>, _>>()?;
+                let groups = roll_up(cells, to_res).map_err(corrupt)?;
                 for (k, c) in groups {
                     upsert_cell(tx, to_res, &k, c)?;
                 }

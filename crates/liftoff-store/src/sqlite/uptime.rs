@@ -11,7 +11,8 @@ use liftoff_core::uptime::{
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::sql_err;
-use super::{SqliteState, conversion, ms, opt_time, time, write_audit};
+use super::{SqliteState, conversion, opt_time, time, write_audit};
+use crate::codec::{expected_json, ms};
 
 const COLUMNS: &str =
     "id, name, url, method, interval_seconds, timeout_seconds, expected_status, keyword,
@@ -45,12 +46,6 @@ fn monitor_from_row(r: &Row<'_>) -> Result<Monitor, rusqlite::Error> {
             last_error: r.get(16)?,
         },
     })
-}
-
-fn expected_json(m: &Monitor) -> Option<String> {
-    m.expected_status
-        .as_ref()
-        .map(|l| serde_json::Value::from(l.clone()).to_string())
 }
 
 fn check_from_row(r: &Row<'_>) -> Result<CheckRecord, rusqlite::Error> {

@@ -17,6 +17,7 @@
 //! - External calls are operations whose name starts with `external:` (`external:stripe.charge`);
 //!   `/stats/operations` marks them and can filter on them (`kind=external|internal`).
 
+pub mod cap;
 pub mod service;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -494,6 +495,23 @@ pub fn merge_cells(
         }
     }
     Ok(merged)
+}
+
+/// Compaction's merge: cells moved to their `to_res`-minute bucket ([`super::bucket_start`])
+/// and merged per bucket.
+pub fn roll_up(
+    cells: impl IntoIterator<Item = (OpKey, OpCell)>,
+    to_res: i64,
+) -> Result<BTreeMap<OpKey, OpCell>, SketchError> {
+    merge_cells(cells.into_iter().map(|(k, c)| {
+        (
+            OpKey {
+                minute: super::bucket_start(k.minute, to_res),
+                ..k
+            },
+            c,
+        )
+    }))
 }
 
 /// The JSON kept for a cell's maps.

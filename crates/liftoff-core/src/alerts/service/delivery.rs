@@ -1,0 +1,128 @@
+//! The notification outbox (deliveries, tests, attempts with backoff) and the evaluation
+//! lease.
+
+use super::*;
+
+impl AlertsService {
+    pub async fn deliveries(&self, limit: usize) -> Result<Vec<Delivery>, AlertError> {
+        Ok(self.store.list_deliveries(limit.clamp(1, 1000)).await?)
+    }
+
+    /// Queues a test message for the channel and attempts it at once; the answer says whether
+    /// it was delivered and, if not, why. A failed test is not retried.
+    pub async fn test_channel(&self, id: i64) -> Result<Delivery, AlertError> {
+        let channel = self.stored_channel(id).await?;
+        let now = Utc::now();
+        let mut d = Delivery {
+            id: 0,
+            channel_id: id,
+            alert_id: None,
+            kind: DeliveryKind::Test,
+            payload: test_payload(&channel.channel.name, &self.settings.external_url, now),
+            attempts: 0,
+            next_attempt_at: now,
+            status: DeliveryStatus::Pending,
+            last_error: None,
+            response_excerpt: None,
+            created_at: now,
+            sent_at: None,
+        };
+        d.id = self.store.enqueue_delivery(&d).await?;
+        Ok(self.attempt(d, Some(&channel), now).await?)
+    }
+
+    pub(super) fn backoff(&self, attempts: u32) -> Duration {
+        let base = self.settings.retry_base.as_secs_f64();
+        let secs = (base * 2f64.powi(attempts.saturating_sub(1).min(30) as i32))
+            .min(self.settings.retry_cap.as_secs_f64());
+        Duration::milliseconds((secs * 1000.0) as i64)
+    }
+
+    pub(super) async fn attempt(
+        &self,
+        mut d: Delivery,
+        channel: Option<&StoredChannel>,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, StoreError> {
+        d.attempts += 1;
+        let outcome = match channel {
+            None => Err(SendFailure::new("the channel was deleted")),
+            Some(c) if !c.channel.enabled => Err(SendFailure::new("the channel is disabled")),
+            // The secrets are opened here, for this send only.
+            Some(c) => match c.open(self.secrets.as_deref()) {
+                Ok(config) => self.notifier.send(&config, &d.payload).await,
+                Err(reason) => Err(SendFailure::new(reason)),
+            },
+        };
+        match outcome {
+            Ok(()) => {
+                d.status = DeliveryStatus::Sent;
+                d.sent_at = Some(Utc::now());
+                d.last_error = None;
+                d.response_excerpt = None;
+            }
+            Err(e) => {
+                // The reason is Liftoff's own words; the receiver's answer only at DEBUG.
+                tracing::warn!(delivery = d.id, channel = d.channel_id, attempts = d.attempts, error = %e.reason, "Notification not delivered.");
+                if let Some(x) = &e.response_excerpt {
+                    tracing::debug!(delivery = d.id, answer = %x, "The receiver's answer.");
+                }
+                d.last_error = Some(e.reason);
+                d.response_excerpt = e.response_excerpt;
+                if d.kind == DeliveryKind::Test
+                    || d.attempts >= self.settings.max_attempts
+                    || channel.is_none()
+                {
+                    d.status = DeliveryStatus::Failed;
+                } else {
+                    d.next_attempt_at = now + self.backoff(d.attempts);
+                }
+            }
+        }
+        self.store.update_delivery(&d).await?;
+        Ok(d)
+    }
+
+    /// Sends what is due in the outbox (only on the replica holding the lease).
+    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<String, AlertError> {
+        if !self.lease(now).await? {
+            return Ok("another replica delivers".into());
+        }
+        let due = self.store.due_deliveries(now, 100).await?;
+        if due.is_empty() {
+            return Ok("nothing due".into());
+        }
+        let channels: HashMap<i64, StoredChannel> = self
+            .stored_channels()
+            .await?
+            .into_iter()
+            .map(|c| (c.channel.id, c))
+            .collect();
+        let (mut sent, mut failed) = (0, 0);
+        for d in due {
+            let c = channels.get(&d.channel_id);
+            match self.attempt(d, c, now).await?.status {
+                DeliveryStatus::Sent => sent += 1,
+                _ => failed += 1,
+            }
+        }
+        Ok(format!("{sent} sent, {failed} not delivered"))
+    }
+
+    pub(super) async fn lease(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        // Long enough that a slow run (sends time out after 10 s) keeps it between renewals.
+        let ttl = self.settings.lease_ttl.max(self.settings.interval * 4);
+        self.store
+            .try_lease(LEASE, &self.settings.holder, now + dur(ttl), now)
+            .await
+    }
+
+    /// Gives up the evaluation lease (at shutdown), so another replica or this one restarted
+    /// takes over at once instead of after the lease expires.
+    pub async fn release_lease(&self) -> Result<(), AlertError> {
+        Ok(self
+            .store
+            .release_lease(LEASE, &self.settings.holder)
+            .await?)
+    }
+}
