@@ -16,7 +16,7 @@ use crate::flags::{Flag, FlagKey, RolloutPlan, Segment};
 use crate::secret::TokenDigest;
 use crate::users::{SessionRecord, User, UserRecord};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken (for example a duplicate user name).
     #[error("conflict: {0}")]

@@ -5,10 +5,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use liftoff_core::StoreError;
-use liftoff_core::auth::KeyError;
-use liftoff_core::flags::FlagError;
-use liftoff_core::users::UserError;
+use liftoff_core::error::{Classified, ErrorKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -164,71 +161,36 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict(_) => Self::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "the change conflicts with existing data",
-            ),
-            StoreError::Unavailable(_) => {
-                let mut err = Self::unavailable(5, "the store is unavailable; retry shortly");
-                err.internal = Some(e.to_string());
-                err
-            }
-            StoreError::Corrupt(_) => Self::internal(e),
-        }
+/// The one status for each kind of failure, shared by the API and the dashboard.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-impl From<KeyError> for ApiError {
-    fn from(e: KeyError) -> Self {
-        match e {
-            KeyError::InvalidName => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_key_name",
-                e.to_string(),
-            ),
-            KeyError::NotFound(_) => Self::not_found(e.to_string()),
-            KeyError::Store(s) => s.into(),
+/// Every domain error becomes a problem document the same way: the status of its kind, its
+/// code, what a client may read, `Retry-After` when it says when, and the message in the log
+/// when it is withheld from the client.
+impl<E: Classified> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let kind = e.kind();
+        if kind == ErrorKind::Internal {
+            return Self::internal(e);
         }
-    }
-}
-
-impl From<UserError> for ApiError {
-    fn from(e: UserError) -> Self {
-        match e {
-            UserError::InvalidUsername | UserError::WeakPassword => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_user",
-                e.to_string(),
-            ),
-            UserError::Exists(_) => Self::new(StatusCode::CONFLICT, "user_exists", e.to_string()),
-            UserError::Hash(_) => Self::internal(e),
-            UserError::Busy => Self::unavailable(1, e.to_string()),
-            UserError::Store(s) => s.into(),
+        let mut err = Self::new(status_of(kind), e.code().as_str(), e.detail());
+        err.retry_after = e.retry_after_secs();
+        if e.withheld() {
+            err.internal = Some(e.to_string());
         }
-    }
-}
-
-impl From<FlagError> for ApiError {
-    fn from(e: FlagError) -> Self {
-        match e {
-            FlagError::NotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "flag_not_found", e.to_string())
-            }
-            FlagError::Exists(_) => Self::new(StatusCode::CONFLICT, "flag_exists", e.to_string()),
-            FlagError::Invalid(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_flag",
-                e.to_string(),
-            ),
-            FlagError::Busy(_) => Self::new(StatusCode::CONFLICT, "flag_busy", e.to_string()),
-            FlagError::Disabled(_) => {
-                Self::new(StatusCode::CONFLICT, "flag_disabled", e.to_string())
-            }
-            FlagError::Store(s) => s.into(),
+        if let Some(cause) = e.cause_kind() {
+            err = err.with_extension("cause_kind", cause.as_str());
         }
+        err
     }
 }

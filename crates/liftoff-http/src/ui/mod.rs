@@ -10,6 +10,7 @@
 mod alerts;
 mod analytics;
 pub mod assets;
+mod failure;
 mod favicon;
 mod flags;
 mod format;
