@@ -5,6 +5,7 @@
 //! - [`auth`]: scopes, API keys, principals and the key service.
 //! - [`users`]: dashboard users, roles, passwords and sessions.
 //! - [`audit`]: the audit trail every change of state writes.
+//! - [`health`]: how the state store is doing (reachability, latency, schema).
 //! - [`store`]: the storage ports (traits) that `liftoff-store` implements for SQLite and PostgreSQL.
 //! - [`batch`]: group commit for ingest (answer after the commit, bounded queue).
 //! - [`error`]: every domain failure classified once: kind, stable code, what a client may read.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod batch;
 pub mod error;
 pub mod flags;
+pub mod health;
 pub mod incidents;
 pub mod jobs;
 pub mod monitoring;

@@ -98,14 +98,14 @@ pub async fn overview(
     };
     // Liftoff's own API traffic is not the app's: the tile counts the app services only.
     let app_services = liftoff_core::monitoring::Filter::default();
-    let (ping, schema, users, keys, audit, traffic) = tokio::join!(
-        state.store.ping(),
-        state.store.schema_version(),
+    let (store_check, users, keys, audit, traffic) = tokio::join!(
+        state.health.check_store(),
         state.users.count(),
-        state.store.count_active_keys(None),
-        state.store.list_audit(&all_recent),
+        state.keys.count_active(None),
+        state.audit.list(&all_recent),
         state.monitoring.summary(range, &app_services),
     );
+    let (ping, schema) = (store_check.ping, store_check.schema_version);
     let (Ok(users), Ok(keys), Ok(audit)) = (users, keys, audit) else {
         return store_down();
     };
@@ -126,7 +126,7 @@ pub async fn overview(
             }
             div.tile {
                 div.label { "State store" }
-                div.value { (state.store.backend()) }
+                div.value { (store_check.backend) }
                 div.muted {
                     @match &ping { Ok(d) => { (format!("{:.2} ms", d.as_secs_f64() * 1000.0)) }, Err(_) => { "unreachable" } }
                     @if let Ok(v) = schema { " · schema v" (v) }
