@@ -194,3 +194,70 @@ impl<E: Classified> From<E> for ApiError {
         err
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use liftoff_core::StoreError;
+    use liftoff_core::analytics::EventError;
+    use liftoff_core::batch::SubmitError;
+    use liftoff_core::error::Code;
+    use liftoff_core::users::UserError;
+
+    use super::*;
+
+    /// What clients already match on: the status and code of every classified failure.
+    #[test]
+    fn every_code_keeps_its_status() {
+        let pinned: Vec<(&str, u16)> = Code::ALL
+            .iter()
+            .map(|c| (c.as_str(), status_of(c.kind()).as_u16()))
+            .collect();
+        let expected = [
+            ("not_found", 404),
+            ("conflict", 409),
+            ("unavailable", 503),
+            ("rate_limited", 429),
+            ("internal", 500),
+            ("invalid_key_name", 422),
+            ("invalid_user", 422),
+            ("user_exists", 409),
+            ("flag_not_found", 404),
+            ("flag_exists", 409),
+            ("invalid_flag", 422),
+            ("flag_busy", 409),
+            ("flag_disabled", 409),
+            ("invalid_alert_input", 422),
+            ("monitor_not_found", 404),
+            ("invalid_monitor", 422),
+            ("incident_not_found", 404),
+            ("invalid_incident", 422),
+            ("incident_busy", 409),
+            ("invalid_query", 422),
+            ("invalid_events", 422),
+            ("too_many_events", 413),
+            ("invalid_records", 422),
+        ];
+        assert_eq!(pinned, expected);
+    }
+
+    #[test]
+    fn retry_after_cause_and_log_follow_the_classification() {
+        let e = ApiError::from(EventError::Submit(SubmitError::Store(
+            StoreError::Unavailable("db:5432".into()),
+        )));
+        assert_eq!((e.status.as_u16(), e.code), (503, "unavailable"));
+        assert_eq!(e.retry_after, Some(5));
+        assert_eq!(e.extensions["cause_kind"], "unavailable");
+        let e = ApiError::from(UserError::Busy);
+        assert_eq!((e.status.as_u16(), e.retry_after), (503, Some(1)));
+        assert!(e.internal.is_none());
+        let e = ApiError::from(StoreError::Unavailable("db:5432".into()));
+        assert_eq!(e.detail, "the store is unavailable; retry shortly");
+        assert_eq!(e.internal.as_deref(), Some("store unavailable: db:5432"));
+        let e = ApiError::from(UserError::InvalidUsername);
+        assert_eq!((e.status.as_u16(), e.retry_after), (422, None));
+        let e = ApiError::from(StoreError::Corrupt("row 7".into()));
+        assert_eq!((e.status.as_u16(), e.code), (500, "internal"));
+        assert!(!e.detail.contains("row 7"));
+    }
+}
