@@ -212,8 +212,8 @@ fn default_retry(kind: ErrorKind) -> Option<u64> {
 }
 
 /// Implements [`Classified`] for an error that may wrap another classified error (`inner`):
-/// a wrapped error is classified as itself; the others by `code` (and `detail`/`retry` when
-/// given).
+/// a wrapped error is classified as itself (its arm in `code` is never used); the others by
+/// `code` (and `detail`/`retry` when given).
 macro_rules! classified {
     ($ty:ty, |$e:ident| code: $code:expr, inner: $inner:expr
         $(, detail: $detail:expr)? $(, retry: $retry:expr)? ) => {
@@ -262,7 +262,8 @@ macro_rules! classified {
 
 classified!(KeyError, |e| code: match e {
     KeyError::InvalidName => Code::InvalidKeyName,
-    KeyError::NotFound(_) | KeyError::Store(_) => Code::NotFound,
+    KeyError::NotFound(_) => Code::NotFound,
+    KeyError::Store(_) => Code::Internal,
 }, inner: match e {
     KeyError::Store(s) => Some(s),
     _ => None,
