@@ -82,3 +82,23 @@ impl AuditQuery {
     pub const MAX_LIMIT: u32 = 1000;
     pub const DEFAULT_LIMIT: u32 = 100;
 }
+
+/// Reads the audit trail (every change writes its own entry through the stores' ports).
+#[derive(Clone)]
+pub struct AuditService {
+    store: std::sync::Arc<dyn crate::store::AuditStore>,
+}
+
+impl AuditService {
+    pub fn new(store: std::sync::Arc<dyn crate::store::AuditStore>) -> Self {
+        Self { store }
+    }
+
+    /// Entries matching the query, newest first.
+    pub async fn list(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEntry>, crate::store::StoreError> {
+        self.store.list_audit(query).await
+    }
+}

@@ -209,6 +209,11 @@ impl KeyService {
         }
     }
 
+    /// Active (not revoked) keys, of one scope or all.
+    pub async fn count_active(&self, scope: Option<Scope>) -> Result<u64, StoreError> {
+        self.store.count_active_keys(scope).await
+    }
+
     pub async fn create(
         &self,
         by: &Actor,

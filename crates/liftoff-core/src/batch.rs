@@ -37,7 +37,7 @@ pub enum SubmitError {
     Closed,
     /// The store refused the write; nothing of this group was committed.
     #[error("the store could not commit the batch: {0}")]
-    Store(String),
+    Store(StoreError),
 }
 
 struct Pending<T> {
@@ -50,7 +50,7 @@ struct Pending<T> {
 #[derive(Clone)]
 enum Refusal {
     Stale,
-    Store(String),
+    Store(StoreError),
 }
 
 /// Longest expected wait behind the queued items before a request is refused.
@@ -187,14 +187,14 @@ impl<T: Send + 'static> BatchWriter<T> {
                 let n = items.len();
                 let started = chrono::Utc::now();
                 let clock = Instant::now();
-                let outcome = flush(items).await.map_err(|e| e.to_string());
+                let outcome = flush(items).await;
                 counter.record(n, clock.elapsed());
                 counter.queued_items.fetch_sub(taken, Ordering::Relaxed);
                 registry.record(
                     &job,
                     started,
                     clock.elapsed().as_secs_f64() * 1000.0,
-                    outcome.clone().err(),
+                    outcome.as_ref().err().map(ToString::to_string),
                 );
                 if let Err(e) = &outcome {
                     tracing::error!(queue = %job, error = %e, "Ingest batch not committed.");

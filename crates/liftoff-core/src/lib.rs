@@ -5,8 +5,10 @@
 //! - [`auth`]: scopes, API keys, principals and the key service.
 //! - [`users`]: dashboard users, roles, passwords and sessions.
 //! - [`audit`]: the audit trail every change of state writes.
+//! - [`health`]: how the state store is doing (reachability, latency, schema).
 //! - [`store`]: the storage ports (traits) that `liftoff-store` implements for SQLite and PostgreSQL.
 //! - [`batch`]: group commit for ingest (answer after the commit, bounded queue).
+//! - [`error`]: every domain failure classified once: kind, stable code, what a client may read.
 //! - [`jobs`]: the registry background jobs report their state to.
 //! - [`secret`]: random tokens and their digests; the cipher for secrets kept at rest.
 //! - [`outbound`]: the `--outbound-deny` policy for Liftoff's own outbound connections.
@@ -16,7 +18,9 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod batch;
+pub mod error;
 pub mod flags;
+pub mod health;
 pub mod incidents;
 pub mod jobs;
 pub mod monitoring;

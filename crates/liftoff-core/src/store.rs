@@ -16,7 +16,7 @@ use crate::flags::{Flag, FlagKey, RolloutPlan, Segment};
 use crate::secret::TokenDigest;
 use crate::users::{SessionRecord, User, UserRecord};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken (for example a duplicate user name).
     #[error("conflict: {0}")]
@@ -48,6 +48,9 @@ pub trait KeyStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     /// Entries matching the query, newest first.
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Writes the audit entry of a change made in another store (an erasure in the event
+    /// store), which cannot share that change's transaction.
+    async fn record_audit(&self, change: &Change) -> Result<(), StoreError>;
 }
 
 #[async_trait]

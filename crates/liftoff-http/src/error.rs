@@ -5,10 +5,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use liftoff_core::StoreError;
-use liftoff_core::auth::KeyError;
-use liftoff_core::flags::FlagError;
-use liftoff_core::users::UserError;
+use liftoff_core::error::{Classified, ErrorKind};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -164,71 +161,103 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict(_) => Self::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "the change conflicts with existing data",
-            ),
-            StoreError::Unavailable(_) => {
-                let mut err = Self::unavailable(5, "the store is unavailable; retry shortly");
-                err.internal = Some(e.to_string());
-                err
-            }
-            StoreError::Corrupt(_) => Self::internal(e),
-        }
+/// The one status for each kind of failure, shared by the API and the dashboard.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-impl From<KeyError> for ApiError {
-    fn from(e: KeyError) -> Self {
-        match e {
-            KeyError::InvalidName => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_key_name",
-                e.to_string(),
-            ),
-            KeyError::NotFound(_) => Self::not_found(e.to_string()),
-            KeyError::Store(s) => s.into(),
+/// Every domain error becomes a problem document the same way: the status of its kind, its
+/// code, what a client may read, `Retry-After` when it says when, and the message in the log
+/// when it is withheld from the client.
+impl<E: Classified> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let kind = e.kind();
+        if kind == ErrorKind::Internal {
+            return Self::internal(e);
         }
+        let mut err = Self::new(status_of(kind), e.code().as_str(), e.detail());
+        err.retry_after = e.retry_after_secs();
+        if e.withheld() {
+            err.internal = Some(e.to_string());
+        }
+        if let Some(cause) = e.cause_kind() {
+            err = err.with_extension("cause_kind", cause.as_str());
+        }
+        err
     }
 }
 
-impl From<UserError> for ApiError {
-    fn from(e: UserError) -> Self {
-        match e {
-            UserError::InvalidUsername | UserError::WeakPassword => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_user",
-                e.to_string(),
-            ),
-            UserError::Exists(_) => Self::new(StatusCode::CONFLICT, "user_exists", e.to_string()),
-            UserError::Hash(_) => Self::internal(e),
-            UserError::Busy => Self::unavailable(1, e.to_string()),
-            UserError::Store(s) => s.into(),
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use liftoff_core::StoreError;
+    use liftoff_core::analytics::EventError;
+    use liftoff_core::batch::SubmitError;
+    use liftoff_core::error::Code;
+    use liftoff_core::users::UserError;
 
-impl From<FlagError> for ApiError {
-    fn from(e: FlagError) -> Self {
-        match e {
-            FlagError::NotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "flag_not_found", e.to_string())
-            }
-            FlagError::Exists(_) => Self::new(StatusCode::CONFLICT, "flag_exists", e.to_string()),
-            FlagError::Invalid(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_flag",
-                e.to_string(),
-            ),
-            FlagError::Busy(_) => Self::new(StatusCode::CONFLICT, "flag_busy", e.to_string()),
-            FlagError::Disabled(_) => {
-                Self::new(StatusCode::CONFLICT, "flag_disabled", e.to_string())
-            }
-            FlagError::Store(s) => s.into(),
-        }
+    use super::*;
+
+    /// What clients already match on: the status and code of every classified failure.
+    #[test]
+    fn every_code_keeps_its_status() {
+        let pinned: Vec<(&str, u16)> = Code::ALL
+            .iter()
+            .map(|c| (c.as_str(), status_of(c.kind()).as_u16()))
+            .collect();
+        let expected = [
+            ("not_found", 404),
+            ("conflict", 409),
+            ("unavailable", 503),
+            ("rate_limited", 429),
+            ("internal", 500),
+            ("invalid_key_name", 422),
+            ("invalid_user", 422),
+            ("user_exists", 409),
+            ("flag_not_found", 404),
+            ("flag_exists", 409),
+            ("invalid_flag", 422),
+            ("flag_busy", 409),
+            ("flag_disabled", 409),
+            ("invalid_alert_input", 422),
+            ("monitor_not_found", 404),
+            ("invalid_monitor", 422),
+            ("incident_not_found", 404),
+            ("invalid_incident", 422),
+            ("incident_busy", 409),
+            ("invalid_query", 422),
+            ("invalid_events", 422),
+            ("too_many_events", 413),
+            ("invalid_records", 422),
+        ];
+        assert_eq!(pinned, expected);
+    }
+
+    #[test]
+    fn retry_after_cause_and_log_follow_the_classification() {
+        let e = ApiError::from(EventError::Submit(SubmitError::Store(
+            StoreError::Unavailable("db:5432".into()),
+        )));
+        assert_eq!((e.status.as_u16(), e.code), (503, "unavailable"));
+        assert_eq!(e.retry_after, Some(5));
+        assert_eq!(e.extensions["cause_kind"], "unavailable");
+        let e = ApiError::from(UserError::Busy);
+        assert_eq!((e.status.as_u16(), e.retry_after), (503, Some(1)));
+        assert!(e.internal.is_none());
+        let e = ApiError::from(StoreError::Unavailable("db:5432".into()));
+        assert_eq!(e.detail, "the store is unavailable; retry shortly");
+        assert_eq!(e.internal.as_deref(), Some("store unavailable: db:5432"));
+        let e = ApiError::from(UserError::InvalidUsername);
+        assert_eq!((e.status.as_u16(), e.retry_after), (422, None));
+        let e = ApiError::from(StoreError::Corrupt("row 7".into()));
+        assert_eq!((e.status.as_u16(), e.code), (500, "internal"));
+        assert!(!e.detail.contains("row 7"));
     }
 }

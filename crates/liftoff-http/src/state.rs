@@ -6,8 +6,10 @@ use std::time::Instant;
 
 use liftoff_core::analytics::EventsService;
 use liftoff_core::analytics::insights::AnalyticsQueries;
+use liftoff_core::audit::AuditService;
 use liftoff_core::auth::KeyService;
 use liftoff_core::flags::FlagService;
+use liftoff_core::health::HealthService;
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::monitoring::operations::service::OperationsService;
@@ -79,7 +81,13 @@ pub struct AppState {
     /// Previous counts of cumulative OTLP histograms, to record only their increase.
     pub otlp: Arc<liftoff_core::monitoring::otlp::OtlpState>,
     pub users: UserService,
+    /// The store itself, for the API's health and audit reads; the dashboard reads only
+    /// through services (`audit`, `health` and the others).
     pub store: Arc<dyn StateStore>,
+    /// The audit trail.
+    pub audit: AuditService,
+    /// The state store's reachability, latency and schema.
+    pub health: HealthService,
     pub jobs: JobRegistry,
     /// Alert rules, alerts, silences, maintenance windows, channels and the outbox.
     pub alerts: liftoff_core::alerts::AlertsService,
@@ -139,6 +147,8 @@ impl AppState {
             uptime,
             incidents,
             otlp: Arc::default(),
+            audit: AuditService::new(store.clone() as Arc<dyn liftoff_core::store::AuditStore>),
+            health: HealthService::new(store.clone() as Arc<dyn liftoff_core::store::StoreHealth>),
             store,
             jobs,
             alerts,

@@ -552,13 +552,34 @@ pub async fn segments_round_trip(s: Arc<dyn StateStore>) {
 /// Declares one `#[tokio::test]` per contract case, each on a fresh store from `$open`
 /// (an async fn returning `Arc<dyn StateStore>`). Use it once per backend, inside a module named
 /// after the backend, so test output reads `sqlite::keys_round_trip`, `postgres::keys_round_trip`.
+/// The audit entry of a change made in another store is written on its own.
+pub async fn audit_of_a_change_elsewhere_is_recorded(s: Arc<dyn StateStore>) {
+    let change = Change::new(&actor(), "person.erase", "person", "gone")
+        .after(json!({"events_deleted": 2, "person_deleted": true}));
+    s.record_audit(&change).await.unwrap();
+    let entries = s
+        .list_audit(&AuditQuery {
+            target_type: Some("person".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].action, "person.erase");
+    assert_eq!(entries[0].target_id, "gone");
+    assert_eq!(entries[0].actor, change.actor);
+    assert_eq!(entries[0].after, change.after);
+}
+
 #[macro_export]
 macro_rules! state_store_contract {
     ($open:path) => {
         $crate::state_store_contract!(@cases $open;
             keys_round_trip, revoked_keys_do_not_authenticate, failed_change_writes_no_audit,
             audit_filters_and_pages, users_are_unique, sessions_expire, health_reports_schema,
-            flags_round_trip_with_versions, flag_evaluations_accumulate, segments_round_trip);
+            flags_round_trip_with_versions, flag_evaluations_accumulate, segments_round_trip,
+            audit_of_a_change_elsewhere_is_recorded);
     };
     (@cases $open:path; $($case:ident),+) => {
         $(

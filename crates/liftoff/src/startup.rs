@@ -75,7 +75,11 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         .await
         .context("opening operation metrics")?;
     // Like the request writer: every accepted batch is answered after its commit.
-    let (events, _event_writer) = EventsService::start(stores.events.clone(), &jobs);
+    let (events, _event_writer) = EventsService::start(
+        stores.events.clone(),
+        store.clone() as Arc<dyn liftoff_core::store::AuditStore>,
+        &jobs,
+    );
     let insights = std::sync::Arc::new(liftoff_core::analytics::insights::InsightsService::new(
         stores.events.clone(),
     ));

@@ -15,9 +15,11 @@ use utoipa::ToSchema;
 use super::event::{Clock, Event, EventRecord, days_before, format_uuid};
 use super::persons::{Person, PersonUpdate};
 use super::posthog::Invalid;
+use crate::audit::Change;
+use crate::auth::Actor;
 use crate::batch::{BatchWriter, FlushFn, SubmitError};
 use crate::jobs::JobRegistry;
-use crate::store::{Erasure, EventStore, StoreError, StoredEvent};
+use crate::store::{AuditStore, Erasure, EventStore, StoreError, StoredEvent};
 
 /// Waiting ingest requests before new ones are refused with 429.
 const QUEUE: usize = 1024;
@@ -68,6 +70,8 @@ struct Counters {
 #[derive(Clone)]
 pub struct EventsService {
     store: Arc<dyn EventStore>,
+    /// Where erasures are audited: the state store (events live elsewhere).
+    audit: Arc<dyn AuditStore>,
     writer: BatchWriter<Submission>,
     counters: Arc<Counters>,
 }
@@ -203,7 +207,11 @@ pub fn sessions(events: &[Event]) -> Vec<SessionView> {
 impl EventsService {
     /// Starts the ingest writer; the returned task ends once every clone of the service is
     /// dropped and what was accepted is committed.
-    pub fn start(store: Arc<dyn EventStore>, registry: &JobRegistry) -> (Self, JoinHandle<()>) {
+    pub fn start(
+        store: Arc<dyn EventStore>,
+        audit: Arc<dyn AuditStore>,
+        registry: &JobRegistry,
+    ) -> (Self, JoinHandle<()>) {
         let sink = store.clone();
         let flush: FlushFn<Submission> = Arc::new(move |subs: Vec<Submission>| {
             let store = sink.clone();
@@ -233,6 +241,7 @@ impl EventsService {
         (
             Self {
                 store,
+                audit,
                 writer,
                 counters: Arc::default(),
             },
@@ -403,10 +412,18 @@ impl EventsService {
         self.store.person(user_id).await
     }
 
-    /// Erases a person and all their events.
-    pub async fn erase(&self, user_id: &str) -> Result<Erasure, StoreError> {
+    /// Erases a person and all their events, and audits it like every other change. The
+    /// events live in another store than the audit trail, so the entry is written after the
+    /// erasure: should that fail, the caller sees the error and erasing again (which finds
+    /// nothing left to delete) writes it.
+    pub async fn erase(&self, by: &Actor, user_id: &str) -> Result<Erasure, StoreError> {
         let erased = self.store.erase_person(user_id).await?;
         tracing::info!(events = erased.events, "Person erased.");
+        let change = Change::new(by, "person.erase", "person", user_id).after(serde_json::json!({
+            "events_deleted": erased.events,
+            "person_deleted": erased.person,
+        }));
+        self.audit.record_audit(&change).await?;
         Ok(erased)
     }
 

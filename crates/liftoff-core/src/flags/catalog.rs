@@ -45,6 +45,9 @@ impl EvaluationCounters {
 pub struct EnvCatalog {
     pub snapshot: Snapshot,
     pub features: ClientFeatures,
+    /// `features` serialized, once per catalog: every SDK poll and every connected stream
+    /// sends these bytes, however many there are.
+    pub json: Arc<str>,
     /// Changes exactly when `features` changes: the SDK feed's ETag.
     pub etag: String,
 }
@@ -72,17 +75,33 @@ impl Catalog {
         segments: Vec<Segment>,
         counters: &EvaluationCounters,
     ) -> Self {
+        Self::build_counted(revision, flags, segments, counters, &AtomicU64::new(0))
+    }
+
+    /// [`build`](Self::build), adding to `serialized` once per feed serialized.
+    pub fn build_counted(
+        revision: i64,
+        flags: Vec<Flag>,
+        segments: Vec<Segment>,
+        counters: &EvaluationCounters,
+        serialized: &AtomicU64,
+    ) -> Self {
         let env = |e: Environment| {
             let features = ClientFeatures {
                 version: 2,
                 features: flags.iter().map(|f| f.to_feature(e)).collect(),
                 segments: segments.iter().map(Segment::to_def).collect(),
             };
-            let body = serde_json::to_vec(&features).unwrap_or_default();
-            let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..12]));
+            let json: Arc<str> = serde_json::to_string(&features).unwrap_or_default().into();
+            serialized.fetch_add(1, Ordering::Relaxed);
+            let etag = format!(
+                "\"{}\"",
+                hex::encode(&Sha256::digest(json.as_bytes())[..12])
+            );
             EnvCatalog {
                 snapshot: Snapshot::compile(&features),
                 features,
+                json,
                 etag,
             }
         };

@@ -1,6 +1,7 @@
 //! Flag lifecycle: create, change, delete, evaluate, roll out; every change audited and
 //! visible to the next evaluation on this replica at once (and on others within a second).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -90,6 +91,8 @@ pub struct FlagService {
     counters: Arc<EvaluationCounters>,
     alerts: Arc<dyn CriticalAlerts>,
     stale_after: Duration,
+    /// SDK feeds serialized so far (one per environment per catalog built).
+    serialized: Arc<AtomicU64>,
 }
 
 const RETRIES: usize = 5;
@@ -102,12 +105,14 @@ impl FlagService {
         stale_after_days: u32,
     ) -> Result<Self, StoreError> {
         let counters = Arc::new(EvaluationCounters::default());
+        let serialized = Arc::new(AtomicU64::new(0));
         let revision = store.flags_revision().await?;
-        let catalog = Catalog::build(
+        let catalog = Catalog::build_counted(
             revision,
             store.list_flags().await?,
             store.list_segments().await?,
             &counters,
+            &serialized,
         );
         let (tx, _) = watch::channel(revision);
         Ok(Self {
@@ -117,6 +122,7 @@ impl FlagService {
             counters,
             alerts,
             stale_after: Duration::days(i64::from(stale_after_days)),
+            serialized,
         })
     }
 
@@ -137,19 +143,30 @@ impl FlagService {
         self.catalog().evaluate(key, env, ctx)
     }
 
+    /// SDK feeds serialized since start: one per environment per catalog built, however
+    /// many SDKs poll or stream.
+    pub fn feeds_serialized(&self) -> u64 {
+        self.serialized.load(Ordering::Relaxed)
+    }
+
     /// Rebuilds the catalog from the store and tells subscribers.
+    ///
+    /// The revision is read before the flags, so a catalog's contents are never older than
+    /// its revision; and a catalog replaces the live one only when its revision is newer.
+    /// Two reloads racing on one replica (two writes at once) therefore cannot leave the
+    /// older catalog live: whichever swaps last, the newest revision wins.
     pub async fn reload(&self) -> Result<(), StoreError> {
         let revision = self.store.flags_revision().await?;
-        let catalog = Arc::new(Catalog::build(
+        let catalog = Arc::new(Catalog::build_counted(
             revision,
             self.store.list_flags().await?,
             self.store.list_segments().await?,
             &self.counters,
+            &self.serialized,
         ));
-        if let Ok(mut current) = self.current.write() {
-            *current = catalog;
+        if swap_if_newer(&self.current, catalog) {
+            self.changes.send_replace(revision);
         }
-        self.changes.send_replace(revision);
         Ok(())
     }
 
@@ -792,4 +809,37 @@ impl FlagService {
 
 fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_default()
+}
+
+/// Compare-and-swap on the revision: `false` (and nothing changes) when the live catalog is
+/// as new as `catalog` or newer.
+fn swap_if_newer(live: &RwLock<Arc<Catalog>>, catalog: Arc<Catalog>) -> bool {
+    let mut current = match live.write() {
+        Ok(c) => c,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if catalog.revision <= current.revision {
+        return false;
+    }
+    *current = catalog;
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_catalog_never_replaces_a_newer_one() {
+        let counters = EvaluationCounters::default();
+        let at = |revision| Arc::new(Catalog::build(revision, Vec::new(), Vec::new(), &counters));
+        let live = RwLock::new(at(1));
+        // Two reloads finish out of order: revision 3 first, then the slower revision 2.
+        assert!(swap_if_newer(&live, at(3)));
+        assert!(!swap_if_newer(&live, at(2)));
+        assert!(!swap_if_newer(&live, at(3)));
+        assert_eq!(live.read().unwrap().revision, 3);
+        assert!(swap_if_newer(&live, at(4)));
+        assert_eq!(live.read().unwrap().revision, 4);
+    }
 }

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use liftoff_core::alerts::AlertError;
 use liftoff_core::alerts::model::{
     Alert, AlertQuery, Channel, ChannelInput, Delivery, MaintenanceInput, MaintenanceWindow, Rule,
     RuleInput, Silence, SilenceInput,
@@ -17,20 +16,6 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::mw::auth::{Admin, Caller, Read};
 use crate::state::AppState;
-
-impl From<AlertError> for ApiError {
-    fn from(e: AlertError) -> Self {
-        match e {
-            AlertError::NotFound(_) => Self::not_found(e.to_string()),
-            AlertError::Invalid(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_alert_input",
-                e.to_string(),
-            ),
-            AlertError::Store(s) => s.into(),
-        }
-    }
-}
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -80,10 +80,13 @@ pub struct Erased {
     responses((status = 200, body = Erased)))]
 async fn erase_user(
     State(state): State<AppState>,
-    _caller: Caller<Admin>,
+    caller: Caller<Admin>,
     ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<Erased>, ApiError> {
-    let done = state.events.erase(&user_id).await?;
+    let done = state
+        .events
+        .erase(&caller.principal.actor, &user_id)
+        .await?;
     // The next analytics query rebuilds its table without the person.
     state.insights.invalidate().await;
     Ok(Json(Erased {

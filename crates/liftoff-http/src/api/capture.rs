@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use liftoff_core::analytics::event::now_ms;
 use liftoff_core::analytics::{Accepted, Clock, EventError, EventRecord, posthog};
-use liftoff_core::batch::SubmitError;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -48,34 +47,6 @@ pub struct CaptureStatus {
     pub accepted: u64,
     /// Events whose uuid was already stored.
     pub duplicates: u64,
-}
-
-impl From<EventError> for ApiError {
-    fn from(e: EventError) -> Self {
-        match e {
-            EventError::Invalid(_) | EventError::Empty => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_events",
-                format!("{e}; nothing of this batch was stored"),
-            ),
-            EventError::TooMany(_) => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_events",
-                e.to_string(),
-            ),
-            EventError::Submit(SubmitError::Overloaded) => ApiError::too_many_requests(1),
-            EventError::Submit(SubmitError::Closed) => {
-                ApiError::unavailable(5, "Liftoff is shutting down; retry")
-            }
-            EventError::Submit(SubmitError::Store(cause)) => {
-                let mut err = ApiError::unavailable(5, "the batch could not be committed; retry");
-                if cause.contains("invalid") || cause.contains("Corrupt") {
-                    err = err.with_extension("cause_kind", "store");
-                }
-                err
-            }
-        }
-    }
 }
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {

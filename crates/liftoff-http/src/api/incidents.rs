@@ -8,9 +8,7 @@ use liftoff_core::incidents::service::{
     ActionItemInput, ActionItemPatch, IncidentDetail, IncidentPatch, NewIncident, SlaReport,
     TimelineInput,
 };
-use liftoff_core::incidents::{
-    ActionItem, Incident, IncidentError, IncidentsService, Postmortem, TimelineEntry,
-};
+use liftoff_core::incidents::{ActionItem, Incident, IncidentsService, Postmortem, TimelineEntry};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,25 +18,6 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::mw::auth::{Admin, Caller, Read};
 use crate::state::AppState;
-
-impl From<IncidentError> for ApiError {
-    fn from(e: IncidentError) -> Self {
-        match e {
-            IncidentError::NotFound(_) | IncidentError::ItemNotFound(..) => {
-                Self::new(StatusCode::NOT_FOUND, "incident_not_found", e.to_string())
-            }
-            IncidentError::Invalid(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_incident",
-                e.to_string(),
-            ),
-            IncidentError::Busy(_) => {
-                Self::new(StatusCode::CONFLICT, "incident_busy", e.to_string())
-            }
-            IncidentError::Store(s) => s.into(),
-        }
-    }
-}
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

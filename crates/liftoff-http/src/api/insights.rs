@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use liftoff_analytics::Bucket;
 use liftoff_core::analytics::event::now_ms;
 use liftoff_core::analytics::insights::{
-    ActiveUsersReport, ErrorsReport, FeaturesReport, FunnelReport, FunnelRequest, InsightsError,
-    MilestonesReport, NewVsReturningRow, PathsReport, RetentionReport, RetentionRequest,
-    SessionLookup, SessionsReport,
+    ActiveUsersReport, ErrorsReport, FeaturesReport, FunnelReport, FunnelRequest, MilestonesReport,
+    NewVsReturningRow, PathsReport, RetentionReport, RetentionRequest, SessionLookup,
+    SessionsReport,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -33,20 +33,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions))
         .routes(routes!(session))
         .routes(routes!(errors))
-}
-
-impl From<InsightsError> for ApiError {
-    fn from(e: InsightsError) -> Self {
-        match e {
-            InsightsError::Store(s) => s.into(),
-            InsightsError::Query(q) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_query",
-                q.to_string(),
-            ),
-            InsightsError::Engine(m) => ApiError::internal(m),
-        }
-    }
 }
 
 fn days(raw: Option<f64>) -> Result<f64, ApiError> {

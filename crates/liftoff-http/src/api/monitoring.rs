@@ -6,13 +6,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, TimeZone, Utc};
-use liftoff_core::batch::SubmitError;
 use liftoff_core::monitoring::instances::{InstanceReport, InstanceView, MAX_INSTANCES};
 use liftoff_core::monitoring::requests::RequestRecord;
 use liftoff_core::monitoring::service::{HistogramBucket, SortBy};
-use liftoff_core::monitoring::{
-    EndpointStats, Filter, IngestError, Summary, SystemSnapshot, TimeRange,
-};
+use liftoff_core::monitoring::{EndpointStats, Filter, Summary, SystemSnapshot, TimeRange};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -45,32 +42,6 @@ impl BatchItem for RequestRecord {
 pub struct Accepted {
     /// Records committed.
     pub accepted: usize,
-}
-
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> Self {
-        match e {
-            IngestError::Invalid { .. } | IngestError::Empty => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_records",
-                format!("{e}; nothing of this batch was stored"),
-            ),
-            IngestError::Submit(SubmitError::Overloaded) => ApiError::too_many_requests(1),
-            IngestError::Submit(SubmitError::Closed) => {
-                ApiError::unavailable(5, "Liftoff is shutting down; retry")
-            }
-            IngestError::Submit(SubmitError::Store(cause)) => {
-                ApiError::unavailable(5, "the batch could not be committed; retry").with_extension(
-                    "cause_kind",
-                    if cause.contains("Corrupt") {
-                        "corrupt"
-                    } else {
-                        "store"
-                    },
-                )
-            }
-        }
-    }
 }
 
 /// Records a batch of requests: `{service?, method, route, status, duration_ms, ts?, user_id?}`

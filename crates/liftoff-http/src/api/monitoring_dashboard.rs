@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use liftoff_core::monitoring::dashboard::{DashboardError, DashboardSources, MonitoringDashboard};
+use liftoff_core::monitoring::dashboard::{DashboardSources, MonitoringDashboard};
 use liftoff_core::monitoring::filter::Filter;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -17,16 +17,6 @@ use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(dashboard))
-}
-
-impl From<DashboardError> for ApiError {
-    fn from(e: DashboardError) -> Self {
-        match e {
-            DashboardError::Store(s) => s.into(),
-            DashboardError::Alerts(a) => a.into(),
-            DashboardError::Insights(i) => i.into(),
-        }
-    }
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -55,7 +55,8 @@ async fn flags(
     {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
-    let body = serde_json::to_vec(&feed.features).map_err(ApiError::internal)?;
+    // Serialized once per catalog, not once per request.
+    let body = feed.json.as_bytes().to_vec();
     Ok((
         [
             (
@@ -89,11 +90,11 @@ async fn stream(
                 let feed = catalog.env(env);
                 if last.as_deref() != Some(feed.etag.as_str()) {
                     last = Some(feed.etag.clone());
-                    let data = serde_json::to_string(&feed.features).unwrap_or_default();
+                    // Serialized once per catalog, not once per connection.
                     let event = Event::default()
                         .event("flags")
                         .id(feed.etag.trim_matches('"'))
-                        .data(data);
+                        .data(&*feed.json);
                     return Some((Ok::<Event, Infallible>(event), (changes, last, flags)));
                 }
                 // Ends the stream when the service goes away (shutdown).

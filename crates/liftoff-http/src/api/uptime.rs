@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use liftoff_core::uptime::service::{MonitorDetail, MonitorInput};
-use liftoff_core::uptime::{CheckRecord, Monitor, UptimeError};
+use liftoff_core::uptime::{CheckRecord, Monitor};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,22 +14,6 @@ use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::mw::auth::{Admin, Caller, Read};
 use crate::state::AppState;
-
-impl From<UptimeError> for ApiError {
-    fn from(e: UptimeError) -> Self {
-        match e {
-            UptimeError::NotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "monitor_not_found", e.to_string())
-            }
-            UptimeError::Invalid(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_monitor",
-                e.to_string(),
-            ),
-            UptimeError::Store(s) => s.into(),
-        }
-    }
-}
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

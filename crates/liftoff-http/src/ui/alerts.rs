@@ -13,6 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::ui::failure::failure;
 use crate::ui::format::metric_value;
 use crate::ui::layout::{Window, page};
 use crate::ui::session::{Refused, UiUser};
@@ -204,18 +205,10 @@ pub struct SilenceForm {
 fn outcome(result: Result<String, AlertError>) -> (Option<(bool, String)>, StatusCode) {
     match result {
         Ok(m) => (Some((true, m)), StatusCode::OK),
-        Err(e @ AlertError::NotFound(_)) => (Some((false, e.to_string())), StatusCode::NOT_FOUND),
-        Err(AlertError::Store(_)) => (
-            Some((
-                false,
-                "Liftoff cannot reach its store. Try again shortly.".into(),
-            )),
-            StatusCode::SERVICE_UNAVAILABLE,
-        ),
-        Err(e) => (
-            Some((false, e.to_string())),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        Err(e) => {
+            let (message, status) = failure(&e);
+            (Some((false, message)), status)
+        }
     }
 }
 

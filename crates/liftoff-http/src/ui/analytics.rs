@@ -23,7 +23,7 @@
 //! error page.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::NaiveDate;
 use liftoff_analytics::Bucket;
@@ -36,8 +36,9 @@ use maud::{Markup, html};
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::ui::failure::failure_page;
 use crate::ui::format::percent;
-use crate::ui::layout::{Window, WindowQuery, chart, error_page, page};
+use crate::ui::layout::{Window, WindowQuery, chart, page};
 use crate::ui::session::UiUser;
 
 /// The funnel a new page shows when its events exist.
@@ -206,14 +207,6 @@ fn default_steps(names: &[String], features: &FeaturesReport) -> Vec<String> {
     } else {
         DEFAULT_STEPS.iter().map(|s| (*s).to_owned()).collect()
     }
-}
-
-fn unavailable() -> Response {
-    error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Analytics unavailable",
-        "Liftoff cannot read its events. Try again shortly.",
-    )
 }
 
 /// Where this Liftoff is reachable, as the browser sees it (for the SDK instructions).
@@ -606,8 +599,9 @@ pub async fn show(
 ) -> Response {
     let window = q.window();
     let form = parse_funnel(&pairs);
-    let Ok(names) = state.insights.event_names().await else {
-        return unavailable();
+    let names = match state.insights.event_names().await {
+        Ok(names) => names,
+        Err(e) => return failure_page(&e),
     };
     if names.is_empty() {
         let body = html! {
@@ -617,7 +611,7 @@ pub async fn show(
         return page(&user, "/analytics", window, "Analytics", body);
     }
     let now = now_ms();
-    let Ok((
+    let (
         active,
         features,
         retention_report,
@@ -626,9 +620,9 @@ pub async fn show(
         nvr,
         sessions,
         errors_report,
-    )) = reports(&state, window, now).await
-    else {
-        return unavailable();
+    ) = match reports(&state, window, now).await {
+        Ok(r) => r,
+        Err(e) => return failure_page(&e),
     };
     // The funnel: as asked, or the default one.
     let (asked, message) = match &form.parsed {
@@ -655,7 +649,7 @@ pub async fn show(
             match state.insights.funnel(&req, now).await {
                 Ok(r) => (Some(r), message),
                 Err(InsightsError::Query(e)) => (None, Some(e.to_string())),
-                Err(_) => return unavailable(),
+                Err(e) => return failure_page(&e),
             }
         }
         None => (None, message),

@@ -15,6 +15,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::ui::failure::failure;
 use crate::ui::format::percent_value;
 use crate::ui::layout::{Window, WindowQuery, error_page, page};
 use crate::ui::session::{Refused, UiUser, encode_component};
@@ -209,18 +210,10 @@ pub struct CreateForm {
 fn outcome(result: Result<String, FlagError>) -> (Option<(bool, String)>, StatusCode) {
     match result {
         Ok(m) => (Some((true, m)), StatusCode::OK),
-        Err(e @ FlagError::NotFound(_)) => (Some((false, e.to_string())), StatusCode::NOT_FOUND),
-        Err(FlagError::Store(_)) => (
-            Some((
-                false,
-                "Liftoff cannot reach its store. Try again shortly.".into(),
-            )),
-            StatusCode::SERVICE_UNAVAILABLE,
-        ),
-        Err(e) => (
-            Some((false, e.to_string())),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        Err(e) => {
+            let (message, status) = failure(&e);
+            (Some((false, message)), status)
+        }
     }
 }
 

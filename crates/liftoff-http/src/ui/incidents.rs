@@ -18,23 +18,10 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::ui::failure::failure;
 use crate::ui::format::percent_value;
 use crate::ui::layout::{Window, error_page, page};
 use crate::ui::session::{Refused, UiUser};
-
-fn message_of(e: &IncidentError) -> (String, StatusCode) {
-    match e {
-        IncidentError::Store(_) => (
-            "Liftoff cannot reach its store. Try again shortly.".into(),
-            StatusCode::SERVICE_UNAVAILABLE,
-        ),
-        IncidentError::NotFound(_) | IncidentError::ItemNotFound(..) => {
-            (e.to_string(), StatusCode::NOT_FOUND)
-        }
-        IncidentError::Busy(_) => (e.to_string(), StatusCode::CONFLICT),
-        IncidentError::Invalid(_) => (e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-    }
-}
 
 fn flash(message: Option<&(bool, String)>) -> Markup {
     html! {
@@ -82,7 +69,7 @@ async fn list_page(
         match tokio::try_join!(state.incidents.list(), state.incidents.sla(&month, 99.9)) {
             Ok(v) => v,
             Err(e) => {
-                let (m, s) = message_of(&e);
+                let (m, s) = failure(&e);
                 return error_page(s, "Incidents", &m);
             }
         };
@@ -167,7 +154,7 @@ pub async fn create(
     match state.incidents.create(&user.user.actor(), input).await {
         Ok(i) => Redirect::to(&format!("/incidents/{}", i.id)).into_response(),
         Err(e) => {
-            let (m, s) = message_of(&e);
+            let (m, s) = failure(&e);
             list_page(&state, &user, Some((false, m)), s).await
         }
     }
@@ -183,7 +170,7 @@ async fn detail_page(
     let d = match state.incidents.detail(id, Utc::now()).await {
         Ok(d) => d,
         Err(e) => {
-            let (m, s) = message_of(&e);
+            let (m, s) = failure(&e);
             return error_page(s, "Incident", &m);
         }
     };
@@ -309,7 +296,7 @@ async fn on_incident<T>(
         ),
         Ok(f) => match act(f).await {
             Ok(()) => return Redirect::to(&format!("/incidents/{id}")).into_response(),
-            Err(e) => message_of(&e),
+            Err(e) => failure(&e),
         },
     };
     detail_page(state, user, id, Some((false, message)), status).await

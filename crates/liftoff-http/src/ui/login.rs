@@ -218,13 +218,9 @@ pub async fn submit(
             )
         }
         Err(e) => {
-            tracing::error!(error = %e, "Sign-in failed: store unavailable.");
-            login_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                secure,
-                &next,
-                Some("Liftoff cannot reach its store. Try again shortly."),
-            )
+            tracing::error!(error = %e, "Sign-in failed.");
+            let (message, status) = crate::ui::failure::failure(&e);
+            login_page(status, secure, &next, Some(&message))
         }
     }
 }

@@ -10,6 +10,7 @@
 mod alerts;
 mod analytics;
 pub mod assets;
+mod failure;
 mod favicon;
 mod flags;
 mod format;
@@ -81,4 +82,31 @@ pub(crate) fn routes() -> Router<AppState> {
         );
     }
     router
+}
+
+#[cfg(test)]
+mod tests {
+    /// The dashboard reads through the domain services, like the API's handlers: never the
+    /// store behind them (which would skip their rules, caches and audit).
+    #[test]
+    fn no_page_reads_the_store_directly() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui");
+        let mut offenders = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            let squeezed: String = source.chars().filter(|c| !c.is_whitespace()).collect();
+            let needle = ["state", ".store"].concat();
+            if squeezed.contains(&needle) {
+                offenders.push(path.display().to_string());
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "read through a service instead: {offenders:?}"
+        );
+    }
 }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::ui::failure::{STORE_DOWN, failure};
 use crate::ui::format::{percent, percent_value};
 use crate::ui::layout::{Window, WindowQuery, chart, coming, error_page, page};
 use crate::ui::session::{Refused, UiUser};
@@ -24,7 +25,7 @@ fn store_down() -> Response {
     error_page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Store unavailable",
-        "Liftoff cannot reach its store. Try again shortly.",
+        STORE_DOWN,
     )
 }
 
@@ -97,14 +98,14 @@ pub async fn overview(
     };
     // Liftoff's own API traffic is not the app's: the tile counts the app services only.
     let app_services = liftoff_core::monitoring::Filter::default();
-    let (ping, schema, users, keys, audit, traffic) = tokio::join!(
-        state.store.ping(),
-        state.store.schema_version(),
+    let (store_check, users, keys, audit, traffic) = tokio::join!(
+        state.health.check_store(),
         state.users.count(),
-        state.store.count_active_keys(None),
-        state.store.list_audit(&all_recent),
+        state.keys.count_active(None),
+        state.audit.list(&all_recent),
         state.monitoring.summary(range, &app_services),
     );
+    let (ping, schema) = (store_check.ping, store_check.schema_version);
     let (Ok(users), Ok(keys), Ok(audit)) = (users, keys, audit) else {
         return store_down();
     };
@@ -125,7 +126,7 @@ pub async fn overview(
             }
             div.tile {
                 div.label { "State store" }
-                div.value { (state.store.backend()) }
+                div.value { (store_check.backend) }
                 div.muted {
                     @match &ping { Ok(d) => { (format!("{:.2} ms", d.as_secs_f64() * 1000.0)) }, Err(_) => { "unreachable" } }
                     @if let Ok(v) = schema { " · schema v" (v) }
@@ -393,10 +394,10 @@ pub async fn create_user(
                     Flash::Ok(format!("User {} added as {}.", u.username, u.role)),
                     StatusCode::OK,
                 ),
-                Err(e @ liftoff_core::users::UserError::Busy) => {
-                    failed(e.to_string(), StatusCode::SERVICE_UNAVAILABLE)
+                Err(e) => {
+                    let (message, status) = failure(&e);
+                    failed(message, status)
                 }
-                Err(e) => failed(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
             }
         },
     )
@@ -435,7 +436,10 @@ pub async fn create_key(
                     },
                     StatusCode::OK,
                 ),
-                Err(e) => failed(e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
+                Err(e) => {
+                    let (message, status) = failure(&e);
+                    failed(message, status)
+                }
             }
         },
     )
@@ -457,7 +461,10 @@ pub async fn revoke_key(
         |f| &f.csrf,
         async |_: CsrfOnly| match state.keys.revoke(&user.user.actor(), &id, None).await {
             Ok(()) => (Flash::Ok("Key revoked.".into()), StatusCode::OK),
-            Err(e) => failed(e.to_string(), StatusCode::NOT_FOUND),
+            Err(e) => {
+                let (message, status) = failure(&e);
+                failed(message, status)
+            }
         },
     )
     .await

@@ -153,11 +153,7 @@ impl FromRequestParts<AppState> for UiUser {
             Ok(None) => Err(to_login()),
             Err(e) => {
                 tracing::error!(error = %e, "Session lookup failed.");
-                Err(error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Store unavailable",
-                    "Liftoff cannot reach its store. Try again shortly.",
-                ))
+                Err(crate::ui::failure::failure_page(&e))
             }
         }
     }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::ui::failure::failure;
 use crate::ui::format::percent_value;
 use crate::ui::layout::{Window, WindowQuery, chart_over, error_page, page};
 use crate::ui::session::{Refused, UiUser};
@@ -54,17 +55,6 @@ fn day_bars(days: &[DayUptime], count: i64) -> Markup {
     }
 }
 
-fn store_message(e: &UptimeError) -> (String, StatusCode) {
-    match e {
-        UptimeError::Store(_) => (
-            "Liftoff cannot reach its store. Try again shortly.".into(),
-            StatusCode::SERVICE_UNAVAILABLE,
-        ),
-        UptimeError::NotFound(_) => (e.to_string(), StatusCode::NOT_FOUND),
-        UptimeError::Invalid(_) => (e.to_string(), StatusCode::UNPROCESSABLE_ENTITY),
-    }
-}
-
 async fn list_page(
     state: &AppState,
     user: &UiUser,
@@ -75,7 +65,7 @@ async fn list_page(
     let monitors = match state.uptime.list().await {
         Ok(m) => m,
         Err(e) => {
-            let (m, s) = store_message(&e);
+            let (m, s) = failure(&e);
             return error_page(s, "Uptime", &m);
         }
     };
@@ -84,7 +74,7 @@ async fn list_page(
         match state.uptime.detail(m.id, now).await {
             Ok(d) => rows.push(d),
             Err(e) => {
-                let (m, s) = store_message(&e);
+                let (m, s) = failure(&e);
                 return error_page(s, "Uptime", &m);
             }
         }
@@ -186,7 +176,7 @@ pub async fn create(
                     StatusCode::OK,
                 ),
                 Err(e) => {
-                    let (m, s) = store_message(&e);
+                    let (m, s) = failure(&e);
                     ((false, m), s)
                 }
             }
@@ -245,7 +235,7 @@ pub async fn action(
     match result {
         Ok(to) => Redirect::to(&to).into_response(),
         Err(e) => {
-            let (m, s) = store_message(&e);
+            let (m, s) = failure(&e);
             error_page(s, "Uptime", &m)
         }
     }
@@ -256,7 +246,7 @@ pub async fn detail(State(state): State<AppState>, user: UiUser, Path(id): Path<
     let d = match state.uptime.detail(id, now).await {
         Ok(d) => d,
         Err(e) => {
-            let (m, s) = store_message(&e);
+            let (m, s) = failure(&e);
             return error_page(s, "Uptime monitor", &m);
         }
     };

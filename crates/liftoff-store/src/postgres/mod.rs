@@ -285,6 +285,13 @@ impl KeyStore for PgState {
 
 #[async_trait]
 impl AuditStore for PgState {
+    async fn record_audit(&self, change: &Change) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        write_audit(&tx, change).await?;
+        tx.commit().await.map_err(pg_err)
+    }
+
     async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let client = self.client().await?;
         let limit = i64::from(q.limit);

@@ -233,6 +233,11 @@ impl KeyStore for SqliteState {
 
 #[async_trait]
 impl AuditStore for SqliteState {
+    async fn record_audit(&self, change: &Change) -> Result<(), StoreError> {
+        let change = change.clone();
+        self.db.write(move |tx| write_audit(tx, &change)).await
+    }
+
     async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let q = q.clone();
         self.db

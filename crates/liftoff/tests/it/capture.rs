@@ -691,3 +691,40 @@ async fn posthog_flags_evaluates_with_person_properties() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn erasure_is_audited_like_every_other_change() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    let batch = json!([
+        {"event": "signup", "user_id": "gone", "uuid": uuid(900)},
+        {"event": "view", "user_id": "gone", "uuid": uuid(901)},
+    ]);
+    let res = app
+        .post_json("/api/ingest/events", Some(&ingest), &batch)
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .http
+        .delete(app.at("/api/analytics/user/gone"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .get("/api/audit?target_type=person", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(res.status(), 200);
+    let page: Value = res.json().await.unwrap();
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{page}");
+    let e = &entries[0];
+    assert_eq!(e["action"], "person.erase");
+    assert_eq!(e["target_id"], "gone");
+    assert!(!e["actor"].as_str().unwrap().is_empty());
+    assert_eq!(
+        e["after"],
+        json!({"events_deleted": 2, "person_deleted": true})
+    );
+}

@@ -561,3 +561,49 @@ async fn the_favicon_is_a_cacheable_icon_for_anyone() {
     let body = res.bytes().await.unwrap();
     assert_eq!(&body[..4], &[0, 0, 1, 0], "an ICO header");
 }
+
+/// A dashboard form answers the status the API answers for the same failure.
+#[tokio::test]
+async fn dashboard_failures_answer_the_api_status() {
+    let app = spawn().await;
+    let ok = sign_in(&app, ADMIN_PASSWORD).await;
+    let session = cookie_from(&ok, "liftoff_session").unwrap();
+    let cookie = format!("liftoff_session={}", value_of(&session));
+    let page = app
+        .http
+        .get(app.at("/flags"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = hidden(&page.text().await.unwrap(), "csrf");
+    let create = || {
+        app.http
+            .post(app.at("/flags"))
+            .header("cookie", &cookie)
+            .header("origin", &app.url)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("flag_id", "twice"),
+                ("strategy", "all_users"),
+                ("reason", "test"),
+            ])
+            .send()
+    };
+    assert_eq!(create().await.unwrap().status(), 200);
+    let again = create().await.unwrap();
+    assert_eq!(again.status(), 409, "as POST /api/feature-flags answers");
+    assert!(again.text().await.unwrap().contains("already exists"));
+
+    // The overview reads the store's health through the service.
+    let overview = app
+        .http
+        .get(app.at("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overview.status(), 200);
+    assert!(overview.text().await.unwrap().contains("sqlite"));
+}
