@@ -6,12 +6,15 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::strict_json;
 
 /// A JSON body. Syntax errors are 400, well-formed JSON of the wrong shape is 422, a missing
 /// `Content-Type: application/json` or any `Content-Encoding` is 415 and a body over the limit
-/// is 413.
+/// is 413. The shape is read with JSON Schema's rules ([`crate::strict_json`]), so what the
+/// OpenAPI document allows is what is accepted.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -19,10 +22,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         crate::body::refuse_encoding(req.headers())?;
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let value = match axum::Json::<Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        strict_json::from_value(&value).map(Self).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                shape_error(&e),
+            )
+        })
+    }
+}
+
+/// "the body does not have the expected shape: `path`: what was wrong".
+fn shape_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    if path == "." {
+        format!("the body does not have the expected shape: {}", e.inner())
+    } else {
+        format!(
+            "the body does not have the expected shape: `{path}`: {}",
+            e.inner()
+        )
     }
 }
 
@@ -103,21 +126,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
-        serde_json::from_slice::<Option<T>>(&bytes)
+        let value = serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+        })?;
+        strict_json::from_value::<Option<T>>(&value)
             .map(|v| Self(v.unwrap_or_default()))
-            .map_err(|e| {
-                if e.is_data() {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_body",
-                        format!("the body does not have the expected shape: {e}"),
-                    )
-                } else {
-                    ApiError::bad_request(
-                        "malformed_json",
-                        format!("the body is not valid JSON: {e}"),
-                    )
-                }
-            })
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", shape_error(&e)))
     }
 }

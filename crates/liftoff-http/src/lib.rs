@@ -16,6 +16,7 @@ mod metrics;
 pub mod mw;
 pub mod server;
 pub mod state;
+mod strict_json;
 pub mod ui;
 
 use std::sync::Arc;

@@ -81,8 +81,8 @@ pub struct AppState {
     /// Previous counts of cumulative OTLP histograms, to record only their increase.
     pub otlp: Arc<liftoff_core::monitoring::otlp::OtlpState>,
     pub users: UserService,
-    /// The store itself, for the API's health and audit reads; the dashboard reads only
-    /// through services (`audit`, `health` and the others).
+    /// The store itself, for the process's lifecycle (closing it at shutdown); handlers read
+    /// only through services (`audit`, `health` and the others; a test keeps it so).
     pub store: Arc<dyn StateStore>,
     /// The audit trail.
     pub audit: AuditService,

@@ -8,7 +8,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use liftoff_core::analytics::event::{format_uuid, now_ms, parse_time};
+use chrono::DateTime;
+use liftoff_core::analytics::event::{format_uuid, now_ms};
 use liftoff_core::analytics::ingest::time;
 use liftoff_core::analytics::{EventsService, UserActivity};
 use liftoff_core::store::StoredEvent;
@@ -112,12 +113,64 @@ pub struct ExportParams {
     /// uuid?}` per line, the analytics engine's input), `json` (an array, `properties` as an
     /// object, plus `timestamp`) or `csv` (`uuid,ts,timestamp,user_id,session_id,event,properties`).
     format: Option<ExportFormat>,
-    /// Start (included): RFC 3339 or Unix seconds/milliseconds. Default: the beginning.
-    #[param(format = DateTime)]
+    /// Start (included): an RFC 3339 date-time or Unix seconds/milliseconds (an integer).
+    /// Default: the beginning.
+    #[param(schema_with = time_bound_schema)]
     from: Option<String>,
     /// End (excluded), like `from`. Default: no end.
-    #[param(format = DateTime)]
+    #[param(schema_with = time_bound_schema)]
     to: Option<String>,
+}
+
+/// Integers above this many seconds are milliseconds (1e11 s is in the year 5138).
+const SECONDS_BELOW: i64 = 100_000_000_000;
+/// The largest magnitude of a Unix time in milliseconds accepted (year 33658).
+const MAX_MS: i64 = 1_000_000_000_000_000;
+
+/// `from`/`to` are either form: `oneOf` an RFC 3339 string and an integer.
+fn time_bound_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(-MAX_MS))
+                .maximum(Some(MAX_MS)),
+        )
+        .build()
+        .into()
+}
+
+/// Reads a `from`/`to` value exactly as the document describes it: an RFC 3339 date-time (with
+/// `T` and an offset) or an integer of Unix seconds (below 1e11) or milliseconds.
+fn time_bound(raw: &str) -> Result<i64, String> {
+    let is_integer = {
+        let digits = raw.strip_prefix('-').unwrap_or(raw);
+        !digits.is_empty() && digits.len() <= 16 && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    if is_integer {
+        let n: i64 = raw.parse().map_err(|e| format!("{e}"))?;
+        let ms = if n.abs() < SECONDS_BELOW { n * 1000 } else { n };
+        return if ms.abs() <= MAX_MS {
+            Ok(ms)
+        } else {
+            Err(format!("{n} is out of range"))
+        };
+    }
+    let separator = raw.as_bytes().get(10).copied();
+    match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) if matches!(separator, Some(b'T' | b't')) => Ok(t.timestamp_millis()),
+        _ => Err(format!(
+            "`{}` is neither an RFC 3339 date-time (2026-01-31T12:00:00Z) nor Unix seconds or milliseconds",
+            raw.chars().take(40).collect::<String>()
+        )),
+    }
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
@@ -276,7 +329,7 @@ async fn export(
 ) -> Result<Response, ApiError> {
     let bound = |raw: Option<&String>, name: &str, default: i64| -> Result<i64, ApiError> {
         raw.map(|r| {
-            parse_time(&Value::String(r.clone()))
+            time_bound(r)
                 .map_err(|e| ApiError::bad_request("invalid_query", format!("`{name}`: {e}")))
         })
         .unwrap_or(Ok(default))
@@ -319,6 +372,31 @@ async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_bounds_are_rfc3339_or_integers_only() {
+        assert_eq!(time_bound("2026-01-31T12:00:00Z"), Ok(1_769_860_800_000));
+        assert_eq!(
+            time_bound("2026-01-31t12:00:00.5+01:00"),
+            Ok(1_769_857_200_500)
+        );
+        assert_eq!(time_bound("1769860800"), Ok(1_769_860_800_000));
+        assert_eq!(time_bound("1769860800000"), Ok(1_769_860_800_000));
+        assert_eq!(time_bound("-5"), Ok(-5000));
+        for bad in [
+            "",
+            "-",
+            " 12",
+            "1.5",
+            "1e9",
+            "2026-01-31 12:00:00Z",
+            "2026-01-31T12:00:00",
+            "99999999999999999",
+            "abc",
+        ] {
+            assert!(time_bound(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn csv_fields_are_quoted_only_when_needed() {

@@ -68,7 +68,7 @@ async fn list_audit(
         before_id: p.before_id,
         limit,
     };
-    let entries = state.store.list_audit(&query).await?;
+    let entries = state.audit.list(&query).await?;
     let next_before_id = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.id))
         .flatten();

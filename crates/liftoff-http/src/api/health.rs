@@ -48,7 +48,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
             }),
         );
     }
-    match state.store.ping().await {
+    match state.health.ping().await {
         Ok(_) => (
             StatusCode::OK,
             Json(Status {
@@ -96,16 +96,15 @@ pub struct DetailedHealth {
 /// error) and each bounded queue (depth and capacity).
 #[utoipa::path(get, path = "/health/detailed", tag = "health", responses((status = 200, body = DetailedHealth)))]
 async fn detailed(State(state): State<AppState>) -> Json<DetailedHealth> {
-    let store = &state.store;
-    let (ping, schema) = tokio::join!(store.ping(), store.schema_version());
+    let check = state.health.check_store().await;
     let report = StoreHealthReport {
         name: "state",
-        backend: store.backend(),
-        ok: ping.is_ok(),
-        latency_ms: ping.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
-        schema_version: schema.ok(),
+        backend: check.backend,
+        ok: check.ping.is_ok(),
+        latency_ms: check.ping.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
+        schema_version: check.schema_version.ok(),
         // The kind of failure only: messages can carry host names.
-        error: ping.err().map(|_| "unreachable".to_owned()),
+        error: check.ping.err().map(|_| "unreachable".to_owned()),
     };
     let ok = report.ok;
     Json(DetailedHealth {

@@ -40,29 +40,39 @@ async fn bad_bodies_are_refused_and_stored_data_survives() {
         400,
     )
     .await;
-    // Nesting far past the parser's depth limit.
+    // Nesting far past the parser's depth limit (128) cannot be parsed: 400, as on every route.
     let nested = format!(
         r#"{{"name": "x", "scope": "read", "reason": {}{}}}"#,
         "[".repeat(10_000),
         "]".repeat(10_000)
     );
-    problem(
+    let p = problem(
         post(nested.into_bytes(), "application/json").await.unwrap(),
-        422,
+        400,
     )
     .await;
+    assert_eq!(p["code"], "malformed_json");
     let nested = format!(r#"{{"name": {}"#, "{\"a\":".repeat(10_000));
     problem(
         post(nested.into_bytes(), "application/json").await.unwrap(),
-        422,
+        400,
     )
     .await;
     let nested = "[".repeat(10_000) + &"]".repeat(10_000);
     problem(
         post(nested.into_bytes(), "application/json").await.unwrap(),
+        400,
+    )
+    .await;
+    // A struct is never read from an array, and whole numbers with a zero fraction are integers.
+    let p = problem(
+        post(br#"["x", "read"]"#.to_vec(), "application/json")
+            .await
+            .unwrap(),
         422,
     )
     .await;
+    assert_eq!(p["code"], "invalid_body");
     problem(
         post(br#"{"name": "x"}"#.to_vec(), "application/json")
             .await
