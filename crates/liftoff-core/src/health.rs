@@ -30,6 +30,11 @@ impl HealthService {
         self.store.backend()
     }
 
+    /// Whether the store answers, and how fast: the readiness probe.
+    pub async fn ping(&self) -> Result<std::time::Duration, crate::store::StoreError> {
+        self.store.ping().await
+    }
+
     /// Pings the store and reads its schema version, at once.
     pub async fn check_store(&self) -> StoreCheck {
         let (ping, schema_version) = tokio::join!(self.store.ping(), self.store.schema_version());

@@ -379,11 +379,17 @@ impl Settings {
         {
             bail!("LIFTOFF_ADMIN_PASSWORD must be at least 8 characters");
         }
-        if let Some(url) = &self.events_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
+        if let Some(url) = &self.events_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!(
+                    "--events-url must be a ClickHouse HTTP URL (http://HOST:8123), or unset for SQLite in the data dir"
+                );
+            }
+            // Refused rather than ignored: events silently landing in SQLite while the operator
+            // believes they go to ClickHouse would be worse than not starting.
             bail!(
-                "--events-url must be a ClickHouse HTTP URL (http://HOST:8123), or unset for SQLite in the data dir"
+                "--events-url: this build keeps events in SQLite only (a ClickHouse events store is not \
+                 available yet); unset --events-url / LIFTOFF_EVENTS_URL to keep events in the data directory"
             );
         }
         if self.event_retention_days == 0 {
@@ -526,6 +532,18 @@ mod tests {
         assert_eq!(merged.listen, Some("127.0.0.1:9000".parse().unwrap()));
         assert_eq!(merged.event_retention_days, Some(30));
         assert_eq!(merged.data, None);
+    }
+
+    #[test]
+    fn an_events_url_is_refused_not_ignored() {
+        for url in ["http://127.0.0.1:8123/liftoff", "clickhouse://x"] {
+            let o = Overrides {
+                events_url: Some(url.into()),
+                ..Default::default()
+            };
+            let err = Settings::from_overrides(o).unwrap_err().to_string();
+            assert!(err.contains("--events-url"), "{err}");
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! at every stage of a rollout.
 
 use anyhow::Context as _;
-use liftoff_core::analytics::{Clock, EventRecord, EventsService};
+use liftoff_core::analytics::{Clock, EventError, EventRecord, EventsService};
 use liftoff_core::auth::{Actor, KeyName, Scope};
+use liftoff_core::batch::SubmitError;
 use liftoff_core::flags::NewFlag;
 use liftoff_core::users::Role;
 use liftoff_http::AppState;
@@ -796,12 +797,29 @@ async fn ingest_demo_events(
     records: Vec<EventRecord>,
     now: i64,
 ) -> anyhow::Result<u64> {
-    let valid = events
-        .validate(
-            records.into_iter().map(|r| (r, Clock::Client)).collect(),
-            now,
-        )
-        .context("validating demo events")?;
-    let done = events.ingest(valid).await.context("writing demo events")?;
-    Ok(done.accepted)
+    // Several writers share the ingest queue, which refuses what would wait too long; like any
+    // well-behaved client, the demo backs off and retries what was refused (nothing of a refused
+    // batch was committed, so a retry cannot duplicate).
+    let mut backoff = std::time::Duration::from_millis(50);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let valid = events
+            .validate(
+                records
+                    .iter()
+                    .cloned()
+                    .map(|r| (r, Clock::Client))
+                    .collect(),
+                now,
+            )
+            .context("validating demo events")?;
+        match events.ingest(valid).await {
+            Err(EventError::Submit(SubmitError::Overloaded)) if attempt < 40 => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+            }
+            done => return Ok(done.context("writing demo events")?.accepted),
+        }
+    }
 }
