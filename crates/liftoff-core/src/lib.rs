@@ -23,6 +23,7 @@ pub mod flags;
 pub mod health;
 pub mod incidents;
 pub mod jobs;
+pub mod launch;
 pub mod monitoring;
 pub mod outbound;
 pub mod secret;

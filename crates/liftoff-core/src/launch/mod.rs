@@ -1,0 +1,9 @@
+//! Launch controls: the rules a soft launch is steered by. Presets and thresholds, readiness,
+//! the phase plan, feedback and scaling recommendations are pure decisions over figures the
+//! launch service gathers; each module says what it decides.
+
+pub mod feedback;
+pub mod phases;
+pub mod presets;
+pub mod readiness;
+pub mod scaling;
