@@ -38,6 +38,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "delivery_excerpt",
         sql: include_str!("../migrations/sqlite/0006_delivery_excerpt.sql"),
     },
+    Migration {
+        version: 7,
+        name: "launch",
+        sql: include_str!("../migrations/sqlite/0007_launch.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -100,6 +105,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 12,
         name: "delivery_excerpt",
         sql: include_str!("../migrations/postgres/0012_delivery_excerpt.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "launch",
+        sql: include_str!("../migrations/postgres/0013_launch.sql"),
     },
 ];
 

@@ -7,3 +7,4 @@ pub mod phases;
 pub mod presets;
 pub mod readiness;
 pub mod scaling;
+pub mod store;

@@ -20,6 +20,7 @@ mod alerts;
 mod events;
 mod flags;
 mod incidents;
+mod launch;
 mod metrics;
 mod operations;
 mod uptime;

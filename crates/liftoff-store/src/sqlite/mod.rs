@@ -5,6 +5,7 @@ mod db;
 mod events;
 mod flags;
 mod incidents;
+mod launch;
 mod metrics;
 mod operations;
 mod uptime;
