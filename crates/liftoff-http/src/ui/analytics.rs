@@ -38,6 +38,7 @@ use serde_json::json;
 
 use crate::state::AppState;
 use crate::ui::failure::failure_page;
+use crate::ui::flash::Flash;
 use crate::ui::format::percent;
 use crate::ui::layout::{Window, WindowQuery, chart, page};
 use crate::ui::session::UiUser;
@@ -610,7 +611,7 @@ pub async fn show(
     };
     if names.is_empty() {
         let body = html! {
-            @if let Some(Err(m)) = &form.parsed { p.flash.error #funnel-error role="alert" { (m) } }
+            @if let Some(Err(m)) = &form.parsed { (Flash::error(m.as_str()).with_id("funnel-error")) }
             (empty_state(&origin(&headers)))
         };
         return page(&user, "/analytics", window, "Analytics", body);
@@ -684,7 +685,7 @@ pub async fn show(
         (top_events(&features, milestones_report.total_users))
         section #funnel {
             h2 { "Funnel · " (range) }
-            @if let Some(m) = &message { p.flash.error #funnel-error role="alert" { (m) } }
+            @if let Some(m) = &message { (Flash::error(m.as_str()).with_id("funnel-error")) }
             (funnel_form(&shown, &conversion, &breakdown, window, &names))
             @if let Some(r) = &report { (funnel_report(r)) }
         }
