@@ -9,6 +9,7 @@ use std::fmt;
 
 use crate::alerts::AlertError;
 use crate::analytics::EventError;
+use crate::analytics::funnel::FunnelError;
 use crate::analytics::insights::InsightsError;
 use crate::auth::KeyError;
 use crate::batch::SubmitError;
@@ -112,6 +113,7 @@ error_codes! {
     InvalidEvents = "invalid_events", Invalid;
     TooManyEvents = "too_many_events", TooLarge;
     InvalidRecords = "invalid_records", Invalid;
+    InvalidFunnel = "invalid_funnel", Invalid;
 }
 
 /// A failure that knows its code (and so its kind), what a client may be told, and when to
@@ -316,6 +318,12 @@ classified!(InsightsError, |e| code: match e {
     InsightsError::Store(s) => Some(s),
     _ => None,
 });
+
+impl Classified for FunnelError {
+    fn code(&self) -> Code {
+        Code::InvalidFunnel
+    }
+}
 
 classified!(DashboardError, |e| code: Code::Internal, inner: match e {
     DashboardError::Store(s) => Some(s),

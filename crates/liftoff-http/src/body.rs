@@ -26,6 +26,26 @@ pub(crate) fn unreadable(r: BytesRejection) -> ApiError {
     }
 }
 
+/// Reads a whole body of at most `limit` bytes: 413 above it, 400 when it cannot be read.
+pub(crate) async fn read_capped(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is over the size limit; send less data per request",
+            )
+        } else {
+            ApiError::bad_request(
+                "unreadable_body",
+                format!("the body could not be read: {e}"),
+            )
+        }
+    })
+}
+
 /// Gunzips `raw`; 400 when it is not gzip, 413 above [`MAX_DECOMPRESSED`].
 pub(crate) fn gunzip(raw: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();

@@ -236,6 +236,7 @@ mod tests {
             ("invalid_events", 422),
             ("too_many_events", 413),
             ("invalid_records", 422),
+            ("invalid_funnel", 422),
         ];
         assert_eq!(pinned, expected);
     }

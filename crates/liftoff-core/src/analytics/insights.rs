@@ -321,7 +321,7 @@ fn date(ms: i64) -> String {
 }
 
 /// `POST /api/analytics/funnel`.
-#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, utoipa::ToSchema)]
 pub struct FunnelRequest {
     /// Event names in order (at least 2, at most 32).
     #[schema(schema_with = funnel_steps_schema)]

@@ -6,6 +6,7 @@
 //!   `$session_id`, `$set`/`$set_once`, `sent_at`/`offset` clock correction).
 //! - [`persons`]: the pure `$set`/`$set_once`/`$identify` merge stores apply in the append's
 //!   transaction.
+//! - [`funnel`]: the rules a funnel request keeps ([`funnel::FunnelError`]).
 //! - [`insights`]: funnels, retention, active users, paths, milestones and sessions, answered
 //!   by the columnar engine (`liftoff-analytics`) over a cached per-day form of the events.
 //! - [`sealed`]: finished days stored as encoded engine segments instead of rows, with the
@@ -16,6 +17,7 @@
 
 pub mod dedupe;
 pub mod event;
+pub mod funnel;
 pub mod ingest;
 pub mod insights;
 pub mod persons;

@@ -2,6 +2,7 @@
 //! gradual rollout plans, and the service that ties them to the store.
 
 mod catalog;
+mod context;
 mod import;
 mod input;
 mod model;
@@ -10,6 +11,7 @@ mod segments;
 mod service;
 
 pub use catalog::{Catalog, EnvCatalog};
+pub use context::context;
 pub use import::{flag_from_unleash, flags_from_unleash};
 pub use input::{FlagPatch, MAX_VARIANTS, NewFlag, validate};
 pub use model::{

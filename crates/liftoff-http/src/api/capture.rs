@@ -4,15 +4,19 @@
 //!
 //! Every event of a request is validated before any is stored, and the answer comes only once
 //! they are committed: a 2xx means stored.
+//!
+//! The handlers only orchestrate: authenticate ([`authorize`], the check every API route
+//! shares), decode the body with [`posthog_body`] (its layers, its key, its event shapes), and
+//! hand the records to the events service.
 
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use liftoff_core::analytics::event::now_ms;
-use liftoff_core::analytics::{Accepted, Clock, EventError, EventRecord, posthog};
+use liftoff_core::analytics::{Accepted, EventRecord, posthog};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -20,9 +24,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::posthog_body;
+use crate::body::read_capped;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::mw::auth::{Caller, Ingest, authorize, bearer, refuse_if_failing};
+use crate::mw::auth::{Caller, Ingest, authorize, refuse_if_failing};
 use crate::mw::client::ClientIp;
 use crate::state::AppState;
 
@@ -65,45 +70,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(decide_bare))
 }
 
-/// The records of a native batch, each parsed on its own so an error names its index.
-fn native_records(body: Value) -> Result<Vec<(EventRecord, Clock)>, ApiError> {
-    let items = match body {
-        Value::Array(a) => a,
-        Value::Object(mut o) => match o.remove("events") {
-            Some(Value::Array(a)) => a,
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_events",
-                    "send an array of events or {\"events\": [...]}",
-                ));
-            }
-        },
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_events",
-                "send an array of events or {\"events\": [...]}",
-            ));
-        }
-    };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(index, v)| {
-            serde_json::from_value::<EventRecord>(v)
-                .map(|r| (r, Clock::Client))
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_events",
-                        format!("event {index}: {e}; nothing of this batch was stored"),
-                    )
-                })
-        })
-        .collect()
-}
-
 /// Records a batch of product events: `{event, user_id, session_id?, timestamp?, properties?,
 /// uuid?}` each (a bare array or `{"events": [...]}`, at most 10,000). All are validated before
 /// any is stored; the answer comes once they are committed. A retry with the same `uuid`s is
@@ -122,44 +88,12 @@ async fn ingest_events(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Accepted>, ApiError> {
     let n = posthog::count(&body);
-    let records = native_records(body).inspect_err(|_| state.events.reject(n))?;
+    let records = posthog_body::native_records(body).inspect_err(|_| state.events.reject(n))?;
     let valid = state.events.validate(records, now_ms())?;
     Ok(Json(state.events.ingest(valid).await?))
 }
 
 const NO_KEY: &str = "send a Liftoff ingest key as the PostHog project API key (`api_key` or `token` in the body, or ?api_key=)";
-
-/// A key sent beside the body: `?api_key=`, `?token=` or `Authorization: Bearer`.
-fn outer_key<'a>(query: &'a HashMap<String, String>, headers: &'a HeaderMap) -> Option<&'a str> {
-    query
-        .get("api_key")
-        .or_else(|| query.get("token"))
-        .map(String::as_str)
-        .or_else(|| bearer(headers))
-        .filter(|k| !k.is_empty())
-}
-
-/// Reads the body, up to the API's size limit.
-async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, state.settings.max_body_bytes)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is over the size limit; send less data per request",
-                )
-            } else {
-                ApiError::bad_request(
-                    "unreadable_body",
-                    format!("the body could not be read: {e}"),
-                )
-            }
-        })
-}
 
 /// Authenticates a capture request before its body is parsed: a key beside the body is checked
 /// before the body is even read; a key inside it is found by a streaming look
@@ -176,12 +110,13 @@ async fn authenticated_payload(
         .events
         .admit()
         .map_err(|_| crate::mw::room::queue_full())?;
-    if let Some(key) = outer_key(query, headers) {
+    let limit = state.settings.max_body_bytes;
+    if let Some(key) = posthog_body::outer_key(query, headers) {
         authorize::<Ingest>(state, Some(key), client, NO_KEY).await?;
-        let raw = read_body(state, body).await?;
+        let raw = read_capped(body, limit).await?;
         return posthog_body::payload(headers, query, raw);
     }
-    let raw = read_body(state, body).await?;
+    let raw = read_capped(body, limit).await?;
     let key = if raw.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
@@ -200,10 +135,7 @@ async fn capture(
 ) -> Result<Json<CaptureStatus>, ApiError> {
     let payload = authenticated_payload(&state, &query, &headers, client, body).await?;
     let n = posthog::count(&payload);
-    let records = posthog::events(payload).map_err(|e| {
-        state.events.reject(n);
-        ApiError::from(EventError::Invalid(e))
-    })?;
+    let records = posthog_body::records(payload).inspect_err(|_| state.events.reject(n))?;
     let valid = state.events.validate(records, now_ms())?;
     let done = state.events.ingest(valid).await?;
     Ok(Json(CaptureStatus {
@@ -288,22 +220,7 @@ async fn posthog_flags(
     body: Body,
 ) -> Result<Json<PosthogFlags>, ApiError> {
     let payload = authenticated_payload(&state, &query, &headers, client, body).await?;
-    let distinct_id = payload.get("distinct_id").and_then(|v| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    });
-    let attributes: std::collections::BTreeMap<String, Value> = payload
-        .get("person_properties")
-        .and_then(Value::as_object)
-        .map(|m| m.clone().into_iter().collect())
-        .unwrap_or_default();
-    let env = attributes
-        .get("environment")
-        .and_then(Value::as_str)
-        .and_then(liftoff_core::flags::Environment::parse)
-        .unwrap_or(liftoff_core::flags::Environment::Production);
-    let ctx = super::flags::context(distinct_id, attributes);
+    let (env, ctx) = posthog_body::flags_request(&payload);
     let catalog = state.flags.catalog();
     let mut out = PosthogFlags {
         flags: Default::default(),

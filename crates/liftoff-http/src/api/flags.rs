@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use liftoff_core::audit::{AuditEntry, AuditQuery};
 use liftoff_core::flags::{
-    Environment, Flag, FlagPatch, NewFlag, RolloutAnswer, RolloutPlan, payload_value,
+    Environment, Flag, FlagPatch, NewFlag, RolloutAnswer, RolloutPlan, context, payload_value,
 };
 use liftoff_eval::Context;
 use serde::{Deserialize, Serialize};
@@ -52,37 +52,6 @@ pub(crate) fn environment(raw: Option<&str>) -> Result<Environment, ApiError> {
             )
         }),
     }
-}
-
-/// Builds an evaluation context from a user id and free-form attributes. The Unleash field
-/// names (`sessionId`, `remoteAddress`, `appName`, `environment`, `currentTime`) and their
-/// snake_case forms fill the context's own fields; everything else is a property.
-pub(crate) fn context(user_id: Option<String>, attributes: BTreeMap<String, Value>) -> Context {
-    let mut ctx = Context {
-        user_id,
-        ..Default::default()
-    };
-    for (k, v) in attributes {
-        let text = match v {
-            Value::String(s) => s,
-            Value::Null => continue,
-            other => other.to_string(),
-        };
-        match k.as_str() {
-            "userId" | "user_id" | "targetingKey" if ctx.user_id.is_none() => {
-                ctx.user_id = Some(text)
-            }
-            "sessionId" | "session_id" => ctx.session_id = Some(text),
-            "remoteAddress" | "remote_address" | "ip" => ctx.remote_address = Some(text),
-            "appName" | "app_name" => ctx.app_name = Some(text),
-            "environment" => ctx.environment = Some(text),
-            "currentTime" | "current_time" => ctx.current_time = Some(text),
-            _ => {
-                ctx.properties.insert(k, text);
-            }
-        }
-    }
-    ctx
 }
 
 /// A flag as read: the definition, the sizes of its user lists (the seed's fields) and

@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use liftoff_analytics::Bucket;
 use liftoff_core::analytics::event::now_ms;
 use liftoff_core::analytics::insights::{
@@ -68,28 +67,7 @@ async fn funnel(
     _caller: Caller<Read>,
     ApiJson(req): ApiJson<FunnelRequest>,
 ) -> Result<Json<FunnelReport>, ApiError> {
-    let invalid = |m: &str| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_funnel", m);
-    if !(2..=32).contains(&req.funnel_steps.len()) {
-        return Err(invalid("`funnel_steps` needs 2 to 32 event names"));
-    }
-    if req
-        .funnel_steps
-        .iter()
-        .any(|s| s.is_empty() || s.len() > 200)
-    {
-        return Err(invalid(
-            "every step is an event name of 1 to 200 characters",
-        ));
-    }
-    days(req.days).map_err(|_| invalid("`days` must be more than 0 and at most 3650"))?;
-    if !req
-        .conversion_window_days
-        .is_none_or(|w| w.is_finite() && (0.0..=3650.0).contains(&w))
-    {
-        return Err(invalid(
-            "`conversion_window_days` must be between 0 and 3650",
-        ));
-    }
+    req.validate()?;
     Ok(Json(state.insights.funnel(&req, now_ms()).await?))
 }
 

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use liftoff_core::flags::{Environment, payload_value};
+use liftoff_core::flags::{Environment, context, payload_value};
 use liftoff_eval::{Evaluation, Reason};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::flags::{context, variant_name};
+use super::flags::variant_name;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, OptionalJson};
 use crate::mw::auth::{Caller, Ingest};

@@ -7,17 +7,26 @@
 //!   into memory or parsed;
 //! - [`payload`] undoes them whole (inflation capped at [`MAX_DECOMPRESSED`]) and parses the
 //!   JSON, once the key is known to be good.
+//!
+//! What the JSON holds is read here too: the events of a PostHog payload ([`records`]: one
+//! event, an array or `{batch}`) or of a native batch ([`native_records`]), and the
+//! user and environment of a flags request ([`flags_request`]). `api/capture.rs` only
+//! authenticates, calls these and hands the records to the events service.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
+use liftoff_core::analytics::{Clock, EventError, EventRecord, posthog};
+use liftoff_core::flags::{Environment, context};
+use liftoff_eval::Context;
 use serde_json::Value;
 
 use crate::body::{MAX_DECOMPRESSED, decode, gunzip};
 use crate::error::ApiError;
+use crate::mw::auth::bearer;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -129,6 +138,86 @@ pub fn find_key(
     found.map_err(|e| {
         ApiError::bad_request("malformed_body", format!("the body is not valid gzip: {e}"))
     })
+}
+
+/// A key sent beside the body: `?api_key=`, `?token=` or `Authorization: Bearer`.
+pub fn outer_key<'a>(
+    query: &'a HashMap<String, String>,
+    headers: &'a HeaderMap,
+) -> Option<&'a str> {
+    query
+        .get("api_key")
+        .or_else(|| query.get("token"))
+        .map(String::as_str)
+        .or_else(|| bearer(headers))
+        .filter(|k| !k.is_empty())
+}
+
+/// The events of a PostHog payload (one event, an array, or `{batch: [...], sent_at}`),
+/// normalised by [`posthog::events`]; 422 when one is not an event.
+pub fn records(payload: Value) -> Result<Vec<(EventRecord, Clock)>, ApiError> {
+    posthog::events(payload).map_err(|e| ApiError::from(EventError::Invalid(e)))
+}
+
+/// The records of a native batch, each parsed on its own so an error names its index.
+pub fn native_records(body: Value) -> Result<Vec<(EventRecord, Clock)>, ApiError> {
+    let items = match body {
+        Value::Array(a) => a,
+        Value::Object(mut o) => match o.remove("events") {
+            Some(Value::Array(a)) => a,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_events",
+                    "send an array of events or {\"events\": [...]}",
+                ));
+            }
+        },
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_events",
+                "send an array of events or {\"events\": [...]}",
+            ));
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, v)| {
+            serde_json::from_value::<EventRecord>(v)
+                .map(|r| (r, Clock::Client))
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_events",
+                        format!("event {index}: {e}; nothing of this batch was stored"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// What a PostHog flags request asks about: the environment (`environment` among the
+/// `person_properties`; production by default) and the evaluation context of its
+/// `distinct_id` (a string or a number) with the `person_properties`.
+pub fn flags_request(payload: &Value) -> (Environment, Context) {
+    let distinct_id = payload.get("distinct_id").and_then(|v| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    let attributes: BTreeMap<String, Value> = payload
+        .get("person_properties")
+        .and_then(Value::as_object)
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default();
+    let env = attributes
+        .get("environment")
+        .and_then(Value::as_str)
+        .and_then(Environment::parse)
+        .unwrap_or(Environment::Production);
+    (env, context(distinct_id, attributes))
 }
 
 /// Where the scanner is in the JSON text.
@@ -458,5 +547,71 @@ mod tests {
                 .status,
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
+    }
+
+    #[test]
+    fn every_event_shape_becomes_records() {
+        let one = serde_json::json!({"event": "e", "distinct_id": "u"});
+        let shapes = [
+            one.clone(),
+            serde_json::json!([one.clone(), one.clone()]),
+            serde_json::json!({"api_key": "k", "batch": [one.clone(), one.clone(), one.clone()]}),
+        ];
+        let counts: Vec<usize> = shapes
+            .into_iter()
+            .map(|p| records(p).unwrap().len())
+            .collect();
+        assert_eq!(counts, [1, 2, 3]);
+        let bad = records(serde_json::json!([one, 7])).unwrap_err();
+        assert_eq!(
+            (bad.status, bad.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_events")
+        );
+    }
+
+    #[test]
+    fn native_batches_are_an_array_or_wrapped() {
+        let e = serde_json::json!({"event": "e", "user_id": "u"});
+        assert_eq!(native_records(serde_json::json!([e, e])).unwrap().len(), 2);
+        assert_eq!(
+            native_records(serde_json::json!({"events": [e]}))
+                .unwrap()
+                .len(),
+            1
+        );
+        for bad in [
+            serde_json::json!({"batch": [e]}),
+            serde_json::json!("e"),
+            serde_json::json!([e, {"event": 5}]),
+        ] {
+            let err = native_records(bad).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        let err = native_records(serde_json::json!([e, {"event": 5}])).unwrap_err();
+        assert!(err.detail.starts_with("event 1: "), "{}", err.detail);
+    }
+
+    #[test]
+    fn flags_requests_name_the_user_and_the_environment() {
+        let (env, ctx) = flags_request(&serde_json::json!({
+            "distinct_id": 42,
+            "person_properties": {"environment": "staging", "plan": "pro"}
+        }));
+        assert_eq!(env, Environment::Staging);
+        assert_eq!(ctx.user_id.as_deref(), Some("42"));
+        assert_eq!(ctx.properties["plan"], "pro");
+        let (env, ctx) = flags_request(&serde_json::json!({"distinct_id": ["x"]}));
+        assert_eq!((env, ctx), (Environment::Production, Context::default()));
+    }
+
+    #[test]
+    fn a_key_beside_the_body_comes_from_the_query_or_the_header() {
+        let mut h = HeaderMap::new();
+        let q = HashMap::from([("token".to_owned(), "lft_q".to_owned())]);
+        assert_eq!(outer_key(&q, &h), Some("lft_q"));
+        h.insert(header::AUTHORIZATION, "Bearer lft_h".parse().unwrap());
+        assert_eq!(outer_key(&HashMap::new(), &h), Some("lft_h"));
+        let empty = HashMap::from([("api_key".to_owned(), String::new())]);
+        assert_eq!(outer_key(&empty, &HeaderMap::new()), None);
     }
 }

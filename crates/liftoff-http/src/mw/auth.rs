@@ -61,12 +61,8 @@ pub struct Caller<S> {
     _scope: PhantomData<S>,
 }
 
-/// The token in `Authorization: Bearer <token>`, if the header has that form.
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    bearer(&parts.headers)
-}
-
-/// The token in an `Authorization: Bearer <token>` header among `headers`.
+/// The token in an `Authorization: Bearer <token>` header among `headers`: the one parser of
+/// bearer tokens, for the `Caller` extractor and for PostHog capture's key beside the body.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -133,7 +129,7 @@ impl<S: RequiredScope + Send> FromRequestParts<AppState> for Caller<S> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = authorize::<S>(
             state,
-            bearer_token(parts),
+            bearer(&parts.headers),
             client_ip(&parts.extensions),
             "send an API key as `Authorization: Bearer <token>`; the admin token is in <data>/admin-token on first start",
         )

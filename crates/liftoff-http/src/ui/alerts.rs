@@ -1,10 +1,8 @@
 //! The alerts page: firing and pending alerts (acknowledge, silence), the history, the rules and
 //! the latest notification deliveries.
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use liftoff_core::alerts::AlertError;
@@ -14,17 +12,11 @@ use serde::Deserialize;
 
 use crate::state::AppState;
 use crate::ui::failure::failure;
+use crate::ui::flash::Flash;
+use crate::ui::form::{CsrfForm, NoFields};
 use crate::ui::format::metric_value;
 use crate::ui::layout::{Window, page};
 use crate::ui::session::{Refused, UiUser};
-
-fn flash(message: Option<&(bool, String)>) -> Markup {
-    html! {
-        @if let Some((ok, m)) = message {
-            p class={ "flash " (if *ok { "ok" } else { "error" }) } role=(if *ok { "status" } else { "alert" }) { (m) }
-        }
-    }
-}
 
 fn when(t: Option<chrono::DateTime<Utc>>) -> String {
     t.map_or_else(
@@ -94,7 +86,7 @@ fn alert_rows(user: &UiUser, alerts: &[Alert], rules: &[Rule], actions: bool) ->
 async fn alerts_page(
     state: &AppState,
     user: &UiUser,
-    message: Option<(bool, String)>,
+    message: Flash,
     status: StatusCode,
 ) -> Response {
     let active = state.alerts.active().await.unwrap_or_default();
@@ -129,7 +121,7 @@ async fn alerts_page(
         .cloned()
         .collect();
     let body = html! {
-        (flash(message.as_ref()))
+        (message)
         h2 { "Firing (" (firing.len()) ")" }
         @if firing.is_empty() { p.empty { "Nothing is firing." } } @else { (alert_rows(user, &firing, &rules, true)) }
         h2 { "Pending (" (pending.len()) ")" }
@@ -183,31 +175,23 @@ async fn alerts_page(
 }
 
 pub async fn show(State(state): State<AppState>, user: UiUser) -> Response {
-    alerts_page(&state, &user, None, StatusCode::OK).await
-}
-
-#[derive(Deserialize)]
-pub struct AckForm {
-    #[serde(default)]
-    csrf: String,
+    alerts_page(&state, &user, Flash::None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
 pub struct SilenceForm {
-    #[serde(default)]
-    csrf: String,
     rule_id: i64,
     hours: i64,
     #[serde(default)]
     comment: String,
 }
 
-fn outcome(result: Result<String, AlertError>) -> (Option<(bool, String)>, StatusCode) {
+fn outcome(result: Result<String, AlertError>) -> (Flash, StatusCode) {
     match result {
-        Ok(m) => (Some((true, m)), StatusCode::OK),
+        Ok(m) => (Flash::Ok(m), StatusCode::OK),
         Err(e) => {
             let (message, status) = failure(&e);
-            (Some((false, message)), status)
+            (Flash::Error(message), status)
         }
     }
 }
@@ -215,15 +199,13 @@ fn outcome(result: Result<String, AlertError>) -> (Option<(bool, String)>, Statu
 async fn editor_form<T>(
     state: &AppState,
     user: &UiUser,
-    headers: &HeaderMap,
-    form: Result<Form<T>, FormRejection>,
-    csrf: impl Fn(&T) -> &str,
+    form: Result<CsrfForm<T>, Refused>,
     act: impl AsyncFnOnce(T) -> Result<String, AlertError>,
 ) -> Response {
-    let (message, status) = match user.accept(headers, form, csrf, UiUser::require_editor) {
+    let (message, status) = match user.accept(form, UiUser::require_editor) {
         Err(Refused::Page(res)) => return res,
         Err(Refused::Incomplete(e)) => (
-            Some((false, format!("The form was incomplete: {e}"))),
+            Flash::error(format!("The form was incomplete: {e}")),
             StatusCode::BAD_REQUEST,
         ),
         Ok(form) => outcome(act(form).await),
@@ -234,59 +216,43 @@ async fn editor_form<T>(
 pub async fn ack(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    form: Result<Form<AckForm>, FormRejection>,
+    form: Result<CsrfForm<NoFields>, Refused>,
 ) -> Response {
-    editor_form(
-        &state,
-        &user,
-        &headers,
-        form,
-        |f| &f.csrf,
-        async |_f: AckForm| {
-            let a = state.alerts.ack(&user.user.actor(), id).await?;
-            Ok(format!("{} acknowledged.", a.rule_name))
-        },
-    )
+    editor_form(&state, &user, form, async |_f: NoFields| {
+        let a = state.alerts.ack(&user.user.actor(), id).await?;
+        Ok(format!("{} acknowledged.", a.rule_name))
+    })
     .await
 }
 
 pub async fn silence(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
-    form: Result<Form<SilenceForm>, FormRejection>,
+    form: Result<CsrfForm<SilenceForm>, Refused>,
 ) -> Response {
-    editor_form(
-        &state,
-        &user,
-        &headers,
-        form,
-        |f| &f.csrf,
-        async |f: SilenceForm| {
-            if !(1..=720).contains(&f.hours) {
-                return Err(AlertError::Invalid("silence for 1 to 720 hours".into()));
-            }
-            let s = state
-                .alerts
-                .create_silence(
-                    &user.user.actor(),
-                    SilenceInput {
-                        rule_id: Some(f.rule_id),
-                        labels: Default::default(),
-                        starts_at: None,
-                        ends_at: Utc::now() + chrono::Duration::hours(f.hours),
-                        comment: f.comment,
-                    },
-                )
-                .await?;
-            Ok(format!(
-                "Notifications of rule {} silenced until {}.",
-                f.rule_id,
-                when(Some(s.ends_at))
-            ))
-        },
-    )
+    editor_form(&state, &user, form, async |f: SilenceForm| {
+        if !(1..=720).contains(&f.hours) {
+            return Err(AlertError::Invalid("silence for 1 to 720 hours".into()));
+        }
+        let s = state
+            .alerts
+            .create_silence(
+                &user.user.actor(),
+                SilenceInput {
+                    rule_id: Some(f.rule_id),
+                    labels: Default::default(),
+                    starts_at: None,
+                    ends_at: Utc::now() + chrono::Duration::hours(f.hours),
+                    comment: f.comment,
+                },
+            )
+            .await?;
+        Ok(format!(
+            "Notifications of rule {} silenced until {}.",
+            f.rule_id,
+            when(Some(s.ends_at))
+        ))
+    })
     .await
 }

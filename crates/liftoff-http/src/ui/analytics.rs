@@ -28,6 +28,7 @@ use axum::response::Response;
 use chrono::NaiveDate;
 use liftoff_analytics::Bucket;
 use liftoff_core::analytics::event::now_ms;
+use liftoff_core::analytics::funnel::FunnelError;
 use liftoff_core::analytics::insights::{
     ActiveUsersReport, ErrorsReport, FeaturesReport, FunnelReport, FunnelRequest, InsightsError,
     MilestonesReport, NewVsReturningRow, PathsReport, RetentionReport, SessionsReport,
@@ -37,6 +38,7 @@ use serde_json::json;
 
 use crate::state::AppState;
 use crate::ui::failure::failure_page;
+use crate::ui::flash::Flash;
 use crate::ui::format::percent;
 use crate::ui::layout::{Window, WindowQuery, chart, page};
 use crate::ui::session::UiUser;
@@ -98,14 +100,6 @@ fn day_seconds(date: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp())
 }
 
-/// What the funnel form asked for, checked.
-#[derive(Debug, Clone, PartialEq)]
-struct FunnelInput {
-    steps: Vec<String>,
-    conversion_days: f64,
-    breakdown: Option<String>,
-}
-
 /// The form as submitted (for showing it again) and what it means.
 #[derive(Debug)]
 struct FunnelForm {
@@ -113,8 +107,9 @@ struct FunnelForm {
     steps: Vec<String>,
     conversion: String,
     breakdown: String,
-    /// `None` when the page was opened without a funnel query.
-    parsed: Option<Result<FunnelInput, String>>,
+    /// `None` when the page was opened without a funnel query; the request is checked and
+    /// its `days` is left for the page's window.
+    parsed: Option<Result<FunnelRequest, String>>,
 }
 
 fn parse_funnel(pairs: &[(String, String)]) -> FunnelForm {
@@ -143,45 +138,56 @@ fn parse_funnel(pairs: &[(String, String)]) -> FunnelForm {
     }
 }
 
+/// The form's message for a step count outside 2–[`MAX_STEPS`] (the form has 10 step fields).
+fn steps_message(given: usize) -> String {
+    format!(
+        "A funnel needs {MIN_STEPS} to {MAX_STEPS} steps; {given} given. Fill in at least two step fields."
+    )
+}
+
+const CONVERSION_MESSAGE: &str =
+    "The conversion window is a number of days, more than 0 and at most 3650.";
+
+/// The form's fields as a [`FunnelRequest`], checked by its own rules; the form adds its own
+/// limits on top (at most [`MAX_STEPS`] steps, a conversion window above 0, a breakdown
+/// property of at most [`MAX_NAME`] characters) and words every refusal for the page.
 fn check_funnel(
     steps: &[String],
     conversion: &str,
     breakdown: &str,
-) -> Result<FunnelInput, String> {
-    if !(MIN_STEPS..=MAX_STEPS).contains(&steps.len()) {
-        return Err(format!(
-            "A funnel needs {MIN_STEPS} to {MAX_STEPS} steps; {} given. Fill in at least two step fields.",
-            steps.len()
-        ));
+) -> Result<FunnelRequest, String> {
+    if steps.len() > MAX_STEPS {
+        return Err(steps_message(steps.len()));
     }
-    if let Some(i) = steps.iter().position(|s| s.chars().count() > MAX_NAME) {
-        return Err(format!(
-            "Step {} is longer than {MAX_NAME} characters; event names are at most {MAX_NAME}.",
-            i + 1
-        ));
-    }
-    let conversion_days = if conversion.is_empty() {
-        DEFAULT_CONVERSION_DAYS
-    } else {
-        match conversion.parse::<f64>() {
-            Ok(d) if d.is_finite() && d > 0.0 && d <= 3650.0 => d,
-            _ => {
-                return Err(
-                    "The conversion window is a number of days, more than 0 and at most 3650."
-                        .into(),
-                );
-            }
-        }
+    // Empty means the default; anything else must be a number of days above 0.
+    let conversion_days = match conversion {
+        "" => Some(DEFAULT_CONVERSION_DAYS),
+        text => text.parse::<f64>().ok().filter(|d| *d > 0.0),
+    };
+    let req = FunnelRequest {
+        funnel_steps: steps.to_vec(),
+        days: None,
+        conversion_window_days: Some(conversion_days.unwrap_or(DEFAULT_CONVERSION_DAYS)),
+        breakdown: (!breakdown.is_empty()).then(|| breakdown.to_owned()),
+    };
+    req.validate().map_err(|e| match e {
+        FunnelError::Steps { given } => steps_message(given),
+        FunnelError::StepName { step } => format!(
+            "Step {step} is longer than {MAX_NAME} characters; event names are at most {MAX_NAME}."
+        ),
+        FunnelError::ConversionWindow | FunnelError::Days => CONVERSION_MESSAGE.to_owned(),
+    })?;
+    let Some(conversion_days) = conversion_days else {
+        return Err(CONVERSION_MESSAGE.to_owned());
     };
     if breakdown.chars().count() > MAX_NAME {
         return Err(format!(
             "The breakdown property is longer than {MAX_NAME} characters."
         ));
     }
-    Ok(FunnelInput {
-        steps: steps.to_vec(),
-        conversion_days,
-        breakdown: (!breakdown.is_empty()).then(|| breakdown.to_owned()),
+    Ok(FunnelRequest {
+        conversion_window_days: Some(conversion_days),
+        ..req
     })
 }
 
@@ -605,7 +611,7 @@ pub async fn show(
     };
     if names.is_empty() {
         let body = html! {
-            @if let Some(Err(m)) = &form.parsed { p.flash.error #funnel-error role="alert" { (m) } }
+            @if let Some(Err(m)) = &form.parsed { (Flash::error(m.as_str()).with_id("funnel-error")) }
             (empty_state(&origin(&headers)))
         };
         return page(&user, "/analytics", window, "Analytics", body);
@@ -626,12 +632,13 @@ pub async fn show(
     };
     // The funnel: as asked, or the default one.
     let (asked, message) = match &form.parsed {
-        Some(Ok(input)) => (Some(input.clone()), None),
+        Some(Ok(req)) => (Some(req.clone()), None),
         Some(Err(m)) => (None, Some(m.clone())),
         None => (
-            Some(FunnelInput {
-                steps: default_steps(&names, &features),
-                conversion_days: DEFAULT_CONVERSION_DAYS,
+            Some(FunnelRequest {
+                funnel_steps: default_steps(&names, &features),
+                days: None,
+                conversion_window_days: Some(DEFAULT_CONVERSION_DAYS),
                 breakdown: None,
             }),
             None,
@@ -639,12 +646,10 @@ pub async fn show(
     };
     let days = query_days(window);
     let (report, message) = match asked {
-        Some(input) => {
+        Some(req) => {
             let req = FunnelRequest {
-                funnel_steps: input.steps,
                 days: Some(days),
-                conversion_window_days: Some(input.conversion_days),
-                breakdown: input.breakdown,
+                ..req
             };
             match state.insights.funnel(&req, now).await {
                 Ok(r) => (Some(r), message),
@@ -680,7 +685,7 @@ pub async fn show(
         (top_events(&features, milestones_report.total_users))
         section #funnel {
             h2 { "Funnel · " (range) }
-            @if let Some(m) = &message { p.flash.error #funnel-error role="alert" { (m) } }
+            @if let Some(m) = &message { (Flash::error(m.as_str()).with_id("funnel-error")) }
             (funnel_form(&shown, &conversion, &breakdown, window, &names))
             @if let Some(r) = &report { (funnel_report(r)) }
         }
@@ -719,16 +724,17 @@ mod tests {
         ]));
         assert_eq!(
             ok.parsed,
-            Some(Ok(FunnelInput {
-                steps: vec!["signup".into(), "purchase".into()],
-                conversion_days: 3.0,
+            Some(Ok(FunnelRequest {
+                funnel_steps: vec!["signup".into(), "purchase".into()],
+                days: None,
+                conversion_window_days: Some(3.0),
                 breakdown: Some("plan".into()),
             }))
         );
         let defaults = parse_funnel(&pairs(&[("step", "a"), ("step", "b"), ("breakdown", "")]));
         assert_eq!(
-            defaults.parsed.unwrap().unwrap().conversion_days,
-            DEFAULT_CONVERSION_DAYS
+            defaults.parsed.unwrap().unwrap().conversion_window_days,
+            Some(DEFAULT_CONVERSION_DAYS)
         );
         let one = parse_funnel(&pairs(&[("step", "a"), ("step", " ")]));
         assert!(one.parsed.unwrap().unwrap_err().contains("2 to 10 steps"));

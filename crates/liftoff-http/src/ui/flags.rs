@@ -3,19 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use liftoff_core::flags::{
     Environment, Flag, FlagError, NewFlag, PlanState, RolloutPlan, StrategyKind,
 };
-use maud::{Markup, html};
+use maud::html;
 use serde::Deserialize;
 
 use crate::state::AppState;
 use crate::ui::failure::failure;
+use crate::ui::flash::Flash;
+use crate::ui::form::CsrfForm;
 use crate::ui::format::percent_value;
 use crate::ui::layout::{Window, WindowQuery, error_page, page};
 use crate::ui::session::{Refused, UiUser, encode_component};
@@ -49,19 +49,11 @@ fn rollout_share(f: &Flag) -> f64 {
     }
 }
 
-fn flash(message: Option<&(bool, String)>) -> Markup {
-    html! {
-        @if let Some((ok, m)) = message {
-            p class={ "flash " (if *ok { "ok" } else { "error" }) } role=(if *ok { "status" } else { "alert" }) { (m) }
-        }
-    }
-}
-
 async fn flags_page(
     state: &AppState,
     user: &UiUser,
     window: Window,
-    message: Option<(bool, String)>,
+    message: Flash,
     status: StatusCode,
 ) -> Response {
     let flags = state.flags.list();
@@ -76,7 +68,7 @@ async fn flags_page(
         .collect();
     let can_edit = user.user.role.can_edit();
     let body = html! {
-        (flash(message.as_ref()))
+        (message)
         @if flags.is_empty() {
             p.muted { "No flags yet." }
         } @else {
@@ -175,13 +167,11 @@ pub async fn list(
     user: UiUser,
     Query(q): Query<WindowQuery>,
 ) -> Response {
-    flags_page(&state, &user, q.window(), None, StatusCode::OK).await
+    flags_page(&state, &user, q.window(), Flash::None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
 pub struct ToggleForm {
-    #[serde(default)]
-    csrf: String,
     enabled: bool,
     #[serde(default)]
     reason: String,
@@ -189,8 +179,6 @@ pub struct ToggleForm {
 
 #[derive(Deserialize)]
 pub struct PercentageForm {
-    #[serde(default)]
-    csrf: String,
     percentage: f64,
     #[serde(default)]
     reason: String,
@@ -198,8 +186,6 @@ pub struct PercentageForm {
 
 #[derive(Deserialize)]
 pub struct CreateForm {
-    #[serde(default)]
-    csrf: String,
     flag_id: String,
     strategy: StrategyKind,
     percentage: Option<f64>,
@@ -207,12 +193,12 @@ pub struct CreateForm {
     reason: String,
 }
 
-fn outcome(result: Result<String, FlagError>) -> (Option<(bool, String)>, StatusCode) {
+fn outcome(result: Result<String, FlagError>) -> (Flash, StatusCode) {
     match result {
-        Ok(m) => (Some((true, m)), StatusCode::OK),
+        Ok(m) => (Flash::Ok(m), StatusCode::OK),
         Err(e) => {
             let (message, status) = failure(&e);
-            (Some((false, message)), status)
+            (Flash::Error(message), status)
         }
     }
 }
@@ -226,15 +212,13 @@ fn reason(r: String) -> Option<String> {
 async fn editor_form<T>(
     state: &AppState,
     user: &UiUser,
-    headers: &HeaderMap,
-    form: Result<Form<T>, FormRejection>,
-    csrf: impl Fn(&T) -> &str,
+    form: Result<CsrfForm<T>, Refused>,
     act: impl AsyncFnOnce(T) -> Result<String, FlagError>,
 ) -> Response {
-    let (message, status) = match user.accept(headers, form, csrf, UiUser::require_editor) {
+    let (message, status) = match user.accept(form, UiUser::require_editor) {
         Err(Refused::Page(res)) => return res,
         Err(Refused::Incomplete(e)) => (
-            Some((false, format!("The form was incomplete: {e}"))),
+            Flash::error(format!("The form was incomplete: {e}")),
             StatusCode::BAD_REQUEST,
         ),
         Ok(form) => outcome(act(form).await),
@@ -245,108 +229,84 @@ async fn editor_form<T>(
 pub async fn toggle(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path(key): Path<String>,
-    form: Result<Form<ToggleForm>, FormRejection>,
+    form: Result<CsrfForm<ToggleForm>, Refused>,
 ) -> Response {
-    editor_form(
-        &state,
-        &user,
-        &headers,
-        form,
-        |f| &f.csrf,
-        async |f: ToggleForm| {
-            if f.reason.trim().is_empty() {
-                return Err(FlagError::Invalid(vec![
-                    "give a reason for turning a flag on or off".into(),
-                ]));
-            }
-            let flag = state
-                .flags
-                .set_enabled(&user.user.actor(), &key, f.enabled, reason(f.reason))
-                .await?;
-            Ok(format!(
-                "{} is now {}.",
-                flag.flag_id,
-                if flag.enabled { "on" } else { "off" }
-            ))
-        },
-    )
+    editor_form(&state, &user, form, async |f: ToggleForm| {
+        if f.reason.trim().is_empty() {
+            return Err(FlagError::Invalid(vec![
+                "give a reason for turning a flag on or off".into(),
+            ]));
+        }
+        let flag = state
+            .flags
+            .set_enabled(&user.user.actor(), &key, f.enabled, reason(f.reason))
+            .await?;
+        Ok(format!(
+            "{} is now {}.",
+            flag.flag_id,
+            if flag.enabled { "on" } else { "off" }
+        ))
+    })
     .await
 }
 
 pub async fn percentage(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path(key): Path<String>,
-    form: Result<Form<PercentageForm>, FormRejection>,
+    form: Result<CsrfForm<PercentageForm>, Refused>,
 ) -> Response {
-    editor_form(
-        &state,
-        &user,
-        &headers,
-        form,
-        |f| &f.csrf,
-        async |f: PercentageForm| {
-            let flag = state
-                .flags
-                .set_percentage(&user.user.actor(), &key, f.percentage, reason(f.reason))
-                .await?;
-            Ok(format!(
-                "{} now reaches {} of users.",
-                flag.flag_id,
-                percent_value(flag.percentage)
-            ))
-        },
-    )
+    editor_form(&state, &user, form, async |f: PercentageForm| {
+        let flag = state
+            .flags
+            .set_percentage(&user.user.actor(), &key, f.percentage, reason(f.reason))
+            .await?;
+        Ok(format!(
+            "{} now reaches {} of users.",
+            flag.flag_id,
+            percent_value(flag.percentage)
+        ))
+    })
     .await
 }
 
 pub async fn create(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
-    form: Result<Form<CreateForm>, FormRejection>,
+    form: Result<CsrfForm<CreateForm>, Refused>,
 ) -> Response {
-    editor_form(
-        &state,
-        &user,
-        &headers,
-        form,
-        |f| &f.csrf,
-        async |f: CreateForm| {
-            let flag_id = f
-                .flag_id
-                .trim()
-                .to_owned()
-                .try_into()
-                .map_err(|e: String| FlagError::Invalid(vec![e]))?;
-            let new = NewFlag {
-                flag_id,
-                name: None,
-                description: String::new(),
-                enabled: Some(true),
-                strategy: f.strategy,
-                percentage: if f.strategy == StrategyKind::AllUsers {
-                    None
-                } else {
-                    f.percentage
-                },
-                user_whitelist: Vec::new(),
-                user_blacklist: Vec::new(),
-                attributes: BTreeMap::new(),
-                variants: Vec::new(),
-                rules: Vec::new(),
-                segments: Vec::new(),
-                dependencies: Vec::new(),
-                environments: BTreeMap::new(),
-                reason: reason(f.reason),
-            };
-            let flag = state.flags.create(&user.user.actor(), new).await?;
-            Ok(format!("{} created.", flag.flag_id))
-        },
-    )
+    editor_form(&state, &user, form, async |f: CreateForm| {
+        let flag_id = f
+            .flag_id
+            .trim()
+            .to_owned()
+            .try_into()
+            .map_err(|e: String| FlagError::Invalid(vec![e]))?;
+        let new = NewFlag {
+            flag_id,
+            name: None,
+            description: String::new(),
+            enabled: Some(true),
+            strategy: f.strategy,
+            percentage: if f.strategy == StrategyKind::AllUsers {
+                None
+            } else {
+                f.percentage
+            },
+            user_whitelist: Vec::new(),
+            user_blacklist: Vec::new(),
+            attributes: BTreeMap::new(),
+            variants: Vec::new(),
+            rules: Vec::new(),
+            segments: Vec::new(),
+            dependencies: Vec::new(),
+            environments: BTreeMap::new(),
+            reason: reason(f.reason),
+        };
+        let flag = state.flags.create(&user.user.actor(), new).await?;
+        Ok(format!("{} created.", flag.flag_id))
+    })
     .await
 }
 

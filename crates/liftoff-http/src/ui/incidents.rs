@@ -2,10 +2,8 @@
 //! timeline, status changes, root cause, postmortem editor and action items. Editors change
 //! them through CSRF-protected forms.
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{NaiveDate, Utc};
 use liftoff_core::incidents::service::{
@@ -14,40 +12,17 @@ use liftoff_core::incidents::service::{
 use liftoff_core::incidents::{
     IncidentError, IncidentSeverity, IncidentStatus, IncidentsService, Postmortem, TimelineKind,
 };
-use maud::{Markup, html};
+use maud::html;
 use serde::Deserialize;
 
 use crate::state::AppState;
+use crate::ui::badge::badge;
 use crate::ui::failure::failure;
+use crate::ui::flash::Flash;
+use crate::ui::form::CsrfForm;
 use crate::ui::format::percent_value;
 use crate::ui::layout::{Window, error_page, page};
 use crate::ui::session::{Refused, UiUser};
-
-fn flash(message: Option<&(bool, String)>) -> Markup {
-    html! {
-        @if let Some((ok, m)) = message {
-            p class={ "flash " (if *ok { "ok" } else { "error" }) } role=(if *ok { "status" } else { "alert" }) { (m) }
-        }
-    }
-}
-
-fn severity_badge(s: IncidentSeverity) -> Markup {
-    let style = match s {
-        IncidentSeverity::Critical => "background:#fee2e2;color:#991b1b",
-        IncidentSeverity::Major => "background:#fef3c7;color:#92400e",
-        IncidentSeverity::Minor => "",
-    };
-    html! { span.badge style=(style) { (s.as_str()) } }
-}
-
-fn status_badge(s: IncidentStatus) -> Markup {
-    let style = if s == IncidentStatus::Resolved {
-        "background:#dcfce7;color:#166534"
-    } else {
-        "background:#dbeafe;color:#1e40af"
-    };
-    html! { span.badge style=(style) { (s.as_str()) } }
-}
 
 fn minutes(secs: i64) -> String {
     if secs < 3600 {
@@ -60,7 +35,7 @@ fn minutes(secs: i64) -> String {
 async fn list_page(
     state: &AppState,
     user: &UiUser,
-    message: Option<(bool, String)>,
+    message: Flash,
     status: StatusCode,
 ) -> Response {
     let now = Utc::now();
@@ -74,7 +49,7 @@ async fn list_page(
             }
         };
     let body = html! {
-        (flash(message.as_ref()))
+        (message)
         div.tiles {
             div.tile { div.muted { "Open incidents" } div.value { (incidents.iter().filter(|i| i.is_open()).count()) } }
             div.tile { div.muted { "SLA " (sla.month) " (" (percent_value(sla.target_percent)) ")" } div.value { (percent_value(sla.achieved_percent)) } }
@@ -89,8 +64,8 @@ async fn list_page(
                 tbody { @for i in &incidents { tr {
                     td.mono { a href={ "/incidents/" (i.id) } { (i.id) } }
                     td { (i.title) @if i.auto_opened { " " span.badge { "from alert" } } }
-                    td { (severity_badge(i.severity)) }
-                    td { (status_badge(i.status)) }
+                    td { (badge(i.severity)) }
+                    td { (badge(i.status)) }
                     td.mono { (i.started_at.format("%Y-%m-%d %H:%M")) }
                     td { (minutes((i.resolved_at.unwrap_or(now) - i.started_at).num_seconds())) }
                 } } }
@@ -114,13 +89,11 @@ async fn list_page(
 }
 
 pub async fn list(State(state): State<AppState>, user: UiUser) -> Response {
-    list_page(&state, &user, None, StatusCode::OK).await
+    list_page(&state, &user, Flash::None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
 pub struct CreateForm {
-    #[serde(default)]
-    csrf: String,
     title: String,
     severity: IncidentSeverity,
 }
@@ -128,16 +101,15 @@ pub struct CreateForm {
 pub async fn create(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
-    form: Result<Form<CreateForm>, FormRejection>,
+    form: Result<CsrfForm<CreateForm>, Refused>,
 ) -> Response {
-    let f = match user.accept(&headers, form, |f| &f.csrf, UiUser::require_editor) {
+    let f = match user.accept(form, UiUser::require_editor) {
         Err(Refused::Page(res)) => return res,
         Err(Refused::Incomplete(e)) => {
             return list_page(
                 &state,
                 &user,
-                Some((false, format!("The form was incomplete: {e}"))),
+                Flash::error(format!("The form was incomplete: {e}")),
                 StatusCode::BAD_REQUEST,
             )
             .await;
@@ -155,7 +127,7 @@ pub async fn create(
         Ok(i) => Redirect::to(&format!("/incidents/{}", i.id)).into_response(),
         Err(e) => {
             let (m, s) = failure(&e);
-            list_page(&state, &user, Some((false, m)), s).await
+            list_page(&state, &user, Flash::Error(m), s).await
         }
     }
 }
@@ -164,7 +136,7 @@ async fn detail_page(
     state: &AppState,
     user: &UiUser,
     id: &str,
-    message: Option<(bool, String)>,
+    message: Flash,
     status: StatusCode,
 ) -> Response {
     let d = match state.incidents.detail(id, Utc::now()).await {
@@ -177,8 +149,8 @@ async fn detail_page(
     let (i, impact) = (&d.incident, &d.impact);
     let edit = user.user.role.can_edit();
     let body = html! {
-        (flash(message.as_ref()))
-        p { (severity_badge(i.severity)) " " (status_badge(i.status)) " · started " span.mono { (i.started_at.format("%Y-%m-%d %H:%M:%S")) }
+        (message)
+        p { (badge(i.severity)) " " (badge(i.status)) " · started " span.mono { (i.started_at.format("%Y-%m-%d %H:%M:%S")) }
             @if let Some(r) = i.resolved_at { " · resolved " span.mono { (r.format("%Y-%m-%d %H:%M:%S")) } } }
         @if let Some(desc) = &i.description { p { (desc) } }
         h2 { "Impact" }
@@ -274,7 +246,7 @@ pub async fn detail(
     user: UiUser,
     Path(id): Path<String>,
 ) -> Response {
-    detail_page(&state, &user, &id, None, StatusCode::OK).await
+    detail_page(&state, &user, &id, Flash::None, StatusCode::OK).await
 }
 
 /// Runs an editor form on incident `id`: redirects to its page on success, shows the page with
@@ -282,13 +254,11 @@ pub async fn detail(
 async fn on_incident<T>(
     state: &AppState,
     user: &UiUser,
-    headers: &HeaderMap,
     id: &str,
-    form: Result<Form<T>, FormRejection>,
-    csrf: impl Fn(&T) -> &str,
+    form: Result<CsrfForm<T>, Refused>,
     act: impl AsyncFnOnce(T) -> Result<(), IncidentError>,
 ) -> Response {
-    let (message, status) = match user.accept(headers, form, csrf, UiUser::require_editor) {
+    let (message, status) = match user.accept(form, UiUser::require_editor) {
         Err(Refused::Page(res)) => return res,
         Err(Refused::Incomplete(e)) => (
             format!("The form was incomplete: {e}"),
@@ -299,49 +269,36 @@ async fn on_incident<T>(
             Err(e) => failure(&e),
         },
     };
-    detail_page(state, user, id, Some((false, message)), status).await
+    detail_page(state, user, id, Flash::Error(message), status).await
 }
 
 #[derive(Deserialize)]
 pub struct StatusForm {
-    #[serde(default)]
-    csrf: String,
     status: IncidentStatus,
 }
 
 pub async fn set_status(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<StatusForm>, FormRejection>,
+    form: Result<CsrfForm<StatusForm>, Refused>,
 ) -> Response {
-    on_incident(
-        &state,
-        &user,
-        &headers,
-        &id,
-        form,
-        |f| &f.csrf,
-        async |f: StatusForm| {
-            let patch = IncidentPatch {
-                status: Some(f.status),
-                ..IncidentPatch::default()
-            };
-            state
-                .incidents
-                .patch(&user.user.actor(), &id, patch)
-                .await
-                .map(drop)
-        },
-    )
+    on_incident(&state, &user, &id, form, async |f: StatusForm| {
+        let patch = IncidentPatch {
+            status: Some(f.status),
+            ..IncidentPatch::default()
+        };
+        state
+            .incidents
+            .patch(&user.user.actor(), &id, patch)
+            .await
+            .map(drop)
+    })
     .await
 }
 
 #[derive(Deserialize)]
 pub struct TimelineForm {
-    #[serde(default)]
-    csrf: String,
     message: String,
     #[serde(default)]
     kind: ManualKind,
@@ -350,37 +307,26 @@ pub struct TimelineForm {
 pub async fn add_timeline(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<TimelineForm>, FormRejection>,
+    form: Result<CsrfForm<TimelineForm>, Refused>,
 ) -> Response {
-    on_incident(
-        &state,
-        &user,
-        &headers,
-        &id,
-        form,
-        |f| &f.csrf,
-        async |f: TimelineForm| {
-            let input = TimelineInput {
-                message: f.message,
-                kind: f.kind,
-                at: None,
-            };
-            state
-                .incidents
-                .add_timeline(&user.user.actor(), &id, input)
-                .await
-                .map(drop)
-        },
-    )
+    on_incident(&state, &user, &id, form, async |f: TimelineForm| {
+        let input = TimelineInput {
+            message: f.message,
+            kind: f.kind,
+            at: None,
+        };
+        state
+            .incidents
+            .add_timeline(&user.user.actor(), &id, input)
+            .await
+            .map(drop)
+    })
     .await
 }
 
 #[derive(Deserialize)]
 pub struct PostmortemForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     root_cause: String,
     #[serde(default)]
@@ -398,45 +344,34 @@ pub struct PostmortemForm {
 pub async fn save_postmortem(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<PostmortemForm>, FormRejection>,
+    form: Result<CsrfForm<PostmortemForm>, Refused>,
 ) -> Response {
-    on_incident(
-        &state,
-        &user,
-        &headers,
-        &id,
-        form,
-        |f| &f.csrf,
-        async |f: PostmortemForm| {
-            let actor = user.user.actor();
-            let patch = IncidentPatch {
-                root_cause: Some(f.root_cause),
-                resolution: Some(f.resolution),
-                ..IncidentPatch::default()
-            };
-            state.incidents.patch(&actor, &id, patch).await?;
-            let pm = Postmortem {
-                summary: f.summary,
-                what_went_well: f.what_went_well,
-                what_could_be_improved: f.what_could_be_improved,
-                lessons: f.lessons,
-            };
-            state
-                .incidents
-                .set_postmortem(&actor, &id, pm)
-                .await
-                .map(drop)
-        },
-    )
+    on_incident(&state, &user, &id, form, async |f: PostmortemForm| {
+        let actor = user.user.actor();
+        let patch = IncidentPatch {
+            root_cause: Some(f.root_cause),
+            resolution: Some(f.resolution),
+            ..IncidentPatch::default()
+        };
+        state.incidents.patch(&actor, &id, patch).await?;
+        let pm = Postmortem {
+            summary: f.summary,
+            what_went_well: f.what_went_well,
+            what_could_be_improved: f.what_could_be_improved,
+            lessons: f.lessons,
+        };
+        state
+            .incidents
+            .set_postmortem(&actor, &id, pm)
+            .await
+            .map(drop)
+    })
     .await
 }
 
 #[derive(Deserialize)]
 pub struct ItemForm {
-    #[serde(default)]
-    csrf: String,
     title: String,
     #[serde(default)]
     owner: String,
@@ -447,77 +382,56 @@ pub struct ItemForm {
 pub async fn add_item(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<ItemForm>, FormRejection>,
+    form: Result<CsrfForm<ItemForm>, Refused>,
 ) -> Response {
-    on_incident(
-        &state,
-        &user,
-        &headers,
-        &id,
-        form,
-        |f| &f.csrf,
-        async |f: ItemForm| {
-            let due_date = match f.due_date.trim() {
-                "" => None,
-                d => Some(d.parse::<NaiveDate>().map_err(|_| {
-                    IncidentError::Invalid(format!("due date `{d}` must be YYYY-MM-DD"))
-                })?),
-            };
-            let input = ActionItemInput {
-                title: f.title,
-                owner: Some(f.owner),
-                due_date,
-            };
-            state
-                .incidents
-                .add_action_item(&user.user.actor(), &id, input)
-                .await
-                .map(drop)
-        },
-    )
+    on_incident(&state, &user, &id, form, async |f: ItemForm| {
+        let due_date = match f.due_date.trim() {
+            "" => None,
+            d => Some(d.parse::<NaiveDate>().map_err(|_| {
+                IncidentError::Invalid(format!("due date `{d}` must be YYYY-MM-DD"))
+            })?),
+        };
+        let input = ActionItemInput {
+            title: f.title,
+            owner: Some(f.owner),
+            due_date,
+        };
+        state
+            .incidents
+            .add_action_item(&user.user.actor(), &id, input)
+            .await
+            .map(drop)
+    })
     .await
 }
 
 #[derive(Deserialize)]
-pub struct ToggleForm {
-    #[serde(default)]
-    csrf: String,
-}
+pub struct ToggleForm {}
 
 pub async fn toggle_item(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path((id, item)): Path<(String, i64)>,
-    form: Result<Form<ToggleForm>, FormRejection>,
+    form: Result<CsrfForm<ToggleForm>, Refused>,
 ) -> Response {
-    on_incident(
-        &state,
-        &user,
-        &headers,
-        &id,
-        form,
-        |f| &f.csrf,
-        async |_f: ToggleForm| {
-            let incident = state.incidents.get(&id).await?;
-            let done = incident
-                .action_items
-                .iter()
-                .find(|a| a.id == item)
-                .ok_or_else(|| IncidentError::ItemNotFound(id.clone(), item))?
-                .done;
-            let patch = ActionItemPatch {
-                done: Some(!done),
-                ..ActionItemPatch::default()
-            };
-            state
-                .incidents
-                .update_action_item(&user.user.actor(), &id, item, patch)
-                .await
-                .map(drop)
-        },
-    )
+    on_incident(&state, &user, &id, form, async |_f: ToggleForm| {
+        let incident = state.incidents.get(&id).await?;
+        let done = incident
+            .action_items
+            .iter()
+            .find(|a| a.id == item)
+            .ok_or_else(|| IncidentError::ItemNotFound(id.clone(), item))?
+            .done;
+        let patch = ActionItemPatch {
+            done: Some(!done),
+            ..ActionItemPatch::default()
+        };
+        state
+            .incidents
+            .update_action_item(&user.user.actor(), &id, item, patch)
+            .await
+            .map(drop)
+    })
     .await
 }

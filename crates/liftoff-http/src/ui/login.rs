@@ -15,10 +15,12 @@ use serde::Deserialize;
 use crate::mw::client::client_ip;
 use crate::mw::ratelimit::RateLimiter;
 use crate::state::AppState;
+use crate::ui::flash::Flash;
+use crate::ui::form::{CsrfForm, NoFields};
 use crate::ui::layout::{bare, error_page};
 use crate::ui::session::{
-    LOGIN_CSRF_COOKIE, SESSION_COOKIE, UiUser, cookie, csrf_failure, safe_next, same_origin,
-    see_other, set_cookie,
+    LOGIN_CSRF_COOKIE, Refused, SESSION_COOKIE, UiUser, cookie, csrf_failure, safe_next,
+    same_origin, see_other, set_cookie,
 };
 
 #[derive(Deserialize)]
@@ -34,12 +36,6 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 fn login_page(status: StatusCode, secure: bool, next: &str, error: Option<&str>) -> Response {
     let csrf = random_token(24);
     let mut res = bare(
@@ -47,7 +43,7 @@ fn login_page(status: StatusCode, secure: bool, next: &str, error: Option<&str>)
         "Sign in",
         html! {
             h1 { "Sign in" }
-            @if let Some(e) = error { p.flash.error role="alert" { (e) } }
+            @if let Some(e) = error { (Flash::error(e)) }
             form #login method="post" action="/login" {
                 input type="hidden" name="csrf" value=(csrf);
                 input type="hidden" name="next" value=(next);
@@ -256,12 +252,13 @@ async fn signed_in(state: &AppState, session: NewSession, next: &str) -> Respons
 pub async fn logout(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    form: Result<CsrfForm<NoFields>, Refused>,
 ) -> Response {
-    let submitted = form.map(|f| f.0.csrf).unwrap_or_default();
-    if let Err(res) = user.check_csrf(&headers, &submitted) {
-        return res;
+    match form {
+        Ok(CsrfForm(NoFields {})) => {}
+        Err(Refused::Page(res)) => return res,
+        // A body that is not a form carries no token.
+        Err(Refused::Incomplete(_)) => return csrf_failure(),
     }
     if let Err(e) = state.users.logout(&user.token).await {
         tracing::error!(error = %e, "Sign-out could not delete the session.");

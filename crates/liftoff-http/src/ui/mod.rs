@@ -10,9 +10,12 @@
 mod alerts;
 mod analytics;
 pub mod assets;
+mod badge;
 mod failure;
 mod favicon;
 mod flags;
+mod flash;
+pub mod form;
 mod format;
 mod incidents;
 pub mod layout;

@@ -2,10 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{Duration, Utc};
 use liftoff_core::audit::{AuditEntry, AuditQuery};
@@ -17,6 +15,8 @@ use serde_json::json;
 
 use crate::state::AppState;
 use crate::ui::failure::{STORE_DOWN, failure};
+use crate::ui::flash::Flash;
+use crate::ui::form::{CsrfForm, NoFields};
 use crate::ui::format::{percent, percent_value};
 use crate::ui::layout::{Window, WindowQuery, chart, coming, error_page, page};
 use crate::ui::session::{Refused, UiUser};
@@ -181,18 +181,6 @@ pub async fn overview(
 /// The sections a later release fills. Each says what it will hold.
 pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static str) -> Response {
     let (title, body) = match path {
-        "/flags" => (
-            "Flags",
-            coming(
-                "Feature flags with gradual rollouts and kill switches.",
-                &[
-                    "Every flag with its status, strategy, rollout and a stale marker",
-                    "Toggle a flag with a confirmation and a reason",
-                    "Edit a rollout percentage",
-                    "The history of each flag",
-                ],
-            ),
-        ),
         "/experiments" => (
             "Experiments",
             coming(
@@ -232,8 +220,6 @@ pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static 
 
 #[derive(Deserialize)]
 pub struct NewUserForm {
-    #[serde(default)]
-    csrf: String,
     username: String,
     password: String,
     role: String,
@@ -241,23 +227,8 @@ pub struct NewUserForm {
 
 #[derive(Deserialize)]
 pub struct NewKeyForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
     scope: String,
-}
-
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
-enum Flash {
-    None,
-    Ok(String),
-    Error(String),
-    Token { name: String, token: String },
 }
 
 async fn settings_page(
@@ -273,17 +244,7 @@ async fn settings_page(
     };
     let admin = user.user.role.can_administer();
     let body = html! {
-        @match &flash {
-            Flash::None => {},
-            Flash::Ok(m) => { p.flash.ok role="status" { (m) } },
-            Flash::Error(m) => { p.flash.error role="alert" { (m) } },
-            Flash::Token { name, token } => {
-                div.flash.ok role="status" {
-                    p { "Key " strong { (name) } " created. Copy the token now: it is not shown again." }
-                    p.secret #new-token { (token) }
-                }
-            },
-        }
+        (flash)
         h2 { "Users" }
         table {
             thead { tr { th { "User" } th { "Role" } th { "Created" } } }
@@ -356,12 +317,10 @@ fn failed(message: impl Into<String>, status: StatusCode) -> Outcome {
 async fn admin_form<T>(
     state: &AppState,
     user: &UiUser,
-    headers: &HeaderMap,
-    form: Result<Form<T>, FormRejection>,
-    csrf: impl Fn(&T) -> &str,
+    form: Result<CsrfForm<T>, Refused>,
     act: impl AsyncFnOnce(T) -> Outcome,
 ) -> Response {
-    let (flash, status) = match user.accept(headers, form, csrf, UiUser::require_admin) {
+    let (flash, status) = match user.accept(form, UiUser::require_admin) {
         Err(Refused::Page(res)) => return res,
         Err(Refused::Incomplete(_)) => failed("Fill in every field.", StatusCode::BAD_REQUEST),
         Ok(form) => act(form).await,
@@ -372,100 +331,78 @@ async fn admin_form<T>(
 pub async fn create_user(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
-    form: Result<Form<NewUserForm>, FormRejection>,
+    form: Result<CsrfForm<NewUserForm>, Refused>,
 ) -> Response {
-    admin_form(
-        &state,
-        &user,
-        &headers,
-        form,
-        |f| &f.csrf,
-        async |form: NewUserForm| {
-            let Some(role) = Role::parse(&form.role) else {
-                return failed("Unknown role.", StatusCode::UNPROCESSABLE_ENTITY);
-            };
-            match state
-                .users
-                .create(&user.user.actor(), &form.username, &form.password, role)
-                .await
-            {
-                Ok(u) => (
-                    Flash::Ok(format!("User {} added as {}.", u.username, u.role)),
-                    StatusCode::OK,
-                ),
-                Err(e) => {
-                    let (message, status) = failure(&e);
-                    failed(message, status)
-                }
+    admin_form(&state, &user, form, async |form: NewUserForm| {
+        let Some(role) = Role::parse(&form.role) else {
+            return failed("Unknown role.", StatusCode::UNPROCESSABLE_ENTITY);
+        };
+        match state
+            .users
+            .create(&user.user.actor(), &form.username, &form.password, role)
+            .await
+        {
+            Ok(u) => (
+                Flash::Ok(format!("User {} added as {}.", u.username, u.role)),
+                StatusCode::OK,
+            ),
+            Err(e) => {
+                let (message, status) = failure(&e);
+                failed(message, status)
             }
-        },
-    )
+        }
+    })
     .await
 }
 
 pub async fn create_key(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
-    form: Result<Form<NewKeyForm>, FormRejection>,
+    form: Result<CsrfForm<NewKeyForm>, Refused>,
 ) -> Response {
-    admin_form(
-        &state,
-        &user,
-        &headers,
-        form,
-        |f| &f.csrf,
-        async |form: NewKeyForm| {
-            let (Ok(name), Some(scope)) = (KeyName::parse(&form.name), Scope::parse(&form.scope))
-            else {
-                return failed(
-                    "Give the key a name (up to 100 characters) and a scope.",
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                );
-            };
-            match state
-                .keys
-                .create(&user.user.actor(), name, scope, None)
-                .await
-            {
-                Ok(k) => (
-                    Flash::Token {
-                        name: k.name,
-                        token: k.token,
-                    },
-                    StatusCode::OK,
-                ),
-                Err(e) => {
-                    let (message, status) = failure(&e);
-                    failed(message, status)
-                }
+    admin_form(&state, &user, form, async |form: NewKeyForm| {
+        let (Ok(name), Some(scope)) = (KeyName::parse(&form.name), Scope::parse(&form.scope))
+        else {
+            return failed(
+                "Give the key a name (up to 100 characters) and a scope.",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        };
+        match state
+            .keys
+            .create(&user.user.actor(), name, scope, None)
+            .await
+        {
+            Ok(k) => (
+                Flash::Token {
+                    name: k.name,
+                    token: k.token,
+                },
+                StatusCode::OK,
+            ),
+            Err(e) => {
+                let (message, status) = failure(&e);
+                failed(message, status)
             }
-        },
-    )
+        }
+    })
     .await
 }
 
 pub async fn revoke_key(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<CsrfOnly>, FormRejection>,
+    form: Result<CsrfForm<NoFields>, Refused>,
 ) -> Response {
-    admin_form(
-        &state,
-        &user,
-        &headers,
-        form,
-        |f| &f.csrf,
-        async |_: CsrfOnly| match state.keys.revoke(&user.user.actor(), &id, None).await {
+    admin_form(&state, &user, form, async |_: NoFields| {
+        match state.keys.revoke(&user.user.actor(), &id, None).await {
             Ok(()) => (Flash::Ok("Key revoked.".into()), StatusCode::OK),
             Err(e) => {
                 let (message, status) = failure(&e);
                 failed(message, status)
             }
-        },
-    )
+        }
+    })
     .await
 }

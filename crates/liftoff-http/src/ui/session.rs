@@ -13,6 +13,7 @@ use liftoff_core::secret::secrets_equal;
 use liftoff_core::users::User;
 
 use crate::state::AppState;
+use crate::ui::form::CsrfForm;
 use crate::ui::layout::error_page;
 
 pub const SESSION_COOKIE: &str = "liftoff_session";
@@ -51,7 +52,9 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// The signed-in dashboard user. Extracting it redirects to the login page when there is no
-/// live session.
+/// live session. The session is looked up once a request: a handler's `UiUser` and its
+/// [`CsrfForm`](crate::ui::form::CsrfForm) share it.
+#[derive(Clone)]
 pub struct UiUser {
     pub user: User,
     pub csrf: String,
@@ -95,19 +98,16 @@ pub enum Refused {
 }
 
 impl UiUser {
-    /// Takes a submitted form when its body is complete, its CSRF token and origin are right
-    /// and the user's role passes `may` (`UiUser::require_editor`, `UiUser::require_admin`).
+    /// Takes a submitted form (complete, its CSRF token and origin checked by
+    /// [`CsrfForm`](crate::ui::form::CsrfForm)) when the user's role passes `may`
+    /// (`UiUser::require_editor`, `UiUser::require_admin`).
     pub fn accept<T>(
         &self,
-        headers: &HeaderMap,
-        form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
-        csrf: impl Fn(&T) -> &str,
+        form: Result<CsrfForm<T>, Refused>,
         may: impl Fn(&Self) -> Result<(), Response>,
     ) -> Result<T, Refused> {
-        let axum::Form(form) = form.map_err(|e| Refused::Incomplete(e.body_text()))?;
-        self.check_csrf(headers, csrf(&form))
-            .and_then(|()| may(self))
-            .map_err(Refused::Page)?;
+        let CsrfForm(form) = form?;
+        may(self).map_err(Refused::Page)?;
         Ok(form)
     }
 }
@@ -132,6 +132,9 @@ impl FromRequestParts<AppState> for UiUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if let Some(user) = parts.extensions.get::<Self>() {
+            return Ok(user.clone());
+        }
         let to_login = || {
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let next = if path == "/" {
@@ -145,11 +148,15 @@ impl FromRequestParts<AppState> for UiUser {
             return Err(to_login());
         };
         match state.users.session(&token).await {
-            Ok(Some(s)) => Ok(Self {
-                user: s.user,
-                csrf: s.record.csrf_token,
-                token,
-            }),
+            Ok(Some(s)) => {
+                let user = Self {
+                    user: s.user,
+                    csrf: s.record.csrf_token,
+                    token,
+                };
+                parts.extensions.insert(user.clone());
+                Ok(user)
+            }
             Ok(None) => Err(to_login()),
             Err(e) => {
                 tracing::error!(error = %e, "Session lookup failed.");

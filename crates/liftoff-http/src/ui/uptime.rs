@@ -2,10 +2,8 @@
 //! page with uptime figures, daily bars, the response-time chart, downtime periods and recent
 //! checks. Editors add, pause and delete monitors here.
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use liftoff_core::uptime::service::{DayUptime, MonitorInput};
@@ -15,20 +13,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::state::AppState;
+use crate::ui::badge::{Status, badge};
 use crate::ui::failure::failure;
+use crate::ui::flash::Flash;
+use crate::ui::form::CsrfForm;
 use crate::ui::format::percent_value;
 use crate::ui::layout::{Window, WindowQuery, chart_over, error_page, page};
 use crate::ui::session::{Refused, UiUser};
 
 fn status_badge(status: MonitorStatus, enabled: bool) -> Markup {
-    let (label, style) = match (enabled, status) {
-        (false, _) => ("paused", "background:#f3f4f6;color:#6b7280"),
-        (_, MonitorStatus::Up) => ("up", "background:#dcfce7;color:#166534"),
-        (_, MonitorStatus::Pending) => ("pending", "background:#fef3c7;color:#92400e"),
-        (_, MonitorStatus::Down) => ("down", "background:#fee2e2;color:#991b1b"),
-        (_, MonitorStatus::Unknown) => ("not checked yet", ""),
-    };
-    html! { span.badge style=(style) { (label) } }
+    badge(Status::Monitor { status, enabled })
 }
 
 fn percent(v: Option<f64>) -> String {
@@ -58,7 +52,7 @@ fn day_bars(days: &[DayUptime], count: i64) -> Markup {
 async fn list_page(
     state: &AppState,
     user: &UiUser,
-    message: Option<(bool, String)>,
+    message: Flash,
     status: StatusCode,
 ) -> Response {
     let now = Utc::now();
@@ -80,9 +74,7 @@ async fn list_page(
         }
     }
     let body = html! {
-        @if let Some((ok, m)) = &message {
-            p class={ "flash " (if *ok { "ok" } else { "error" }) } role=(if *ok { "status" } else { "alert" }) { (m) }
-        }
+        (message)
         @if rows.is_empty() {
             div.empty { p { "No monitors yet. Add one below: Liftoff checks the URL on its interval and records uptime, downtime periods and response times." } }
         } @else {
@@ -128,13 +120,11 @@ pub async fn list(
     user: UiUser,
     Query(_q): Query<WindowQuery>,
 ) -> Response {
-    list_page(&state, &user, None, StatusCode::OK).await
+    list_page(&state, &user, Flash::None, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
 pub struct CreateForm {
-    #[serde(default)]
-    csrf: String,
     name: String,
     url: String,
     method: HttpMethod,
@@ -149,13 +139,12 @@ pub struct CreateForm {
 pub async fn create(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
-    form: Result<Form<CreateForm>, FormRejection>,
+    form: Result<CsrfForm<CreateForm>, Refused>,
 ) -> Response {
-    let (message, status) = match user.accept(&headers, form, |f| &f.csrf, UiUser::require_editor) {
+    let (message, status) = match user.accept(form, UiUser::require_editor) {
         Err(Refused::Page(res)) => return res,
         Err(Refused::Incomplete(e)) => (
-            (false, format!("The form was incomplete: {e}")),
+            Flash::error(format!("The form was incomplete: {e}")),
             StatusCode::BAD_REQUEST,
         ),
         Ok(f) => {
@@ -172,23 +161,21 @@ pub async fn create(
             };
             match state.uptime.create(&user.user.actor(), input).await {
                 Ok(m) => (
-                    (true, format!("{} is monitored now.", m.name)),
+                    Flash::ok(format!("{} is monitored now.", m.name)),
                     StatusCode::OK,
                 ),
                 Err(e) => {
                     let (m, s) = failure(&e);
-                    ((false, m), s)
+                    (Flash::Error(m), s)
                 }
             }
         }
     };
-    list_page(&state, &user, Some(message), status).await
+    list_page(&state, &user, message, status).await
 }
 
 #[derive(Deserialize)]
 pub struct ActionForm {
-    #[serde(default)]
-    csrf: String,
     /// `pause`, `resume` or `delete`.
     action: String,
 }
@@ -196,11 +183,10 @@ pub struct ActionForm {
 pub async fn action(
     State(state): State<AppState>,
     user: UiUser,
-    headers: HeaderMap,
     Path(id): Path<i64>,
-    form: Result<Form<ActionForm>, FormRejection>,
+    form: Result<CsrfForm<ActionForm>, Refused>,
 ) -> Response {
-    let f = match user.accept(&headers, form, |f| &f.csrf, UiUser::require_editor) {
+    let f = match user.accept(form, UiUser::require_editor) {
         Err(Refused::Page(res)) => return res,
         Err(Refused::Incomplete(e)) => {
             return error_page(

@@ -607,3 +607,68 @@ async fn dashboard_failures_answer_the_api_status() {
     assert_eq!(overview.status(), 200);
     assert!(overview.text().await.unwrap().contains("sqlite"));
 }
+
+#[tokio::test]
+async fn dashboard_forms_check_body_then_token_then_origin() {
+    let app = spawn().await;
+    let cookie = admin_cookie(&app).await;
+    let (_, html) = page_of(&app, &cookie, "/flags").await;
+    let csrf = hidden(&html, "csrf");
+    let post = |path: &'static str, form: Vec<(&'static str, String)>, origin: Option<&str>| {
+        let mut req = app
+            .http
+            .post(app.at(path))
+            .header("cookie", &cookie)
+            .form(&form);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send()
+    };
+    let toggle = |token: &str| {
+        vec![
+            ("enabled", "true".to_owned()),
+            ("reason", "test".to_owned()),
+            ("csrf", token.to_owned()),
+        ]
+    };
+    // A complete form with a forged or missing token, or from another site: "Form expired".
+    for (path, form, origin) in [
+        ("/flags/none/toggle", toggle("forged"), None),
+        (
+            "/flags/none/toggle",
+            vec![("enabled", "true".to_owned())],
+            None,
+        ),
+        (
+            "/settings/keys/none/revoke",
+            vec![("csrf", "forged".to_owned())],
+            None,
+        ),
+        (
+            "/flags/none/toggle",
+            toggle(&csrf),
+            Some("http://evil.example"),
+        ),
+    ] {
+        let res = post(path, form, origin).await.unwrap();
+        assert_eq!(res.status(), 403, "{path}");
+        assert!(res.text().await.unwrap().contains("Form expired"));
+    }
+    // An incomplete form is reported as such, whatever its token.
+    let res = post("/flags", vec![("csrf", "forged".to_owned())], None)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("The form was incomplete"), "{html}");
+    assert!(
+        html.contains(r#"class="flash error" role="alert""#),
+        "{html}"
+    );
+    // The right token from this site reaches the service (which knows no such flag).
+    let res = post("/flags/none/toggle", toggle(&csrf), None)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}

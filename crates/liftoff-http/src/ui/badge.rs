@@ -1,0 +1,131 @@
+//! Status badges: a status's label in a pill whose colour says how it stands. The colours are
+//! classes of `app.css` (`.badge-ok`, `.badge-warn`, `.badge-crit`, `.badge-info`,
+//! `.badge-muted`); [`Tone::of`] is the one place a status is mapped to its class.
+
+use liftoff_core::incidents::{IncidentSeverity, IncidentStatus};
+use liftoff_core::uptime::MonitorStatus;
+use maud::{Markup, html};
+
+/// How a status stands, as a badge colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Ok,
+    Warn,
+    Crit,
+    Info,
+    Muted,
+    /// The plain grey badge.
+    Plain,
+}
+
+impl Tone {
+    /// The badge's classes.
+    pub fn class(self) -> &'static str {
+        match self {
+            Self::Ok => "badge badge-ok",
+            Self::Warn => "badge badge-warn",
+            Self::Crit => "badge badge-crit",
+            Self::Info => "badge badge-info",
+            Self::Muted => "badge badge-muted",
+            Self::Plain => "badge",
+        }
+    }
+
+    /// The tone and label of a status.
+    pub fn of(status: impl Into<Status>) -> (Self, &'static str) {
+        match status.into() {
+            Status::Severity(s) => (
+                match s {
+                    IncidentSeverity::Critical => Self::Crit,
+                    IncidentSeverity::Major => Self::Warn,
+                    IncidentSeverity::Minor => Self::Plain,
+                },
+                s.as_str(),
+            ),
+            Status::Incident(s) => (
+                if s == IncidentStatus::Resolved {
+                    Self::Ok
+                } else {
+                    Self::Info
+                },
+                s.as_str(),
+            ),
+            Status::Monitor { status, enabled } => match (enabled, status) {
+                (false, _) => (Self::Muted, "paused"),
+                (_, MonitorStatus::Up) => (Self::Ok, "up"),
+                (_, MonitorStatus::Pending) => (Self::Warn, "pending"),
+                (_, MonitorStatus::Down) => (Self::Crit, "down"),
+                (_, MonitorStatus::Unknown) => (Self::Plain, "not checked yet"),
+            },
+        }
+    }
+}
+
+/// Every status a badge is drawn for.
+#[derive(Clone, Copy, Debug)]
+pub enum Status {
+    Severity(IncidentSeverity),
+    Incident(IncidentStatus),
+    /// A monitor's last state; a paused monitor is `paused` whatever it was.
+    Monitor {
+        status: MonitorStatus,
+        enabled: bool,
+    },
+}
+
+impl From<IncidentSeverity> for Status {
+    fn from(s: IncidentSeverity) -> Self {
+        Self::Severity(s)
+    }
+}
+
+impl From<IncidentStatus> for Status {
+    fn from(s: IncidentStatus) -> Self {
+        Self::Incident(s)
+    }
+}
+
+/// The badge of a status.
+pub fn badge(status: impl Into<Status>) -> Markup {
+    let (tone, label) = Tone::of(status);
+    html! { span class=(tone.class()) { (label) } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_classes_not_inline_colours() {
+        assert_eq!(
+            badge(IncidentSeverity::Critical).into_string(),
+            r#"<span class="badge badge-crit">critical</span>"#
+        );
+        assert_eq!(
+            badge(IncidentStatus::Resolved).into_string(),
+            r#"<span class="badge badge-ok">resolved</span>"#
+        );
+        let paused = Status::Monitor {
+            status: MonitorStatus::Down,
+            enabled: false,
+        };
+        assert_eq!(Tone::of(paused), (Tone::Muted, "paused"));
+        let unknown = Status::Monitor {
+            status: MonitorStatus::Unknown,
+            enabled: true,
+        };
+        assert_eq!(
+            badge(unknown).into_string(),
+            r#"<span class="badge">not checked yet</span>"#
+        );
+    }
+
+    #[test]
+    fn every_tone_has_its_rule_in_the_stylesheet() {
+        let css = include_str!("../../assets/app.css");
+        for tone in [Tone::Ok, Tone::Warn, Tone::Crit, Tone::Info, Tone::Muted] {
+            let class = tone.class().trim_start_matches("badge ");
+            assert!(css.contains(&format!(".{class} {{")), "{class}");
+        }
+    }
+}
