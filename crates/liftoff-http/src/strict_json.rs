@@ -33,17 +33,13 @@ fn whole(n: &Number) -> Option<Result<u64, i64>> {
         return n.as_i64().map(Err);
     }
     let f = n.as_f64()?;
-    if f.fract() != 0.0 || !f.is_finite() {
+    // Only integers a float holds exactly: beyond 2^53 a float may be an out-of-range integer
+    // rounded into range (-9223372036854775809 parses as exactly -2^63).
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if f.fract() != 0.0 || !f.is_finite() || f.abs() > EXACT {
         return None;
     }
-    // The bounds are exact powers of two, so the comparisons are exact in f64.
-    if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
-        Some(Ok(f as u64))
-    } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
-        Some(Err(f as i64))
-    } else {
-        None
-    }
+    Some(if f >= 0.0 { Ok(f as u64) } else { Err(f as i64) })
 }
 
 impl<'de, 'a> Deserializer<'de> for Strict<'a> {
@@ -101,13 +97,22 @@ impl<'de, 'a> Deserializer<'de> for Strict<'a> {
         self.0.clone().deserialize_enum(name, variants, visitor)
     }
 
+    /// Enum tags and field names are strings: serde would also take a number as a variant's
+    /// index (`"kind": 0` for the first kind).
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::String(s) => visitor.visit_str(s),
+            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         visitor.visit_unit()
     }
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map
     }
 }
 
@@ -266,6 +271,20 @@ mod tests {
         assert_eq!(err.path().to_string(), "scope");
         assert!(err.to_string().contains("expected struct Scope"), "{err}");
         assert!(from_value::<Rule>(&json!(["x", 1, 1.0, null, []])).is_err());
+    }
+
+    #[test]
+    fn an_enum_tag_is_a_name_not_an_index() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        enum Channel {
+            Slack { url: String },
+            Webhook { url: String },
+        }
+        let c: Channel = from_value(&json!({"kind": "webhook", "url": "u"})).unwrap();
+        assert_eq!(c, Channel::Webhook { url: "u".into() });
+        assert!(from_value::<Channel>(&json!({"kind": 0, "url": "u"})).is_err());
+        assert!(from_value::<Channel>(&json!({"kind": 1.0, "url": "u"})).is_err());
     }
 
     #[test]
