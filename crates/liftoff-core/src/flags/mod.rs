@@ -8,6 +8,7 @@ mod model;
 mod rollout;
 mod segments;
 mod service;
+mod store;
 
 pub use catalog::{Catalog, EnvCatalog};
 pub use import::{flag_from_unleash, flags_from_unleash};
@@ -20,3 +21,4 @@ pub use segments::{Segment, SegmentInput, validate_segment};
 pub use service::{
     CriticalAlerts, FlagError, FlagService, ImportReport, NoAlerts, RolloutAnswer, Staleness,
 };
+pub use store::FlagStore;
