@@ -7,6 +7,10 @@ use utoipa::ToSchema;
 
 use crate::auth::Actor;
 
+mod store;
+
+pub use store::AuditStore;
+
 /// A change of state about to be written, with its audit entry. Built by services, written by
 /// stores in the same transaction as the change itself.
 #[derive(Clone, Debug)]
@@ -86,11 +90,11 @@ impl AuditQuery {
 /// Reads the audit trail (every change writes its own entry through the stores' ports).
 #[derive(Clone)]
 pub struct AuditService {
-    store: std::sync::Arc<dyn crate::store::AuditStore>,
+    store: std::sync::Arc<dyn AuditStore>,
 }
 
 impl AuditService {
-    pub fn new(store: std::sync::Arc<dyn crate::store::AuditStore>) -> Self {
+    pub fn new(store: std::sync::Arc<dyn AuditStore>) -> Self {
         Self { store }
     }
 

@@ -12,7 +12,11 @@ use utoipa::ToSchema;
 
 use crate::audit::Change;
 use crate::secret::{TokenDigest, random_id, random_token};
-use crate::store::{StateStore, StoreError};
+use crate::store::StoreError;
+
+mod store;
+
+pub use store::KeyStore;
 
 /// What a key may do. `admin` may do everything; `read` every GET of the API; `ingest` sends
 /// data and evaluates flags, and is safe to ship inside a client app.
@@ -191,7 +195,7 @@ struct CachedAuth {
 /// Creates, lists, revokes and checks API keys.
 #[derive(Clone)]
 pub struct KeyService {
-    store: Arc<dyn StateStore>,
+    store: Arc<dyn KeyStore>,
     bootstrap: Option<TokenDigest>,
     cache: Arc<Mutex<HashMap<TokenDigest, CachedAuth>>>,
     touched: Arc<Mutex<HashMap<String, Instant>>>,
@@ -200,7 +204,7 @@ pub struct KeyService {
 impl KeyService {
     /// `bootstrap_token` is `LIFTOFF_ADMIN_TOKEN`: an admin key that lives only in the
     /// environment.
-    pub fn new(store: Arc<dyn StateStore>, bootstrap_token: Option<&str>) -> Self {
+    pub fn new(store: Arc<dyn KeyStore>, bootstrap_token: Option<&str>) -> Self {
         Self {
             store,
             bootstrap: bootstrap_token.map(TokenDigest::of),

@@ -6,7 +6,10 @@
 //! - [`users`]: dashboard users, roles, passwords and sessions.
 //! - [`audit`]: the audit trail every change of state writes.
 //! - [`health`]: how the state store is doing (reachability, latency, schema).
-//! - [`store`]: the storage ports (traits) that `liftoff-store` implements for SQLite and PostgreSQL.
+//! - [`store`]: what every storage port shares and nothing of any domain: `StoreError`, `StoreHealth`.
+//!   Each domain keeps its own port (trait) beside it (`flags::FlagStore`, `alerts::AlertStore`, …).
+//! - [`ports`]: `StateStore`, the composition of the state ports one backend implements; no domain
+//!   imports it.
 //! - [`batch`]: group commit for ingest (answer after the commit, bounded queue).
 //! - [`error`]: every domain failure classified once: kind, stable code, what a client may read.
 //! - [`jobs`]: the registry background jobs report their state to.
@@ -26,6 +29,7 @@ pub mod jobs;
 pub mod launch;
 pub mod monitoring;
 pub mod outbound;
+pub mod ports;
 pub mod secret;
 pub mod store;
 pub mod uptime;

@@ -11,9 +11,12 @@ use utoipa::ToSchema;
 use crate::audit::Change;
 use crate::auth::{Actor, Scope};
 use crate::secret::{TokenDigest, random_id, random_token};
-use crate::store::{StateStore, StoreError};
+use crate::store::StoreError;
 
 mod password;
+mod store;
+
+pub use store::{AccountStore, SessionStore, UserStore};
 
 pub use password::{
     ADMIN_WAIT, Busy, DEFAULT_CONCURRENCY, HashPermit, HashStats, PasswordHashing, SIGN_IN_WAIT,
@@ -166,7 +169,7 @@ pub enum LoginOutcome {
 
 #[derive(Clone)]
 pub struct UserService {
-    store: Arc<dyn StateStore>,
+    store: Arc<dyn AccountStore>,
     session_ttl: Duration,
     hashing: PasswordHashing,
 }
@@ -174,7 +177,7 @@ pub struct UserService {
 impl UserService {
     /// With [`DEFAULT_CONCURRENCY`] password hashes at once; see
     /// [`UserService::with_password_hashing`].
-    pub fn new(store: Arc<dyn StateStore>, session_ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn AccountStore>, session_ttl: Duration) -> Self {
         Self {
             store,
             session_ttl,

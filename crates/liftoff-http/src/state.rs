@@ -13,7 +13,7 @@ use liftoff_core::health::HealthService;
 use liftoff_core::jobs::JobRegistry;
 use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::monitoring::operations::service::OperationsService;
-use liftoff_core::store::StateStore;
+use liftoff_core::ports::StateStore;
 use liftoff_core::users::UserService;
 
 use crate::mw::ratelimit::RateLimiter;
@@ -147,7 +147,7 @@ impl AppState {
             uptime,
             incidents,
             otlp: Arc::default(),
-            audit: AuditService::new(store.clone() as Arc<dyn liftoff_core::store::AuditStore>),
+            audit: AuditService::new(store.clone() as Arc<dyn liftoff_core::audit::AuditStore>),
             health: HealthService::new(store.clone() as Arc<dyn liftoff_core::store::StoreHealth>),
             store,
             jobs,

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use liftoff_core::jobs::JobRegistry;
+use liftoff_core::monitoring::MetricsStore;
 use liftoff_core::monitoring::requests::CellKey;
 use liftoff_core::monitoring::service::{MonitoringService, TimeRange};
 use liftoff_core::monitoring::sketch::DDSketch;
-use liftoff_core::store::MetricsStore;
 use liftoff_store::sqlite::SqliteMetrics;
 
 const ROUTES: usize = 200;

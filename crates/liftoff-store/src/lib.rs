@@ -1,4 +1,5 @@
-//! SQLite and PostgreSQL implementations of the storage ports in `liftoff_core::store`.
+//! SQLite and PostgreSQL implementations of the storage ports `liftoff_core` keeps beside its domains
+//! (composed as `liftoff_core::ports::StateStore`).
 //!
 //! This is the only crate that writes SQL. Each backend applies its own versioned migrations
 //! (`migrations/<backend>/NNNN_name.sql`) when opened; every statement is parameterised.
@@ -11,7 +12,11 @@ pub mod sqlite;
 use std::path::Path;
 use std::sync::Arc;
 
-use liftoff_core::store::{EventStore, MetricsStore, OperationStore, StateStore, StoreError};
+use liftoff_core::analytics::EventStore;
+use liftoff_core::monitoring::MetricsStore;
+use liftoff_core::monitoring::operations::OperationStore;
+use liftoff_core::ports::StateStore;
+use liftoff_core::store::StoreError;
 
 /// Opens the state store named by `state_url`: `None` means SQLite at `<data>/state.db`,
 /// `postgres://…` (or `postgresql://…`) PostgreSQL, `sqlite://PATH` an explicit SQLite file.

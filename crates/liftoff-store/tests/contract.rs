@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use liftoff_core::store::StateStore;
+use liftoff_core::ports::StateStore;
 
 mod sqlite {
     use super::*;
@@ -30,7 +30,7 @@ mod sqlite {
     liftoff_testkit::alert_store_contract!(open);
 
     /// A fresh `events.db`.
-    pub(crate) async fn open_events() -> Arc<dyn liftoff_core::store::EventStore> {
+    pub(crate) async fn open_events() -> Arc<dyn liftoff_core::analytics::EventStore> {
         let dir = tempfile::tempdir().unwrap().keep();
         Arc::new(
             liftoff_store::sqlite::SqliteEvents::open(&dir.join("events.db"))
@@ -87,7 +87,8 @@ mod sqlite {
                 },
                 password_hash: "x".into(),
             };
-            use liftoff_core::store::{StoreHealth, UserStore};
+            use liftoff_core::store::StoreHealth;
+            use liftoff_core::users::UserStore;
             s.insert_user(
                 &record,
                 &Change::new(&Actor::System, "user.create", "user", "u1"),
@@ -99,7 +100,9 @@ mod sqlite {
         let s = liftoff_store::sqlite::SqliteState::open(&path)
             .await
             .unwrap();
-        use liftoff_core::store::{AuditStore, StoreHealth, UserStore};
+        use liftoff_core::audit::AuditStore;
+        use liftoff_core::store::StoreHealth;
+        use liftoff_core::users::UserStore;
         assert_eq!(s.count_users().await.unwrap(), 1);
         assert_eq!(
             s.list_audit(&AuditQuery {
@@ -130,7 +133,7 @@ mod postgres {
     liftoff_testkit::state_store_contract!(open);
     liftoff_testkit::alert_store_contract!(open);
 
-    pub(crate) async fn open_events() -> Arc<dyn liftoff_core::store::EventStore> {
+    pub(crate) async fn open_events() -> Arc<dyn liftoff_core::analytics::EventStore> {
         Arc::new(
             liftoff_store::postgres::PgState::connect(&fresh_schema_url().await)
                 .await

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use liftoff_core::store::StateStore;
+use liftoff_core::ports::StateStore;
 
 mod sqlite {
     use super::*;

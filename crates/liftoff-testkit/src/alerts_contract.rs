@@ -9,7 +9,8 @@ use liftoff_core::alerts::model::{
 };
 use liftoff_core::audit::{AuditQuery, Change};
 use liftoff_core::auth::Actor;
-use liftoff_core::store::{StateStore, StoreError};
+use liftoff_core::ports::StateStore;
+use liftoff_core::store::StoreError;
 use serde_json::json;
 
 fn change(action: &str) -> Change {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use liftoff_core::audit::{AuditQuery, Change};
 use liftoff_core::auth::{Actor, ApiKey, KeyRecord, Scope};
+use liftoff_core::ports::StateStore;
 use liftoff_core::secret::TokenDigest;
-use liftoff_core::store::{StateStore, StoreError};
+use liftoff_core::store::StoreError;
 use liftoff_core::users::{Role, SessionRecord, User, UserRecord};
 use serde_json::json;
 
@@ -424,6 +425,52 @@ pub async fn flags_round_trip_with_versions(s: Arc<dyn StateStore>) {
     );
 }
 
+/// One flag by its key: the stored document as written, its latest version after an update,
+/// nothing for a key never stored or deleted, and no other flag's document.
+pub async fn get_flag_reads_one_flag(s: Arc<dyn StateStore>) {
+    let a = flag("checkout", 1);
+    let b = flag("checkout-v2", 1);
+    for f in [&a, &b] {
+        s.insert_flag(
+            f,
+            &Change::new(&actor(), "flag.create", "flag", f.flag_id.as_str()),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.get_flag(&a.flag_id).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_flag(&b.flag_id).await.unwrap(), Some(b.clone()));
+    let missing = liftoff_core::flags::FlagKey::try_from("checkout-v".to_owned()).unwrap();
+    assert_eq!(s.get_flag(&missing).await.unwrap(), None, "no prefix match");
+    // A key that is SQL to a careless query is only a key.
+    let quote = liftoff_core::flags::FlagKey::try_from("x'OR'1'='1".to_owned()).unwrap();
+    assert_eq!(s.get_flag(&quote).await.unwrap(), None);
+
+    let mut changed = a.clone();
+    changed.percentage = 75.0;
+    changed.version = 2;
+    assert!(
+        s.update_flag(
+            &changed,
+            1,
+            &Change::new(&actor(), "flag.update", "flag", "checkout")
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.get_flag(&a.flag_id).await.unwrap(), Some(changed));
+    assert!(
+        s.delete_flag(
+            &a.flag_id,
+            &Change::new(&actor(), "flag.delete", "flag", "checkout")
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.get_flag(&a.flag_id).await.unwrap(), None);
+    assert_eq!(s.get_flag(&b.flag_id).await.unwrap(), Some(b));
+}
+
 pub async fn flag_evaluations_accumulate(s: Arc<dyn StateStore>) {
     let d1 = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
     let d2 = chrono::NaiveDate::from_ymd_opt(2026, 1, 3).unwrap();
@@ -578,7 +625,7 @@ macro_rules! state_store_contract {
         $crate::state_store_contract!(@cases $open;
             keys_round_trip, revoked_keys_do_not_authenticate, failed_change_writes_no_audit,
             audit_filters_and_pages, users_are_unique, sessions_expire, health_reports_schema,
-            flags_round_trip_with_versions, flag_evaluations_accumulate, segments_round_trip,
+            flags_round_trip_with_versions, get_flag_reads_one_flag, flag_evaluations_accumulate, segments_round_trip,
             audit_of_a_change_elsewhere_is_recorded);
     };
     (@cases $open:path; $($case:ident),+) => {
@@ -593,7 +640,7 @@ macro_rules! state_store_contract {
 
 /// The request-metrics store: merging minutes, reading any window, compacting to hours and
 /// days without losing or double-counting a request, purging.
-pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::store::MetricsStore>) {
+pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::monitoring::MetricsStore>) {
     use liftoff_core::monitoring::requests::CellKey;
     use liftoff_core::monitoring::sketch::DDSketch;
     let key = |minute: i64, status: u16| CellKey {
@@ -724,19 +771,19 @@ pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::store::Metri
         assert_eq!(
             seen,
             vec![
-                liftoff_core::store::SeenEndpoint {
+                liftoff_core::monitoring::SeenEndpoint {
                     service: "api".into(),
                     method: "GET".into(),
                     route: "/a".into(),
                     failed: false
                 },
-                liftoff_core::store::SeenEndpoint {
+                liftoff_core::monitoring::SeenEndpoint {
                     service: "web".into(),
                     method: "GET".into(),
                     route: "/a".into(),
                     failed: false
                 },
-                liftoff_core::store::SeenEndpoint {
+                liftoff_core::monitoring::SeenEndpoint {
                     service: "web".into(),
                     method: "GET".into(),
                     route: "/b".into(),
@@ -755,7 +802,9 @@ pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::store::Metri
 /// The operations store: cells merge across writes and compact without losing a run, error
 /// rows are capped per (operation, error type, minute) across writes, users are distinct per
 /// hour and remember a success, and everything old is purged.
-pub async fn operations_round_trip(o: std::sync::Arc<dyn liftoff_core::store::OperationStore>) {
+pub async fn operations_round_trip(
+    o: std::sync::Arc<dyn liftoff_core::monitoring::operations::OperationStore>,
+) {
     use chrono::TimeZone;
     use liftoff_core::monitoring::operations::{
         ERRORS_PER_MINUTE, OpCell, OpKey, OperationError, OperationUser, OperationWrite,
@@ -962,7 +1011,7 @@ pub async fn operations_round_trip(o: std::sync::Arc<dyn liftoff_core::store::Op
 /// The error-row cap counts per (operation, error type, minute): another error type or the
 /// next minute has room of its own, and rows dropped are only counted.
 pub async fn operation_error_cap_is_per_slot(
-    o: std::sync::Arc<dyn liftoff_core::store::OperationStore>,
+    o: std::sync::Arc<dyn liftoff_core::monitoring::operations::OperationStore>,
 ) {
     use chrono::TimeZone;
     use liftoff_core::monitoring::operations::{ERRORS_PER_MINUTE, OperationError, OperationWrite};

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use liftoff_core::analytics::{AppendOutcome, EventStore};
 use liftoff_core::analytics::{Event, PersonUpdate};
-use liftoff_core::store::{AppendOutcome, EventStore};
 use serde_json::{Value, json};
 
 const T0: i64 = 1_750_000_000_000;

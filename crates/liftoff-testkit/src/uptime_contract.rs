@@ -7,7 +7,7 @@ use chrono::{Duration, TimeZone, Utc};
 use liftoff_core::audit::{AuditQuery, Change};
 use liftoff_core::auth::Actor;
 use liftoff_core::incidents::{Incident, IncidentSeverity, IncidentStatus, Postmortem};
-use liftoff_core::store::StateStore;
+use liftoff_core::ports::StateStore;
 use liftoff_core::uptime::{
     CheckRecord, DowntimeEdge, HttpMethod, Monitor, MonitorState, MonitorStatus, Resolution,
 };

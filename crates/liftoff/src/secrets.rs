@@ -10,9 +10,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use liftoff_core::alerts::AlertStore;
 use liftoff_core::alerts::secrets::reseal_channels;
 use liftoff_core::secret::{SecretBox, SecretKey};
-use liftoff_core::store::AlertStore;
 
 use crate::config::Settings;
 use crate::startup::{self, NEW_SECRET_KEY_FILE, SECRET_KEY_FILE};

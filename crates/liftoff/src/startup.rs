@@ -15,8 +15,8 @@ use liftoff_core::jobs::JobRegistry;
 use liftoff_core::monitoring::MonitoringService;
 use liftoff_core::monitoring::operations::service::OperationsService;
 use liftoff_core::outbound::OutboundPolicy;
+use liftoff_core::ports::StateStore;
 use liftoff_core::secret::{SecretBox, SecretKey, random_token};
-use liftoff_core::store::StateStore;
 use liftoff_core::users::{PasswordHashing, Role, UserService};
 use liftoff_http::{AppState, HttpSettings, Services};
 use tokio::net::TcpListener;
@@ -77,7 +77,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     // Like the request writer: every accepted batch is answered after its commit.
     let (events, _event_writer) = EventsService::start(
         stores.events.clone(),
-        store.clone() as Arc<dyn liftoff_core::store::AuditStore>,
+        store.clone() as Arc<dyn liftoff_core::audit::AuditStore>,
         &jobs,
     );
     let insights = std::sync::Arc::new(liftoff_core::analytics::insights::InsightsService::new(
@@ -111,6 +111,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     // Gradual rollouts pause while a critical alert fires.
     let flags = FlagService::start(
         store.clone(),
+        liftoff_core::audit::AuditService::new(store.clone()),
         Arc::new(alerts.clone()),
         settings.stale_flag_days,
     )

@@ -14,5 +14,7 @@ pub mod model;
 pub mod notify;
 pub mod secrets;
 pub mod service;
+mod store;
 
 pub use service::{AlertError, AlertSettings, AlertsService};
+pub use store::AlertStore;

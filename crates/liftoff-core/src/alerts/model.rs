@@ -624,7 +624,7 @@ pub struct Delivery {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-/// Which document table of [`AlertStore`](crate::store::AlertStore) a call means.
+/// Which document table of [`AlertStore`](crate::alerts::AlertStore) a call means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DocKind {
     Rule,

@@ -8,12 +8,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::AlertStore;
 use super::model::{Channel, ChannelConfig, ChannelSecrets, DocKind};
 use super::service::AlertError;
 use crate::audit::Change;
 use crate::auth::Actor;
 use crate::secret::SecretBox;
-use crate::store::{AlertStore, StoreError};
+use crate::store::StoreError;
 
 /// A channel as its document holds it.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -3,7 +3,8 @@
 //! uuids kept beside the sealed days for [`DEDUPE_DAYS`]. Stores key uuids as 16 big-endian
 //! bytes ([`uuid_key`]) and tally each event with [`tally`].
 
-use crate::store::{AppendOutcome, StoreError};
+use super::AppendOutcome;
+use crate::store::StoreError;
 
 pub use super::sealed::DEDUPE_DAYS;
 

@@ -15,11 +15,13 @@ use utoipa::ToSchema;
 use super::event::{Clock, Event, EventRecord, days_before, format_uuid};
 use super::persons::{Person, PersonUpdate};
 use super::posthog::Invalid;
+use super::{Erasure, EventStore, StoredEvent};
+use crate::audit::AuditStore;
 use crate::audit::Change;
 use crate::auth::Actor;
 use crate::batch::{BatchWriter, FlushFn, SubmitError};
 use crate::jobs::JobRegistry;
-use crate::store::{AuditStore, Erasure, EventStore, StoreError, StoredEvent};
+use crate::store::StoreError;
 
 /// Waiting ingest requests before new ones are refused with 429.
 const QUEUE: usize = 1024;

@@ -20,7 +20,8 @@ use liftoff_analytics::{DAY_MS, EventRow, EventTable, Segment};
 use super::sealed::{self, SegmentMeta};
 use tokio::sync::Mutex;
 
-use crate::store::{EventStore, StoreError};
+use super::EventStore;
+use crate::store::StoreError;
 
 /// How stale the table may be before a query refreshes it.
 pub const REFRESH: Duration = Duration::from_secs(2);

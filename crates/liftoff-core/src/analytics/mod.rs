@@ -23,7 +23,9 @@ pub mod insights;
 pub mod persons;
 pub mod posthog;
 pub mod sealed;
+mod store;
 
 pub use event::{Clock, Event, EventRecord};
 pub use ingest::{Accepted, EventError, EventsService, UserActivity};
 pub use persons::{Person, PersonUpdate};
+pub use store::{AppendOutcome, ErasedUser, Erasure, EventStore, StoredEvent};

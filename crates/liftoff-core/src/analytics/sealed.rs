@@ -7,7 +7,8 @@ use liftoff_analytics::{DAY_MS, EventRow, Segment};
 
 use super::Event;
 use super::dedupe::uuid_key;
-use crate::store::{EventStore, StoreError, StoredEvent};
+use super::{EventStore, StoredEvent};
+use crate::store::StoreError;
 
 /// Days a sealed event's uuid is kept after its day, so a client's retry is still recognised
 /// as a duplicate; older uuids are dropped when a later day is sealed (clients retry within

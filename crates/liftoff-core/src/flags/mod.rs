@@ -9,6 +9,7 @@ mod model;
 mod rollout;
 mod segments;
 mod service;
+mod store;
 
 pub use catalog::{Catalog, EnvCatalog};
 pub use context::context;
@@ -22,3 +23,4 @@ pub use segments::{Segment, SegmentInput, validate_segment};
 pub use service::{
     CriticalAlerts, FlagError, FlagService, ImportReport, NoAlerts, RolloutAnswer, Staleness,
 };
+pub use store::FlagStore;

@@ -10,14 +10,15 @@ use liftoff_eval::{Context, Evaluation};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::FlagStore;
 use super::catalog::{Catalog, EvaluationCounters};
 use super::input::{FlagPatch, NewFlag, validate};
-use super::model::{Environment, Flag, StrategyKind};
+use super::model::{Environment, Flag, FlagKey, StrategyKind};
 use super::rollout::{PlanState, RolloutPlan};
 use super::segments::{Segment, SegmentInput, validate_segment};
-use crate::audit::{AuditEntry, AuditQuery, Change};
+use crate::audit::{AuditEntry, AuditQuery, AuditService, Change};
 use crate::auth::Actor;
-use crate::store::{StateStore, StoreError};
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlagError {
@@ -85,7 +86,8 @@ pub struct Staleness {
 
 #[derive(Clone)]
 pub struct FlagService {
-    store: Arc<dyn StateStore>,
+    store: Arc<dyn FlagStore>,
+    audit: AuditService,
     current: Arc<RwLock<Arc<Catalog>>>,
     changes: Arc<watch::Sender<i64>>,
     counters: Arc<EvaluationCounters>,
@@ -100,7 +102,8 @@ const RETRIES: usize = 5;
 impl FlagService {
     /// Loads every flag and compiles the first catalog.
     pub async fn start(
-        store: Arc<dyn StateStore>,
+        store: Arc<dyn FlagStore>,
+        audit: AuditService,
         alerts: Arc<dyn CriticalAlerts>,
         stale_after_days: u32,
     ) -> Result<Self, StoreError> {
@@ -117,6 +120,7 @@ impl FlagService {
         let (tx, _) = watch::channel(revision);
         Ok(Self {
             store,
+            audit,
             current: Arc::new(RwLock::new(Arc::new(catalog))),
             changes: Arc::new(tx),
             counters,
@@ -322,13 +326,11 @@ impl FlagService {
         edit: impl Fn(&mut Flag) -> Result<(), FlagError>,
     ) -> Result<Flag, FlagError> {
         for _ in 0..RETRIES {
-            let Some(before) = self
-                .store
-                .list_flags()
-                .await?
-                .into_iter()
-                .find(|f| f.flag_id.as_str() == key)
-            else {
+            // A key that is not a valid flag key names no stored flag.
+            let Ok(flag_key) = FlagKey::try_from(key.to_owned()) else {
+                return Err(FlagError::NotFound(key.to_owned()));
+            };
+            let Some(before) = self.store.get_flag(&flag_key).await? else {
                 return Err(FlagError::NotFound(key.to_owned()));
             };
             let mut flag = before.clone();
@@ -544,7 +546,7 @@ impl FlagService {
             limit,
             ..Default::default()
         };
-        let entries = self.store.list_audit(&query).await?;
+        let entries = self.audit.list(&query).await?;
         if entries.is_empty() && self.get(key).is_err() {
             return Err(FlagError::NotFound(key.to_owned()));
         }

@@ -8,12 +8,14 @@
 //! The per-year number is allocated in the transaction that inserts the incident.
 
 pub mod service;
+mod store;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use service::{IncidentError, IncidentsService};
+pub use store::IncidentStore;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -10,14 +10,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::IncidentStore;
 use super::{
     ActionItem, Incident, IncidentSeverity, IncidentStatus, Postmortem, TimelineEntry, TimelineKind,
 };
 use crate::alerts::hooks::{AlertListener, AlertStatus, AlertTransition, Severity};
+use crate::analytics::EventStore;
 use crate::analytics::insights::is_error_event;
 use crate::audit::Change;
 use crate::auth::Actor;
-use crate::store::{EventStore, IncidentStore, MetricsStore, StoreError};
+use crate::monitoring::MetricsStore;
+use crate::store::StoreError;
 
 /// The service Liftoff's own API traffic is recorded under; not the app's impact.
 const OWN_SERVICE: &str = "liftoff";

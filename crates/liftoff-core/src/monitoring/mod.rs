@@ -18,6 +18,7 @@ pub mod prometheus;
 pub mod requests;
 pub mod service;
 pub mod sketch;
+mod store;
 pub mod system;
 
 pub use filter::Filter;
@@ -28,6 +29,7 @@ pub fn bucket_start(minute: i64, res: i64) -> i64 {
     minute - minute.rem_euclid(res)
 }
 pub use service::{EndpointStats, IngestError, MonitoringService, SortBy, Summary, TimeRange};
+pub use store::{MetricsStore, RequestCell, SeenEndpoint};
 pub use system::{SystemGauge, SystemSnapshot};
 
 #[cfg(test)]

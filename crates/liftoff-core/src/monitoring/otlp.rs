@@ -28,9 +28,9 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::Value;
 
+use super::RequestCell;
 use super::requests::{CellKey, DEFAULT_SERVICE, OTHER_ROUTE};
 use super::sketch::DDSketch;
-use crate::store::RequestCell;
 
 // ---------------------------------------------------------------------------------------------
 // Messages (opentelemetry-proto v1), only the fields read here.

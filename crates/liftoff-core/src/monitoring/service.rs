@@ -14,9 +14,10 @@ use super::requests::{
     CellKey, Request, RequestRecord, RouteBudget, add_totals, fold, merge_cells,
 };
 use super::sketch::DDSketch;
+use super::{MetricsStore, RequestCell};
 use crate::batch::{BatchWriter, FlushFn, SubmitError};
 use crate::jobs::JobRegistry;
-use crate::store::{MetricsStore, RequestCell, StoreError};
+use crate::store::StoreError;
 
 /// Waiting ingest requests before new ones are refused with 429.
 const QUEUE: usize = 1024;

@@ -11,12 +11,14 @@
 //! resolution counts every check exactly once and compaction is a plain purge.
 
 pub mod service;
+mod store;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use service::{UptimeError, UptimeService};
+pub use store::UptimeStore;
 
 /// How long each resolution is kept.
 pub const CHECKS_KEPT_HOURS: i64 = 24;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::UptimeStore;
 use super::{
     CHECKS_KEPT_HOURS, CheckRecord, DAILY_KEPT_DAYS, Downtime, HOURLY_KEPT_DAYS, HttpMethod,
     MAX_INTERVAL_SECONDS, Monitor, MonitorState, MonitorStatus, Resolution, Rollup, next_state,
@@ -16,7 +17,7 @@ use super::{
 use crate::alerts::hooks::{MonitorHealth, UptimeSource};
 use crate::audit::Change;
 use crate::auth::Actor;
-use crate::store::{StoreError, UptimeStore};
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UptimeError {

@@ -3,9 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use liftoff_core::alerts::AlertStore;
 use liftoff_core::alerts::model::{Alert, Delivery, DeliveryKind, DeliveryStatus, DocKind};
 use liftoff_core::audit::Change;
-use liftoff_core::store::{AlertStore, StoreError};
+use liftoff_core::store::StoreError;
 use tokio_postgres::Row;
 
 use super::{PgState, corrupt, pg_err, write_audit};

@@ -8,10 +8,9 @@ use liftoff_core::analytics::persons::apply_updates;
 use liftoff_core::analytics::sealed::{
     SegmentMeta, day_span, plan_erase, plan_seal, whole_days_before,
 };
+use liftoff_core::analytics::{AppendOutcome, ErasedUser, Erasure, EventStore, StoredEvent};
 use liftoff_core::analytics::{Event, Person, PersonUpdate};
-use liftoff_core::store::{
-    AppendOutcome, ErasedUser, Erasure, EventStore, StoreError, StoredEvent,
-};
+use liftoff_core::store::StoreError;
 use tokio_postgres::Row;
 
 use super::{PgState, pg_err};

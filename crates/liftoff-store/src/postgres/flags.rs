@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use liftoff_core::audit::Change;
+use liftoff_core::flags::FlagStore;
 use liftoff_core::flags::{Flag, FlagKey, RolloutPlan, Segment};
-use liftoff_core::store::{FlagStore, StoreError};
+use liftoff_core::store::StoreError;
 
 use super::{PgState, pg_err, write_audit};
 use crate::codec::{doc_from_value, doc_value};
@@ -22,6 +23,18 @@ impl FlagStore for PgState {
         rows.into_iter()
             .map(|r| doc_from_value(r.get(0), "JSON"))
             .collect()
+    }
+
+    async fn get_flag(&self, key: &FlagKey) -> Result<Option<Flag>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT definition FROM flags WHERE key = $1",
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.map(|r| doc_from_value(r.get(0), "JSON")).transpose()
     }
 
     async fn insert_flag(&self, flag: &Flag, change: &Change) -> Result<(), StoreError> {

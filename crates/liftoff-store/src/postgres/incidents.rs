@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use chrono::Datelike;
 use liftoff_core::audit::Change;
+use liftoff_core::incidents::IncidentStore;
 use liftoff_core::incidents::{Incident, format_id};
-use liftoff_core::store::{IncidentStore, StoreError};
+use liftoff_core::store::StoreError;
 
 use super::{PgState, pg_err, write_audit};
 use crate::codec::{doc_from_value, doc_value};

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use liftoff_core::monitoring::requests::{CellKey, roll_up};
-use liftoff_core::store::{MetricsStore, RequestCell, SeenEndpoint, StoreError};
+use liftoff_core::monitoring::{MetricsStore, RequestCell, SeenEndpoint};
+use liftoff_core::store::StoreError;
 
 use super::{PgState, pg_err};
 use crate::codec::{corrupt, resolution, sketch_from};

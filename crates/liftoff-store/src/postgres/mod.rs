@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use liftoff_core::audit::AuditStore;
 use liftoff_core::audit::{AuditEntry, AuditQuery, Change};
+use liftoff_core::auth::KeyStore;
 use liftoff_core::auth::{ApiKey, KeyRecord, Scope};
 use liftoff_core::secret::TokenDigest;
-use liftoff_core::store::{AuditStore, KeyStore, SessionStore, StoreError, StoreHealth, UserStore};
+use liftoff_core::store::{StoreError, StoreHealth};
 use liftoff_core::users::{Role, SessionRecord, User, UserRecord};
+use liftoff_core::users::{SessionStore, UserStore};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 

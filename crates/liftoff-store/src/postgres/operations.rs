@@ -9,7 +9,8 @@ use liftoff_core::monitoring::operations::cap::{cap_errors, error_slots};
 use liftoff_core::monitoring::operations::{
     OpCell, OpKey, OperationError, OperationWrite, roll_up,
 };
-use liftoff_core::store::{OperationStore, OperationUserCounts, StoreError};
+use liftoff_core::monitoring::operations::{OperationStore, OperationUserCounts};
+use liftoff_core::store::StoreError;
 use tokio_postgres::Row;
 
 use super::{PgState, pg_err};

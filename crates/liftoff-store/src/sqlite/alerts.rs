@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use liftoff_core::alerts::AlertStore;
 use liftoff_core::alerts::model::{Alert, Delivery, DeliveryKind, DeliveryStatus, DocKind};
 use liftoff_core::audit::Change;
-use liftoff_core::store::{AlertStore, StoreError};
+use liftoff_core::store::StoreError;
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::sql_err;

@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use liftoff_core::audit::Change;
+use liftoff_core::flags::FlagStore;
 use liftoff_core::flags::{Flag, FlagKey, RolloutPlan, Segment};
-use liftoff_core::store::{FlagStore, StoreError};
-use rusqlite::params;
+use liftoff_core::store::StoreError;
+use rusqlite::{OptionalExtension, params};
 
 use super::db::sql_err;
 use super::{SqliteState, write_audit};
@@ -43,6 +44,21 @@ impl FlagStore for SqliteState {
     async fn list_flags(&self) -> Result<Vec<Flag>, StoreError> {
         self.json_rows("SELECT definition FROM flags ORDER BY key")
             .await
+    }
+
+    async fn get_flag(&self, key: &FlagKey) -> Result<Option<Flag>, StoreError> {
+        let key = key.to_string();
+        let row: Option<String> = self
+            .db
+            .read(move |c| {
+                c.query_row("SELECT definition FROM flags WHERE key = ?1", [&key], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(sql_err)
+            })
+            .await?;
+        row.map(|s| doc_from_text(&s, "JSON")).transpose()
     }
 
     async fn insert_flag(&self, flag: &Flag, change: &Change) -> Result<(), StoreError> {

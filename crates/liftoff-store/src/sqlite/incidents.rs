@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use chrono::Datelike;
 use liftoff_core::audit::Change;
+use liftoff_core::incidents::IncidentStore;
 use liftoff_core::incidents::{Incident, format_id};
-use liftoff_core::store::{IncidentStore, StoreError};
+use liftoff_core::store::StoreError;
 use rusqlite::{OptionalExtension, params};
 
 use super::db::sql_err;

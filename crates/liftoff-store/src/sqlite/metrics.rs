@@ -4,7 +4,8 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use liftoff_core::monitoring::requests::{CellKey, roll_up};
-use liftoff_core::store::{MetricsStore, RequestCell, SeenEndpoint, StoreError};
+use liftoff_core::monitoring::{MetricsStore, RequestCell, SeenEndpoint};
+use liftoff_core::store::StoreError;
 use rusqlite::{OptionalExtension, params};
 
 use super::db::{Db, sql_err};

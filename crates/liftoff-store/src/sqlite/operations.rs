@@ -8,7 +8,8 @@ use liftoff_core::monitoring::operations::cap::{cap_errors, error_slots};
 use liftoff_core::monitoring::operations::{
     OpCell, OpKey, OperationError, OperationWrite, map_from_json, map_to_json, roll_up,
 };
-use liftoff_core::store::{OperationStore, OperationUserCounts, StoreError};
+use liftoff_core::monitoring::operations::{OperationStore, OperationUserCounts};
+use liftoff_core::store::StoreError;
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::db::sql_err;

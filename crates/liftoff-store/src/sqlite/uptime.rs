@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use liftoff_core::audit::Change;
-use liftoff_core::store::{StoreError, UptimeStore};
+use liftoff_core::store::StoreError;
+use liftoff_core::uptime::UptimeStore;
 use liftoff_core::uptime::{
     CheckRecord, Downtime, DowntimeEdge, HttpMethod, Monitor, MonitorState, MonitorStatus,
     Resolution, Rollup,

@@ -30,7 +30,11 @@ async fn service(alerts: Arc<Switch>) -> (FlagService, tempfile::TempDir) {
             .await
             .unwrap(),
     );
-    (FlagService::start(store, alerts, 30).await.unwrap(), dir)
+    let audit = liftoff_core::audit::AuditService::new(store.clone());
+    (
+        FlagService::start(store, audit, alerts, 30).await.unwrap(),
+        dir,
+    )
 }
 
 fn new_flag(v: serde_json::Value) -> NewFlag {

@@ -21,6 +21,7 @@ use super::hooks::{AlertListener, AlertTransition, MonitorHealth, UptimeSource};
 use super::model::*;
 use super::notify::{Notifier, SendFailure, alertmanager_payload, test_payload};
 use super::secrets::{Resealed, StoredChannel, reseal_channels};
+use crate::alerts::AlertStore;
 use crate::audit::Change;
 use crate::auth::Actor;
 use crate::monitoring::operations::service::OperationsService;
@@ -28,7 +29,7 @@ use crate::monitoring::service::TimeRange;
 use crate::monitoring::{Filter, MonitoringService};
 use crate::outbound::OutboundPolicy;
 use crate::secret::SecretBox;
-use crate::store::{AlertStore, StoreError};
+use crate::store::StoreError;
 
 mod delivery;
 mod documents;

@@ -19,6 +19,9 @@
 
 pub mod cap;
 pub mod service;
+mod store;
+
+pub use store::{OperationStore, OperationUserCounts};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;

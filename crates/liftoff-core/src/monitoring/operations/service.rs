@@ -14,12 +14,13 @@ use super::{
     ERRORS_KEPT_DAYS, EXTERNAL_PREFIX, NameBudget, OpCell, Operation, OperationError,
     OperationRecord, OperationWrite, USERS_KEPT_HOURS, fold,
 };
+use super::{OperationStore, OperationUserCounts};
 use crate::batch::{BatchWriter, FlushFn};
 use crate::jobs::JobRegistry;
 use crate::monitoring::prometheus::{BUCKETS, escape, write_histogram};
 use crate::monitoring::service::{Durations, IngestError, Retention, TimeRange, validate_all};
 use crate::monitoring::sketch::DDSketch;
-use crate::store::{OperationStore, OperationUserCounts, StoreError};
+use crate::store::StoreError;
 
 /// Waiting ingest requests before new ones are refused with 429.
 const QUEUE: usize = 1024;

@@ -1,0 +1,39 @@
+//! The composition of the state ports: what one state-store backend implements.
+//!
+//! Domains never import this module (the layering test checks it): each depends on its own
+//! port and [`StoreError`](crate::store::StoreError) only. Only the wiring (`liftoff-http`, the
+//! binary, the contract suites, the backends) names [`StateStore`].
+
+use crate::alerts::AlertStore;
+use crate::audit::AuditStore;
+use crate::auth::KeyStore;
+use crate::flags::FlagStore;
+use crate::incidents::IncidentStore;
+use crate::store::StoreHealth;
+use crate::uptime::UptimeStore;
+use crate::users::AccountStore;
+
+/// Everything Liftoff keeps as shared state (not events): one object per backend.
+pub trait StateStore:
+    KeyStore
+    + AuditStore
+    + AccountStore
+    + FlagStore
+    + StoreHealth
+    + UptimeStore
+    + IncidentStore
+    + AlertStore
+{
+}
+impl<
+    T: KeyStore
+        + AuditStore
+        + AccountStore
+        + FlagStore
+        + StoreHealth
+        + UptimeStore
+        + IncidentStore
+        + AlertStore,
+> StateStore for T
+{
+}
