@@ -15,6 +15,7 @@ use crate::auth::KeyError;
 use crate::batch::SubmitError;
 use crate::flags::FlagError;
 use crate::incidents::IncidentError;
+use crate::launch::LaunchError;
 use crate::monitoring::IngestError;
 use crate::monitoring::dashboard::DashboardError;
 use crate::store::StoreError;
@@ -114,6 +115,12 @@ error_codes! {
     TooManyEvents = "too_many_events", TooLarge;
     InvalidRecords = "invalid_records", Invalid;
     InvalidFunnel = "invalid_funnel", Invalid;
+    InvalidLaunchInput = "invalid_launch_input", Invalid;
+    FeedbackNotFound = "feedback_not_found", NotFound;
+    LaunchBusy = "launch_busy", Conflict;
+    /// The current phase's exit criteria do not pass (advance with `force` and a reason).
+    PhaseCriteriaNotMet = "phase_criteria_not_met", Conflict;
+    LastPhase = "last_phase", Conflict;
 }
 
 /// A failure that knows its code (and so its kind), what a client may be told, and when to
@@ -280,6 +287,18 @@ classified!(FlagError, |e| code: match e {
     FlagError::Store(_) => Code::Internal,
 }, inner: match e {
     FlagError::Store(s) => Some(s),
+    _ => None,
+});
+
+classified!(LaunchError, |e| code: match e {
+    LaunchError::Invalid(_) => Code::InvalidLaunchInput,
+    LaunchError::FeedbackNotFound(_) => Code::FeedbackNotFound,
+    LaunchError::Busy => Code::LaunchBusy,
+    LaunchError::CriteriaNotMet { .. } => Code::PhaseCriteriaNotMet,
+    LaunchError::LastPhase(_) => Code::LastPhase,
+    LaunchError::Store(_) => Code::Internal,
+}, inner: match e {
+    LaunchError::Store(s) => Some(s),
     _ => None,
 });
 

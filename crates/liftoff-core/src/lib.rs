@@ -10,6 +10,8 @@
 //!   Each domain keeps its own port (trait) beside it (`flags::FlagStore`, `alerts::AlertStore`, …).
 //! - [`ports`]: `StateStore`, the composition of the state ports one backend implements; no domain
 //!   imports it.
+//! - [`clock`]: time as a port (`Clock`, `SystemClock`, `ManualClock` for tests); services read
+//!   the time only through it.
 //! - [`batch`]: group commit for ingest (answer after the commit, bounded queue).
 //! - [`error`]: every domain failure classified once: kind, stable code, what a client may read.
 //! - [`jobs`]: the registry background jobs report their state to.
@@ -21,6 +23,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod batch;
+pub mod clock;
 pub mod error;
 pub mod flags;
 pub mod health;

@@ -9,6 +9,7 @@ use crate::audit::AuditStore;
 use crate::auth::KeyStore;
 use crate::flags::FlagStore;
 use crate::incidents::IncidentStore;
+use crate::launch::LaunchStore;
 use crate::store::StoreHealth;
 use crate::uptime::UptimeStore;
 use crate::users::AccountStore;
@@ -23,6 +24,7 @@ pub trait StateStore:
     + UptimeStore
     + IncidentStore
     + AlertStore
+    + LaunchStore
 {
 }
 impl<
@@ -33,7 +35,8 @@ impl<
         + StoreHealth
         + UptimeStore
         + IncidentStore
-        + AlertStore,
+        + AlertStore
+        + LaunchStore,
 > StateStore for T
 {
 }

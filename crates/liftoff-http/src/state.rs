@@ -91,6 +91,8 @@ pub struct AppState {
     pub jobs: JobRegistry,
     /// Alert rules, alerts, silences, maintenance windows, channels and the outbox.
     pub alerts: liftoff_core::alerts::AlertsService,
+    /// The soft-launch cap, maintenance mode, phases and feedback.
+    pub launch: liftoff_core::launch::LaunchService,
     pub settings: Arc<HttpSettings>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) ingest_limiter: Arc<RateLimiter>,
@@ -149,6 +151,10 @@ impl AppState {
             otlp: Arc::default(),
             audit: AuditService::new(store.clone() as Arc<dyn liftoff_core::audit::AuditStore>),
             health: HealthService::new(store.clone() as Arc<dyn liftoff_core::store::StoreHealth>),
+            launch: liftoff_core::launch::LaunchService::new(
+                store.clone() as Arc<dyn liftoff_core::launch::LaunchStore>,
+                liftoff_core::clock::system(),
+            ),
             store,
             jobs,
             alerts,

@@ -39,7 +39,11 @@ fn whole(n: &Number) -> Option<Result<u64, i64>> {
     if f.fract() != 0.0 || !f.is_finite() || f.abs() > EXACT {
         return None;
     }
-    Some(if f >= 0.0 { Ok(f as u64) } else { Err(f as i64) })
+    Some(if f >= 0.0 {
+        Ok(f as u64)
+    } else {
+        Err(f as i64)
+    })
 }
 
 impl<'de, 'a> Deserializer<'de> for Strict<'a> {

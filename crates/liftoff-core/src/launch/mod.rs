@@ -7,4 +7,8 @@ pub mod phases;
 pub mod presets;
 pub mod readiness;
 pub mod scaling;
+pub mod service;
 pub mod store;
+
+pub use service::{LaunchError, LaunchService};
+pub use store::LaunchStore;

@@ -12,6 +12,7 @@ mod import;
 mod incidents;
 mod insights;
 mod keys;
+mod launch;
 mod monitoring;
 mod monitoring_dashboard;
 mod ofrep;
@@ -56,6 +57,7 @@ use crate::state::AppState;
         (name = "sdk", description = "Flag definitions for SDKs that evaluate locally"),
         (name = "alerts", description = "Alert rules and alerts, silences, maintenance windows, notification channels and deliveries"),
         (name = "analytics", description = "Product events (native and PostHog capture), persons, export and erasure"),
+        (name = "launch", description = "The soft-launch cap and waitlist, presets, maintenance mode, phases and user feedback"),
     )
 )]
 struct ApiDoc;
@@ -106,6 +108,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(insights::routes())
         .merge(uptime::routes())
         .merge(incidents::routes())
+        .merge(launch::routes())
 }
 
 /// The served document: the generated one with the shared error answers of

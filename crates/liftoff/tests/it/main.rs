@@ -19,6 +19,7 @@ mod flags;
 mod incidents;
 mod insights;
 mod keys;
+mod launch;
 mod monitoring;
 mod openapi;
 mod operations;

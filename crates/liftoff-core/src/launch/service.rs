@@ -1,0 +1,451 @@
+//! The launch service: admission, the user limit, maintenance mode, the phase plan and
+//! feedback. Every change is audited; settings changes use the store's revision check and
+//! retry, so two concurrent changes never lose one another.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::feedback::{
+    BacklogItem, Feedback, FeedbackInput, FeedbackStatus, FeedbackSummary, backlog, summarize,
+};
+use super::phases::{CriterionResult, Phase, PhaseFigures, judge_exit, validate_plan};
+use super::presets::{Environment, Preset};
+use super::store::{
+    Admission, AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchStore, LaunchUser, Maintenance,
+};
+use crate::audit::Change;
+use crate::auth::Actor;
+use crate::clock::Clock;
+use crate::store::StoreError;
+
+/// Attempts at a settings change before answering "busy".
+const SAVE_ATTEMPTS: usize = 5;
+/// The longest maintenance message.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+/// The most users `allow_users` may name.
+const MAX_ALLOW_USERS: usize = 1_000;
+/// The longest user id.
+const MAX_USER_ID_CHARS: usize = 200;
+/// The largest user limit.
+pub const MAX_USER_LIMIT: u32 = 10_000_000;
+/// The most users one `admit` call may admit.
+pub const MAX_ADMIT: u32 = 100_000;
+/// The longest reason or resolution.
+const MAX_REASON_CHARS: usize = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no feedback {0}")]
+    FeedbackNotFound(i64),
+    #[error("the launch settings changed too often meanwhile; retry")]
+    Busy,
+    #[error("the phase `{phase}` cannot be left yet: {}", failing(.results))]
+    CriteriaNotMet {
+        phase: String,
+        results: Vec<CriterionResult>,
+    },
+    #[error("`{0}` is the plan's last phase")]
+    LastPhase(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn failing(results: &[CriterionResult]) -> String {
+    let names: Vec<&str> = results.iter().filter(|r| !r.pass).map(|r| r.name).collect();
+    format!(
+        "{} not met; fix them or advance with `force` and a reason",
+        names.join(", ")
+    )
+}
+
+fn invalid(msg: impl Into<String>) -> LaunchError {
+    LaunchError::Invalid(msg.into())
+}
+
+/// A user id as apps send it: 1–200 characters, no control characters.
+pub fn user_id(raw: &str) -> Result<&str, LaunchError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(invalid("`user_id` is required"));
+    }
+    if trimmed.chars().count() > MAX_USER_ID_CHARS {
+        return Err(invalid(format!(
+            "`user_id` is longer than {MAX_USER_ID_CHARS} characters"
+        )));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(invalid("`user_id` contains control characters"));
+    }
+    Ok(trimmed)
+}
+
+fn reason_text(
+    field: &str,
+    raw: Option<String>,
+    required: bool,
+) -> Result<Option<String>, LaunchError> {
+    let text = raw.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    match text {
+        None if required => Err(invalid(format!("`{field}` is required"))),
+        Some(t) if t.chars().count() > MAX_REASON_CHARS => Err(invalid(format!(
+            "`{field}` is longer than {MAX_REASON_CHARS} characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// What `PUT /api/launch/maintenance` takes.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceInput {
+    pub enabled: bool,
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub message: String,
+    #[schema(minimum = 1, maximum = 86400)]
+    pub retry_after_seconds: Option<u32>,
+    /// Users who keep access (testers, support).
+    #[serde(default)]
+    #[schema(max_items = 1000)]
+    pub allow_users: Vec<String>,
+    pub reason: Option<String>,
+}
+
+/// What `POST /api/launch/initialize` takes.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InitializeInput {
+    pub environment: Environment,
+    /// Production's cap (default 100); ignored elsewhere.
+    #[schema(minimum = 1, maximum = 10000000)]
+    pub user_limit: Option<u32>,
+    #[serde(default)]
+    #[schema(max_items = 200)]
+    pub features: Vec<String>,
+    #[serde(default)]
+    #[schema(max_items = 200)]
+    pub beta_features: Vec<String>,
+}
+
+/// The launch as apps see it (`GET /api/launch/status`).
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct LaunchStatus {
+    pub maintenance: bool,
+    pub message: Option<String>,
+    pub retry_after_seconds: Option<u32>,
+    /// When the maintenance window in force ends; `null` for a manual switch.
+    pub window_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub phase: String,
+    /// Bumped by every change: what the ETag is made from.
+    pub revision: i64,
+}
+
+#[derive(Clone)]
+pub struct LaunchService {
+    store: Arc<dyn LaunchStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl LaunchService {
+    pub fn new(store: Arc<dyn LaunchStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    pub async fn settings(&self) -> Result<LaunchSettings, LaunchError> {
+        Ok(self.store.launch_settings().await?)
+    }
+
+    pub async fn status(&self) -> Result<LaunchStatus, LaunchError> {
+        let s = self.settings().await?;
+        let m = &s.maintenance;
+        Ok(LaunchStatus {
+            maintenance: m.enabled,
+            message: (m.enabled && !m.message.is_empty()).then(|| m.message.clone()),
+            retry_after_seconds: if m.enabled {
+                m.retry_after_seconds
+            } else {
+                None
+            },
+            window_ends_at: None,
+            phase: s
+                .phases
+                .get(s.phase)
+                .map_or_else(String::new, |p| p.name.clone()),
+            revision: s.revision,
+        })
+    }
+
+    /// Whether `user_id` may pass maintenance mode.
+    pub fn passes_maintenance(settings: &LaunchSettings, user_id: Option<&str>) -> bool {
+        let m = &settings.maintenance;
+        !m.enabled || user_id.is_some_and(|u| m.allow_users.iter().any(|a| a == u))
+    }
+
+    /// Applies `change` to the current settings and saves them, retrying on a concurrent
+    /// change; returns the saved settings and the users the new limit admitted.
+    async fn update<F>(
+        &self,
+        actor: &Actor,
+        action: &str,
+        reason: Option<String>,
+        change: F,
+    ) -> Result<(LaunchSettings, Vec<String>), LaunchError>
+    where
+        F: Fn(&mut LaunchSettings) -> Result<(), LaunchError>,
+    {
+        for _ in 0..SAVE_ATTEMPTS {
+            let before = self.store.launch_settings().await?;
+            let mut after = before.clone();
+            change(&mut after)?;
+            let audit = Change::new(actor, action, "launch", "launch")
+                .before(json!(before))
+                .after(json!(after))
+                .reason(reason.clone());
+            if let Some(saved) = self
+                .store
+                .save_launch_settings(&after, self.clock.now(), &audit)
+                .await?
+            {
+                return Ok(saved);
+            }
+        }
+        Err(LaunchError::Busy)
+    }
+
+    /// Applies a preset's settings (user limit, features); flags and alert rules are the
+    /// caller's, which owns those services.
+    pub async fn initialize(
+        &self,
+        input: &InitializeInput,
+        actor: &Actor,
+    ) -> Result<(LaunchSettings, Vec<String>), LaunchError> {
+        if input
+            .user_limit
+            .is_some_and(|l| l == 0 || l > MAX_USER_LIMIT)
+        {
+            return Err(invalid(format!(
+                "`user_limit` must be 1 to {MAX_USER_LIMIT}"
+            )));
+        }
+        let preset = Preset::for_environment(input.environment, input.user_limit);
+        self.update(actor, "launch.initialize", None, |s| {
+            s.environment = Some(preset.environment);
+            s.user_limit = preset.user_limit;
+            s.features.clone_from(&input.features);
+            s.beta_features.clone_from(&input.beta_features);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets the cap (`None`: none); raising it admits from the waitlist in order.
+    pub async fn set_user_limit(
+        &self,
+        limit: Option<u32>,
+        reason: Option<String>,
+        actor: &Actor,
+    ) -> Result<(LaunchSettings, Vec<String>), LaunchError> {
+        if limit.is_some_and(|l| l > MAX_USER_LIMIT) {
+            return Err(invalid(format!(
+                "`user_limit` must be 0 to {MAX_USER_LIMIT}"
+            )));
+        }
+        let reason = reason_text("reason", reason, false)?;
+        self.update(actor, "launch.user_limit", reason, |s| {
+            s.user_limit = limit;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn set_maintenance(
+        &self,
+        input: MaintenanceInput,
+        actor: &Actor,
+    ) -> Result<LaunchSettings, LaunchError> {
+        let message = input.message.trim().to_owned();
+        if message.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(invalid(format!(
+                "`message` is longer than {MAX_MESSAGE_CHARS} characters"
+            )));
+        }
+        if input
+            .retry_after_seconds
+            .is_some_and(|s| s == 0 || s > 86_400)
+        {
+            return Err(invalid("`retry_after_seconds` must be 1 to 86400"));
+        }
+        if input.allow_users.len() > MAX_ALLOW_USERS {
+            return Err(invalid(format!(
+                "`allow_users` names at most {MAX_ALLOW_USERS} users"
+            )));
+        }
+        let allow_users = input
+            .allow_users
+            .iter()
+            .map(|u| user_id(u).map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()?;
+        let reason = reason_text("reason", input.reason, false)?;
+        let maintenance = Maintenance {
+            enabled: input.enabled,
+            message,
+            retry_after_seconds: input.retry_after_seconds,
+            allow_users,
+        };
+        let (saved, _) = self
+            .update(actor, "launch.maintenance", reason, |s| {
+                s.maintenance = maintenance.clone();
+                Ok(())
+            })
+            .await?;
+        Ok(saved)
+    }
+
+    /// `user_id` asks for a seat.
+    pub async fn ask(&self, raw_user_id: &str) -> Result<Admission, LaunchError> {
+        let id = user_id(raw_user_id)?;
+        Ok(self.store.ask_admission(id, self.clock.now()).await?)
+    }
+
+    pub async fn admit(&self, count: u32, actor: &Actor) -> Result<Vec<String>, LaunchError> {
+        if count == 0 || count > MAX_ADMIT {
+            return Err(invalid(format!("`count` must be 1 to {MAX_ADMIT}")));
+        }
+        let audit =
+            Change::new(actor, "launch.admit", "launch", "waitlist").after(json!({"count": count}));
+        let admitted = self
+            .store
+            .admit_next(count, self.clock.now(), &audit)
+            .await?;
+        Ok(admitted)
+    }
+
+    /// Forgets a user's seat or place; `false` when the user was unknown.
+    pub async fn revoke(&self, raw_user_id: &str, actor: &Actor) -> Result<bool, LaunchError> {
+        let id = user_id(raw_user_id)?;
+        let audit = Change::new(actor, "launch.revoke", "launch_user", id);
+        Ok(self.store.revoke_admission(id, &audit).await?)
+    }
+
+    pub async fn counts(&self) -> Result<AdmissionCounts, LaunchError> {
+        Ok(self.store.admission_counts().await?)
+    }
+
+    pub async fn users(
+        &self,
+        waiting_only: bool,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<LaunchUser>, LaunchError> {
+        Ok(self.store.launch_users(waiting_only, offset, limit).await?)
+    }
+
+    /// Replaces the plan. The current phase is kept by name when the new plan has it, else
+    /// the launch starts at the new plan's first phase.
+    pub async fn set_phases(
+        &self,
+        phases: Vec<Phase>,
+        actor: &Actor,
+    ) -> Result<LaunchSettings, LaunchError> {
+        validate_plan(&phases).map_err(|e| invalid(e.0))?;
+        let (saved, _) = self
+            .update(actor, "launch.phases", None, |s| {
+                let current = s.phases.get(s.phase).map(|p| p.name.clone());
+                s.phase = current
+                    .and_then(|name| phases.iter().position(|p| p.name == name))
+                    .unwrap_or(0);
+                s.phases = phases.clone();
+                Ok(())
+            })
+            .await?;
+        Ok(saved)
+    }
+
+    /// Moves to the next phase when the current one's exit criteria pass against `figures`
+    /// (or with `force` and a reason); the next phase's user limit applies at once.
+    pub async fn advance(
+        &self,
+        figures: &PhaseFigures,
+        reason: Option<String>,
+        force: bool,
+        actor: &Actor,
+    ) -> Result<(LaunchSettings, Vec<CriterionResult>, Vec<String>), LaunchError> {
+        let reason = reason_text("reason", reason, force)?;
+        let current = self.settings().await?;
+        let phase = current
+            .phases
+            .get(current.phase)
+            .cloned()
+            .ok_or_else(|| invalid("the launch has no phase plan"))?;
+        if current.phase + 1 >= current.phases.len() {
+            return Err(LaunchError::LastPhase(phase.name));
+        }
+        let results = judge_exit(&phase.exit, figures);
+        if !force && results.iter().any(|r| !r.pass) {
+            return Err(LaunchError::CriteriaNotMet {
+                phase: phase.name,
+                results,
+            });
+        }
+        let from = current.phase;
+        let action = if force {
+            "launch.phase.force_advance"
+        } else {
+            "launch.phase.advance"
+        };
+        let (saved, admitted) = self
+            .update(actor, action, reason, |s| {
+                // Another change may have moved the phase meanwhile: advance from where the
+                // criteria were judged only.
+                if s.phase != from {
+                    return Err(LaunchError::Busy);
+                }
+                s.phase = from + 1;
+                if let Some(next) = s.phases.get(s.phase) {
+                    s.user_limit = next.user_limit;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok((saved, results, admitted))
+    }
+
+    pub async fn submit_feedback(&self, input: FeedbackInput) -> Result<Feedback, LaunchError> {
+        let valid = input
+            .validate()
+            .map_err(|e| LaunchError::Invalid(e.to_string()))?;
+        Ok(self.store.insert_feedback(&valid, self.clock.now()).await?)
+    }
+
+    pub async fn list_feedback(&self, query: &FeedbackQuery) -> Result<Vec<Feedback>, LaunchError> {
+        Ok(self.store.list_feedback(query).await?)
+    }
+
+    pub async fn resolve_feedback(
+        &self,
+        id: i64,
+        resolution: Option<String>,
+        actor: &Actor,
+    ) -> Result<Feedback, LaunchError> {
+        let resolution = reason_text("resolution", resolution, false)?.unwrap_or_default();
+        let audit = Change::new(actor, "feedback.resolve", "feedback", &id.to_string())
+            .after(json!({"status": FeedbackStatus::Resolved, "resolution": resolution}));
+        self.store
+            .resolve_feedback(id, &resolution, self.clock.now(), &audit)
+            .await?
+            .ok_or(LaunchError::FeedbackNotFound(id))
+    }
+
+    pub async fn feedback_summary(&self) -> Result<FeedbackSummary, LaunchError> {
+        Ok(summarize(&self.store.feedback_since(None).await?))
+    }
+
+    pub async fn feedback_backlog(&self) -> Result<Vec<BacklogItem>, LaunchError> {
+        Ok(backlog(&self.store.feedback_since(None).await?))
+    }
+}

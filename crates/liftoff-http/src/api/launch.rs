@@ -1,0 +1,433 @@
+//! Launch controls: the soft-launch cap and its waitlist, presets, maintenance mode, the phase
+//! plan and user feedback. Apps call `user-limit`, `status` and `feedback` with an ingest key;
+//! reads take `read`, changes `admin`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use liftoff_core::launch::feedback::{
+    BacklogItem, Feedback, FeedbackInput, FeedbackStatus, FeedbackSummary,
+};
+use liftoff_core::launch::phases::Phase;
+use liftoff_core::launch::service::{InitializeInput, LaunchStatus, MaintenanceInput};
+use liftoff_core::launch::store::{AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchUser};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::mw::auth::{Admin, Caller, Ingest, Read};
+use crate::state::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_launch, patch_launch))
+        .routes(routes!(initialize))
+        .routes(routes!(user_limit))
+        .routes(routes!(admit))
+        .routes(routes!(list_users))
+        .routes(routes!(revoke_user))
+        .routes(routes!(put_maintenance))
+        .routes(routes!(status))
+        .routes(routes!(get_phases, put_phases))
+        .routes(routes!(submit_feedback, list_feedback))
+        .routes(routes!(resolve_feedback))
+        .routes(routes!(feedback_summary))
+        .routes(routes!(feedback_backlog))
+}
+
+/// The launch's settings and how many users hold a seat or wait.
+#[derive(Serialize, ToSchema)]
+pub struct LaunchState {
+    #[serde(flatten)]
+    pub settings: LaunchSettings,
+    pub admitted_count: u64,
+    pub waitlist_count: u64,
+    /// Users a change just admitted from the waitlist (in order).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub admitted: Vec<String>,
+}
+
+async fn state_of(
+    state: &AppState,
+    settings: LaunchSettings,
+    admitted: Vec<String>,
+) -> Result<LaunchState, ApiError> {
+    let AdmissionCounts {
+        admitted: a,
+        waiting,
+    } = state.launch.counts().await?;
+    Ok(LaunchState {
+        settings,
+        admitted_count: a,
+        waitlist_count: waiting,
+        admitted,
+    })
+}
+
+#[utoipa::path(get, path = "/api/launch", tag = "launch", security(("bearer" = ["read"])),
+    responses((status = 200, body = LaunchState), (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn get_launch(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<LaunchState>, ApiError> {
+    let settings = state.launch.settings().await?;
+    Ok(Json(state_of(&state, settings, Vec::new()).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchPatch {
+    /// Seats for admitted users; `null` removes the cap. Raising it admits from the waitlist
+    /// in order of first ask.
+    #[schema(minimum = 0, maximum = 10000000)]
+    pub user_limit: Option<u32>,
+    #[schema(max_length = 1000)]
+    pub reason: Option<String>,
+}
+
+/// Changes the user limit.
+#[utoipa::path(patch, path = "/api/launch", tag = "launch", request_body = LaunchPatch, security(("bearer" = ["admin"])),
+    responses((status = 200, body = LaunchState), (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json")))]
+async fn patch_launch(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiJson(patch): ApiJson<LaunchPatch>,
+) -> Result<Json<LaunchState>, ApiError> {
+    let (settings, admitted) = state
+        .launch
+        .set_user_limit(patch.user_limit, patch.reason, &caller.principal.actor)
+        .await?;
+    Ok(Json(state_of(&state, settings, admitted).await?))
+}
+
+/// Applies a preset: development (no limit, every feature), staging (50 users), production
+/// (`user_limit`, default 100).
+#[utoipa::path(post, path = "/api/launch/initialize", tag = "launch", request_body = InitializeInput, security(("bearer" = ["admin"])),
+    responses((status = 200, body = LaunchState), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn initialize(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiJson(input): ApiJson<InitializeInput>,
+) -> Result<Json<LaunchState>, ApiError> {
+    let (settings, admitted) = state
+        .launch
+        .initialize(&input, &caller.principal.actor)
+        .await?;
+    Ok(Json(state_of(&state, settings, admitted).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct UserParam {
+    /// The app's id for the user (1–200 characters).
+    #[param(min_length = 1, max_length = 200)]
+    user_id: String,
+}
+
+/// One user's answer from the soft-launch cap.
+#[derive(Serialize, ToSchema)]
+pub struct UserLimitAnswer {
+    pub user_id: String,
+    pub allowed: bool,
+    pub admitted_count: u64,
+    /// `null`: no cap.
+    pub user_limit: Option<u32>,
+    /// 1-based; `null` when allowed.
+    pub waitlist_position: Option<u64>,
+    pub reason: String,
+}
+
+/// Asks for a seat for `user_id`: first come, first served, and stable (an admitted user
+/// stays admitted across restarts and replicas). Refused users join the waitlist in order of
+/// their first ask.
+#[utoipa::path(get, path = "/api/launch/user-limit", tag = "launch", params(UserParam), security(("bearer" = ["ingest"])),
+    responses((status = 200, body = UserLimitAnswer), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn user_limit(
+    State(state): State<AppState>,
+    _caller: Caller<Ingest>,
+    ApiQuery(p): ApiQuery<UserParam>,
+) -> Result<Json<UserLimitAnswer>, ApiError> {
+    let a = state.launch.ask(&p.user_id).await?;
+    let reason = match (a.allowed, a.user_limit) {
+        (true, None) => "no user limit".to_owned(),
+        (true, Some(limit)) => format!("admitted ({} of {limit} seats taken)", a.admitted_count),
+        (false, Some(limit)) => format!(
+            "the user limit of {limit} is reached; waitlist position {}",
+            a.waitlist_position.unwrap_or(0)
+        ),
+        (false, None) => "waiting to be admitted".to_owned(),
+    };
+    Ok(Json(UserLimitAnswer {
+        user_id: a.user_id,
+        allowed: a.allowed,
+        admitted_count: a.admitted_count,
+        user_limit: a.user_limit,
+        waitlist_position: a.waitlist_position,
+        reason,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdmitInput {
+    #[schema(minimum = 1, maximum = 100000)]
+    pub count: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Admitted {
+    /// In waitlist order.
+    pub admitted: Vec<String>,
+}
+
+/// Admits the next `count` waiting users, whatever the limit.
+#[utoipa::path(post, path = "/api/launch/admit", tag = "launch", request_body = AdmitInput, security(("bearer" = ["admin"])),
+    responses((status = 200, body = Admitted), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn admit(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiJson(input): ApiJson<AdmitInput>,
+) -> Result<Json<Admitted>, ApiError> {
+    let admitted = state
+        .launch
+        .admit(input.count, &caller.principal.actor)
+        .await?;
+    Ok(Json(Admitted { admitted }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct UsersParams {
+    /// Only users still waiting [default false].
+    waiting: Option<bool>,
+    #[param(minimum = 0)]
+    offset: Option<u64>,
+    /// 1–1000 [default 100].
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// Users known to admission, in order of first ask.
+#[utoipa::path(get, path = "/api/launch/users", tag = "launch", params(UsersParams), security(("bearer" = ["read"])),
+    responses((status = 200, body = Vec<LaunchUser>), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn list_users(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<UsersParams>,
+) -> Result<Json<Vec<LaunchUser>>, ApiError> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`limit` must be 1 to 1000 (got {limit})"),
+        ));
+    }
+    Ok(Json(
+        state
+            .launch
+            .users(p.waiting.unwrap_or(false), p.offset.unwrap_or(0), limit)
+            .await?,
+    ))
+}
+
+/// Revokes a user's seat (or place in the waitlist); a later ask starts at the waitlist's end.
+#[utoipa::path(delete, path = "/api/launch/users/{id}", tag = "launch", params(("id" = String, Path)), security(("bearer" = ["admin"])),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn revoke_user(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.launch.revoke(&id, &caller.principal.actor).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no launch user `{id}`")))
+    }
+}
+
+/// Turns end-user maintenance mode on or off. Apps enforce it through `GET /api/launch/status`,
+/// the `liftoff.maintenance` OFREP flag or the SDK's `LaunchGate`.
+#[utoipa::path(put, path = "/api/launch/maintenance", tag = "launch", request_body = MaintenanceInput, security(("bearer" = ["admin"])),
+    responses((status = 200, body = LaunchStatus), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn put_maintenance(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiJson(input): ApiJson<MaintenanceInput>,
+) -> Result<Json<LaunchStatus>, ApiError> {
+    state
+        .launch
+        .set_maintenance(input, &caller.principal.actor)
+        .await?;
+    Ok(Json(state.launch.status().await?))
+}
+
+/// What apps poll: maintenance mode and the current phase. Send the last `ETag` as
+/// `If-None-Match` to get 304 while nothing changed.
+#[utoipa::path(get, path = "/api/launch/status", tag = "launch", security(("bearer" = ["ingest"])),
+    responses((status = 200, body = LaunchStatus), (status = 304, description = "Unchanged since the ETag"),
+        (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn status(
+    State(state): State<AppState>,
+    _caller: Caller<Ingest>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let s = state.launch.status().await?;
+    let etag = format!("\"launch-{}\"", s.revision);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let etag = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(e.to_string()))?;
+    if fresh {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok(([(header::ETAG, etag)], Json(s)).into_response())
+}
+
+/// The phase plan and the current phase.
+#[derive(Serialize, ToSchema)]
+pub struct PhasePlan {
+    pub phases: Vec<Phase>,
+    /// Index into `phases`.
+    pub current: usize,
+    pub current_name: String,
+}
+
+fn plan_of(s: &LaunchSettings) -> PhasePlan {
+    PhasePlan {
+        current: s.phase,
+        current_name: s
+            .phases
+            .get(s.phase)
+            .map_or_else(String::new, |p| p.name.clone()),
+        phases: s.phases.clone(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/launch/phases", tag = "launch", security(("bearer" = ["read"])),
+    responses((status = 200, body = PhasePlan)))]
+async fn get_phases(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<PhasePlan>, ApiError> {
+    Ok(Json(plan_of(&state.launch.settings().await?)))
+}
+
+/// Replaces the plan: 1–20 phases with unique names. The current phase is kept by name.
+#[utoipa::path(put, path = "/api/launch/phases", tag = "launch", request_body = Vec<Phase>, security(("bearer" = ["admin"])),
+    responses((status = 200, body = PhasePlan), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn put_phases(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiJson(phases): ApiJson<Vec<Phase>>,
+) -> Result<Json<PhasePlan>, ApiError> {
+    let saved = state
+        .launch
+        .set_phases(phases, &caller.principal.actor)
+        .await?;
+    Ok(Json(plan_of(&saved)))
+}
+
+/// Stores a user's feedback (apps and the widget, with an ingest key).
+#[utoipa::path(post, path = "/api/launch/feedback", tag = "launch", request_body = FeedbackInput, security(("bearer" = ["ingest"])),
+    responses((status = 201, body = Feedback), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn submit_feedback(
+    State(state): State<AppState>,
+    _caller: Caller<Ingest>,
+    ApiJson(input): ApiJson<FeedbackInput>,
+) -> Result<(StatusCode, Json<Feedback>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.launch.submit_feedback(input).await?),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FeedbackParams {
+    #[param(max_length = 50)]
+    category: Option<String>,
+    status: Option<FeedbackStatus>,
+    /// 1–500 [default 50].
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// The `id` of the previous page's last item.
+    #[param(minimum = 1)]
+    cursor: Option<i64>,
+}
+
+/// Feedback, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/launch/feedback", tag = "launch", params(FeedbackParams), security(("bearer" = ["read"])),
+    responses((status = 200, body = Vec<Feedback>), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn list_feedback(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<FeedbackParams>,
+) -> Result<Json<Vec<Feedback>>, ApiError> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`limit` must be 1 to 500 (got {limit})"),
+        ));
+    }
+    Ok(Json(
+        state
+            .launch
+            .list_feedback(&FeedbackQuery {
+                category: p.category,
+                status: p.status,
+                before_id: p.cursor,
+                limit,
+            })
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveInput {
+    #[schema(max_length = 1000)]
+    pub resolution: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/launch/feedback/{id}/resolve", tag = "launch", params(("id" = i64, Path)), request_body = ResolveInput, security(("bearer" = ["admin"])),
+    responses((status = 200, body = Feedback), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn resolve_feedback(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(input): ApiJson<ResolveInput>,
+) -> Result<Json<Feedback>, ApiError> {
+    Ok(Json(
+        state
+            .launch
+            .resolve_feedback(id, input.resolution, &caller.principal.actor)
+            .await?,
+    ))
+}
+
+/// Count, average rating, rating histogram, per-category figures and weekly averages.
+#[utoipa::path(get, path = "/api/launch/feedback/summary", tag = "launch", security(("bearer" = ["read"])),
+    responses((status = 200, body = FeedbackSummary)))]
+async fn feedback_summary(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<FeedbackSummary>, ApiError> {
+    Ok(Json(state.launch.feedback_summary().await?))
+}
+
+/// Feature requests ranked by distinct users asking.
+#[utoipa::path(get, path = "/api/launch/feedback/backlog", tag = "launch", security(("bearer" = ["read"])),
+    responses((status = 200, body = Vec<BacklogItem>)))]
+async fn feedback_backlog(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<Vec<BacklogItem>>, ApiError> {
+    Ok(Json(state.launch.feedback_backlog().await?))
+}

@@ -1,0 +1,349 @@
+//! Launch controls over HTTP: the soft-launch cap with its waitlist (SQLite, a restart, and two
+//! replicas sharing PostgreSQL), maintenance status with its ETag, phases, feedback.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::harness::{ADMIN_TOKEN, TestApp, postgres_state_url, problem, spawn, spawn_at};
+
+async fn ask(app: &TestApp, key: &str, user: &str) -> Value {
+    let res = app
+        .get(&format!("/api/launch/user-limit?user_id={user}"), Some(key))
+        .await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+async fn patch_limit(app: &TestApp, limit: u32) -> Value {
+    let res = app
+        .http
+        .patch(app.at("/api/launch"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"user_limit": limit, "reason": "more capacity"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+/// 150 distinct users from 16 concurrent clients, spread over `apps` (replicas of one store).
+async fn crowd(apps: &[&TestApp], key: &str) -> HashMap<String, Value> {
+    let mut tasks = Vec::new();
+    for client in 0..16usize {
+        let app = apps[client % apps.len()];
+        let (http, url, key) = (app.http.clone(), app.url.clone(), key.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for user in (client..150).step_by(16) {
+                let v: Value = http
+                    .get(format!("{url}/api/launch/user-limit?user_id=user-{user}"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                out.push((format!("user-{user}"), v));
+            }
+            out
+        }));
+    }
+    let mut answers = HashMap::new();
+    for t in tasks {
+        answers.extend(t.await.unwrap());
+    }
+    answers
+}
+
+/// Checks the crowd's outcome against one replica: exactly 100 admitted, the same answers
+/// again, waitlist 1–50 in order of first ask; then raising the limit to 120 admits the first
+/// 20 waiting.
+async fn exactly_the_limit(app: &TestApp, key: &str, answers: &HashMap<String, Value>) {
+    assert_eq!(answers.len(), 150);
+    let admitted = answers.values().filter(|v| v["allowed"] == true).count();
+    assert_eq!(admitted, 100);
+    let mut positions = Vec::new();
+    for (user, first) in answers {
+        let again = ask(app, key, user).await;
+        assert_eq!(again["allowed"], first["allowed"], "{user}");
+        assert_eq!(again["admitted_count"], 100);
+        assert_eq!(again["user_limit"], 100);
+        if again["allowed"] == true {
+            assert!(again["waitlist_position"].is_null());
+        } else {
+            positions.push(again["waitlist_position"].as_u64().unwrap());
+        }
+    }
+    positions.sort_unstable();
+    assert_eq!(positions, (1..=50).collect::<Vec<u64>>());
+
+    let waiting: Vec<Value> = app
+        .get(
+            "/api/launch/users?waiting=true&limit=1000",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(waiting.len(), 50);
+    let state = patch_limit(app, 120).await;
+    assert_eq!(state["user_limit"], 120);
+    assert_eq!(state["admitted_count"], 120);
+    assert_eq!(state["waitlist_count"], 30);
+    let expected: Vec<&Value> = waiting[..20].iter().map(|u| &u["user_id"]).collect();
+    let got: Vec<&Value> = state["admitted"].as_array().unwrap().iter().collect();
+    assert_eq!(got, expected, "the waitlist's first 20, in order");
+    let next = ask(app, key, waiting[20]["user_id"].as_str().unwrap()).await;
+    assert_eq!(next["waitlist_position"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_the_limit_is_admitted_and_a_restart_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_at(dir.path(), |o| o).await;
+    let (_, key) = app.key("ingest").await;
+    patch_limit(&app, 100).await;
+    let answers = crowd(&[&app], &key).await;
+    app.shutdown().await;
+    let app = spawn_at(dir.path(), |o| o).await;
+    exactly_the_limit(&app, &key, &answers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_postgres_admit_exactly_the_limit() {
+    let url = postgres_state_url().await;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let with_pg = |o: liftoff::config::Overrides| liftoff::config::Overrides {
+        state_url: Some(url.clone()),
+        ..o
+    };
+    let one = spawn_at(a.path(), with_pg).await;
+    let two = spawn_at(b.path(), with_pg).await;
+    let (_, key) = one.key("ingest").await;
+    patch_limit(&one, 100).await;
+    let answers = crowd(&[&one, &two], &key).await;
+    exactly_the_limit(&two, &key, &answers).await;
+}
+
+#[tokio::test]
+async fn scopes_and_bad_input_are_refused() {
+    let app = spawn().await;
+    let (_, read) = app.key("read").await;
+    let (_, ingest) = app.key("ingest").await;
+    problem(app.get("/api/launch/user-limit?user_id=a", None).await, 401).await;
+    problem(
+        app.get("/api/launch/user-limit?user_id=a", Some(&read))
+            .await,
+        403,
+    )
+    .await;
+    problem(app.get("/api/launch/user-limit", Some(&ingest)).await, 400).await;
+    problem(
+        app.get("/api/launch/user-limit?user_id=%20", Some(&ingest))
+            .await,
+        422,
+    )
+    .await;
+    problem(
+        app.post_json("/api/launch/admit", Some(&ingest), &json!({"count": 1}))
+            .await,
+        403,
+    )
+    .await;
+    problem(
+        app.post_json("/api/launch/admit", Some(ADMIN_TOKEN), &json!({"count": 0}))
+            .await,
+        422,
+    )
+    .await;
+    let res = app
+        .http
+        .put(app.at("/api/launch/maintenance"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"enabled": true, "message": "x", "retry_after_seconds": 0}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 422).await;
+    let res = app
+        .http
+        .put(app.at("/api/launch/phases"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!([{"name": "a"}, {"name": "a"}]))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 422).await;
+    let res = app
+        .http
+        .delete(app.at("/api/launch/users/nobody"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 404).await;
+}
+
+#[tokio::test]
+async fn maintenance_status_carries_an_etag_and_allow_users() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    let res = app.get("/api/launch/status", Some(&ingest)).await;
+    assert_eq!(res.status(), 200);
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["maintenance"], false);
+    assert_eq!(v["phase"], "internal");
+    let res = app
+        .http
+        .get(app.at("/api/launch/status"))
+        .bearer_auth(&ingest)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304);
+
+    let res = app
+        .http
+        .put(app.at("/api/launch/maintenance"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(
+            &json!({"enabled": true, "message": "Back at 14:00", "retry_after_seconds": 600,
+            "allow_users": ["tester"], "reason": "database upgrade"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .http
+        .get(app.at("/api/launch/status"))
+        .bearer_auth(&ingest)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "a change changes the ETag");
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["maintenance"], true);
+    assert_eq!(v["message"], "Back at 14:00");
+    assert_eq!(v["retry_after_seconds"], 600);
+    let audit: Value = app
+        .get("/api/audit?action=launch.maintenance", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(audit.to_string().contains("database upgrade"), "{audit}");
+}
+
+#[tokio::test]
+async fn feedback_is_stored_summarized_ranked_and_resolved() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    let mut ids = Vec::new();
+    for (user, rating, category, request) in [
+        ("u1", 5, "feature", Some("Dark mode")),
+        ("u2", 4, "feature", Some("dark  MODE")),
+        ("u2", 2, "bug", None),
+        ("u3", 3, "feature", Some("CSV export")),
+    ] {
+        let res = app
+            .post_json(
+                "/api/launch/feedback",
+                Some(&ingest),
+                &json!({"user_id": user, "rating": rating, "category": category,
+                    "message": "text", "request": request, "page": "/home"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let v: Value = res.json().await.unwrap();
+        ids.push(v["id"].as_i64().unwrap());
+    }
+    for bad in [
+        json!({"user_id": "u", "rating": 0, "category": "bug", "message": "m"}),
+        json!({"user_id": "u", "rating": 6, "category": "bug", "message": "m"}),
+        json!({"user_id": "u", "rating": 3, "category": "Bug Report", "message": "m"}),
+        json!({"user_id": "u", "rating": 3, "category": 7, "message": "m"}),
+        json!({"user_id": "u", "rating": 3, "category": "bug", "message": "x".repeat(100 * 1024)}),
+    ] {
+        let res = app
+            .post_json("/api/launch/feedback", Some(&ingest), &bad)
+            .await;
+        assert!(
+            [413, 422].contains(&res.status().as_u16()),
+            "{}",
+            res.status()
+        );
+    }
+    let summary: Value = app
+        .get("/api/launch/feedback/summary", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary["count"], 4,
+        "nothing of the refused items was stored"
+    );
+    assert_eq!(summary["average_rating"], 3.5);
+    assert_eq!(summary["rating_distribution"]["5"], 1);
+    assert_eq!(summary["by_category"]["feature"]["count"], 3);
+    assert_eq!(summary["by_category"]["feature"]["average_rating"], 4.0);
+    let backlog: Value = app
+        .get("/api/launch/feedback/backlog", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(backlog[0]["users"], 2);
+    assert_eq!(backlog[0]["request"], "dark  MODE");
+    assert_eq!(backlog[1]["request"], "CSV export");
+
+    let res = app
+        .post_json(
+            &format!("/api/launch/feedback/{}/resolve", ids[2]),
+            Some(ADMIN_TOKEN),
+            &json!({"resolution": "Fixed in 1.2"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let open: Value = app
+        .get("/api/launch/feedback?status=open", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(open.as_array().unwrap().len(), 3);
+    let page: Value = app
+        .get(
+            &format!("/api/launch/feedback?limit=2&cursor={}", ids[3]),
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let got: Vec<i64> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, [ids[2], ids[1]]);
+    problem(
+        app.post_json(
+            "/api/launch/feedback/999999/resolve",
+            Some(ADMIN_TOKEN),
+            &json!({}),
+        )
+        .await,
+        404,
+    )
+    .await;
+}
