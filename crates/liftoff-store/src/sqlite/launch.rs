@@ -102,7 +102,7 @@ fn feedback_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Feedback> {
 #[async_trait]
 impl LaunchStore for SqliteState {
     async fn launch_settings(&self) -> Result<LaunchSettings, StoreError> {
-        self.db.read(|conn| settings_in(conn)).await
+        self.db.read(settings_in).await
     }
 
     async fn save_launch_settings(
@@ -214,7 +214,7 @@ impl LaunchStore for SqliteState {
     }
 
     async fn admission_counts(&self) -> Result<AdmissionCounts, StoreError> {
-        self.db.read(|conn| counts_in(conn)).await
+        self.db.read(counts_in).await
     }
 
     async fn launch_users(
