@@ -14,7 +14,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 /// A flag key: 1–200 characters, no white space, control characters or `/`; `stats` and
-/// `user` are taken by routes. Unicode is allowed, as Unleash allows it.
+/// `user` are taken by routes, and keys starting `liftoff.` by launch state
+/// (`liftoff.maintenance`, `liftoff.admitted`). Unicode is allowed, as Unleash allows it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, example = "new-checkout")]
@@ -27,12 +28,13 @@ impl TryFrom<String> for FlagKey {
             && s.chars().all(|c| {
                 !c.is_whitespace() && !c.is_control() && !matches!(c, '/' | '?' | '#' | '%')
             })
-            && !matches!(s.as_str(), "stats" | "user");
+            && !matches!(s.as_str(), "stats" | "user")
+            && !s.starts_with("liftoff.");
         if ok {
             Ok(Self(s))
         } else {
             Err(format!(
-                "invalid flag id `{}`: use 1 to 200 characters without spaces, `/`, `?`, `#` or `%` (`stats` and `user` are reserved)",
+                "invalid flag id `{}`: use 1 to 200 characters without spaces, `/`, `?`, `#` or `%` (`stats`, `user` and keys starting `liftoff.` are reserved)",
                 s.chars().take(120).collect::<String>()
             ))
         }

@@ -145,6 +145,23 @@ pub struct LaunchStatus {
     pub revision: i64,
 }
 
+/// The OFREP flag that is true while maintenance mode holds the user out.
+pub const MAINTENANCE_FLAG: &str = "liftoff.maintenance";
+/// The OFREP flag that is true when the context's `targetingKey` holds a seat; evaluating it
+/// asks for one, exactly like `GET /api/launch/user-limit`.
+pub const ADMITTED_FLAG: &str = "liftoff.admitted";
+
+/// A reserved flag's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservedFlag {
+    pub key: &'static str,
+    pub value: bool,
+    /// An OpenFeature reason: `TARGETING_MATCH` when the user decided it, else `STATIC`.
+    pub reason: &'static str,
+    /// Bumped when the answer may change: the launch revision (and the admission).
+    pub version: String,
+}
+
 #[derive(Clone)]
 pub struct LaunchService {
     store: Arc<dyn LaunchStore>,
@@ -304,6 +321,39 @@ impl LaunchService {
             })
             .await?;
         Ok(saved)
+    }
+
+    /// Evaluates a reserved flag (`liftoff.maintenance`, `liftoff.admitted`) for `user`;
+    /// `None` when `key` is not reserved.
+    pub async fn reserved_flag(
+        &self,
+        key: &str,
+        user: Option<&str>,
+    ) -> Option<Result<ReservedFlag, LaunchError>> {
+        match key {
+            MAINTENANCE_FLAG => Some(self.settings().await.map(|s| {
+                let allowed = s.maintenance.enabled
+                    && user.is_some_and(|u| s.maintenance.allow_users.iter().any(|a| a == u));
+                ReservedFlag {
+                    key: MAINTENANCE_FLAG,
+                    value: s.maintenance.enabled && !allowed,
+                    reason: if allowed { "TARGETING_MATCH" } else { "STATIC" },
+                    version: s.revision.to_string(),
+                }
+            })),
+            ADMITTED_FLAG => Some(match user {
+                None => Err(invalid(
+                    "`liftoff.admitted` needs the user: set the context's `targetingKey`",
+                )),
+                Some(u) => self.ask(u).await.map(|a| ReservedFlag {
+                    key: ADMITTED_FLAG,
+                    value: a.allowed,
+                    reason: "TARGETING_MATCH",
+                    version: format!("{}:{}", a.allowed, a.waitlist_position.unwrap_or(0)),
+                }),
+            }),
+            _ => None,
+        }
     }
 
     /// `user_id` asks for a seat.

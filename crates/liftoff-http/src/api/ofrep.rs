@@ -8,6 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use liftoff_core::flags::{Environment, context, payload_value};
+use liftoff_core::launch::LaunchError;
+use liftoff_core::launch::service::{ADMITTED_FLAG, MAINTENANCE_FLAG, ReservedFlag};
 use liftoff_eval::{Evaluation, Reason};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -87,7 +89,20 @@ fn answer(key: &str, has_variants: bool, e: &Evaluation) -> OfrepEvaluation {
     }
 }
 
-/// Evaluates one flag.
+/// A launch-state flag as an OFREP answer (see `GET /api/launch/status`).
+fn reserved_answer(r: &ReservedFlag) -> OfrepEvaluation {
+    OfrepEvaluation {
+        key: r.key.to_owned(),
+        value: Value::Bool(r.value),
+        reason: r.reason,
+        variant: if r.value { "on" } else { "off" }.to_owned(),
+        metadata: BTreeMap::from([("source".to_owned(), Value::from("launch"))]),
+    }
+}
+
+/// Evaluates one flag. Two keys are reserved for launch state: `liftoff.maintenance` (true
+/// while maintenance mode holds the user out) and `liftoff.admitted` (true when the context's
+/// `targetingKey` holds a seat of the soft-launch cap; evaluating it asks for one).
 #[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "ofrep", request_body = Option<OfrepRequest>,
     params(("key" = String, Path)), security(("bearer" = ["ingest"])),
     responses((status = 200, body = OfrepEvaluation),
@@ -100,6 +115,24 @@ async fn evaluate_one(
     OptionalJson(req): OptionalJson<OfrepRequest>,
 ) -> Result<Json<OfrepEvaluation>, ApiError> {
     let (env, ctx) = split(req);
+    if let Some(reserved) = state
+        .launch
+        .reserved_flag(&key, ctx.user_id.as_deref())
+        .await
+    {
+        return match reserved {
+            Ok(r) => Ok(Json(reserved_answer(&r))),
+            // OFREP's evaluation errors are 400 with an `errorCode`.
+            Err(LaunchError::Invalid(detail)) => Err(ApiError::bad_request(
+                "targeting_key_missing",
+                detail.clone(),
+            )
+            .with_extension("key", key.clone())
+            .with_extension("errorCode", "TARGETING_KEY_MISSING")
+            .with_extension("errorDetails", detail)),
+            Err(e) => Err(e.into()),
+        };
+    }
     let catalog = state.flags.catalog();
     let e = catalog.evaluate(&key, env, &ctx);
     if !e.found || e.reason == Reason::Error {
@@ -120,7 +153,8 @@ async fn evaluate_one(
     Ok(Json(answer(&key, has_variants, &e)))
 }
 
-/// Evaluates every flag for one context. Send the last `ETag` as `If-None-Match`: while
+/// Evaluates every flag for one context, with `liftoff.maintenance` (and `liftoff.admitted`
+/// when the context has a `targetingKey`). Send the last `ETag` as `If-None-Match`: while
 /// neither the flags nor the context changed the answer is 304.
 #[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "ofrep", request_body = Option<OfrepRequest>,
     security(("bearer" = ["ingest"])),
@@ -135,9 +169,26 @@ async fn evaluate_all(
     let context_key = serde_json::to_vec(&req.context).unwrap_or_default();
     let (env, ctx) = split(req);
     let catalog = state.flags.catalog();
+    let mut reserved = Vec::with_capacity(2);
+    for key in [MAINTENANCE_FLAG, ADMITTED_FLAG] {
+        if key == ADMITTED_FLAG && ctx.user_id.is_none() {
+            continue;
+        }
+        if let Some(r) = state
+            .launch
+            .reserved_flag(key, ctx.user_id.as_deref())
+            .await
+        {
+            reserved.push(r?);
+        }
+    }
     let mut h = Sha256::new();
     h.update(catalog.env(env).etag.as_bytes());
     h.update(&context_key);
+    for r in &reserved {
+        h.update(r.key.as_bytes());
+        h.update(r.version.as_bytes());
+    }
     let etag = format!("\"{}\"", hex::encode(&h.finalize()[..12]));
     if headers
         .get(header::IF_NONE_MATCH)
@@ -150,6 +201,7 @@ async fn evaluate_all(
         .evaluate_all(env, &ctx)
         .into_iter()
         .map(|(f, e)| answer(f.flag_id.as_str(), !f.variants.is_empty(), &e))
+        .chain(reserved.iter().map(reserved_answer))
         .collect();
     let mut res = Json(OfrepBulk { flags }).into_response();
     if let Ok(v) = HeaderValue::from_str(&etag) {
