@@ -296,6 +296,7 @@ classified!(LaunchError, |e| code: match e {
     LaunchError::Busy => Code::LaunchBusy,
     LaunchError::CriteriaNotMet { .. } => Code::PhaseCriteriaNotMet,
     LaunchError::LastPhase(_) => Code::LastPhase,
+    LaunchError::Sources(_) => Code::Unavailable,
     LaunchError::Store(_) => Code::Internal,
 }, inner: match e {
     LaunchError::Store(s) => Some(s),

@@ -3,6 +3,7 @@
 //! launch service gathers; each module says what it decides.
 
 pub mod feedback;
+pub mod figures;
 pub mod phases;
 pub mod presets;
 pub mod readiness;

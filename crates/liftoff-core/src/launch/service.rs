@@ -51,6 +51,9 @@ pub enum LaunchError {
     },
     #[error("`{0}` is the plan's last phase")]
     LastPhase(String),
+    /// A figure from another domain could not be read.
+    #[error("a launch figure could not be read: {0}")]
+    Sources(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -171,6 +174,11 @@ pub struct LaunchService {
 impl LaunchService {
     pub fn new(store: Arc<dyn LaunchStore>, clock: Arc<dyn Clock>) -> Self {
         Self { store, clock }
+    }
+
+    /// The time on the service's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     pub async fn settings(&self) -> Result<LaunchSettings, LaunchError> {
@@ -354,6 +362,14 @@ impl LaunchService {
             }),
             _ => None,
         }
+    }
+
+    /// How old the newest backup is (`liftoff backup` records it), `None` without one.
+    pub async fn last_backup_age(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<chrono::Duration>, LaunchError> {
+        Ok(self.settings().await?.last_backup_at.map(|at| now - at))
     }
 
     /// `user_id` asks for a seat.

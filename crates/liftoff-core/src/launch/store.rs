@@ -44,6 +44,9 @@ pub struct LaunchSettings {
     pub phases: Vec<Phase>,
     /// Index into `phases` of the current phase.
     pub phase: usize,
+    /// When `liftoff backup` last wrote a complete backup.
+    #[serde(default)]
+    pub last_backup_at: Option<DateTime<Utc>>,
     /// Bumped by every saved change.
     #[serde(default)]
     pub revision: i64,
@@ -61,6 +64,7 @@ impl Default for LaunchSettings {
             maintenance: Maintenance::default(),
             phases: default_plan(),
             phase: 0,
+            last_backup_at: None,
             revision: 0,
             updated_at: None,
         }

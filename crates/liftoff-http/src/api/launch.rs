@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use liftoff_core::launch::feedback::{
     BacklogItem, Feedback, FeedbackInput, FeedbackStatus, FeedbackSummary,
 };
-use liftoff_core::launch::phases::Phase;
+use liftoff_core::launch::figures::{LaunchMetrics, LaunchSources};
+use liftoff_core::launch::phases::{CriterionResult, Phase};
+use liftoff_core::launch::readiness::Readiness;
 use liftoff_core::launch::service::{InitializeInput, LaunchStatus, MaintenanceInput};
 use liftoff_core::launch::store::{AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchUser};
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,9 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(put_maintenance))
         .routes(routes!(status))
         .routes(routes!(get_phases, put_phases))
+        .routes(routes!(advance_phase))
+        .routes(routes!(readiness))
+        .routes(routes!(metrics))
         .routes(routes!(submit_feedback, list_feedback))
         .routes(routes!(resolve_feedback))
         .routes(routes!(feedback_summary))
@@ -430,4 +435,104 @@ async fn feedback_backlog(
     _caller: Caller<Read>,
 ) -> Result<Json<Vec<BacklogItem>>, ApiError> {
     Ok(Json(state.launch.feedback_backlog().await?))
+}
+
+fn sources(state: &AppState) -> LaunchSources<'_> {
+    LaunchSources {
+        launch: &state.launch,
+        monitoring: &state.monitoring,
+        alerts: &state.alerts,
+        uptime: &state.uptime,
+        flags: &state.flags,
+        health: &state.health,
+        events: &*state.insights,
+    }
+}
+
+/// Whether the launch is ready, check by check, from live data: error rate and p95 over the
+/// last hour, uptime monitors, a tested notification channel, critical alert rules, a flag
+/// for every beta feature, free disk, the stores and a recent backup.
+#[utoipa::path(get, path = "/api/launch/readiness", tag = "launch", security(("bearer" = ["read"])),
+    responses((status = 200, body = Readiness), (status = 503, body = Problem, content_type = "application/problem+json")))]
+async fn readiness(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<Readiness>, ApiError> {
+    Ok(Json(sources(&state).readiness(state.launch.now()).await?))
+}
+
+/// The launch's key figures over the last hour, each with its level against the launch
+/// thresholds (error rate 3 % / 5 %, p95 1,500 / 2,000 ms, success rate below 95 %).
+#[utoipa::path(get, path = "/api/launch/metrics", tag = "launch", security(("bearer" = ["read"])),
+    responses((status = 200, body = LaunchMetrics), (status = 503, body = Problem, content_type = "application/problem+json")))]
+async fn metrics(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<LaunchMetrics>, ApiError> {
+    Ok(Json(sources(&state).metrics(state.launch.now()).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceInput {
+    /// Required with `force`.
+    #[schema(max_length = 1000)]
+    pub reason: Option<String>,
+    /// Advance although criteria fail (audited with the reason).
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Advanced {
+    #[serde(flatten)]
+    pub plan: PhasePlan,
+    /// The left phase's exit criteria as judged.
+    pub criteria: Vec<CriterionResult>,
+    /// Users the new phase's limit admitted from the waitlist.
+    pub admitted: Vec<String>,
+}
+
+/// Moves to the next phase when the current one's exit criteria pass (or with `force` and a
+/// reason); the next phase's user limit applies at once. 409 with the failing criteria
+/// otherwise.
+#[utoipa::path(post, path = "/api/launch/phases/advance", tag = "launch", request_body = AdvanceInput, security(("bearer" = ["admin"])),
+    responses((status = 200, body = Advanced), (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn advance_phase(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiJson(input): ApiJson<AdvanceInput>,
+) -> Result<Json<Advanced>, ApiError> {
+    let figures = sources(&state).phase_figures(state.launch.now()).await?;
+    let result = state
+        .launch
+        .advance(&figures, input.reason, input.force, &caller.principal.actor)
+        .await;
+    match result {
+        Ok((settings, criteria, admitted)) => Ok(Json(Advanced {
+            plan: plan_of(&settings),
+            criteria,
+            admitted,
+        })),
+        Err(liftoff_core::launch::LaunchError::CriteriaNotMet { phase, results }) => {
+            let detail = format!(
+                "the phase `{phase}` cannot be left yet: {} not met; fix them or advance with `force` and a reason",
+                results
+                    .iter()
+                    .filter(|r| !r.pass)
+                    .map(|r| r.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Err(
+                ApiError::new(StatusCode::CONFLICT, "phase_criteria_not_met", detail)
+                    .with_extension(
+                        "criteria",
+                        serde_json::to_value(&results).unwrap_or_default(),
+                    ),
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -347,3 +347,136 @@ async fn feedback_is_stored_summarized_ranked_and_resolved() {
     )
     .await;
 }
+
+/// `n` requests of the `shop` service at `at` (RFC 3339), every tenth a 503 when `failing`.
+fn requests(n: usize, at: &str, failing: bool) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                let status = if failing && i % 10 == 0 { 503 } else { 200 };
+                json!({"service": "shop", "method": "GET", "route": "/items", "status": status,
+                    "duration_ms": 40.0, "ts": at})
+            })
+            .collect(),
+    )
+}
+
+fn check<'a>(readiness: &'a Value, name: &str) -> &'a Value {
+    readiness["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {readiness}"))
+}
+
+#[tokio::test]
+async fn readiness_follows_the_last_hour_of_errors_and_phases_need_their_criteria() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    let now = chrono::Utc::now();
+    let old = (now - chrono::Duration::minutes(70)).to_rfc3339();
+    let recent = (now - chrono::Duration::minutes(1)).to_rfc3339();
+    // 10 % 5xx over an hour ago have aged out of the window: the check passes.
+    for body in [requests(200, &old, true), requests(200, &recent, false)] {
+        let res = app
+            .post_json("/api/ingest/requests", Some(&ingest), &body)
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    let r: Value = app
+        .get("/api/launch/readiness", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check(&r, "error_rate")["status"], "pass", "{r}");
+    assert_eq!(check(&r, "error_rate")["value"], 0.0);
+    assert_eq!(check(&r, "p95_latency")["status"], "pass");
+    assert_eq!(check(&r, "backup")["status"], "fail", "no backup yet");
+    assert_eq!(r["ready"], false);
+    assert_eq!(r["checks"].as_array().unwrap().len(), 9);
+
+    // 10 % 5xx now (with the 200 good ones: 20 of 400, 5 %): critical.
+    let res = app
+        .post_json(
+            "/api/ingest/requests",
+            Some(&ingest),
+            &requests(200, &recent, true),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let r: Value = app
+        .get("/api/launch/readiness", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let e = check(&r, "error_rate");
+    assert_eq!(e["status"], "fail", "{r}");
+    assert!((e["value"].as_f64().unwrap() - 0.05).abs() < 1e-9, "{e}");
+
+    let m: Value = app
+        .get("/api/launch/metrics", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["requests_last_hour"], 400);
+    assert!((m["success_rate"].as_f64().unwrap() - 0.95).abs() < 1e-9);
+    assert_eq!(m["status"]["error_rate"], "critical");
+    assert_eq!(m["status"]["success_rate"], "ok", "95 % is not below 95 %");
+    assert_eq!(m["phase"], "internal");
+    assert_eq!(m["users"]["user_limit"], 100);
+
+    // The first phase needs readiness: refused with the failing criteria, then forced.
+    let p = problem(
+        app.post_json("/api/launch/phases/advance", Some(ADMIN_TOKEN), &json!({}))
+            .await,
+        409,
+    )
+    .await;
+    assert_eq!(p["code"], "phase_criteria_not_met");
+    assert_eq!(p["criteria"][0]["name"], "readiness");
+    assert_eq!(p["criteria"][0]["pass"], false);
+    problem(
+        app.post_json(
+            "/api/launch/phases/advance",
+            Some(ADMIN_TOKEN),
+            &json!({"force": true}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let res = app
+        .post_json(
+            "/api/launch/phases/advance",
+            Some(ADMIN_TOKEN),
+            &json!({"force": true, "reason": "internal testing done"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["current_name"], "beta");
+    let status: Value = app
+        .get("/api/launch/status", Some(&ingest))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["phase"], "beta");
+    let audit: Value = app
+        .get(
+            "/api/audit?action=launch.phase.force_advance",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit.to_string().contains("internal testing done"),
+        "{audit}"
+    );
+}
