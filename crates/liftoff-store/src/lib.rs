@@ -7,6 +7,7 @@
 mod codec;
 mod migrations;
 pub mod postgres;
+pub mod snapshot;
 pub mod sqlite;
 
 use std::path::Path;

@@ -50,6 +50,32 @@ pub enum Command {
     /// Stream the stored product events out of a running server.
     #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
+    /// Copy the data directory's databases and secret key into one file, consistently, while
+    /// the server runs (on PostgreSQL, use pg_dump for the state).
+    Backup(BackupArgs),
+    /// Unpack a backup into a new or empty data directory, checking every file first.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The backup file to write; it must not exist.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// A file `liftoff backup` wrote.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The data directory to restore into: new or empty.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
 }
 
 #[derive(Args, Debug)]

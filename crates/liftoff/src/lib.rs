@@ -1,6 +1,7 @@
 //! The `liftoff` binary's library half: command line, configuration, wiring and jobs. Kept as
 //! a library so integration tests start the real application in-process.
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -122,6 +122,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(LogFormat::Text);
             transfer::export(args).await
         }
+        Command::Backup(args) => {
+            let settings = Settings::resolve(args.store.settings, args.store.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            announce(&settings);
+            let done = liftoff::backup::backup(&settings, &args.output).await?;
+            print!("{}", done.report());
+            Ok(())
+        }
+        Command::Restore(args) => {
+            telemetry::init(LogFormat::Text);
+            let done = liftoff::backup::restore(&args.file, &args.data)?;
+            print!("{}", done.report());
+            Ok(())
+        }
     }
 }
 

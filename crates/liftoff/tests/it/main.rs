@@ -10,6 +10,7 @@ mod harness;
 
 mod alerts;
 mod auth;
+mod backup;
 mod bad_input;
 mod capture;
 mod dashboard;
