@@ -136,6 +136,9 @@ pub async fn seats_go_to_the_waitlist_in_order(s: Arc<dyn LaunchStore>) {
     assert_eq!(names, ["b", "c", "d", "e", "a"]);
     assert!(users.iter().all(|u| u.admitted_at.is_some()));
     assert_eq!(s.launch_users(false, 3, 10).await.unwrap().len(), 2);
+    let a = s.launch_user("a").await.unwrap().unwrap();
+    assert!(a.admitted_at.is_some());
+    assert!(s.launch_user("nobody").await.unwrap().is_none());
 }
 
 /// A save with a stale revision changes nothing.

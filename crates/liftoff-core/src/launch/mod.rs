@@ -2,8 +2,10 @@
 //! the phase plan, feedback and scaling recommendations are pure decisions over figures the
 //! launch service gathers; each module says what it decides.
 
+pub mod feature;
 pub mod feedback;
 pub mod figures;
+pub mod initialize;
 pub mod phases;
 pub mod presets;
 pub mod readiness;

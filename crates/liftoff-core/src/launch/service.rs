@@ -398,6 +398,11 @@ impl LaunchService {
         Ok(self.store.revoke_admission(id, &audit).await?)
     }
 
+    /// A user's seat or place, without asking for one.
+    pub async fn launch_user(&self, raw_user_id: &str) -> Result<Option<LaunchUser>, LaunchError> {
+        Ok(self.store.launch_user(user_id(raw_user_id)?).await?)
+    }
+
     pub async fn counts(&self) -> Result<AdmissionCounts, LaunchError> {
         Ok(self.store.admission_counts().await?)
     }

@@ -146,6 +146,9 @@ pub trait LaunchStore: Send + Sync {
 
     async fn admission_counts(&self) -> Result<AdmissionCounts, StoreError>;
 
+    /// `user_id`'s seat or place, without asking for one.
+    async fn launch_user(&self, user_id: &str) -> Result<Option<LaunchUser>, StoreError>;
+
     /// Users in order of first ask, from the `offset`th, at most `limit`.
     async fn launch_users(
         &self,

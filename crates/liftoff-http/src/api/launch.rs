@@ -6,10 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use liftoff_core::launch::feature::{FeatureAnswer, feature_for};
 use liftoff_core::launch::feedback::{
     BacklogItem, Feedback, FeedbackInput, FeedbackStatus, FeedbackSummary,
 };
 use liftoff_core::launch::figures::{LaunchMetrics, LaunchSources};
+use liftoff_core::launch::initialize::{Initialized, PresetTargets};
 use liftoff_core::launch::phases::{CriterionResult, Phase};
 use liftoff_core::launch::readiness::Readiness;
 use liftoff_core::launch::service::{InitializeInput, LaunchStatus, MaintenanceInput};
@@ -29,6 +31,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_launch, patch_launch))
         .routes(routes!(initialize))
         .routes(routes!(user_limit))
+        .routes(routes!(feature))
         .routes(routes!(admit))
         .routes(routes!(list_users))
         .routes(routes!(revoke_user))
@@ -110,20 +113,26 @@ async fn patch_launch(
     Ok(Json(state_of(&state, settings, admitted).await?))
 }
 
-/// Applies a preset: development (no limit, every feature), staging (50 users), production
-/// (`user_limit`, default 100).
+/// Applies a preset in one step: development (no limit, every feature on, critical alert
+/// rules only), staging (50 users, the listed features, error-rate and response-time rules),
+/// production (`user_limit`, default 100; `features` on; `beta_features` on for admitted users;
+/// every launch threshold as a rule). Features without a flag get one (audited with the
+/// preset as the reason); the preset's rules are replaced by name, never duplicated.
 #[utoipa::path(post, path = "/api/launch/initialize", tag = "launch", request_body = InitializeInput, security(("bearer" = ["admin"])),
-    responses((status = 200, body = LaunchState), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Initialized), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn initialize(
     State(state): State<AppState>,
     caller: Caller<Admin>,
     ApiJson(input): ApiJson<InitializeInput>,
-) -> Result<Json<LaunchState>, ApiError> {
-    let (settings, admitted) = state
-        .launch
-        .initialize(&input, &caller.principal.actor)
-        .await?;
-    Ok(Json(state_of(&state, settings, admitted).await?))
+) -> Result<Json<Initialized>, ApiError> {
+    let targets = PresetTargets {
+        launch: &state.launch,
+        flags: &state.flags,
+        alerts: &state.alerts,
+    };
+    Ok(Json(
+        targets.initialize(&input, &caller.principal.actor).await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -175,6 +184,30 @@ async fn user_limit(
         waitlist_position: a.waitlist_position,
         reason,
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct OptionalUser {
+    /// The user to answer for; beta features need it.
+    #[param(min_length = 1, max_length = 200)]
+    user_id: Option<String>,
+}
+
+/// Whether a launch feature (a flag) is on for a user; a beta feature only for admitted users.
+/// Asking reads admission and never takes a seat.
+#[utoipa::path(get, path = "/api/launch/feature/{feature}", tag = "launch", params(("feature" = String, Path), OptionalUser),
+    security(("bearer" = ["ingest"])),
+    responses((status = 200, body = FeatureAnswer), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn feature(
+    State(state): State<AppState>,
+    _caller: Caller<Ingest>,
+    ApiPath(feature): ApiPath<String>,
+    ApiQuery(p): ApiQuery<OptionalUser>,
+) -> Result<Json<FeatureAnswer>, ApiError> {
+    Ok(Json(
+        feature_for(&state.launch, &state.flags, &feature, p.user_id.as_deref()).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

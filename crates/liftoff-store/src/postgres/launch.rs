@@ -228,6 +228,25 @@ impl LaunchStore for PgState {
         counts_in(&client).await
     }
 
+    async fn launch_user(&self, user_id: &str) -> Result<Option<LaunchUser>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT user_id, first_asked_at, admitted_at FROM launch_users WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.map(|r| {
+            Ok(LaunchUser {
+                user_id: r.get(0),
+                first_asked_at: time(r.get(1))?,
+                admitted_at: r.get::<_, Option<i64>>(2).map(time).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
     async fn launch_users(
         &self,
         waiting_only: bool,

@@ -217,6 +217,27 @@ impl LaunchStore for SqliteState {
         self.db.read(counts_in).await
     }
 
+    async fn launch_user(&self, user_id: &str) -> Result<Option<LaunchUser>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.db
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT user_id, first_asked_at, admitted_at FROM launch_users WHERE user_id = ?1",
+                    [&user_id],
+                    |r| {
+                        Ok(LaunchUser {
+                            user_id: r.get(0)?,
+                            first_asked_at: time(r.get(1)?)?,
+                            admitted_at: opt_time(r.get(2)?)?,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(sql_err)
+            })
+            .await
+    }
+
     async fn launch_users(
         &self,
         waiting_only: bool,

@@ -480,3 +480,124 @@ async fn readiness_follows_the_last_hour_of_errors_and_phases_need_their_criteri
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn presets_set_the_limit_create_features_and_replace_their_rules() {
+    let app = spawn().await;
+    let res = app
+        .post_json(
+            "/api/feature-flags",
+            Some(ADMIN_TOKEN),
+            &json!({"flag_id": "search", "enabled": false}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let body = json!({"environment": "production", "user_limit": 250,
+        "features": ["search", "new-checkout"], "beta_features": ["ai-summary"]});
+    let res = app
+        .post_json("/api/launch/initialize", Some(ADMIN_TOKEN), &body)
+        .await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["environment"], "production");
+    assert_eq!(v["user_limit"], 250);
+    assert_eq!(v["flags_created"], json!(["ai-summary", "new-checkout"]));
+    assert_eq!(v["flags_enabled"], json!(["search"]));
+    assert_eq!(v["rules"].as_array().unwrap().len(), 9);
+    assert!(
+        v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["enabled"] == true)
+    );
+
+    // A beta feature is on only for admitted users; asking about it takes no seat.
+    let (_, ingest) = app.key("ingest").await;
+    let feature = |path: &'static str| {
+        let (app, ingest) = (&app, ingest.clone());
+        async move {
+            let res = app.get(path, Some(&ingest)).await;
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let f = feature("/api/launch/feature/ai-summary?user_id=ann").await;
+    assert_eq!(
+        (f["enabled"].clone(), f["beta"].clone()),
+        (json!(false), json!(true))
+    );
+    let f = feature("/api/launch/feature/ai-summary?user_id=ann").await;
+    assert_eq!(f["enabled"], false, "asking took no seat: {f}");
+    assert_eq!(ask(&app, &ingest, "ann").await["allowed"], true);
+    let f = feature("/api/launch/feature/ai-summary?user_id=ann").await;
+    assert_eq!(f["enabled"], true, "{f}");
+    let f = feature("/api/launch/feature/new-checkout?user_id=zed").await;
+    assert_eq!(
+        (f["enabled"].clone(), f["beta"].clone()),
+        (json!(true), json!(false))
+    );
+    let f = feature("/api/launch/feature/nope").await;
+    assert_eq!(f["enabled"], false);
+
+    // Again, as staging: no duplicate rules, resource rules switched off, limit 50.
+    let res = app
+        .post_json(
+            "/api/launch/initialize",
+            Some(ADMIN_TOKEN),
+            &json!({"environment": "staging", "features": ["search"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["user_limit"], 50);
+    let rules: Value = app
+        .get("/api/alerts/rules", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let launch_rules: Vec<&Value> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"].as_str().unwrap().starts_with("Launch: "))
+        .collect();
+    assert_eq!(launch_rules.len(), 9, "replaced by name, not duplicated");
+    let cpu = launch_rules
+        .iter()
+        .find(|r| r["name"] == "Launch: CPU critical")
+        .unwrap();
+    assert_eq!(cpu["enabled"], false);
+    assert_eq!(cpu["threshold"], 90.0);
+    let audit: Value = app
+        .get("/api/audit?action=flag.create", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit.to_string().contains("launch preset `production`"),
+        "{audit}"
+    );
+    problem(
+        app.post_json(
+            "/api/launch/initialize",
+            Some(ADMIN_TOKEN),
+            &json!({"environment": "production", "features": ["liftoff.admitted"]}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    problem(
+        app.post_json(
+            "/api/launch/initialize",
+            Some(ADMIN_TOKEN),
+            &json!({"environment": "moon"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+}
