@@ -33,6 +33,8 @@ pub struct HttpSettings {
     pub ingest_rate_limit_per_second: f64,
     /// Failed authentications allowed per client IP per minute before 429 (0 = unlimited).
     pub failed_auth_per_minute: f64,
+    /// One app instance's monthly cost, for scaling recommendations.
+    pub instance_monthly_cost: Option<f64>,
 }
 
 impl Default for HttpSettings {
@@ -44,6 +46,7 @@ impl Default for HttpSettings {
             rate_limit_burst: 400.0,
             ingest_rate_limit_per_second: 10_000.0,
             failed_auth_per_minute: 120.0,
+            instance_monthly_cost: None,
         }
     }
 }

@@ -157,6 +157,11 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_FAILED_AUTH_PER_MINUTE", value_name = "N")]
     pub failed_auth_per_minute: Option<u32>,
 
+    /// Monthly cost of one app instance, for the launch's scaling recommendations (any
+    /// currency; unset: no cost figures).
+    #[arg(long, env = "LIFTOFF_INSTANCE_MONTHLY_COST", value_name = "AMOUNT")]
+    pub instance_monthly_cost: Option<f64>,
+
     /// How long a dashboard sign-in lasts, in hours [default: 12].
     #[arg(long, env = "LIFTOFF_SESSION_TTL_HOURS", value_name = "HOURS")]
     pub session_ttl_hours: Option<u32>,
@@ -230,7 +235,7 @@ impl Overrides {
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
             ingest_rate_limit_per_second, header_timeout_seconds, idle_timeout_seconds,
             body_timeout_seconds, min_body_bytes_per_second, max_connections, max_requests_in_flight,
-            queue_timeout_ms, failed_auth_per_minute, session_ttl_hours, password_hash_concurrency,
+            queue_timeout_ms, failed_auth_per_minute, instance_monthly_cost, session_ttl_hours, password_hash_concurrency,
             stale_flag_days, secure_cookies,
             uptime_min_interval_seconds, alert_interval_ms, alert_group_wait_ms, alert_retry_base_ms)
     }
@@ -259,6 +264,7 @@ pub struct Settings {
     /// Limits of the HTTP edge (timeouts, connections, admission).
     pub edge: liftoff_http::server::ServeOptions,
     pub failed_auth_per_minute: u32,
+    pub instance_monthly_cost: Option<f64>,
     pub session_ttl_hours: u32,
     /// Password hashes that may run at once.
     pub password_hash_concurrency: usize,
@@ -343,6 +349,7 @@ impl Settings {
             ingest_rate_limit_per_second: o.ingest_rate_limit_per_second.unwrap_or(10_000.0),
             edge,
             failed_auth_per_minute: o.failed_auth_per_minute.unwrap_or(120),
+            instance_monthly_cost: o.instance_monthly_cost,
             session_ttl_hours: o.session_ttl_hours.unwrap_or(12),
             password_hash_concurrency: o
                 .password_hash_concurrency
@@ -391,6 +398,12 @@ impl Settings {
                 "--events-url: this build keeps events in SQLite only (a ClickHouse events store is not \
                  available yet); unset --events-url / LIFTOFF_EVENTS_URL to keep events in the data directory"
             );
+        }
+        if self
+            .instance_monthly_cost
+            .is_some_and(|c| !(c.is_finite() && c >= 0.0))
+        {
+            bail!("--instance-monthly-cost must be a non-negative amount");
         }
         if self.event_retention_days == 0 {
             bail!("--event-retention-days must be at least 1");

@@ -124,6 +124,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         rate_limit_burst: settings.rate_limit_burst,
         ingest_rate_limit_per_second: settings.ingest_rate_limit_per_second,
         failed_auth_per_minute: f64::from(settings.failed_auth_per_minute),
+        instance_monthly_cost: settings.instance_monthly_cost,
     };
     Ok(Built {
         edge: settings.edge.clone(),

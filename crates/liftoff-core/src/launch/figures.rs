@@ -12,6 +12,7 @@ use super::LaunchService;
 use super::phases::PhaseFigures;
 use super::presets::{Level, Thresholds};
 use super::readiness::{Readiness, ReadinessInput, evaluate};
+use super::scaling::{ResourceLoad, ScalingInput, ScalingReport, recommend};
 use super::service::LaunchError;
 use crate::alerts::AlertsService;
 use crate::alerts::model::{DeliveryKind, DeliveryStatus, Severity};
@@ -214,6 +215,53 @@ impl LaunchSources<'_> {
             },
             status,
         })
+    }
+
+    /// Scaling recommendations from the last 28 days of app traffic and the instances'
+    /// latest readings. A day's peak is its busiest hour's average request rate.
+    pub async fn scaling(
+        &self,
+        now: DateTime<Utc>,
+        instance_monthly_cost: Option<f64>,
+    ) -> Result<ScalingReport, LaunchError> {
+        let days = 28;
+        let from = (now - Duration::days(days)).date_naive();
+        let from = from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        let range = TimeRange { from, to: now };
+        let hours = ((now - from).num_minutes() / 60).max(1) as usize;
+        let series = self
+            .monitoring
+            .series(range, hours, &Filter::default())
+            .await?;
+        let mut peaks: BTreeMap<i64, f64> = BTreeMap::new();
+        for p in &series {
+            let day = p.t.div_euclid(86_400);
+            let rate = p.requests as f64 / 3_600.0;
+            let peak = peaks.entry(day).or_insert(0.0);
+            *peak = peak.max(rate);
+        }
+        let instances = self.monitoring.instances.list(now);
+        let mut loads = Vec::new();
+        for i in &instances {
+            let name = format!("{}/{}", i.service, i.instance);
+            loads.push(ResourceLoad {
+                resource: "cpu",
+                instance: name.clone(),
+                utilisation: i.sample.cpu.percent / 100.0,
+            });
+            loads.push(ResourceLoad {
+                resource: "memory",
+                instance: name,
+                utilisation: i.sample.memory.percent / 100.0,
+            });
+        }
+        Ok(recommend(&ScalingInput {
+            daily_peaks: peaks.into_iter().collect(),
+            loads,
+            instances: u32::try_from(instances.len()).unwrap_or(u32::MAX),
+            instance_monthly_cost,
+            today: now.timestamp().div_euclid(86_400),
+        }))
     }
 
     /// What the current phase's exit criteria are judged on.

@@ -14,6 +14,7 @@ use liftoff_core::launch::figures::{LaunchMetrics, LaunchSources};
 use liftoff_core::launch::initialize::{Initialized, PresetTargets};
 use liftoff_core::launch::phases::{CriterionResult, Phase};
 use liftoff_core::launch::readiness::Readiness;
+use liftoff_core::launch::scaling::ScalingReport;
 use liftoff_core::launch::service::{InitializeInput, LaunchStatus, MaintenanceInput};
 use liftoff_core::launch::store::{AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchUser};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(advance_phase))
         .routes(routes!(readiness))
         .routes(routes!(metrics))
+        .routes(routes!(scaling))
         .routes(routes!(submit_feedback, list_feedback))
         .routes(routes!(resolve_feedback))
         .routes(routes!(feedback_summary))
@@ -568,4 +570,21 @@ async fn advance_phase(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Scaling recommendations from measured trends: the daily peak request rate over the last 28
+/// days fitted log-linearly (growth per week, R²), peaks projected at 30/90/180 days, when
+/// an instance's CPU or memory crosses 70 %, and the instances (and monthly cost, with
+/// `--instance-monthly-cost`) that keep the projected load under it.
+#[utoipa::path(get, path = "/api/launch/scaling", tag = "launch", security(("bearer" = ["read"])),
+    responses((status = 200, body = ScalingReport), (status = 503, body = Problem, content_type = "application/problem+json")))]
+async fn scaling(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<ScalingReport>, ApiError> {
+    Ok(Json(
+        sources(&state)
+            .scaling(state.launch.now(), state.settings.instance_monthly_cost)
+            .await?,
+    ))
 }

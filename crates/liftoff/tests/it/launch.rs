@@ -601,3 +601,79 @@ async fn presets_set_the_limit_create_features_and_replace_their_rules() {
     )
     .await;
 }
+
+/// 28 days of traffic growing 10 % a week: the fitted growth and the 90-day projection match
+/// the true curve, and an instance at 50 % CPU is told when it crosses 70 %.
+#[tokio::test]
+async fn scaling_recovers_ten_percent_a_week_from_28_days_of_traffic() {
+    let app = crate::harness::spawn_with(|o| liftoff::config::Overrides {
+        instance_monthly_cost: Some(40.0),
+        ..o
+    })
+    .await;
+    let (_, ingest) = app.key("ingest").await;
+    let now = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let daily = 1.1f64.ln() / 7.0;
+    let mut truth_last = 0.0;
+    for days_ago in (0..28).rev() {
+        let age = 27 - days_ago;
+        let n = (360.0 * (daily * f64::from(age)).exp()).round() as usize;
+        truth_last = 360.0 * (daily * f64::from(age)).exp() / 3600.0;
+        let at = (now - chrono::Duration::days(i64::from(days_ago))).to_rfc3339();
+        let body: Vec<Value> = (0..n)
+            .map(|_| {
+                json!({"service": "shop", "method": "GET", "route": "/", "status": 200,
+                "duration_ms": 20.0, "ts": at})
+            })
+            .collect();
+        let res = app
+            .post_json("/api/ingest/requests", Some(&ingest), &Value::Array(body))
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    let res = app
+        .post_json(
+            "/api/ingest/system",
+            Some(&ingest),
+            &json!({"service": "shop", "instance": "web-1",
+                "cpu": {"percent": 50.0, "count": 2.0},
+                "memory": {"percent": 20.0, "used_mb": 400.0, "total_mb": 2000.0},
+                "disk": {"percent": 30.0, "used_gb": 3.0, "total_gb": 10.0},
+                "process_rss_mb": 50.0}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let s: Value = app
+        .get("/api/launch/scaling", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let growth = s["fit"]["weekly_growth"].as_f64().unwrap();
+    assert!((growth - 0.10).abs() < 0.01, "weekly growth {growth}: {s}");
+    let p90 = s["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["days_ahead"] == 90)
+        .unwrap()["peak_rps"]
+        .as_f64()
+        .unwrap();
+    let truth = truth_last * (daily * 90.0).exp();
+    assert!(
+        (p90 / truth - 1.0).abs() < 0.10,
+        "90 days: {p90} vs {truth}"
+    );
+    let capacity = s["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "capacity")
+        .unwrap_or_else(|| panic!("no capacity item: {s}"));
+    assert_eq!(capacity["evidence"]["resource"], "cpu");
+    assert!(s["recommended_instances"].as_u64().unwrap() >= 2, "{s}");
+    assert_eq!(
+        s["monthly_cost"].as_f64().unwrap(),
+        40.0 * s["recommended_instances"].as_f64().unwrap()
+    );
+}
