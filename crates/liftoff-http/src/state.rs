@@ -171,3 +171,18 @@ impl AppState {
         self.accepting.load(Ordering::Relaxed)
     }
 }
+
+impl AppState {
+    /// The services the launch's figures are gathered from (API and dashboard alike).
+    pub fn launch_sources(&self) -> liftoff_core::launch::figures::LaunchSources<'_> {
+        liftoff_core::launch::figures::LaunchSources {
+            launch: &self.launch,
+            monitoring: &self.monitoring,
+            alerts: &self.alerts,
+            uptime: &self.uptime,
+            flags: &self.flags,
+            health: &self.health,
+            events: &*self.insights,
+        }
+    }
+}

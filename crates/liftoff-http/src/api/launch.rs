@@ -10,7 +10,7 @@ use liftoff_core::launch::feature::{FeatureAnswer, feature_for};
 use liftoff_core::launch::feedback::{
     BacklogItem, Feedback, FeedbackInput, FeedbackStatus, FeedbackSummary,
 };
-use liftoff_core::launch::figures::{LaunchMetrics, LaunchSources};
+use liftoff_core::launch::figures::LaunchMetrics;
 use liftoff_core::launch::initialize::{Initialized, PresetTargets};
 use liftoff_core::launch::phases::{CriterionResult, Phase};
 use liftoff_core::launch::readiness::Readiness;
@@ -472,18 +472,6 @@ async fn feedback_backlog(
     Ok(Json(state.launch.feedback_backlog().await?))
 }
 
-fn sources(state: &AppState) -> LaunchSources<'_> {
-    LaunchSources {
-        launch: &state.launch,
-        monitoring: &state.monitoring,
-        alerts: &state.alerts,
-        uptime: &state.uptime,
-        flags: &state.flags,
-        health: &state.health,
-        events: &*state.insights,
-    }
-}
-
 /// Whether the launch is ready, check by check, from live data: error rate and p95 over the
 /// last hour, uptime monitors, a tested notification channel, critical alert rules, a flag
 /// for every beta feature, free disk, the stores and a recent backup.
@@ -493,7 +481,9 @@ async fn readiness(
     State(state): State<AppState>,
     _caller: Caller<Read>,
 ) -> Result<Json<Readiness>, ApiError> {
-    Ok(Json(sources(&state).readiness(state.launch.now()).await?))
+    Ok(Json(
+        state.launch_sources().readiness(state.launch.now()).await?,
+    ))
 }
 
 /// The launch's key figures over the last hour, each with its level against the launch
@@ -504,7 +494,9 @@ async fn metrics(
     State(state): State<AppState>,
     _caller: Caller<Read>,
 ) -> Result<Json<LaunchMetrics>, ApiError> {
-    Ok(Json(sources(&state).metrics(state.launch.now()).await?))
+    Ok(Json(
+        state.launch_sources().metrics(state.launch.now()).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -539,7 +531,10 @@ async fn advance_phase(
     caller: Caller<Admin>,
     ApiJson(input): ApiJson<AdvanceInput>,
 ) -> Result<Json<Advanced>, ApiError> {
-    let figures = sources(&state).phase_figures(state.launch.now()).await?;
+    let figures = state
+        .launch_sources()
+        .phase_figures(state.launch.now())
+        .await?;
     let result = state
         .launch
         .advance(&figures, input.reason, input.force, &caller.principal.actor)
@@ -583,7 +578,8 @@ async fn scaling(
     _caller: Caller<Read>,
 ) -> Result<Json<ScalingReport>, ApiError> {
     Ok(Json(
-        sources(&state)
+        state
+            .launch_sources()
             .scaling(state.launch.now(), state.settings.instance_monthly_cost)
             .await?,
     ))

@@ -3,6 +3,10 @@
 //! `.badge-muted`); [`Tone::of`] is the one place a status is mapped to its class.
 
 use liftoff_core::incidents::{IncidentSeverity, IncidentStatus};
+use liftoff_core::launch::feedback::FeedbackStatus;
+use liftoff_core::launch::presets::Level;
+use liftoff_core::launch::readiness::CheckStatus;
+use liftoff_core::launch::scaling::Severity;
 use liftoff_core::uptime::MonitorStatus;
 use maud::{Markup, html};
 
@@ -57,6 +61,25 @@ impl Tone {
                 (_, MonitorStatus::Down) => (Self::Crit, "down"),
                 (_, MonitorStatus::Unknown) => (Self::Plain, "not checked yet"),
             },
+            Status::Check(c) => match c {
+                CheckStatus::Pass => (Self::Ok, "pass"),
+                CheckStatus::Warn => (Self::Warn, "warn"),
+                CheckStatus::Fail => (Self::Crit, "fail"),
+            },
+            Status::Level(l) => match l {
+                Level::Ok => (Self::Ok, "ok"),
+                Level::Warning => (Self::Warn, "warning"),
+                Level::Critical => (Self::Crit, "critical"),
+            },
+            Status::Advice(s) => match s {
+                Severity::Info => (Self::Info, "info"),
+                Severity::Warning => (Self::Warn, "warning"),
+                Severity::Critical => (Self::Crit, "critical"),
+            },
+            Status::Feedback(f) => match f {
+                FeedbackStatus::Open => (Self::Info, "open"),
+                FeedbackStatus::Resolved => (Self::Ok, "resolved"),
+            },
         }
     }
 }
@@ -71,6 +94,37 @@ pub enum Status {
         status: MonitorStatus,
         enabled: bool,
     },
+    /// A launch readiness check.
+    Check(CheckStatus),
+    /// A launch figure against its thresholds.
+    Level(Level),
+    /// How urgent a scaling recommendation is.
+    Advice(Severity),
+    Feedback(FeedbackStatus),
+}
+
+impl From<CheckStatus> for Status {
+    fn from(s: CheckStatus) -> Self {
+        Self::Check(s)
+    }
+}
+
+impl From<Level> for Status {
+    fn from(s: Level) -> Self {
+        Self::Level(s)
+    }
+}
+
+impl From<Severity> for Status {
+    fn from(s: Severity) -> Self {
+        Self::Advice(s)
+    }
+}
+
+impl From<FeedbackStatus> for Status {
+    fn from(s: FeedbackStatus) -> Self {
+        Self::Feedback(s)
+    }
 }
 
 impl From<IncidentSeverity> for Status {

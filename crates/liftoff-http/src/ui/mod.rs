@@ -18,6 +18,7 @@ mod flash;
 pub mod form;
 mod format;
 mod incidents;
+mod launch;
 pub mod layout;
 pub(crate) mod login;
 mod pages;
@@ -64,6 +65,17 @@ pub(crate) fn routes() -> Router<AppState> {
             "/incidents/{id}/action-items/{item}/toggle",
             post(incidents::toggle_item),
         )
+        .route("/launch", get(launch::show))
+        .route("/launch/limit", post(launch::set_limit))
+        .route("/launch/admit", post(launch::admit))
+        .route("/launch/users/{id}/revoke", post(launch::revoke))
+        .route("/launch/maintenance", post(launch::maintenance))
+        .route("/launch/advance", post(launch::advance))
+        .route("/launch/feedback", post(launch::submit_feedback))
+        .route(
+            "/launch/feedback/{id}/resolve",
+            post(launch::resolve_feedback),
+        )
         .route("/assets/{name}", get(assets::serve))
         .route("/favicon.ico", get(favicon::serve));
     for (path, _) in layout::NAV.iter().filter(|(p, _)| {
@@ -76,6 +88,7 @@ pub(crate) fn routes() -> Router<AppState> {
                 | "/alerts"
                 | "/uptime"
                 | "/incidents"
+                | "/launch"
         )
     }) {
         let path: &'static str = path;

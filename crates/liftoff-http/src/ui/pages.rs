@@ -192,17 +192,6 @@ pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static 
                 ],
             ),
         ),
-        "/launch" => (
-            "Launch",
-            coming(
-                "The controls of a soft launch.",
-                &[
-                    "User cap and maintenance mode",
-                    "Launch readiness checks and phases",
-                    "User feedback and the feature-request backlog",
-                ],
-            ),
-        ),
         _ => (
             "Reports",
             coming(

@@ -672,3 +672,150 @@ async fn dashboard_forms_check_body_then_token_then_origin() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// The Launch page shows the cap, the waitlist, readiness and feedback, and its forms steer
+/// the launch through the same service as the API.
+#[tokio::test]
+async fn the_launch_page_steers_admission_maintenance_and_feedback() {
+    use crate::harness::ADMIN_TOKEN;
+    use serde_json::{Value, json};
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    let init = app
+        .post_json(
+            "/api/launch/initialize",
+            Some(ADMIN_TOKEN),
+            &json!({"environment": "production", "user_limit": 2}),
+        )
+        .await;
+    assert_eq!(init.status(), 200);
+    for user in ["ann", "bob", "cyd"] {
+        let res = app
+            .get(
+                &format!("/api/launch/user-limit?user_id={user}"),
+                Some(&ingest),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    let fb = app
+        .post_json(
+            "/api/launch/feedback",
+            Some(&ingest),
+            &json!({"user_id": "ann", "rating": 4, "category": "ux", "message": "Nice <b>work</b>"}),
+        )
+        .await;
+    assert_eq!(fb.status(), 201);
+
+    let cookie = admin_cookie(&app).await;
+    let (status, html) = page_of(&app, &cookie, "/launch").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("<strong>2</strong> of 2 seats taken"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"launch-waitlist\""));
+    assert!(html.contains("cyd"));
+    assert!(html.contains("id=\"launch-readiness\""));
+    assert!(
+        html.contains("Nice &lt;b&gt;work&lt;/b&gt;"),
+        "feedback is escaped"
+    );
+    assert!(!html.contains("Coming to this page"));
+    let csrf = hidden(&html, "csrf");
+
+    let post = |path: &'static str, form: Vec<(&'static str, String)>| {
+        let mut form = form;
+        form.push(("csrf", csrf.clone()));
+        app.http
+            .post(app.at(path))
+            .header("cookie", &cookie)
+            .header("origin", &app.url)
+            .form(&form)
+            .send()
+    };
+    let raised = post(
+        "/launch/limit",
+        vec![("user_limit", "3".into()), ("reason", "more seats".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(raised.status(), 200);
+    assert!(
+        raised
+            .text()
+            .await
+            .unwrap()
+            .contains("1 admitted from the waitlist")
+    );
+    let cyd: Value = app
+        .get("/api/launch/user-limit?user_id=cyd", Some(&ingest))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cyd["allowed"], true);
+
+    let on = post(
+        "/launch/maintenance",
+        vec![
+            ("enabled", "true".into()),
+            ("message", "Back soon".into()),
+            ("retry_after_seconds", "120".into()),
+            ("allow_users", "qa-1, qa-2".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(on.status(), 200);
+    let status: Value = app
+        .get("/api/launch/status", Some(&ingest))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["maintenance"], true);
+    assert_eq!(status["retry_after_seconds"], 120);
+
+    let bad = post(
+        "/launch/feedback",
+        vec![
+            ("rating", "6".into()),
+            ("category", "ux".into()),
+            ("message", "too good".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 422, "as POST /api/launch/feedback answers");
+    let list: Value = app
+        .get("/api/launch/feedback", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = list[0]["id"].as_i64().unwrap();
+    let resolved = app
+        .http
+        .post(app.at(&format!("/launch/feedback/{id}/resolve")))
+        .header("cookie", &cookie)
+        .header("origin", &app.url)
+        .form(&[("csrf", csrf.as_str()), ("resolution", "shipped")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resolved.status(), 200);
+    let list: Value = app
+        .get("/api/launch/feedback", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["status"], "resolved");
+    assert_eq!(list[0]["resolution"], "shipped");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "the refused item was not stored"
+    );
+}
