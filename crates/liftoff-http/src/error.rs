@@ -237,6 +237,11 @@ mod tests {
             ("too_many_events", 413),
             ("invalid_records", 422),
             ("invalid_funnel", 422),
+            ("invalid_launch_input", 422),
+            ("feedback_not_found", 404),
+            ("launch_busy", 409),
+            ("phase_criteria_not_met", 409),
+            ("last_phase", 409),
         ];
         assert_eq!(pinned, expected);
     }
