@@ -19,6 +19,11 @@ use liftoff_core::monitoring::operations::OperationStore;
 use liftoff_core::ports::StateStore;
 use liftoff_core::store::StoreError;
 
+/// The state schema version a freshly opened SQLite store reports: the last shipped migration.
+pub fn sqlite_state_schema_version() -> i64 {
+    migrations::SQLITE.last().map_or(0, |m| m.version)
+}
+
 /// Opens the state store named by `state_url`: `None` means SQLite at `<data>/state.db`,
 /// `postgres://…` (or `postgresql://…`) PostgreSQL, `sqlite://PATH` an explicit SQLite file.
 pub async fn open_state(

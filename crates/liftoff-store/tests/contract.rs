@@ -114,7 +114,11 @@ mod sqlite {
             .len(),
             1
         );
-        assert_eq!(s.schema_version().await.unwrap(), 6);
+        assert_eq!(
+            s.schema_version().await.unwrap(),
+            liftoff_store::sqlite_state_schema_version()
+        );
+        assert!(liftoff_store::sqlite_state_schema_version() >= 7);
     }
 }
 

@@ -60,6 +60,9 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     crate::demo_incidents::seed(state)
         .await
         .context("seeding uptime monitors and an incident")?;
+    crate::demo_launch::seed(state)
+        .await
+        .context("seeding the launch")?;
     println!(
         "Demo data added: users {} (password: the name, a dash, the name again).",
         TEAM.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
@@ -102,6 +105,13 @@ async fn data_present(state: &AppState) -> anyhow::Result<Vec<String>> {
         ),
         count(services, "service with request metrics"),
         count(state.events.count().await? as usize, "product event"),
+        count(
+            {
+                let c = state.launch.counts().await?;
+                (c.admitted + c.waiting) as usize
+            },
+            "launch user",
+        ),
     ]
     .into_iter()
     .flatten()
@@ -143,10 +153,10 @@ async fn seed_flags(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// A small deterministic generator, so every demo shows the same month.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn next(&mut self) -> f64 {
+    pub(crate) fn next(&mut self) -> f64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -161,7 +171,7 @@ impl Lcg {
         median * (0.5 * z).exp()
     }
 
-    fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.next() < p
     }
 

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod demo_incidents;
+pub mod demo_launch;
 pub mod jobs;
 pub mod notify;
 pub mod outbound;

@@ -126,3 +126,50 @@ async fn demo_data_is_refused_where_data_of_its_own_lives() {
     assert_eq!(s.flags.list().len(), 1, "nothing was added");
     assert!(s.incidents.list().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_demo_launch_is_a_soft_launch_with_a_waitlist_and_dated_feedback() {
+    let dir = tempfile::tempdir().unwrap();
+    let built = liftoff::startup::build(&settings(dir.path()))
+        .await
+        .unwrap();
+    let s = &built.state;
+    liftoff::demo::seed(s).await.unwrap();
+
+    let status = s.launch.status().await.unwrap();
+    assert_eq!(status.phase, "soft_launch");
+    assert!(!status.maintenance);
+    let settings = s.launch.settings().await.unwrap();
+    assert_eq!(settings.user_limit, Some(200));
+    let counts = s.launch.counts().await.unwrap();
+    assert_eq!(counts.admitted, 200);
+    assert_eq!(counts.waiting, u64::from(liftoff::demo_launch::ASKED) - 200);
+
+    // First come, first served: the first asks hold seats, the last ones wait in order.
+    assert!(s.launch.ask("user-0").await.unwrap().allowed);
+    let last = s.launch.ask("user-239").await.unwrap();
+    assert!(!last.allowed);
+    assert_eq!(last.waitlist_position, Some(40));
+
+    let summary = s.launch.feedback_summary().await.unwrap();
+    assert!(summary.count >= 30, "{}", summary.count);
+    assert!(summary.trend.len() >= 2, "{:?}", summary.trend);
+    let avg = summary.average_rating.unwrap();
+    assert!((1.0..=5.0).contains(&avg));
+    let now = chrono::Utc::now();
+    let feedback = s
+        .launch
+        .list_feedback(&liftoff_core::launch::store::FeedbackQuery {
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(feedback.iter().all(|f| f.created_at <= now));
+    assert!(
+        feedback
+            .iter()
+            .any(|f| f.created_at < now - Duration::days(7)),
+        "feedback carries the dates of the story"
+    );
+}

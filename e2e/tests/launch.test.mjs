@@ -1,0 +1,93 @@
+// The Launch page in a real browser: a production launch with two seats and three users
+// shows the cap, the waitlist and the feedback; raising the limit and switching maintenance
+// on from the page change what apps are answered.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { launchBrowser, startLiftoff, withPage } from '../harness.mjs';
+
+let server;
+let browser;
+let ingest;
+
+async function api(method, path, body, token = server.token) {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+before(async () => {
+  server = await startLiftoff();
+  browser = await launchBrowser();
+  const key = await api('POST', '/api/keys', { name: 'e2e ingest', scope: 'ingest' });
+  assert.equal(key.status, 201, JSON.stringify(key.body));
+  ingest = key.body.token;
+  const init = await api('POST', '/api/launch/initialize', { environment: 'production', user_limit: 2 });
+  assert.equal(init.status, 200, JSON.stringify(init.body));
+  for (const user of ['ann', 'bob', 'cyd']) {
+    const ask = await api('GET', `/api/launch/user-limit?user_id=${user}`, undefined, ingest);
+    assert.equal(ask.status, 200);
+  }
+  const fb = await api('POST', '/api/launch/feedback',
+    { user_id: 'ann', rating: 5, category: 'ux', message: 'Love the <i>new</i> checkout', request: 'Dark mode' }, ingest);
+  assert.equal(fb.status, 201, JSON.stringify(fb.body));
+});
+
+after(async () => {
+  await browser?.close();
+  if (server) assert.equal((await server.stop()).code, 0);
+});
+
+function watch(page) {
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('response', (r) => {
+    if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') problems.push(`${r.status()} ${r.url()}`);
+  });
+  return problems;
+}
+
+async function login(page, next) {
+  await page.goto(`${server.url}/login?next=${next}`);
+  await page.fill('form#login input[name=username]', server.username);
+  await page.fill('form#login input[name=password]', server.password);
+  await Promise.all([page.waitForURL(new RegExp(next)), page.click('form#login button[type=submit]')]);
+}
+
+describe('launch page', () => {
+  test('shows the cap, waitlist and feedback, and steers the launch', () =>
+    withPage(browser, server, 'launch page', async ({ page }) => {
+      const problems = watch(page);
+      await login(page, '/launch');
+      assert.equal(await page.locator('h1').textContent(), 'Launch');
+      assert.match(await page.locator('#launch-seats').textContent(), /2 of 2 seats taken/);
+      assert.equal(await page.locator('#launch-waitlist tbody tr').count(), 1);
+      assert.match(await page.locator('#launch-waitlist').textContent(), /cyd/);
+      assert.ok(await page.locator('#launch-readiness tbody tr').count() >= 8, 'every readiness check is listed');
+      assert.match(await page.locator('#launch-feedback').textContent(), /Love the <i>new<\/i> checkout/,
+        'feedback is shown as text, not markup');
+      assert.equal(await page.locator('#launch-feedback i').count(), 0);
+
+      await page.fill('#launch-limit input[name=user_limit]', '3');
+      await page.fill('#launch-limit input[name=reason]', 'one more seat');
+      await Promise.all([page.waitForLoadState('load'), page.click('#launch-limit button[type=submit]')]);
+      await page.locator('p.flash.ok').waitFor();
+      assert.match(await page.locator('p.flash.ok').textContent(), /1 admitted from the waitlist/);
+      assert.match(await page.locator('#launch-seats').textContent(), /3 of 3 seats taken/);
+      const cyd = await api('GET', '/api/launch/user-limit?user_id=cyd', undefined, ingest);
+      assert.equal(cyd.body.allowed, true);
+
+      await page.fill('#launch-maintenance input[name=message]', 'Back at 14:00 UTC');
+      await Promise.all([page.waitForLoadState('load'), page.click('#launch-maintenance button[type=submit]')]);
+      await page.locator('#launch-maintenance-on').waitFor();
+      const status = await api('GET', '/api/launch/status', undefined, ingest);
+      assert.equal(status.body.maintenance, true);
+      assert.equal(status.body.message, 'Back at 14:00 UTC');
+      assert.deepEqual(problems, [], 'no console errors');
+    }));
+});
