@@ -1,8 +1,10 @@
 // The Launch page in a real browser: a production launch with two seats and three users
 // shows the cap, the waitlist and the feedback; raising the limit and switching maintenance
-// on from the page change what apps are answered.
+// on from the page change what apps are answered. The feedback widget, embedded in a page of
+// another origin, posts feedback through CORS with an ingest key.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { launchBrowser, startLiftoff, withPage } from '../harness.mjs';
@@ -90,4 +92,52 @@ describe('launch page', () => {
       assert.equal(status.body.message, 'Back at 14:00 UTC');
       assert.deepEqual(problems, [], 'no console errors');
     }));
+});
+
+// A customer's page on its own origin that embeds the widget.
+function hostPage(liftoffUrl, key) {
+  const html = `<!doctype html><html><head><title>Shop</title>
+<style>button { background: red !important; }</style></head>
+<body><h1>Shop</h1>
+<script src="${liftoffUrl}/widget/feedback.js" data-key="${key}" data-user="widget-user" defer></script>
+</body></html>`;
+  const srv = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
+}
+
+describe('feedback widget', () => {
+  test('posts rated feedback from another origin', async () => {
+    const shop = await hostPage(server.url, ingest);
+    try {
+      await withPage(browser, server, 'feedback widget', async ({ page }) => {
+        const problems = watch(page);
+        await page.goto(`http://localhost:${shop.address().port}/shop/cart`);
+        await page.locator('#liftoff-feedback-button').click();
+        await page.locator('#liftoff-feedback-panel').waitFor();
+        // Sending without a rating is caught in the page.
+        await page.locator('#liftoff-feedback-send').click();
+        assert.match(await page.locator('#liftoff-feedback-status').textContent(), /rating/);
+        await page.locator('#liftoff-feedback-star-4').click();
+        await page.locator('#liftoff-feedback-category').selectOption('feature');
+        await page.locator('#liftoff-feedback-request').fill('Wishlist');
+        await page.locator('#liftoff-feedback-message').fill('Let me save items for later');
+        await page.locator('#liftoff-feedback-send').click();
+        await page.locator('#liftoff-feedback-status.ok').waitFor();
+        assert.deepEqual(problems, [], 'no console errors and no refused requests');
+      });
+      const list = await api('GET', '/api/launch/feedback?category=feature');
+      assert.equal(list.status, 200);
+      const item = list.body.find((f) => f.user_id === 'widget-user');
+      assert.ok(item, JSON.stringify(list.body));
+      assert.equal(item.rating, 4);
+      assert.equal(item.request, 'Wishlist');
+      assert.equal(item.message, 'Let me save items for later');
+      assert.equal(item.page, '/shop/cart');
+    } finally {
+      shop.close();
+    }
+  });
 });

@@ -11,6 +11,7 @@
 mod api;
 mod body;
 pub mod error;
+mod etag;
 pub mod extract;
 mod metrics;
 pub mod mw;

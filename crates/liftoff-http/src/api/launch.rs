@@ -43,7 +43,12 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(readiness))
         .routes(routes!(metrics))
         .routes(routes!(scaling))
-        .routes(routes!(submit_feedback, list_feedback))
+        .merge(
+            // The feedback widget posts from the customer's page.
+            OpenApiRouter::new()
+                .routes(routes!(submit_feedback, list_feedback))
+                .layer(axum::middleware::from_fn(crate::mw::cors::public)),
+        )
         .routes(routes!(resolve_feedback))
         .routes(routes!(feedback_summary))
         .routes(routes!(feedback_backlog))
@@ -318,13 +323,10 @@ async fn status(
 ) -> Result<Response, ApiError> {
     let s = state.launch.status().await?;
     let etag = format!("\"launch-{}\"", s.revision);
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let fresh = crate::etag::is_fresh(&headers, &etag);
     let etag = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(e.to_string()))?;
     if fresh {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+        return Ok(crate::etag::not_modified(etag));
     }
     Ok(([(header::ETAG, etag)], Json(s)).into_response())
 }

@@ -190,12 +190,9 @@ async fn evaluate_all(
         h.update(r.version.as_bytes());
     }
     let etag = format!("\"{}\"", hex::encode(&h.finalize()[..12]));
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
-    {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    if crate::etag::is_fresh(&headers, &etag) {
+        let etag = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
+        return Ok(crate::etag::not_modified(etag));
     }
     let flags = catalog
         .evaluate_all(env, &ctx)

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
@@ -49,11 +49,8 @@ async fn flags(
     let catalog = state.flags.catalog();
     let feed = catalog.env(env);
     let etag = HeaderValue::from_str(&feed.etag).map_err(ApiError::internal)?;
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v == etag)
-    {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    if crate::etag::is_fresh(&headers, &feed.etag) {
+        return Ok(crate::etag::not_modified(etag));
     }
     // Serialized once per catalog, not once per request.
     let body = feed.json.as_bytes().to_vec();

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod cors;
 pub mod ratelimit;
 pub mod room;
 

@@ -90,3 +90,38 @@ pub async fn serve(Path(name): Path<String>, Query(q): Query<VersionQuery>) -> R
     )
         .into_response()
 }
+
+/// The feedback widget customers embed with `<script src=".../widget/feedback.js">`. Its URL
+/// cannot carry a version (it is pasted into other sites), so it is revalidated by `ETag`
+/// instead of cached forever.
+const FEEDBACK_WIDGET: &[u8] = include_bytes!("../../assets/widget/feedback.js");
+
+pub async fn feedback_widget(headers: axum::http::HeaderMap) -> Response {
+    static ETAG: OnceLock<String> = OnceLock::new();
+    let etag =
+        ETAG.get_or_init(|| format!("\"{}\"", hex::encode(&Sha256::digest(FEEDBACK_WIDGET)[..8])));
+    let tag = HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+    if crate::etag::is_fresh(&headers, etag) {
+        return crate::etag::not_modified(tag);
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+            (header::ETAG, tag),
+            // Other sites load it; a cross-origin resource policy must not block that.
+            (
+                header::HeaderName::from_static("cross-origin-resource-policy"),
+                HeaderValue::from_static("cross-origin"),
+            ),
+        ],
+        FEEDBACK_WIDGET,
+    )
+        .into_response()
+}

@@ -77,6 +77,7 @@ pub(crate) fn routes() -> Router<AppState> {
             post(launch::resolve_feedback),
         )
         .route("/assets/{name}", get(assets::serve))
+        .route("/widget/feedback.js", get(assets::feedback_widget))
         .route("/favicon.ico", get(favicon::serve));
     for (path, _) in layout::NAV.iter().filter(|(p, _)| {
         !matches!(

@@ -677,3 +677,95 @@ async fn scaling_recovers_ten_percent_a_week_from_28_days_of_traffic() {
         40.0 * s["recommended_instances"].as_f64().unwrap()
     );
 }
+
+#[tokio::test]
+async fn the_feedback_widget_is_served_and_may_post_from_any_origin() {
+    let app = spawn().await;
+    let res = app.get("/widget/feedback.js", None).await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(
+        res.headers()["cross-origin-resource-policy"],
+        "cross-origin"
+    );
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let js = res.text().await.unwrap();
+    assert!(js.contains("/api/launch/feedback") && js.contains("window.LiftoffFeedback"));
+    let again = app
+        .http
+        .get(app.at("/widget/feedback.js"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    // A browser's preflight from the customer's page, then the post itself.
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.at("/api/launch/feedback"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let allowed = h["access-control-allow-headers"].to_str().unwrap();
+    assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+    assert!(!h.contains_key("access-control-allow-credentials"));
+
+    let (_, ingest) = app.key("ingest").await;
+    let body = json!({"user_id": "u-1", "rating": 4, "category": "ux", "message": "nice"});
+    let posted = app
+        .http
+        .post(app.at("/api/launch/feedback"))
+        .header("origin", "https://shop.example")
+        .bearer_auth(&ingest)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    assert_eq!(posted.headers()["access-control-allow-origin"], "*");
+    // Refusals are readable too, so the widget can show why.
+    let refused = app
+        .http
+        .post(app.at("/api/launch/feedback"))
+        .header("origin", "https://shop.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["access-control-allow-origin"], "*");
+
+    // The rest of the API stays same-origin.
+    let other = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.at("/api/launch"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "PATCH")
+        .send()
+        .await
+        .unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    let state = app.get("/api/launch", Some(ADMIN_TOKEN)).await;
+    assert!(!state.headers().contains_key("access-control-allow-origin"));
+}
