@@ -157,7 +157,8 @@ impl AppState {
             launch: liftoff_core::launch::LaunchService::new(
                 store.clone() as Arc<dyn liftoff_core::launch::LaunchStore>,
                 liftoff_core::clock::system(),
-            ),
+            )
+            .with_notices(Arc::new(alerts.clone())),
             store,
             jobs,
             alerts,

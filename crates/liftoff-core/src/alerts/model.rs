@@ -561,6 +561,8 @@ pub enum DeliveryKind {
     Firing,
     Resolved,
     Test,
+    /// A notice from another domain (`launch.admitted`): the payload names its `event`.
+    Event,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -577,10 +579,11 @@ impl DeliveryKind {
             DeliveryKind::Firing => "firing",
             DeliveryKind::Resolved => "resolved",
             DeliveryKind::Test => "test",
+            DeliveryKind::Event => "event",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Firing, Self::Resolved, Self::Test]
+        [Self::Firing, Self::Resolved, Self::Test, Self::Event]
             .into_iter()
             .find(|k| k.as_str() == s)
     }

@@ -146,8 +146,12 @@ pub fn test_payload(receiver: &str, external_url: &str, at: DateTime<Utc>) -> Va
     alertmanager_payload(&alert, DeliveryKind::Test, receiver, external_url)
 }
 
-/// One line per alert: `[FIRING] summary`.
+/// One line per alert: `[FIRING] summary`; for another domain's notice `[EVENT] title`.
 pub fn headline(payload: &Value) -> String {
+    if let Some(event) = payload["event"].as_str() {
+        let title = payload["title"].as_str().unwrap_or_default();
+        return format!("[{}] {title}", event.to_uppercase());
+    }
     let status = payload["status"]
         .as_str()
         .unwrap_or("firing")
@@ -164,6 +168,9 @@ pub fn headline(payload: &Value) -> String {
 }
 
 fn details(payload: &Value) -> String {
+    if payload["event"].is_string() {
+        return payload["summary"].as_str().unwrap_or_default().to_owned();
+    }
     let mut lines = Vec::new();
     for a in payload["alerts"].as_array().into_iter().flatten() {
         if let Some(summary) = a["annotations"]["summary"].as_str() {
@@ -195,15 +202,32 @@ pub fn slack_body(payload: &Value) -> Value {
 /// Subject and plain-text body of an email.
 pub fn email_text(payload: &Value) -> (String, String) {
     let url = payload["externalURL"].as_str().unwrap_or_default();
+    // A notice names its domain first (`launch.admitted` → the Launch page).
+    let page = payload["event"]
+        .as_str()
+        .and_then(|e| e.split('.').next())
+        .unwrap_or("alerts");
     (
         headline(payload),
-        format!("{}\n\n{url}/alerts\n", details(payload)),
+        format!("{}\n\n{url}/{page}\n", details(payload)),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_render_their_title_summary_and_page() {
+        let p = json!({"event": "launch.admitted", "title": "u-1 admitted to the launch",
+            "summary": "u-1 holds a seat (3 of 10 seats taken); via ask.",
+            "externalURL": "https://liftoff.example"});
+        assert_eq!(headline(&p), "[LAUNCH.ADMITTED] u-1 admitted to the launch");
+        let (subject, body) = email_text(&p);
+        assert_eq!(subject, headline(&p));
+        assert!(body.contains("3 of 10") && body.contains("https://liftoff.example/launch"));
+        assert!(slack_body(&p)["text"].as_str().unwrap().contains("via ask"));
+    }
 
     #[test]
     fn excerpts_are_short_clean_text() {

@@ -6,6 +6,7 @@ pub mod feature;
 pub mod feedback;
 pub mod figures;
 pub mod initialize;
+pub mod notices;
 pub mod phases;
 pub mod presets;
 pub mod readiness;

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::feedback::{
     BacklogItem, Feedback, FeedbackInput, FeedbackStatus, FeedbackSummary, backlog, summarize,
 };
+use super::notices::{AdmissionNotices, Via, admitted_payload};
 use super::phases::{CriterionResult, Phase, PhaseFigures, judge_exit, validate_plan};
 use super::presets::{Environment, Preset};
 use super::store::{
@@ -169,11 +170,52 @@ pub struct ReservedFlag {
 pub struct LaunchService {
     store: Arc<dyn LaunchStore>,
     clock: Arc<dyn Clock>,
+    notices: Option<Arc<dyn AdmissionNotices>>,
 }
 
 impl LaunchService {
     pub fn new(store: Arc<dyn LaunchStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            notices: None,
+        }
+    }
+
+    /// Announces admissions through `notices` when the settings name an `admission_channel`.
+    pub fn with_notices(mut self, notices: Arc<dyn AdmissionNotices>) -> Self {
+        self.notices = Some(notices);
+        self
+    }
+
+    /// Queues one `launch.admitted` notice per user. The seats are already committed, so a
+    /// notice that cannot be queued is logged, never turned into a failed admission.
+    async fn announce(&self, users: &[String], via: Via) {
+        let Some(notices) = &self.notices else { return };
+        if users.is_empty() {
+            return;
+        }
+        let channel = match self.store.launch_settings().await {
+            Ok(s) => match s.admission_channel {
+                Some(c) => (c, s.user_limit),
+                None => return,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "Admission notices not queued: the launch settings could not be read.");
+                return;
+            }
+        };
+        let admitted = match self.store.admission_counts().await {
+            Ok(c) => c.admitted,
+            Err(_) => 0,
+        };
+        let now = self.clock.now();
+        for user in users {
+            let payload = admitted_payload(user, via, admitted, channel.1, now);
+            if let Err(e) = notices.queue(channel.0, payload).await {
+                tracing::warn!(user, channel = channel.0, error = %e, "Admission notice not queued.");
+            }
+        }
     }
 
     /// The time on the service's clock.
@@ -236,6 +278,7 @@ impl LaunchService {
                 .save_launch_settings(&after, self.clock.now(), &audit)
                 .await?
             {
+                self.announce(&saved.1, Via::Waitlist).await;
                 return Ok(saved);
             }
         }
@@ -286,6 +329,24 @@ impl LaunchService {
             Ok(())
         })
         .await
+    }
+
+    /// Names the alert channel told of each admission (`None`: none). The caller checks the
+    /// channel exists; a channel deleted later leaves notices failed in the outbox.
+    pub async fn set_admission_channel(
+        &self,
+        channel: Option<i64>,
+        reason: Option<String>,
+        actor: &Actor,
+    ) -> Result<LaunchSettings, LaunchError> {
+        let reason = reason_text("reason", reason, false)?;
+        let (saved, _) = self
+            .update(actor, "launch.admission_channel", reason, |s| {
+                s.admission_channel = channel;
+                Ok(())
+            })
+            .await?;
+        Ok(saved)
     }
 
     pub async fn set_maintenance(
@@ -375,7 +436,19 @@ impl LaunchService {
     /// `user_id` asks for a seat.
     pub async fn ask(&self, raw_user_id: &str) -> Result<Admission, LaunchError> {
         let id = user_id(raw_user_id)?;
-        Ok(self.store.ask_admission(id, self.clock.now()).await?)
+        let admission = self.store.ask_admission(id, self.clock.now()).await?;
+        if !admission.newly_admitted.is_empty() {
+            // The asker got a free seat; anyone else here was waiting for a seat a lower
+            // limit had held back.
+            let (asker, waiting): (Vec<String>, Vec<String>) = admission
+                .newly_admitted
+                .iter()
+                .cloned()
+                .partition(|u| u == id);
+            self.announce(&waiting, Via::Waitlist).await;
+            self.announce(&asker, Via::Ask).await;
+        }
+        Ok(admission)
     }
 
     pub async fn admit(&self, count: u32, actor: &Actor) -> Result<Vec<String>, LaunchError> {
@@ -388,6 +461,7 @@ impl LaunchService {
             .store
             .admit_next(count, self.clock.now(), &audit)
             .await?;
+        self.announce(&admitted, Via::Admit).await;
         Ok(admitted)
     }
 

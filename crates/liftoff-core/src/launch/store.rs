@@ -44,6 +44,9 @@ pub struct LaunchSettings {
     pub phases: Vec<Phase>,
     /// Index into `phases` of the current phase.
     pub phase: usize,
+    /// The alert channel told of each admission (`launch.admitted`); `null` for none.
+    #[serde(default)]
+    pub admission_channel: Option<i64>,
     /// When `liftoff backup` last wrote a complete backup.
     #[serde(default)]
     pub last_backup_at: Option<DateTime<Utc>>,
@@ -64,6 +67,7 @@ impl Default for LaunchSettings {
             maintenance: Maintenance::default(),
             phases: default_plan(),
             phase: 0,
+            admission_channel: None,
             last_backup_at: None,
             revision: 0,
             updated_at: None,

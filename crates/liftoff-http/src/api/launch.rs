@@ -15,7 +15,7 @@ use liftoff_core::launch::initialize::{Initialized, PresetTargets};
 use liftoff_core::launch::phases::{CriterionResult, Phase};
 use liftoff_core::launch::readiness::Readiness;
 use liftoff_core::launch::scaling::ScalingReport;
-use liftoff_core::launch::service::{InitializeInput, LaunchStatus, MaintenanceInput};
+use liftoff_core::launch::service::{InitializeInput, LaunchError, LaunchStatus, MaintenanceInput};
 use liftoff_core::launch::store::{AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchUser};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -97,14 +97,29 @@ async fn get_launch(
 #[serde(deny_unknown_fields)]
 pub struct LaunchPatch {
     /// Seats for admitted users; `null` removes the cap. Raising it admits from the waitlist
-    /// in order of first ask.
-    #[schema(minimum = 0, maximum = 10000000)]
-    pub user_limit: Option<u32>,
+    /// in order of first ask. Absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 10000000)]
+    pub user_limit: Option<Option<u32>>,
+    /// The notification channel (`/api/notifications/channels`) told of each admission with a
+    /// `launch.admitted` notice; `null` for none. Absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pub admission_channel: Option<Option<i64>>,
     #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
-/// Changes the user limit.
+/// A field that is present, `null` included (`Some(None)`), as opposed to absent (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Changes the user limit and/or the admission channel; at least one of them.
 #[utoipa::path(patch, path = "/api/launch", tag = "launch", request_body = LaunchPatch, security(("bearer" = ["admin"])),
     responses((status = 200, body = LaunchState), (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 409, body = Problem, content_type = "application/problem+json")))]
@@ -113,10 +128,43 @@ async fn patch_launch(
     caller: Caller<Admin>,
     ApiJson(patch): ApiJson<LaunchPatch>,
 ) -> Result<Json<LaunchState>, ApiError> {
-    let (settings, admitted) = state
-        .launch
-        .set_user_limit(patch.user_limit, patch.reason, &caller.principal.actor)
-        .await?;
+    let actor = &caller.principal.actor;
+    if patch.user_limit.is_none() && patch.admission_channel.is_none() {
+        return Err(LaunchError::Invalid(
+            "nothing to change: send `user_limit` and/or `admission_channel`".into(),
+        )
+        .into());
+    }
+    let mut settings = None;
+    if let Some(channel) = patch.admission_channel {
+        if let Some(id) = channel {
+            if state.alerts.channel(id).await.is_err() {
+                return Err(LaunchError::Invalid(format!(
+                    "`admission_channel`: there is no alert channel {id}; create one with POST /api/notifications/channels"
+                ))
+                .into());
+            }
+        }
+        settings = Some(
+            state
+                .launch
+                .set_admission_channel(channel, patch.reason.clone(), actor)
+                .await?,
+        );
+    }
+    let mut admitted = Vec::new();
+    if let Some(limit) = patch.user_limit {
+        let (saved, newly) = state
+            .launch
+            .set_user_limit(limit, patch.reason, actor)
+            .await?;
+        settings = Some(saved);
+        admitted = newly;
+    }
+    let settings = match settings {
+        Some(s) => s,
+        None => state.launch.settings().await?,
+    };
     Ok(Json(state_of(&state, settings, admitted).await?))
 }
 

@@ -15,13 +15,13 @@ use crate::harness::{ADMIN_TOKEN, TestApp, problem, spawn_at, spawn_with};
 
 /// A webhook receiver on 127.0.0.1: records every body; while `up` is false it answers 503.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Value>>>,
     up: Arc<AtomicBool>,
 }
 
 impl Receiver {
-    async fn start(up: bool) -> (Self, String) {
+    pub(crate) async fn start(up: bool) -> (Self, String) {
         let r = Receiver::default();
         r.up.store(up, Ordering::SeqCst);
         let app = axum::Router::new()
@@ -44,12 +44,12 @@ impl Receiver {
         (r, url)
     }
 
-    fn got(&self) -> Vec<Value> {
+    pub(crate) fn got(&self) -> Vec<Value> {
         self.got.lock().unwrap().clone()
     }
 }
 
-fn fast(o: Overrides) -> Overrides {
+pub(crate) fn fast(o: Overrides) -> Overrides {
     Overrides {
         alert_interval_ms: Some(200),
         alert_group_wait_ms: Some(0),
@@ -58,7 +58,7 @@ fn fast(o: Overrides) -> Overrides {
     }
 }
 
-async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
+pub(crate) async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -769,3 +769,90 @@ async fn the_feedback_widget_is_served_and_may_post_from_any_origin() {
     let state = app.get("/api/launch", Some(ADMIN_TOKEN)).await;
     assert!(!state.headers().contains_key("access-control-allow-origin"));
 }
+
+#[tokio::test]
+async fn each_admission_is_announced_on_the_admission_channel() {
+    use crate::alerts::{Receiver, fast, wait_for};
+    let (receiver, url) = Receiver::start(true).await;
+    let app = crate::harness::spawn_with(fast).await;
+    let channel: Value = app
+        .post_json(
+            "/api/notifications/channels",
+            Some(ADMIN_TOKEN),
+            &json!({"name": "crm", "config": {"kind": "webhook", "url": url}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let patch = |body: Value| {
+        app.http
+            .patch(app.at("/api/launch"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    // Nothing to change, or a channel that does not exist: refused, nothing saved.
+    problem(patch(json!({})).await.unwrap(), 422).await;
+    let missing = problem(
+        patch(json!({"admission_channel": 999_999})).await.unwrap(),
+        422,
+    )
+    .await;
+    assert!(
+        missing["detail"].as_str().unwrap().contains("999999"),
+        "{missing}"
+    );
+    let set = patch(json!({"admission_channel": channel["id"], "user_limit": 2}))
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let set: Value = set.json().await.unwrap();
+    assert_eq!(set["admission_channel"], channel["id"]);
+    assert_eq!(set["user_limit"], 2);
+
+    let (_, ingest) = app.key("ingest").await;
+    for user in ["ann", "bob", "cyd"] {
+        ask(&app, &ingest, user).await;
+    }
+    // Absent `user_limit` leaves the limit alone; a higher one admits cyd from the waitlist.
+    let unchanged: Value =
+        patch(json!({"reason": "no-op on the limit", "admission_channel": channel["id"]}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(unchanged["user_limit"], 2);
+    assert_eq!(patch_limit(&app, 3).await["admitted"], json!(["cyd"]));
+
+    wait_for("three admission notices", 15, || async {
+        receiver.got().len() >= 3
+    })
+    .await;
+    let got = receiver.got();
+    let by_user: HashMap<&str, &Value> = got
+        .iter()
+        .map(|n| (n["user_id"].as_str().unwrap(), n))
+        .collect();
+    assert_eq!(by_user.len(), 3, "one notice per admission: {got:?}");
+    assert_eq!(by_user["ann"]["via"], "ask");
+    assert_eq!(by_user["bob"]["via"], "ask");
+    assert_eq!(by_user["cyd"]["via"], "waitlist");
+    assert!(got.iter().all(|n| n["event"] == "launch.admitted"));
+    assert_eq!(by_user["cyd"]["admitted_count"], 3);
+    assert_eq!(by_user["cyd"]["user_limit"], 3);
+
+    // With the channel cleared, admissions are silent.
+    let cleared: Value = patch(json!({"admission_channel": null}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(cleared["admission_channel"].is_null());
+    patch_limit(&app, 4).await;
+    ask(&app, &ingest, "dan").await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(receiver.got().len(), 3);
+}

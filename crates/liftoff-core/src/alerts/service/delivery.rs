@@ -31,6 +31,38 @@ impl AlertsService {
         Ok(self.attempt(d, Some(&channel), now).await?)
     }
 
+    /// Queues another domain's notice (its payload carries `event`, `title` and `summary`) for
+    /// the channel; the outbox sends and retries it like an alert's.
+    pub async fn enqueue_event(
+        &self,
+        channel_id: i64,
+        mut payload: serde_json::Value,
+    ) -> Result<Delivery, AlertError> {
+        self.stored_channel(channel_id).await?;
+        // Where the notice links to, as an alert's does.
+        if let Some(p) = payload.as_object_mut() {
+            p.entry("externalURL")
+                .or_insert_with(|| self.settings.external_url.clone().into());
+        }
+        let now = Utc::now();
+        let mut d = Delivery {
+            id: 0,
+            channel_id,
+            alert_id: None,
+            kind: DeliveryKind::Event,
+            payload,
+            attempts: 0,
+            next_attempt_at: now,
+            status: DeliveryStatus::Pending,
+            last_error: None,
+            response_excerpt: None,
+            created_at: now,
+            sent_at: None,
+        };
+        d.id = self.store.enqueue_delivery(&d).await?;
+        Ok(d)
+    }
+
     pub(super) fn backoff(&self, attempts: u32) -> Duration {
         let base = self.settings.retry_base.as_secs_f64();
         let secs = (base * 2f64.powi(attempts.saturating_sub(1).min(30) as i32))
@@ -124,5 +156,15 @@ impl AlertsService {
             .store
             .release_lease(LEASE, &self.settings.holder)
             .await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::launch::notices::AdmissionNotices for AlertsService {
+    async fn queue(&self, channel_id: i64, payload: serde_json::Value) -> Result<(), String> {
+        self.enqueue_event(channel_id, payload)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
