@@ -18,7 +18,8 @@ use utoipa::ToSchema;
 /// (`liftoff.maintenance`, `liftoff.admitted`). Unicode is allowed, as Unleash allows it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, example = "new-checkout")]
+#[schema(value_type = String, example = "new-checkout",
+    pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f/?#%]{1,200}$")]
 pub struct FlagKey(String);
 
 impl TryFrom<String> for FlagKey {

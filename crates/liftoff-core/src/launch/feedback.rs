@@ -22,7 +22,11 @@ pub const MAX_USER_ID_CHARS: usize = 200;
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackInput {
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub user_id: String,
     /// 1 (worst) to 5 (best).
     #[schema(minimum = 1, maximum = 5)]
@@ -31,14 +35,25 @@ pub struct FeedbackInput {
     /// `_` and `-`.
     #[schema(min_length = 1, max_length = 50, pattern = "^[a-z0-9][a-z0-9_-]*$")]
     pub category: String,
-    #[schema(max_length = 5000)]
+    /// Line breaks and tabs are kept; other control characters are refused.
+    #[schema(
+        max_length = 5000,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub message: String,
     /// Where the user was (a path or URL).
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub page: Option<String>,
     /// A short feature-request title; requests with the same title (ignoring case and spacing)
     /// count together in the backlog.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub request: Option<String>,
 }
 

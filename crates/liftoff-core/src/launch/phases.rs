@@ -24,6 +24,7 @@ pub struct ExitCriteria {
     #[schema(minimum = 1, maximum = 5)]
     pub min_average_rating: Option<f64>,
     /// At least this many admitted users.
+    #[schema(minimum = 0, maximum = 10000000)]
     pub min_admitted: Option<u64>,
 }
 
@@ -34,9 +35,11 @@ pub struct Phase {
     #[schema(min_length = 1, max_length = 50)]
     pub name: String,
     /// The user limit while in this phase; `null` is no limit.
+    #[schema(minimum = 0, maximum = 10000000)]
     pub user_limit: Option<u32>,
     /// Flags turned on when the phase starts.
     #[serde(default)]
+    #[schema(max_items = 200, value_type = Vec<crate::flags::FlagKey>)]
     pub features: Vec<String>,
     #[serde(default)]
     pub exit: ExitCriteria,
@@ -92,6 +95,9 @@ pub fn default_plan() -> Vec<Phase> {
 pub struct PlanInvalid(pub String);
 
 /// A plan has 1–20 phases with unique, well-formed names and sane targets.
+/// The most flags one phase may turn on.
+pub const MAX_PHASE_FEATURES: usize = 200;
+
 pub fn validate_plan(phases: &[Phase]) -> Result<(), PlanInvalid> {
     if phases.is_empty() || phases.len() > MAX_PHASES {
         return Err(PlanInvalid(format!(
@@ -118,6 +124,35 @@ pub fn validate_plan(phases: &[Phase]) -> Result<(), PlanInvalid> {
         }
         let e = &p.exit;
         let bad = |what: &str| PlanInvalid(format!("phase `{}`: {what}", p.name));
+        if p.features.len() > MAX_PHASE_FEATURES {
+            return Err(bad(&format!(
+                "`features` names at most {MAX_PHASE_FEATURES} flags"
+            )));
+        }
+        if let Some(Err(e)) = p
+            .features
+            .iter()
+            .map(|f| crate::flags::FlagKey::try_from(f.clone()))
+            .find(Result::is_err)
+        {
+            return Err(bad(&format!("`features`: {e}")));
+        }
+        if e.min_admitted
+            .is_some_and(|n| n > u64::from(super::service::MAX_USER_LIMIT))
+        {
+            return Err(bad(&format!(
+                "`min_admitted` must be at most {}",
+                super::service::MAX_USER_LIMIT
+            )));
+        }
+        if p.user_limit
+            .is_some_and(|l| l > super::service::MAX_USER_LIMIT)
+        {
+            return Err(bad(&format!(
+                "`user_limit` must be at most {}",
+                super::service::MAX_USER_LIMIT
+            )));
+        }
         if e.max_error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
             return Err(bad("`max_error_rate` is a fraction, 0 to 1"));
         }
@@ -228,6 +263,23 @@ mod tests {
         let mut plan = default_plan();
         plan[1].exit.max_error_rate = Some(5.0);
         assert!(validate_plan(&plan).unwrap_err().0.contains("fraction"));
+        let mut plan = default_plan();
+        plan[0].features = vec!["checkout".into(), String::new()];
+        assert!(
+            validate_plan(&plan)
+                .unwrap_err()
+                .0
+                .contains("invalid flag id")
+        );
+        let mut plan = default_plan();
+        plan[0].features = vec!["f".into(); MAX_PHASE_FEATURES + 1];
+        assert!(validate_plan(&plan).unwrap_err().0.contains("at most"));
+        let mut plan = default_plan();
+        plan[0].exit.min_admitted = Some(u64::MAX);
+        assert!(validate_plan(&plan).unwrap_err().0.contains("min_admitted"));
+        let mut plan = default_plan();
+        plan[0].user_limit = Some(u32::MAX);
+        assert!(validate_plan(&plan).unwrap_err().0.contains("user_limit"));
     }
 
     #[test]

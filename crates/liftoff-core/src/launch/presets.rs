@@ -12,6 +12,7 @@ pub const STAGING_USER_LIMIT: u32 = 50;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = LaunchEnvironment)]
 pub enum Environment {
     Development,
     Staging,

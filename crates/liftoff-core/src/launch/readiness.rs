@@ -26,9 +26,9 @@ pub enum CheckStatus {
 pub struct Check {
     pub name: &'static str,
     pub status: CheckStatus,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub value: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub threshold: Value,
     pub detail: String,
 }

@@ -128,6 +128,7 @@ pub struct ScalingInput {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AdviceSeverity)]
 pub enum Severity {
     Info,
     Warning,

@@ -71,6 +71,13 @@ fn invalid(msg: impl Into<String>) -> LaunchError {
     LaunchError::Invalid(msg.into())
 }
 
+/// A user id in the API document, where [`user_id`] is the rule: not blank, no control
+/// characters, at most 200 characters once trimmed (the length is in each field's bounds).
+#[derive(ToSchema)]
+#[schema(value_type = String,
+    pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+pub struct LaunchUserId(pub String);
+
 /// A user id as apps send it: 1–200 characters, no control characters.
 pub fn user_id(raw: &str) -> Result<&str, LaunchError> {
     let trimmed = raw.trim();
@@ -106,6 +113,7 @@ fn reason_text(
 /// What `PUT /api/launch/maintenance` takes.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = LaunchMaintenanceInput)]
 pub struct MaintenanceInput {
     pub enabled: bool,
     #[serde(default)]
@@ -115,7 +123,7 @@ pub struct MaintenanceInput {
     pub retry_after_seconds: Option<u32>,
     /// Users who keep access (testers, support).
     #[serde(default)]
-    #[schema(max_items = 1000)]
+    #[schema(max_items = 1000, value_type = Vec<LaunchUserId>)]
     pub allow_users: Vec<String>,
     pub reason: Option<String>,
 }
@@ -129,10 +137,10 @@ pub struct InitializeInput {
     #[schema(minimum = 1, maximum = 10000000)]
     pub user_limit: Option<u32>,
     #[serde(default)]
-    #[schema(max_items = 200)]
+    #[schema(max_items = 200, value_type = Vec<crate::flags::FlagKey>)]
     pub features: Vec<String>,
     #[serde(default)]
-    #[schema(max_items = 200)]
+    #[schema(max_items = 200, value_type = Vec<crate::flags::FlagKey>)]
     pub beta_features: Vec<String>,
 }
 

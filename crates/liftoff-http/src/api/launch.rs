@@ -137,13 +137,13 @@ async fn patch_launch(
     }
     let mut settings = None;
     if let Some(channel) = patch.admission_channel {
-        if let Some(id) = channel {
-            if state.alerts.channel(id).await.is_err() {
-                return Err(LaunchError::Invalid(format!(
-                    "`admission_channel`: there is no alert channel {id}; create one with POST /api/notifications/channels"
-                ))
-                .into());
-            }
+        if let Some(id) = channel
+            && state.alerts.channel(id).await.is_err()
+        {
+            return Err(LaunchError::Invalid(format!(
+                "`admission_channel`: there is no notification channel {id}; create one with POST /api/notifications/channels"
+            ))
+            .into());
         }
         settings = Some(
             state
@@ -193,8 +193,12 @@ async fn initialize(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct UserParam {
-    /// The app's id for the user (1–200 characters).
-    #[param(min_length = 1, max_length = 200)]
+    /// The app's id for the user (1–200 characters, not only spaces, no control characters).
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     user_id: String,
 }
 
@@ -245,7 +249,11 @@ async fn user_limit(
 #[into_params(parameter_in = Query)]
 struct OptionalUser {
     /// The user to answer for; beta features need it.
-    #[param(min_length = 1, max_length = 200)]
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     user_id: Option<String>,
 }
 
@@ -298,7 +306,7 @@ async fn admit(
 struct UsersParams {
     /// Only users still waiting [default false].
     waiting: Option<bool>,
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     offset: Option<u64>,
     /// 1–1000 [default 100].
     #[param(minimum = 1, maximum = 1000)]
@@ -320,17 +328,28 @@ async fn list_users(
             format!("`limit` must be 1 to 1000 (got {limit})"),
         ));
     }
+    let offset = p.offset.unwrap_or(0);
+    if i64::try_from(offset).is_err() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`offset` must be at most {} (got {offset})", i64::MAX),
+        ));
+    }
     Ok(Json(
         state
             .launch
-            .users(p.waiting.unwrap_or(false), p.offset.unwrap_or(0), limit)
+            .users(p.waiting.unwrap_or(false), offset, limit)
             .await?,
     ))
 }
 
 /// Revokes a user's seat (or place in the waitlist); a later ask starts at the waitlist's end.
-#[utoipa::path(delete, path = "/api/launch/users/{id}", tag = "launch", params(("id" = String, Path)), security(("bearer" = ["admin"])),
-    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(delete, path = "/api/launch/users/{id}", tag = "launch",
+    params(("id" = String, Path, description = "The app's id for the user", min_length = 1, max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$")),
+    security(("bearer" = ["admin"])),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn revoke_user(
     State(state): State<AppState>,
     caller: Caller<Admin>,
@@ -464,6 +483,21 @@ async fn list_feedback(
         return Err(ApiError::bad_request(
             "invalid_query",
             format!("`limit` must be 1 to 500 (got {limit})"),
+        ));
+    }
+    if let Some(c) = p.category.as_deref().filter(|c| c.chars().count() > 50) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "`category` is at most 50 characters (got {})",
+                c.chars().count()
+            ),
+        ));
+    }
+    if let Some(c) = p.cursor.filter(|c| *c < 1) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("`cursor` is an item id, 1 or more (got {c})"),
         ));
     }
     Ok(Json(
