@@ -1,4 +1,5 @@
-//! Errors from building a [`FlagClient`](crate::FlagClient).
+//! Errors from building a [`FlagClient`](crate::FlagClient) or a
+//! [`LaunchGate`](crate::launch::LaunchGate).
 
 use std::path::PathBuf;
 
@@ -35,4 +36,8 @@ pub enum SdkError {
     /// The HTTP client could not be created (TLS backend initialisation).
     #[error("cannot create the HTTP client: {0}")]
     HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// [`LaunchGate`](crate::launch::LaunchGate) could not read `GET /api/launch/status` at
+    /// start (a wrong URL or key, or Liftoff is down).
+    #[error("cannot read the launch status from Liftoff: {0}")]
+    LaunchStatus(String),
 }

@@ -67,7 +67,8 @@
 //! need the `rustls-tls` (default) or `native-tls` feature.
 //!
 //! To report the requests an application serves, see [`RequestReporter`] (module [`layer`]);
-//! to time named operations (with cache hits, layers and failures), see [`OperationReporter`].
+//! to time named operations (with cache hits, layers and failures), see [`OperationReporter`];
+//! to enforce maintenance mode and the soft-launch cap, see [`launch::LaunchGate`].
 //!
 //! [refresh interval]: FlagClientBuilder::refresh_interval
 
@@ -76,6 +77,7 @@ mod builder;
 mod client;
 mod error;
 mod files;
+pub mod launch;
 pub mod layer;
 mod sse;
 mod sync;

@@ -21,6 +21,7 @@ mod incidents;
 mod insights;
 mod keys;
 mod launch;
+mod launch_gate;
 mod monitoring;
 mod openapi;
 mod operations;
