@@ -44,6 +44,8 @@ struct Figures {
     admitted: Vec<LaunchUser>,
     summary: FeedbackSummary,
     recent: Vec<Feedback>,
+    /// Notification channels, by id and name, for the admission-notice choice.
+    channels: Vec<(i64, String)>,
 }
 
 async fn gather(state: &AppState) -> Result<Figures, LaunchError> {
@@ -60,11 +62,12 @@ async fn gather(state: &AppState) -> Result<Figures, LaunchError> {
         limit: FEEDBACK_SHOWN,
         ..FeedbackQuery::default()
     };
-    let (waiting, admitted, summary, recent) = tokio::join!(
+    let (waiting, admitted, summary, recent, channels) = tokio::join!(
         state.launch.users(true, 0, USERS_SHOWN),
         state.launch.users(false, 0, USERS_SHOWN),
         state.launch.feedback_summary(),
         state.launch.list_feedback(&newest),
+        state.alerts.channels(),
     );
     let settings = settings?;
     let phase_figures = phase_figures?;
@@ -86,6 +89,11 @@ async fn gather(state: &AppState) -> Result<Figures, LaunchError> {
             .collect(),
         summary: summary?,
         recent: recent?,
+        channels: channels
+            .map_err(|e| LaunchError::Sources(e.to_string()))?
+            .into_iter()
+            .map(|c| (c.id, c.name))
+            .collect(),
     })
 }
 
@@ -198,6 +206,7 @@ fn render(figures: &Figures, user: &UiUser) -> Markup {
         admitted,
         summary,
         recent,
+        channels,
     } = figures;
     let editor = user.user.role.can_edit();
     let phase = s.phases.get(s.phase);
@@ -310,6 +319,18 @@ fn render(figures: &Figures, user: &UiUser) -> Markup {
                     input type="hidden" name="csrf" value=(user.csrf);
                     label { "Admit next" input type="number" name="count" min="1" max="10000" value="10" required; }
                     button type="submit" { "Admit" }
+                }
+                form.inline #launch-notices method="post" action="/launch/notices" {
+                    input type="hidden" name="csrf" value=(user.csrf);
+                    label { "Announce admissions on"
+                        select name="admission_channel" {
+                            option value="" selected[s.admission_channel.is_none()] { "no channel" }
+                            @for (id, name) in channels {
+                                option value=(id) selected[s.admission_channel == Some(*id)] { (name) }
+                            }
+                        }
+                    }
+                    button type="submit" { "Save" }
                 }
             }
         }
@@ -513,6 +534,43 @@ pub async fn set_limit(
                 "No user limit; {} admitted from the waitlist.",
                 admitted.len()
             ),
+        })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct NoticesForm {
+    #[serde(default)]
+    admission_channel: String,
+}
+
+/// Names the channel told of each admission (`launch.admitted`), or none.
+pub async fn set_notices(
+    State(state): State<AppState>,
+    user: UiUser,
+    form: Result<CsrfForm<NoticesForm>, Refused>,
+) -> Response {
+    editor_form(&state, &user, form, async |f: NoticesForm| {
+        let channel = match f.admission_channel.trim() {
+            "" => None,
+            id => {
+                let id = id.parse::<i64>().map_err(|_| {
+                    LaunchError::Invalid(format!("`{id}` is not a notification channel"))
+                })?;
+                let c = state.alerts.channel(id).await.map_err(|_| {
+                    LaunchError::Invalid(format!("there is no notification channel {id}"))
+                })?;
+                Some((id, c.name))
+            }
+        };
+        state
+            .launch
+            .set_admission_channel(channel.as_ref().map(|c| c.0), None, &user.user.actor())
+            .await?;
+        Ok(match channel {
+            Some((_, name)) => format!("Each admission is announced on {name}."),
+            None => "Admissions are no longer announced.".to_owned(),
         })
     })
     .await

@@ -68,6 +68,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/launch", get(launch::show))
         .route("/launch/limit", post(launch::set_limit))
         .route("/launch/admit", post(launch::admit))
+        .route("/launch/notices", post(launch::set_notices))
         .route("/launch/users/{id}/revoke", post(launch::revoke))
         .route("/launch/maintenance", post(launch::maintenance))
         .route("/launch/advance", post(launch::advance))

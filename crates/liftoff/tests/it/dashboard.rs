@@ -756,6 +756,60 @@ async fn the_launch_page_steers_admission_maintenance_and_feedback() {
         .unwrap();
     assert_eq!(cyd["allowed"], true);
 
+    // Admission notices go to a channel picked from the list.
+    let channel: Value = app
+        .post_json(
+            "/api/notifications/channels",
+            Some(ADMIN_TOKEN),
+            &json!({"name": "crm", "config": {"kind": "webhook", "url": "http://127.0.0.1:9/hook"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = channel["id"].as_i64().unwrap();
+    let picked = post(
+        "/launch/notices",
+        vec![("admission_channel", id.to_string())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(picked.status(), 200);
+    let page = picked.text().await.unwrap();
+    assert!(page.contains("announced on crm"), "{page}");
+    assert!(
+        page.contains(&format!("<option value=\"{id}\" selected>crm</option>")),
+        "{page}"
+    );
+    let launch: Value = app
+        .get("/api/launch", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(launch["admission_channel"], id);
+    let unknown = post(
+        "/launch/notices",
+        vec![("admission_channel", "999999".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 422);
+    let cleared = post(
+        "/launch/notices",
+        vec![("admission_channel", String::new())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(cleared.status(), 200);
+    let launch: Value = app
+        .get("/api/launch", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(launch["admission_channel"].is_null());
+
     let on = post(
         "/launch/maintenance",
         vec![
