@@ -158,7 +158,8 @@ impl AppState {
                 store.clone() as Arc<dyn liftoff_core::launch::LaunchStore>,
                 liftoff_core::clock::system(),
             )
-            .with_notices(Arc::new(alerts.clone())),
+            .with_notices(Arc::new(alerts.clone()))
+            .with_windows(Arc::new(alerts.clone())),
             store,
             jobs,
             alerts,

@@ -338,7 +338,8 @@ pub struct Weekly {
     pub duration_minutes: u32,
 }
 
-/// Notifications are held back while a window is active; alerts are still recorded.
+/// Notifications are held back while a window is active; alerts are still recorded. A window
+/// with `gate` also puts the launch's apps into maintenance mode for its duration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MaintenanceWindow {
     pub id: i64,
@@ -348,6 +349,12 @@ pub struct MaintenanceWindow {
     pub ends_at: Option<DateTime<Utc>>,
     /// A recurring window.
     pub weekly: Option<Weekly>,
+    /// Apps answer 503 while it is active (`/api/launch/status`, `liftoff.maintenance`).
+    #[serde(default)]
+    pub gate: bool,
+    /// What apps show users while the window gates them.
+    #[serde(default)]
+    pub message: Option<String>,
     pub created_by: String,
 }
 
@@ -366,27 +373,31 @@ pub(crate) fn weekday(s: &str) -> Option<Weekday> {
 
 impl MaintenanceWindow {
     pub fn active(&self, now: DateTime<Utc>) -> bool {
+        self.active_until(now).is_some()
+    }
+
+    /// When the occurrence running at `now` ends; `None` when none runs.
+    pub fn active_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if let (Some(s), Some(e)) = (self.starts_at, self.ends_at)
             && s <= now
             && now < e
         {
-            return true;
+            return Some(e);
         }
-        let Some(w) = &self.weekly else {
-            return false;
-        };
-        let Ok(start) = NaiveTime::parse_from_str(&w.start, "%H:%M") else {
-            return false;
-        };
+        let w = self.weekly.as_ref()?;
+        let start = NaiveTime::parse_from_str(&w.start, "%H:%M").ok()?;
         let len = chrono::Duration::minutes(i64::from(w.duration_minutes));
         // A window may start the day before (or up to a week before) and still run now.
-        (0..=7).any(|back| {
-            let day = now.date_naive() - chrono::Duration::days(back);
-            let begins = day.and_time(start).and_utc();
-            w.days.iter().any(|d| weekday(d) == Some(day.weekday()))
-                && begins <= now
-                && now < begins + len
-        })
+        (0..=7)
+            .filter_map(|back| {
+                let day = now.date_naive() - chrono::Duration::days(back);
+                let begins = day.and_time(start).and_utc();
+                (w.days.iter().any(|d| weekday(d) == Some(day.weekday()))
+                    && begins <= now
+                    && now < begins + len)
+                    .then_some(begins + len)
+            })
+            .max()
     }
 }
 
@@ -397,6 +408,13 @@ pub struct MaintenanceInput {
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,
     pub weekly: Option<Weekly>,
+    /// Also hold the launch's users out (maintenance mode for apps) while it is active.
+    #[serde(default)]
+    pub gate: bool,
+    /// Shown to users while it gates them (at most 1,000 characters).
+    #[serde(default)]
+    #[schema(max_length = 1000)]
+    pub message: Option<String>,
 }
 
 /// Where notifications go.
@@ -668,10 +686,18 @@ mod tests {
                 start: "23:00".into(),
                 duration_minutes: 120,
             }),
+            gate: false,
+            message: None,
             created_by: "system".into(),
         };
         // 2026-11-22 is a Sunday.
         assert!(w.active(at("2026-11-22T23:30:00Z")));
+        assert_eq!(
+            w.active_until(at("2026-11-23T00:30:00Z")),
+            Some(at("2026-11-23T01:00:00Z")),
+            "the occurrence that began on Sunday ends at 01:00"
+        );
+        assert_eq!(w.active_until(at("2026-11-23T01:00:00Z")), None);
         assert!(w.active(at("2026-11-23T00:59:00Z")), "runs into Monday");
         assert!(!w.active(at("2026-11-23T01:00:00Z")));
         assert!(!w.active(at("2026-11-23T23:30:00Z")), "not on Monday");
@@ -683,6 +709,10 @@ mod tests {
             ..w
         };
         assert!(once.active(at("2026-11-22T10:30:00Z")));
+        assert_eq!(
+            once.active_until(at("2026-11-22T10:30:00Z")),
+            Some(at("2026-11-22T11:00:00Z"))
+        );
         assert!(!once.active(at("2026-11-22T11:00:00Z")));
     }
 

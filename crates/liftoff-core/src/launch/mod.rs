@@ -13,6 +13,7 @@ pub mod readiness;
 pub mod scaling;
 pub mod service;
 pub mod store;
+pub mod windows;
 
 pub use service::{LaunchError, LaunchService};
 pub use store::LaunchStore;

@@ -17,6 +17,7 @@ use super::presets::{Environment, Preset};
 use super::store::{
     Admission, AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchStore, LaunchUser, Maintenance,
 };
+use super::windows::{GatingWindow, MaintenanceWindows};
 use crate::audit::Change;
 use crate::auth::Actor;
 use crate::clock::Clock;
@@ -179,6 +180,7 @@ pub struct LaunchService {
     store: Arc<dyn LaunchStore>,
     clock: Arc<dyn Clock>,
     notices: Option<Arc<dyn AdmissionNotices>>,
+    windows: Option<Arc<dyn MaintenanceWindows>>,
 }
 
 impl LaunchService {
@@ -187,6 +189,26 @@ impl LaunchService {
             store,
             clock,
             notices: None,
+            windows: None,
+        }
+    }
+
+    /// Lets scheduled gating windows put apps into maintenance mode.
+    pub fn with_windows(mut self, windows: Arc<dyn MaintenanceWindows>) -> Self {
+        self.windows = Some(windows);
+        self
+    }
+
+    /// The gating window running now, if any. A window that cannot be read is logged and
+    /// treated as absent: the manual switch still works.
+    async fn window(&self) -> Option<GatingWindow> {
+        let windows = self.windows.as_ref()?;
+        match windows.gating_window(self.clock.now()).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "Maintenance windows could not be read.");
+                None
+            }
         }
     }
 
@@ -238,27 +260,36 @@ impl LaunchService {
     pub async fn status(&self) -> Result<LaunchStatus, LaunchError> {
         let s = self.settings().await?;
         let m = &s.maintenance;
+        // The manual switch wins; otherwise a gating window in force.
+        let window = if m.enabled { None } else { self.window().await };
+        let (maintenance, message, retry_after_seconds) = match &window {
+            Some(w) => {
+                let left = (w.ends_at - self.clock.now())
+                    .num_seconds()
+                    .clamp(1, 86_400);
+                (true, w.message.clone(), Some(left as u32))
+            }
+            None => (
+                m.enabled,
+                (m.enabled && !m.message.is_empty()).then(|| m.message.clone()),
+                if m.enabled {
+                    m.retry_after_seconds
+                } else {
+                    None
+                },
+            ),
+        };
         Ok(LaunchStatus {
-            maintenance: m.enabled,
-            message: (m.enabled && !m.message.is_empty()).then(|| m.message.clone()),
-            retry_after_seconds: if m.enabled {
-                m.retry_after_seconds
-            } else {
-                None
-            },
-            window_ends_at: None,
+            maintenance,
+            message,
+            retry_after_seconds,
+            window_ends_at: window.map(|w| w.ends_at),
             phase: s
                 .phases
                 .get(s.phase)
                 .map_or_else(String::new, |p| p.name.clone()),
             revision: s.revision,
         })
-    }
-
-    /// Whether `user_id` may pass maintenance mode.
-    pub fn passes_maintenance(settings: &LaunchSettings, user_id: Option<&str>) -> bool {
-        let m = &settings.maintenance;
-        !m.enabled || user_id.is_some_and(|u| m.allow_users.iter().any(|a| a == u))
     }
 
     /// Applies `change` to the current settings and saves them, retrying on a concurrent
@@ -408,16 +439,28 @@ impl LaunchService {
         user: Option<&str>,
     ) -> Option<Result<ReservedFlag, LaunchError>> {
         match key {
-            MAINTENANCE_FLAG => Some(self.settings().await.map(|s| {
-                let allowed = s.maintenance.enabled
-                    && user.is_some_and(|u| s.maintenance.allow_users.iter().any(|a| a == u));
-                ReservedFlag {
-                    key: MAINTENANCE_FLAG,
-                    value: s.maintenance.enabled && !allowed,
-                    reason: if allowed { "TARGETING_MATCH" } else { "STATIC" },
-                    version: s.revision.to_string(),
+            MAINTENANCE_FLAG => Some(match self.settings().await {
+                Err(e) => Err(e),
+                Ok(s) => {
+                    let window = if s.maintenance.enabled {
+                        None
+                    } else {
+                        self.window().await
+                    };
+                    let on = s.maintenance.enabled || window.is_some();
+                    let allowed = on
+                        && user.is_some_and(|u| s.maintenance.allow_users.iter().any(|a| a == u));
+                    Ok(ReservedFlag {
+                        key: MAINTENANCE_FLAG,
+                        value: on && !allowed,
+                        reason: if allowed { "TARGETING_MATCH" } else { "STATIC" },
+                        version: match window {
+                            Some(w) => format!("{}-w{}", s.revision, w.id),
+                            None => s.revision.to_string(),
+                        },
+                    })
                 }
-            })),
+            }),
             ADMITTED_FLAG => Some(match user {
                 None => Err(invalid(
                     "`liftoff.admitted` needs the user: set the context's `targetingKey`",

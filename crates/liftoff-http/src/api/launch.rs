@@ -37,6 +37,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_users))
         .routes(routes!(revoke_user))
         .routes(routes!(put_maintenance))
+        .routes(routes!(list_windows, create_window))
         .routes(routes!(status))
         .routes(routes!(get_phases, put_phases))
         .routes(routes!(advance_phase))
@@ -200,6 +201,68 @@ struct UserParam {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     user_id: String,
+}
+
+/// A scheduled maintenance window for apps.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowInput {
+    /// [default "Scheduled maintenance"]
+    #[schema(min_length = 1, pattern = "\\S")]
+    pub name: Option<String>,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    /// After `starts_at`.
+    pub ends_at: chrono::DateTime<chrono::Utc>,
+    /// Shown to users while the window runs.
+    #[schema(max_length = 1000)]
+    pub message: Option<String>,
+    /// Hold users out while it runs [default true]; `false` only holds back notifications.
+    pub gate: Option<bool>,
+}
+
+/// Maintenance windows (the alerts' windows: each also holds back notifications).
+#[utoipa::path(get, path = "/api/launch/maintenance/windows", tag = "launch", security(("bearer" = ["read"])),
+    responses((status = 200, body = Vec<liftoff_core::alerts::model::MaintenanceWindow>)))]
+async fn list_windows(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<Vec<liftoff_core::alerts::model::MaintenanceWindow>>, ApiError> {
+    Ok(Json(state.alerts.maintenance_windows().await?))
+}
+
+/// Schedules maintenance: from `starts_at` to `ends_at` apps answer 503 (through
+/// `/api/launch/status`, `liftoff.maintenance` and the SDK's gate), allow-listed users pass,
+/// and alert notifications are held back.
+#[utoipa::path(post, path = "/api/launch/maintenance/windows", tag = "launch", request_body = WindowInput, security(("bearer" = ["admin"])),
+    responses((status = 201, body = liftoff_core::alerts::model::MaintenanceWindow), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn create_window(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiJson(input): ApiJson<WindowInput>,
+) -> Result<
+    (
+        StatusCode,
+        Json<liftoff_core::alerts::model::MaintenanceWindow>,
+    ),
+    ApiError,
+> {
+    let window = state
+        .alerts
+        .create_maintenance(
+            &caller.principal.actor,
+            liftoff_core::alerts::model::MaintenanceInput {
+                name: input
+                    .name
+                    .unwrap_or_else(|| "Scheduled maintenance".to_owned()),
+                starts_at: Some(input.starts_at),
+                ends_at: Some(input.ends_at),
+                weekly: None,
+                gate: input.gate.unwrap_or(true),
+                message: input.message,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(window)))
 }
 
 /// One user's answer from the soft-launch cap.
@@ -389,7 +452,11 @@ async fn status(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let s = state.launch.status().await?;
-    let etag = format!("\"launch-{}\"", s.revision);
+    // A gating window starting or ending changes the answer without a settings revision.
+    let etag = match s.window_ends_at {
+        Some(end) => format!("\"launch-{}-{}\"", s.revision, end.timestamp()),
+        None => format!("\"launch-{}\"", s.revision),
+    };
     let fresh = crate::etag::is_fresh(&headers, &etag);
     let etag = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(e.to_string()))?;
     if fresh {

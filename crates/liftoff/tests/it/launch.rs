@@ -856,3 +856,98 @@ async fn each_admission_is_announced_on_the_admission_channel() {
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(receiver.got().len(), 3);
 }
+
+#[tokio::test]
+async fn a_gating_window_is_maintenance_while_it_runs() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    // The allow-list is kept with the manual switch off; it applies to windows too.
+    let res = app
+        .http
+        .put(app.at("/api/launch/maintenance"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"enabled": false, "allow_users": ["qa"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let before = app.get("/api/launch/status", Some(&ingest)).await;
+    let etag_before = before.headers()["etag"].clone();
+    let before: Value = before.json().await.unwrap();
+    assert_eq!(before["maintenance"], false);
+
+    let now = chrono::Utc::now();
+    let bad = app
+        .post_json(
+            "/api/launch/maintenance/windows",
+            Some(ADMIN_TOKEN),
+            &json!({"starts_at": now, "ends_at": now - chrono::Duration::minutes(1)}),
+        )
+        .await;
+    problem(bad, 422).await;
+    let created = app
+        .post_json(
+            "/api/launch/maintenance/windows",
+            Some(ADMIN_TOKEN),
+            &json!({"starts_at": now - chrono::Duration::minutes(1),
+                    "ends_at": now + chrono::Duration::minutes(10),
+                    "message": "Database upgrade until 10 past"}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let window: Value = created.json().await.unwrap();
+    assert_eq!(window["gate"], true);
+    // One concept: the alerts see the same window.
+    let alerts_view: Value = app
+        .get("/api/alerts/maintenance", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts_view[0]["id"], window["id"]);
+
+    let during = app.get("/api/launch/status", Some(&ingest)).await;
+    assert_ne!(
+        during.headers()["etag"],
+        etag_before,
+        "a window changes the ETag"
+    );
+    let during: Value = during.json().await.unwrap();
+    assert_eq!(during["maintenance"], true);
+    assert_eq!(during["message"], "Database upgrade until 10 past");
+    assert!(during["window_ends_at"].is_string(), "{during}");
+    let left = during["retry_after_seconds"].as_u64().unwrap();
+    assert!((540..=600).contains(&left), "{left}");
+    let flag = async |user: &str| -> Value {
+        app.post_json(
+            "/ofrep/v1/evaluate/flags/liftoff.maintenance",
+            Some(&ingest),
+            &json!({"context": {"targetingKey": user}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap()
+    };
+    let held = flag("ann").await;
+    assert_eq!(held["value"], true);
+    let qa = flag("qa").await;
+    assert_eq!(qa["value"], false, "allow-listed users pass a window too");
+
+    let deleted = app
+        .http
+        .delete(app.at(&format!("/api/alerts/maintenance/{}", window["id"])))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    let after: Value = app
+        .get("/api/launch/status", Some(&ingest))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["maintenance"], false);
+    assert!(after["window_ends_at"].is_null());
+}

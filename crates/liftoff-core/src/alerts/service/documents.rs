@@ -267,12 +267,23 @@ impl AlertsService {
                 ));
             }
         }
+        let message = input
+            .message
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty());
+        if message.as_ref().is_some_and(|m| m.chars().count() > 1000) {
+            return Err(AlertError::Invalid(
+                "message is at most 1000 characters".into(),
+            ));
+        }
         let mut w = MaintenanceWindow {
             id: 0,
             name: input.name.trim().to_owned(),
             starts_at: input.starts_at,
             ends_at: input.ends_at,
             weekly: input.weekly,
+            gate: input.gate,
+            message,
             created_by: actor.to_string(),
         };
         w.id = self
@@ -478,5 +489,30 @@ impl AlertsService {
             "channel",
         )
         .await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::launch::windows::MaintenanceWindows for AlertsService {
+    async fn gating_window(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::launch::windows::GatingWindow>, String> {
+        let windows = self
+            .maintenance_windows()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(windows
+            .into_iter()
+            .filter(|w| w.gate)
+            .filter_map(|w| {
+                w.active_until(now)
+                    .map(|ends_at| crate::launch::windows::GatingWindow {
+                        id: w.id,
+                        message: w.message,
+                        ends_at,
+                    })
+            })
+            .max_by_key(|w| w.ends_at))
     }
 }
