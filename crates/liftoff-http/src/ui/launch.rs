@@ -6,6 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use liftoff_core::alerts::model::MaintenanceWindow;
 use liftoff_core::launch::LaunchError;
 use liftoff_core::launch::feedback::{Feedback, FeedbackInput, FeedbackStatus, FeedbackSummary};
 use liftoff_core::launch::figures::LaunchMetrics;
@@ -46,6 +47,8 @@ struct Figures {
     recent: Vec<Feedback>,
     /// Notification channels, by id and name, for the admission-notice choice.
     channels: Vec<(i64, String)>,
+    /// Gating maintenance windows that have not ended.
+    windows: Vec<MaintenanceWindow>,
 }
 
 async fn gather(state: &AppState) -> Result<Figures, LaunchError> {
@@ -62,12 +65,13 @@ async fn gather(state: &AppState) -> Result<Figures, LaunchError> {
         limit: FEEDBACK_SHOWN,
         ..FeedbackQuery::default()
     };
-    let (waiting, admitted, summary, recent, channels) = tokio::join!(
+    let (waiting, admitted, summary, recent, channels, windows) = tokio::join!(
         state.launch.users(true, 0, USERS_SHOWN),
         state.launch.users(false, 0, USERS_SHOWN),
         state.launch.feedback_summary(),
         state.launch.list_feedback(&newest),
         state.alerts.channels(),
+        state.alerts.maintenance_windows(),
     );
     let settings = settings?;
     let phase_figures = phase_figures?;
@@ -93,6 +97,11 @@ async fn gather(state: &AppState) -> Result<Figures, LaunchError> {
             .map_err(|e| LaunchError::Sources(e.to_string()))?
             .into_iter()
             .map(|c| (c.id, c.name))
+            .collect(),
+        windows: windows
+            .map_err(|e| LaunchError::Sources(e.to_string()))?
+            .into_iter()
+            .filter(|w| w.gate && (w.weekly.is_some() || w.ends_at.is_some_and(|e| e > now)))
             .collect(),
     })
 }
@@ -207,6 +216,7 @@ fn render(figures: &Figures, user: &UiUser) -> Markup {
         summary,
         recent,
         channels,
+        windows,
     } = figures;
     let editor = user.user.role.can_edit();
     let phase = s.phases.get(s.phase);
@@ -353,6 +363,27 @@ fn render(figures: &Figures, user: &UiUser) -> Markup {
                 }
                 label { "Reason" input name="reason"; }
                 @if s.maintenance.enabled { button type="submit" { "Turn maintenance off" } } @else { button.danger type="submit" { "Turn maintenance on" } }
+            }
+        }
+        h3 { "Scheduled" }
+        @if windows.is_empty() { p.muted { "No maintenance scheduled." } } @else {
+            table #launch-windows {
+                thead { tr { th { "Window" } th { "From (UTC)" } th { "To (UTC)" } th { "Message" } } }
+                tbody { @for w in windows { tr {
+                    td { (w.name) }
+                    td { (opt(w.starts_at, |t| t.format("%Y-%m-%d %H:%M").to_string())) }
+                    td { (opt(w.ends_at, |t| t.format("%Y-%m-%d %H:%M").to_string())) }
+                    td { (w.message.as_deref().unwrap_or("")) }
+                } } }
+            }
+        }
+        @if editor {
+            form.inline #launch-schedule method="post" action="/launch/maintenance/windows" {
+                input type="hidden" name="csrf" value=(user.csrf);
+                label { "From (UTC)" input type="datetime-local" name="starts_at" required; }
+                label { "To (UTC)" input type="datetime-local" name="ends_at" required; }
+                label { "Message" input name="message" size="30" placeholder="Upgrade until 03:00 UTC"; }
+                button type="submit" { "Schedule" }
             }
         }
 
@@ -661,6 +692,57 @@ pub async fn maintenance(
         } else {
             "Maintenance mode is off.".into()
         })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ScheduleForm {
+    starts_at: String,
+    ends_at: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// A `datetime-local` value (`YYYY-MM-DDTHH:MM`, seconds optional) read as UTC.
+fn utc_minute(field: &str, raw: &str) -> Result<chrono::DateTime<chrono::Utc>, LaunchError> {
+    let raw = raw.trim();
+    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
+        .map(|t| t.and_utc())
+        .map_err(|_| LaunchError::Invalid(format!("{field} must be a date and time, not `{raw}`")))
+}
+
+/// Schedules a gating maintenance window.
+pub async fn schedule(
+    State(state): State<AppState>,
+    user: UiUser,
+    form: Result<CsrfForm<ScheduleForm>, Refused>,
+) -> Response {
+    editor_form(&state, &user, form, async |f: ScheduleForm| {
+        let starts_at = utc_minute("From", &f.starts_at)?;
+        let ends_at = utc_minute("To", &f.ends_at)?;
+        let w = state
+            .alerts
+            .create_maintenance(
+                &user.user.actor(),
+                liftoff_core::alerts::model::MaintenanceInput {
+                    name: "Scheduled maintenance".into(),
+                    starts_at: Some(starts_at),
+                    ends_at: Some(ends_at),
+                    weekly: None,
+                    gate: true,
+                    message: text(f.message),
+                },
+            )
+            .await
+            .map_err(|e| LaunchError::Invalid(e.to_string()))?;
+        Ok(format!(
+            "Maintenance scheduled from {} to {} UTC.",
+            starts_at.format("%Y-%m-%d %H:%M"),
+            w.ends_at
+                .map_or_else(String::new, |e| e.format("%Y-%m-%d %H:%M").to_string())
+        ))
     })
     .await
 }

@@ -71,6 +71,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/launch/notices", post(launch::set_notices))
         .route("/launch/users/{id}/revoke", post(launch::revoke))
         .route("/launch/maintenance", post(launch::maintenance))
+        .route("/launch/maintenance/windows", post(launch::schedule))
         .route("/launch/advance", post(launch::advance))
         .route("/launch/feedback", post(launch::submit_feedback))
         .route(

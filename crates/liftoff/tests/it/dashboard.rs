@@ -831,6 +831,46 @@ async fn the_launch_page_steers_admission_maintenance_and_feedback() {
     assert_eq!(status["maintenance"], true);
     assert_eq!(status["retry_after_seconds"], 120);
 
+    // Scheduled maintenance: refused when it ends before it starts, then listed.
+    let minute = |d: chrono::Duration| {
+        (chrono::Utc::now() + d)
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let backwards = post(
+        "/launch/maintenance/windows",
+        vec![
+            ("starts_at", minute(chrono::Duration::hours(2))),
+            ("ends_at", minute(chrono::Duration::hours(1))),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(backwards.status(), 422);
+    let scheduled = post(
+        "/launch/maintenance/windows",
+        vec![
+            ("starts_at", minute(chrono::Duration::hours(1))),
+            ("ends_at", minute(chrono::Duration::hours(2))),
+            ("message", "Upgrade <tonight>".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(scheduled.status(), 200);
+    let page = scheduled.text().await.unwrap();
+    assert!(page.contains("Maintenance scheduled"), "{page}");
+    assert!(page.contains("id=\"launch-windows\""));
+    assert!(page.contains("Upgrade &lt;tonight&gt;"));
+    let windows: Value = app
+        .get("/api/launch/maintenance/windows", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(windows[0]["gate"], true);
+    assert_eq!(windows[0]["message"], "Upgrade <tonight>");
+
     let bad = post(
         "/launch/feedback",
         vec![
