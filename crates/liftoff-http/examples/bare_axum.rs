@@ -2,12 +2,14 @@
 //! - `POST /ofrep/v1/evaluate/flags` answers a fixed OFREP-shaped body for `N` flags — no auth,
 //!   no evaluation, no middleware (`bench/ofrep.sh`);
 //! - `POST /api/ingest/requests` parses the same JSON batch Liftoff takes into typed records
-//!   and answers the count — no validation, no storage (`bench/ingest.sh`).
+//!   and answers the count — no validation, no storage (`bench/ingest.sh`);
+//! - `GET /api/launch/user-limit?user_id=` answers an admission-shaped body for the user — no
+//!   auth, no store (`bench/launch.sh`).
 //!
 //! Usage: `bare_axum ADDR FLAGS`
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -22,6 +24,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     runtime.block_on(async move {
         let app = Router::new()
+            .route(
+                "/api/launch/user-limit",
+                get(
+                    |axum::extract::Query(q): axum::extract::Query<UserQuery>| async move {
+                        axum::Json(serde_json::json!({
+                            "user_id": q.user_id, "allowed": true, "admitted_count": 1000,
+                            "user_limit": 100000, "waitlist_position": null, "reason": "admitted",
+                        }))
+                    },
+                ),
+            )
             .route(
                 "/api/ingest/requests",
                 post(|axum::Json(batch): axum::Json<Vec<Record>>| async move {
@@ -57,4 +70,9 @@ struct Record {
     duration_ms: f64,
     ts: Option<serde_json::Value>,
     user_id: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct UserQuery {
+    user_id: String,
 }
