@@ -645,6 +645,32 @@ pub struct Delivery {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+impl Delivery {
+    /// A notification waiting in the outbox for its first attempt at `due`.
+    pub fn pending(
+        channel_id: i64,
+        kind: DeliveryKind,
+        payload: serde_json::Value,
+        now: DateTime<Utc>,
+        due: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: 0,
+            channel_id,
+            alert_id: None,
+            kind,
+            payload,
+            attempts: 0,
+            next_attempt_at: due,
+            status: DeliveryStatus::Pending,
+            last_error: None,
+            response_excerpt: None,
+            created_at: now,
+            sent_at: None,
+        }
+    }
+}
+
 /// Which document table of [`AlertStore`](crate::alerts::AlertStore) a call means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DocKind {

@@ -13,20 +13,8 @@ impl AlertsService {
     pub async fn test_channel(&self, id: i64) -> Result<Delivery, AlertError> {
         let channel = self.stored_channel(id).await?;
         let now = Utc::now();
-        let mut d = Delivery {
-            id: 0,
-            channel_id: id,
-            alert_id: None,
-            kind: DeliveryKind::Test,
-            payload: test_payload(&channel.channel.name, &self.settings.external_url, now),
-            attempts: 0,
-            next_attempt_at: now,
-            status: DeliveryStatus::Pending,
-            last_error: None,
-            response_excerpt: None,
-            created_at: now,
-            sent_at: None,
-        };
+        let payload = test_payload(&channel.channel.name, &self.settings.external_url, now);
+        let mut d = Delivery::pending(id, DeliveryKind::Test, payload, now, now);
         d.id = self.store.enqueue_delivery(&d).await?;
         Ok(self.attempt(d, Some(&channel), now).await?)
     }
@@ -45,20 +33,7 @@ impl AlertsService {
                 .or_insert_with(|| self.settings.external_url.clone().into());
         }
         let now = Utc::now();
-        let mut d = Delivery {
-            id: 0,
-            channel_id,
-            alert_id: None,
-            kind: DeliveryKind::Event,
-            payload,
-            attempts: 0,
-            next_attempt_at: now,
-            status: DeliveryStatus::Pending,
-            last_error: None,
-            response_excerpt: None,
-            created_at: now,
-            sent_at: None,
-        };
+        let mut d = Delivery::pending(channel_id, DeliveryKind::Event, payload, now, now);
         d.id = self.store.enqueue_delivery(&d).await?;
         Ok(d)
     }

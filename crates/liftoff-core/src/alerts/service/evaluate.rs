@@ -126,25 +126,13 @@ impl AlertsService {
                         Duration::zero()
                     };
                     for c in &channels {
-                        deliveries.push(Delivery {
-                            id: 0,
-                            channel_id: c.id,
-                            alert_id: None,
+                        let payload = alertmanager_payload(
+                            &alert,
                             kind,
-                            payload: alertmanager_payload(
-                                &alert,
-                                kind,
-                                &c.name,
-                                &self.settings.external_url,
-                            ),
-                            attempts: 0,
-                            next_attempt_at: now + wait,
-                            status: DeliveryStatus::Pending,
-                            last_error: None,
-                            response_excerpt: None,
-                            created_at: now,
-                            sent_at: None,
-                        });
+                            &c.name,
+                            &self.settings.external_url,
+                        );
+                        deliveries.push(Delivery::pending(c.id, kind, payload, now, now + wait));
                     }
                 }
             }
