@@ -199,6 +199,15 @@ impl LaunchService {
         self
     }
 
+    /// The gating window in force when the manual switch is off (the switch wins, and then
+    /// the windows are not read at all).
+    async fn window_unless_manual(&self, s: &LaunchSettings) -> Option<GatingWindow> {
+        if s.maintenance.enabled {
+            return None;
+        }
+        self.window().await
+    }
+
     /// The gating window running now, if any. A window that cannot be read is logged and
     /// treated as absent: the manual switch still works.
     async fn window(&self) -> Option<GatingWindow> {
@@ -220,7 +229,7 @@ impl LaunchService {
 
     /// Queues one `launch.admitted` notice per user. The seats are already committed, so a
     /// notice that cannot be queued is logged, never turned into a failed admission.
-    async fn announce(&self, users: &[String], via: Via) {
+    async fn announce(&self, users: &[(String, Via)]) {
         let Some(notices) = &self.notices else { return };
         if users.is_empty() {
             return;
@@ -240,8 +249,8 @@ impl LaunchService {
             Err(_) => 0,
         };
         let now = self.clock.now();
-        for user in users {
-            let payload = admitted_payload(user, via, admitted, channel.1, now);
+        for (user, via) in users {
+            let payload = admitted_payload(user, *via, admitted, channel.1, now);
             if let Err(e) = notices.queue(channel.0, payload).await {
                 tracing::warn!(user, channel = channel.0, error = %e, "Admission notice not queued.");
             }
@@ -260,8 +269,7 @@ impl LaunchService {
     pub async fn status(&self) -> Result<LaunchStatus, LaunchError> {
         let s = self.settings().await?;
         let m = &s.maintenance;
-        // The manual switch wins; otherwise a gating window in force.
-        let window = if m.enabled { None } else { self.window().await };
+        let window = self.window_unless_manual(&s).await;
         let (maintenance, message, retry_after_seconds) = match &window {
             Some(w) => {
                 let left = (w.ends_at - self.clock.now())
@@ -317,7 +325,8 @@ impl LaunchService {
                 .save_launch_settings(&after, self.clock.now(), &audit)
                 .await?
             {
-                self.announce(&saved.1, Via::Waitlist).await;
+                let seated: Vec<_> = saved.1.iter().map(|u| (u.clone(), Via::Waitlist)).collect();
+                self.announce(&seated).await;
                 return Ok(saved);
             }
         }
@@ -442,11 +451,7 @@ impl LaunchService {
             MAINTENANCE_FLAG => Some(match self.settings().await {
                 Err(e) => Err(e),
                 Ok(s) => {
-                    let window = if s.maintenance.enabled {
-                        None
-                    } else {
-                        self.window().await
-                    };
+                    let window = self.window_unless_manual(&s).await;
                     let on = s.maintenance.enabled || window.is_some();
                     let allowed = on
                         && user.is_some_and(|u| s.maintenance.allow_users.iter().any(|a| a == u));
@@ -491,13 +496,12 @@ impl LaunchService {
         if !admission.newly_admitted.is_empty() {
             // The asker got a free seat; anyone else here was waiting for a seat a lower
             // limit had held back.
-            let (asker, waiting): (Vec<String>, Vec<String>) = admission
+            let seated: Vec<_> = admission
                 .newly_admitted
                 .iter()
-                .cloned()
-                .partition(|u| u == id);
-            self.announce(&waiting, Via::Waitlist).await;
-            self.announce(&asker, Via::Ask).await;
+                .map(|u| (u.clone(), if u == id { Via::Ask } else { Via::Waitlist }))
+                .collect();
+            self.announce(&seated).await;
         }
         Ok(admission)
     }
@@ -512,7 +516,8 @@ impl LaunchService {
             .store
             .admit_next(count, self.clock.now(), &audit)
             .await?;
-        self.announce(&admitted, Via::Admit).await;
+        let seated: Vec<_> = admitted.iter().map(|u| (u.clone(), Via::Admit)).collect();
+        self.announce(&seated).await;
         Ok(admitted)
     }
 
