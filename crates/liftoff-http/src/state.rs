@@ -187,4 +187,36 @@ impl AppState {
             events: &*self.insights,
         }
     }
+
+    /// Names the notification channel told of each admission (`None`: none), after checking
+    /// it exists; answers the saved settings and the channel's name (API and dashboard alike).
+    pub async fn set_admission_channel(
+        &self,
+        channel: Option<i64>,
+        reason: Option<String>,
+        actor: &liftoff_core::auth::Actor,
+    ) -> Result<
+        (liftoff_core::launch::store::LaunchSettings, Option<String>),
+        liftoff_core::launch::LaunchError,
+    > {
+        use liftoff_core::alerts::AlertError;
+        use liftoff_core::launch::LaunchError;
+        let name = match channel {
+            None => None,
+            Some(id) => match self.alerts.channel(id).await {
+                Ok(c) => Some(c.name),
+                Err(AlertError::NotFound(_)) => {
+                    return Err(LaunchError::Invalid(format!(
+                        "`admission_channel`: there is no notification channel {id}; create one with POST /api/notifications/channels"
+                    )));
+                }
+                Err(e) => return Err(LaunchError::Sources(e.to_string())),
+            },
+        };
+        let saved = self
+            .launch
+            .set_admission_channel(channel, reason, actor)
+            .await?;
+        Ok((saved, name))
+    }
 }

@@ -138,20 +138,10 @@ async fn patch_launch(
     }
     let mut settings = None;
     if let Some(channel) = patch.admission_channel {
-        if let Some(id) = channel
-            && state.alerts.channel(id).await.is_err()
-        {
-            return Err(LaunchError::Invalid(format!(
-                "`admission_channel`: there is no notification channel {id}; create one with POST /api/notifications/channels"
-            ))
-            .into());
-        }
-        settings = Some(
-            state
-                .launch
-                .set_admission_channel(channel, patch.reason.clone(), actor)
-                .await?,
-        );
+        let (saved, _) = state
+            .set_admission_channel(channel, patch.reason.clone(), actor)
+            .await?;
+        settings = Some(saved);
     }
     let mut admitted = Vec::new();
     if let Some(limit) = patch.user_limit {

@@ -585,22 +585,15 @@ pub async fn set_notices(
     editor_form(&state, &user, form, async |f: NoticesForm| {
         let channel = match f.admission_channel.trim() {
             "" => None,
-            id => {
-                let id = id.parse::<i64>().map_err(|_| {
-                    LaunchError::Invalid(format!("`{id}` is not a notification channel"))
-                })?;
-                let c = state.alerts.channel(id).await.map_err(|_| {
-                    LaunchError::Invalid(format!("there is no notification channel {id}"))
-                })?;
-                Some((id, c.name))
-            }
+            id => Some(id.parse::<i64>().map_err(|_| {
+                LaunchError::Invalid(format!("`{id}` is not a notification channel"))
+            })?),
         };
-        state
-            .launch
-            .set_admission_channel(channel.as_ref().map(|c| c.0), None, &user.user.actor())
+        let (_, name) = state
+            .set_admission_channel(channel, None, &user.user.actor())
             .await?;
-        Ok(match channel {
-            Some((_, name)) => format!("Each admission is announced on {name}."),
+        Ok(match name {
+            Some(name) => format!("Each admission is announced on {name}."),
             None => "Admissions are no longer announced.".to_owned(),
         })
     })
