@@ -296,3 +296,24 @@ export async function withPage(browser, server, name, fn) {
     await context.close().catch(() => {});
   }
 }
+
+/**
+ * Calls the server's JSON API with a bearer token (the admin token unless one is given).
+ * Resolves to { status, body }; body is null when the answer is not JSON.
+ */
+export async function apiCall(server, method, path, body, token = server.token) {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/** Signs in through the login form as the server's admin and waits to land on `next`. */
+export async function signIn(page, server, next) {
+  await page.goto(`${server.url}/login?next=${next}`);
+  await page.fill('form#login input[name=username]', server.username);
+  await page.fill('form#login input[name=password]', server.password);
+  await Promise.all([page.waitForURL(new RegExp(next)), page.click('form#login button[type=submit]')]);
+}

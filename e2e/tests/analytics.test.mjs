@@ -4,19 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { launchBrowser, startLiftoff, withPage } from '../harness.mjs';
+import { apiCall, launchBrowser, signIn, startLiftoff, withPage } from '../harness.mjs';
 
 let server;
 let browser;
 
-async function api(method, path, body, token = server.token) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
+const api = (method, path, body, token) => apiCall(server, method, path, body, token);
 
 const DAY = 86_400_000;
 
@@ -67,10 +60,7 @@ describe('analytics page', () => {
       });
       page.on('dialog', (d) => { problems.push(`dialog: ${d.message()}`); d.dismiss(); });
 
-      await page.goto(`${server.url}/login?next=/analytics`);
-      await page.fill('form#login input[name=username]', server.username);
-      await page.fill('form#login input[name=password]', server.password);
-      await Promise.all([page.waitForURL(/\/analytics/), page.click('form#login button[type=submit]')]);
+      await signIn(page, server, '/analytics');
       assert.equal(await page.locator('h1').textContent(), 'Analytics');
       // The engine refreshes its table every two seconds at most.
       for (let i = 0; i < 20 && (await page.locator('#analytics-empty').count()) > 0; i++) {

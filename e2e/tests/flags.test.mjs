@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { launchBrowser, startLiftoff, withPage } from '../harness.mjs';
+import { launchBrowser, signIn, startLiftoff, withPage } from '../harness.mjs';
 
 let server;
 let browser;
@@ -38,10 +38,7 @@ after(async () => {
 });
 
 async function logIn(page) {
-  await page.goto(`${server.url}/login?next=/flags`);
-  await page.fill('form#login input[name=username]', server.username);
-  await page.fill('form#login input[name=password]', server.password);
-  await Promise.all([page.waitForURL(/\/flags/), page.click('form#login button[type=submit]')]);
+  await signIn(page, server, '/flags');
 }
 
 function browserTest(name, fn) {

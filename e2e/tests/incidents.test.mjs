@@ -5,19 +5,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { launchBrowser, startLiftoff, withPage } from '../harness.mjs';
+import { apiCall, launchBrowser, signIn, startLiftoff, withPage } from '../harness.mjs';
 
 let server;
 let browser;
 
-async function api(method, path, body) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
+const api = (method, path, body) => apiCall(server, method, path, body);
 
 before(async () => {
   server = await startLiftoff();
@@ -46,12 +39,7 @@ function watch(page) {
   return problems;
 }
 
-async function login(page, next) {
-  await page.goto(`${server.url}/login?next=${next}`);
-  await page.fill('form#login input[name=username]', server.username);
-  await page.fill('form#login input[name=password]', server.password);
-  await Promise.all([page.waitForURL(new RegExp(next)), page.click('form#login button[type=submit]')]);
-}
+const login = (page, next) => signIn(page, server, next);
 
 describe('alerts, uptime and incidents pages', () => {
   test('alert rules and the uptime monitor are shown', () =>

@@ -7,20 +7,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-import { launchBrowser, startLiftoff, withPage } from '../harness.mjs';
+import { apiCall, launchBrowser, signIn, startLiftoff, withPage } from '../harness.mjs';
 
 let server;
 let browser;
 let ingest;
 
-async function api(method, path, body, token = server.token) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
+const api = (method, path, body, token) => apiCall(server, method, path, body, token);
 
 before(async () => {
   server = await startLiftoff();
@@ -54,12 +47,7 @@ function watch(page) {
   return problems;
 }
 
-async function login(page, next) {
-  await page.goto(`${server.url}/login?next=${next}`);
-  await page.fill('form#login input[name=username]', server.username);
-  await page.fill('form#login input[name=password]', server.password);
-  await Promise.all([page.waitForURL(new RegExp(next)), page.click('form#login button[type=submit]')]);
-}
+const login = (page, next) => signIn(page, server, next);
 
 describe('launch page', () => {
   test('shows the cap, waitlist and feedback, and steers the launch', () =>

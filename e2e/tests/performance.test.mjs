@@ -4,19 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { launchBrowser, startLiftoff, withPage } from '../harness.mjs';
+import { apiCall, launchBrowser, signIn, startLiftoff, withPage } from '../harness.mjs';
 
 let server;
 let browser;
 
-async function api(method, path, body, token = server.token) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
+const api = (method, path, body, token) => apiCall(server, method, path, body, token);
 
 before(async () => {
   server = await startLiftoff();
@@ -43,10 +36,7 @@ after(async () => {
 describe('performance page', () => {
   test('shows ingested traffic as tiles, charts and tables', () =>
     withPage(browser, server, 'performance page', async ({ page }) => {
-      await page.goto(`${server.url}/login?next=/performance`);
-      await page.fill('form#login input[name=username]', server.username);
-      await page.fill('form#login input[name=password]', server.password);
-      await Promise.all([page.waitForURL(/\/performance/), page.click('form#login button[type=submit]')]);
+      await signIn(page, server, '/performance');
       assert.equal(await page.locator('h1').textContent(), 'Performance');
       // Liftoff's own requests (service `liftoff`) are never counted with the apps.
       const total = Number(await page.locator('#perf-requests').textContent());
@@ -72,10 +62,7 @@ describe('performance page', () => {
 
   test('the service selector shows one service at a time and keeps it across windows', () =>
     withPage(browser, server, 'performance service selector', async ({ page }) => {
-      await page.goto(`${server.url}/login?next=/performance`);
-      await page.fill('form#login input[name=username]', server.username);
-      await page.fill('form#login input[name=password]', server.password);
-      await Promise.all([page.waitForURL(/\/performance/), page.click('form#login button[type=submit]')]);
+      await signIn(page, server, '/performance');
       assert.equal(await page.locator('#service').inputValue(), '', 'all app services by default');
       const options = await page.locator('#service option').allTextContents();
       assert.deepEqual(options, ['All app services', 'billing', 'shop', "Liftoff's own API traffic"]);
