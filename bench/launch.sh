@@ -15,16 +15,14 @@ SECONDS_RUN=${1:-10}
 CONNS=${2:-64}
 THREADS=2
 SEATED=1000
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+. bench/wrk_lib.sh
+need_wrk
 
 cargo build --release --bin liftoff --example bare_axum -q
 LIFTOFF=target/release/liftoff
 BARE=target/release/examples/bare_axum
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+bench_scratch
 
 TOKEN=bench-admin-token-0123456789abcdef
 env -u LIFTOFF_DATA LIFTOFF_ADMIN_TOKEN=$TOKEN LIFTOFF_ADMIN_PASSWORD=bench-password \
@@ -61,23 +59,14 @@ LUA
 script "$work/seated.lua" seated- $SEATED
 script "$work/new.lua" new- 0
 
-run() { # name url script
-  wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s "$3" "$2" >"$work/out.txt"
-  local rps p50 p99 non2xx
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/out.txt")
-  p50=$(awk '$1=="50%" {print $2}' "$work/out.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$work/out.txt")
-  non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/out.txt")
-  printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
-}
 
 echo "## Admission asks, wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s, $(nproc) CPUs"
 echo
 echo "| server | requests/s | p50 | p99 | non-2xx |"
 echo "| --- | ---: | ---: | ---: | ---: |"
-run "bare axum (fixed body)" http://127.0.0.1:7097/ "$work/seated.lua"
-run "liftoff, seated users asking again" http://127.0.0.1:7096/ "$work/seated.lua"
-run "liftoff, new users (one write each)" http://127.0.0.1:7096/ "$work/new.lua"
+wrk_row "bare axum (fixed body)" http://127.0.0.1:7097/ "$work/seated.lua"
+wrk_row "liftoff, seated users asking again" http://127.0.0.1:7096/ "$work/seated.lua"
+wrk_row "liftoff, new users (one write each)" http://127.0.0.1:7096/ "$work/new.lua"
 admitted=$(api http://127.0.0.1:7096/api/launch | sed -E 's/.*"admitted_count":([0-9]+).*/\1/')
 echo
 echo "Seats held at the end: $admitted (each new-user ask that answered 2xx is one committed seat)."

@@ -12,16 +12,14 @@ FLAGS=${1:-20}
 SECONDS_RUN=${2:-10}
 CONNS=${3:-64}
 THREADS=2
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+. bench/wrk_lib.sh
+need_wrk
 
 cargo build --release --bin liftoff --example bare_axum -q
 LIFTOFF=target/release/liftoff
 BARE=target/release/examples/bare_axum
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+bench_scratch
 
 TOKEN=bench-admin-token-0123456789abcdef
 env -u LIFTOFF_DATA LIFTOFF_ADMIN_TOKEN=$TOKEN LIFTOFF_ADMIN_PASSWORD=bench-password \
@@ -57,19 +55,10 @@ request = function()
 end
 LUA
 
-run() { # name url
-  wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s "$work/post.lua" "$2" >"$work/$1.txt"
-  local rps p50 p99 non2xx
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
-  p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
-  non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$1.txt")
-  printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
-}
 
 echo "## OFREP bulk evaluation, $FLAGS flags, wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s, $(nproc) CPUs"
 echo
 echo "| server | requests/s | p50 | p99 | non-2xx |"
 echo "| --- | ---: | ---: | ---: | ---: |"
-run "bare axum (fixed body)" http://127.0.0.1:7099/ofrep/v1/evaluate/flags
-run "liftoff (auth + evaluation)" http://127.0.0.1:7098/ofrep/v1/evaluate/flags
+wrk_row "bare axum (fixed body)" http://127.0.0.1:7099/ofrep/v1/evaluate/flags "$work/post.lua"
+wrk_row "liftoff (auth + evaluation)" http://127.0.0.1:7098/ofrep/v1/evaluate/flags "$work/post.lua"
