@@ -171,6 +171,13 @@ pub async fn alerts_and_outbox(s: Arc<dyn StateStore>) {
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].id, test, "newest first");
     assert_eq!(all[0].alert_id, None);
+
+    // A marked batch is queued once: a second try with the same marker queues nothing.
+    let batch = [delivery(4, t0), delivery(5, t0)];
+    assert!(s.enqueue_once("notice:1:upcoming", &batch).await.unwrap());
+    assert!(!s.enqueue_once("notice:1:upcoming", &batch).await.unwrap());
+    assert!(!s.mark_once("notice:1:upcoming").await.unwrap());
+    assert_eq!(s.list_deliveries(10).await.unwrap().len(), 5);
 }
 
 /// Several documents replaced in one transaction with one audit entry; a missing one changes

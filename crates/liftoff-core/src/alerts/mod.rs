@@ -7,6 +7,7 @@
 //! - [`notify`]: notification payloads (Alertmanager v4, Slack, email) and the sender port.
 //! - [`secrets`]: channel secrets sealed at rest.
 //! - [`service`]: `AlertsService`, which measures, evaluates, queues and delivers.
+//! - [`window_notices`]: which maintenance-window notices are due (ahead, start, end).
 
 pub mod eval;
 pub mod hooks;
@@ -15,6 +16,7 @@ pub mod notify;
 pub mod secrets;
 pub mod service;
 mod store;
+pub mod window_notices;
 
 pub use service::{AlertError, AlertSettings, AlertsService};
 pub use store::AlertStore;

@@ -355,6 +355,11 @@ pub struct MaintenanceWindow {
     /// What apps show users while the window gates them.
     #[serde(default)]
     pub message: Option<String>,
+    /// When set, every enabled notification channel is told this many minutes before each
+    /// occurrence starts (0: no advance notice), when it starts and when it ends
+    /// (`launch.maintenance` notices).
+    #[serde(default)]
+    pub notify_before_minutes: Option<u32>,
     pub created_by: String,
 }
 
@@ -378,26 +383,46 @@ impl MaintenanceWindow {
 
     /// When the occurrence running at `now` ends; `None` when none runs.
     pub fn active_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if let (Some(s), Some(e)) = (self.starts_at, self.ends_at)
-            && s <= now
-            && now < e
-        {
-            return Some(e);
-        }
-        let w = self.weekly.as_ref()?;
-        let start = NaiveTime::parse_from_str(&w.start, "%H:%M").ok()?;
-        let len = chrono::Duration::minutes(i64::from(w.duration_minutes));
-        // A window may start the day before (or up to a week before) and still run now.
-        (0..=7)
-            .filter_map(|back| {
-                let day = now.date_naive() - chrono::Duration::days(back);
-                let begins = day.and_time(start).and_utc();
-                (w.days.iter().any(|d| weekday(d) == Some(day.weekday()))
-                    && begins <= now
-                    && now < begins + len)
-                    .then_some(begins + len)
-            })
+        self.occurrences(now, now + chrono::Duration::nanoseconds(1))
+            .into_iter()
+            .map(|(_, ends)| ends)
             .max()
+    }
+
+    /// The occurrences `(start, end)` that overlap `[from, to)`, earliest first.
+    pub fn occurrences(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let overlaps = |s: DateTime<Utc>, e: DateTime<Utc>| s < to && from < e;
+        if let (Some(s), Some(e)) = (self.starts_at, self.ends_at) {
+            return if overlaps(s, e) {
+                vec![(s, e)]
+            } else {
+                Vec::new()
+            };
+        }
+        let Some(w) = self.weekly.as_ref() else {
+            return Vec::new();
+        };
+        let Ok(start) = NaiveTime::parse_from_str(&w.start, "%H:%M") else {
+            return Vec::new();
+        };
+        let len = chrono::Duration::minutes(i64::from(w.duration_minutes));
+        // An occurrence may start up to a week before `from` and still run then.
+        let mut day = from.date_naive() - chrono::Duration::days(7);
+        let mut out = Vec::new();
+        while day <= to.date_naive() {
+            let begins = day.and_time(start).and_utc();
+            if w.days.iter().any(|d| weekday(d) == Some(day.weekday()))
+                && overlaps(begins, begins + len)
+            {
+                out.push((begins, begins + len));
+            }
+            day += chrono::Duration::days(1);
+        }
+        out
     }
 }
 
@@ -415,6 +440,11 @@ pub struct MaintenanceInput {
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub message: Option<String>,
+    /// Tell every enabled channel this many minutes ahead (0: no advance notice), at the
+    /// start and at the end of each occurrence; absent: no notices.
+    #[serde(default)]
+    #[schema(maximum = 10080)]
+    pub notify_before_minutes: Option<u32>,
 }
 
 /// Where notifications go.
@@ -714,6 +744,7 @@ mod tests {
             }),
             gate: false,
             message: None,
+            notify_before_minutes: None,
             created_by: "system".into(),
         };
         // 2026-11-22 is a Sunday.

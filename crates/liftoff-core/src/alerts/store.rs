@@ -63,6 +63,10 @@ pub trait AlertStore: Send + Sync {
     async fn get_alert(&self, id: i64) -> Result<Option<Alert>, StoreError>;
     /// Queues one delivery (not tied to an alert's state); returns its id.
     async fn enqueue_delivery(&self, delivery: &Delivery) -> Result<i64, StoreError>;
+    /// Records `marker` and queues `deliveries` in one transaction, unless `marker` was
+    /// recorded before (by [`mark_once`](Self::mark_once) or this): `true` when queued.
+    async fn enqueue_once(&self, marker: &str, deliveries: &[Delivery])
+    -> Result<bool, StoreError>;
     /// Pending deliveries due at `now`, oldest first.
     async fn due_deliveries(
         &self,

@@ -208,6 +208,10 @@ pub struct WindowInput {
     pub message: Option<String>,
     /// Hold users out while it runs [default true]; `false` only holds back notifications.
     pub gate: Option<bool>,
+    /// Tell every enabled notification channel this many minutes ahead (0: no advance
+    /// notice), at the start and at the end (`launch.maintenance` notices); absent: no notices.
+    #[schema(maximum = 10080)]
+    pub notify_before_minutes: Option<u32>,
 }
 
 /// Maintenance windows (the alerts' windows: each also holds back notifications).
@@ -249,6 +253,7 @@ async fn create_window(
                 weekly: None,
                 gate: input.gate.unwrap_or(true),
                 message: input.message,
+                notify_before_minutes: input.notify_before_minutes,
             },
         )
         .await?;

@@ -368,12 +368,17 @@ fn render(figures: &Figures, user: &UiUser) -> Markup {
         h3 { "Scheduled" }
         @if windows.is_empty() { p.muted { "No maintenance scheduled." } } @else {
             table #launch-windows {
-                thead { tr { th { "Window" } th { "From (UTC)" } th { "To (UTC)" } th { "Message" } } }
+                thead { tr { th { "Window" } th { "From (UTC)" } th { "To (UTC)" } th { "Message" } th { "Notices" } } }
                 tbody { @for w in windows { tr {
                     td { (w.name) }
                     td { (opt(w.starts_at, |t| t.format("%Y-%m-%d %H:%M").to_string())) }
                     td { (opt(w.ends_at, |t| t.format("%Y-%m-%d %H:%M").to_string())) }
                     td { (w.message.as_deref().unwrap_or("")) }
+                    td { @match w.notify_before_minutes {
+                        None => "none",
+                        Some(0) => "at start and end",
+                        Some(m) => (format!("{m} min ahead, at start and end")),
+                    } }
                 } } }
             }
         }
@@ -383,6 +388,9 @@ fn render(figures: &Figures, user: &UiUser) -> Markup {
                 label { "From (UTC)" input type="datetime-local" name="starts_at" required; }
                 label { "To (UTC)" input type="datetime-local" name="ends_at" required; }
                 label { "Message" input name="message" size="30" placeholder="Upgrade until 03:00 UTC"; }
+                label title="Tell the notification channels this many minutes ahead, at the start and at the end; leave empty for no notices" {
+                    "Notify (min ahead)" input type="number" name="notify_before_minutes" min="0" max="10080" size="5" placeholder="none";
+                }
                 button type="submit" { "Schedule" }
             }
         }
@@ -695,6 +703,9 @@ pub struct ScheduleForm {
     ends_at: String,
     #[serde(default)]
     message: String,
+    /// Minutes ahead to tell the notification channels; empty: no notices.
+    #[serde(default)]
+    notify_before_minutes: String,
 }
 
 /// A `datetime-local` value (`YYYY-MM-DDTHH:MM`, seconds optional) read as UTC.
@@ -715,6 +726,14 @@ pub async fn schedule(
     editor_form(&state, &user, form, async |f: ScheduleForm| {
         let starts_at = utc_minute("From", &f.starts_at)?;
         let ends_at = utc_minute("To", &f.ends_at)?;
+        let notify_before_minutes = match f.notify_before_minutes.trim() {
+            "" => None,
+            n => Some(n.parse::<u32>().map_err(|_| {
+                LaunchError::Invalid(format!(
+                    "notify before must be a number of minutes, not `{n}`"
+                ))
+            })?),
+        };
         let w = state
             .alerts
             .create_maintenance(
@@ -726,6 +745,7 @@ pub async fn schedule(
                     weekly: None,
                     gate: true,
                     message: text(f.message),
+                    notify_before_minutes,
                 },
             )
             .await

@@ -304,6 +304,30 @@ impl AlertStore for PgState {
         Ok(id)
     }
 
+    async fn enqueue_once(
+        &self,
+        marker: &str,
+        deliveries: &[Delivery],
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let fresh = tx
+            .execute(
+                "INSERT INTO alert_markers (name, at) VALUES ($1, now()) ON CONFLICT (name) DO NOTHING",
+                &[&marker],
+            )
+            .await
+            .map_err(pg_err)?
+            == 1;
+        if fresh {
+            for d in deliveries {
+                insert_delivery(&tx, d).await?;
+            }
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(fresh)
+    }
+
     async fn due_deliveries(
         &self,
         now: DateTime<Utc>,

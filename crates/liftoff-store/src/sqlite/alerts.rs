@@ -306,6 +306,31 @@ impl AlertStore for SqliteState {
         self.db.write(move |tx| insert_delivery(tx, &d)).await
     }
 
+    async fn enqueue_once(
+        &self,
+        marker: &str,
+        deliveries: &[Delivery],
+    ) -> Result<bool, StoreError> {
+        let (marker, deliveries) = (marker.to_owned(), deliveries.to_vec());
+        self.db
+            .write(move |tx| {
+                let fresh = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO alert_markers (name, at) VALUES (?1, ?2)",
+                        params![marker, ms(Utc::now())],
+                    )
+                    .map_err(sql_err)?
+                    == 1;
+                if fresh {
+                    for d in &deliveries {
+                        insert_delivery(tx, d)?;
+                    }
+                }
+                Ok(fresh)
+            })
+            .await
+    }
+
     async fn due_deliveries(
         &self,
         now: DateTime<Utc>,

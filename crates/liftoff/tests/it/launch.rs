@@ -951,3 +951,65 @@ async fn a_gating_window_is_maintenance_while_it_runs() {
     assert_eq!(after["maintenance"], false);
     assert!(after["window_ends_at"].is_null());
 }
+
+#[tokio::test]
+async fn a_window_with_notices_is_announced_ahead_at_start_and_at_end_once_each() {
+    use crate::alerts::{Receiver, fast, wait_for};
+    let (receiver, url) = Receiver::start(true).await;
+    let app = crate::harness::spawn_with(fast).await;
+    let created = app
+        .post_json(
+            "/api/notifications/channels",
+            Some(ADMIN_TOKEN),
+            &json!({"name": "status page", "config": {"kind": "webhook", "url": url}}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    // A lead time over a week is refused, nothing stored.
+    let now = chrono::Utc::now();
+    let too_early = app
+        .post_json(
+            "/api/launch/maintenance/windows",
+            Some(ADMIN_TOKEN),
+            &json!({"starts_at": now + chrono::Duration::minutes(5),
+                    "ends_at": now + chrono::Duration::minutes(10),
+                    "notify_before_minutes": 20_000}),
+        )
+        .await;
+    problem(too_early, 422).await;
+    // Starts in 3 s, runs 3 s; 30 minutes' notice means "upcoming" is due at once.
+    let starts = now + chrono::Duration::seconds(3);
+    let ends = starts + chrono::Duration::seconds(3);
+    let created = app
+        .post_json(
+            "/api/launch/maintenance/windows",
+            Some(ADMIN_TOKEN),
+            &json!({"starts_at": starts, "ends_at": ends, "message": "Back soon",
+                    "notify_before_minutes": 30}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let window: Value = created.json().await.unwrap();
+    assert_eq!(window["notify_before_minutes"], 30);
+    let stages = || {
+        receiver
+            .got()
+            .iter()
+            .filter(|n| n["event"] == "launch.maintenance")
+            .map(|n| n["stage"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    wait_for("the three notices", 20, || async { stages().len() >= 3 }).await;
+    // Many evaluations ran meanwhile (every 200 ms): each stage still went out once.
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    assert_eq!(stages(), ["upcoming", "started", "ended"]);
+    let got = receiver.got();
+    let ended = got.iter().find(|n| n["stage"] == "ended").unwrap();
+    assert_eq!(ended["window_id"], window["id"]);
+    assert_eq!(ended["message"], "Back soon");
+    assert_eq!(ended["gate"], true);
+    assert!(
+        ended["title"].as_str().unwrap().contains("has ended"),
+        "{ended}"
+    );
+}

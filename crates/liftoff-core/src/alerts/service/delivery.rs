@@ -38,6 +38,48 @@ impl AlertsService {
         Ok(d)
     }
 
+    /// Queues the maintenance-window notices due at `now` for every enabled channel, each
+    /// once (a marker per window, occurrence and stage is written with the deliveries). Runs
+    /// under the evaluation lease; a notice that cannot be queued is tried at the next tick.
+    pub(super) async fn queue_window_notices(
+        &self,
+        windows: &[MaintenanceWindow],
+        channels: &[Channel],
+        now: DateTime<Utc>,
+    ) {
+        if channels.is_empty() {
+            return;
+        }
+        for w in windows {
+            for notice in window_notices::due(w, now) {
+                let mut payload = notice.payload(w);
+                payload["externalURL"] = self.settings.external_url.clone().into();
+                let deliveries: Vec<_> = channels
+                    .iter()
+                    .map(|c| {
+                        Delivery::pending(c.id, DeliveryKind::Event, payload.clone(), now, now)
+                    })
+                    .collect();
+                match self
+                    .store
+                    .enqueue_once(&notice.marker(w.id), &deliveries)
+                    .await
+                {
+                    Ok(true) => tracing::info!(
+                        window = w.id,
+                        stage = notice.stage.as_str(),
+                        channels = deliveries.len(),
+                        "Maintenance notice queued."
+                    ),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(window = w.id, error = %e, "Maintenance notice not queued; trying again at the next evaluation.")
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn backoff(&self, attempts: u32) -> Duration {
         let base = self.settings.retry_base.as_secs_f64();
         let secs = (base * 2f64.powi(attempts.saturating_sub(1).min(30) as i32))

@@ -276,6 +276,11 @@ impl AlertsService {
                 "message is at most 1000 characters".into(),
             ));
         }
+        if input.notify_before_minutes.is_some_and(|m| m > 7 * 1440) {
+            return Err(AlertError::Invalid(
+                "notify_before_minutes must be 0 to 10080 (a week)".into(),
+            ));
+        }
         let mut w = MaintenanceWindow {
             id: 0,
             name: input.name.trim().to_owned(),
@@ -284,6 +289,7 @@ impl AlertsService {
             weekly: input.weekly,
             gate: input.gate,
             message,
+            notify_before_minutes: input.notify_before_minutes,
             created_by: actor.to_string(),
         };
         w.id = self

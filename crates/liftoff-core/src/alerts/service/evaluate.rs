@@ -19,17 +19,15 @@ impl AlertsService {
             .map(|a| (a.rule_id, a))
             .collect();
         let silences = self.silences().await?;
-        let maintenance = self
-            .maintenance_windows()
-            .await?
-            .iter()
-            .any(|w| w.active(now));
+        let windows = self.maintenance_windows().await?;
+        let maintenance = windows.iter().any(|w| w.active(now));
         let channels: Vec<Channel> = self
             .channels()
             .await?
             .into_iter()
             .filter(|c| c.enabled)
             .collect();
+        self.queue_window_notices(&windows, &channels, now).await;
         let monitors = match &self.uptime {
             Some(u) if rules.iter().any(|r| r.metric == Metric::UptimeFailing) => {
                 u.monitors().await

@@ -21,6 +21,7 @@ use super::hooks::{AlertListener, AlertTransition, MonitorHealth, UptimeSource};
 use super::model::*;
 use super::notify::{Notifier, SendFailure, alertmanager_payload, test_payload};
 use super::secrets::{Resealed, StoredChannel, reseal_channels};
+use super::window_notices;
 use crate::alerts::AlertStore;
 use crate::audit::Change;
 use crate::auth::Actor;
