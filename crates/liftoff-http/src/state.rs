@@ -185,6 +185,7 @@ impl AppState {
             flags: &self.flags,
             health: &self.health,
             events: &*self.insights,
+            incidents: &self.incidents,
         }
     }
 

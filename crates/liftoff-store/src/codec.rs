@@ -89,6 +89,21 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// One row of a per-day admission count (day number since the epoch, asks, seats).
+pub(crate) fn admission_day(
+    day: i64,
+    asked: i64,
+    admitted: i64,
+) -> Result<liftoff_core::launch::store::AdmissionDay, StoreError> {
+    let day = DateTime::from_timestamp(day.saturating_mul(86_400), 0)
+        .ok_or_else(|| corrupt(format!("admission day {day} out of range")))?;
+    Ok(liftoff_core::launch::store::AdmissionDay {
+        day,
+        asked: u64::try_from(asked).map_err(corrupt)?,
+        admitted: u64::try_from(admitted).map_err(corrupt)?,
+    })
+}
+
 /// A rollup resolution (minutes) as a 32-bit column.
 pub(crate) fn resolution(res: i64) -> Result<i32, StoreError> {
     i32::try_from(res).map_err(|_| StoreError::Corrupt("resolution out of range".into()))

@@ -141,6 +141,73 @@ pub async fn seats_go_to_the_waitlist_in_order(s: Arc<dyn LaunchStore>) {
     assert!(s.launch_user("nobody").await.unwrap().is_none());
 }
 
+/// A returning user's answer is read without a write, and it is the answer an ask gives;
+/// a new user, or a waiting one when a seat is free, is left to the ask.
+pub async fn a_settled_answer_is_read_and_agrees_with_the_ask(s: Arc<dyn LaunchStore>) {
+    set_limit(&s, Some(1)).await;
+    let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    assert!(s.peek_admission("a").await.unwrap().is_none(), "a new user");
+    for user in ["a", "b", "c"] {
+        s.ask_admission(user, at).await.unwrap();
+    }
+    for user in ["a", "b", "c"] {
+        let peeked = s.peek_admission(user).await.unwrap().expect("settled");
+        let mut asked = s.ask_admission(user, at).await.unwrap();
+        asked.newly_admitted.clear();
+        assert_eq!(peeked, asked, "{user}");
+    }
+    let c = s.peek_admission("c").await.unwrap().unwrap();
+    assert_eq!((c.allowed, c.waitlist_position), (false, Some(2)));
+    // A seat opens (revoked): the next ask must be written to fill it.
+    assert!(
+        s.revoke_admission("a", &change("launch.revoke"))
+            .await
+            .unwrap()
+    );
+    assert!(s.peek_admission("b").await.unwrap().is_none());
+    assert!(s.ask_admission("b", at).await.unwrap().allowed);
+    assert!(s.peek_admission("b").await.unwrap().unwrap().allowed);
+}
+
+/// First asks and seats counted per UTC day, from the day of `since` on.
+pub async fn admissions_are_counted_per_day(s: Arc<dyn LaunchStore>) {
+    set_limit(&s, Some(2)).await;
+    let day1 = Utc.with_ymd_and_hms(2026, 12, 1, 23, 0, 0).unwrap();
+    let day2 = day1 + Duration::hours(2);
+    let day3 = day1 + Duration::hours(26);
+    for (user, at) in [("a", day1), ("b", day1), ("c", day2), ("d", day2)] {
+        s.ask_admission(user, at).await.unwrap();
+    }
+    // c gets a seat on day 3, when the limit rises (`set_limit` stamps seats with now, so
+    // admit explicitly at day 3).
+    s.admit_next(1, day3, &change("launch.admit"))
+        .await
+        .unwrap();
+    let days = s.admissions_by_day(day1).await.unwrap();
+    let rows: Vec<(String, u64, u64)> = days
+        .iter()
+        .map(|d| {
+            (
+                d.day.format("%Y-%m-%d %H:%M").to_string(),
+                d.asked,
+                d.admitted,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("2026-12-01 00:00".to_owned(), 2, 2),
+            ("2026-12-02 00:00".to_owned(), 2, 0),
+            ("2026-12-03 00:00".to_owned(), 0, 1),
+        ]
+    );
+    // From a later day on, an earlier day's asks are left out.
+    let later = s.admissions_by_day(day3).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!((later[0].asked, later[0].admitted), (0, 1));
+}
+
 /// A save with a stale revision changes nothing.
 pub async fn settings_change_only_from_the_current_revision(s: Arc<dyn LaunchStore>) {
     let base = s.launch_settings().await.unwrap();
@@ -252,7 +319,8 @@ macro_rules! launch_contract {
     ($open:path) => {
         $crate::launch_contract!(@cases $open;
             admission_is_exact_under_concurrency, seats_go_to_the_waitlist_in_order,
-            settings_change_only_from_the_current_revision, feedback_round_trips);
+            settings_change_only_from_the_current_revision, feedback_round_trips,
+            admissions_are_counted_per_day, a_settled_answer_is_read_and_agrees_with_the_ask);
     };
     (@cases $open:path; $($case:ident),+) => {
         $(

@@ -36,6 +36,7 @@ pub struct LaunchSources<'a> {
     pub flags: &'a FlagService,
     pub health: &'a HealthService,
     pub events: &'a dyn AnalyticsQueries,
+    pub incidents: &'a crate::incidents::IncidentsService,
 }
 
 /// Users of the launch.

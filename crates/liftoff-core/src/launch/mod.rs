@@ -10,6 +10,7 @@ pub mod notices;
 pub mod phases;
 pub mod presets;
 pub mod readiness;
+pub mod report;
 pub mod scaling;
 pub mod service;
 pub mod store;

@@ -15,7 +15,8 @@ use super::notices::{AdmissionNotices, Via, admitted_payload};
 use super::phases::{CriterionResult, Phase, PhaseFigures, judge_exit, validate_plan};
 use super::presets::{Environment, Preset};
 use super::store::{
-    Admission, AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchStore, LaunchUser, Maintenance,
+    Admission, AdmissionCounts, AdmissionDay, FeedbackQuery, LaunchSettings, LaunchStore,
+    LaunchUser, Maintenance, PhaseChange,
 };
 use super::windows::{GatingWindow, MaintenanceWindows};
 use crate::audit::Change;
@@ -492,6 +493,10 @@ impl LaunchService {
     /// `user_id` asks for a seat.
     pub async fn ask(&self, raw_user_id: &str) -> Result<Admission, LaunchError> {
         let id = user_id(raw_user_id)?;
+        // Most asks are a returning user's: answered from a read, without the write lock.
+        if let Some(settled) = self.store.peek_admission(id).await? {
+            return Ok(settled);
+        }
         let admission = self.store.ask_admission(id, self.clock.now()).await?;
         if !admission.newly_admitted.is_empty() {
             // The asker got a free seat; anyone else here was waiting for a seat a lower
@@ -599,14 +604,26 @@ impl LaunchService {
         } else {
             "launch.phase.advance"
         };
+        let at = self.clock.now();
         let (saved, admitted) = self
-            .update(actor, action, reason, |s| {
+            .update(actor, action, reason.clone(), |s| {
                 // Another change may have moved the phase meanwhile: advance from where the
                 // criteria were judged only.
                 if s.phase != from {
                     return Err(LaunchError::Busy);
                 }
                 s.phase = from + 1;
+                s.phase_history.push(PhaseChange {
+                    from: phase.name.clone(),
+                    to: s
+                        .phases
+                        .get(s.phase)
+                        .map_or_else(String::new, |p| p.name.clone()),
+                    at,
+                    by: actor.to_string(),
+                    forced: force,
+                    reason: reason.clone(),
+                });
                 if let Some(next) = s.phases.get(s.phase) {
                     s.user_limit = next.user_limit;
                 }
@@ -640,6 +657,14 @@ impl LaunchService {
             .resolve_feedback(id, &resolution, self.clock.now(), &audit)
             .await?
             .ok_or(LaunchError::FeedbackNotFound(id))
+    }
+
+    /// First asks and seats per UTC day from `since`'s day on.
+    pub async fn admissions_by_day(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<AdmissionDay>, LaunchError> {
+        Ok(self.store.admissions_by_day(since).await?)
     }
 
     pub async fn feedback_summary(&self) -> Result<FeedbackSummary, LaunchError> {

@@ -44,6 +44,9 @@ pub struct LaunchSettings {
     pub phases: Vec<Phase>,
     /// Index into `phases` of the current phase.
     pub phase: usize,
+    /// Every advance, oldest first (the launch report's phase history).
+    #[serde(default)]
+    pub phase_history: Vec<PhaseChange>,
     /// The alert channel told of each admission (`launch.admitted`); `null` for none.
     #[serde(default)]
     pub admission_channel: Option<i64>,
@@ -67,6 +70,7 @@ impl Default for LaunchSettings {
             maintenance: Maintenance::default(),
             phases: default_plan(),
             phase: 0,
+            phase_history: Vec::new(),
             admission_channel: None,
             last_backup_at: None,
             revision: 0,
@@ -94,6 +98,41 @@ pub struct Admission {
 pub struct AdmissionCounts {
     pub admitted: u64,
     pub waiting: u64,
+}
+
+/// One move from a phase to the next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PhaseChange {
+    pub from: String,
+    pub to: String,
+    pub at: DateTime<Utc>,
+    pub by: String,
+    /// Advanced with `force` although exit criteria failed.
+    pub forced: bool,
+    pub reason: Option<String>,
+}
+
+/// First asks and seats given on one UTC day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AdmissionDay {
+    /// The day's first instant.
+    pub day: DateTime<Utc>,
+    /// Users who asked for the first time that day.
+    pub asked: u64,
+    /// Seats given that day.
+    pub admitted: u64,
+}
+
+/// What an ask answers when it would change nothing, so it needs no write: a seated user stays
+/// seated (`Some(true)`); a waiting one keeps waiting while every seat is taken
+/// (`Some(false)`). `None`: the ask must be written (a seat is free for the waitlist).
+pub fn settled(limit: Option<u32>, seated: bool, counts: AdmissionCounts) -> Option<bool> {
+    if seated {
+        return Some(true);
+    }
+    limit
+        .is_some_and(|l| counts.admitted >= u64::from(l))
+        .then_some(false)
 }
 
 /// One user known to admission.
@@ -149,6 +188,17 @@ pub trait LaunchStore: Send + Sync {
     async fn revoke_admission(&self, user_id: &str, change: &Change) -> Result<bool, StoreError>;
 
     async fn admission_counts(&self) -> Result<AdmissionCounts, StoreError>;
+
+    /// A known user's answer from a read when [`settled`] says the ask would change nothing;
+    /// `None` when the user is new or a seat is free (then `ask_admission` decides).
+    async fn peek_admission(&self, user_id: &str) -> Result<Option<Admission>, StoreError>;
+
+    /// First asks and seats per UTC day from `since`'s day on, oldest first; days without
+    /// either are left out. Revoked users are forgotten, so they count nowhere.
+    async fn admissions_by_day(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AdmissionDay>, StoreError>;
 
     /// `user_id`'s seat or place, without asking for one.
     async fn launch_user(&self, user_id: &str) -> Result<Option<LaunchUser>, StoreError>;

@@ -14,6 +14,7 @@ use liftoff_core::launch::figures::LaunchMetrics;
 use liftoff_core::launch::initialize::{Initialized, PresetTargets};
 use liftoff_core::launch::phases::{CriterionResult, Phase};
 use liftoff_core::launch::readiness::Readiness;
+use liftoff_core::launch::report::LaunchReport;
 use liftoff_core::launch::scaling::ScalingReport;
 use liftoff_core::launch::service::{InitializeInput, LaunchError, LaunchStatus, MaintenanceInput};
 use liftoff_core::launch::store::{AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchUser};
@@ -44,6 +45,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(readiness))
         .routes(routes!(metrics))
         .routes(routes!(scaling))
+        .routes(routes!(report))
         .merge(
             // The feedback widget posts from the customer's page.
             OpenApiRouter::new()
@@ -711,6 +713,58 @@ async fn advance_phase(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// How the launch report is written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = LaunchReportFormat)]
+pub enum ReportFormat {
+    #[default]
+    Json,
+    /// Markdown (GitHub-flavoured tables).
+    Md,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// `json` (default) or `md`.
+    #[param(inline)]
+    format: Option<ReportFormat>,
+}
+
+/// The launch so far, from its first ask or phase change (at most 90 days back): phase
+/// history, admissions per day, seed 002's success targets (uptime ≥ 99.9 %, average response
+/// < 1,000 ms, errors < 1 %, rating > 4.0) over that span, incidents, feedback and the most
+/// requested features, scaling and readiness. Each figure is what the API answers for the
+/// same span.
+#[utoipa::path(get, path = "/api/launch/report", tag = "launch", params(ReportParams), security(("bearer" = ["read"])),
+    responses((status = 200, description = "The report as JSON or Markdown",
+            content((LaunchReport = "application/json"), (String = "text/markdown"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+async fn report(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(q): ApiQuery<ReportParams>,
+) -> Result<Response, ApiError> {
+    let report = state
+        .launch_sources()
+        .report(state.launch.now(), state.settings.instance_monthly_cost)
+        .await?;
+    Ok(match q.format.unwrap_or_default() {
+        ReportFormat::Json => Json(report).into_response(),
+        ReportFormat::Md => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/markdown; charset=utf-8"),
+            )],
+            report.to_markdown(),
+        )
+            .into_response(),
+    })
 }
 
 /// Scaling recommendations from measured trends: the daily peak request rate over the last 28

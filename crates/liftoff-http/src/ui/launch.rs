@@ -4,8 +4,8 @@
 //! `LaunchService` and is audited like its API twin.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use liftoff_core::alerts::model::MaintenanceWindow;
 use liftoff_core::launch::LaunchError;
 use liftoff_core::launch::feedback::{Feedback, FeedbackInput, FeedbackStatus, FeedbackSummary};
@@ -395,6 +395,8 @@ fn render(figures: &Figures, user: &UiUser) -> Markup {
             }
         }
 
+        p { a #launch-report href="/launch/report.md" download { "Download the launch report (Markdown)" } }
+
         h2 { "Scaling" }
         div.tiles.compact {
             div.tile { div.label { "Weekly growth" } div.value #launch-growth { (opt(scaling.fit.as_ref().map(|f| f.weekly_growth), percent)) } }
@@ -509,6 +511,28 @@ async fn launch_page(
 
 pub async fn show(State(state): State<AppState>, user: UiUser) -> Response {
     launch_page(&state, &user, Flash::None, StatusCode::OK).await
+}
+
+/// The launch report as a Markdown download (what `GET /api/launch/report?format=md` answers).
+pub async fn report(State(state): State<AppState>, _user: UiUser) -> Response {
+    match state
+        .launch_sources()
+        .report(state.launch.now(), state.settings.instance_monthly_cost)
+        .await
+    {
+        Ok(r) => (
+            [
+                (header::CONTENT_TYPE, "text/markdown; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"launch-report.md\"",
+                ),
+            ],
+            r.to_markdown(),
+        )
+            .into_response(),
+        Err(e) => crate::ui::failure::failure_page(&e),
+    }
 }
 
 /// Runs an editor form: body, CSRF token and role checked, then `act`, then the page with

@@ -66,6 +66,7 @@ pub(crate) fn routes() -> Router<AppState> {
             post(incidents::toggle_item),
         )
         .route("/launch", get(launch::show))
+        .route("/launch/report.md", get(launch::report))
         .route("/launch/limit", post(launch::set_limit))
         .route("/launch/admit", post(launch::admit))
         .route("/launch/notices", post(launch::set_notices))

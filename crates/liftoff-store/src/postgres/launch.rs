@@ -7,7 +7,8 @@ use deadpool_postgres::{GenericClient, Transaction};
 use liftoff_core::audit::Change;
 use liftoff_core::launch::feedback::{Feedback, FeedbackStatus, NewFeedback};
 use liftoff_core::launch::store::{
-    Admission, AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchStore, LaunchUser,
+    Admission, AdmissionCounts, AdmissionDay, FeedbackQuery, LaunchSettings, LaunchStore,
+    LaunchUser, settled,
 };
 use liftoff_core::store::StoreError;
 use tokio_postgres::Row;
@@ -56,6 +57,19 @@ async fn counts_in(client: &impl GenericClient) -> Result<AdmissionCounts, Store
         admitted: row.get::<_, i64>(0) as u64,
         waiting: row.get::<_, i64>(1) as u64,
     })
+}
+
+/// The 1-based waitlist place of the user with `seq`.
+async fn position_in(client: &impl GenericClient, seq: i64) -> Result<u64, StoreError> {
+    let ahead: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM launch_users WHERE admitted_at IS NULL AND seq <= $1",
+            &[&seq],
+        )
+        .await
+        .map_err(pg_err)?
+        .get(0);
+    Ok(ahead as u64)
 }
 
 /// Gives the first `n` waiting users (in order of first ask) a seat; returns them in order.
@@ -170,15 +184,7 @@ impl LaunchStore for PgState {
         let waitlist_position = if admitted_at.is_some() {
             None
         } else {
-            let ahead: i64 = tx
-                .query_one(
-                    "SELECT COUNT(*) FROM launch_users WHERE admitted_at IS NULL AND seq <= $1",
-                    &[&seq],
-                )
-                .await
-                .map_err(pg_err)?
-                .get(0);
-            Some(ahead as u64)
+            Some(position_in(&tx, seq).await?)
         };
         let admitted_count = counts_in(&tx).await?.admitted;
         tx.commit().await.map_err(pg_err)?;
@@ -226,6 +232,72 @@ impl LaunchStore for PgState {
     async fn admission_counts(&self) -> Result<AdmissionCounts, StoreError> {
         let client = self.client().await?;
         counts_in(&client).await
+    }
+
+    async fn peek_admission(&self, user_id: &str) -> Result<Option<Admission>, StoreError> {
+        let mut client = self.client().await?;
+        // One snapshot for the user, the counts and the limit; no row is locked.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg_err)?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT seq, admitted_at FROM launch_users WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await
+            .map_err(pg_err)?
+        else {
+            return Ok(None);
+        };
+        let (seq, admitted_at): (i64, Option<i64>) = (row.get(0), row.get(1));
+        let limit = settings_in(&tx, false).await?.user_limit;
+        let counts = counts_in(&tx).await?;
+        let Some(allowed) = settled(limit, admitted_at.is_some(), counts) else {
+            return Ok(None);
+        };
+        let waitlist_position = if allowed {
+            None
+        } else {
+            Some(position_in(&tx, seq).await?)
+        };
+        tx.commit().await.map_err(pg_err)?;
+        Ok(Some(Admission {
+            user_id: user_id.to_owned(),
+            allowed,
+            admitted_count: counts.admitted,
+            user_limit: limit,
+            waitlist_position,
+            newly_admitted: Vec::new(),
+        }))
+    }
+
+    async fn admissions_by_day(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AdmissionDay>, StoreError> {
+        let from = ms(since).div_euclid(86_400_000) * 86_400_000;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT day, SUM(asked)::BIGINT, SUM(admitted)::BIGINT FROM (
+                 SELECT first_asked_at / 86400000 AS day, 1 AS asked, 0 AS admitted
+                   FROM launch_users WHERE first_asked_at >= $1
+                 UNION ALL
+                 SELECT admitted_at / 86400000, 0, 1
+                   FROM launch_users WHERE admitted_at >= $1
+               ) AS t GROUP BY day ORDER BY day",
+                &[&from],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|r| crate::codec::admission_day(r.get(0), r.get(1), r.get(2)))
+            .collect()
     }
 
     async fn launch_user(&self, user_id: &str) -> Result<Option<LaunchUser>, StoreError> {

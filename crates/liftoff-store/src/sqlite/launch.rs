@@ -6,14 +6,15 @@ use chrono::{DateTime, Utc};
 use liftoff_core::audit::Change;
 use liftoff_core::launch::feedback::{Feedback, FeedbackStatus, NewFeedback};
 use liftoff_core::launch::store::{
-    Admission, AdmissionCounts, FeedbackQuery, LaunchSettings, LaunchStore, LaunchUser,
+    Admission, AdmissionCounts, AdmissionDay, FeedbackQuery, LaunchSettings, LaunchStore,
+    LaunchUser, settled,
 };
 use liftoff_core::store::StoreError;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::db::sql_err;
 use super::{SqliteState, opt_time, time, write_audit};
-use crate::codec::{doc_from_text, doc_text, ms};
+use crate::codec::{admission_day, doc_from_text, doc_text, ms};
 
 const FEEDBACK_COLUMNS: &str = "id, user_id, rating, category, message, page, request, created_at, \
      status, resolution, resolved_at";
@@ -80,6 +81,18 @@ fn fill(tx: &Transaction<'_>, limit: Option<u32>, at: i64) -> Result<Vec<String>
         None => counts.waiting,
     };
     admit_waiting(tx, free.min(counts.waiting), at)
+}
+
+/// The 1-based waitlist place of the user with `seq`.
+fn position_in(conn: &rusqlite::Connection, seq: i64) -> Result<u64, StoreError> {
+    let ahead: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM launch_users WHERE admitted_at IS NULL AND seq <= ?1",
+            [seq],
+            |r| r.get(0),
+        )
+        .map_err(sql_err)?;
+    Ok(ahead as u64)
 }
 
 fn feedback_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Feedback> {
@@ -160,14 +173,7 @@ impl LaunchStore for SqliteState {
                 let waitlist_position = if admitted_at.is_some() {
                     None
                 } else {
-                    let ahead: i64 = tx
-                        .query_row(
-                            "SELECT COUNT(*) FROM launch_users WHERE admitted_at IS NULL AND seq <= ?1",
-                            [seq],
-                            |r| r.get(0),
-                        )
-                        .map_err(sql_err)?;
-                    Some(ahead as u64)
+                    Some(position_in(tx, seq)?)
                 };
                 Ok(Admission {
                     allowed: admitted_at.is_some(),
@@ -215,6 +221,81 @@ impl LaunchStore for SqliteState {
 
     async fn admission_counts(&self) -> Result<AdmissionCounts, StoreError> {
         self.db.read(counts_in).await
+    }
+
+    async fn peek_admission(&self, user_id: &str) -> Result<Option<Admission>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.db
+            .read(move |c| {
+                // One snapshot for the user, the counts and the limit.
+                let tx = c.unchecked_transaction().map_err(sql_err)?;
+                let row: Option<(i64, Option<i64>)> = tx
+                    .query_row(
+                        "SELECT seq, admitted_at FROM launch_users WHERE user_id = ?1",
+                        [&user_id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(sql_err)?;
+                let Some((seq, admitted_at)) = row else {
+                    return Ok(None);
+                };
+                let limit = settings_in(&tx)?.user_limit;
+                let counts = counts_in(&tx)?;
+                let Some(allowed) = settled(limit, admitted_at.is_some(), counts) else {
+                    return Ok(None);
+                };
+                let waitlist_position = if allowed {
+                    None
+                } else {
+                    Some(position_in(&tx, seq)?)
+                };
+                Ok(Some(Admission {
+                    user_id,
+                    allowed,
+                    admitted_count: counts.admitted,
+                    user_limit: limit,
+                    waitlist_position,
+                    newly_admitted: Vec::new(),
+                }))
+            })
+            .await
+    }
+
+    async fn admissions_by_day(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AdmissionDay>, StoreError> {
+        let from = ms(since).div_euclid(86_400_000) * 86_400_000;
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT day, SUM(asked), SUM(admitted) FROM (
+                 SELECT first_asked_at / 86400000 AS day, 1 AS asked, 0 AS admitted
+                   FROM launch_users WHERE first_asked_at >= ?1
+                 UNION ALL
+                 SELECT admitted_at / 86400000, 0, 1
+                   FROM launch_users WHERE admitted_at >= ?1
+               ) AS t GROUP BY day ORDER BY day",
+                    )
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map([from], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    })
+                    .map_err(sql_err)?;
+                rows.map(|r| {
+                    let (day, asked, admitted) = r.map_err(sql_err)?;
+                    admission_day(day, asked, admitted)
+                })
+                .collect()
+            })
+            .await
     }
 
     async fn launch_user(&self, user_id: &str) -> Result<Option<LaunchUser>, StoreError> {

@@ -1013,3 +1013,140 @@ async fn a_window_with_notices_is_announced_ahead_at_start_and_at_end_once_each(
         "{ended}"
     );
 }
+
+#[tokio::test]
+async fn the_launch_report_tells_the_launch_so_far_in_json_and_markdown() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    patch_limit(&app, 2).await;
+    for user in ["ann", "bob", "cyd"] {
+        ask(&app, &ingest, user).await;
+    }
+    let recent = (chrono::Utc::now() - chrono::Duration::minutes(2)).to_rfc3339();
+    let res = app
+        .post_json(
+            "/api/ingest/requests",
+            Some(&ingest),
+            &requests(200, &recent, true),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    for (user, rating, request) in [
+        ("ann", 5, "Dark mode"),
+        ("bob", 3, "dark mode"),
+        ("cyd", 4, "CSV export"),
+    ] {
+        let res = app
+            .post_json(
+                "/api/launch/feedback",
+                Some(&ingest),
+                &json!({"user_id": user, "rating": rating, "category": "feature",
+                    "message": "more please", "request": request}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let res = app
+        .post_json(
+            "/api/incidents",
+            Some(ADMIN_TOKEN),
+            &json!({"title": "Checkout | failing", "severity": "major"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let res = app
+        .post_json(
+            "/api/launch/phases/advance",
+            Some(ADMIN_TOKEN),
+            &json!({"force": true, "reason": "dogfooding done"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // Scopes and bad input.
+    problem(app.get("/api/launch/report", Some(&ingest)).await, 403).await;
+    problem(
+        app.get("/api/launch/report?format=pdf", Some(ADMIN_TOKEN))
+            .await,
+        400,
+    )
+    .await;
+
+    let r: Value = app
+        .get("/api/launch/report", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["phase"], "beta");
+    let history = r["phase_history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{r}");
+    assert_eq!(history[0]["from"], "internal");
+    assert_eq!(history[0]["to"], "beta");
+    assert_eq!(history[0]["forced"], true);
+    assert_eq!(history[0]["reason"], "dogfooding done");
+    // Entering beta raised the limit to 100: cyd was seated from the waitlist.
+    assert_eq!(r["users"]["admitted"], 3);
+    assert_eq!(r["users"]["waitlist"], 0);
+    let today: u64 = r["admissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["asked"].as_u64().unwrap())
+        .sum();
+    assert_eq!(today, 3);
+    let target = |name: &str| {
+        r["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["metric"] == name)
+            .unwrap_or_else(|| panic!("no target {name}: {r}"))
+            .clone()
+    };
+    // 20 of 200 failed: 10 % against "below 1 %".
+    assert!((target("error_rate")["value"].as_f64().unwrap() - 0.1).abs() < 1e-9);
+    assert_eq!(target("error_rate")["met"], false);
+    assert_eq!(target("avg_response_time_ms")["met"], true);
+    assert_eq!(target("uptime")["met"], Value::Null, "no monitors, no data");
+    assert_eq!(target("average_rating")["value"], 4.0);
+    assert_eq!(
+        target("average_rating")["met"],
+        false,
+        "4.0 is not above 4.0"
+    );
+    assert_eq!(r["traffic"]["requests"], 200);
+    // The same figures the feedback API gives.
+    let summary: Value = app
+        .get("/api/launch/feedback/summary", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["feedback"], summary);
+    assert_eq!(r["top_requests"][0]["users"], 2);
+    assert_eq!(r["incidents"].as_array().unwrap().len(), 1);
+    assert_eq!(r["readiness"]["checks"].as_array().unwrap().len(), 9);
+
+    let md = app
+        .get("/api/launch/report?format=md", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(md.status(), 200);
+    assert!(
+        md.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    let md = md.text().await.unwrap();
+    assert!(md.starts_with("# Launch report"), "{md}");
+    assert!(
+        md.contains("| Error rate | 10.00 % | < 1.00 % | **no** |"),
+        "{md}"
+    );
+    assert!(md.contains("| internal | beta |"), "{md}");
+    assert!(
+        md.contains("Checkout \\| failing"),
+        "a pipe cannot break the table: {md}"
+    );
+}
