@@ -43,6 +43,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "launch",
         sql: include_str!("../migrations/sqlite/0007_launch.sql"),
     },
+    Migration {
+        version: 8,
+        name: "launch_counts",
+        sql: include_str!("../migrations/sqlite/0008_launch_counts.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -110,6 +115,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 13,
         name: "launch",
         sql: include_str!("../migrations/postgres/0013_launch.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "launch_counts",
+        sql: include_str!("../migrations/postgres/0014_launch_counts.sql"),
     },
 ];
 

@@ -48,7 +48,7 @@ async fn settings_in(
 async fn counts_in(client: &impl GenericClient) -> Result<AdmissionCounts, StoreError> {
     let row = client
         .query_one(
-            "SELECT COUNT(admitted_at), COUNT(*) - COUNT(admitted_at) FROM launch_users",
+            "SELECT admitted, waiting FROM launch_counts WHERE id = 1",
             &[],
         )
         .await

@@ -38,7 +38,7 @@ fn settings_in(conn: &rusqlite::Connection) -> Result<LaunchSettings, StoreError
 
 fn counts_in(conn: &rusqlite::Connection) -> Result<AdmissionCounts, StoreError> {
     conn.query_row(
-        "SELECT COUNT(admitted_at), COUNT(*) - COUNT(admitted_at) FROM launch_users",
+        "SELECT admitted, waiting FROM launch_counts WHERE id = 1",
         [],
         |r| {
             Ok(AdmissionCounts {
