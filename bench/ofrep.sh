@@ -43,22 +43,32 @@ for i in $(seq 0 $((FLAGS - 1))); do
   api -X POST http://127.0.0.1:7098/api/feature-flags -d "$body" >/dev/null
 done
 
-cat >"$work/post.lua" <<LUA
+# KEYS=0: a new targetingKey on every request (each one also asks for a seat: a write);
+# KEYS=N: N returning users, cycled (their seats are settled: answered from reads).
+script() { # file keys
+  cat >"$1" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $INGEST"
+local thread_id = 0
+setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
 counter = 0
 request = function()
   counter = counter + 1
-  local body = '{"context":{"targetingKey":"user-' .. counter .. '","plan":"pro"}}'
+  local n = tid .. "-" .. counter
+  if $2 > 0 then n = counter % $2 end
+  local body = '{"context":{"targetingKey":"user-' .. n .. '","plan":"pro"}}'
   return wrk.format(nil, nil, nil, body)
 end
 LUA
-
+}
+script "$work/post.lua" 0
+script "$work/returning.lua" 1000
 
 echo "## OFREP bulk evaluation, $FLAGS flags, wrk -t$THREADS -c$CONNS -d${SECONDS_RUN}s, $(nproc) CPUs"
 echo
 echo "| server | requests/s | p50 | p99 | non-2xx |"
 echo "| --- | ---: | ---: | ---: | ---: |"
 wrk_row "bare axum (fixed body)" http://127.0.0.1:7099/ofrep/v1/evaluate/flags "$work/post.lua"
-wrk_row "liftoff (auth + evaluation)" http://127.0.0.1:7098/ofrep/v1/evaluate/flags "$work/post.lua"
+wrk_row "liftoff, 1,000 returning users (auth + evaluation + settled seats)" http://127.0.0.1:7098/ofrep/v1/evaluate/flags "$work/returning.lua"
+wrk_row "liftoff, a new user per request (+ one seat or waitlist write each)" http://127.0.0.1:7098/ofrep/v1/evaluate/flags "$work/post.lua"
