@@ -11,6 +11,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::audit::Change;
+use crate::clock::Clock;
 use crate::secret::{TokenDigest, random_id, random_token};
 use crate::store::StoreError;
 
@@ -199,6 +200,7 @@ pub struct KeyService {
     bootstrap: Option<TokenDigest>,
     cache: Arc<Mutex<HashMap<TokenDigest, CachedAuth>>>,
     touched: Arc<Mutex<HashMap<String, Instant>>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl KeyService {
@@ -210,7 +212,14 @@ impl KeyService {
             bootstrap: bootstrap_token.map(TokenDigest::of),
             cache: Arc::default(),
             touched: Arc::default(),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Active (not revoked) keys, of one scope or all.
@@ -231,7 +240,7 @@ impl KeyService {
             name: name.0,
             scope,
             prefix: token[..PREFIX_SHOWN].to_owned(),
-            created_at: Utc::now(),
+            created_at: self.clock.now(),
             created_by: by.to_string(),
             last_used_at: None,
             revoked_at: None,
@@ -348,8 +357,9 @@ impl KeyService {
         }
         let store = self.store.clone();
         let id = id.to_owned();
+        let now = self.clock.now();
         tokio::spawn(async move {
-            if let Err(e) = store.touch_key(&id, Utc::now()).await {
+            if let Err(e) = store.touch_key(&id, now).await {
                 tracing::warn!(key = %id, error = %e, "Could not record key use.");
             }
         });

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::audit::Change;
 use crate::auth::{Actor, Scope};
+use crate::clock::Clock;
 use crate::secret::{TokenDigest, random_id, random_token};
 use crate::store::StoreError;
 
@@ -172,6 +173,7 @@ pub struct UserService {
     store: Arc<dyn AccountStore>,
     session_ttl: Duration,
     hashing: PasswordHashing,
+    clock: Arc<dyn Clock>,
 }
 
 impl UserService {
@@ -182,7 +184,14 @@ impl UserService {
             store,
             session_ttl,
             hashing: PasswordHashing::default(),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Reads the time (accounts created, sessions opened and expired) from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Runs every hash and verification through `hashing`.
@@ -208,7 +217,7 @@ impl UserService {
             id: random_id(),
             username,
             role,
-            created_at: Utc::now(),
+            created_at: self.clock.now(),
         };
         let change = Change::new(by, "user.create", "user", &user.id)
             .after(json!({"username": user.username, "role": user.role}));
@@ -249,7 +258,7 @@ impl UserService {
             return Ok(LoginOutcome::Refused);
         };
         let token = random_token(32);
-        let now = Utc::now();
+        let now = self.clock.now();
         let session = SessionRecord {
             digest: TokenDigest::of(&token),
             user_id: record.user.id.clone(),
@@ -269,7 +278,7 @@ impl UserService {
     pub async fn session(&self, token: &str) -> Result<Option<ActiveSession>, StoreError> {
         let Some(record) = self
             .store
-            .find_session(&TokenDigest::of(token), Utc::now())
+            .find_session(&TokenDigest::of(token), self.clock.now())
             .await?
         else {
             return Ok(None);
@@ -288,7 +297,7 @@ impl UserService {
     }
 
     pub async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
-        self.store.purge_expired_sessions(Utc::now()).await
+        self.store.purge_expired_sessions(self.clock.now()).await
     }
 }
 

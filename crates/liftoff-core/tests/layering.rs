@@ -6,6 +6,8 @@
 //!   binary, the backends, the contract suites). No domain module may name it: a service takes
 //!   its own port (`KeyStore`, `FlagStore`, …), so the composition depends on the domains and
 //!   never the reverse.
+//! - Services read the time through their `Clock` (`clock.rs`), so tests step it. Outside test
+//!   modules only the places that must record the machine's time read it directly.
 
 #![allow(clippy::unwrap_used, reason = "test: a panic is the failure report")]
 
@@ -114,6 +116,54 @@ fn no_domain_imports_the_state_store_composition() {
          a small composition of the ports the service really uses declared beside it (like \
          `users::AccountStore`), and let the wiring (liftoff-http, the binary) pass its \
          `Arc<dyn StateStore>`, which upcasts.",
+        found.join("\n")
+    );
+}
+
+/// Where core may read the system clock outside tests, and why.
+const SYSTEM_TIME_ALLOWED: &[(&str, &str)] = &[
+    ("clock.rs", "the system clock itself"),
+    (
+        "audit.rs",
+        "an audit entry records when the change really happened, whatever clock a service runs on",
+    ),
+    ("batch.rs", "the job log records when a flush really ran"),
+    (
+        "analytics/event.rs",
+        "`now_ms`, the reading the HTTP edge passes into the pure analytics functions",
+    ),
+];
+
+/// The lines before the file's test module.
+fn non_test_code(path: &Path) -> Vec<(usize, String)> {
+    code_lines(path)
+        .into_iter()
+        .take_while(|(_, code)| !code.contains("#[cfg(test)]"))
+        .collect()
+}
+
+#[test]
+fn services_read_the_time_through_their_clock() {
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    files.sort();
+    let mut found = Vec::new();
+    for path in &files {
+        let rel = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        if SYSTEM_TIME_ALLOWED.iter().any(|(f, _)| *f == rel) || rel.ends_with("tests.rs") {
+            continue;
+        }
+        for (n, code) in non_test_code(path) {
+            if code.contains("Utc::now()") {
+                found.push(format!("  src/{rel}:{n}: {}", code.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "read the time from the service's clock (`self.clock.now()`, see clock.rs) or take `now` \
+         as an argument, not `Utc::now()`:\n{}",
         found.join("\n")
     );
 }

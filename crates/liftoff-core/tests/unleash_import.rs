@@ -12,7 +12,7 @@ use liftoff_core::flags::{Catalog, Environment, flags_from_unleash};
 #[test]
 fn imported_flags_pass_the_unleash_specification() {
     spec_cases::check_all("import → catalog", |defs| {
-        let (flags, problems) = flags_from_unleash(defs);
+        let (flags, problems) = flags_from_unleash(defs, chrono::Utc::now());
         assert!(
             problems.is_empty(),
             "features that did not import: {problems:?}"

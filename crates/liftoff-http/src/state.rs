@@ -65,6 +65,8 @@ pub struct Services {
     pub uptime: liftoff_core::uptime::UptimeService,
     pub incidents: liftoff_core::incidents::IncidentsService,
     pub alerts: liftoff_core::alerts::AlertsService,
+    /// The clock every service was given (the launch service takes it here).
+    pub clock: Arc<dyn liftoff_core::clock::Clock>,
 }
 
 #[derive(Clone)]
@@ -125,6 +127,7 @@ impl AppState {
             uptime,
             incidents,
             alerts,
+            clock,
         } = services;
         Self {
             limiter: Arc::new(RateLimiter::new(
@@ -156,7 +159,7 @@ impl AppState {
             health: HealthService::new(store.clone() as Arc<dyn liftoff_core::store::StoreHealth>),
             launch: liftoff_core::launch::LaunchService::new(
                 store.clone() as Arc<dyn liftoff_core::launch::LaunchStore>,
-                liftoff_core::clock::system(),
+                clock,
             )
             .with_notices(Arc::new(alerts.clone()))
             .with_windows(Arc::new(alerts.clone())),

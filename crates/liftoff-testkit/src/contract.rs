@@ -392,8 +392,14 @@ pub async fn flags_round_trip_with_versions(s: Arc<dyn StateStore>) {
         ["flag.update", "flag.create"]
     );
 
-    let plan =
-        liftoff_core::flags::RolloutPlan::new(f.flag_id.clone(), 50.0, 100.0, 25.0, Some(60));
+    let plan = liftoff_core::flags::RolloutPlan::new(
+        f.flag_id.clone(),
+        50.0,
+        100.0,
+        25.0,
+        Some(60),
+        Utc::now(),
+    );
     s.save_rollout_plan(
         &plan,
         &Change::new(&actor(), "flag.rollout_plan", "flag", "checkout"),

@@ -54,11 +54,15 @@ pub struct Built {
 pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let stores = open_stores(settings).await?;
     let store = stores.state.clone();
-    let keys = KeyService::new(store.clone(), settings.admin_token.as_deref());
+    // One clock for every service: the composition root is the only place that names it.
+    let clock = liftoff_core::clock::system();
+    let keys =
+        KeyService::new(store.clone(), settings.admin_token.as_deref()).with_clock(clock.clone());
     let users = UserService::new(
         store.clone(),
         chrono::Duration::hours(i64::from(settings.session_ttl_hours)),
     )
+    .with_clock(clock.clone())
     .with_password_hashing(PasswordHashing::new(settings.password_hash_concurrency));
     // The dummy hash unknown user names are verified against, computed before the first sign-in.
     users.password_hashing().warm_up().await;
@@ -70,10 +74,12 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let (monitoring, _writer) = MonitoringService::start(stores.metrics.clone(), &jobs)
         .await
         .context("opening request metrics")?;
+    let monitoring = monitoring.with_clock(clock.clone());
     // Like the request writer: drained once the server has answered every accepted batch.
     let (operations, _op_writer) = OperationsService::start(stores.operations.clone(), &jobs)
         .await
         .context("opening operation metrics")?;
+    let operations = operations.with_clock(clock.clone());
     // Like the request writer: every accepted batch is answered after its commit.
     let (events, _event_writer) = EventsService::start(
         stores.events.clone(),
@@ -89,12 +95,14 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         store.clone(),
         settings.uptime_min_interval_seconds,
     )
-    .with_outbound(outbound.clone());
+    .with_outbound(outbound.clone())
+    .with_clock(clock.clone());
     let incidents = liftoff_core::incidents::IncidentsService::new(
         store.clone(),
         stores.metrics.clone(),
         stores.events.clone(),
-    );
+    )
+    .with_clock(clock.clone());
     // Alert transitions join incidents; `uptime_failing` rules read the monitors.
     let alerts = build_alerts(
         settings,
@@ -103,6 +111,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         &operations,
         &outbound,
         &secrets,
+        &clock,
     )
     .await?
     .with_listener(Arc::new(incidents.clone()))
@@ -116,7 +125,8 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         settings.stale_flag_days,
     )
     .await
-    .context("loading flags")?;
+    .context("loading flags")?
+    .with_clock(clock.clone());
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,
@@ -145,6 +155,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 uptime,
                 incidents,
                 alerts,
+                clock,
             },
             http,
         ),
@@ -159,6 +170,7 @@ async fn build_alerts(
     operations: &OperationsService,
     outbound: &Arc<OutboundPolicy>,
     secrets: &Arc<SecretBox>,
+    clock: &Arc<dyn liftoff_core::clock::Clock>,
 ) -> anyhow::Result<liftoff_core::alerts::AlertsService> {
     let alert_settings = liftoff_core::alerts::AlertSettings {
         interval: settings.alert_interval,
@@ -175,7 +187,8 @@ async fn build_alerts(
         alert_settings,
     )
     .with_outbound(outbound.clone())
-    .with_secrets(secrets.clone());
+    .with_secrets(secrets.clone())
+    .with_clock(clock.clone());
     alerts
         .ensure_defaults()
         .await

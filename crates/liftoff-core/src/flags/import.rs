@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use liftoff_eval::{ClientFeatures, FeatureDef, SegmentDef};
 use serde_json::Value;
 
@@ -14,6 +14,7 @@ use super::model::{Flag, FlagKey, FlagVariant, StrategyKind};
 pub fn flag_from_unleash(
     f: &FeatureDef,
     segments: &HashMap<i64, &SegmentDef>,
+    now: DateTime<Utc>,
 ) -> Result<Flag, String> {
     let key = FlagKey::try_from(f.name.clone())?;
     let mut rules = Vec::with_capacity(f.strategies.len());
@@ -30,7 +31,6 @@ pub fn flag_from_unleash(
             rules.push(s);
         }
     }
-    let now = Utc::now();
     Ok(Flag {
         flag_id: key,
         name: f.name.clone(),
@@ -74,13 +74,17 @@ pub fn flag_from_unleash(
     })
 }
 
-/// Every feature of an Unleash export; features that cannot be flags are reported by name.
-pub fn flags_from_unleash(features: &ClientFeatures) -> (Vec<Flag>, Vec<String>) {
+/// Every feature of an Unleash export, stamped `now`; features that cannot be flags are
+/// reported by name.
+pub fn flags_from_unleash(
+    features: &ClientFeatures,
+    now: DateTime<Utc>,
+) -> (Vec<Flag>, Vec<String>) {
     let segments: HashMap<i64, &SegmentDef> = features.segments.iter().map(|s| (s.id, s)).collect();
     let mut flags = Vec::new();
     let mut problems = Vec::new();
     for f in &features.features {
-        match flag_from_unleash(f, &segments) {
+        match flag_from_unleash(f, &segments, now) {
             Ok(flag) => flags.push(flag),
             Err(e) => problems.push(format!("{}: {e}", f.name)),
         }

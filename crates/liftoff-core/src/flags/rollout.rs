@@ -64,8 +64,8 @@ impl RolloutPlan {
         target: f64,
         increment: f64,
         interval_minutes: Option<u32>,
+        now: DateTime<Utc>,
     ) -> Self {
-        let now = Utc::now();
         let steps = steps(current, target, increment);
         Self {
             flag_id,
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn a_scheduled_plan_advances_when_due() {
         let key = FlagKey::try_from("f".to_owned()).unwrap();
-        let mut plan = RolloutPlan::new(key, 0.0, 20.0, 10.0, Some(30));
+        let mut plan = RolloutPlan::new(key, 0.0, 20.0, 10.0, Some(30), Utc::now());
         let now = plan.created_at;
         assert_eq!(plan.due(now), None, "not before the interval");
         let later = now + Duration::minutes(31);

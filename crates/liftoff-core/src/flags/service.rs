@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use liftoff_eval::{Context, Evaluation};
 use serde_json::json;
 use tokio::sync::watch;
@@ -18,6 +18,7 @@ use super::rollout::{PlanState, RolloutPlan};
 use super::segments::{Segment, SegmentInput, validate_segment};
 use crate::audit::{AuditEntry, AuditQuery, AuditService, Change};
 use crate::auth::Actor;
+use crate::clock::Clock;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,7 @@ pub struct FlagService {
     stale_after: Duration,
     /// SDK feeds serialized so far (one per environment per catalog built).
     serialized: Arc<AtomicU64>,
+    clock: Arc<dyn Clock>,
 }
 
 const RETRIES: usize = 5;
@@ -127,7 +129,15 @@ impl FlagService {
             alerts,
             stale_after: Duration::days(i64::from(stale_after_days)),
             serialized,
+            clock: crate::clock::system(),
         })
+    }
+
+    /// Reads the time (change stamps, rollout steps, staleness) from `clock` instead of the
+    /// system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The catalog evaluation reads now.
@@ -227,7 +237,7 @@ impl FlagService {
     }
 
     pub async fn create(&self, by: &Actor, new: NewFlag) -> Result<Flag, FlagError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let percentage = new
             .percentage
             .unwrap_or(if new.strategy == StrategyKind::AllUsers {
@@ -336,7 +346,7 @@ impl FlagService {
             let mut flag = before.clone();
             edit(&mut flag)?;
             flag.version = before.version + 1;
-            flag.updated_at = Utc::now();
+            flag.updated_at = self.clock.now();
             validate(&flag).map_err(FlagError::Invalid)?;
             self.check_dependencies(&flag)?;
             let change = Change::new(by, action, "flag", key)
@@ -390,7 +400,7 @@ impl FlagService {
         features: &liftoff_eval::ClientFeatures,
         reason: Option<String>,
     ) -> Result<ImportReport, FlagError> {
-        let (flags, problems) = super::import::flags_from_unleash(features);
+        let (flags, problems) = super::import::flags_from_unleash(features, self.clock.now());
         if !problems.is_empty() {
             return Err(FlagError::Invalid(problems));
         }
@@ -458,7 +468,7 @@ impl FlagService {
             name: input.name.trim().to_owned(),
             description: input.description,
             constraints: input.constraints,
-            updated_at: Utc::now(),
+            updated_at: self.clock.now(),
         };
         let change = Change::new(by, "segment.create", "segment", "new")
             .after(to_value(&segment))
@@ -487,7 +497,7 @@ impl FlagService {
             name: input.name.trim().to_owned(),
             description: input.description,
             constraints: input.constraints,
-            updated_at: Utc::now(),
+            updated_at: self.clock.now(),
         };
         let change = Change::new(by, "segment.update", "segment", &id.to_string())
             .before(to_value(&before))
@@ -598,6 +608,7 @@ impl FlagService {
             target,
             increment,
             interval_minutes,
+            self.clock.now(),
         );
         let total = plan.steps.len();
         let recommendation = match (total, interval_minutes) {
@@ -668,7 +679,7 @@ impl FlagService {
                 "the rollout plan of `{key}` is already completed"
             )]));
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         plan.state = if pause {
             PlanState::Paused
         } else {
@@ -700,14 +711,7 @@ impl FlagService {
     /// Applies every due rollout step; pauses every active plan while a critical alert fires.
     /// Returns what it did, for the job log.
     pub async fn advance_rollouts(&self) -> Result<String, FlagError> {
-        self.advance_rollouts_at(Utc::now()).await
-    }
-
-    /// [`Self::advance_rollouts`] as if it were `now` (tests step through a schedule with it).
-    pub async fn advance_rollouts_at(
-        &self,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<String, FlagError> {
+        let now = self.clock.now();
         let plans: Vec<RolloutPlan> = self
             .store
             .list_rollout_plans()
@@ -766,7 +770,7 @@ impl FlagService {
         let counts = self.counters.drain();
         if !counts.is_empty() {
             self.store
-                .record_flag_evaluations(Utc::now().date_naive(), &counts)
+                .record_flag_evaluations(self.clock.now().date_naive(), &counts)
                 .await?;
         }
         Ok(counts.len())
@@ -783,7 +787,7 @@ impl FlagService {
             .await?
             .into_iter()
             .collect();
-        let now = Utc::now();
+        let now = self.clock.now();
         let days = self.stale_after.num_days();
         Ok(self
             .catalog()

@@ -19,6 +19,7 @@ use crate::analytics::EventStore;
 use crate::analytics::insights::is_error_event;
 use crate::audit::Change;
 use crate::auth::Actor;
+use crate::clock::Clock;
 use crate::monitoring::MetricsStore;
 use crate::store::StoreError;
 
@@ -170,6 +171,7 @@ pub struct IncidentsService {
     events: Arc<dyn EventStore>,
     /// Alert transitions are handled one at a time, so one alert opens one incident.
     alerts: Arc<tokio::sync::Mutex<()>>,
+    clock: Arc<dyn Clock>,
 }
 
 fn text(field: &str, v: &str, max: usize) -> Result<String, IncidentError> {
@@ -225,7 +227,14 @@ impl IncidentsService {
             metrics,
             events,
             alerts: Arc::default(),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Newest first.
@@ -255,7 +264,7 @@ impl IncidentsService {
         actor: &Actor,
         input: NewIncident,
     ) -> Result<Incident, IncidentError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let started_at = input.started_at.unwrap_or(now);
         not_future(started_at, now, "started_at")?;
         let author = actor.to_string();
@@ -317,7 +326,7 @@ impl IncidentsService {
             let mut after = before.clone();
             let out = f(&mut after)?;
             after.version = before.version + 1;
-            after.updated_at = Utc::now();
+            after.updated_at = self.clock.now();
             let change = Change::new(actor, action, "incident", id)
                 .before(json!({"status": before.status, "version": before.version}))
                 .after(json!({"status": after.status, "version": after.version}));
@@ -338,7 +347,7 @@ impl IncidentsService {
         id: &str,
         p: IncidentPatch,
     ) -> Result<Incident, IncidentError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let author = actor.to_string();
         let title = p
             .title
@@ -400,7 +409,7 @@ impl IncidentsService {
         id: &str,
         input: TimelineInput,
     ) -> Result<Incident, IncidentError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let at = input.at.unwrap_or(now);
         not_future(at, now, "at")?;
         let entry = TimelineEntry {
@@ -677,7 +686,7 @@ impl IncidentsService {
         if t.status != AlertStatus::Firing || t.severity != Severity::Critical {
             return Ok(());
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut incident = Incident {
             id: String::new(),
             title: t.rule_name.chars().take(200).collect(),

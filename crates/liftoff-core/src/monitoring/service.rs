@@ -16,6 +16,7 @@ use super::requests::{
 use super::sketch::DDSketch;
 use super::{MetricsStore, RequestCell};
 use crate::batch::{BatchWriter, FlushFn, SubmitError};
+use crate::clock::Clock;
 use crate::jobs::JobRegistry;
 use crate::store::StoreError;
 
@@ -35,12 +36,12 @@ pub enum IngestError {
 /// Validates a batch at one `now`, all or nothing: the first bad record's index and reason.
 pub(crate) fn validate_all<R, T>(
     records: Vec<R>,
+    now: DateTime<Utc>,
     validate: impl Fn(R, DateTime<Utc>) -> Result<T, String>,
 ) -> Result<Vec<T>, IngestError> {
     if records.is_empty() {
         return Err(IngestError::Empty);
     }
-    let now = Utc::now();
     records
         .into_iter()
         .enumerate()
@@ -219,6 +220,7 @@ pub struct MonitoringService {
     counters: Arc<super::prometheus::RequestCounters>,
     own: Arc<std::sync::Mutex<Vec<Request>>>,
     own_dropped: Arc<std::sync::atomic::AtomicU64>,
+    clock: Arc<dyn Clock>,
 }
 
 /// By default minute cells are kept a day, hourly cells 30 days, daily cells a year (in
@@ -325,9 +327,17 @@ impl MonitoringService {
                 counters: Default::default(),
                 own: Default::default(),
                 own_dropped: Default::default(),
+                clock: crate::clock::system(),
             },
             handle,
         ))
+    }
+
+    /// Reads the time (when a batch is validated, Liftoff's own requests) from `clock`
+    /// instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Refuses (overloaded) when the ingest queue is already behind, before any work is done.
@@ -339,7 +349,7 @@ impl MonitoringService {
     /// they are committed.
     pub async fn ingest(&self, records: Vec<RequestRecord>) -> Result<usize, IngestError> {
         let n = records.len();
-        let valid = validate_all(records, RequestRecord::validate)?;
+        let valid = validate_all(records, self.clock.now(), RequestRecord::validate)?;
         self.commit(valid).await?;
         Ok(n)
     }
@@ -393,7 +403,7 @@ impl MonitoringService {
             route: route.to_owned(),
             status,
             duration_ms,
-            at: Utc::now(),
+            at: self.clock.now(),
         });
     }
 
@@ -430,7 +440,7 @@ impl MonitoringService {
 
     /// Gauges of the app instances that report their resources.
     fn render_instances(&self, out: &mut String) {
-        let instances = self.instances.list(Utc::now());
+        let instances = self.instances.list(self.clock.now());
         type Family = (
             &'static str,
             &'static str,

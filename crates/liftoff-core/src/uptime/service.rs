@@ -17,6 +17,7 @@ use super::{
 use crate::alerts::hooks::{MonitorHealth, UptimeSource};
 use crate::audit::Change;
 use crate::auth::Actor;
+use crate::clock::Clock;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +110,7 @@ pub struct UptimeService {
     min_interval: u32,
     /// Monitors whose URL names a denied destination are refused.
     outbound: Arc<crate::outbound::OutboundPolicy>,
+    clock: Arc<dyn Clock>,
 }
 
 fn percent(up: u64, total: u64) -> Option<f64> {
@@ -143,7 +145,14 @@ impl UptimeService {
             store,
             min_interval: min_interval.max(1),
             outbound: Arc::default(),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Refuses monitors whose URL names a destination `outbound` denies (the checker checks
@@ -239,7 +248,7 @@ impl UptimeService {
     }
 
     pub async fn create(&self, actor: &Actor, input: MonitorInput) -> Result<Monitor, UptimeError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         if input.name.is_none() || input.url.is_none() {
             return Err(invalid("name and url are required"));
         }
@@ -275,7 +284,7 @@ impl UptimeService {
         let before = self.get(id).await?;
         let mut m = before.clone();
         Self::apply(&mut m, input);
-        m.updated_at = Utc::now();
+        m.updated_at = self.clock.now();
         self.validate(&m)?;
         let change = Change::new(
             actor,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use liftoff_core::auth::Actor;
+use liftoff_core::clock::ManualClock;
 use liftoff_core::flags::{CriticalAlerts, FlagService, NewFlag, PlanState};
 use serde_json::json;
 
@@ -23,7 +24,7 @@ impl CriticalAlerts for Switch {
     }
 }
 
-async fn service(alerts: Arc<Switch>) -> (FlagService, tempfile::TempDir) {
+async fn service(alerts: Arc<Switch>, clock: ManualClock) -> (FlagService, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         liftoff_store::sqlite::SqliteState::open(&dir.path().join("state.db"))
@@ -32,7 +33,10 @@ async fn service(alerts: Arc<Switch>) -> (FlagService, tempfile::TempDir) {
     );
     let audit = liftoff_core::audit::AuditService::new(store.clone());
     (
-        FlagService::start(store, audit, alerts, 30).await.unwrap(),
+        FlagService::start(store, audit, alerts, 30)
+            .await
+            .unwrap()
+            .with_clock(Arc::new(clock)),
         dir,
     )
 }
@@ -44,7 +48,9 @@ fn new_flag(v: serde_json::Value) -> NewFlag {
 #[tokio::test]
 async fn a_scheduled_rollout_steps_on_time_and_pauses_on_a_critical_alert() {
     let alerts = Arc::new(Switch::default());
-    let (flags, _dir) = service(alerts.clone()).await;
+    let t0 = Utc::now();
+    let clock = ManualClock::new(t0);
+    let (flags, _dir) = service(alerts.clone(), clock.clone()).await;
     let me = Actor::System;
     flags
         .create(
@@ -66,27 +72,20 @@ async fn a_scheduled_rollout_steps_on_time_and_pauses_on_a_critical_alert() {
         .unwrap();
     assert_eq!(answer.steps, vec![30.0, 50.0]);
 
-    let t0 = Utc::now();
-    flags
-        .advance_rollouts_at(t0 + Duration::minutes(30))
-        .await
-        .unwrap();
+    clock.set(t0 + Duration::minutes(30));
+    flags.advance_rollouts().await.unwrap();
     assert_eq!(
         flags.get("search-v2").unwrap().percentage,
         10.0,
         "nothing before the interval"
     );
-    flags
-        .advance_rollouts_at(t0 + Duration::minutes(61))
-        .await
-        .unwrap();
+    clock.set(t0 + Duration::minutes(61));
+    flags.advance_rollouts().await.unwrap();
     assert_eq!(flags.get("search-v2").unwrap().percentage, 30.0);
 
     alerts.0.store(true, Ordering::Relaxed);
-    let did = flags
-        .advance_rollouts_at(t0 + Duration::minutes(200))
-        .await
-        .unwrap();
+    clock.set(t0 + Duration::minutes(200));
+    let did = flags.advance_rollouts().await.unwrap();
     assert!(did.contains("paused"), "{did}");
     assert_eq!(
         flags.get("search-v2").unwrap().percentage,
@@ -98,10 +97,8 @@ async fn a_scheduled_rollout_steps_on_time_and_pauses_on_a_critical_alert() {
     assert!(plan.paused_reason.unwrap().contains("error rate"));
 
     alerts.0.store(false, Ordering::Relaxed);
-    flags
-        .advance_rollouts_at(t0 + Duration::minutes(300))
-        .await
-        .unwrap();
+    clock.set(t0 + Duration::minutes(300));
+    flags.advance_rollouts().await.unwrap();
     assert_eq!(
         flags.get("search-v2").unwrap().percentage,
         30.0,
@@ -111,10 +108,8 @@ async fn a_scheduled_rollout_steps_on_time_and_pauses_on_a_critical_alert() {
         .set_plan_state(&me, "search-v2", false, Some("fixed".into()))
         .await
         .unwrap();
-    flags
-        .advance_rollouts_at(Utc::now() + Duration::minutes(61))
-        .await
-        .unwrap();
+    clock.advance(Duration::minutes(61));
+    flags.advance_rollouts().await.unwrap();
     assert_eq!(flags.get("search-v2").unwrap().percentage, 50.0);
     assert_eq!(
         flags.rollout_plans().await.unwrap()[0].state,
@@ -136,7 +131,7 @@ async fn a_scheduled_rollout_steps_on_time_and_pauses_on_a_critical_alert() {
 
 #[tokio::test]
 async fn evaluation_counts_are_recorded_and_fresh_flags_are_not_stale() {
-    let (flags, _dir) = service(Arc::default()).await;
+    let (flags, _dir) = service(Arc::default(), ManualClock::new(Utc::now())).await;
     flags
         .create(&Actor::System, new_flag(json!({"flag_id": "dark-mode"})))
         .await

@@ -294,3 +294,40 @@ async fn next_never_leaves_the_site_over_http() {
         assert_eq!(location(&res), "/", "{raw}");
     }
 }
+
+/// Sessions live on the service's clock: stepped past the TTL, the session is gone and purged,
+/// without waiting and without a hidden setting.
+#[tokio::test]
+async fn a_session_ends_when_the_clock_passes_its_ttl() {
+    use liftoff_core::clock::ManualClock;
+    use liftoff_core::users::{LoginOutcome, Role, UserService};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        liftoff_store::sqlite::SqliteState::open(&dir.path().join("state.db"))
+            .await
+            .unwrap(),
+    );
+    let t0 = chrono::Utc::now();
+    let clock = ManualClock::new(t0);
+    let users =
+        UserService::new(store, chrono::Duration::hours(1)).with_clock(Arc::new(clock.clone()));
+    users
+        .create(
+            &liftoff_core::auth::Actor::System,
+            "ana",
+            "a long enough password",
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    let LoginOutcome::SignedIn(s) = users.login("ana", "a long enough password").await.unwrap()
+    else {
+        panic!("sign-in refused");
+    };
+    assert_eq!(s.record.expires_at, t0 + chrono::Duration::hours(1));
+    clock.advance(chrono::Duration::minutes(59));
+    assert!(users.session(&s.token).await.unwrap().is_some());
+    clock.advance(chrono::Duration::minutes(2));
+    assert!(users.session(&s.token).await.unwrap().is_none());
+    assert_eq!(users.purge_expired_sessions().await.unwrap(), 1);
+}

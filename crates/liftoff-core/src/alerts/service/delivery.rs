@@ -12,7 +12,7 @@ impl AlertsService {
     /// it was delivered and, if not, why. A failed test is not retried.
     pub async fn test_channel(&self, id: i64) -> Result<Delivery, AlertError> {
         let channel = self.stored_channel(id).await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let payload = test_payload(&channel.channel.name, &self.settings.external_url, now);
         let mut d = Delivery::pending(id, DeliveryKind::Test, payload, now, now);
         d.id = self.store.enqueue_delivery(&d).await?;
@@ -32,7 +32,7 @@ impl AlertsService {
             p.entry("externalURL")
                 .or_insert_with(|| self.settings.external_url.clone().into());
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut d = Delivery::pending(channel_id, DeliveryKind::Event, payload, now, now);
         d.id = self.store.enqueue_delivery(&d).await?;
         Ok(d)
@@ -106,7 +106,7 @@ impl AlertsService {
         match outcome {
             Ok(()) => {
                 d.status = DeliveryStatus::Sent;
-                d.sent_at = Some(Utc::now());
+                d.sent_at = Some(self.clock.now());
                 d.last_error = None;
                 d.response_excerpt = None;
             }

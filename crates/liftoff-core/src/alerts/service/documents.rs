@@ -64,6 +64,7 @@ impl AlertsService {
         input: RuleInput,
         id: i64,
         created: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Rule, AlertError> {
         let (metric, threshold) = validate_rule(&input)?;
         Ok(Rule {
@@ -80,12 +81,13 @@ impl AlertsService {
             description: input.description,
             slo: input.slo,
             created_at: created,
-            updated_at: Utc::now(),
+            updated_at: now,
         })
     }
 
     pub async fn create_rule(&self, actor: &Actor, input: RuleInput) -> Result<Rule, AlertError> {
-        let mut rule = Self::build_rule(input, 0, Utc::now())?;
+        let now = self.clock.now();
+        let mut rule = Self::build_rule(input, 0, now, now)?;
         if self.rules().await?.iter().any(|r| r.name == rule.name) {
             return Err(AlertError::Invalid(format!(
                 "a rule named `{}` exists",
@@ -105,7 +107,7 @@ impl AlertsService {
         input: RuleInput,
     ) -> Result<Rule, AlertError> {
         let before = self.rule(id).await?;
-        let rule = Self::build_rule(input, id, before.created_at)?;
+        let rule = Self::build_rule(input, id, before.created_at, self.clock.now())?;
         if self
             .rules()
             .await?
@@ -172,7 +174,7 @@ impl AlertsService {
     }
 
     pub async fn ack(&self, actor: &Actor, id: i64) -> Result<Alert, AlertError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let by = actor.to_string();
         let change = Change::new(actor, "alert.ack", "alert", &id.to_string());
         if !self.store.ack_alert(id, &by, now, &change).await? {
@@ -406,7 +408,7 @@ impl AlertsService {
             name: input.name.trim().to_owned(),
             config: input.config,
             enabled: input.enabled,
-            created_at: Utc::now(),
+            created_at: self.clock.now(),
         };
         let doc = self.channel_doc(&c)?;
         let change = Change::new(

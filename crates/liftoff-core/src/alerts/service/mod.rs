@@ -25,6 +25,7 @@ use super::window_notices;
 use crate::alerts::AlertStore;
 use crate::audit::Change;
 use crate::auth::Actor;
+use crate::clock::Clock;
 use crate::monitoring::operations::service::OperationsService;
 use crate::monitoring::service::TimeRange;
 use crate::monitoring::{Filter, MonitoringService};
@@ -103,6 +104,7 @@ pub struct AlertsService {
     secrets: Option<Arc<SecretBox>>,
     /// Channels whose URL or SMTP host names a denied destination are refused.
     outbound: Arc<OutboundPolicy>,
+    clock: Arc<dyn Clock>,
 }
 
 fn dur(d: StdDuration) -> Duration {
@@ -258,7 +260,15 @@ impl AlertsService {
             settings: Arc::new(settings),
             secrets: None,
             outbound: Arc::default(),
+            clock: crate::clock::system(),
         }
+    }
+
+    /// Reads the time (documents stamped, channel tests, notices queued) from `clock` instead
+    /// of the system clock. Evaluation and delivery take `now` from their caller.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Seals channel secrets (webhook URLs, SMTP passwords) with `secrets` when they are
@@ -317,7 +327,7 @@ impl AlertsService {
         if !self.store.mark_once("alerts.default_rules").await? {
             return Ok(0);
         }
-        let rules = default_rules(Utc::now());
+        let rules = default_rules(self.clock.now());
         for r in &rules {
             let doc = to_value(r)?;
             let change = Change::new(&Actor::System, "alert_rule.create", "alert_rule", "")

@@ -16,6 +16,7 @@ use super::{
 };
 use super::{OperationStore, OperationUserCounts};
 use crate::batch::{BatchWriter, FlushFn};
+use crate::clock::Clock;
 use crate::jobs::JobRegistry;
 use crate::monitoring::prometheus::{BUCKETS, escape, write_histogram};
 use crate::monitoring::service::{Durations, IngestError, Retention, TimeRange, validate_all};
@@ -122,6 +123,7 @@ pub struct OperationsService {
     budget: Arc<NameBudget>,
     errors_dropped: Arc<AtomicU64>,
     series: Arc<std::sync::Mutex<BTreeMap<(String, String), Series>>>,
+    clock: Arc<dyn Clock>,
 }
 
 fn rate(part: u64, whole: u64) -> Option<f64> {
@@ -162,9 +164,17 @@ impl OperationsService {
                 budget,
                 errors_dropped,
                 series: Arc::default(),
+                clock: crate::clock::system(),
             },
             handle,
         ))
+    }
+
+    /// Reads the time (when a batch is validated) from `clock`
+    /// instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Refuses (overloaded) when the ingest queue is already behind, before any work is done.
@@ -175,7 +185,7 @@ impl OperationsService {
     /// Validates every record (all or nothing), folds them and returns once committed.
     pub async fn ingest(&self, records: Vec<OperationRecord>) -> Result<usize, IngestError> {
         let n = records.len();
-        let valid = validate_all(records, OperationRecord::validate)?;
+        let valid = validate_all(records, self.clock.now(), OperationRecord::validate)?;
         self.record(valid).await?;
         Ok(n)
     }
