@@ -150,7 +150,11 @@ fn services_read_the_time_through_their_clock() {
     files.sort();
     let mut found = Vec::new();
     for path in &files {
-        let rel = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         if SYSTEM_TIME_ALLOWED.iter().any(|(f, _)| *f == rel) || rel.ends_with("tests.rs") {
             continue;
         }

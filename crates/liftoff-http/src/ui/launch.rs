@@ -578,12 +578,7 @@ pub async fn set_limit(
     form: Result<CsrfForm<LimitForm>, Refused>,
 ) -> Response {
     editor_form(&state, &user, form, async |f: LimitForm| {
-        let limit = match f.user_limit.trim() {
-            "" => None,
-            n => Some(n.parse::<u32>().map_err(|_| {
-                LaunchError::Invalid(format!("the user limit must be a whole number, not `{n}`"))
-            })?),
-        };
+        let limit = optional_count(&f.user_limit, "the user limit must be a whole number")?;
         let (_, admitted) = state
             .launch
             .set_user_limit(limit, text(f.reason), &user.user.actor())
@@ -687,14 +682,10 @@ pub async fn maintenance(
     form: Result<CsrfForm<MaintenanceForm>, Refused>,
 ) -> Response {
     editor_form(&state, &user, form, async |f: MaintenanceForm| {
-        let retry_after_seconds = match f.retry_after_seconds.trim() {
-            "" => None,
-            n => Some(n.parse::<u32>().map_err(|_| {
-                LaunchError::Invalid(format!(
-                    "retry after must be a number of seconds, not `{n}`"
-                ))
-            })?),
-        };
+        let retry_after_seconds = optional_count(
+            &f.retry_after_seconds,
+            "retry after must be a number of seconds",
+        )?;
         let input = MaintenanceInput {
             enabled: f.enabled,
             message: f.message,
@@ -732,6 +723,18 @@ pub struct ScheduleForm {
     notify_before_minutes: String,
 }
 
+/// An optional whole-number field: empty is `None`; anything else must parse, or `must` (what
+/// the field must be) is the message.
+fn optional_count(raw: &str, must: &str) -> Result<Option<u32>, LaunchError> {
+    match raw.trim() {
+        "" => Ok(None),
+        n => n
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| LaunchError::Invalid(format!("{must}, not `{n}`"))),
+    }
+}
+
 /// A `datetime-local` value (`YYYY-MM-DDTHH:MM`, seconds optional) read as UTC.
 fn utc_minute(field: &str, raw: &str) -> Result<chrono::DateTime<chrono::Utc>, LaunchError> {
     let raw = raw.trim();
@@ -750,14 +753,10 @@ pub async fn schedule(
     editor_form(&state, &user, form, async |f: ScheduleForm| {
         let starts_at = utc_minute("From", &f.starts_at)?;
         let ends_at = utc_minute("To", &f.ends_at)?;
-        let notify_before_minutes = match f.notify_before_minutes.trim() {
-            "" => None,
-            n => Some(n.parse::<u32>().map_err(|_| {
-                LaunchError::Invalid(format!(
-                    "notify before must be a number of minutes, not `{n}`"
-                ))
-            })?),
-        };
+        let notify_before_minutes = optional_count(
+            &f.notify_before_minutes,
+            "notify before must be a number of minutes",
+        )?;
         let w = state
             .alerts
             .create_maintenance(
