@@ -78,6 +78,24 @@ describe('launch page', () => {
       const status = await api('GET', '/api/launch/status', undefined, ingest);
       assert.equal(status.body.maintenance, true);
       assert.equal(status.body.message, 'Back at 14:00 UTC');
+
+      // Schedule a window with notices: listed with its lead time.
+      await page.fill('#launch-schedule input[name=starts_at]', '2030-01-01T02:00');
+      await page.fill('#launch-schedule input[name=ends_at]', '2030-01-01T03:00');
+      await page.fill('#launch-schedule input[name=notify_before_minutes]', '60');
+      await Promise.all([page.waitForLoadState('load'), page.click('#launch-schedule button[type=submit]')]);
+      await page.locator('p.flash.ok').waitFor();
+      assert.match(await page.locator('#launch-windows').textContent(), /60 min ahead, at start and end/);
+
+      // The report downloads as Markdown with the session.
+      const href = await page.locator('#launch-report').getAttribute('href');
+      const report = await page.evaluate(async (url) => {
+        const r = await fetch(url);
+        return { type: r.headers.get('content-type'), text: await r.text() };
+      }, href);
+      assert.match(report.type, /^text\/markdown/);
+      assert.match(report.text, /^# Launch report/);
+      assert.match(report.text, /\| Dark mode \| 1 \|/, 'the most requested feature is in it');
       assert.deepEqual(problems, [], 'no console errors');
     }));
 });
