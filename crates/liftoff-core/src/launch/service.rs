@@ -159,6 +159,9 @@ pub struct LaunchStatus {
     pub revision: i64,
 }
 
+/// Phase changes kept in the settings (the oldest are dropped beyond it).
+const MAX_PHASE_HISTORY: usize = 100;
+
 /// The OFREP flag that is true while maintenance mode holds the user out.
 pub const MAINTENANCE_FLAG: &str = "liftoff.maintenance";
 /// The OFREP flag that is true when the context's `targetingKey` holds a seat; evaluating it
@@ -624,6 +627,9 @@ impl LaunchService {
                     forced: force,
                     reason: reason.clone(),
                 });
+                // A plan put and advanced over and over keeps only its recent history.
+                let over = s.phase_history.len().saturating_sub(MAX_PHASE_HISTORY);
+                s.phase_history.drain(..over);
                 if let Some(next) = s.phases.get(s.phase) {
                     s.user_limit = next.user_limit;
                 }
