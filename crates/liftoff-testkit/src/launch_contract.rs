@@ -146,27 +146,44 @@ pub async fn seats_go_to_the_waitlist_in_order(s: Arc<dyn LaunchStore>) {
 pub async fn a_settled_answer_is_read_and_agrees_with_the_ask(s: Arc<dyn LaunchStore>) {
     set_limit(&s, Some(1)).await;
     let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-    assert!(s.peek_admission("a").await.unwrap().is_none(), "a new user");
+    assert!(
+        s.peek_admission("a", Some(1)).await.unwrap().is_none(),
+        "a new user"
+    );
     for user in ["a", "b", "c"] {
         s.ask_admission(user, at).await.unwrap();
     }
     for user in ["a", "b", "c"] {
-        let peeked = s.peek_admission(user).await.unwrap().expect("settled");
+        let peeked = s
+            .peek_admission(user, Some(1))
+            .await
+            .unwrap()
+            .expect("settled");
         let mut asked = s.ask_admission(user, at).await.unwrap();
         asked.newly_admitted.clear();
         assert_eq!(peeked, asked, "{user}");
     }
-    let c = s.peek_admission("c").await.unwrap().unwrap();
+    let c = s.peek_admission("c", Some(1)).await.unwrap().unwrap();
     assert_eq!((c.allowed, c.waitlist_position), (false, Some(2)));
+    assert!(
+        s.peek_admission("c", Some(5)).await.unwrap().is_none(),
+        "under a limit that looks higher, the ask decides"
+    );
     // A seat opens (revoked): the next ask must be written to fill it.
     assert!(
         s.revoke_admission("a", &change("launch.revoke"))
             .await
             .unwrap()
     );
-    assert!(s.peek_admission("b").await.unwrap().is_none());
+    assert!(s.peek_admission("b", Some(1)).await.unwrap().is_none());
     assert!(s.ask_admission("b", at).await.unwrap().allowed);
-    assert!(s.peek_admission("b").await.unwrap().unwrap().allowed);
+    assert!(
+        s.peek_admission("b", Some(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .allowed
+    );
 }
 
 /// First asks and seats counted per UTC day, from the day of `since` on.

@@ -179,12 +179,31 @@ pub struct ReservedFlag {
     pub version: String,
 }
 
+/// How long launch state read on the apps' hot paths (status polls, the reserved OFREP flags,
+/// seat asks) is reused. Changes made through this process are seen at once; another
+/// replica's within this, like flag changes.
+const HOT_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the hot paths reuse: the settings, and the gating window answered at a time.
+#[derive(Default)]
+struct Hot {
+    settings: Option<(std::time::Instant, LaunchSettings)>,
+    /// When read, the windows' revision then, the service-clock time asked about, the answer.
+    window: Option<(
+        std::time::Instant,
+        u64,
+        chrono::DateTime<chrono::Utc>,
+        Option<GatingWindow>,
+    )>,
+}
+
 #[derive(Clone)]
 pub struct LaunchService {
     store: Arc<dyn LaunchStore>,
     clock: Arc<dyn Clock>,
     notices: Option<Arc<dyn AdmissionNotices>>,
     windows: Option<Arc<dyn MaintenanceWindows>>,
+    hot: Arc<std::sync::Mutex<Hot>>,
 }
 
 impl LaunchService {
@@ -194,7 +213,27 @@ impl LaunchService {
             clock,
             notices: None,
             windows: None,
+            hot: Arc::default(),
         }
+    }
+
+    fn hot(&self) -> std::sync::MutexGuard<'_, Hot> {
+        // A panic while holding the lock leaves at worst a stale entry that expires.
+        self.hot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The settings for the hot paths: reused up to [`HOT_TTL`], replaced by every save here.
+    async fn hot_settings(&self) -> Result<LaunchSettings, LaunchError> {
+        if let Some((at, s)) = &self.hot().settings
+            && at.elapsed() < HOT_TTL
+        {
+            return Ok(s.clone());
+        }
+        let s = self.store.launch_settings().await?;
+        self.hot().settings = Some((std::time::Instant::now(), s.clone()));
+        Ok(s)
     }
 
     /// Lets scheduled gating windows put apps into maintenance mode.
@@ -216,8 +255,21 @@ impl LaunchService {
     /// treated as absent: the manual switch still works.
     async fn window(&self) -> Option<GatingWindow> {
         let windows = self.windows.as_ref()?;
-        match windows.gating_window(self.clock.now()).await {
-            Ok(w) => w,
+        let now = self.clock.now();
+        let revision = windows.revision();
+        if let Some((at, rev, asked, w)) = &self.hot().window
+            && at.elapsed() < HOT_TTL
+            && *rev == revision
+            && (now - *asked).num_milliseconds().abs() < HOT_TTL.as_millis() as i64
+            && w.as_ref().is_none_or(|w| now < w.ends_at)
+        {
+            return w.clone();
+        }
+        match windows.gating_window(now).await {
+            Ok(w) => {
+                self.hot().window = Some((std::time::Instant::now(), revision, now, w.clone()));
+                w
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "Maintenance windows could not be read.");
                 None
@@ -271,7 +323,7 @@ impl LaunchService {
     }
 
     pub async fn status(&self) -> Result<LaunchStatus, LaunchError> {
-        let s = self.settings().await?;
+        let s = self.hot_settings().await?;
         let m = &s.maintenance;
         let window = self.window_unless_manual(&s).await;
         let (maintenance, message, retry_after_seconds) = match &window {
@@ -329,6 +381,7 @@ impl LaunchService {
                 .save_launch_settings(&after, self.clock.now(), &audit)
                 .await?
             {
+                self.hot().settings = Some((std::time::Instant::now(), saved.0.clone()));
                 let seated: Vec<_> = saved.1.iter().map(|u| (u.clone(), Via::Waitlist)).collect();
                 self.announce(&seated).await;
                 return Ok(saved);
@@ -452,7 +505,7 @@ impl LaunchService {
         user: Option<&str>,
     ) -> Option<Result<ReservedFlag, LaunchError>> {
         match key {
-            MAINTENANCE_FLAG => Some(match self.settings().await {
+            MAINTENANCE_FLAG => Some(match self.hot_settings().await {
                 Err(e) => Err(e),
                 Ok(s) => {
                     let window = self.window_unless_manual(&s).await;
@@ -497,7 +550,8 @@ impl LaunchService {
     pub async fn ask(&self, raw_user_id: &str) -> Result<Admission, LaunchError> {
         let id = user_id(raw_user_id)?;
         // Most asks are a returning user's: answered from a read, without the write lock.
-        if let Some(settled) = self.store.peek_admission(id).await? {
+        let limit = self.hot_settings().await?.user_limit;
+        if let Some(settled) = self.store.peek_admission(id, limit).await? {
             return Ok(settled);
         }
         let admission = self.store.ask_admission(id, self.clock.now()).await?;

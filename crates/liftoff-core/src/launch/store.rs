@@ -189,9 +189,16 @@ pub trait LaunchStore: Send + Sync {
 
     async fn admission_counts(&self) -> Result<AdmissionCounts, StoreError>;
 
-    /// A known user's answer from a read when [`settled`] says the ask would change nothing;
-    /// `None` when the user is new or a seat is free (then `ask_admission` decides).
-    async fn peek_admission(&self, user_id: &str) -> Result<Option<Admission>, StoreError>;
+    /// A known user's answer from a read when [`settled`] says the ask would change nothing
+    /// under `limit`; `None` when the user is new or a seat is free (then `ask_admission`
+    /// decides with the stored limit). A stale `limit` is safe: raising the limit seats the
+    /// waitlist in the store at once, and a limit that looks higher than it is only sends the
+    /// ask down the write path.
+    async fn peek_admission(
+        &self,
+        user_id: &str,
+        limit: Option<u32>,
+    ) -> Result<Option<Admission>, StoreError>;
 
     /// First asks and seats per UTC day from `since`'s day on, oldest first; days without
     /// either are left out. Revoked users are forgotten, so they count nowhere.

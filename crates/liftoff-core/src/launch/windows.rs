@@ -18,4 +18,7 @@ pub struct GatingWindow {
 pub trait MaintenanceWindows: Send + Sync {
     /// The gating window running at `now` that ends last, if any.
     async fn gating_window(&self, now: DateTime<Utc>) -> Result<Option<GatingWindow>, String>;
+    /// Bumped by every change to the windows made through this process, so an answer kept
+    /// for the hot path is dropped at once when one is scheduled or removed here.
+    fn revision(&self) -> u64;
 }

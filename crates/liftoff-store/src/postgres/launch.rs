@@ -234,9 +234,13 @@ impl LaunchStore for PgState {
         counts_in(&client).await
     }
 
-    async fn peek_admission(&self, user_id: &str) -> Result<Option<Admission>, StoreError> {
+    async fn peek_admission(
+        &self,
+        user_id: &str,
+        limit: Option<u32>,
+    ) -> Result<Option<Admission>, StoreError> {
         let mut client = self.client().await?;
-        // One snapshot for the user, the counts and the limit; no row is locked.
+        // One snapshot for the user and the counts; no row is locked.
         let tx = client
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -255,7 +259,6 @@ impl LaunchStore for PgState {
             return Ok(None);
         };
         let (seq, admitted_at): (i64, Option<i64>) = (row.get(0), row.get(1));
-        let limit = settings_in(&tx, false).await?.user_limit;
         let counts = counts_in(&tx).await?;
         let Some(allowed) = settled(limit, admitted_at.is_some(), counts) else {
             return Ok(None);

@@ -223,11 +223,15 @@ impl LaunchStore for SqliteState {
         self.db.read(counts_in).await
     }
 
-    async fn peek_admission(&self, user_id: &str) -> Result<Option<Admission>, StoreError> {
+    async fn peek_admission(
+        &self,
+        user_id: &str,
+        limit: Option<u32>,
+    ) -> Result<Option<Admission>, StoreError> {
         let user_id = user_id.to_owned();
         self.db
             .read(move |c| {
-                // One snapshot for the user, the counts and the limit.
+                // One snapshot for the user and the counts.
                 let tx = c.unchecked_transaction().map_err(sql_err)?;
                 let row: Option<(i64, Option<i64>)> = tx
                     .query_row(
@@ -240,7 +244,6 @@ impl LaunchStore for SqliteState {
                 let Some((seq, admitted_at)) = row else {
                     return Ok(None);
                 };
-                let limit = settings_in(&tx)?.user_limit;
                 let counts = counts_in(&tx)?;
                 let Some(allowed) = settled(limit, admitted_at.is_some(), counts) else {
                     return Ok(None);

@@ -297,6 +297,7 @@ impl AlertsService {
         w.id = self
             .insert_doc(DocKind::Maintenance, &w, None, actor, "maintenance.create")
             .await?;
+        self.windows_changed();
         Ok(w)
     }
 
@@ -308,7 +309,14 @@ impl AlertsService {
             "maintenance.delete",
             "maintenance window",
         )
-        .await
+        .await?;
+        self.windows_changed();
+        Ok(())
+    }
+
+    fn windows_changed(&self) {
+        self.windows_revision
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     // ---- channels and deliveries ----
@@ -502,6 +510,11 @@ impl AlertsService {
 
 #[async_trait::async_trait]
 impl crate::launch::windows::MaintenanceWindows for AlertsService {
+    fn revision(&self) -> u64 {
+        self.windows_revision
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     async fn gating_window(
         &self,
         now: DateTime<Utc>,

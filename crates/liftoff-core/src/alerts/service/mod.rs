@@ -105,6 +105,8 @@ pub struct AlertsService {
     /// Channels whose URL or SMTP host names a denied destination are refused.
     outbound: Arc<OutboundPolicy>,
     clock: Arc<dyn Clock>,
+    /// Bumped by every maintenance-window change made here (the launch's hot path keys on it).
+    windows_revision: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn dur(d: StdDuration) -> Duration {
@@ -261,6 +263,7 @@ impl AlertsService {
             secrets: None,
             outbound: Arc::default(),
             clock: crate::clock::system(),
+            windows_revision: Arc::default(),
         }
     }
 
