@@ -28,6 +28,33 @@ const DEFAULT_SPAN_DAYS: i64 = 7;
 /// Feature requests listed.
 const TOP_REQUESTS: usize = 5;
 
+/// How a target's value must stand to its threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparison {
+    AtLeast,
+    Below,
+    Above,
+}
+
+impl Comparison {
+    fn holds(self, value: f64, target: f64) -> bool {
+        match self {
+            Comparison::AtLeast => value >= target,
+            Comparison::Below => value < target,
+            Comparison::Above => value > target,
+        }
+    }
+
+    fn symbol(self) -> &'static str {
+        match self {
+            Comparison::AtLeast => "≥",
+            Comparison::Below => "<",
+            Comparison::Above => ">",
+        }
+    }
+}
+
 /// One success target and how the launch stands against it.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct Target {
@@ -36,8 +63,7 @@ pub struct Target {
     /// Over the report's span; `null` without data.
     pub value: Option<f64>,
     pub target: f64,
-    /// `at_least`, `below` or `above`.
-    pub comparison: &'static str,
+    pub comparison: Comparison,
     /// `null` without data.
     pub met: Option<bool>,
 }
@@ -47,13 +73,9 @@ impl Target {
         metric: &'static str,
         value: Option<f64>,
         target: f64,
-        comparison: &'static str,
+        comparison: Comparison,
     ) -> Self {
-        let met = value.map(|v| match comparison {
-            "at_least" => v >= target,
-            "below" => v < target,
-            _ => v > target,
-        });
+        let met = value.map(|v| comparison.holds(v, target));
         Self {
             metric,
             value,
@@ -142,12 +164,11 @@ impl LaunchSources<'_> {
         let from = began.max(earliest);
         let span = TimeRange { from, to: now };
         let apps = Filter::default();
-        let (summary, uptime, incidents, feedback, backlog, scaling, readiness) = tokio::join!(
+        let (summary, uptime, incidents, feedback, scaling, readiness) = tokio::join!(
             self.monitoring.summary(span, &apps),
-            self.uptime_fraction(from, now),
+            self.uptime_fraction(from),
             self.incidents.list(),
-            self.launch.feedback_summary(),
-            self.launch.feedback_backlog(),
+            self.launch.feedback_summary_and_backlog(),
             self.scaling(now, instance_monthly_cost),
             self.readiness(now),
         );
@@ -167,17 +188,22 @@ impl LaunchSources<'_> {
                 p95_ms: Some(summary.performance.p95_duration_ms),
             }
         };
-        let feedback = feedback?;
+        let (feedback, mut top_requests) = feedback?;
         let targets = vec![
-            Target::judge("uptime", uptime?, 0.999, "at_least"),
+            Target::judge("uptime", uptime?, 0.999, Comparison::AtLeast),
             Target::judge(
                 "avg_response_time_ms",
                 traffic.avg_response_time_ms,
                 1_000.0,
-                "below",
+                Comparison::Below,
             ),
-            Target::judge("error_rate", traffic.error_rate, 0.01, "below"),
-            Target::judge("average_rating", feedback.average_rating, 4.0, "above"),
+            Target::judge("error_rate", traffic.error_rate, 0.01, Comparison::Below),
+            Target::judge(
+                "average_rating",
+                feedback.average_rating,
+                4.0,
+                Comparison::Above,
+            ),
         ];
         let mut incidents: Vec<IncidentLine> = incidents
             .map_err(|e| LaunchError::Sources(e.to_string()))?
@@ -194,7 +220,6 @@ impl LaunchSources<'_> {
             })
             .collect();
         incidents.sort_by_key(|i| i.started_at);
-        let mut top_requests = backlog?;
         top_requests.truncate(TOP_REQUESTS);
         Ok(LaunchReport {
             generated_at: now,
@@ -210,10 +235,8 @@ impl LaunchSources<'_> {
                 user_limit: settings.user_limit,
                 waitlist: counts.waiting,
             },
-            admissions: days
-                .into_iter()
-                .filter(|d| d.day + Duration::days(1) > from)
-                .collect(),
+            // Read from the span's first day already: `from` is never before `earliest`.
+            admissions: days,
             targets,
             traffic,
             incidents,
@@ -226,23 +249,16 @@ impl LaunchSources<'_> {
 
     /// The share of passing checks over every enabled monitor's days from `from`'s day on;
     /// `None` without checks.
-    async fn uptime_fraction(
-        &self,
-        from: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<f64>, LaunchError> {
+    async fn uptime_fraction(&self, from: DateTime<Utc>) -> Result<Option<f64>, LaunchError> {
         let sources = |e: crate::uptime::UptimeError| LaunchError::Sources(e.to_string());
-        let first_day = from - Duration::days(1);
         let (mut up, mut total) = (0u64, 0u64);
         for m in self.uptime.list().await.map_err(sources)? {
             if !m.enabled {
                 continue;
             }
-            for d in self.uptime.detail(m.id, now).await.map_err(sources)?.daily {
-                if d.day > first_day {
-                    up += d.up;
-                    total += d.total;
-                }
+            for d in self.uptime.daily(m.id, from).await.map_err(sources)? {
+                up += d.up;
+                total += d.total;
             }
         }
         Ok((total > 0).then(|| up as f64 / total as f64))
@@ -272,12 +288,7 @@ impl Target {
     }
 
     fn wanted(&self) -> String {
-        let op = match self.comparison {
-            "at_least" => "≥",
-            "below" => "<",
-            _ => ">",
-        };
-        format!("{op} {}", self.shown(self.target))
+        format!("{} {}", self.comparison.symbol(), self.shown(self.target))
     }
 
     fn label(&self) -> &'static str {
@@ -476,18 +487,21 @@ mod tests {
     #[test]
     fn targets_are_judged_by_their_comparison_and_without_data_are_unknown() {
         assert_eq!(
-            Target::judge("uptime", Some(0.999), 0.999, "at_least").met,
+            Target::judge("uptime", Some(0.999), 0.999, Comparison::AtLeast).met,
             Some(true)
         );
         assert_eq!(
-            Target::judge("error_rate", Some(0.01), 0.01, "below").met,
+            Target::judge("error_rate", Some(0.01), 0.01, Comparison::Below).met,
             Some(false)
         );
         assert_eq!(
-            Target::judge("average_rating", Some(4.0), 4.0, "above").met,
+            Target::judge("average_rating", Some(4.0), 4.0, Comparison::Above).met,
             Some(false)
         );
-        assert_eq!(Target::judge("uptime", None, 0.999, "at_least").met, None);
+        assert_eq!(
+            Target::judge("uptime", None, 0.999, Comparison::AtLeast).met,
+            None
+        );
     }
 
     #[test]

@@ -734,4 +734,13 @@ impl LaunchService {
     pub async fn feedback_backlog(&self) -> Result<Vec<BacklogItem>, LaunchError> {
         Ok(backlog(&self.store.feedback_since(None).await?))
     }
+
+    /// The summary and the backlog from one read of the feedback (the launch report wants
+    /// both).
+    pub async fn feedback_summary_and_backlog(
+        &self,
+    ) -> Result<(FeedbackSummary, Vec<BacklogItem>), LaunchError> {
+        let all = self.store.feedback_since(None).await?;
+        Ok((summarize(&all), backlog(&all)))
+    }
 }

@@ -375,6 +375,21 @@ impl UptimeService {
             .await?)
     }
 
+    /// Checks per UTC day from `since`'s day on, oldest first (days without checks left out).
+    pub async fn daily(
+        &self,
+        id: i64,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DayUptime>, UptimeError> {
+        Ok(self
+            .store
+            .uptime_rollups(id, Resolution::Day, since)
+            .await?
+            .iter()
+            .map(day_uptime)
+            .collect())
+    }
+
     pub async fn detail(&self, id: i64, now: DateTime<Utc>) -> Result<MonitorDetail, UptimeError> {
         let monitor = self.get(id).await?;
         let day_checks = self
@@ -395,10 +410,7 @@ impl UptimeService {
         };
         let (up7, total7) = sum_since(now - Duration::days(7));
         let (up30, total30) = sum_since(now - Duration::days(30));
-        let days = self
-            .store
-            .uptime_rollups(id, Resolution::Day, now - Duration::days(90))
-            .await?;
+        let daily = self.daily(id, now - Duration::days(90)).await?;
         let downtimes = self
             .store
             .downtimes(id, now - Duration::days(30))
@@ -415,7 +427,7 @@ impl UptimeService {
             },
             downtimes,
             recent_checks: day_checks.into_iter().take(50).collect(),
-            daily: days.iter().map(day_uptime).collect(),
+            daily,
             response_times: hours
                 .iter()
                 .filter(|r| r.start.timestamp_millis() >= week_from)
