@@ -27,11 +27,7 @@ impl AlertsService {
         mut payload: serde_json::Value,
     ) -> Result<Delivery, AlertError> {
         self.stored_channel(channel_id).await?;
-        // Where the notice links to, as an alert's does.
-        if let Some(p) = payload.as_object_mut() {
-            p.entry("externalURL")
-                .or_insert_with(|| self.settings.external_url.clone().into());
-        }
+        self.link_event(&mut payload);
         let now = self.clock.now();
         let mut d = Delivery::pending(channel_id, DeliveryKind::Event, payload, now, now);
         d.id = self.store.enqueue_delivery(&d).await?;
@@ -53,7 +49,7 @@ impl AlertsService {
         for w in windows {
             for notice in window_notices::due(w, now) {
                 let mut payload = notice.payload(w);
-                payload["externalURL"] = self.settings.external_url.clone().into();
+                self.link_event(&mut payload);
                 let deliveries: Vec<_> = channels
                     .iter()
                     .map(|c| {
@@ -77,6 +73,14 @@ impl AlertsService {
                     }
                 }
             }
+        }
+    }
+
+    /// Where an event notice links to, as an alert's does (unless it names its own link).
+    fn link_event(&self, payload: &mut serde_json::Value) {
+        if let Some(p) = payload.as_object_mut() {
+            p.entry("externalURL")
+                .or_insert_with(|| self.settings.external_url.clone().into());
         }
     }
 
