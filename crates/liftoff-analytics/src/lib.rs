@@ -88,9 +88,9 @@ pub mod time;
 
 pub use query::DEFAULT_SESSION_GAP_MS;
 pub use query::{
-    BucketCount, Cohort, EventCount, EventFilter, Flow, FunnelBreakdown, FunnelResult, Milestone,
-    NewVsReturning, Paths, PropertyEq, QueryError, Retention, SessionStats, TimelineEvent,
-    Transition,
+    BucketCount, Cohort, EventCount, EventExposure, EventFilter, FLAG_CALLED_EVENT, Flow,
+    FunnelBreakdown, FunnelResult, Milestone, NewVsReturning, Paths, PropertyEq, QueryError,
+    Retention, SessionStats, TimelineEvent, Transition, UserTotals, UserWindow,
 };
 pub use row::EventRow;
 pub use segment::{BuildError, DecodeError, Segment};

@@ -13,6 +13,7 @@ use crate::analytics::funnel::FunnelError;
 use crate::analytics::insights::InsightsError;
 use crate::auth::KeyError;
 use crate::batch::SubmitError;
+use crate::experiments::ExperimentError;
 use crate::flags::FlagError;
 use crate::incidents::IncidentError;
 use crate::launch::LaunchError;
@@ -121,6 +122,11 @@ error_codes! {
     /// The current phase's exit criteria do not pass (advance with `force` and a reason).
     PhaseCriteriaNotMet = "phase_criteria_not_met", Conflict;
     LastPhase = "last_phase", Conflict;
+    ExperimentNotFound = "experiment_not_found", NotFound;
+    InvalidExperiment = "invalid_experiment", Invalid;
+    /// The key is taken, or the flag already has an experiment that has not stopped.
+    ExperimentConflict = "experiment_conflict", Conflict;
+    ExperimentBusy = "experiment_busy", Conflict;
 }
 
 /// A failure that knows its code (and so its kind), what a client may be told, and when to
@@ -300,6 +306,19 @@ classified!(LaunchError, |e| code: match e {
     LaunchError::Store(_) => Code::Internal,
 }, inner: match e {
     LaunchError::Store(s) => Some(s),
+    _ => None,
+});
+
+classified!(ExperimentError, |e| code: match e {
+    ExperimentError::NotFound(_) => Code::ExperimentNotFound,
+    ExperimentError::Invalid(_) => Code::InvalidExperiment,
+    ExperimentError::Conflict(_) => Code::ExperimentConflict,
+    ExperimentError::Busy(_) => Code::ExperimentBusy,
+    ExperimentError::Flag(_) | ExperimentError::Insights(_) | ExperimentError::Store(_) => Code::Internal,
+}, inner: match e {
+    ExperimentError::Flag(f) => Some(f),
+    ExperimentError::Insights(i) => Some(i),
+    ExperimentError::Store(s) => Some(s),
     _ => None,
 });
 

@@ -7,6 +7,7 @@
 use crate::alerts::AlertStore;
 use crate::audit::AuditStore;
 use crate::auth::KeyStore;
+use crate::experiments::ExperimentStore;
 use crate::flags::FlagStore;
 use crate::incidents::IncidentStore;
 use crate::launch::LaunchStore;
@@ -25,6 +26,7 @@ pub trait StateStore:
     + IncidentStore
     + AlertStore
     + LaunchStore
+    + ExperimentStore
 {
 }
 impl<
@@ -36,7 +38,8 @@ impl<
         + UptimeStore
         + IncidentStore
         + AlertStore
-        + LaunchStore,
+        + LaunchStore
+        + ExperimentStore,
 > StateStore for T
 {
 }

@@ -242,6 +242,10 @@ mod tests {
             ("launch_busy", 409),
             ("phase_criteria_not_met", 409),
             ("last_phase", 409),
+            ("experiment_not_found", 404),
+            ("invalid_experiment", 422),
+            ("experiment_conflict", 409),
+            ("experiment_busy", 409),
         ];
         assert_eq!(pinned, expected);
     }

@@ -67,6 +67,7 @@ pub struct Services {
     pub alerts: liftoff_core::alerts::AlertsService,
     /// The clock every service was given (the launch service takes it here).
     pub clock: Arc<dyn liftoff_core::clock::Clock>,
+    pub experiments: liftoff_core::experiments::ExperimentService,
 }
 
 #[derive(Clone)]
@@ -98,6 +99,8 @@ pub struct AppState {
     pub alerts: liftoff_core::alerts::AlertsService,
     /// The soft-launch cap, maintenance mode, phases and feedback.
     pub launch: liftoff_core::launch::LaunchService,
+    /// A/B experiments: definitions, exposures, results.
+    pub experiments: liftoff_core::experiments::ExperimentService,
     pub settings: Arc<HttpSettings>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) ingest_limiter: Arc<RateLimiter>,
@@ -128,6 +131,7 @@ impl AppState {
             incidents,
             alerts,
             clock,
+            experiments,
         } = services;
         Self {
             limiter: Arc::new(RateLimiter::new(
@@ -166,6 +170,7 @@ impl AppState {
             store,
             jobs,
             alerts,
+            experiments,
             settings: Arc::new(settings),
             started: Instant::now(),
             accepting: Arc::new(AtomicBool::new(true)),

@@ -89,6 +89,11 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// Unix milliseconds as a time (the epoch for a value out of range, which [`ms`] never writes).
+pub(crate) fn from_ms(t: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t).unwrap_or_default()
+}
+
 /// One row of a per-day admission count (day number since the epoch, asks, seats).
 pub(crate) fn admission_day(
     day: i64,

@@ -48,6 +48,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "launch_counts",
         sql: include_str!("../migrations/sqlite/0008_launch_counts.sql"),
     },
+    Migration {
+        version: 9,
+        name: "experiments",
+        sql: include_str!("../migrations/sqlite/0009_experiments.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -121,6 +126,16 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "launch_counts",
         sql: include_str!("../migrations/postgres/0014_launch_counts.sql"),
     },
+    Migration {
+        version: 15,
+        name: "experiments",
+        sql: include_str!("../migrations/postgres/0015_experiments.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "variant_minutes",
+        sql: include_str!("../migrations/postgres/0016_variant_minutes.sql"),
+    },
 ];
 
 /// `metrics.db`, the SQLite file for request metrics.
@@ -144,6 +159,11 @@ pub(crate) const SQLITE_METRICS: &[Migration] = &[
         version: 4,
         name: "request_totals",
         sql: include_str!("../migrations/sqlite/metrics_0004_request_totals.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "variant_minutes",
+        sql: include_str!("../migrations/sqlite/metrics_0005_variant_minutes.sql"),
     },
 ];
 

@@ -11,6 +11,7 @@
 pub mod alerts_contract;
 pub mod contract;
 pub mod events_contract;
+pub mod experiments_contract;
 pub mod launch_contract;
 pub mod postgres;
 pub mod uptime_contract;

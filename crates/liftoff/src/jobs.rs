@@ -190,6 +190,7 @@ pub fn start_all(
                 }
             },
         ),
+        experiment_exposures(registry, state.experiments.clone(), stop.clone()),
         event_retention(registry, state.events.clone(), event_retention_days, stop),
         event_sealing(registry, state.events.clone(), stop),
         uptime_checks(registry, state.uptime.clone(), stop),
@@ -332,6 +333,35 @@ fn event_sealing(
                     .seal_finished_days(Utc::now().timestamp_millis())
                     .await
                     .map(|n| format!("{n} events sealed"))
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
+}
+
+/// Writes observed exposures every second, and rereads which flags are under a running
+/// experiment every 10 s (an experiment started, ended or stopped through another replica).
+fn experiment_exposures(
+    registry: &JobRegistry,
+    experiments: liftoff_core::experiments::ExperimentService,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    spawn(
+        registry,
+        "experiment-exposures",
+        Duration::from_secs(1),
+        stop,
+        move || {
+            let (experiments, ticks) = (experiments.clone(), ticks.clone());
+            async move {
+                if ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10 == 0 {
+                    experiments.reload().await.map_err(|e| e.to_string())?;
+                }
+                experiments
+                    .flush_exposures()
+                    .await
+                    .map(|n| format!("{n} exposures written"))
                     .map_err(|e| e.to_string())
             }
         },

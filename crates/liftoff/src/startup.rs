@@ -127,6 +127,15 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     .await
     .context("loading flags")?
     .with_clock(clock.clone());
+    let experiments = liftoff_core::experiments::ExperimentService::start(
+        store.clone(),
+        flags.clone(),
+        insights.clone(),
+        monitoring.clone(),
+    )
+    .await
+    .context("loading experiments")?
+    .with_clock(clock.clone());
     let http = HttpSettings {
         max_body_bytes: settings.max_body_bytes,
         secure_cookies: settings.secure_cookies,
@@ -156,6 +165,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 incidents,
                 alerts,
                 clock,
+                experiments,
             },
             http,
         ),
@@ -263,6 +273,9 @@ pub async fn serve(
     // Jobs are stopped; write what they would have written next.
     if let Err(e) = state.flags.flush_evaluation_counts().await {
         tracing::warn!(error = %e, "Could not write the last flag evaluation counts.");
+    }
+    if let Err(e) = state.experiments.flush_exposures().await {
+        tracing::warn!(error = %e, "Could not write the last experiment exposures.");
     }
     if let Err(e) = state.monitoring.flush_own().await {
         tracing::warn!(error = %e, "Could not record Liftoff's last own requests.");

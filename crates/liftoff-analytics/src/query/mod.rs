@@ -3,6 +3,7 @@
 //! users are split between threads by row count and the per-thread partial results merged.
 
 mod active;
+mod experiment;
 mod filter;
 mod funnel;
 mod paths;
@@ -12,6 +13,7 @@ mod timeline;
 mod top;
 
 pub use active::{BucketCount, NewVsReturning};
+pub use experiment::{EventExposure, FLAG_CALLED_EVENT, UserTotals, UserWindow};
 pub use filter::{EventFilter, PropertyEq};
 pub use funnel::{FunnelBreakdown, FunnelResult};
 pub use paths::{Flow, Paths, Transition};

@@ -91,6 +91,21 @@ pub trait AnalyticsQueries: Send + Sync {
     async fn session(&self, id: &str) -> Result<Option<SessionReport>, InsightsError>;
     /// Error events of the last `hours` hours.
     async fn errors(&self, hours: f64, now_ms: i64) -> Result<ErrorsReport, InsightsError>;
+    /// Exposures to `flag` carried by events in `[from_ms, to_ms)`, per user (experiments).
+    async fn flag_exposures(
+        &self,
+        flag: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<liftoff_analytics::EventExposure>, InsightsError>;
+    /// For each `(user, from_ms, to_ms)`: the user's `event`s in it, counted, with the sum
+    /// of `property` (experiment metrics).
+    async fn user_totals(
+        &self,
+        event: &str,
+        property: Option<&str>,
+        windows: Vec<(String, i64, i64)>,
+    ) -> Result<Vec<liftoff_analytics::UserTotals>, InsightsError>;
     /// The next answer must reflect the store, however recent the cached state is.
     async fn refresh_soon(&self);
     /// Events changed out of band (an erasure): drop any cached state.
@@ -634,6 +649,39 @@ impl AnalyticsQueries for InsightsService {
 
     async fn refresh_soon(&self) {
         InsightsService::refresh_soon(self).await;
+    }
+
+    async fn flag_exposures(
+        &self,
+        flag: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<liftoff_analytics::EventExposure>, InsightsError> {
+        let table = self.table().await?;
+        let flag = flag.to_owned();
+        blocking(move || Ok(table.flag_exposures(&flag, from_ms, to_ms))).await
+    }
+
+    async fn user_totals(
+        &self,
+        event: &str,
+        property: Option<&str>,
+        windows: Vec<(String, i64, i64)>,
+    ) -> Result<Vec<liftoff_analytics::UserTotals>, InsightsError> {
+        let table = self.table().await?;
+        let (event, property) = (event.to_owned(), property.map(str::to_owned));
+        blocking(move || {
+            let windows: Vec<liftoff_analytics::UserWindow<'_>> = windows
+                .iter()
+                .map(|(user, from_ms, to_ms)| liftoff_analytics::UserWindow {
+                    user,
+                    from_ms: *from_ms,
+                    to_ms: *to_ms,
+                })
+                .collect();
+            Ok(table.user_totals(&event, property.as_deref(), &windows))
+        })
+        .await
     }
 
     async fn invalidate(&self) {

@@ -4,6 +4,7 @@
 //! - [`requests`]: request records, their validation and folding into minute cells.
 //! - [`dashboard`]: the monitoring dashboard's figures in one answer.
 //! - [`service`]: ingest and the seed's queries.
+//! - [`variants`]: request cells per flag variant, for guardrails of experiments and rollouts.
 //! - [`sketch`]: [`DDSketch`](sketch::DDSketch), a mergeable quantile sketch with a relative-error
 //!   guarantee. Request latencies are recorded into one sketch per minute; any window (5 minutes,
 //!   an hour, a rollout step) is answered by merging the minutes it covers, and the minutes are
@@ -20,6 +21,7 @@ pub mod service;
 pub mod sketch;
 mod store;
 pub mod system;
+pub mod variants;
 
 pub use filter::Filter;
 

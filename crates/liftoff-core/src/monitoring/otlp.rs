@@ -195,6 +195,9 @@ pub struct ScopeSpans {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Span {
+    /// Only compared (spans of one trace share flag evaluations), never decoded.
+    #[prost(bytes = "vec", tag = "1")]
+    pub trace_id: Vec<u8>,
     #[prost(string, tag = "5")]
     pub name: String,
     #[prost(enumeration = "SpanKind", tag = "6")]
@@ -205,8 +208,21 @@ pub struct Span {
     pub end_time_unix_nano: u64,
     #[prost(message, repeated, tag = "9")]
     pub attributes: Vec<KeyValue>,
+    /// OpenTelemetry records flag evaluations as span events (`feature_flag.evaluation`).
+    #[prost(message, repeated, tag = "11")]
+    pub events: Vec<SpanEvent>,
     #[prost(message, optional, tag = "15")]
     pub status: Option<Status>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SpanEvent {
+    #[prost(fixed64, tag = "1")]
+    pub time_unix_nano: u64,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(message, repeated, tag = "3")]
+    pub attributes: Vec<KeyValue>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
@@ -496,7 +512,20 @@ fn span_json(s: &Value) -> JsonResult<Span> {
             })
         })
         .transpose()?;
+    let events = list(s, "events", "events")?
+        .iter()
+        .map(|e| {
+            let e = object(e, "a span event")?;
+            Ok(SpanEvent {
+                time_unix_nano: uint64(e, "timeUnixNano", "time_unix_nano")?,
+                name: string(e, "name", "name")?,
+                attributes: attributes_json(e)?,
+            })
+        })
+        .collect::<JsonResult<_>>()?;
     Ok(Span {
+        trace_id: string(s, "traceId", "trace_id")?.into_bytes(),
+        events,
         name: string(s, "name", "name")?,
         kind: enumeration(
             s,
@@ -908,6 +937,95 @@ impl OtlpState {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The flag evaluations a span records, OpenTelemetry's way: `feature_flag.key` with
+/// `feature_flag.result.variant` (or the older `feature_flag.variant`) on the span itself or on
+/// its `feature_flag` / `feature_flag.evaluation` events.
+fn flag_evaluations(span: &Span) -> impl Iterator<Item = (String, String)> + '_ {
+    let read = |attrs: &[KeyValue]| {
+        Some((
+            attr_str(attrs, &["feature_flag.key"])?,
+            attr_str(
+                attrs,
+                &["feature_flag.result.variant", "feature_flag.variant"],
+            )?,
+        ))
+    };
+    read(&span.attributes).into_iter().chain(
+        span.events
+            .iter()
+            .filter(|e| e.name == "feature_flag.evaluation" || e.name == "feature_flag")
+            .filter_map(move |e| read(&e.attributes)),
+    )
+}
+
+/// Server requests of a trace export that were served flag variants, for the per-variant
+/// cells: evaluations recorded on any span of a trace count for that trace's server spans.
+pub fn served_variants(req: &ExportTraceServiceRequest, now: DateTime<Utc>) -> Vec<Served> {
+    let mut by_trace: HashMap<&[u8], Vec<(String, String)>> = HashMap::new();
+    for s in req
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+    {
+        let flags: Vec<(String, String)> = flag_evaluations(s).collect();
+        if !flags.is_empty() {
+            let entry = by_trace.entry(s.trace_id.as_slice()).or_default();
+            for f in flags {
+                if entry.len() < super::variants::MAX_VARIANTS_PER_REQUEST && !entry.contains(&f) {
+                    entry.push(f);
+                }
+            }
+        }
+    }
+    if by_trace.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for rs in &req.resource_spans {
+        for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
+            if s.kind != SpanKind::Server as i32 {
+                continue;
+            }
+            let Some(flags) = by_trace.get(s.trace_id.as_slice()) else {
+                continue;
+            };
+            let Some(at) = instant(s.end_time_unix_nano, now) else {
+                continue;
+            };
+            if s.end_time_unix_nano < s.start_time_unix_nano {
+                continue;
+            }
+            let error = s
+                .status
+                .as_ref()
+                .is_some_and(|st| st.code == StatusCode::Error as i32);
+            let status = attr_status(
+                &s.attributes,
+                &["http.response.status_code", "http.status_code"],
+            )
+            .unwrap_or(if error { 500 } else { 200 });
+            out.push(Served {
+                minute: at.timestamp().div_euclid(60),
+                status,
+                duration_ms: s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) as f64
+                    / 1e6,
+                flags: flags.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// A request that was served flag variants (see [`served_variants`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Served {
+    pub minute: i64,
+    pub status: u16,
+    pub duration_ms: f64,
+    pub flags: Vec<(String, String)>,
 }
 
 /// Cells from the server spans of `req`: one request per span of kind SERVER.

@@ -146,6 +146,7 @@ mod tests {
             status,
             duration_ms: ms,
             at: Utc::now(),
+            flags: Vec::new(),
         }
     }
 

@@ -44,6 +44,11 @@ pub struct RequestRecord {
     #[schema(value_type = Option<Object>)]
     pub ts: Option<Value>,
     pub user_id: Option<String>,
+    /// The variants served while answering, `{flag: variant}` (`on`/`off` for flags without
+    /// variants): kept per variant for flags under an experiment or a guarded rollout.
+    #[serde(default)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub flags: Option<BTreeMap<String, String>>,
 }
 
 /// A request after validation.
@@ -55,6 +60,8 @@ pub struct Request {
     pub status: u16,
     pub duration_ms: f64,
     pub at: DateTime<Utc>,
+    /// (flag, variant) served, at most [`MAX_VARIANTS_PER_REQUEST`](super::variants::MAX_VARIANTS_PER_REQUEST).
+    pub flags: Vec<(String, String)>,
 }
 
 /// The key of a per-minute cell.
@@ -134,6 +141,26 @@ impl RequestRecord {
             Some(v) => parse_ts(v, now)?,
             None => now,
         };
+        let flags = match self.flags {
+            None => Vec::new(),
+            Some(map) => {
+                if map.len() > super::variants::MAX_VARIANTS_PER_REQUEST {
+                    return Err(format!(
+                        "flags names {} flags; at most {} per request",
+                        map.len(),
+                        super::variants::MAX_VARIANTS_PER_REQUEST
+                    ));
+                }
+                if let Some((k, v)) = map.iter().find(|(k, v)| !token(k, 200) || !token(v, 100)) {
+                    return Err(format!(
+                        "flags: `{}` = `{}`: flag keys are 1 to 200 and variants 1 to 100 printable characters",
+                        k.chars().take(40).collect::<String>(),
+                        v.chars().take(40).collect::<String>()
+                    ));
+                }
+                map.into_iter().collect()
+            }
+        };
         Ok(Request {
             service,
             method,
@@ -141,6 +168,7 @@ impl RequestRecord {
             status: self.status,
             duration_ms: self.duration_ms,
             at,
+            flags,
         })
     }
 }
@@ -374,6 +402,7 @@ mod tests {
             status: 200,
             duration_ms: 5.0,
             at: now,
+            flags: Vec::new(),
         });
         let reqs: Vec<Request> = reqs
             .map(|r| Request {

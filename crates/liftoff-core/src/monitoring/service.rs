@@ -221,6 +221,8 @@ pub struct MonitoringService {
     own: Arc<std::sync::Mutex<Vec<Request>>>,
     own_dropped: Arc<std::sync::atomic::AtomicU64>,
     clock: Arc<dyn Clock>,
+    /// Flags whose requests are also kept per variant.
+    pub watched: Arc<super::variants::WatchedFlags>,
 }
 
 /// By default minute cells are kept a day, hourly cells 30 days, daily cells a year (in
@@ -328,6 +330,7 @@ impl MonitoringService {
                 own: Default::default(),
                 own_dropped: Default::default(),
                 clock: crate::clock::system(),
+                watched: Default::default(),
             },
             handle,
         ))
@@ -358,9 +361,75 @@ impl MonitoringService {
     async fn commit(&self, mut requests: Vec<Request>) -> Result<(), IngestError> {
         self.budget.admit_all(&mut requests);
         let cells = fold(&requests);
+        self.commit_variants(&requests).await?;
         self.writer.submit(cells.into_iter().collect()).await?;
         self.counters.observe(&requests);
         Ok(())
+    }
+
+    /// Writes the per-variant cells of requests that name watched flags (nothing to do, and
+    /// no store call, for the usual request that names none).
+    async fn commit_variants(&self, requests: &[Request]) -> Result<(), IngestError> {
+        if requests.iter().all(|r| r.flags.is_empty()) {
+            return Ok(());
+        }
+        self.fold_variants(requests.iter().map(|r| {
+            (
+                r.at.timestamp().div_euclid(60),
+                r.status,
+                r.duration_ms,
+                r.flags.as_slice(),
+            )
+        }))
+        .await
+    }
+
+    /// Records OTLP server spans that were served flag variants.
+    pub async fn ingest_served(&self, served: &[super::otlp::Served]) -> Result<(), IngestError> {
+        self.fold_variants(
+            served
+                .iter()
+                .map(|s| (s.minute, s.status, s.duration_ms, s.flags.as_slice())),
+        )
+        .await
+    }
+
+    async fn fold_variants<'a>(
+        &self,
+        requests: impl Iterator<Item = (i64, u16, f64, &'a [(String, String)])>,
+    ) -> Result<(), IngestError> {
+        let watched = self.watched.snapshot();
+        let cells =
+            super::variants::fold(&watched, requests).map_err(|e| IngestError::Invalid {
+                index: 0,
+                message: e.to_string(),
+            })?;
+        if !cells.is_empty() {
+            self.metrics
+                .merge_variant_minutes(&cells)
+                .await
+                .map_err(SubmitError::Store)?;
+        }
+        Ok(())
+    }
+
+    /// Requests per variant of `flag` in minutes `from..to`.
+    pub async fn variant_traffic(
+        &self,
+        flag: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<std::collections::BTreeMap<String, super::variants::VariantTraffic>, StoreError>
+    {
+        let cells = self
+            .metrics
+            .variant_minutes(
+                flag,
+                from.timestamp().div_euclid(60),
+                to.timestamp().div_euclid(60) + 1,
+            )
+            .await?;
+        super::variants::by_variant(cells).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// Commits cells built elsewhere (OTLP histograms arrive already aggregated). Routes go
@@ -404,6 +473,7 @@ impl MonitoringService {
             status,
             duration_ms,
             at: self.clock.now(),
+            flags: Vec::new(),
         });
     }
 

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use crate::monitoring::requests::CellKey;
 use crate::monitoring::sketch::DDSketch;
+use crate::monitoring::variants::VariantCell;
 use crate::store::StoreError;
 
 /// Per-minute request cells: a key and a serialized DDSketch.
@@ -44,7 +45,17 @@ pub trait MetricsStore: Send + Sync {
         before: i64,
         limit: usize,
     ) -> Result<u64, StoreError>;
-    /// Deletes cells of resolution `res` older than minute `before`; returns how many.
+    /// Adds per-variant cells like [`Self::merge_request_minutes`] (one transaction).
+    async fn merge_variant_minutes(&self, cells: &[VariantCell]) -> Result<(), StoreError>;
+    /// One flag's variant cells of minutes `from..to`.
+    async fn variant_minutes(
+        &self,
+        flag: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<VariantCell>, StoreError>;
+    /// Deletes cells of resolution `res` older than minute `before`; returns how many. At
+    /// resolution 1 the per-variant cells older than `before` go too.
     async fn purge_requests(&self, res: i64, before: i64) -> Result<u64, StoreError>;
     /// Every (service, route) stored, to seed the route budget at start.
     async fn request_routes(&self) -> Result<Vec<(String, String)>, StoreError>;

@@ -222,6 +222,9 @@ async fn check_flag(
     let env = environment(env.environment.as_deref())?;
     let ctx = context(req.user_id, req.user_attributes);
     let e = state.flags.evaluate(&key, env, &ctx);
+    state
+        .experiments
+        .observe_evaluation(&key, env, ctx.user_id.as_deref(), &e);
     if !e.found {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

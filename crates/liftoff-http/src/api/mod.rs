@@ -6,6 +6,7 @@ mod analytics;
 mod audit;
 mod batch;
 mod capture;
+mod experiments;
 mod flags;
 mod health;
 mod import;
@@ -57,6 +58,7 @@ use crate::state::AppState;
         (name = "sdk", description = "Flag definitions for SDKs that evaluate locally"),
         (name = "alerts", description = "Alert rules and alerts, silences, maintenance windows, notification channels and deliveries"),
         (name = "analytics", description = "Product events (native and PostHog capture), persons, export and erasure"),
+        (name = "experiments", description = "A/B experiments on flags: exposures, metrics, statistics and decisions"),
         (name = "launch", description = "The soft-launch cap and waitlist, presets, maintenance mode, phases and user feedback"),
     )
 )]
@@ -109,6 +111,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(uptime::routes())
         .merge(incidents::routes())
         .merge(launch::routes())
+        .merge(experiments::routes())
 }
 
 /// The served document: the generated one with the shared error answers of

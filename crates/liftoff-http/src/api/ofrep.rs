@@ -135,6 +135,9 @@ async fn evaluate_one(
     }
     let catalog = state.flags.catalog();
     let e = catalog.evaluate(&key, env, &ctx);
+    state
+        .experiments
+        .observe_evaluation(&key, env, ctx.user_id.as_deref(), &e);
     if !e.found || e.reason == Reason::Error {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -197,7 +200,15 @@ async fn evaluate_all(
     let flags = catalog
         .evaluate_all(env, &ctx)
         .into_iter()
-        .map(|(f, e)| answer(f.flag_id.as_str(), !f.variants.is_empty(), &e))
+        .map(|(f, e)| {
+            state.experiments.observe_evaluation(
+                f.flag_id.as_str(),
+                env,
+                ctx.user_id.as_deref(),
+                &e,
+            );
+            answer(f.flag_id.as_str(), !f.variants.is_empty(), &e)
+        })
         .chain(reserved.iter().map(reserved_answer))
         .collect();
     let mut res = Json(OfrepBulk { flags }).into_response();

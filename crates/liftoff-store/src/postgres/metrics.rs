@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use liftoff_core::monitoring::requests::{CellKey, roll_up};
+use liftoff_core::monitoring::variants::{VariantCell, VariantKey};
 use liftoff_core::monitoring::{MetricsStore, RequestCell, SeenEndpoint};
 use liftoff_core::store::StoreError;
 
@@ -221,8 +222,75 @@ impl MetricsStore for PgState {
         Ok(keys.len() as u64)
     }
 
+    async fn merge_variant_minutes(&self, cells: &[VariantCell]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        for (k, sketch) in cells {
+            // The row lock serialises replicas merging into the same minute.
+            let stored = tx
+                .query_opt(
+                    "SELECT sketch FROM variant_minutes
+                     WHERE flag = $1 AND minute = $2 AND variant = $3 AND failed = $4 FOR UPDATE",
+                    &[&k.flag, &k.minute, &k.variant, &k.failed],
+                )
+                .await
+                .map_err(pg_err)?;
+            let mut merged = sketch.clone();
+            if let Some(row) = stored {
+                let bytes: Vec<u8> = row.get(0);
+                merged.merge(&sketch_from(&bytes)?).map_err(corrupt)?;
+            }
+            tx.execute(
+                "INSERT INTO variant_minutes (flag, minute, variant, failed, sketch)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (flag, minute, variant, failed) DO UPDATE SET sketch = excluded.sketch",
+                &[&k.flag, &k.minute, &k.variant, &k.failed, &merged.to_bytes()],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn variant_minutes(
+        &self,
+        flag: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<VariantCell>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT flag, minute, variant, failed, sketch FROM variant_minutes
+                 WHERE flag = $1 AND minute >= $2 AND minute < $3",
+                &[&flag, &from, &to],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.into_iter()
+            .map(|r| {
+                let bytes: Vec<u8> = r.get(4);
+                Ok((
+                    VariantKey {
+                        flag: r.get(0),
+                        minute: r.get(1),
+                        variant: r.get(2),
+                        failed: r.get(3),
+                    },
+                    sketch_from(&bytes)?,
+                ))
+            })
+            .collect()
+    }
+
     async fn purge_requests(&self, res: i64, before: i64) -> Result<u64, StoreError> {
         let client = self.client().await?;
+        if res == 1 {
+            client
+                .execute("DELETE FROM variant_minutes WHERE minute < $1", &[&before])
+                .await
+                .map_err(pg_err)?;
+        }
         let n = if res == 1 {
             client
                 .execute("DELETE FROM request_minutes WHERE minute < $1", &[&before])

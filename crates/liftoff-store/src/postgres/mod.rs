@@ -21,6 +21,7 @@ use crate::migrations::{self, Migration};
 
 mod alerts;
 mod events;
+mod experiments;
 mod flags;
 mod incidents;
 mod launch;

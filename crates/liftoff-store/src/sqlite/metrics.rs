@@ -4,6 +4,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use liftoff_core::monitoring::requests::{CellKey, roll_up};
+use liftoff_core::monitoring::variants::{VariantCell, VariantKey};
 use liftoff_core::monitoring::{MetricsStore, RequestCell, SeenEndpoint};
 use liftoff_core::store::StoreError;
 use rusqlite::{OptionalExtension, params};
@@ -240,9 +241,85 @@ impl MetricsStore for SqliteMetrics {
             .await
     }
 
+    async fn merge_variant_minutes(&self, cells: &[VariantCell]) -> Result<(), StoreError> {
+        let cells = cells.to_vec();
+        self.db
+            .write(move |tx| {
+                let mut find = tx
+                    .prepare_cached(
+                        "SELECT sketch FROM variant_minutes
+                         WHERE flag = ?1 AND minute = ?2 AND variant = ?3 AND failed = ?4",
+                    )
+                    .map_err(sql_err)?;
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO variant_minutes (flag, minute, variant, failed, sketch)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (flag, minute, variant, failed) DO UPDATE SET sketch = excluded.sketch",
+                    )
+                    .map_err(sql_err)?;
+                for (k, sketch) in cells {
+                    let stored: Option<Vec<u8>> = find
+                        .query_row(params![k.flag, k.minute, k.variant, k.failed], |r| r.get(0))
+                        .optional()
+                        .map_err(sql_err)?;
+                    let mut merged = sketch;
+                    if let Some(bytes) = stored {
+                        merged.merge(&sketch_from(&bytes)?).map_err(corrupt)?;
+                    }
+                    upsert
+                        .execute(params![k.flag, k.minute, k.variant, k.failed, merged.to_bytes()])
+                        .map_err(sql_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn variant_minutes(
+        &self,
+        flag: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<VariantCell>, StoreError> {
+        let flag = flag.to_owned();
+        let rows: Vec<(VariantKey, Vec<u8>)> = self
+            .db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT flag, minute, variant, failed, sketch FROM variant_minutes
+                         WHERE flag = ?1 AND minute >= ?2 AND minute < ?3",
+                    )
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map(params![flag, from, to], |r| {
+                        Ok((
+                            VariantKey {
+                                flag: r.get(0)?,
+                                minute: r.get(1)?,
+                                variant: r.get(2)?,
+                                failed: r.get(3)?,
+                            },
+                            r.get(4)?,
+                        ))
+                    })
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(k, b)| sketch_from(&b).map(|s| (k, s)))
+            .collect()
+    }
+
     async fn purge_requests(&self, res: i64, before: i64) -> Result<u64, StoreError> {
         self.db
             .write(move |tx| {
+                if res == 1 {
+                    tx.execute("DELETE FROM variant_minutes WHERE minute < ?1", [before])
+                        .map_err(sql_err)?;
+                }
                 let n = if res == 1 {
                     tx.execute("DELETE FROM request_minutes WHERE minute < ?1", [before])
                 } else {

@@ -3,6 +3,7 @@
 mod alerts;
 mod db;
 mod events;
+mod experiments;
 mod flags;
 mod incidents;
 mod launch;

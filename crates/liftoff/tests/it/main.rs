@@ -16,6 +16,7 @@ mod capture;
 mod dashboard;
 mod demo;
 mod edge;
+mod experiments;
 mod flags;
 mod incidents;
 mod insights;

@@ -333,6 +333,8 @@ async fn server_spans_become_requests() {
     let (_, token) = app.key("ingest").await;
     let end = now_nanos();
     let span = |kind: SpanKind, attrs: Vec<KeyValue>, ms: u64, error: bool| Span {
+        trace_id: Vec::new(),
+        events: Vec::new(),
         name: "GET /orders/{id}".into(),
         kind: kind as i32,
         start_time_unix_nano: end - ms * 1_000_000,

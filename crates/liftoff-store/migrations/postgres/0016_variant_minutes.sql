@@ -1,0 +1,11 @@
+-- Requests per flag variant (flags under an experiment or a guarded rollout only): a DDSketch
+-- of latencies per (flag, variant, failed, minute).
+CREATE TABLE variant_minutes (
+    flag    TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    failed  BOOLEAN NOT NULL,
+    minute  BIGINT NOT NULL,
+    sketch  BYTEA NOT NULL,
+    PRIMARY KEY (flag, minute, variant, failed)
+);
+CREATE INDEX variant_minutes_by_minute ON variant_minutes (minute);
