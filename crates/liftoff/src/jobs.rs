@@ -166,8 +166,10 @@ pub fn start_all(
         ),
         spawn(
             registry,
+            // Often enough for a guarded plan's checks (60 s by default); a pass with no
+            // active plan is one read.
             "flag-rollouts",
-            Duration::from_secs(30),
+            Duration::from_secs(5),
             stop.clone(),
             move || {
                 let flags = rollouts.clone();

@@ -126,7 +126,10 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     )
     .await
     .context("loading flags")?
-    .with_clock(clock.clone());
+    .with_clock(clock.clone())
+    .with_traffic(Arc::new(monitoring.clone()));
+    // A guardrail regression is an alert like any other (`rollout_regressions`).
+    let alerts = alerts.with_rollouts(Arc::new(flags.clone()));
     let experiments = liftoff_core::experiments::ExperimentService::start(
         store.clone(),
         flags.clone(),

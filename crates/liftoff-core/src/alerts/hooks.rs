@@ -51,3 +51,23 @@ pub struct MonitorHealth {
 pub trait UptimeSource: Send + Sync {
     async fn monitors(&self) -> Vec<MonitorHealth>;
 }
+
+/// Guarded rollouts as alert rules see them.
+#[async_trait::async_trait]
+pub trait RolloutSource: Send + Sync {
+    /// Flags whose guarded rollout regressed at or after `since`, with the evidence.
+    async fn regressions_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, String)>, crate::store::StoreError>;
+}
+
+#[async_trait::async_trait]
+impl RolloutSource for crate::flags::FlagService {
+    async fn regressions_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, String)>, crate::store::StoreError> {
+        crate::flags::FlagService::regressions_since(self, since).await
+    }
+}

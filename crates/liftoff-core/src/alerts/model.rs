@@ -33,10 +33,13 @@ pub enum Metric {
     SloBurnRate,
     /// Product events over the last 5 minutes: of the scope's `event`, or all.
     EventCount,
+    /// Guarded rollouts whose guardrails regressed (and that rolled back or paused) in the
+    /// last 15 minutes.
+    RolloutRegressions,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 14] = [
         Metric::ErrorRate,
         Metric::LatencyP50,
         Metric::LatencyP95,
@@ -50,6 +53,7 @@ impl Metric {
         Metric::UptimeFailing,
         Metric::SloBurnRate,
         Metric::EventCount,
+        Metric::RolloutRegressions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +71,7 @@ impl Metric {
             Metric::UptimeFailing => "uptime_failing",
             Metric::SloBurnRate => "slo_burn_rate",
             Metric::EventCount => "event_count",
+            Metric::RolloutRegressions => "rollout_regressions",
         }
     }
 
@@ -200,9 +205,9 @@ pub struct RuleInput {
     pub name: String,
     /// One of `error_rate`, `latency_p50`, `latency_p95`, `latency_p99`, `success_rate`,
     /// `cache_hit_rate`, `fallback_rate`, `cpu_percent`, `memory_percent`, `disk_percent`,
-    /// `uptime_failing`, `slo_burn_rate`.
+    /// `uptime_failing`, `slo_burn_rate`, `event_count`, `rollout_regressions`.
     #[schema(
-        pattern = "^(error_rate|latency_p50|latency_p95|latency_p99|success_rate|cache_hit_rate|fallback_rate|cpu_percent|memory_percent|disk_percent|uptime_failing|slo_burn_rate|event_count)$"
+        pattern = "^(error_rate|latency_p50|latency_p95|latency_p99|success_rate|cache_hit_rate|fallback_rate|cpu_percent|memory_percent|disk_percent|uptime_failing|slo_burn_rate|event_count|rollout_regressions)$"
     )]
     pub metric: String,
     #[serde(default)]

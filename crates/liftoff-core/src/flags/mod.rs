@@ -1,8 +1,10 @@
 //! Feature flags: the model people edit, its validation, the compiled catalog evaluation reads,
-//! gradual rollout plans, and the service that ties them to the store.
+//! gradual rollout plans (guarded by request metrics per value: [`guard`]), and the service
+//! that ties them to the store.
 
 mod catalog;
 mod context;
+pub mod guard;
 mod import;
 mod input;
 mod model;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::FlagKey;
+use super::guard::{GuardCheck, Guarding, Verdict};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -16,6 +17,9 @@ pub enum PlanState {
     Paused,
     /// The target was reached.
     Completed,
+    /// A guardrail regressed and the flag went back to 0 %.
+    #[serde(rename = "rolled_back")]
+    RolledBack,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -35,6 +39,15 @@ pub struct RolloutPlan {
     pub paused_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Guardrails checked against request metrics per flag value; none: an unguarded plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Guarding>,
+    /// When the current step began (the sample gate counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<DateTime<Utc>>,
+    /// The last guardrail check whose verdict differed from the one before, with its evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<GuardCheck>,
 }
 
 /// The percentages from `current` to `target` in steps of `increment` (the last step lands on
@@ -86,7 +99,25 @@ impl RolloutPlan {
             paused_reason: None,
             created_at: now,
             updated_at: now,
+            guard: None,
+            step_started_at: Some(now),
+            last_check: None,
         }
+    }
+
+    pub fn guarded(mut self, guard: Guarding) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// Whether a due step may be applied: unguarded plans always; guarded ones once the last
+    /// check saw enough requests this step and nothing regressed.
+    pub fn guard_allows_step(&self) -> bool {
+        self.guard.is_none()
+            || self
+                .last_check
+                .as_ref()
+                .is_some_and(|c| c.verdict == Verdict::Healthy)
     }
 
     /// The next percentage, if a step is due at `now`.
@@ -100,6 +131,9 @@ impl RolloutPlan {
     pub fn advance(&mut self, now: DateTime<Utc>) {
         self.applied = (self.applied + 1).min(self.steps.len());
         self.updated_at = now;
+        self.step_started_at = Some(now);
+        // The next step needs its own samples.
+        self.last_check = None;
         if self.applied >= self.steps.len() {
             self.state = PlanState::Completed;
             self.next_at = None;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::FlagStore;
 use super::catalog::{Catalog, EvaluationCounters};
+use super::guard::{GuardCheck, Guarding, OFF, ON, OnRegression, RequestsByValue, Verdict, judge};
 use super::input::{FlagPatch, NewFlag, validate};
 use super::model::{Environment, Flag, FlagKey, StrategyKind};
 use super::rollout::{PlanState, RolloutPlan};
@@ -45,6 +46,11 @@ pub enum FlagError {
 pub trait CriticalAlerts: Send + Sync {
     /// Names of the critical alerts firing now.
     async fn firing_critical(&self) -> Vec<String>;
+    /// Makes sure a guardrail regression pages: creates the `rollout_regressions` rule when
+    /// none exists (a guarded plan is being saved).
+    async fn arm_rollout_alert(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 pub struct NoAlerts;
@@ -97,6 +103,11 @@ pub struct FlagService {
     /// SDK feeds serialized so far (one per environment per catalog built).
     serialized: Arc<AtomicU64>,
     clock: Arc<dyn Clock>,
+    /// Request metrics per flag value, for guarded rollouts.
+    traffic: Option<Arc<dyn RequestsByValue>>,
+    /// When each guarded plan was last checked (per replica: a check only reads).
+    checked:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>>,
 }
 
 const RETRIES: usize = 5;
@@ -130,7 +141,15 @@ impl FlagService {
             stale_after: Duration::days(i64::from(stale_after_days)),
             serialized,
             clock: crate::clock::system(),
+            traffic: None,
+            checked: Arc::default(),
         })
+    }
+
+    /// Reads request metrics per flag value from `traffic` (guarded rollouts).
+    pub fn with_traffic(mut self, traffic: Arc<dyn RequestsByValue>) -> Self {
+        self.traffic = Some(traffic);
+        self
     }
 
     /// Reads the time (change stamps, rollout steps, staleness) from `clock` instead of the
@@ -574,7 +593,36 @@ impl FlagService {
         interval_minutes: Option<u32>,
         reason: Option<String>,
     ) -> Result<RolloutAnswer, FlagError> {
+        self.plan_guarded_rollout(by, key, target, increment, interval_minutes, None, reason)
+            .await
+    }
+
+    /// [`Self::plan_rollout`] with guardrails: each check compares the requests served the
+    /// new value with the rest, a regression rolls back (or pauses), and a step waits for its
+    /// minimum sample. Guardrails need a schedule (`interval_minutes`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn plan_guarded_rollout(
+        &self,
+        by: &Actor,
+        key: &str,
+        target: f64,
+        increment: f64,
+        interval_minutes: Option<u32>,
+        guard: Option<Guarding>,
+        reason: Option<String>,
+    ) -> Result<RolloutAnswer, FlagError> {
         let mut problems = Vec::new();
+        if let Some(g) = &guard {
+            if let Err(e) = g.validate() {
+                problems.push(e);
+            }
+            if interval_minutes.is_none() {
+                problems.push(
+                    "guardrails need interval_minutes: Liftoff applies (and holds) the steps of a guarded plan"
+                        .to_owned(),
+                );
+            }
+        }
         if !(target.is_finite() && (0.0..=100.0).contains(&target)) {
             problems.push(format!(
                 "target_percentage: {target} is not between 0 and 100"
@@ -602,7 +650,7 @@ impl FlagService {
         } else {
             flag.percentage
         };
-        let plan = RolloutPlan::new(
+        let mut plan = RolloutPlan::new(
             flag.flag_id.clone(),
             current,
             target,
@@ -610,9 +658,17 @@ impl FlagService {
             interval_minutes,
             self.clock.now(),
         );
+        plan.guard = guard;
         let total = plan.steps.len();
         let recommendation = match (total, interval_minutes) {
             (0, _) => format!("`{key}` is already at {target}%."),
+            (n, Some(m)) if plan.guard.is_some() => format!(
+                "Liftoff raises `{key}` from {current}% to {target}% in {n} steps, at most one every {m} minutes and only once a step saw enough requests; a guardrail regression {} and a firing critical alert pauses the plan.",
+                match plan.guard.as_ref().map(|g| g.on_regression) {
+                    Some(OnRegression::Pause) => "pauses the plan",
+                    _ => "rolls the flag back to 0%",
+                }
+            ),
             (n, Some(m)) => format!(
                 "Liftoff raises `{key}` from {current}% to {target}% in {n} steps, one every {m} minutes; a firing critical alert pauses the plan."
             ),
@@ -629,6 +685,11 @@ impl FlagService {
                     Ok(())
                 })
                 .await?;
+            }
+            if plan.guard.is_some()
+                && let Err(e) = self.alerts.arm_rollout_alert().await
+            {
+                tracing::warn!(error = %e, "Could not create the guarded-rollout alert rule; a regression still rolls back.");
             }
             let change = Change::new(by, "flag.rollout_plan", "flag", key)
                 .after(to_value(&plan))
@@ -722,10 +783,25 @@ impl FlagService {
         if plans.is_empty() {
             return Ok("no active plans".into());
         }
+        if let Some(traffic) = &self.traffic {
+            traffic.watch(
+                plans
+                    .iter()
+                    .filter(|p| p.guard.is_some())
+                    .map(|p| p.flag_id.to_string())
+                    .collect(),
+            );
+        }
         let firing = self.alerts.firing_critical().await;
         let mut done = Vec::new();
         for mut plan in plans {
             let key = plan.flag_id.to_string();
+            if let Some(outcome) = self.check_guardrails(&mut plan, now).await? {
+                done.push(format!("{key}: {outcome}"));
+                if plan.state != PlanState::Active {
+                    continue;
+                }
+            }
             if !firing.is_empty() {
                 plan.state = PlanState::Paused;
                 plan.paused_reason = Some(format!("critical alert firing: {}", firing.join(", ")));
@@ -738,6 +814,9 @@ impl FlagService {
                 continue;
             }
             let Some(next) = plan.due(now) else { continue };
+            if !plan.guard_allows_step() {
+                continue;
+            }
             let step = plan.applied + 1;
             let total = plan.steps.len();
             match self
@@ -763,6 +842,122 @@ impl FlagService {
         } else {
             done.join(", ")
         })
+    }
+
+    /// Checks a guarded plan's guardrails when its interval has passed: a regression rolls
+    /// the flag back to 0 % (or pauses the plan) at once, with the evidence in the audit
+    /// trail; a changed verdict is saved. What happened, when anything did.
+    async fn check_guardrails(
+        &self,
+        plan: &mut RolloutPlan,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, FlagError> {
+        let (Some(guard), Some(traffic)) = (plan.guard.clone(), self.traffic.clone()) else {
+            return Ok(None);
+        };
+        let key = plan.flag_id.to_string();
+        {
+            let Ok(mut checked) = self.checked.lock() else {
+                return Ok(None);
+            };
+            let due = checked.get(&key).is_none_or(|at| {
+                *at + Duration::seconds(i64::from(guard.check_interval_seconds)) <= now
+            });
+            if !due {
+                return Ok(None);
+            }
+            checked.insert(key.clone(), now);
+        }
+        let total = traffic.traffic(&key, plan.created_at, now).await?;
+        let step_from = plan.step_started_at.unwrap_or(plan.created_at);
+        let step_on = traffic
+            .traffic(&key, step_from, now)
+            .await?
+            .get(ON)
+            .map_or(0, |t| t.requests);
+        let empty = Default::default();
+        let check = judge(
+            &guard,
+            total.get(OFF).unwrap_or(&empty),
+            total.get(ON).unwrap_or(&empty),
+            step_on,
+            now,
+        );
+        let changed = plan.last_check.as_ref().map(|c| c.verdict) != Some(check.verdict);
+        if check.verdict == Verdict::Regressed {
+            return self.on_regression(plan, &guard, check, now).await.map(Some);
+        }
+        if !changed {
+            return Ok(None);
+        }
+        let verdict = check.verdict;
+        plan.last_check = Some(check);
+        let change = Change::new(&Actor::System, "flag.rollout_check", "flag", &key)
+            .after(to_value(&plan.last_check));
+        self.store.save_rollout_plan(plan, &change).await?;
+        Ok(Some(format!("guardrails {verdict:?}").to_lowercase()))
+    }
+
+    async fn on_regression(
+        &self,
+        plan: &mut RolloutPlan,
+        guard: &Guarding,
+        check: GuardCheck,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, FlagError> {
+        let key = plan.flag_id.to_string();
+        let evidence = check.evidence();
+        let (action, outcome) = match guard.on_regression {
+            OnRegression::Rollback => {
+                match self
+                    .set_percentage(
+                        &Actor::System,
+                        &key,
+                        0.0,
+                        Some(format!("guarded rollout: guardrail regressed: {evidence}")),
+                    )
+                    .await
+                {
+                    Ok(_) | Err(FlagError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                plan.state = PlanState::RolledBack;
+                plan.next_at = None;
+                ("flag.rollout_rollback", "rolled back to 0%")
+            }
+            OnRegression::Pause => {
+                plan.state = PlanState::Paused;
+                ("flag.rollout_pause", "paused")
+            }
+        };
+        plan.paused_reason = Some(format!("guardrail regressed: {evidence}"));
+        plan.updated_at = now;
+        plan.last_check = Some(check);
+        let change = Change::new(&Actor::System, action, "flag", &key)
+            .after(to_value(&plan))
+            .reason(plan.paused_reason.clone());
+        self.store.save_rollout_plan(plan, &change).await?;
+        tracing::warn!(flag = %key, evidence = %evidence, "A guarded rollout {outcome}.");
+        Ok(outcome.to_owned())
+    }
+
+    /// Guarded plans whose guardrails regressed at or after `since`, with the evidence (the
+    /// `rollout_regressions` alert metric).
+    pub async fn regressions_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .store
+            .list_rollout_plans()
+            .await?
+            .into_iter()
+            .filter_map(|p| {
+                let c = p.last_check.as_ref()?;
+                (c.verdict == Verdict::Regressed && c.at >= since)
+                    .then(|| (p.flag_id.to_string(), c.evidence()))
+            })
+            .collect())
     }
 
     /// Writes the evaluation counts gathered since the last call.

@@ -107,6 +107,22 @@ pub fn by_variant(
     Ok(out)
 }
 
+#[async_trait::async_trait]
+impl crate::flags::guard::RequestsByValue for super::MonitoringService {
+    async fn traffic(
+        &self,
+        flag: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<BTreeMap<String, VariantTraffic>, crate::store::StoreError> {
+        self.variant_traffic(flag, from, to).await
+    }
+
+    fn watch(&self, flags: HashSet<String>) {
+        self.watched.set("rollouts", flags);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -358,6 +358,18 @@ pub struct RolloutRequest {
     /// Minutes between steps: with it, Liftoff applies the steps on schedule.
     #[schema(minimum = 1, maximum = 43200)]
     pub interval_minutes: Option<u32>,
+    /// Guard the plan with request metrics per flag value (`error_rate`, `latency_p95`):
+    /// requests must say which value they were served (the SDK request layer, OpenTelemetry
+    /// `feature_flag.*` attributes, or `flags` on request records).
+    pub guardrails: Option<Vec<liftoff_core::flags::guard::GuardrailMetric>>,
+    /// `rollback` (to 0 %, the default) or `pause`.
+    pub on_regression: Option<liftoff_core::flags::guard::OnRegression>,
+    /// Requests served the new value during a step before the next step. [default 200]
+    #[schema(maximum = 10000000)]
+    pub min_samples_per_step: Option<u64>,
+    /// [default 60]
+    #[schema(minimum = 1, maximum = 86400)]
+    pub check_interval_seconds: Option<u32>,
     pub reason: Option<String>,
 }
 
@@ -378,12 +390,25 @@ async fn gradual_rollout(
     Ok(Json(
         state
             .flags
-            .plan_rollout(
+            .plan_guarded_rollout(
                 &caller.principal.actor,
                 &key,
                 r.target_percentage,
                 r.increment,
                 r.interval_minutes,
+                r.guardrails.map(|g| {
+                    let mut guard = liftoff_core::flags::guard::Guarding::new(g);
+                    if let Some(o) = r.on_regression {
+                        guard.on_regression = o;
+                    }
+                    if let Some(n) = r.min_samples_per_step {
+                        guard.min_samples_per_step = n;
+                    }
+                    if let Some(s) = r.check_interval_seconds {
+                        guard.check_interval_seconds = s;
+                    }
+                    guard
+                }),
                 r.reason,
             )
             .await?,

@@ -101,6 +101,7 @@ async fn flags_page(
                                             PlanState::Active => { "next step " (p.next_at.map(|t| t.format("%H:%M UTC").to_string()).unwrap_or_default()) },
                                             PlanState::Paused => { "paused: " (p.paused_reason.clone().unwrap_or_default()) },
                                             PlanState::Completed => { "done" },
+                                            PlanState::RolledBack => { "rolled back: " (p.paused_reason.clone().unwrap_or_default()) },
                                         }
                                     }
                                 }

@@ -47,7 +47,10 @@ pub(crate) fn metric_value(metric: Metric, v: f64) -> String {
         }
         Metric::CpuPercent | Metric::MemoryPercent | Metric::DiskPercent => percent_value(v),
         Metric::LatencyP50 | Metric::LatencyP95 | Metric::LatencyP99 => format!("{v:.0}\u{a0}ms"),
-        Metric::UptimeFailing | Metric::SloBurnRate | Metric::EventCount => {
+        Metric::UptimeFailing
+        | Metric::SloBurnRate
+        | Metric::EventCount
+        | Metric::RolloutRegressions => {
             format!("{}", (v * 100.0).round() / 100.0)
         }
     }

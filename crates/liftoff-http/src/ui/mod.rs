@@ -11,6 +11,7 @@ mod alerts;
 mod analytics;
 pub mod assets;
 mod badge;
+mod experiments;
 mod failure;
 mod favicon;
 mod flags;
@@ -45,6 +46,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/flags/{key}", get(flags::detail))
         .route("/flags/{key}/toggle", post(flags::toggle))
         .route("/flags/{key}/percentage", post(flags::percentage))
+        .route(
+            "/experiments",
+            get(experiments::list).post(experiments::create),
+        )
+        .route("/experiments/{key}", get(experiments::detail))
+        .route("/experiments/{key}/stop", post(experiments::stop))
         .route("/settings", get(pages::settings))
         .route("/settings/users", post(pages::create_user))
         .route("/settings/keys", post(pages::create_key))
@@ -88,6 +95,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/" | "/performance"
                 | "/analytics"
                 | "/flags"
+                | "/experiments"
                 | "/settings"
                 | "/alerts"
                 | "/uptime"

@@ -178,33 +178,17 @@ pub async fn overview(
     page(&user, "/", window, "Overview", body)
 }
 
-/// The sections a later release fills. Each says what it will hold.
+/// The section a later release fills: says what it will hold.
 pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static str) -> Response {
-    let (title, body) = match path {
-        "/experiments" => (
-            "Experiments",
-            coming(
-                "A/B experiments on multivariate flags, with honest statistics.",
-                &[
-                    "Exposures and conversions per variant",
-                    "Uplift with a confidence interval and chance to beat control",
-                    "Sample-ratio-mismatch checks and guardrails",
-                ],
-            ),
-        ),
-        _ => (
-            "Reports",
-            coming(
-                "Weekly health and product reports.",
-                &[
-                    "Uptime, latency and errors week over week",
-                    "Growth, retention and feature adoption",
-                    "Markdown, HTML and JSON exports",
-                ],
-            ),
-        ),
-    };
-    page(&user, path, q.window(), title, body)
+    let body = coming(
+        "Weekly health and product reports.",
+        &[
+            "Uptime, latency and errors week over week",
+            "Growth, retention and feature adoption",
+            "Markdown, HTML and JSON exports",
+        ],
+    );
+    page(&user, path, q.window(), "Reports", body)
 }
 
 #[derive(Deserialize)]

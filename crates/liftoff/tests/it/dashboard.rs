@@ -913,3 +913,223 @@ async fn the_launch_page_steers_admission_maintenance_and_feedback() {
         "the refused item was not stored"
     );
 }
+
+/// The Experiments page lists experiments with their decision and starts one from its form;
+/// an experiment's page shows users per variant and the decision, escapes what people typed,
+/// and stops (and ships) through the same service as the API. Viewers read, never change.
+#[tokio::test]
+async fn experiments_page_lists_and_escapes() {
+    use crate::harness::ADMIN_TOKEN;
+    use serde_json::{Value, json};
+    let app = spawn().await;
+    let cookie = admin_cookie(&app).await;
+    let (status, html) = page_of(&app, &cookie, "/experiments").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains("Coming to this page"));
+    assert!(html.contains("No experiments yet"), "{html}");
+    assert!(html.contains("id=\"no-variant-flags\""), "{html}");
+    let csrf = hidden(&html, "csrf");
+
+    let flag = app
+        .post_json(
+            "/api/feature-flags",
+            Some(ADMIN_TOKEN),
+            &json!({"flag_id": "checkout-v2", "variants": [{"name": "control", "weight": 50}, {"name": "treatment", "weight": 50}]}),
+        )
+        .await;
+    assert_eq!(flag.status(), 201);
+    let (_, html) = page_of(&app, &cookie, "/experiments").await;
+    assert!(
+        html.contains(r#"<option value="checkout-v2">"#),
+        "flags with variants are offered: {html}"
+    );
+
+    let post = |path: String, form: Vec<(&'static str, &'static str)>, token: &str| {
+        let mut form: Vec<(&str, String)> =
+            form.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+        form.push(("csrf", token.to_owned()));
+        app.http
+            .post(app.at(&path))
+            .header("cookie", &cookie)
+            .header("origin", &app.url)
+            .form(&form)
+            .send()
+    };
+    let new = |key: &'static str, method: &'static str, sequential: bool| {
+        let mut form = vec![
+            ("key", key),
+            ("flag_id", "checkout-v2"),
+            ("hypothesis", "<script>alert(1)</script> converts"),
+            ("metric_kind", "conversion"),
+            ("event", "purchase"),
+            ("property", "ignored for a conversion"),
+            ("method", method),
+        ];
+        if sequential {
+            form.push(("sequential", "true"));
+        }
+        form
+    };
+    // The service's refusal is the page's message, with the API's status.
+    let refused = post("/experiments".into(), new("seq", "bayesian", true), &csrf)
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains(r#"class="flash error""#), "{html}");
+    assert!(html.contains("frequentist"), "{html}");
+
+    let created = post(
+        "/experiments".into(),
+        new("checkout-test", "frequentist", true),
+        &csrf,
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 303);
+    assert_eq!(created.headers()["location"], "/experiments/checkout-test");
+    let view: Value = app
+        .get("/api/experiments/checkout-test", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["analysis"]["sequential"], true);
+    assert_eq!(
+        view["metrics"]["primary"],
+        json!({"kind": "conversion", "event": "purchase", "window_hours": 72})
+    );
+
+    let (_, html) = page_of(&app, &cookie, "/experiments").await;
+    assert!(
+        html.contains(r#"data-experiment="checkout-test""#),
+        "{html}"
+    );
+    assert!(html.contains("conversion:purchase"));
+    assert!(html.contains("Keep running"), "no users yet: {html}");
+
+    let (status, html) = page_of(&app, &cookie, "/experiments/checkout-test").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; converts"));
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(html.contains("id=\"experiment-variants\""));
+    assert!(html.contains("id=\"experiment-decision\""));
+    assert!(html.contains("id=\"experiment-stop\""));
+    assert!(!html.contains("id=\"srm-banner\""), "no users, no mismatch");
+
+    // Exposures from events, split 60 / 10 against a configured 50 / 50, and one user who saw
+    // both variants: both warnings say what they mean, and no decision is offered.
+    let (_, ingest) = app.key("ingest").await;
+    let called = |user: String, variant: &str| {
+        json!({"event": "$feature_flag_called", "user_id": user,
+               "properties": {"$feature_flag": "checkout-v2", "$feature_flag_response": variant}})
+    };
+    let mut batch: Vec<Value> = (0..70)
+        .map(|i| {
+            called(
+                format!("u{i}"),
+                if i < 60 { "control" } else { "treatment" },
+            )
+        })
+        .collect();
+    batch.push(called("both".into(), "control"));
+    batch.push(called("both".into(), "treatment"));
+    let sent = app
+        .post_json("/api/ingest/events", Some(&ingest), &Value::Array(batch))
+        .await;
+    assert_eq!(sent.status(), 200);
+    let (_, html) = page_of(&app, &cookie, "/experiments/checkout-test").await;
+    assert!(html.contains("id=\"srm-banner\""), "{html}");
+    assert!(html.contains("Sample ratio mismatch"));
+    assert!(html.contains("id=\"multiple-exposures\""), "{html}");
+    assert!(html.contains("1 user saw more than one variant"));
+    assert!(html.contains("Inconclusive"), "{html}");
+
+    let stop = |form, token: &str| post("/experiments/checkout-test/stop".into(), form, token);
+    let forged = stop(vec![("reason", "done")], "forged").await.unwrap();
+    assert_eq!(forged.status(), 403);
+    let blank = stop(vec![("reason", " ")], &csrf).await.unwrap();
+    assert_eq!(blank.status(), 422);
+    assert!(blank.text().await.unwrap().contains("reason: say why"));
+    let stopped = stop(
+        vec![("reason", "ship <it>"), ("ship_variant", "treatment")],
+        &csrf,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stopped.status(), 303);
+    let (_, html) = page_of(&app, &cookie, "/experiments/checkout-test").await;
+    assert!(html.contains("id=\"experiment-stopped\""), "{html}");
+    assert!(html.contains("ship &lt;it&gt;"));
+    assert!(!html.contains("id=\"experiment-stop\""), "stopped once");
+    let flag: Value = app
+        .get("/api/feature-flags/checkout-v2", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(flag["variants"].as_array().unwrap().len(), 1);
+    assert_eq!(flag["variants"][0]["name"], "treatment");
+
+    // A viewer reads the pages without their forms, and a forged-in change is refused.
+    let added = post(
+        "/settings/users".into(),
+        vec![
+            ("username", "val"),
+            ("password", "viewer-password"),
+            ("role", "viewer"),
+        ],
+        &csrf,
+    )
+    .await
+    .unwrap();
+    assert_eq!(added.status(), 200);
+    let login = app.http.get(app.at("/login")).send().await.unwrap();
+    let login_cookie = value_of(&cookie_from(&login, "liftoff_login_csrf").unwrap());
+    let login_csrf = hidden(&login.text().await.unwrap(), "csrf");
+    let signed_in = app
+        .http
+        .post(app.at("/login"))
+        .header("cookie", format!("liftoff_login_csrf={login_cookie}"))
+        .form(&[
+            ("username", "val"),
+            ("password", "viewer-password"),
+            ("csrf", &login_csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let viewer = format!(
+        "liftoff_session={}",
+        value_of(&cookie_from(&signed_in, "liftoff_session").unwrap())
+    );
+    let (status, html) = page_of(&app, &viewer, "/experiments").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(r#"data-experiment="checkout-test""#));
+    assert!(!html.contains("id=\"new-experiment\"") && !html.contains("id=\"no-variant-flags\""));
+    let viewer_csrf = hidden(&html, "csrf");
+    let res = app
+        .http
+        .post(app.at("/experiments"))
+        .header("cookie", &viewer)
+        .header("origin", &app.url)
+        .form(&[
+            ("csrf", viewer_csrf.as_str()),
+            ("key", "by-viewer"),
+            ("flag_id", "checkout-v2"),
+            ("metric_kind", "conversion"),
+            ("event", "purchase"),
+            ("method", "bayesian"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Only editors and admins")
+    );
+}

@@ -373,3 +373,127 @@ async fn bad_experiments_are_refused_with_the_reason() {
     problem(post(&app, "/api/experiments/analyze", &read,
         json!({"variants": [{"kind": "proportion", "n": 10, "sum": 20}, {"kind": "proportion", "n": 10, "sum": 2}]})).await, 422).await;
 }
+
+/// A guarded rollout end to end: requests say which value of the flag they were served; the
+/// new value fails four times as often; the next check rolls the flag back to 0 %, and one
+/// audit entry and one alert say why.
+#[tokio::test]
+async fn a_guarded_rollout_rolls_back_when_its_error_rate_regresses() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    let res = post(
+        &app,
+        "/api/feature-flags",
+        ADMIN_TOKEN,
+        json!({"flag_id": "new-search", "strategy": "percentage", "percentage": 10}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let bad = post(
+        &app,
+        "/api/feature-flags/new-search/gradual-rollout",
+        ADMIN_TOKEN,
+        json!({"target_percentage": 100, "increment": 10, "guardrails": ["error_rate"]}),
+    )
+    .await;
+    problem(bad, 422).await;
+    let res = post(
+        &app,
+        "/api/feature-flags/new-search/gradual-rollout",
+        ADMIN_TOKEN,
+        json!({"target_percentage": 100, "increment": 10, "interval_minutes": 1,
+               "guardrails": ["error_rate", "latency_p95"], "check_interval_seconds": 1,
+               "min_samples_per_step": 50}),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let plan: Value = res.json().await.unwrap();
+    assert!(
+        plan["recommendation"]
+            .as_str()
+            .unwrap()
+            .contains("rolls the flag back")
+    );
+    // The first pass starts keeping requests per value of the flag.
+    app.state.flags.advance_rollouts().await.unwrap();
+
+    let mut records = Vec::new();
+    for i in 0..3000 {
+        let on = i % 10 == 0;
+        let failed = if on { i % 100 < 20 } else { i % 100 == 1 };
+        records.push(
+            json!({"service": "shop", "method": "GET", "route": "/search",
+            "status": if failed { 500 } else { 200 }, "duration_ms": 20.0,
+            "flags": {"new-search": if on { "on" } else { "off" }, "unwatched": "x"}}),
+        );
+    }
+    let res = post(&app, "/api/ingest/requests", &ingest, Value::Array(records)).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.state.flags.advance_rollouts().await.unwrap();
+
+    let flag: Value = app
+        .get("/api/feature-flags/new-search", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(flag["percentage"], 0.0, "{flag}");
+    let plans = app.state.flags.rollout_plans().await.unwrap();
+    let plan = plans
+        .iter()
+        .find(|p| p.flag_id.as_str() == "new-search")
+        .unwrap();
+    assert_eq!(plan.state, liftoff_core::flags::PlanState::RolledBack);
+    let check = plan.last_check.as_ref().unwrap();
+    let reading = check.readings.iter().find(|r| r.regressed).unwrap();
+    assert_eq!(reading.treatment_requests, 300);
+    assert!(
+        (reading.treatment_value - 0.2).abs() < 1e-9
+            && (reading.control_value - 1.0 / 90.0).abs() < 1e-3
+    );
+
+    let audit: Value = app
+        .get(
+            "/api/audit?target_type=flag&target_id=new-search",
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rollbacks: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "flag.rollout_rollback")
+        .collect();
+    assert_eq!(rollbacks.len(), 1, "{audit}");
+    assert!(
+        rollbacks[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("error_rate 20.00 %"),
+        "{}",
+        rollbacks[0]
+    );
+
+    app.state.alerts.evaluate(chrono::Utc::now()).await.unwrap();
+    let alerts: Value = app
+        .get("/api/alerts", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let firing: Vec<&Value> = alerts
+        .as_array()
+        .or_else(|| alerts["alerts"].as_array())
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["rule_name"] == "Guarded rollout regressed"
+                || a["name"] == "Guarded rollout regressed"
+        })
+        .collect();
+    assert_eq!(firing.len(), 1, "{alerts}");
+}

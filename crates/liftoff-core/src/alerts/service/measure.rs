@@ -76,6 +76,14 @@ impl AlertsService {
                     _ => snap.disk.percent,
                 })
             }
+            Metric::RolloutRegressions => match &self.rollouts {
+                None => None,
+                Some(r) => Some(
+                    r.regressions_since(now - Duration::minutes(15))
+                        .await?
+                        .len() as f64,
+                ),
+            },
             Metric::UptimeFailing => {
                 if self.uptime.is_none() {
                     None

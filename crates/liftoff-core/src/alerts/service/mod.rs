@@ -98,6 +98,7 @@ pub struct AlertsService {
     notifier: Arc<dyn Notifier>,
     listeners: Arc<Vec<Arc<dyn AlertListener>>>,
     uptime: Option<Arc<dyn UptimeSource>>,
+    rollouts: Option<Arc<dyn super::hooks::RolloutSource>>,
     events: Option<Arc<dyn crate::analytics::insights::AnalyticsQueries>>,
     settings: Arc<AlertSettings>,
     /// Seals channel secrets at rest; without it (unit tests) they are stored as given.
@@ -258,6 +259,7 @@ impl AlertsService {
             notifier,
             listeners: Arc::default(),
             uptime: None,
+            rollouts: None,
             events: None,
             settings: Arc::new(settings),
             secrets: None,
@@ -312,6 +314,12 @@ impl AlertsService {
         self
     }
 
+    /// Where `rollout_regressions` rules read guarded rollouts.
+    pub fn with_rollouts(mut self, rollouts: Arc<dyn super::hooks::RolloutSource>) -> Self {
+        self.rollouts = Some(rollouts);
+        self
+    }
+
     /// Where `event_count` rules read product events.
     pub fn with_events(
         mut self,
@@ -344,8 +352,38 @@ impl AlertsService {
     }
 }
 
+/// The rule a guarded rollout arms when it is planned (not a default: the launch playbook's
+/// defaults stay as SPEC §6 lists them).
+pub const ROLLOUT_RULE: &str = "Guarded rollout regressed";
+
 #[async_trait]
 impl crate::flags::CriticalAlerts for AlertsService {
+    async fn arm_rollout_alert(&self) -> Result<(), String> {
+        let rules = self.rules().await.map_err(|e| e.to_string())?;
+        if rules.iter().any(|r| r.metric == Metric::RolloutRegressions) {
+            return Ok(());
+        }
+        let input = RuleInput {
+            name: ROLLOUT_RULE.to_owned(),
+            metric: Metric::RolloutRegressions.as_str().to_owned(),
+            scope: RuleScope::default(),
+            op: Op::Gt,
+            threshold: Some(0.0),
+            for_seconds: 0,
+            keep_firing_for_seconds: 0,
+            severity: Severity::Critical,
+            enabled: true,
+            description: "A guarded rollout's guardrail regressed: the flag was rolled back (or the plan paused). The flag's audit trail has the evidence.".to_owned(),
+            slo: None,
+        };
+        match self.create_rule(&Actor::System, input).await {
+            Ok(_) => Ok(()),
+            // Another replica armed it meanwhile.
+            Err(AlertError::Invalid(m)) if m.contains("exists") => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     async fn firing_critical(&self) -> Vec<String> {
         match self.store.list_alerts(true, 1000).await {
             Ok(alerts) => alerts
