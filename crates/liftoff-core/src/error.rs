@@ -13,6 +13,7 @@ use crate::analytics::funnel::FunnelError;
 use crate::analytics::insights::InsightsError;
 use crate::auth::KeyError;
 use crate::batch::SubmitError;
+use crate::deployments::DeploymentError;
 use crate::experiments::ExperimentError;
 use crate::flags::FlagError;
 use crate::incidents::IncidentError;
@@ -127,6 +128,8 @@ error_codes! {
     /// The key is taken, or the flag already has an experiment that has not stopped.
     ExperimentConflict = "experiment_conflict", Conflict;
     ExperimentBusy = "experiment_busy", Conflict;
+    DeploymentNotFound = "deployment_not_found", NotFound;
+    InvalidDeployment = "invalid_deployment", Invalid;
 }
 
 /// A failure that knows its code (and so its kind), what a client may be told, and when to
@@ -319,6 +322,15 @@ classified!(ExperimentError, |e| code: match e {
     ExperimentError::Flag(f) => Some(f),
     ExperimentError::Insights(i) => Some(i),
     ExperimentError::Store(s) => Some(s),
+    _ => None,
+});
+
+classified!(DeploymentError, |e| code: match e {
+    DeploymentError::NotFound(_) => Code::DeploymentNotFound,
+    DeploymentError::Invalid(_) => Code::InvalidDeployment,
+    DeploymentError::Store(_) => Code::Internal,
+}, inner: match e {
+    DeploymentError::Store(s) => Some(s),
     _ => None,
 });
 

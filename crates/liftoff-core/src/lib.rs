@@ -4,6 +4,7 @@
 //! - [`analytics`]: product events (native and PostHog capture), persons, erasure.
 //! - [`auth`]: scopes, API keys, principals and the key service.
 //! - [`users`]: dashboard users, roles, passwords and sessions.
+//! - [`deployments`]: release verification: recorded deployments and their before/after test.
 //! - [`experiments`]: A/B experiments on flags: exposures, metrics, the statistics engine, decisions.
 //! - [`audit`]: the audit trail every change of state writes.
 //! - [`health`]: how the state store is doing (reachability, latency, schema).
@@ -25,6 +26,7 @@ pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod clock;
+pub mod deployments;
 pub mod error;
 pub mod experiments;
 pub mod flags;

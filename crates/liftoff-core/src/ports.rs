@@ -7,6 +7,7 @@
 use crate::alerts::AlertStore;
 use crate::audit::AuditStore;
 use crate::auth::KeyStore;
+use crate::deployments::DeploymentStore;
 use crate::experiments::ExperimentStore;
 use crate::flags::FlagStore;
 use crate::incidents::IncidentStore;
@@ -27,6 +28,7 @@ pub trait StateStore:
     + AlertStore
     + LaunchStore
     + ExperimentStore
+    + DeploymentStore
 {
 }
 impl<
@@ -39,7 +41,8 @@ impl<
         + IncidentStore
         + AlertStore
         + LaunchStore
-        + ExperimentStore,
+        + ExperimentStore
+        + DeploymentStore,
 > StateStore for T
 {
 }

@@ -246,6 +246,8 @@ mod tests {
             ("invalid_experiment", 422),
             ("experiment_conflict", 409),
             ("experiment_busy", 409),
+            ("deployment_not_found", 404),
+            ("invalid_deployment", 422),
         ];
         assert_eq!(pinned, expected);
     }

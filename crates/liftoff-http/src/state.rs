@@ -68,6 +68,7 @@ pub struct Services {
     /// The clock every service was given (the launch service takes it here).
     pub clock: Arc<dyn liftoff_core::clock::Clock>,
     pub experiments: liftoff_core::experiments::ExperimentService,
+    pub deployments: liftoff_core::deployments::DeploymentService,
 }
 
 #[derive(Clone)]
@@ -101,6 +102,8 @@ pub struct AppState {
     pub launch: liftoff_core::launch::LaunchService,
     /// A/B experiments: definitions, exposures, results.
     pub experiments: liftoff_core::experiments::ExperimentService,
+    /// Recorded deployments and their verification.
+    pub deployments: liftoff_core::deployments::DeploymentService,
     pub settings: Arc<HttpSettings>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) ingest_limiter: Arc<RateLimiter>,
@@ -132,6 +135,7 @@ impl AppState {
             alerts,
             clock,
             experiments,
+            deployments,
         } = services;
         Self {
             limiter: Arc::new(RateLimiter::new(
@@ -171,6 +175,7 @@ impl AppState {
             jobs,
             alerts,
             experiments,
+            deployments,
             settings: Arc::new(settings),
             started: Instant::now(),
             accepting: Arc::new(AtomicBool::new(true)),

@@ -53,6 +53,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "experiments",
         sql: include_str!("../migrations/sqlite/0009_experiments.sql"),
     },
+    Migration {
+        version: 10,
+        name: "deployments",
+        sql: include_str!("../migrations/sqlite/0010_deployments.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -135,6 +140,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 16,
         name: "variant_minutes",
         sql: include_str!("../migrations/postgres/0016_variant_minutes.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "deployments",
+        sql: include_str!("../migrations/postgres/0017_deployments.sql"),
     },
 ];
 

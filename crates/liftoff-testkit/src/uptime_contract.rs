@@ -300,13 +300,52 @@ pub async fn incidents_round_trip(s: Arc<dyn StateStore>) {
     assert_eq!(s.get_incident(&a.id).await.unwrap().unwrap(), changed);
 }
 
+/// Deployments get increasing ids, come back whole, newest first, and write their audit entry.
+pub async fn deployments_round_trip_newest_first(s: Arc<dyn StateStore>) {
+    use liftoff_core::deployments::Deployment;
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 3, 10, 0, 0).unwrap();
+    let d = |version: &str, mins: i64| Deployment {
+        id: 0,
+        service: "shop".into(),
+        version: version.into(),
+        environment: Some("production".into()),
+        commit: Some("abc123".into()),
+        description: None,
+        deployed_at: t0 + Duration::minutes(mins),
+        verify_minutes: 30,
+        recorded_by: "ci".into(),
+    };
+    let change = Change::new(&Actor::System, "deployment.create", "deployment", "");
+    let a = s.create_deployment(&d("1.0.0", 0), &change).await.unwrap();
+    let b = s.create_deployment(&d("1.1.0", 60), &change).await.unwrap();
+    assert!(b.id > a.id && a.id > 0);
+    assert_eq!(s.get_deployment(a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.get_deployment(b.id + 100).await.unwrap(), None);
+    let list = s.list_deployments(10).await.unwrap();
+    assert_eq!(list, vec![b.clone(), a.clone()]);
+    assert_eq!(s.list_deployments(1).await.unwrap(), vec![b.clone()]);
+    let audit = s
+        .list_audit(&AuditQuery {
+            target_type: Some("deployment".into()),
+            target_id: None,
+            actor: None,
+            before_id: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 2);
+    assert!(audit.iter().any(|e| e.target_id == a.id.to_string()));
+}
+
 /// Runs the uptime and incident contract against the store `$open` returns (an
 /// `async fn() -> Arc<dyn StateStore>`).
 #[macro_export]
 macro_rules! uptime_incident_contract {
     ($open:path) => {
         $crate::uptime_incident_contract!(@cases $open;
-            monitors_round_trip, checks_rollups_and_downtimes, incidents_round_trip);
+            monitors_round_trip, checks_rollups_and_downtimes, incidents_round_trip,
+            deployments_round_trip_newest_first);
     };
     (@cases $open:path; $($case:ident),+) => {
         $(

@@ -128,8 +128,13 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     .context("loading flags")?
     .with_clock(clock.clone())
     .with_traffic(Arc::new(monitoring.clone()));
-    // A guardrail regression is an alert like any other (`rollout_regressions`).
-    let alerts = alerts.with_rollouts(Arc::new(flags.clone()));
+    let deployments =
+        liftoff_core::deployments::DeploymentService::new(store.clone(), monitoring.clone())
+            .with_clock(clock.clone());
+    // A guardrail regression and a bad deployment are alerts like any other.
+    let alerts = alerts
+        .with_rollouts(Arc::new(flags.clone()))
+        .with_deployments(Arc::new(deployments.clone()));
     let experiments = liftoff_core::experiments::ExperimentService::start(
         store.clone(),
         flags.clone(),
@@ -169,6 +174,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 alerts,
                 clock,
                 experiments,
+                deployments,
             },
             http,
         ),

@@ -71,3 +71,27 @@ impl RolloutSource for crate::flags::FlagService {
         crate::flags::FlagService::regressions_since(self, since).await
     }
 }
+
+/// Release verification as alert rules see it.
+#[async_trait::async_trait]
+pub trait DeploymentSource: Send + Sync {
+    /// How many deployments since `since` regressed.
+    async fn regressed_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, crate::store::StoreError>;
+}
+
+#[async_trait::async_trait]
+impl DeploymentSource for crate::deployments::DeploymentService {
+    async fn regressed_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, crate::store::StoreError> {
+        Ok(
+            crate::deployments::DeploymentService::regressed_since(self, since)
+                .await?
+                .len(),
+        )
+    }
+}

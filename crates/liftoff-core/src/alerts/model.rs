@@ -36,10 +36,12 @@ pub enum Metric {
     /// Guarded rollouts whose guardrails regressed (and that rolled back or paused) in the
     /// last 15 minutes.
     RolloutRegressions,
+    /// Deployments of the last 2 hours whose verification found a significant regression.
+    DeploymentRegression,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 15] = [
         Metric::ErrorRate,
         Metric::LatencyP50,
         Metric::LatencyP95,
@@ -54,6 +56,7 @@ impl Metric {
         Metric::SloBurnRate,
         Metric::EventCount,
         Metric::RolloutRegressions,
+        Metric::DeploymentRegression,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +75,7 @@ impl Metric {
             Metric::SloBurnRate => "slo_burn_rate",
             Metric::EventCount => "event_count",
             Metric::RolloutRegressions => "rollout_regressions",
+            Metric::DeploymentRegression => "deployment_regression",
         }
     }
 
@@ -205,9 +209,10 @@ pub struct RuleInput {
     pub name: String,
     /// One of `error_rate`, `latency_p50`, `latency_p95`, `latency_p99`, `success_rate`,
     /// `cache_hit_rate`, `fallback_rate`, `cpu_percent`, `memory_percent`, `disk_percent`,
-    /// `uptime_failing`, `slo_burn_rate`, `event_count`, `rollout_regressions`.
+    /// `uptime_failing`, `slo_burn_rate`, `event_count`, `rollout_regressions`,
+    /// `deployment_regression`.
     #[schema(
-        pattern = "^(error_rate|latency_p50|latency_p95|latency_p99|success_rate|cache_hit_rate|fallback_rate|cpu_percent|memory_percent|disk_percent|uptime_failing|slo_burn_rate|event_count|rollout_regressions)$"
+        pattern = "^(error_rate|latency_p50|latency_p95|latency_p99|success_rate|cache_hit_rate|fallback_rate|cpu_percent|memory_percent|disk_percent|uptime_failing|slo_burn_rate|event_count|rollout_regressions|deployment_regression)$"
     )]
     pub metric: String,
     #[serde(default)]

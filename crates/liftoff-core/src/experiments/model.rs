@@ -57,6 +57,7 @@ fn default_window() -> u32 {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ExperimentMetric)]
 pub struct Metric {
     pub kind: MetricKind,
     /// The product event counted (required for event metrics).

@@ -597,6 +597,7 @@ pub struct Calculation {
     #[serde(default)]
     pub weights: Option<Vec<f64>>,
     /// Control first; 2 to 20 variants of the same statistic kind.
+    #[schema(min_items = 2, max_items = 20)]
     pub variants: Vec<Statistic>,
 }
 

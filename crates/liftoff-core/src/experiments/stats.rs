@@ -143,11 +143,14 @@ impl Statistic {
             Self::Quantile {
                 n, lower, upper, ..
             } => {
-                if *n <= 1.0 {
+                let v = if *n <= 1.0 {
                     0.0
                 } else {
                     (n - 1.0) * ((upper - lower) / (2.0 * QUANTILE_Z)).powi(2)
-                }
+                };
+                // gbstats' floor: from 100 observations an interval of zero width (values
+                // that repeat exactly) still has a little variance.
+                if *n >= 100.0 { v.max(1e-5) } else { v }
             }
         }
     }
@@ -237,6 +240,7 @@ impl Default for Analysis {
 
 /// Treatment against control, as a relative difference of means (`0.1` is 10 % higher).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ExperimentComparison)]
 pub struct Comparison {
     /// Point estimate (frequentist) or posterior mean (Bayesian).
     pub relative: f64,

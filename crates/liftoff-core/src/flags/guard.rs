@@ -338,6 +338,22 @@ mod tests {
         (at.len(), at.get(at.len() / 2).copied().unwrap_or(0))
     }
 
+    /// How long a doubled error rate takes to catch at 50 requests a second in all
+    /// (BENCHMARKS.md): the minute by which 50 % and 99 % of 1,000 runs rolled back.
+    #[test]
+    #[ignore = "a measurement for BENCHMARKS.md, not a check"]
+    fn detection_time_at_fifty_requests_a_second() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut at: Vec<u32> = (0..1000)
+            .map(|_| simulate(&mut rng, 50, 0.10, (0.01, 0.02), 60).unwrap_or(u32::MAX))
+            .collect();
+        at.sort_unstable();
+        eprintln!(
+            "50 req/s: median minute {}, 99th percentile minute {}",
+            at[499], at[989]
+        );
+    }
+
     /// A 10 % step whose variant fails twice as often as the 1 % baseline, 1,000 seeded runs
     /// each. With 50 requests a second served the variant (500 in all) it is rolled back
     /// within 5 minutes in at least 99 % of runs; 1,000 healthy 30-minute steps give under

@@ -633,6 +633,25 @@ impl MonitoringService {
     }
 
     /// Totals over the endpoints `filter` covers in `range`, with the latest system reading.
+    /// Requests in a window, merged: how many, how many failed (5xx), every latency.
+    pub async fn traffic(
+        &self,
+        range: TimeRange,
+        filter: &Filter<'_>,
+    ) -> Result<super::variants::VariantTraffic, StoreError> {
+        let mut t = super::variants::VariantTraffic::default();
+        for (k, s) in self.scoped_cells(range, filter).await? {
+            t.requests += s.count();
+            if k.status >= 500 {
+                t.failed += s.count();
+            }
+            t.latency
+                .merge(&s)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        }
+        Ok(t)
+    }
+
     pub async fn summary(
         &self,
         range: TimeRange,

@@ -361,6 +361,7 @@ pub struct RolloutRequest {
     /// Guard the plan with request metrics per flag value (`error_rate`, `latency_p95`):
     /// requests must say which value they were served (the SDK request layer, OpenTelemetry
     /// `feature_flag.*` attributes, or `flags` on request records).
+    #[schema(min_items = 1)]
     pub guardrails: Option<Vec<liftoff_core::flags::guard::GuardrailMetric>>,
     /// `rollback` (to 0 %, the default) or `pause`.
     pub on_regression: Option<liftoff_core::flags::guard::OnRegression>,

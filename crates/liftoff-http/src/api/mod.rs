@@ -6,6 +6,7 @@ mod analytics;
 mod audit;
 mod batch;
 mod capture;
+mod deployments;
 mod experiments;
 mod flags;
 mod health;
@@ -112,6 +113,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(incidents::routes())
         .merge(launch::routes())
         .merge(experiments::routes())
+        .merge(deployments::routes())
 }
 
 /// The served document: the generated one with the shared error answers of

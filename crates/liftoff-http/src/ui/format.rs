@@ -50,7 +50,8 @@ pub(crate) fn metric_value(metric: Metric, v: f64) -> String {
         Metric::UptimeFailing
         | Metric::SloBurnRate
         | Metric::EventCount
-        | Metric::RolloutRegressions => {
+        | Metric::RolloutRegressions
+        | Metric::DeploymentRegression => {
             format!("{}", (v * 100.0).round() / 100.0)
         }
     }

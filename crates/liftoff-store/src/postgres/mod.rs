@@ -20,6 +20,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::migrations::{self, Migration};
 
 mod alerts;
+mod deployments;
 mod events;
 mod experiments;
 mod flags;

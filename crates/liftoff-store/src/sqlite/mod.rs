@@ -2,6 +2,7 @@
 
 mod alerts;
 mod db;
+mod deployments;
 mod events;
 mod experiments;
 mod flags;

@@ -84,6 +84,10 @@ impl AlertsService {
                         .len() as f64,
                 ),
             },
+            Metric::DeploymentRegression => match &self.deployments {
+                None => None,
+                Some(d) => Some(d.regressed_since(now - Duration::hours(2)).await? as f64),
+            },
             Metric::UptimeFailing => {
                 if self.uptime.is_none() {
                     None

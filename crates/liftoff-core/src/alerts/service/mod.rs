@@ -99,6 +99,7 @@ pub struct AlertsService {
     listeners: Arc<Vec<Arc<dyn AlertListener>>>,
     uptime: Option<Arc<dyn UptimeSource>>,
     rollouts: Option<Arc<dyn super::hooks::RolloutSource>>,
+    deployments: Option<Arc<dyn super::hooks::DeploymentSource>>,
     events: Option<Arc<dyn crate::analytics::insights::AnalyticsQueries>>,
     settings: Arc<AlertSettings>,
     /// Seals channel secrets at rest; without it (unit tests) they are stored as given.
@@ -260,6 +261,7 @@ impl AlertsService {
             listeners: Arc::default(),
             uptime: None,
             rollouts: None,
+            deployments: None,
             events: None,
             settings: Arc::new(settings),
             secrets: None,
@@ -311,6 +313,15 @@ impl AlertsService {
     /// Where `uptime_failing` rules read monitor health.
     pub fn with_uptime(mut self, uptime: Arc<dyn UptimeSource>) -> Self {
         self.uptime = Some(uptime);
+        self
+    }
+
+    /// Where `deployment_regression` rules read release verifications.
+    pub fn with_deployments(
+        mut self,
+        deployments: Arc<dyn super::hooks::DeploymentSource>,
+    ) -> Self {
+        self.deployments = Some(deployments);
         self
     }
 
