@@ -149,6 +149,9 @@ impl FlagClient {
     /// Whether `flag` is on for `ctx`. Unknown flags, and every flag before any definitions
     /// arrived, are off.
     pub fn is_enabled(&self, flag: &str, ctx: &Context) -> bool {
+        if crate::served::in_request() {
+            return self.evaluate(flag, ctx).enabled;
+        }
         self.with_state(|s| s.snapshot.is_enabled(flag, ctx))
     }
 
@@ -159,7 +162,9 @@ impl FlagClient {
 
     /// The full evaluation: on/off, variant, reason, and whether the flag exists.
     pub fn evaluate(&self, flag: &str, ctx: &Context) -> Evaluation {
-        self.with_state(|s| s.snapshot.evaluate(flag, ctx))
+        let e = self.with_state(|s| s.snapshot.evaluate(flag, ctx));
+        crate::served::note(flag, &e);
+        e
     }
 
     /// The compiled definitions in use right now, to evaluate several flags against one

@@ -79,6 +79,7 @@ mod error;
 mod files;
 pub mod launch;
 pub mod layer;
+mod served;
 mod sse;
 mod sync;
 

@@ -78,6 +78,8 @@ pub(crate) struct Record {
     pub duration: Duration,
     pub ts: SystemTime,
     pub user_id: Option<String>,
+    /// `(flag, value)` served while answering (see `crate::served`).
+    pub flags: Vec<(String, String)>,
 }
 
 /// A route template, kept without copying where possible.

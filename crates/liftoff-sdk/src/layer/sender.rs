@@ -53,6 +53,8 @@ struct Wire<'a> {
     ts: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    flags: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
 enum Outcome {
@@ -85,6 +87,11 @@ impl Batchable for Record {
                 duration_ms: r.duration.as_secs_f64() * 1000.0,
                 ts: DateTime::<Utc>::from(r.ts).to_rfc3339_opts(SecondsFormat::Millis, true),
                 user_id: r.user_id.as_deref(),
+                flags: r
+                    .flags
+                    .iter()
+                    .map(|(f, v)| (f.as_str(), v.as_str()))
+                    .collect(),
             })
             .collect();
         // Serialising plain strings and numbers cannot fail.

@@ -1,5 +1,6 @@
 //! [`ReportLayer`], [`ReportService`] and their [`ResponseFuture`].
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -102,7 +103,7 @@ where
             ts: SystemTime::now(),
         };
         ResponseFuture {
-            inner: self.inner.call(request),
+            inner: crate::served::SERVED.scope(RefCell::new(Vec::new()), self.inner.call(request)),
             pending: Some(pending),
             shared: shared.clone(),
         }
@@ -135,8 +136,9 @@ pin_project! {
     /// The response future of [`ReportService`]: records the request when the inner future
     /// completes (nothing when it is dropped before, as when the client went away).
     pub struct ResponseFuture<F> {
+        // The request runs inside the scope its flag evaluations are noted in.
         #[pin]
-        inner: F,
+        inner: tokio::task::futures::TaskLocalFuture<RefCell<Vec<(String, String)>>, F>,
         pending: Option<Pending>,
         shared: Arc<Shared>,
     }
@@ -155,9 +157,14 @@ where
     type Output = Result<Response<R>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        let mut this = self.project();
+        let result = ready!(this.inner.as_mut().poll(cx));
         if let Some(pending) = this.pending.take() {
+            let flags = this
+                .inner
+                .take_value()
+                .map(RefCell::into_inner)
+                .unwrap_or_default();
             let duration = pending.start.elapsed();
             let (status, user_id) = match &result {
                 Ok(response) => (
@@ -177,6 +184,7 @@ where
                 duration,
                 ts: pending.ts,
                 user_id,
+                flags,
             });
         }
         Poll::Ready(result)
