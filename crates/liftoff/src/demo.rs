@@ -1,12 +1,25 @@
 //! `liftoff demo` and `serve --demo`: realistic data so a new user sees a living dashboard.
-//! Each capability adds its own part here: a team of users, the keys their apps use, and flags
-//! at every stage of a rollout.
+//! Each capability adds its own part here: a team of users, the keys their apps use, flags
+//! at every stage of a rollout (one rolled back by its guardrail), and experiments, one
+//! shipped and one still running.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use liftoff_core::analytics::{Clock, EventError, EventRecord, EventsService};
+use liftoff_core::audit::{AuditService, AuditStore};
 use liftoff_core::auth::{Actor, KeyName, Scope};
 use liftoff_core::batch::SubmitError;
-use liftoff_core::flags::NewFlag;
+use liftoff_core::clock::ManualClock;
+use liftoff_core::experiments::model::{
+    AnalysisSettings, DEFAULT_WINDOW_HOURS, Metric, MetricKind, Metrics, NewExperiment,
+    StopExperiment,
+};
+use liftoff_core::experiments::results::DecisionStatus;
+use liftoff_core::experiments::stats::Method;
+use liftoff_core::flags::guard::{Guarding, GuardrailMetric, OFF, ON};
+use liftoff_core::flags::{Environment, FlagService, FlagStore, NewFlag, PlanState};
 use liftoff_core::users::Role;
 use liftoff_http::AppState;
 use serde_json::json;
@@ -57,6 +70,15 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     seed_requests(state).await?;
     seed_operations(state).await?;
     seed_events(state).await?;
+    seed_shipped_experiment(state)
+        .await
+        .context("seeding the finished experiment")?;
+    seed_running_experiment(state)
+        .await
+        .context("seeding the running experiment")?;
+    seed_guarded_rollout(state)
+        .await
+        .context("seeding the guarded rollout")?;
     crate::demo_incidents::seed(state)
         .await
         .context("seeding uptime monitors and an incident")?;
@@ -832,4 +854,499 @@ async fn ingest_demo_events(
             done => return Ok(done.context("writing demo events")?.accepted),
         }
     }
+}
+
+/// The finished experiment: the redesigned checkout against the old one, shipped.
+pub const SHIPPED_EXPERIMENT: &str = "checkout-redesign";
+/// The variant it shipped to everyone.
+pub const SHIPPED_VARIANT: &str = "redesign";
+/// The experiment still collecting exposures.
+pub const RUNNING_EXPERIMENT: &str = "onboarding-tips";
+/// The flag whose guarded rollout a guardrail rolled back.
+pub const ROLLED_BACK_FLAG: &str = "search-v3";
+
+const HOUR_MS: i64 = 60 * MINUTE_MS;
+
+/// A flag serving two variants half and half, as an experiment needs.
+async fn split_flag(
+    state: &AppState,
+    flag: &str,
+    name: &str,
+    description: &str,
+    variants: [&str; 2],
+) -> anyhow::Result<()> {
+    let mut new: NewFlag = serde_json::from_value(json!({
+        "flag_id": flag, "name": name, "description": description, "strategy": "all_users",
+        "variants": [{"name": variants[0], "weight": 50}, {"name": variants[1], "weight": 50}]}))
+    .context("demo flag")?;
+    new.reason = Some(REASON.into());
+    state
+        .flags
+        .create(&Actor::System, new)
+        .await
+        .with_context(|| format!("creating the demo flag {flag}"))?;
+    Ok(())
+}
+
+/// What `flags` serves `user` in production: whether the flag is on, and its variant if any.
+/// Exposures and labelled requests follow the flags' own assignment, as an SDK's would.
+fn served(flags: &FlagService, flag: &str, user: &str) -> (bool, Option<String>) {
+    let ctx = liftoff_core::flags::context(Some(user.to_owned()), BTreeMap::new());
+    let e = flags.evaluate(flag, Environment::Production, &ctx);
+    (e.enabled, e.variant.enabled.then_some(e.variant.name))
+}
+
+fn event(user: &str, name: &str, at: i64, properties: serde_json::Value) -> EventRecord {
+    EventRecord {
+        event: name.into(),
+        user_id: user.into(),
+        session_id: None,
+        timestamp: Some(at.into()),
+        properties: Some(properties),
+        uuid: None,
+    }
+}
+
+/// A metric on a product event, over the default window after the first exposure.
+fn event_metric(kind: MetricKind, event: &str) -> Metric {
+    Metric {
+        kind,
+        event: Some(event.into()),
+        property: None,
+        denominator_event: None,
+        window_hours: DEFAULT_WINDOW_HOURS,
+        higher_is_better: None,
+    }
+}
+
+/// A time in `from..to`, busier in the afternoon than at night.
+fn busy_time(rng: &mut Lcg, from: i64, to: i64) -> i64 {
+    loop {
+        let t = from + ((to - from) as f64 * rng.next()) as i64;
+        if rng.next() < diurnal(t.rem_euclid(DAY_MS) as f64 / 3_600_000.0) {
+            return t;
+        }
+    }
+}
+
+async fn ingest_all(state: &AppState, records: Vec<EventRecord>, now: i64) -> anyhow::Result<u64> {
+    let mut stored = 0;
+    for chunk in records.chunks(EVENT_BATCH) {
+        stored += ingest_demo_events(state.events.clone(), chunk.to_vec(), now).await?;
+    }
+    Ok(stored)
+}
+
+/// Whether `flag`'s rollout plan was rolled back by a guardrail.
+async fn rolled_back(flags: &FlagService, flag: &str) -> anyhow::Result<bool> {
+    Ok(flags
+        .rollout_plans()
+        .await?
+        .iter()
+        .any(|p| p.flag_id.as_str() == flag && p.state == PlanState::RolledBack))
+}
+
+/// Two weeks of the checkout redesign against the old checkout, for 2,000 of the shoppers:
+/// each was shown the flag on starting a checkout (PostHog's `$feature_flag_called`, some of
+/// them twice), and 14 % of the redesign's shoppers completed the checkout within three days
+/// against 10 % of control's. Stopped since, the redesign shipped to everyone with the result
+/// as the reason.
+async fn seed_shipped_experiment(state: &AppState) -> anyhow::Result<()> {
+    const CONVERTS: [(&str, f64); 2] = [("control", 0.10), (SHIPPED_VARIANT, 0.14)];
+    let by = Actor::System;
+    split_flag(
+        state,
+        SHIPPED_EXPERIMENT,
+        "Checkout redesign",
+        "One-column checkout with the order summary always in view",
+        [CONVERTS[0].0, CONVERTS[1].0],
+    )
+    .await?;
+    let now = liftoff_core::analytics::event::now_ms();
+    state
+        .experiments
+        .create(
+            &by,
+            NewExperiment {
+                key: SHIPPED_EXPERIMENT.into(),
+                flag_id: SHIPPED_EXPERIMENT.into(),
+                name: Some("Checkout redesign".into()),
+                hypothesis: Some(
+                    "With the order summary always in view, more shoppers who start a checkout complete it."
+                        .into(),
+                ),
+                control: Some(CONVERTS[0].0.into()),
+                environment: None,
+                weights: None,
+                metrics: Metrics {
+                    primary: event_metric(MetricKind::Conversion, "checkout_completed"),
+                    secondary: Vec::new(),
+                    guardrails: Vec::new(),
+                },
+                analysis: AnalysisSettings {
+                    method: Method::Frequentist,
+                    ..AnalysisSettings::default()
+                },
+                starts_at: chrono::DateTime::from_timestamp_millis(now - 15 * DAY_MS),
+                ends_at: None,
+            },
+        )
+        .await
+        .context("creating the checkout experiment")?;
+    let mut rng = Lcg(11);
+    // What rounding to whole conversions left over per variant, carried to the next shopper:
+    // the rates come out as set, so the winner does not hang on the draw (nor on the time of
+    // day the demo runs, which moves the draws).
+    let mut owed = [0.0f64; 2];
+    let mut records = Vec::new();
+    // Two shoppers in seven: 2,000 of them.
+    for n in (0..SHOPPERS).filter(|n| n % 7 < 2) {
+        let user = format!("user-{n}");
+        let Some(variant) = served(&state.flags, SHIPPED_EXPERIMENT, &user).1 else {
+            continue;
+        };
+        let v = usize::from(variant == CONVERTS[1].0);
+        let at = busy_time(&mut rng, now - 14 * DAY_MS, now - 10 * MINUTE_MS);
+        let called =
+            json!({"$feature_flag": SHIPPED_EXPERIMENT, "$feature_flag_response": variant});
+        records.push(event(&user, "$feature_flag_called", at, called.clone()));
+        if rng.chance(0.3) {
+            let again = at + rng.range(1, 96) as i64 * HOUR_MS;
+            if again < now {
+                records.push(event(&user, "$feature_flag_called", again, called));
+            }
+        }
+        owed[v] += CONVERTS[v].1;
+        if owed[v] >= 1.0 {
+            owed[v] -= 1.0;
+            // Most finish within minutes (before now: exposures end ten minutes ago); some
+            // come back within three days, unless that would be in the future, so every
+            // conversion counted by the rates above happened.
+            let soon = rng.range(30, 540) as i64 * 1000;
+            let later = rng.range(1, 70) as i64 * HOUR_MS;
+            let after = if rng.chance(0.2) && at + later < now {
+                later
+            } else {
+                soon
+            };
+            records.push(event(
+                &user,
+                "checkout_completed",
+                at + after,
+                json!({"amount": 20 + rng.range(0, 180), "currency": "EUR", "items": rng.range(1, 4)}),
+            ));
+        }
+    }
+    let stored = ingest_all(state, records, now).await?;
+    let results = state
+        .experiments
+        .results(SHIPPED_EXPERIMENT)
+        .await
+        .context("reading the checkout experiment's results")?;
+    let decision = &results.decision;
+    if decision.status != DecisionStatus::Ship
+        || decision.variant.as_deref() != Some(SHIPPED_VARIANT)
+    {
+        anyhow::bail!(
+            "the demo's checkout experiment should find `{SHIPPED_VARIANT}` better, but says: {}",
+            decision.why
+        );
+    }
+    state
+        .experiments
+        .stop(
+            &by,
+            SHIPPED_EXPERIMENT,
+            StopExperiment {
+                ship_variant: Some(SHIPPED_VARIANT.into()),
+                reason: format!("Two weeks, a clear winner: {}", decision.why),
+            },
+        )
+        .await
+        .context("stopping the checkout experiment")?;
+    tracing::info!(
+        events = stored,
+        "Demo experiment {SHIPPED_EXPERIMENT} added and stopped, `{SHIPPED_VARIANT}` shipped."
+    );
+    Ok(())
+}
+
+/// Five days of onboarding tips for 600 shoppers, still running (Bayesian): the tips nudge a
+/// few more shoppers to start a wishlist and to open the size guide a little more often, too
+/// little yet for a verdict. The shoppers' requests name the variant they were served, so the
+/// error-rate guardrail compares the variants too.
+async fn seed_running_experiment(state: &AppState) -> anyhow::Result<()> {
+    use liftoff_core::monitoring::requests::RequestRecord;
+    // (variant, share starting a wishlist, chance of each of four size-guide opens)
+    const EFFECTS: [(&str, f64, f64); 2] = [("control", 0.18, 0.20), ("tips", 0.20, 0.22)];
+    // The routes a shopper's requests go to: (route, median ms), by weight.
+    const ROUTES: &[((&str, f64), f64)] = &[
+        (("/", 35.0), 0.3),
+        (("/items/{id}", 60.0), 0.5),
+        (("/search", 180.0), 0.2),
+    ];
+    /// The shop's usual share of failed requests, the same for both variants.
+    const ERRORS: f64 = 0.003;
+    let by = Actor::System;
+    split_flag(
+        state,
+        RUNNING_EXPERIMENT,
+        "Onboarding tips",
+        "Tips on wishlists and the size guide during a shopper's first visits",
+        [EFFECTS[0].0, EFFECTS[1].0],
+    )
+    .await?;
+    let now = liftoff_core::analytics::event::now_ms();
+    let starts = now - 5 * DAY_MS;
+    state
+        .experiments
+        .create(
+            &by,
+            NewExperiment {
+                key: RUNNING_EXPERIMENT.into(),
+                flag_id: RUNNING_EXPERIMENT.into(),
+                name: Some("Onboarding tips".into()),
+                hypothesis: Some(
+                    "Shoppers shown where wishlists and the size guide are use them more, and start a wishlist more often."
+                        .into(),
+                ),
+                control: Some(EFFECTS[0].0.into()),
+                environment: None,
+                weights: None,
+                metrics: Metrics {
+                    primary: event_metric(MetricKind::Conversion, "wishlist_created"),
+                    secondary: vec![event_metric(MetricKind::Count, "size_guide_opened")],
+                    guardrails: vec![Metric {
+                        kind: MetricKind::ErrorRate,
+                        event: None,
+                        property: None,
+                        denominator_event: None,
+                        window_hours: DEFAULT_WINDOW_HOURS,
+                        higher_is_better: None,
+                    }],
+                },
+                analysis: AnalysisSettings::default(),
+                starts_at: chrono::DateTime::from_timestamp_millis(starts),
+                ends_at: None,
+            },
+        )
+        .await
+        .context("creating the onboarding experiment")?;
+    let mut rng = Lcg(13);
+    // Errors carried per variant like the request metrics' (see `seed_requests`): equal rates
+    // stay equal, so the guardrail shows no regression that is not there.
+    let mut owed = [0.0f64; 2];
+    let mut records = Vec::new();
+    let mut requests = Vec::new();
+    // One shopper in seven among the first 4,200: 600 of them.
+    for n in (0..4_200).filter(|n| n % 7 == 4) {
+        let user = format!("user-{n}");
+        let Some(variant) = served(&state.flags, RUNNING_EXPERIMENT, &user).1 else {
+            continue;
+        };
+        let v = usize::from(variant == EFFECTS[1].0);
+        let (_, starts_wishlist, opens_guide) = EFFECTS[v];
+        let at = busy_time(&mut rng, starts + 5 * MINUTE_MS, now - 10 * MINUTE_MS);
+        records.push(event(
+            &user,
+            "$feature_flag_called",
+            at,
+            json!({"$feature_flag": RUNNING_EXPERIMENT, "$feature_flag_response": variant}),
+        ));
+        let later = |rng: &mut Lcg, hours: u64| at + rng.range(60, hours * 3600) as i64 * 1000;
+        if rng.chance(starts_wishlist) {
+            let t = later(&mut rng, 48);
+            if t < now {
+                records.push(event(
+                    &user,
+                    "wishlist_created",
+                    t,
+                    json!({"items": rng.range(1, 5)}),
+                ));
+            }
+        }
+        for _ in 0..4 {
+            if rng.chance(opens_guide) {
+                let t = later(&mut rng, 70);
+                if t < now {
+                    records.push(event(
+                        &user,
+                        "size_guide_opened",
+                        t,
+                        json!({"category": rng.pick(CATEGORIES)}),
+                    ));
+                }
+            }
+        }
+        // The visit's requests, each naming the variant the shopper was served.
+        for _ in 0..rng.range(3, 10) {
+            let t = later(&mut rng, 2);
+            if t >= now {
+                continue;
+            }
+            owed[v] += ERRORS;
+            let failed = owed[v] >= 1.0;
+            if failed {
+                owed[v] -= 1.0;
+            }
+            let (route, median) = rng.pick(ROUTES);
+            requests.push(RequestRecord {
+                service: Some("shop".into()),
+                method: "GET".into(),
+                route: route.into(),
+                status: if failed { 503 } else { 200 },
+                duration_ms: rng.latency(median),
+                ts: Some(json!(t)),
+                user_id: Some(user.clone()),
+                flags: Some(BTreeMap::from([(
+                    RUNNING_EXPERIMENT.to_owned(),
+                    variant.clone(),
+                )])),
+            });
+        }
+    }
+    let stored = ingest_all(state, records, now).await?;
+    let sent = requests.len();
+    for chunk in requests.chunks(EVENT_BATCH) {
+        state
+            .monitoring
+            .ingest(chunk.to_vec())
+            .await
+            .context("writing the onboarding experiment's requests")?;
+    }
+    state
+        .monitoring
+        .compact(chrono::Utc::now(), Default::default())
+        .await
+        .context("compacting demo request metrics")?;
+    let results = state
+        .experiments
+        .results(RUNNING_EXPERIMENT)
+        .await
+        .context("reading the onboarding experiment's results")?;
+    tracing::info!(
+        events = stored,
+        requests = sent,
+        decision = ?results.decision.status,
+        "Demo experiment {RUNNING_EXPERIMENT} added, running."
+    );
+    Ok(())
+}
+
+/// `search-v3` at 10 % under a guarded rollout to 100 % three hours ago: the new search failed
+/// about 8 % of its requests against 1 % for the old one, and the error-rate guardrail rolled
+/// the flag back to 0 % within minutes. Told through a flag service on a clock set to that
+/// moment, like the launch (see `demo_launch`): the plan, its checks and the requests carry the
+/// times they would have had, and a regression long over does not page anyone when the
+/// server starts (a fresh one would, and its critical alert would pause `search-v2`'s plan).
+async fn seed_guarded_rollout(state: &AppState) -> anyhow::Result<()> {
+    use liftoff_core::monitoring::requests::RequestRecord;
+    /// Requests to `/search` a minute while the flag was at 10 %.
+    const PER_MINUTE: u64 = 300;
+    /// Failed shares without and with the new search.
+    const ERRORS: [f64; 2] = [0.01, 0.08];
+    /// A guardrail this clear is caught within minutes; half an hour without a rollback means
+    /// the demo no longer tells its story.
+    const MAX_MINUTES: i64 = 30;
+    let by = Actor::System;
+    let t = (chrono::Utc::now() - chrono::Duration::hours(3)).timestamp();
+    let started =
+        chrono::DateTime::from_timestamp(t - t.rem_euclid(60), 0).context("the rollout's start")?;
+    let clock = ManualClock::new(started);
+    let flags = FlagService::start(
+        state.store.clone() as Arc<dyn FlagStore>,
+        AuditService::new(state.store.clone() as Arc<dyn AuditStore>),
+        Arc::new(state.alerts.clone()),
+        // Staleness is never asked of this service.
+        30,
+    )
+    .await
+    .context("loading flags")?
+    .with_clock(Arc::new(clock.clone()))
+    .with_traffic(Arc::new(state.monitoring.clone()));
+    let mut new: NewFlag = serde_json::from_value(json!({
+        "flag_id": ROLLED_BACK_FLAG, "name": "Search v3", "description": "Semantic search ranking",
+        "strategy": "percentage", "percentage": 10}))
+    .context("demo flag")?;
+    new.reason = Some(REASON.into());
+    flags
+        .create(&by, new)
+        .await
+        .with_context(|| format!("creating the demo flag {ROLLED_BACK_FLAG}"))?;
+    let mut guard = Guarding::new(vec![GuardrailMetric::ErrorRate]);
+    guard.check_interval_seconds = 1;
+    flags
+        .plan_guarded_rollout(
+            &by,
+            ROLLED_BACK_FLAG,
+            100.0,
+            10.0,
+            Some(60),
+            Some(guard),
+            Some(REASON.into()),
+        )
+        .await
+        .context("planning the guarded rollout")?;
+    // Requests are kept per value of the flag only once a pass has seen the guarded plan.
+    flags.advance_rollouts().await?;
+    let mut rng = Lcg(17);
+    // Errors carried per side, as in `seed_requests`: the rates come out as set.
+    let mut owed = [0.0f64; 2];
+    let mut sent = 0;
+    let mut minutes = 0;
+    while !rolled_back(&flags, ROLLED_BACK_FLAG).await? {
+        if minutes == MAX_MINUTES {
+            anyhow::bail!(
+                "the guardrail did not roll `{ROLLED_BACK_FLAG}` back within {MAX_MINUTES} minutes"
+            );
+        }
+        let from = (started + chrono::Duration::minutes(minutes)).timestamp_millis();
+        let mut records = Vec::with_capacity(PER_MINUTE as usize);
+        for _ in 0..PER_MINUTE {
+            let user = format!("user-{}", rng.range(0, SHOPPERS));
+            let on = served(&flags, ROLLED_BACK_FLAG, &user).0;
+            let side = usize::from(on);
+            owed[side] += ERRORS[side];
+            let failed = owed[side] >= 1.0;
+            if failed {
+                owed[side] -= 1.0;
+            }
+            records.push(RequestRecord {
+                service: Some("shop".into()),
+                method: "GET".into(),
+                route: "/search".into(),
+                status: if failed { 503 } else { 200 },
+                duration_ms: rng.latency(180.0),
+                ts: Some(json!(from + rng.range(0, 60_000) as i64)),
+                user_id: Some(user),
+                flags: Some(BTreeMap::from([(
+                    ROLLED_BACK_FLAG.to_owned(),
+                    (if on { ON } else { OFF }).to_owned(),
+                )])),
+            });
+        }
+        sent += records.len();
+        state
+            .monitoring
+            .ingest(records)
+            .await
+            .context("writing the rollout's requests")?;
+        minutes += 1;
+        // The next check, past the plan's one-second interval.
+        clock.set(started + chrono::Duration::minutes(minutes));
+        flags.advance_rollouts().await?;
+    }
+    // The server's own flag service serves what this one changed.
+    state.flags.reload().await?;
+    state
+        .monitoring
+        .compact(chrono::Utc::now(), Default::default())
+        .await
+        .context("compacting demo request metrics")?;
+    tracing::info!(
+        requests = sent,
+        minutes,
+        "Demo guarded rollout of {ROLLED_BACK_FLAG} added, rolled back by its guardrail."
+    );
+    Ok(())
 }

@@ -173,3 +173,69 @@ async fn the_demo_launch_is_a_soft_launch_with_a_waitlist_and_dated_feedback() {
         "feedback carries the dates of the story"
     );
 }
+
+#[tokio::test]
+async fn the_demo_experiments_shipped_a_winner_and_a_guardrail_rolled_back_a_flag() {
+    use liftoff::demo::{
+        ROLLED_BACK_FLAG, RUNNING_EXPERIMENT, SHIPPED_EXPERIMENT, SHIPPED_VARIANT,
+    };
+    use liftoff_core::experiments::model::ExperimentStatus;
+    use liftoff_core::experiments::results::DecisionStatus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let built = liftoff::startup::build(&settings(dir.path()))
+        .await
+        .unwrap();
+    let s = &built.state;
+    liftoff::demo::seed(s).await.unwrap();
+
+    // The finished experiment found the redesign better, and shipped it to everyone.
+    let shipped = s.experiments.get(SHIPPED_EXPERIMENT).await.unwrap();
+    assert_eq!(shipped.status, ExperimentStatus::Stopped);
+    let stopped = shipped.experiment.stopped.as_ref().unwrap();
+    assert_eq!(stopped.shipped_variant.as_deref(), Some(SHIPPED_VARIANT));
+    let r = s.experiments.results(SHIPPED_EXPERIMENT).await.unwrap();
+    assert_eq!(
+        r.decision.status,
+        DecisionStatus::Ship,
+        "{}",
+        r.decision.why
+    );
+    assert_eq!(r.decision.variant.as_deref(), Some(SHIPPED_VARIANT));
+    assert!(!r.srm.flagged, "{:?}", r.srm);
+    let users: u64 = r.variants.iter().map(|v| v.users).sum();
+    assert_eq!(users + r.multiple_exposures, 2000);
+    let flag = s.flags.get(SHIPPED_EXPERIMENT).unwrap();
+    assert_eq!(flag.variants.len(), 1);
+    assert_eq!(flag.variants[0].name, SHIPPED_VARIANT);
+
+    // The running one collects, with numbers for its goals and its guardrail.
+    let running = s.experiments.get(RUNNING_EXPERIMENT).await.unwrap();
+    assert_eq!(running.status, ExperimentStatus::Running);
+    let r = s.experiments.results(RUNNING_EXPERIMENT).await.unwrap();
+    assert!(!r.srm.flagged, "{:?}", r.srm);
+    assert_eq!(r.variants.iter().map(|v| v.users).sum::<u64>(), 600);
+    assert_eq!((r.metrics.len(), r.guardrails.len()), (2, 1));
+    for m in r.metrics.iter().chain(&r.guardrails) {
+        assert!(m.unavailable.is_none() && !m.variants.is_empty(), "{m:?}");
+    }
+
+    // The guarded rollout rolled back on its error rate, long enough ago to page nobody.
+    let plans = s.flags.rollout_plans().await.unwrap();
+    let plan = plans
+        .iter()
+        .find(|p| p.flag_id.as_str() == ROLLED_BACK_FLAG)
+        .unwrap();
+    assert_eq!(plan.state, liftoff_core::flags::PlanState::RolledBack);
+    let check = plan.last_check.as_ref().unwrap();
+    assert!(check.readings.iter().any(|r| r.regressed), "{check:?}");
+    assert!(check.at < chrono::Utc::now() - Duration::minutes(15));
+    assert_eq!(s.flags.get(ROLLED_BACK_FLAG).unwrap().percentage, 0.0);
+    assert!(
+        s.flags
+            .regressions_since(chrono::Utc::now() - Duration::minutes(15))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
