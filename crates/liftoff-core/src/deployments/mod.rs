@@ -328,7 +328,10 @@ impl DeploymentService {
 
     /// Newest first.
     pub async fn list(&self, limit: u32) -> Result<Vec<Deployment>, DeploymentError> {
-        Ok(self.store.list_deployments(limit.clamp(1, 1000)).await?)
+        if !(1..=1000).contains(&limit) {
+            return Err(DeploymentError::Invalid("limit must be 1 to 1000".into()));
+        }
+        Ok(self.store.list_deployments(limit).await?)
     }
 
     pub async fn verification(&self, id: i64) -> Result<Verification, DeploymentError> {
