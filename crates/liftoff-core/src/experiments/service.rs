@@ -359,15 +359,29 @@ impl ExperimentService {
         let after = patch
             .apply(before.clone(), self.clock.now())
             .map_err(invalid)?;
-        let mut change = Change::new(by, "experiment.update", "experiment", key);
-        change.before = serde_json::to_value(&before).ok();
+        self.replace(by, "experiment.update", &before, after, None)
+            .await
+    }
+
+    /// Writes `after` over `before` (if nobody changed it meanwhile) with its audit entry.
+    async fn replace(
+        &self,
+        by: &Actor,
+        action: &str,
+        before: &Experiment,
+        after: Experiment,
+        reason: Option<String>,
+    ) -> Result<ExperimentView, ExperimentError> {
+        let mut change = Change::new(by, action, "experiment", &before.key);
+        change.before = serde_json::to_value(before).ok();
         change.after = serde_json::to_value(&after).ok();
+        change.reason = reason;
         if !self
             .store
             .update_experiment(&after, before.version, &change)
             .await?
         {
-            return Err(ExperimentError::Busy(key.to_owned()));
+            return Err(ExperimentError::Busy(before.key.clone()));
         }
         self.reload().await?;
         Ok(self.view(after))
@@ -411,19 +425,8 @@ impl ExperimentService {
         if let Some(ship) = &stop.ship_variant {
             self.ship(by, &before, ship, &reason).await?;
         }
-        let mut change = Change::new(by, "experiment.stop", "experiment", key);
-        change.before = serde_json::to_value(&before).ok();
-        change.after = serde_json::to_value(&after).ok();
-        change.reason = Some(reason);
-        if !self
-            .store
-            .update_experiment(&after, before.version, &change)
-            .await?
-        {
-            return Err(ExperimentError::Busy(key.to_owned()));
-        }
-        self.reload().await?;
-        Ok(self.view(after))
+        self.replace(by, "experiment.stop", &before, after, Some(reason))
+            .await
     }
 
     async fn ship(
