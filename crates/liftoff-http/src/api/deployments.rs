@@ -50,7 +50,7 @@ struct ListParams {
 /// Deployments, newest first.
 #[utoipa::path(get, path = "/api/deployments", tag = "monitoring", params(ListParams),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = Vec<Deployment>)))]
+    responses((status = 200, body = Vec<Deployment>), (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn list_deployments(
     State(state): State<AppState>,
     _caller: Caller<Read>,
