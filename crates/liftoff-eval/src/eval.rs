@@ -70,6 +70,24 @@ pub struct Evaluation {
 
 /// Name of the variant reported when none applies.
 pub const DISABLED_VARIANT: &str = "disabled";
+/// The value a flag without a variant is served when it is on …
+pub const ON: &str = "on";
+/// … and when it is off.
+pub const OFF: &str = "off";
+
+impl Evaluation {
+    /// The value served, as answers and request records name it: the variant, else `on` or
+    /// `off` for a flag without one.
+    pub fn served_value(&self) -> &str {
+        if self.variant.enabled {
+            &self.variant.name
+        } else if self.enabled {
+            ON
+        } else {
+            OFF
+        }
+    }
+}
 
 /// An evaluation that borrows from its [`Snapshot`]: no allocation at all.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -42,7 +42,9 @@ pub use defs::{
     ClientFeatures, ClientFeaturesDelta, ConstraintDef, DeltaEvent, DependencyDef, FeatureDef,
     OverrideDef, Payload, SegmentDef, StrategyDef, VariantDef,
 };
-pub use eval::{DISABLED_VARIANT, Evaluation, EvaluationRef, Reason, Snapshot, VariantResult};
+pub use eval::{
+    DISABLED_VARIANT, Evaluation, EvaluationRef, OFF, ON, Reason, Snapshot, VariantResult,
+};
 pub use validate::{ValidationError, validate};
 
 /// The seed Unleash uses when hashing for variants (rollouts use 0).

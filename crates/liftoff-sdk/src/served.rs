@@ -16,17 +16,6 @@ tokio::task_local! {
     pub(crate) static SERVED: RefCell<Vec<(String, String)>>;
 }
 
-/// The value a request was served, as Liftoff's request records name it.
-pub(crate) fn value(e: &Evaluation) -> &str {
-    if e.variant.enabled {
-        &e.variant.name
-    } else if e.enabled {
-        "on"
-    } else {
-        "off"
-    }
-}
-
 /// Whether the caller runs inside a reported request (then evaluations are noted).
 pub(crate) fn in_request() -> bool {
     SERVED.try_with(|_| ()).is_ok()
@@ -40,7 +29,7 @@ pub(crate) fn note(flag: &str, e: &Evaluation) {
     let _ = SERVED.try_with(|served| {
         let mut served = served.borrow_mut();
         if served.len() < MAX_PER_REQUEST && !served.iter().any(|(f, _)| f == flag) {
-            served.push((flag.to_owned(), value(e).to_owned()));
+            served.push((flag.to_owned(), e.served_value().to_owned()));
         }
     });
 }

@@ -32,10 +32,9 @@ pub trait RequestsByValue: Send + Sync {
     fn watch(&self, flags: HashSet<String>);
 }
 
-/// The variant name requests carry for a flag without variants that was on for them.
-pub const ON: &str = "on";
-/// … and off.
-pub const OFF: &str = "off";
+/// The values requests carry for a flag without variants (see
+/// [`Evaluation::served_value`](liftoff_eval::Evaluation::served_value)).
+pub use liftoff_eval::{OFF, ON};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

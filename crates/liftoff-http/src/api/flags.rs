@@ -236,22 +236,11 @@ async fn check_flag(
         flag_id: key,
         user_id: ctx.user_id,
         enabled: e.enabled,
-        variant: variant_name(&e),
+        variant: e.served_value().to_owned(),
         payload: e.variant.payload.as_ref().map(payload_value),
         reason: e.reason.as_str(),
         environment: env,
     }))
-}
-
-/// `on`/`off` for a flag without variants, else the variant.
-pub(crate) fn variant_name(e: &liftoff_eval::Evaluation) -> String {
-    if e.variant.enabled {
-        e.variant.name.clone()
-    } else if e.enabled {
-        "on".to_owned()
-    } else {
-        "off".to_owned()
-    }
 }
 
 #[derive(Deserialize, IntoParams)]

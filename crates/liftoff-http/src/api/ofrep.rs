@@ -18,7 +18,6 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::flags::variant_name;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, OptionalJson};
 use crate::mw::auth::{Caller, Ingest};
@@ -75,7 +74,7 @@ fn ofrep_value(has_variants: bool, e: &Evaluation) -> Value {
     }
     match &e.variant.payload {
         Some(p) if e.variant.enabled => payload_value(p),
-        _ => Value::String(variant_name(e)),
+        _ => Value::String(e.served_value().to_owned()),
     }
 }
 
@@ -84,7 +83,7 @@ fn answer(key: &str, has_variants: bool, e: &Evaluation) -> OfrepEvaluation {
         key: key.to_owned(),
         value: ofrep_value(has_variants, e),
         reason: e.reason.as_str(),
-        variant: variant_name(e),
+        variant: e.served_value().to_owned(),
         metadata: BTreeMap::new(),
     }
 }
