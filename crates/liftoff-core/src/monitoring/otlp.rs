@@ -770,6 +770,9 @@ pub struct Converted {
     pub cells: Vec<RequestCell>,
     /// Data points or spans that were not recorded (bad attributes, timestamps or buckets).
     pub skipped: usize,
+    /// Server requests that were served flag variants (traces only), for the per-variant
+    /// cells.
+    pub served: Vec<Served>,
     pending: Vec<(String, Previous)>,
 }
 
@@ -814,6 +817,7 @@ impl OtlpState {
             return Converted {
                 cells: Vec::new(),
                 skipped: 0,
+                served: Vec::new(),
                 pending,
             };
         };
@@ -906,6 +910,7 @@ impl OtlpState {
         Converted {
             cells: cells.into_iter().collect(),
             skipped,
+            served: Vec::new(),
             pending,
         }
     }
@@ -960,9 +965,9 @@ fn flag_evaluations(span: &Span) -> impl Iterator<Item = (String, String)> + '_ 
     )
 }
 
-/// Server requests of a trace export that were served flag variants, for the per-variant
-/// cells: evaluations recorded on any span of a trace count for that trace's server spans.
-pub fn served_variants(req: &ExportTraceServiceRequest, now: DateTime<Utc>) -> Vec<Served> {
+/// The flag evaluations of each trace of an export: evaluations recorded on any span of a
+/// trace count for that trace's server spans.
+fn flags_by_trace(req: &ExportTraceServiceRequest) -> HashMap<&[u8], Vec<(String, String)>> {
     let mut by_trace: HashMap<&[u8], Vec<(String, String)>> = HashMap::new();
     for s in req
         .resource_spans
@@ -970,56 +975,17 @@ pub fn served_variants(req: &ExportTraceServiceRequest, now: DateTime<Utc>) -> V
         .flat_map(|rs| &rs.scope_spans)
         .flat_map(|ss| &ss.spans)
     {
-        let flags: Vec<(String, String)> = flag_evaluations(s).collect();
-        if !flags.is_empty() {
+        for f in flag_evaluations(s) {
             let entry = by_trace.entry(s.trace_id.as_slice()).or_default();
-            for f in flags {
-                if entry.len() < super::variants::MAX_VARIANTS_PER_REQUEST && !entry.contains(&f) {
-                    entry.push(f);
-                }
+            if entry.len() < super::variants::MAX_VARIANTS_PER_REQUEST && !entry.contains(&f) {
+                entry.push(f);
             }
         }
     }
-    if by_trace.is_empty() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for rs in &req.resource_spans {
-        for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
-            if s.kind != SpanKind::Server as i32 {
-                continue;
-            }
-            let Some(flags) = by_trace.get(s.trace_id.as_slice()) else {
-                continue;
-            };
-            let Some(at) = instant(s.end_time_unix_nano, now) else {
-                continue;
-            };
-            if s.end_time_unix_nano < s.start_time_unix_nano {
-                continue;
-            }
-            let error = s
-                .status
-                .as_ref()
-                .is_some_and(|st| st.code == StatusCode::Error as i32);
-            let status = attr_status(
-                &s.attributes,
-                &["http.response.status_code", "http.status_code"],
-            )
-            .unwrap_or(if error { 500 } else { 200 });
-            out.push(Served {
-                minute: at.timestamp().div_euclid(60),
-                status,
-                duration_ms: s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano) as f64
-                    / 1e6,
-                flags: flags.clone(),
-            });
-        }
-    }
-    out
+    by_trace
 }
 
-/// A request that was served flag variants (see [`served_variants`]).
+/// A server span that was served flag variants (see [`traces`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Served {
     pub minute: i64,
@@ -1028,10 +994,13 @@ pub struct Served {
     pub flags: Vec<(String, String)>,
 }
 
-/// Cells from the server spans of `req`: one request per span of kind SERVER.
+/// Cells from the server spans of `req`: one request per span of kind SERVER, and those of
+/// them whose trace evaluated flags as [`Served`].
 pub fn traces(req: &ExportTraceServiceRequest, now: DateTime<Utc>) -> Converted {
     let mut cells = std::collections::BTreeMap::<CellKey, DDSketch>::new();
     let mut skipped = 0;
+    let by_trace = flags_by_trace(req);
+    let mut served = Vec::new();
     for rs in &req.resource_spans {
         let service = service_of(rs.resource.as_ref());
         for ss in &rs.scope_spans {
@@ -1054,6 +1023,14 @@ pub fn traces(req: &ExportTraceServiceRequest, now: DateTime<Utc>) -> Converted 
                     skipped += 1;
                     continue;
                 };
+                if let Some(flags) = by_trace.get(s.trace_id.as_slice()) {
+                    served.push(Served {
+                        minute: key.minute,
+                        status: key.status,
+                        duration_ms,
+                        flags: flags.clone(),
+                    });
+                }
                 cells.entry(key).or_default().add(duration_ms);
             }
         }
@@ -1061,6 +1038,7 @@ pub fn traces(req: &ExportTraceServiceRequest, now: DateTime<Utc>) -> Converted 
     Converted {
         cells: cells.into_iter().collect(),
         skipped,
+        served,
         pending: Vec::new(),
     }
 }
@@ -1079,6 +1057,92 @@ mod tests {
             key: key.into(),
             value: Some(AnyValue { value: Some(v) }),
         }
+    }
+
+    /// Flag evaluations on a child span's `feature_flag.evaluation` event (or on the server
+    /// span itself) label the trace's server span; other traces and client spans are not.
+    #[test]
+    fn server_spans_carry_the_flag_values_their_trace_evaluated() {
+        let now = Utc::now();
+        let end = now.timestamp_nanos_opt().unwrap() as u64;
+        let s = |v: &str| any_value::Value::StringValue(v.into());
+        let http = |status: i64| {
+            vec![
+                kv("http.request.method", s("GET")),
+                kv("http.route", s("/search")),
+                kv(
+                    "http.response.status_code",
+                    any_value::Value::IntValue(status),
+                ),
+            ]
+        };
+        let span = |trace: &[u8], kind: SpanKind, attributes, events| Span {
+            trace_id: trace.to_vec(),
+            name: "x".into(),
+            kind: kind as i32,
+            start_time_unix_nano: end - 20_000_000,
+            end_time_unix_nano: end,
+            attributes,
+            events,
+            status: None,
+        };
+        let evaluation = SpanEvent {
+            time_unix_nano: end,
+            name: "feature_flag.evaluation".into(),
+            attributes: vec![
+                kv("feature_flag.key", s("new-search")),
+                kv("feature_flag.result.variant", s("on")),
+            ],
+        };
+        let mut on_span = http(200);
+        on_span.push(kv("feature_flag.key", s("checkout")));
+        on_span.push(kv("feature_flag.variant", s("v2")));
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: None,
+                scope_spans: vec![ScopeSpans {
+                    scope: None,
+                    spans: vec![
+                        span(b"t1", SpanKind::Server, http(503), vec![]),
+                        span(b"t1", SpanKind::Internal, vec![], vec![evaluation.clone()]),
+                        span(b"t2", SpanKind::Server, on_span, vec![]),
+                        span(b"t3", SpanKind::Server, http(200), vec![]),
+                        span(
+                            b"t3",
+                            SpanKind::Client,
+                            vec![],
+                            vec![SpanEvent {
+                                name: "log".into(),
+                                ..evaluation
+                            }],
+                        ),
+                    ],
+                }],
+            }],
+        };
+        let converted = traces(&req, now);
+        assert_eq!(
+            converted.cells.iter().map(|(_, s)| s.count()).sum::<u64>(),
+            3
+        );
+        let served: Vec<(u16, Vec<(String, String)>)> = converted
+            .served
+            .iter()
+            .map(|r| (r.status, r.flags.clone()))
+            .collect();
+        assert_eq!(
+            served,
+            [
+                (503, vec![("new-search".to_owned(), "on".to_owned())]),
+                (200, vec![("checkout".to_owned(), "v2".to_owned())]),
+            ]
+        );
+        assert!(
+            converted
+                .served
+                .iter()
+                .all(|r| (r.duration_ms - 20.0).abs() < 1e-9)
+        );
     }
 
     fn request(counts: Vec<u64>, start: u64, now: DateTime<Utc>) -> ExportMetricsServiceRequest {

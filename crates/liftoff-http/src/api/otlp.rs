@@ -153,11 +153,10 @@ async fn export_traces(
     let format = format(&headers)?;
     let bytes = body(&headers, raw.map_err(unreadable)?)?;
     let req: ExportTraceServiceRequest = parse(format, &bytes, otlp::traces_from_json)?;
-    let now = Utc::now();
-    store(&state, &mut otlp::traces(&req, now)).await?;
-    let served = otlp::served_variants(&req, now);
-    if !served.is_empty() {
-        state.monitoring.ingest_served(&served).await?;
+    let mut converted = otlp::traces(&req, Utc::now());
+    store(&state, &mut converted).await?;
+    if !converted.served.is_empty() {
+        state.monitoring.ingest_served(&converted.served).await?;
     }
     Ok(success(format))
 }
