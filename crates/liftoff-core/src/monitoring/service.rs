@@ -399,11 +399,7 @@ impl MonitoringService {
         requests: impl Iterator<Item = (i64, u16, f64, &'a [(String, String)])>,
     ) -> Result<(), IngestError> {
         let watched = self.watched.snapshot();
-        let cells =
-            super::variants::fold(&watched, requests).map_err(|e| IngestError::Invalid {
-                index: 0,
-                message: e.to_string(),
-            })?;
+        let cells = super::variants::fold(&watched, requests);
         if !cells.is_empty() {
             self.metrics
                 .merge_variant_minutes(&cells)
