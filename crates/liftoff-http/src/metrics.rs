@@ -40,6 +40,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     state.monitoring.render_prometheus(&mut out);
     state.operations.render_prometheus(&mut out);
     state.events.render_prometheus(&mut out);
+    state.experiments.render_prometheus(&mut out);
 
     let version = label("version", env!("CARGO_PKG_VERSION"));
     family(

@@ -193,20 +193,47 @@ pub fn statistic(metric: &Metric, cuped: bool, values: &[UserValue]) -> Statisti
     }
 }
 
-/// A variant's requests as a statistic: the share that failed (`error_rate`), or the 95th
-/// percentile latency with its order-statistic interval (`latency_p95`).
-pub fn request_statistic(
+/// Each variant's requests (variant order) as a statistic: the share that failed
+/// (`error_rate`), or the 95th percentile latency with its order-statistic interval
+/// (`latency_p95`). A variant without labelled requests counts as none.
+pub fn request_statistics(
+    exp: &Experiment,
     kind: MetricKind,
-    traffic: &crate::monitoring::variants::VariantTraffic,
-) -> Statistic {
-    let n = traffic.requests as f64;
-    match kind {
-        MetricKind::LatencyP95 => stats::quantile_statistic(&traffic.latency, 0.95),
-        _ => Statistic::Proportion {
-            n,
-            sum: traffic.failed as f64,
-        },
-    }
+    traffic: &BTreeMap<String, crate::monitoring::variants::VariantTraffic>,
+) -> Vec<Statistic> {
+    let none = crate::monitoring::variants::VariantTraffic::default();
+    exp.variants
+        .iter()
+        .map(|v| {
+            let t = traffic.get(&v.name).unwrap_or(&none);
+            match kind {
+                MetricKind::LatencyP95 => stats::quantile_statistic(&t.latency, 0.95),
+                _ => Statistic::Proportion {
+                    n: t.requests as f64,
+                    sum: t.failed as f64,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Per-variant statistics of one metric from every analysed user's value, `values` holding
+/// the users of `groups` one group after the other.
+pub fn statistics(
+    metric: &Metric,
+    cuped: bool,
+    groups: &[Vec<usize>],
+    values: &[UserValue],
+) -> Vec<Statistic> {
+    let mut offset = 0;
+    groups
+        .iter()
+        .map(|g| {
+            let part = &values[offset..offset + g.len()];
+            offset += g.len();
+            statistic(metric, cuped, part)
+        })
+        .collect()
 }
 
 /// Per-variant statistics of one metric (variant order), from every analysed user's value.

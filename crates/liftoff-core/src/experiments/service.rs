@@ -20,7 +20,6 @@ use super::model::{
     StopExperiment, Stopped,
 };
 use super::results::{self, ExperimentResults, Inputs, UserValue};
-use super::stats;
 use super::store::{ExperimentStore, ExposedUser, Exposure};
 use crate::analytics::insights::{AnalyticsQueries, InsightsError};
 use crate::audit::Change;
@@ -74,11 +73,9 @@ pub struct ExperimentView {
     pub status: ExperimentStatus,
 }
 
-/// The flags under a running experiment, per environment: what the hot path checks.
-#[derive(Default)]
-struct Watched {
-    by_flag: HashMap<(String, Environment), String>,
-}
+/// The running experiment of each flag, per environment: what the hot path checks (keyed so a
+/// lookup borrows the flag key instead of allocating).
+type Watched = HashMap<Environment, HashMap<String, String>>;
 
 struct ExposureLog {
     /// False while no experiment runs: then observing costs one atomic load.
@@ -148,21 +145,16 @@ impl ExperimentService {
         for e in self.store.list_experiments().await? {
             if e.status(now) == ExperimentStatus::Running && e.collects_at(now) {
                 watched
-                    .by_flag
-                    .insert((e.flag_id.clone(), e.environment), e.key.clone());
+                    .entry(e.environment)
+                    .or_default()
+                    .insert(e.flag_id.clone(), e.key.clone());
             }
         }
         self.monitoring.watched.set(
             "experiments",
-            watched
-                .by_flag
-                .keys()
-                .map(|(flag, _)| flag.clone())
-                .collect(),
+            watched.values().flat_map(|m| m.keys().cloned()).collect(),
         );
-        self.log
-            .any
-            .store(!watched.by_flag.is_empty(), Ordering::Relaxed);
+        self.log.any.store(!watched.is_empty(), Ordering::Relaxed);
         if let Ok(mut w) = self.log.watched.write() {
             *w = Arc::new(watched);
         }
@@ -179,7 +171,7 @@ impl ExperimentService {
             let Ok(w) = self.log.watched.read() else {
                 return;
             };
-            match w.by_flag.get(&(flag.to_owned(), env)) {
+            match w.get(&env).and_then(|flags| flags.get(flag)) {
                 Some(e) => e.clone(),
                 None => return,
             }
@@ -253,12 +245,25 @@ impl ExperimentService {
         Ok(batch.len())
     }
 
-    /// `(recorded, dropped)` exposures since start, for `/metrics`.
-    pub fn exposure_counts(&self) -> (u64, u64) {
-        (
-            self.log.recorded.load(Ordering::Relaxed),
-            self.log.dropped.load(Ordering::Relaxed),
-        )
+    /// Exposures written and dropped since start, for `/metrics`.
+    pub fn render_prometheus(&self, out: &mut String) {
+        for (name, help, value) in [
+            (
+                "liftoff_experiment_exposures_recorded_total",
+                "Server-side exposures written by this replica.",
+                &self.log.recorded,
+            ),
+            (
+                "liftoff_experiment_exposures_dropped_total",
+                "Server-side exposures dropped because the buffer was full (the store stalled).",
+                &self.log.dropped,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
+        }
     }
 
     fn view(&self, experiment: Experiment) -> ExperimentView {
@@ -475,12 +480,7 @@ impl ExperimentService {
             .map(|u| (u.user_id.clone(), u))
             .collect();
         let from = exp.starts_at.timestamp_millis();
-        let to = [exp.ends_at, exp.stopped.as_ref().map(|s| s.at)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or_else(|| self.clock.now() + Duration::days(1))
-            .timestamp_millis();
+        let to = self.collect_end(exp).timestamp_millis();
         for e in self
             .analytics
             .flag_exposures(&exp.flag_id, from, to)
@@ -511,17 +511,14 @@ impl ExperimentService {
         Ok(by_user.into_values().collect())
     }
 
-    /// Each analysed user's value of `metric` (in `users` order), or `None` for metrics read
-    /// from request monitoring.
+    /// Each analysed user's value of an event metric (in `users` order); `None` without an
+    /// event (validation makes every event metric name one).
     async fn values(
         &self,
         metric: &Metric,
         cuped: bool,
         users: &[&ExposedUser],
     ) -> Result<Option<Vec<UserValue>>, ExperimentError> {
-        if metric.kind.from_monitoring() {
-            return Ok(None);
-        }
         let Some(event) = metric.event.as_deref() else {
             return Ok(None);
         };
@@ -574,38 +571,14 @@ impl ExperimentService {
         ))
     }
 
-    /// Per-variant statistics of a request metric over the experiment's span, or `None` when
-    /// no request of any variant was labelled.
-    async fn request_statistics(
-        &self,
-        exp: &Experiment,
-        metric: &Metric,
-    ) -> Result<Option<Vec<stats::Statistic>>, ExperimentError> {
-        let traffic = self
-            .monitoring
-            .variant_traffic(&exp.flag_id, exp.starts_at, self.collect_end(exp))
-            .await?;
-        if traffic.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(
-            exp.variants
-                .iter()
-                .map(|v| {
-                    let t = traffic.get(&v.name).cloned().unwrap_or_default();
-                    results::request_statistic(metric.kind, &t)
-                })
-                .collect(),
-        ))
-    }
-
-    /// When exposures stop counting: the end, the stop, or (still running) now.
+    /// Where the experiment's data ends: the end, the stop, or (still running) a day ahead,
+    /// so events a client clock put slightly in the future count too.
     fn collect_end(&self, exp: &Experiment) -> DateTime<chrono::Utc> {
         [exp.ends_at, exp.stopped.as_ref().map(|s| s.at)]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or_else(|| self.clock.now())
+            .unwrap_or_else(|| self.clock.now() + Duration::days(1))
     }
 
     pub async fn results(&self, key: &str) -> Result<ExperimentResults, ExperimentError> {
@@ -621,37 +594,42 @@ impl ExperimentService {
             goals: Vec::new(),
             guardrails: Vec::new(),
         };
-        let cuped = exp.analysis.cuped;
-        let per_metric = |values: Option<Vec<UserValue>>, metric: &Metric, cuped: bool| {
-            values.map(|values| {
-                let mut offset = 0;
-                groups
-                    .iter()
-                    .map(|g| {
-                        let part = &values[offset..offset + g.len()];
-                        offset += g.len();
-                        results::statistic(metric, cuped, part)
-                    })
-                    .collect::<Vec<_>>()
-            })
-        };
-        for m in exp.metrics.goals() {
-            if m.kind.from_monitoring() {
-                inputs.goals.push(self.request_statistics(&exp, m).await?);
-                continue;
+        // Request metrics per variant are read once, and only when a metric needs them.
+        let mut traffic = None;
+        for (goal, metrics) in [
+            (true, exp.metrics.goals().collect::<Vec<_>>()),
+            (false, exp.metrics.guardrails.iter().collect()),
+        ] {
+            // CUPED adjusts goal metrics; guardrails are compared as measured.
+            let cuped = goal && exp.analysis.cuped;
+            for m in metrics {
+                let input = if m.kind.from_monitoring() {
+                    if traffic.is_none() {
+                        traffic = Some(
+                            self.monitoring
+                                .variant_traffic(
+                                    &exp.flag_id,
+                                    exp.starts_at,
+                                    self.collect_end(&exp),
+                                )
+                                .await?,
+                        );
+                    }
+                    traffic
+                        .as_ref()
+                        .filter(|t| !t.is_empty())
+                        .map(|t| results::request_statistics(&exp, m.kind, t))
+                } else {
+                    self.values(m, cuped, &analysed)
+                        .await?
+                        .map(|v| results::statistics(m, cuped, &groups, &v))
+                };
+                if goal {
+                    inputs.goals.push(input);
+                } else {
+                    inputs.guardrails.push(input);
+                }
             }
-            let v = self.values(m, cuped, &analysed).await?;
-            inputs.goals.push(per_metric(v, m, cuped));
-        }
-        for m in &exp.metrics.guardrails {
-            if m.kind.from_monitoring() {
-                inputs
-                    .guardrails
-                    .push(self.request_statistics(&exp, m).await?);
-                continue;
-            }
-            let v = self.values(m, false, &analysed).await?;
-            inputs.guardrails.push(per_metric(v, m, false));
         }
         Ok(results::results(&exp, &inputs, self.clock.now()))
     }
