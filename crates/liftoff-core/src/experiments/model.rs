@@ -242,14 +242,20 @@ impl Default for AnalysisSettings {
     }
 }
 
+/// The significance level and the sequential tuning, as every analysis takes them.
+pub fn check_alpha_and_tuning(alpha: f64, sequential_tuning: f64) -> Result<(), String> {
+    if !(alpha > 0.0 && alpha < 1.0) {
+        return Err("analysis.alpha must be strictly between 0 and 1 (e.g. 0.05)".into());
+    }
+    if !(sequential_tuning.is_finite() && sequential_tuning >= 1.0) {
+        return Err("analysis.sequential_tuning must be a number of users, at least 1".into());
+    }
+    Ok(())
+}
+
 impl AnalysisSettings {
     fn validate(&self) -> Result<(), String> {
-        if !(self.alpha > 0.0 && self.alpha < 1.0) {
-            return Err("analysis.alpha must be strictly between 0 and 1 (e.g. 0.05)".into());
-        }
-        if !(self.sequential_tuning.is_finite() && self.sequential_tuning >= 1.0) {
-            return Err("analysis.sequential_tuning must be a number of users, at least 1".into());
-        }
+        check_alpha_and_tuning(self.alpha, self.sequential_tuning)?;
         if self.sequential && self.method != Method::Frequentist {
             return Err(
                 "analysis.sequential applies to the frequentist method; set method to `frequentist`"

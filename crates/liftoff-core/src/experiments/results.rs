@@ -700,12 +700,7 @@ fn valid_statistic(s: &Statistic, nested: bool) -> Result<(), String> {
 impl Calculation {
     pub fn run(&self) -> Result<CalculationResult, String> {
         let a = &self.analysis;
-        if !(a.alpha > 0.0 && a.alpha < 1.0) {
-            return Err("analysis.alpha must be strictly between 0 and 1".into());
-        }
-        if !(a.sequential_tuning.is_finite() && a.sequential_tuning >= 1.0) {
-            return Err("analysis.sequential_tuning must be at least 1".into());
-        }
+        super::model::check_alpha_and_tuning(a.alpha, a.sequential_tuning)?;
         if !(2..=20).contains(&self.variants.len()) {
             return Err("variants: send 2 to 20 statistics, control first".into());
         }
