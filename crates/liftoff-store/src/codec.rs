@@ -23,6 +23,18 @@ pub(crate) fn sketch_from(bytes: &[u8]) -> Result<DDSketch, StoreError> {
     DDSketch::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("stored sketch: {e}")))
 }
 
+/// `sketch` merged with the one a cell already stores, if it stores one: what every cell upsert
+/// writes back.
+pub(crate) fn merged_with_stored(
+    mut sketch: DDSketch,
+    stored: Option<&[u8]>,
+) -> Result<DDSketch, StoreError> {
+    if let Some(bytes) = stored {
+        sketch.merge(&sketch_from(bytes)?).map_err(corrupt)?;
+    }
+    Ok(sketch)
+}
+
 pub(crate) fn uuid_bytes(u: Option<u128>) -> Option<Vec<u8>> {
     u.map(uuid_key)
 }

@@ -7,7 +7,7 @@ use liftoff_core::monitoring::{MetricsStore, RequestCell, SeenEndpoint};
 use liftoff_core::store::StoreError;
 
 use super::{PgState, pg_err};
-use crate::codec::{corrupt, resolution, sketch_from};
+use crate::codec::{corrupt, merged_with_stored, resolution, sketch_from};
 
 impl PgState {
     /// Runs a cell query with `$1 = from`, `$2 = to` and decodes the sketches.
@@ -59,11 +59,8 @@ impl MetricsStore for PgState {
                 )
                 .await
                 .map_err(pg_err)?;
-            let mut merged = sketch.clone();
-            if let Some(row) = stored {
-                let bytes: Vec<u8> = row.get(0);
-                merged.merge(&sketch_from(&bytes)?).map_err(corrupt)?;
-            }
+            let stored: Option<Vec<u8>> = stored.map(|row| row.get(0));
+            let merged = merged_with_stored(sketch.clone(), stored.as_deref())?;
             tx.execute(
                 "INSERT INTO request_minutes (service, method, route, status, minute, count, sketch)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -177,7 +174,7 @@ impl MetricsStore for PgState {
             keys.push((k, status));
         }
         let groups = roll_up(moved, to_res).map_err(corrupt)?;
-        for (k, mut s) in groups {
+        for (k, s) in groups {
             let status = k.status as i16;
             let stored = tx
                 .query_opt(
@@ -187,10 +184,8 @@ impl MetricsStore for PgState {
                 )
                 .await
                 .map_err(pg_err)?;
-            if let Some(row) = stored {
-                let b: Vec<u8> = row.get(0);
-                s.merge(&sketch_from(&b)?).map_err(corrupt)?;
-            }
+            let stored: Option<Vec<u8>> = stored.map(|row| row.get(0));
+            let s = merged_with_stored(s, stored.as_deref())?;
             tx.execute(
                 "INSERT INTO request_rollups (resolution, service, method, route, status, bucket, count, sketch)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -235,11 +230,8 @@ impl MetricsStore for PgState {
                 )
                 .await
                 .map_err(pg_err)?;
-            let mut merged = sketch.clone();
-            if let Some(row) = stored {
-                let bytes: Vec<u8> = row.get(0);
-                merged.merge(&sketch_from(&bytes)?).map_err(corrupt)?;
-            }
+            let stored: Option<Vec<u8>> = stored.map(|row| row.get(0));
+            let merged = merged_with_stored(sketch.clone(), stored.as_deref())?;
             tx.execute(
                 "INSERT INTO variant_minutes (flag, minute, variant, failed, sketch)
                  VALUES ($1, $2, $3, $4, $5)

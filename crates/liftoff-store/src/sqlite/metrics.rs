@@ -10,7 +10,7 @@ use liftoff_core::store::StoreError;
 use rusqlite::{OptionalExtension, params};
 
 use super::db::{Db, sql_err};
-use crate::codec::{corrupt, sketch_from};
+use crate::codec::{corrupt, merged_with_stored, sketch_from};
 use crate::migrations;
 
 #[derive(Clone)]
@@ -97,10 +97,7 @@ impl MetricsStore for SqliteMetrics {
                         .query_row(params![k.service, k.method, k.route, k.status, k.minute], |r| r.get(0))
                         .optional()
                         .map_err(sql_err)?;
-                    let mut merged = sketch;
-                    if let Some(bytes) = stored {
-                        merged.merge(&sketch_from(&bytes)?).map_err(corrupt)?;
-                    }
+                    let merged = merged_with_stored(sketch, stored.as_deref())?;
                     upsert
                         .execute(params![k.service, k.method, k.route, k.status, k.minute, merged.count() as i64, merged.to_bytes()])
                         .map_err(sql_err)?;
@@ -215,14 +212,12 @@ impl MetricsStore for SqliteMetrics {
                          DO UPDATE SET count = excluded.count, sketch = excluded.sketch",
                     )
                     .map_err(sql_err)?;
-                for (k, mut s) in groups {
+                for (k, s) in groups {
                     let stored: Option<Vec<u8>> = find
                         .query_row(params![to_res, k.service, k.method, k.route, k.status, k.minute], |r| r.get(0))
                         .optional()
                         .map_err(sql_err)?;
-                    if let Some(b) = stored {
-                        s.merge(&sketch_from(&b)?).map_err(corrupt)?;
-                    }
+                    let s = merged_with_stored(s, stored.as_deref())?;
                     upsert
                         .execute(params![to_res, k.service, k.method, k.route, k.status, k.minute, s.count() as i64, s.to_bytes()])
                         .map_err(sql_err)?;
@@ -263,10 +258,7 @@ impl MetricsStore for SqliteMetrics {
                         .query_row(params![k.flag, k.minute, k.variant, k.failed], |r| r.get(0))
                         .optional()
                         .map_err(sql_err)?;
-                    let mut merged = sketch;
-                    if let Some(bytes) = stored {
-                        merged.merge(&sketch_from(&bytes)?).map_err(corrupt)?;
-                    }
+                    let merged = merged_with_stored(sketch, stored.as_deref())?;
                     upsert
                         .execute(params![k.flag, k.minute, k.variant, k.failed, merged.to_bytes()])
                         .map_err(sql_err)?;
