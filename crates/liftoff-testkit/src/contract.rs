@@ -644,6 +644,60 @@ macro_rules! state_store_contract {
     };
 }
 
+/// Per-variant cells: a second write to the same cell merges into it, a flag's cells come
+/// back only for that flag and window, and purging minutes takes them too.
+pub async fn variant_cells_round_trip(
+    m: std::sync::Arc<dyn liftoff_core::monitoring::MetricsStore>,
+) {
+    use liftoff_core::monitoring::sketch::DDSketch;
+    use liftoff_core::monitoring::variants::{VariantKey, by_variant};
+    let key = |flag: &str, variant: &str, minute: i64, failed: bool| VariantKey {
+        minute,
+        flag: flag.into(),
+        variant: variant.into(),
+        failed,
+    };
+    let sketch = |values: &[f64]| {
+        let mut s = DDSketch::default();
+        for v in values {
+            s.add(*v);
+        }
+        s
+    };
+    let base = 20_000 * 1440;
+    m.merge_variant_minutes(&[
+        (key("search", "on", base, false), sketch(&[10.0, 20.0])),
+        (key("search", "on", base, true), sketch(&[90.0])),
+        (key("search", "off", base + 1, false), sketch(&[15.0])),
+        (key("other", "on", base, false), sketch(&[1.0])),
+    ])
+    .await
+    .unwrap();
+    m.merge_variant_minutes(&[(key("search", "on", base, false), sketch(&[30.0]))])
+        .await
+        .unwrap();
+    let cells = m.variant_minutes("search", base, base + 60).await.unwrap();
+    assert!(cells.iter().all(|(k, _)| k.flag == "search"));
+    let t = by_variant(cells).unwrap();
+    assert_eq!(
+        (t["on"].requests, t["on"].failed),
+        (4, 1),
+        "the second write merged"
+    );
+    assert_eq!(t["on"].latency.max(), Some(90.0));
+    assert_eq!((t["off"].requests, t["off"].failed), (1, 0));
+    assert!(
+        m.variant_minutes("search", base + 2, base + 60)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    m.purge_requests(1, base + 1).await.unwrap();
+    let left = m.variant_minutes("search", base, base + 60).await.unwrap();
+    assert_eq!(left.len(), 1, "minutes before the cut are purged");
+    assert_eq!(left[0].0.variant, "off");
+}
+
 /// The request-metrics store: merging minutes, reading any window, compacting to hours and
 /// days without losing or double-counting a request, purging.
 pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::monitoring::MetricsStore>) {
