@@ -65,11 +65,17 @@ impl EventTable {
         // Per property object: the variant it names for any event, and for the called event.
         let mut any_event: HashMap<u32, String> = HashMap::new();
         let mut called_only: HashMap<u32, String> = HashMap::new();
-        let quoted_flag = serde_json::to_string(flag).unwrap_or_default();
+        // The flag key as it stands inside JSON text (escaped, without the quotes): property
+        // objects are stored as serde_json writes them, so every mention of the flag reads so.
+        let quoted = serde_json::to_string(flag).unwrap_or_default();
+        let escaped = quoted
+            .strip_prefix('"')
+            .and_then(|q| q.strip_suffix('"'))
+            .unwrap_or(flag);
         for p in 0..self.props.len() as u32 {
             let text = self.props.name(p);
-            // Cheap pre-check: the flag's name must appear in the object at all.
-            if !text.contains(flag) && !text.contains(&quoted_flag[1..quoted_flag.len() - 1]) {
+            // Cheap pre-check before parsing: the flag must be mentioned at all.
+            if !text.contains(escaped) {
                 continue;
             }
             let Ok(serde_json::Value::Object(obj)) = serde_json::from_str(text) else {

@@ -105,11 +105,6 @@ impl RolloutPlan {
         }
     }
 
-    pub fn guarded(mut self, guard: Guarding) -> Self {
-        self.guard = Some(guard);
-        self
-    }
-
     /// Whether a due step may be applied: unguarded plans always; guarded ones once the last
     /// check saw enough requests this step and nothing regressed.
     pub fn guard_allows_step(&self) -> bool {
