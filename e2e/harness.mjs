@@ -298,6 +298,21 @@ export async function withPage(browser, server, name, fn) {
 }
 
 /**
+ * Collects what went wrong on a page as it happens: console errors, uncaught exceptions and
+ * answers of 400 and above (the browser's own /favicon.ico request aside). Assert the array
+ * is empty after the steps.
+ */
+export function watchProblems(page) {
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('response', (r) => {
+    if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') problems.push(`${r.status()} ${r.url()}`);
+  });
+  return problems;
+}
+
+/**
  * Calls the server's JSON API with a bearer token (the admin token unless one is given).
  * Resolves to { status, body }; body is null when the answer is not JSON.
  */

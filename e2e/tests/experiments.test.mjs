@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { apiCall, launchBrowser, signIn, startLiftoff, withPage } from '../harness.mjs';
+import { apiCall, launchBrowser, signIn, startLiftoff, watchProblems, withPage } from '../harness.mjs';
 
 const USERS = 300;
 const FLAG = 'checkout-v2';
@@ -87,20 +87,10 @@ after(async () => {
   if (server) assert.equal((await server.stop()).code, 0);
 });
 
-function watch(page) {
-  const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(e.message));
-  page.on('response', (r) => {
-    if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') problems.push(`${r.status()} ${r.url()}`);
-  });
-  return problems;
-}
-
 describe('experiments pages', () => {
   test('list, detail with users and decision, stop and ship', () =>
     withPage(browser, server, 'experiments pages', async ({ page }) => {
-      const problems = watch(page);
+      const problems = watchProblems(page);
       await signIn(page, server, '/experiments');
       assert.equal(await page.locator('h1').textContent(), 'Experiments');
       const row = page.locator(`#experiments tr[data-experiment="${KEY}"]`);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
-import { apiCall, launchBrowser, signIn, startLiftoff, withPage } from '../harness.mjs';
+import { apiCall, launchBrowser, signIn, startLiftoff, watchProblems, withPage } from '../harness.mjs';
 
 let server;
 let browser;
@@ -37,22 +37,12 @@ after(async () => {
   if (server) assert.equal((await server.stop()).code, 0);
 });
 
-function watch(page) {
-  const problems = [];
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-  page.on('pageerror', (e) => problems.push(e.message));
-  page.on('response', (r) => {
-    if (r.status() >= 400 && new URL(r.url()).pathname !== '/favicon.ico') problems.push(`${r.status()} ${r.url()}`);
-  });
-  return problems;
-}
-
 const login = (page, next) => signIn(page, server, next);
 
 describe('launch page', () => {
   test('shows the cap, waitlist and feedback, and steers the launch', () =>
     withPage(browser, server, 'launch page', async ({ page }) => {
-      const problems = watch(page);
+      const problems = watchProblems(page);
       await login(page, '/launch');
       assert.equal(await page.locator('h1').textContent(), 'Launch');
       assert.match(await page.locator('#launch-seats').textContent(), /2 of 2 seats taken/);
@@ -119,7 +109,7 @@ describe('feedback widget', () => {
     const shop = await hostPage(server.url, ingest);
     try {
       await withPage(browser, server, 'feedback widget', async ({ page }) => {
-        const problems = watch(page);
+        const problems = watchProblems(page);
         await page.goto(`http://localhost:${shop.address().port}/shop/cart`);
         await page.locator('#liftoff-feedback-button').click();
         await page.locator('#liftoff-feedback-panel').waitFor();
