@@ -119,6 +119,13 @@ describe('experiments pages', () => {
       assert.match(await decision.locator('.why').textContent(), /`treatment` beats `control` on conversion:purchase/);
       const metric = page.locator('table.experiment-metric[data-metric="conversion:purchase"]');
       assert.match(await metric.locator('tr[data-variant="treatment"]').textContent(), /better/);
+      // The cumulative uplift: one estimate and its two bounds for the treatment, drawn.
+      await page.locator('#experiment-timeline .uplot canvas').waitFor();
+      const timeline = JSON.parse(await page.locator('#uplift-chart').getAttribute('data-chart'));
+      assert.deepEqual(timeline.series,
+        ['treatment uplift %', 'treatment interval low', 'treatment interval high']);
+      assert.equal(timeline.data[0].length, 24, 'a point per moment');
+      assert.ok(timeline.data[1].at(-1) > 0, `the last estimate is the uplift: ${timeline.data[1]}`);
       assert.equal(await page.locator('.ci-chart svg g.ci-better[data-variant="treatment"] rect.ci-bar').count(), 1,
         'the interval bar is drawn, coloured as better');
 

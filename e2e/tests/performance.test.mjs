@@ -26,6 +26,11 @@ before(async () => {
   }
   const res = await api('POST', '/api/ingest/requests', records, key.body.token);
   assert.equal(res.status, 200, JSON.stringify(res.body));
+  // A release of the shop, marked on the charts and listed with its verification.
+  const deploy = await api('POST', '/api/deployments',
+    { service: 'shop', version: 'v2.4.0', commit: '0123456789abcdef', description: 'checkout <b>rework</b>' },
+    key.body.token);
+  assert.equal(deploy.status, 201, JSON.stringify(deploy.body));
 });
 
 after(async () => {
@@ -58,6 +63,14 @@ describe('performance page', () => {
       const slow = rows.filter(([label]) => /^500\.0 ms – 1\.00 s$|^1\.00 s – 2\.50 s$/.test(label))
         .reduce((n, [, c]) => n + c, 0);
       assert.equal(slow, 100, `slow rows: ${JSON.stringify(rows)}`);
+      // The deployment: a marker on each chart and a row with its verification, which waits
+      // for the 30 minutes after the release.
+      const spec = JSON.parse(await page.locator('#latency-chart').getAttribute('data-chart'));
+      assert.deepEqual(spec.markers.map((m) => m.label), ['shop v2.4.0']);
+      const row = page.locator('#deployments tbody tr');
+      assert.equal(await row.count(), 1);
+      assert.match(await row.textContent(), /shop\s*v2\.4\.0.*0123456789ab/s);
+      assert.match(await row.locator('td.verification').textContent(), /verifying/);
     }));
 
   test('the service selector shows one service at a time and keeps it across windows', () =>

@@ -9,11 +9,40 @@
       if (el.dataset.drawn) return;
       var spec = JSON.parse(el.dataset.chart);
       var palette = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed"];
+      // Series listed in `spec.bounds` are an interval around the series before them: its
+      // colour, dashed, without fill.
+      var bounds = spec.bounds || [];
+      var colour = 0;
       var series = [{}].concat(spec.series.map(function (name, i) {
-        return { label: name, stroke: palette[i % palette.length], width: 2, fill: palette[i % palette.length] + "22" };
+        if (bounds.indexOf(i) >= 0) {
+          return { label: name, stroke: palette[(colour - 1 + palette.length) % palette.length], width: 1, dash: [4, 4] };
+        }
+        var c = palette[colour++ % palette.length];
+        return { label: name, stroke: c, width: 2, fill: c + "22" };
       }));
       var width = Math.max(280, el.clientWidth || el.parentElement.clientWidth || 600);
       var opts = { width: width, height: 220, series: series, axes: [{}, {}], legend: { show: true } };
+      if (spec.markers && spec.markers.length) {
+        // Vertical marks at moments (deployments): a dashed line and its label.
+        opts.hooks = { draw: [function (u) {
+          var ctx = u.ctx;
+          ctx.save();
+          ctx.strokeStyle = "#7c3aed";
+          ctx.fillStyle = "#7c3aed";
+          ctx.setLineDash([5, 4]);
+          ctx.font = Math.round(11 * devicePixelRatio) + "px sans-serif";
+          spec.markers.forEach(function (m) {
+            var x = Math.round(u.valToPos(m.x, "x", true));
+            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
+            ctx.beginPath();
+            ctx.moveTo(x, u.bbox.top);
+            ctx.lineTo(x, u.bbox.top + u.bbox.height);
+            ctx.stroke();
+            ctx.fillText(m.label, x + 4, u.bbox.top + 12 * devicePixelRatio);
+          });
+          ctx.restore();
+        }] };
+      }
       if (spec.x_range) {
         // The window the chart is about, not just the span of its points.
         opts.scales = { x: { time: true, range: function () { return [spec.x_range[0], spec.x_range[1]]; } } };

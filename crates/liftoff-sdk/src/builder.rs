@@ -11,6 +11,7 @@ use reqwest::header::HeaderValue;
 
 use crate::client::{FlagClient, Shared, SnapshotSource, State};
 use crate::error::SdkError;
+use crate::exposures::Exposures;
 use crate::files::{self, FileError, LoadedFile};
 use crate::sync::{Endpoints, SyncConfig, Syncer};
 
@@ -35,6 +36,7 @@ pub struct FlagClientBuilder {
     stream: bool,
     initial_timeout: Duration,
     request_timeout: Duration,
+    report_exposures: bool,
 }
 
 impl fmt::Debug for FlagClientBuilder {
@@ -49,6 +51,7 @@ impl fmt::Debug for FlagClientBuilder {
             .field("stream", &self.stream)
             .field("initial_timeout", &self.initial_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("report_exposures", &self.report_exposures)
             .finish_non_exhaustive()
     }
 }
@@ -65,7 +68,20 @@ impl FlagClientBuilder {
             stream: true,
             initial_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            report_exposures: false,
         }
+    }
+
+    /// Reports exposures of local evaluations (default off), so experiments on flags the
+    /// application evaluates itself count their users: each evaluation of an existing flag for
+    /// a context with a user id becomes, once per (flag, user, value) (the client remembers the
+    /// last 50,000), a `$feature_flag_called` event sent in batches every 2 s to
+    /// `/api/ingest/events` with this client's token (which must be an ingest key). The queue
+    /// holds 10,000 events; more are dropped and counted ([`FlagClient::exposures_dropped`]).
+    #[must_use]
+    pub fn report_exposures(mut self, report: bool) -> Self {
+        self.report_exposures = report;
+        self
     }
 
     /// Which environment's definitions to fetch: `development`, `staging` or `production`
@@ -166,6 +182,15 @@ impl FlagClientBuilder {
             .build()
             .map_err(|e| SdkError::HttpClient(Box::new(e)))?;
 
+        let exposures = if self.report_exposures {
+            Some(Exposures::start(crate::exposures::settings(
+                &self.base_url,
+                &self.token,
+                self.request_timeout,
+            ))?)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared::new(initial));
         let mut updates = shared.subscribe();
         let syncer = Syncer::new(
@@ -180,7 +205,7 @@ impl FlagClientBuilder {
                 backup_file: self.backup_file,
             },
         );
-        let client = FlagClient::start(shared, tokio::spawn(syncer.run()));
+        let client = FlagClient::start(shared, tokio::spawn(syncer.run()), exposures);
 
         if !client.is_ready() {
             let first = async {

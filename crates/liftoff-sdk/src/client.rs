@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::builder::FlagClientBuilder;
+use crate::exposures::Exposures;
 
 /// Where the definitions a client evaluates with came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,6 +98,7 @@ pub struct FlagClient {
 struct Inner {
     shared: Arc<Shared>,
     task: Mutex<Option<JoinHandle<()>>>,
+    exposures: Option<Exposures>,
 }
 
 impl Inner {
@@ -126,11 +128,16 @@ impl FlagClient {
         FlagClientBuilder::new(base_url.into(), token.into())
     }
 
-    pub(crate) fn start(shared: Arc<Shared>, task: JoinHandle<()>) -> FlagClient {
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        task: JoinHandle<()>,
+        exposures: Option<Exposures>,
+    ) -> FlagClient {
         FlagClient {
             inner: Arc::new(Inner {
                 shared,
                 task: Mutex::new(Some(task)),
+                exposures,
             }),
         }
     }
@@ -149,7 +156,7 @@ impl FlagClient {
     /// Whether `flag` is on for `ctx`. Unknown flags, and every flag before any definitions
     /// arrived, are off.
     pub fn is_enabled(&self, flag: &str, ctx: &Context) -> bool {
-        if crate::served::in_request() {
+        if crate::served::in_request() || self.inner.exposures.is_some() {
             return self.evaluate(flag, ctx).enabled;
         }
         self.with_state(|s| s.snapshot.is_enabled(flag, ctx))
@@ -164,6 +171,9 @@ impl FlagClient {
     pub fn evaluate(&self, flag: &str, ctx: &Context) -> Evaluation {
         let e = self.with_state(|s| s.snapshot.evaluate(flag, ctx));
         crate::served::note(flag, &e);
+        if let Some(exposures) = &self.inner.exposures {
+            exposures.observe(flag, ctx, &e);
+        }
         e
     }
 
@@ -216,12 +226,36 @@ impl FlagClient {
     }
 
     /// Stops the background task (for every clone). Evaluation keeps working with the last
-    /// definitions; they are no longer updated. Idempotent.
+    /// definitions; they are no longer updated. Idempotent. Exposures already queued are sent
+    /// in the background; [`FlagClient::close`] waits for them.
     pub fn shutdown(&self) {
         if !*self.inner.shared.stop.borrow() {
             tracing::debug!("liftoff flag client shut down");
         }
         self.inner.stop();
+        if let Some(exposures) = &self.inner.exposures {
+            exposures.control.request_stop();
+        }
+    }
+
+    /// [`FlagClient::shutdown`], then sends the queued exposure events (one attempt per
+    /// batch) and waits for them: call it before the process exits.
+    pub async fn close(&self) {
+        self.inner.stop();
+        if let Some(exposures) = &self.inner.exposures {
+            exposures.control.shutdown().await;
+        }
+    }
+
+    /// Exposure events Liftoff accepted (0 unless [`FlagClientBuilder::report_exposures`]).
+    pub fn exposures_sent(&self) -> u64 {
+        self.inner.exposures.as_ref().map_or(0, Exposures::sent)
+    }
+
+    /// Exposure events not reported: the queue was full, the client closed, or Liftoff could
+    /// not be reached or refused them.
+    pub fn exposures_dropped(&self) -> u64 {
+        self.inner.exposures.as_ref().map_or(0, Exposures::dropped)
     }
 }
 

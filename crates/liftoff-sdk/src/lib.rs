@@ -76,6 +76,7 @@ mod backoff;
 mod builder;
 mod client;
 mod error;
+mod exposures;
 mod files;
 pub mod launch;
 pub mod layer;

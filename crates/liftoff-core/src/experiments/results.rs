@@ -124,6 +124,23 @@ pub struct ExperimentResults {
     pub decision: Decision,
 }
 
+/// The primary metric over the experiment's course: the cumulative uplift chart.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    pub experiment: String,
+    /// The primary metric's label.
+    pub metric: String,
+    /// Oldest first.
+    pub points: Vec<TimelinePoint>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TimelinePoint {
+    /// Users exposed before this moment, with their events until it.
+    pub at: DateTime<Utc>,
+    pub variants: Vec<VariantResult>,
+}
+
 /// The analysed users: multiple-exposure users left out, variants outside the experiment
 /// ignored. Returned per variant index, with the number left out.
 pub fn assign(exp: &Experiment, users: &[ExposedUser]) -> (Vec<Vec<usize>>, u64) {

@@ -19,7 +19,7 @@ use super::model::{
     Experiment, ExperimentPatch, ExperimentStatus, Metric, MetricKind, NewExperiment,
     StopExperiment, Stopped,
 };
-use super::results::{self, ExperimentResults, Inputs, UserValue};
+use super::results::{self, ExperimentResults, Inputs, Timeline, TimelinePoint, UserValue};
 use super::store::{ExperimentStore, ExposedUser, Exposure};
 use crate::analytics::insights::{AnalyticsQueries, InsightsError};
 use crate::audit::Change;
@@ -29,6 +29,8 @@ use crate::flags::{Environment, FlagError, FlagPatch, FlagService, FlagVariant};
 use crate::monitoring::MonitoringService;
 use crate::store::StoreError;
 
+/// Points of the cumulative uplift chart ([`ExperimentService::timeline`]).
+pub const TIMELINE_POINTS: usize = 24;
 /// CUPED's pre-exposure period.
 pub const CUPED_PRE_PERIOD_DAYS: i64 = 14;
 /// Metric events this close before the first exposure still count as after it. PostHog
@@ -513,21 +515,28 @@ impl ExperimentService {
 
     /// Each analysed user's value of an event metric (in `users` order); `None` without an
     /// event (validation makes every event metric name one).
+    /// With `until`, events from then on are not counted (the results as they stood then).
     async fn values(
         &self,
         metric: &Metric,
         cuped: bool,
         users: &[&ExposedUser],
+        until: Option<DateTime<chrono::Utc>>,
     ) -> Result<Option<Vec<UserValue>>, ExperimentError> {
         let Some(event) = metric.event.as_deref() else {
             return Ok(None);
         };
         let window = Duration::hours(i64::from(metric.window_hours)).num_milliseconds();
+        let until = until.map_or(i64::MAX, |t| t.timestamp_millis());
         let post: Vec<(String, i64, i64)> = users
             .iter()
             .map(|u| {
                 let t = u.first_at.timestamp_millis();
-                (u.user_id.clone(), t - EXPOSURE_GRACE_MS, t + window)
+                (
+                    u.user_id.clone(),
+                    t - EXPOSURE_GRACE_MS,
+                    (t + window).min(until),
+                )
             })
             .collect();
         let totals = self
@@ -620,7 +629,7 @@ impl ExperimentService {
                         .filter(|t| !t.is_empty())
                         .map(|t| results::request_statistics(&exp, m.kind, t))
                 } else {
-                    self.values(m, cuped, &analysed)
+                    self.values(m, cuped, &analysed, None)
                         .await?
                         .map(|v| results::statistics(m, cuped, &groups, &v))
                 };
@@ -632,5 +641,58 @@ impl ExperimentService {
             }
         }
         Ok(results::results(&exp, &inputs, self.clock.now()))
+    }
+
+    /// The primary metric as it stood at up to [`TIMELINE_POINTS`] moments evenly spread from
+    /// the start to now (or the end): users exposed before each moment, their events until
+    /// it. The cumulative uplift chart; the last point is the results' primary metric (before
+    /// the correction across goal metrics). Empty for a metric read from request monitoring,
+    /// which keeps no per-user history, and before any time has passed.
+    pub async fn timeline(&self, key: &str) -> Result<Timeline, ExperimentError> {
+        let exp = self.load(key).await?;
+        let mut timeline = Timeline {
+            experiment: exp.key.clone(),
+            metric: exp.metrics.primary.label(),
+            points: Vec::new(),
+        };
+        let end = self.collect_end(&exp).min(self.clock.now());
+        let span = end - exp.starts_at;
+        if exp.metrics.primary.kind.from_monitoring() || span <= Duration::zero() {
+            return Ok(timeline);
+        }
+        self.analytics.refresh_soon().await;
+        let users = self.exposed_users(&exp).await?;
+        // The primary alone: no family to correct across, no guardrails to read.
+        let mut primary_only = exp.clone();
+        primary_only.metrics.secondary.clear();
+        primary_only.metrics.guardrails.clear();
+        let cuped = exp.analysis.cuped;
+        for k in 1..=TIMELINE_POINTS {
+            let at = exp.starts_at + span * k as i32 / TIMELINE_POINTS as i32;
+            let exposed: Vec<ExposedUser> =
+                users.iter().filter(|u| u.first_at < at).cloned().collect();
+            let (groups, multiple) = results::assign(&exp, &exposed);
+            let analysed: Vec<&ExposedUser> =
+                groups.iter().flatten().map(|&i| &exposed[i]).collect();
+            let values = self
+                .values(&exp.metrics.primary, cuped, &analysed, Some(at))
+                .await?;
+            let inputs = Inputs {
+                users_per_variant: groups.iter().map(|g| g.len() as u64).collect(),
+                multiple_exposures: multiple,
+                goals: vec![
+                    values.map(|v| results::statistics(&exp.metrics.primary, cuped, &groups, &v)),
+                ],
+                guardrails: Vec::new(),
+            };
+            let r = results::results(&primary_only, &inputs, at);
+            if let Some(m) = r.metrics.into_iter().next() {
+                timeline.points.push(TimelinePoint {
+                    at,
+                    variants: m.variants,
+                });
+            }
+        }
+        Ok(timeline)
     }
 }

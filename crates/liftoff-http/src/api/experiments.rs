@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use liftoff_core::experiments::results::{Calculation, CalculationResult, ExperimentResults};
+use liftoff_core::experiments::results::{
+    Calculation, CalculationResult, ExperimentResults, Timeline,
+};
 use liftoff_core::experiments::{ExperimentPatch, ExperimentView, NewExperiment, StopExperiment};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,6 +22,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_experiment, patch_experiment))
         .routes(routes!(stop_experiment))
         .routes(routes!(experiment_results))
+        .routes(routes!(experiment_timeline))
         .routes(routes!(analyze))
 }
 
@@ -115,6 +118,21 @@ async fn experiment_results(
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<ExperimentResults>, ApiError> {
     Ok(Json(state.experiments.results(&key).await?))
+}
+
+/// The primary metric as it stood at 24 moments from the start to now (or the end): users
+/// exposed before each, their events until it; per variant the value and the relative uplift
+/// with its interval. The cumulative uplift chart. No points for a metric read from request
+/// monitoring (no per-user history) or before the experiment started.
+#[utoipa::path(get, path = "/api/experiments/{key}/timeline", tag = "experiments", params(("key" = String, Path)),
+    security(("bearer" = ["read"])),
+    responses((status = 200, body = Timeline), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn experiment_timeline(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<Timeline>, ApiError> {
+    Ok(Json(state.experiments.timeline(&key).await?))
 }
 
 /// The statistics engine on counts you bring: control first, each variant as `{kind:

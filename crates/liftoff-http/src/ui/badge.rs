@@ -2,6 +2,8 @@
 //! classes of `app.css` (`.badge-ok`, `.badge-warn`, `.badge-crit`, `.badge-info`,
 //! `.badge-muted`); [`Tone::of`] is the one place a status is mapped to its class.
 
+use liftoff_core::deployments::VerificationStatus;
+use liftoff_core::experiments::model::ExperimentStatus;
 use liftoff_core::incidents::{IncidentSeverity, IncidentStatus};
 use liftoff_core::launch::feedback::FeedbackStatus;
 use liftoff_core::launch::presets::Level;
@@ -80,6 +82,17 @@ impl Tone {
                 FeedbackStatus::Open => (Self::Info, "open"),
                 FeedbackStatus::Resolved => (Self::Ok, "resolved"),
             },
+            Status::Verification(v) => match v {
+                VerificationStatus::Passed => (Self::Ok, "passed"),
+                VerificationStatus::Regressed => (Self::Crit, "regressed"),
+                VerificationStatus::Pending => (Self::Info, "verifying"),
+                VerificationStatus::NoData => (Self::Plain, "too little traffic"),
+            },
+            Status::Experiment(e) => match e {
+                ExperimentStatus::Scheduled => (Self::Plain, "scheduled"),
+                ExperimentStatus::Running => (Self::Info, "running"),
+                ExperimentStatus::Stopped => (Self::Muted, "stopped"),
+            },
         }
     }
 }
@@ -101,6 +114,21 @@ pub enum Status {
     /// How urgent a scaling recommendation is.
     Advice(Severity),
     Feedback(FeedbackStatus),
+    /// A deployment's verification.
+    Verification(VerificationStatus),
+    Experiment(ExperimentStatus),
+}
+
+impl From<VerificationStatus> for Status {
+    fn from(s: VerificationStatus) -> Self {
+        Self::Verification(s)
+    }
+}
+
+impl From<ExperimentStatus> for Status {
+    fn from(s: ExperimentStatus) -> Self {
+        Self::Experiment(s)
+    }
 }
 
 impl From<CheckStatus> for Status {

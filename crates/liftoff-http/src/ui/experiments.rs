@@ -9,9 +9,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::future::join_all;
-use liftoff_core::experiments::model::{AnalysisSettings, ExperimentStatus, Metrics};
+use liftoff_core::experiments::model::{AnalysisSettings, Metrics};
 use liftoff_core::experiments::results::{
-    Decision, DecisionStatus, ExperimentResults, MetricResult, VariantResult, WIN_PROBABILITY,
+    Decision, DecisionStatus, ExperimentResults, MetricResult, Timeline, VariantResult,
+    WIN_PROBABILITY,
 };
 use liftoff_core::experiments::stats::Method;
 use liftoff_core::experiments::{
@@ -21,22 +22,13 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::state::AppState;
-use crate::ui::badge::Tone;
+use crate::ui::badge::{Tone, badge};
 use crate::ui::failure::failure;
 use crate::ui::flash::Flash;
 use crate::ui::form::CsrfForm;
 use crate::ui::format::percent;
-use crate::ui::layout::{Window, error_page, page};
+use crate::ui::layout::{Window, chart_with_intervals, error_page, page};
 use crate::ui::session::{Refused, UiUser, encode_component};
-
-fn status_badge(status: ExperimentStatus) -> Markup {
-    let (tone, label) = match status {
-        ExperimentStatus::Scheduled => (Tone::Plain, "scheduled"),
-        ExperimentStatus::Running => (Tone::Info, "running"),
-        ExperimentStatus::Stopped => (Tone::Muted, "stopped"),
-    };
-    html! { span class=(tone.class()) { (label) } }
-}
 
 fn decision_label(d: &Decision) -> String {
     let variant = d.variant.as_deref().unwrap_or("—");
@@ -243,6 +235,64 @@ fn ci_chart(m: &MetricResult) -> Markup {
     }
 }
 
+/// Each treatment's relative uplift on the primary metric, in percent, with its interval, as
+/// it stood over the experiment's course: whether the effect settled or still wanders.
+fn timeline_chart(t: &Timeline, control: &str) -> Markup {
+    let treatments: Vec<&str> = t
+        .points
+        .last()
+        .map(|p| {
+            p.variants
+                .iter()
+                .map(|v| v.variant.as_str())
+                .filter(|v| *v != control)
+                .collect()
+        })
+        .unwrap_or_default();
+    if treatments.is_empty()
+        || t.points
+            .iter()
+            .all(|p| p.variants.iter().all(|v| v.uplift.is_none()))
+    {
+        return html! {};
+    }
+    let pct = |x: f64| x.is_finite().then(|| (x * 10_000.0).round() / 100.0);
+    let mut data = vec![serde_json::json!(
+        t.points
+            .iter()
+            .map(|p| p.at.timestamp())
+            .collect::<Vec<_>>()
+    )];
+    let mut names = Vec::new();
+    for name in &treatments {
+        let uplift = |part: fn(&liftoff_core::experiments::results::Uplift) -> f64| {
+            t.points
+                .iter()
+                .map(|p| {
+                    p.variants
+                        .iter()
+                        .find(|v| v.variant == *name)
+                        .and_then(|v| v.uplift.as_ref())
+                        .and_then(|u| pct(part(u)))
+                })
+                .collect::<Vec<_>>()
+        };
+        data.push(serde_json::json!(uplift(|u| u.relative)));
+        data.push(serde_json::json!(uplift(|u| u.ci_low)));
+        data.push(serde_json::json!(uplift(|u| u.ci_high)));
+        names.push(format!("{name} uplift %"));
+        names.push(format!("{name} interval low"));
+        names.push(format!("{name} interval high"));
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    html! {
+        section #experiment-timeline {
+            h3 { "Cumulative uplift on " code { (t.metric) } }
+            (chart_with_intervals("uplift-chart", "Relative uplift against control over time, %, with its interval (cumulative: every user exposed so far)", &names, &serde_json::Value::Array(data)))
+        }
+    }
+}
+
 fn metric_section(
     m: &MetricResult,
     role: &str,
@@ -260,7 +310,11 @@ fn metric_section(
     }
 }
 
-fn results_view(view: &ExperimentView, r: &ExperimentResults) -> Markup {
+fn results_view(
+    view: &ExperimentView,
+    r: &ExperimentResults,
+    timeline: Option<&Timeline>,
+) -> Markup {
     let e = &view.experiment;
     let total: u64 = r.variants.iter().map(|v| v.users).sum();
     let coverage = share(1.0 - e.analysis.alpha);
@@ -310,6 +364,7 @@ fn results_view(view: &ExperimentView, r: &ExperimentResults) -> Markup {
         h2 { "Metrics" }
         @for (i, m) in r.metrics.iter().enumerate() {
             (metric_section(m, if i == 0 { "primary" } else { "secondary" }, &e.control, r.method, &interval))
+            @if i == 0 { @if let Some(t) = timeline { (timeline_chart(t, &e.control)) } }
         }
         h2 { "Guardrails" }
         @if r.guardrails.is_empty() {
@@ -347,7 +402,11 @@ async fn detail_page(
     message: Flash,
     status: StatusCode,
 ) -> Response {
-    let (view, results) = tokio::join!(state.experiments.get(key), state.experiments.results(key));
+    let (view, results, timeline) = tokio::join!(
+        state.experiments.get(key),
+        state.experiments.results(key),
+        state.experiments.timeline(key)
+    );
     let view = match view {
         Ok(v) => v,
         Err(e) => {
@@ -362,7 +421,7 @@ async fn detail_page(
         p { a href="/experiments" { "← All experiments" } }
         (message)
         p #experiment-summary {
-            (status_badge(view.status)) " "
+            (badge(view.status)) " "
             code { (e.key) } " on flag " a href={ "/flags/" (encode_component(&e.flag_id)) } { code { (e.flag_id) } }
             " · " (e.environment.as_str()) " · control " code { (e.control) }
             " · started " span.mono { (e.starts_at.format("%Y-%m-%d %H:%M")) }
@@ -379,7 +438,7 @@ async fn detail_page(
             p #experiment-hypothesis { (e.hypothesis) }
         }
         @match &results {
-            Ok(r) => { (results_view(&view, r)) },
+            Ok(r) => { (results_view(&view, r, timeline.as_ref().ok())) },
             Err(m) => { (Flash::error(format!("The results could not be computed: {m}")).with_id("results-error")) },
         }
         @if user.user.role.can_edit() && e.stopped.is_none() { (stop_form(&view, user)) }
@@ -473,7 +532,7 @@ async fn list_page(
                             @if e.name != e.key { div.muted { (e.name) } }
                         }
                         td { a href={ "/flags/" (encode_component(&e.flag_id)) } { code { (e.flag_id) } } }
-                        td { (status_badge(v.status)) }
+                        td { (badge(v.status)) }
                         td.mono { (e.starts_at.format("%Y-%m-%d %H:%M")) }
                         td { code { (e.metrics.primary.label()) } }
                         td { @match r {

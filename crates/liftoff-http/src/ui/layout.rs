@@ -212,6 +212,50 @@ pub fn chart_over(
     )
 }
 
+/// A moment marked on a chart's time axis (a deployment): Unix seconds and a short label.
+pub struct Marker {
+    pub at: i64,
+    pub label: String,
+}
+
+/// [`chart_over`] with vertical marks at moments, listed under the chart too (so they read
+/// without the canvas).
+pub fn chart_marked(
+    id: &str,
+    title: &str,
+    series_names: &[&str],
+    data: &serde_json::Value,
+    (from, to): (i64, i64),
+    markers: &[Marker],
+) -> Markup {
+    let marks: Vec<serde_json::Value> = markers
+        .iter()
+        .map(|m| serde_json::json!({ "x": m.at, "label": m.label }))
+        .collect();
+    chart_spec(
+        id,
+        title,
+        serde_json::json!({ "title": title, "series": series_names, "data": data,
+                            "x_range": [from, to], "markers": marks }),
+    )
+}
+
+/// A chart whose series come in threes: an estimate and the low and high ends of its interval
+/// (drawn dashed in the estimate's colour).
+pub fn chart_with_intervals(
+    id: &str,
+    title: &str,
+    series_names: &[&str],
+    data: &serde_json::Value,
+) -> Markup {
+    let bounds: Vec<usize> = (0..series_names.len()).filter(|i| i % 3 != 0).collect();
+    chart_spec(
+        id,
+        title,
+        serde_json::json!({ "title": title, "series": series_names, "data": data, "bounds": bounds }),
+    )
+}
+
 fn chart_spec(id: &str, title: &str, spec: serde_json::Value) -> Markup {
     html! {
         figure.chart {

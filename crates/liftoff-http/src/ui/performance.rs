@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use liftoff_core::deployments::Deployment;
 use liftoff_core::monitoring::service::OWN_SERVICE;
 use liftoff_core::monitoring::service::{HistogramBucket, SortBy};
 use liftoff_core::monitoring::{EndpointStats, Filter, TimeRange};
@@ -15,11 +16,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::state::AppState;
-use crate::ui::layout::{Window, WindowQuery, chart, error_page, page};
+use crate::ui::badge::badge;
+use crate::ui::layout::{Marker, Window, WindowQuery, chart_marked, error_page, page};
 use crate::ui::session::UiUser;
 
 /// Chart resolution: steps across the window.
 const STEPS: usize = 60;
+/// The newest deployments read for the chart markers (the store's page limit).
+const DEPLOYMENTS_READ: u32 = 1000;
+/// Deployments of the window shown with their verification (the newest).
+const VERIFIED_SHOWN: usize = 10;
 
 use crate::ui::format::{percent as pct, percent_value};
 
@@ -136,7 +142,7 @@ pub async fn show(
     let m = &state.monitoring;
     let filter = Filter::service(sq.service.as_deref());
     let f = &filter;
-    let (summary, series, busiest, slowest, failing, all, histogram, services) = tokio::join!(
+    let (summary, series, busiest, slowest, failing, all, histogram, services, deployments) = tokio::join!(
         m.summary(range, f),
         m.series(range, STEPS, f),
         m.top(range, f, SortBy::RequestCount, 8),
@@ -145,6 +151,7 @@ pub async fn show(
         m.performance(range, f),
         m.latency_histogram(range, f),
         m.services(),
+        state.deployments.list(DEPLOYMENTS_READ),
     );
     let (
         Ok(summary),
@@ -165,6 +172,28 @@ pub async fn show(
             "Liftoff cannot read its metrics store. Try again shortly.",
         );
     };
+    // Markers are a convenience: a deployment store that cannot answer leaves the charts bare.
+    let deployments: Vec<Deployment> = deployments
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.deployed_at >= range.from && d.deployed_at <= range.to)
+        .filter(|d| filter.service.is_none_or(|s| d.service == s))
+        .collect();
+    let markers: Vec<Marker> = deployments
+        .iter()
+        .map(|d| Marker {
+            at: d.deployed_at.timestamp(),
+            label: format!("{} {}", d.service, d.version),
+        })
+        .collect();
+    let span = (range.from.timestamp(), range.to.timestamp());
+    let verifications = futures_util::future::join_all(
+        deployments
+            .iter()
+            .take(VERIFIED_SHOWN)
+            .map(|d| state.deployments.verification(d.id)),
+    )
+    .await;
     let failing: Vec<EndpointStats> = failing.into_iter().filter(|e| e.error_count > 0).collect();
     let mut codes: BTreeMap<String, u64> = BTreeMap::new();
     for e in all.values() {
@@ -218,9 +247,26 @@ pub async fn show(
             div class={ "tile " (if sys.memory.percent > 90.0 { "bad" } else { "" }) } { div.label { "Memory" } div.value { (percent_value(sys.memory.percent)) } div.muted { (format!("{:.0} / {:.0} MB", sys.memory.used_mb, sys.memory.total_mb)) } }
             div.tile { div.label { "Disk" } div.value { (percent_value(sys.disk.percent)) } div.muted { (format!("{:.1} / {:.1} GB", sys.disk.used_gb, sys.disk.total_gb)) } }
         }
-        (chart("rate-chart", "Requests per step", &["requests"], &rate))
-        (chart("error-chart", "Error rate (5xx), %", &["error rate"], &errors))
-        (chart("latency-chart", "Latency, ms", &["p50", "p95", "p99"], &latency))
+        (chart_marked("rate-chart", "Requests per step", &["requests"], &rate, span, &markers))
+        (chart_marked("error-chart", "Error rate (5xx), %", &["error rate"], &errors, span, &markers))
+        (chart_marked("latency-chart", "Latency, ms", &["p50", "p95", "p99"], &latency, span, &markers))
+        @if !deployments.is_empty() {
+            h2 { "Deployments in this window" }
+            table #deployments {
+                thead { tr { th { "When" } th { "Service" } th { "Version" } th { "Environment" } th { "Commit" } th { "Verification" } } }
+                tbody { @for (d, v) in deployments.iter().zip(&verifications) { tr data-deployment=(d.id) {
+                    td.mono { (d.deployed_at.format("%Y-%m-%d %H:%M UTC")) }
+                    td { (d.service) }
+                    td { code { (d.version) } }
+                    td { (d.environment.as_deref().unwrap_or("—")) }
+                    td { @if let Some(c) = &d.commit { code { (c.chars().take(12).collect::<String>()) } } @else { "—" } }
+                    td.verification { @match v {
+                        Ok(v) => { (badge(v.status)) " " span.muted { (v.why) } },
+                        Err(e) => { span.muted { (e) } },
+                    } }
+                } } }
+            }
+        }
         h2 { "Latency distribution" }
         (latency_histogram(&histogram, &no_requests))
         @let instances = m.instances.list(chrono::Utc::now());

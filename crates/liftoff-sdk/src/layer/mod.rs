@@ -39,7 +39,7 @@
 
 mod instance;
 mod operations;
-mod sender;
+pub(crate) mod sender;
 mod service;
 
 use std::fmt;
@@ -356,6 +356,11 @@ impl fmt::Debug for Control {
 }
 
 impl Control {
+    /// Asks the sender to send what is queued and stop, without waiting for it.
+    pub(crate) fn request_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
     /// Asks the sender to send what is queued and stop, and waits for it.
     pub(crate) async fn shutdown(&self) {
         self.stop.send_replace(true);

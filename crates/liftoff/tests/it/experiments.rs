@@ -297,6 +297,34 @@ async fn posthog_style_events_are_exposures_and_switching_users_are_left_out() {
     assert_eq!(m["variants"][1]["value"], 2.0);
     // 20 users a variant: too few for a decision.
     assert_eq!(r["decision"]["status"], "keep_running");
+
+    // The cumulative chart: 24 moments over the 4 hours; none exposed in the first hour, the
+    // users counted never shrink, and the last moment is the results' answer.
+    let res = app
+        .get("/api/experiments/onboarding/timeline", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(res.status(), 200);
+    let t: Value = res.json().await.unwrap();
+    let points = t["points"].as_array().unwrap();
+    assert_eq!(points.len(), 24, "{t}");
+    assert_eq!(t["metric"], m["metric"]);
+    let users = |p: &Value| -> u64 {
+        p["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["users"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(users(&points[0]), 0);
+    assert!(points.windows(2).all(|w| users(&w[0]) <= users(&w[1])));
+    let last = points.last().unwrap();
+    assert_eq!(users(last), 40);
+    assert_eq!(last["variants"], m["variants"]);
+    let res = app
+        .get("/api/experiments/nope/timeline", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(res.status(), 404);
 }
 
 #[tokio::test]
@@ -496,4 +524,64 @@ async fn a_guarded_rollout_rolls_back_when_its_error_rate_regresses() {
         })
         .collect();
     assert_eq!(firing.len(), 1, "{alerts}");
+}
+
+#[tokio::test]
+async fn the_rust_sdks_local_evaluations_report_each_users_exposure_once() {
+    let app = spawn().await;
+    let (_, ingest) = app.key("ingest").await;
+    flag_with_variants(&app, "search-ranking").await;
+    let res = post(
+        &app,
+        "/api/experiments",
+        ADMIN_TOKEN,
+        json!({"key": "ranking", "flag_id": "search-ranking",
+               "starts_at": chrono::Utc::now() - chrono::Duration::hours(1),
+               "metrics": {"primary": {"kind": "conversion", "event": "search_click"}}}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+
+    let client = liftoff_sdk::FlagClient::builder(&app.url, &ingest)
+        .report_exposures(true)
+        .build()
+        .await
+        .unwrap();
+    assert!(client.is_ready());
+    // 200 users, each evaluated five times (and an anonymous context, which says nothing).
+    let mut assigned: BTreeMap<String, u64> = BTreeMap::new();
+    for i in 0..200 {
+        let ctx = liftoff_sdk::Context::with_user(format!("s{i}"));
+        let first = client.variant("search-ranking", &ctx).name;
+        for _ in 0..4 {
+            assert_eq!(client.variant("search-ranking", &ctx).name, first);
+        }
+        *assigned.entry(first).or_default() += 1;
+    }
+    client.variant("search-ranking", &liftoff_sdk::Context::default());
+    client.is_enabled("no-such-flag", &liftoff_sdk::Context::with_user("s1"));
+    client.close().await;
+    assert_eq!(client.exposures_sent(), 200, "one event per user");
+    assert_eq!(client.exposures_dropped(), 0);
+
+    // The exposure job and the grace period pass within a few seconds.
+    let mut r = Value::Null;
+    for _ in 0..50 {
+        r = results(&app, "ranking").await;
+        let users: u64 = r["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["users"].as_u64().unwrap())
+            .sum();
+        if users == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for v in r["variants"].as_array().unwrap() {
+        let name = v["variant"].as_str().unwrap();
+        assert_eq!(v["users"], assigned[name], "{r}");
+    }
+    assert_eq!(r["multiple_exposures"], 0);
 }
