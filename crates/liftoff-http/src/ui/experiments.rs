@@ -249,11 +249,8 @@ fn timeline_chart(t: &Timeline, control: &str) -> Markup {
                 .collect()
         })
         .unwrap_or_default();
-    if treatments.is_empty()
-        || t.points
-            .iter()
-            .all(|p| p.variants.iter().all(|v| v.uplift.is_none()))
-    {
+    let drawable = |v: &VariantResult| v.uplift.is_some() && v.error.is_none();
+    if treatments.is_empty() || !t.points.iter().any(|p| p.variants.iter().any(drawable)) {
         return html! {};
     }
     let pct = |x: f64| x.is_finite().then(|| (x * 10_000.0).round() / 100.0);
@@ -272,6 +269,8 @@ fn timeline_chart(t: &Timeline, control: &str) -> Markup {
                     p.variants
                         .iter()
                         .find(|v| v.variant == *name)
+                        // A comparison that could not be made is a gap, not a zero.
+                        .filter(|v| v.error.is_none())
                         .and_then(|v| v.uplift.as_ref())
                         .and_then(|u| pct(part(u)))
                 })
@@ -709,6 +708,50 @@ mod tests {
             verdict: uplift.map(|_| verdict),
             error: None,
         }
+    }
+
+    #[test]
+    fn the_uplift_timeline_leaves_a_gap_where_no_comparison_could_be_made() {
+        use liftoff_core::experiments::results::TimelinePoint;
+        let at = |h: i64| chrono::DateTime::from_timestamp(1_700_000_000 + h * 3600, 0).unwrap();
+        let mut failed = row("b", Some((0.0, 0.0, 0.0)), "flat");
+        failed.error = Some("ZERO_NEGATIVE_BASELINE_VARIATION".into());
+        let t = Timeline {
+            experiment: "e".into(),
+            metric: "conversion:buy".into(),
+            points: vec![
+                TimelinePoint {
+                    at: at(0),
+                    variants: vec![row("a", None, ""), failed],
+                },
+                TimelinePoint {
+                    at: at(1),
+                    variants: vec![
+                        row("a", None, ""),
+                        row("b", Some((0.1234, -0.05, 0.3)), "flat"),
+                    ],
+                },
+            ],
+        };
+        let html = timeline_chart(&t, "a").into_string();
+        let spec = html
+            .split("data-chart=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let spec: serde_json::Value = serde_json::from_str(&spec.replace("&quot;", "\"")).unwrap();
+        assert_eq!(spec["series"][0], "b uplift %");
+        assert_eq!(spec["data"][1], serde_json::json!([null, 12.34]));
+        assert_eq!(spec["data"][2], serde_json::json!([null, -5.0]));
+        assert_eq!(spec["bounds"], serde_json::json!([1, 2]));
+        // Nothing to draw: no chart at all.
+        let empty = Timeline {
+            points: t.points[..1].to_vec(),
+            ..t
+        };
+        assert_eq!(timeline_chart(&empty, "a").into_string(), "");
     }
 
     #[test]
