@@ -26,6 +26,11 @@ pub struct GrowthFit {
     pub weekly_growth: f64,
     /// How much of the variance of `ln(peak)` the line explains, 0–1.
     pub r_squared: f64,
+    /// Standard error of `slope_per_day` (0 for a perfect fit).
+    pub slope_std_error: f64,
+    /// Two-sided p-value of "the slope is 0" (Student's t with days − 2 degrees of freedom): how
+    /// likely a slope this steep is from noise around a flat line.
+    pub slope_p_value: f64,
     /// Days that entered the fit.
     pub days: usize,
     /// The last day of the fit (the same day numbering as the input).
@@ -86,6 +91,7 @@ pub fn fit_growth(points: &[(i64, f64)]) -> Option<GrowthFit> {
     } else {
         (1.0 - ss_res / ss_tot).clamp(0.0, 1.0)
     };
+    let (slope_std_error, slope_p_value) = slope_test(slope, ss_res, sxx, usable.len());
     let last_day = points
         .iter()
         .filter(|(_, y)| y.is_finite() && *y > 0.0)
@@ -96,9 +102,55 @@ pub fn fit_growth(points: &[(i64, f64)]) -> Option<GrowthFit> {
         intercept,
         weekly_growth: (slope * 7.0).exp() - 1.0,
         r_squared,
+        slope_std_error,
+        slope_p_value,
         days: usable.len(),
         last_day,
     })
+}
+
+/// The slope's standard error and two-sided p-value against 0.
+fn slope_test(slope: f64, ss_res: f64, sxx: f64, n: usize) -> (f64, f64) {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let df = n as f64 - 2.0;
+    let se = (ss_res / df / sxx).sqrt();
+    if se.is_nan() || se <= 1e-15 {
+        // No residual at all: a line through every point; any slope is certain.
+        return (0.0, if slope.abs() > 1e-12 { 0.0 } else { 1.0 });
+    }
+    let p = StudentsT::new(0.0, 1.0, df)
+        .map(|t| 2.0 * t.sf((slope / se).abs()))
+        .unwrap_or(1.0);
+    (se, p)
+}
+
+/// Which way a measured figure is heading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TrendVerdict {
+    Improving,
+    Stable,
+    Degrading,
+}
+
+/// Weekly changes smaller than this are "stable" however significant: a real but negligible
+/// drift is not worth a reader's attention.
+pub const MIN_MEANINGFUL_WEEKLY_CHANGE: f64 = 0.02;
+/// The significance a slope needs to be called a trend.
+pub const TREND_ALPHA: f64 = 0.05;
+
+/// The verdict on a fitted figure (latency, error rate: `higher_is_worse`): a trend only when
+/// the slope is significant at [`TREND_ALPHA`] and moves the figure by at least
+/// [`MIN_MEANINGFUL_WEEKLY_CHANGE`] a week; the least-squares line, not eyeballing.
+pub fn trend_verdict(fit: &GrowthFit, higher_is_worse: bool) -> TrendVerdict {
+    if fit.slope_p_value >= TREND_ALPHA || fit.weekly_growth.abs() < MIN_MEANINGFUL_WEEKLY_CHANGE {
+        return TrendVerdict::Stable;
+    }
+    if (fit.weekly_growth > 0.0) == higher_is_worse {
+        TrendVerdict::Degrading
+    } else {
+        TrendVerdict::Improving
+    }
 }
 
 /// One instance's measured peak utilisation of a resource, 0–1.
@@ -330,6 +382,39 @@ mod tests {
                 (20_000 + d, start * (daily * d as f64).exp() * wobble)
             })
             .collect()
+    }
+
+    #[test]
+    fn trend_verdicts_on_a_month_of_daily_latency() {
+        use rand::{Rng, SeedableRng};
+        let mut degrading = 0;
+        let mut stable = 0;
+        for seed in 0..200u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut noise = || 1.0 + rng.random_range(-0.05..0.05);
+            // 6 % a week worse, with ±5 % day-to-day noise.
+            let worse: Vec<(i64, f64)> = (0..30)
+                .map(|d| (d, 120.0 * 1.06_f64.powf(d as f64 / 7.0) * noise()))
+                .collect();
+            // Flat, with ±5 % noise.
+            let flat: Vec<(i64, f64)> = (0..30).map(|d| (d, 120.0 * noise())).collect();
+            let fit = fit_growth(&worse).unwrap();
+            degrading += usize::from(trend_verdict(&fit, true) == TrendVerdict::Degrading);
+            stable += usize::from(
+                trend_verdict(&fit_growth(&flat).unwrap(), true) == TrendVerdict::Stable,
+            );
+        }
+        assert!(
+            degrading >= 190,
+            "6 %/week called degrading in {degrading}/200"
+        );
+        assert!(stable >= 190, "flat noise called stable in {stable}/200");
+        // Lower is worse for throughput-like figures: the same rise is an improvement.
+        let rising: Vec<(i64, f64)> = (0..30).map(|d| (d, 1.1_f64.powf(d as f64 / 7.0))).collect();
+        let fit = fit_growth(&rising).unwrap();
+        assert_eq!(fit.slope_p_value, 0.0);
+        assert_eq!(trend_verdict(&fit, false), TrendVerdict::Improving);
+        assert_eq!(trend_verdict(&fit, true), TrendVerdict::Degrading);
     }
 
     #[test]
