@@ -191,15 +191,9 @@ impl Exposures {
 /// experiment's counts follow the application closely.
 pub(crate) fn settings(base_url: &str, token: &str, request_timeout: Duration) -> SenderSettings {
     SenderSettings {
-        base_url: base_url.to_owned(),
-        token: token.to_owned(),
-        service: None,
-        batch_size: 500,
         flush_interval: Duration::from_secs(2),
-        queue_capacity: 10_000,
-        max_retries: 3,
-        retry_base: Duration::from_millis(500),
         request_timeout,
+        ..SenderSettings::defaults(base_url.to_owned(), token.to_owned())
     }
 }
 

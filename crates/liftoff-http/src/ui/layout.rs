@@ -203,13 +203,9 @@ pub fn chart_over(
     title: &str,
     series_names: &[&str],
     data: &serde_json::Value,
-    (from, to): (i64, i64),
+    span: (i64, i64),
 ) -> Markup {
-    chart_spec(
-        id,
-        title,
-        serde_json::json!({ "title": title, "series": series_names, "data": data, "x_range": [from, to] }),
-    )
+    chart_marked(id, title, series_names, data, span, &[])
 }
 
 /// A moment marked on a chart's time axis (a deployment): Unix seconds and a short label.
@@ -218,8 +214,8 @@ pub struct Marker {
     pub label: String,
 }
 
-/// [`chart_over`] with vertical marks at moments, listed under the chart too (so they read
-/// without the canvas).
+/// A chart over `from..to` (as [`chart_over`]) with vertical marks at moments; the page lists
+/// them too, so they read without the canvas.
 pub fn chart_marked(
     id: &str,
     title: &str,

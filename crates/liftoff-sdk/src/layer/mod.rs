@@ -150,6 +150,24 @@ pub(crate) struct SenderSettings {
     pub request_timeout: Duration,
 }
 
+impl SenderSettings {
+    /// The defaults every reporter starts from: no service name, batches of 500 flushed every
+    /// 5 s, a queue of 10,000, 3 retries from 500 ms, a 10 s request timeout.
+    pub fn defaults(base_url: String, token: String) -> SenderSettings {
+        SenderSettings {
+            base_url,
+            token,
+            service: None,
+            batch_size: 500,
+            flush_interval: Duration::from_secs(5),
+            queue_capacity: 10_000,
+            max_retries: 3,
+            retry_base: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// A running sender: its queue, counters and control.
 pub(crate) struct Started<R> {
     pub queue: mpsc::Sender<R>,
@@ -219,15 +237,7 @@ pub(crate) struct Counters {
 /// 3 retries per batch, 10 s request timeout.
 #[derive(Clone)]
 pub struct RequestReporterBuilder {
-    base_url: String,
-    token: String,
-    service: Option<String>,
-    batch_size: usize,
-    flush_interval: Duration,
-    queue_capacity: usize,
-    max_retries: u32,
-    retry_base: Duration,
-    request_timeout: Duration,
+    settings: SenderSettings,
     route_fn: Option<Arc<RouteFn>>,
     user_header: Option<HeaderName>,
 }
@@ -235,14 +245,15 @@ pub struct RequestReporterBuilder {
 impl fmt::Debug for RequestReporterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the token.
+        let s = &self.settings;
         f.debug_struct("RequestReporterBuilder")
-            .field("base_url", &self.base_url)
-            .field("service", &self.service)
-            .field("batch_size", &self.batch_size)
-            .field("flush_interval", &self.flush_interval)
-            .field("queue_capacity", &self.queue_capacity)
-            .field("max_retries", &self.max_retries)
-            .field("request_timeout", &self.request_timeout)
+            .field("base_url", &s.base_url)
+            .field("service", &s.service)
+            .field("batch_size", &s.batch_size)
+            .field("flush_interval", &s.flush_interval)
+            .field("queue_capacity", &s.queue_capacity)
+            .field("max_retries", &s.max_retries)
+            .field("request_timeout", &s.request_timeout)
             .field("route_fn", &self.route_fn.is_some())
             .field("user_header", &self.user_header)
             .finish_non_exhaustive()
@@ -253,7 +264,7 @@ impl RequestReporterBuilder {
     /// The service name sent with every record.
     #[must_use]
     pub fn service(mut self, service: impl Into<String>) -> Self {
-        self.service = Some(service.into());
+        self.settings.service = Some(service.into());
         self
     }
 
@@ -261,21 +272,21 @@ impl RequestReporterBuilder {
     /// A full batch is sent at once.
     #[must_use]
     pub fn batch_size(mut self, size: usize) -> Self {
-        self.batch_size = size.max(1);
+        self.settings.batch_size = size.max(1);
         self
     }
 
     /// Longest time a record waits before its batch is sent (default 5 s; at least 1 ms).
     #[must_use]
     pub fn flush_interval(mut self, interval: Duration) -> Self {
-        self.flush_interval = interval.max(Duration::from_millis(1));
+        self.settings.flush_interval = interval.max(Duration::from_millis(1));
         self
     }
 
     /// Records that may wait to be sent (default 10 000; at least 1); more are dropped.
     #[must_use]
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity.max(1);
+        self.settings.queue_capacity = capacity.max(1);
         self
     }
 
@@ -283,15 +294,15 @@ impl RequestReporterBuilder {
     /// from `base` (default 500 ms, doubling, with jitter; `Retry-After` is honoured up to 30 s).
     #[must_use]
     pub fn retries(mut self, max_retries: u32, base: Duration) -> Self {
-        self.max_retries = max_retries;
-        self.retry_base = base;
+        self.settings.max_retries = max_retries;
+        self.settings.retry_base = base;
         self
     }
 
     /// Time limit for one request to Liftoff (default 10 s).
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.settings.request_timeout = timeout;
         self
     }
 
@@ -317,20 +328,7 @@ impl RequestReporterBuilder {
     /// Starts the reporter's background task (must run inside a Tokio runtime). Errors for a
     /// bad URL or token.
     pub fn build(self) -> Result<RequestReporter, SdkError> {
-        let started = start_sender::<Record>(
-            SenderSettings {
-                base_url: self.base_url,
-                token: self.token,
-                service: self.service,
-                batch_size: self.batch_size,
-                flush_interval: self.flush_interval,
-                queue_capacity: self.queue_capacity,
-                max_retries: self.max_retries,
-                retry_base: self.retry_base,
-                request_timeout: self.request_timeout,
-            },
-            INGEST_PATH,
-        )?;
+        let started = start_sender::<Record>(self.settings, INGEST_PATH)?;
         Ok(RequestReporter {
             shared: Arc::new(Shared {
                 queue: started.queue,
@@ -402,15 +400,7 @@ impl RequestReporter {
         token: impl Into<String>,
     ) -> RequestReporterBuilder {
         RequestReporterBuilder {
-            base_url: base_url.into(),
-            token: token.into(),
-            service: None,
-            batch_size: 500,
-            flush_interval: Duration::from_secs(5),
-            queue_capacity: 10_000,
-            max_retries: 3,
-            retry_base: Duration::from_millis(500),
-            request_timeout: Duration::from_secs(10),
+            settings: SenderSettings::defaults(base_url.into(), token.into()),
             route_fn: None,
             user_header: None,
         }

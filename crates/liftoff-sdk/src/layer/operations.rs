@@ -243,17 +243,7 @@ impl OperationReporter {
         token: impl Into<String>,
     ) -> OperationReporterBuilder {
         OperationReporterBuilder {
-            settings: SenderSettings {
-                base_url: base_url.into(),
-                token: token.into(),
-                service: None,
-                batch_size: 500,
-                flush_interval: Duration::from_secs(5),
-                queue_capacity: 10_000,
-                max_retries: 3,
-                retry_base: Duration::from_millis(500),
-                request_timeout: Duration::from_secs(10),
-            },
+            settings: SenderSettings::defaults(base_url.into(), token.into()),
         }
     }
 
