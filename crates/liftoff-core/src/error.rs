@@ -130,6 +130,8 @@ error_codes! {
     ExperimentBusy = "experiment_busy", Conflict;
     DeploymentNotFound = "deployment_not_found", NotFound;
     InvalidDeployment = "invalid_deployment", Invalid;
+    ReportNotFound = "report_not_found", NotFound;
+    InvalidReport = "invalid_report", Invalid;
 }
 
 /// A failure that knows its code (and so its kind), what a client may be told, and when to
@@ -184,6 +186,27 @@ impl Classified for StoreError {
 
     fn withheld(&self) -> bool {
         matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl Classified for crate::reports::ReportError {
+    fn code(&self) -> Code {
+        match self {
+            Self::Invalid(_) => Code::InvalidReport,
+            Self::NotFound(_) => Code::ReportNotFound,
+            Self::Sources(_) => Code::Unavailable,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Sources(_) => "a service the report reads is unavailable; retry shortly".into(),
+            _ => self.to_string(),
+        }
+    }
+
+    fn withheld(&self) -> bool {
+        matches!(self, Self::Sources(_))
     }
 }
 

@@ -12,6 +12,7 @@ use crate::experiments::ExperimentStore;
 use crate::flags::FlagStore;
 use crate::incidents::IncidentStore;
 use crate::launch::LaunchStore;
+use crate::reports::ReportStore;
 use crate::store::StoreHealth;
 use crate::uptime::UptimeStore;
 use crate::users::AccountStore;
@@ -29,6 +30,7 @@ pub trait StateStore:
     + LaunchStore
     + ExperimentStore
     + DeploymentStore
+    + ReportStore
 {
 }
 impl<
@@ -42,7 +44,8 @@ impl<
         + AlertStore
         + LaunchStore
         + ExperimentStore
-        + DeploymentStore,
+        + DeploymentStore
+        + ReportStore,
 > StateStore for T
 {
 }

@@ -248,6 +248,8 @@ mod tests {
             ("experiment_busy", 409),
             ("deployment_not_found", 404),
             ("invalid_deployment", 422),
+            ("report_not_found", 404),
+            ("invalid_report", 422),
         ];
         assert_eq!(pinned, expected);
     }

@@ -35,6 +35,8 @@ pub struct HttpSettings {
     pub failed_auth_per_minute: f64,
     /// One app instance's monthly cost, for scaling recommendations.
     pub instance_monthly_cost: Option<f64>,
+    /// What the weekly report judges uptime, average response and errors against.
+    pub report_targets: liftoff_core::reports::targets::Targets,
 }
 
 impl Default for HttpSettings {
@@ -47,6 +49,7 @@ impl Default for HttpSettings {
             ingest_rate_limit_per_second: 10_000.0,
             failed_auth_per_minute: 120.0,
             instance_monthly_cost: None,
+            report_targets: Default::default(),
         }
     }
 }
@@ -69,6 +72,7 @@ pub struct Services {
     pub clock: Arc<dyn liftoff_core::clock::Clock>,
     pub experiments: liftoff_core::experiments::ExperimentService,
     pub deployments: liftoff_core::deployments::DeploymentService,
+    pub reports: liftoff_core::reports::ReportsService,
 }
 
 #[derive(Clone)]
@@ -104,6 +108,8 @@ pub struct AppState {
     pub experiments: liftoff_core::experiments::ExperimentService,
     /// Recorded deployments and their verification.
     pub deployments: liftoff_core::deployments::DeploymentService,
+    /// Report schedules and the archive of generated reports.
+    pub reports: liftoff_core::reports::ReportsService,
     pub settings: Arc<HttpSettings>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) ingest_limiter: Arc<RateLimiter>,
@@ -136,6 +142,7 @@ impl AppState {
             clock,
             experiments,
             deployments,
+            reports,
         } = services;
         Self {
             limiter: Arc::new(RateLimiter::new(
@@ -176,6 +183,7 @@ impl AppState {
             alerts,
             experiments,
             deployments,
+            reports,
             settings: Arc::new(settings),
             started: Instant::now(),
             accepting: Arc::new(AtomicBool::new(true)),
@@ -188,9 +196,10 @@ impl AppState {
 }
 
 impl AppState {
-    /// The services the launch's figures are gathered from (API and dashboard alike).
-    pub fn launch_sources(&self) -> liftoff_core::launch::figures::LaunchSources<'_> {
-        liftoff_core::launch::figures::LaunchSources {
+    /// The services reports and the launch's figures are gathered from (API, dashboard and
+    /// the report schedule alike).
+    pub fn sources(&self) -> liftoff_core::sources::Sources<'_> {
+        liftoff_core::sources::Sources {
             launch: &self.launch,
             monitoring: &self.monitoring,
             alerts: &self.alerts,
@@ -199,6 +208,7 @@ impl AppState {
             health: &self.health,
             events: &*self.insights,
             incidents: &self.incidents,
+            experiments: &self.experiments,
         }
     }
 

@@ -58,6 +58,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "deployments",
         sql: include_str!("../migrations/sqlite/0010_deployments.sql"),
     },
+    Migration {
+        version: 11,
+        name: "reports",
+        sql: include_str!("../migrations/sqlite/0011_reports.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -145,6 +150,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 17,
         name: "deployments",
         sql: include_str!("../migrations/postgres/0017_deployments.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "reports",
+        sql: include_str!("../migrations/postgres/0018_reports.sql"),
     },
 ];
 

@@ -14,4 +14,5 @@ pub mod events_contract;
 pub mod experiments_contract;
 pub mod launch_contract;
 pub mod postgres;
+pub mod reports_contract;
 pub mod uptime_contract;

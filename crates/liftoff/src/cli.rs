@@ -50,11 +50,58 @@ pub enum Command {
     /// Stream the stored product events out of a running server.
     #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
+    /// Generate a report (weekly, incident, launch) as Markdown, HTML, PDF or JSON: from a
+    /// running server with a token, or with --offline straight from a data directory.
+    #[command(after_help = REPORT_HELP)]
+    Report(ReportArgs),
     /// Copy the data directory's databases and secret key into one file, consistently, while
     /// the server runs (on PostgreSQL, use pg_dump for the state).
     Backup(BackupArgs),
     /// Unpack a backup into a new or empty data directory, checking every file first.
     Restore(RestoreArgs),
+}
+
+const REPORT_HELP: &str = "Examples:
+  liftoff report weekly --format md --output week.md --token $LIFTOFF_TOKEN
+  liftoff report weekly --format pdf --from 2026-06-01 --to 2026-06-08 -o week.pdf
+  liftoff report incident --id INC-2026-004 --format html -o inc.html
+  liftoff report launch --offline --data ./liftoff-data --format md";
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// weekly, incident or launch.
+    #[arg(value_name = "KIND")]
+    pub kind: String,
+
+    /// md, html, pdf or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+
+    /// Write here instead of standard output (a PDF needs a file).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The window's start: RFC 3339 or YYYY-MM-DD (UTC midnight) [default: 7 days before --to].
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// The window's end: RFC 3339 or YYYY-MM-DD [default: now].
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+
+    /// The incident, for `incident` (INC-YYYY-NNN).
+    #[arg(long, value_name = "INC-YYYY-NNN")]
+    pub id: Option<String>,
+
+    /// Read the data directory (or --state-url) directly instead of asking a server.
+    #[arg(long)]
+    pub offline: bool,
+
+    #[command(flatten)]
+    pub remote: Remote,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Args, Debug)]

@@ -162,6 +162,19 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_INSTANCE_MONTHLY_COST", value_name = "AMOUNT")]
     pub instance_monthly_cost: Option<f64>,
 
+    /// The weekly report's uptime target, a fraction of passing checks [default: 0.999].
+    #[arg(long, env = "LIFTOFF_TARGET_UPTIME", value_name = "FRACTION")]
+    pub target_uptime: Option<f64>,
+
+    /// The weekly report's average response time target, in milliseconds [default: 200].
+    #[arg(long, env = "LIFTOFF_TARGET_AVG_RESPONSE_MS", value_name = "MS")]
+    pub target_avg_response_ms: Option<f64>,
+
+    /// The weekly report's error rate target, a fraction of requests answered 5xx
+    /// [default: 0.01].
+    #[arg(long, env = "LIFTOFF_TARGET_ERROR_RATE", value_name = "FRACTION")]
+    pub target_error_rate: Option<f64>,
+
     /// How long a dashboard sign-in lasts, in hours [default: 12].
     #[arg(long, env = "LIFTOFF_SESSION_TTL_HOURS", value_name = "HOURS")]
     pub session_ttl_hours: Option<u32>,
@@ -235,7 +248,8 @@ impl Overrides {
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
             ingest_rate_limit_per_second, header_timeout_seconds, idle_timeout_seconds,
             body_timeout_seconds, min_body_bytes_per_second, max_connections, max_requests_in_flight,
-            queue_timeout_ms, failed_auth_per_minute, instance_monthly_cost, session_ttl_hours, password_hash_concurrency,
+            queue_timeout_ms, failed_auth_per_minute, instance_monthly_cost,
+            target_uptime, target_avg_response_ms, target_error_rate, session_ttl_hours, password_hash_concurrency,
             stale_flag_days, secure_cookies,
             uptime_min_interval_seconds, alert_interval_ms, alert_group_wait_ms, alert_retry_base_ms)
     }
@@ -265,6 +279,7 @@ pub struct Settings {
     pub edge: liftoff_http::server::ServeOptions,
     pub failed_auth_per_minute: u32,
     pub instance_monthly_cost: Option<f64>,
+    pub report_targets: liftoff_core::reports::targets::Targets,
     pub session_ttl_hours: u32,
     /// Password hashes that may run at once.
     pub password_hash_concurrency: usize,
@@ -350,6 +365,16 @@ impl Settings {
             edge,
             failed_auth_per_minute: o.failed_auth_per_minute.unwrap_or(120),
             instance_monthly_cost: o.instance_monthly_cost,
+            report_targets: {
+                let d = liftoff_core::reports::targets::Targets::default();
+                liftoff_core::reports::targets::Targets {
+                    uptime: o.target_uptime.unwrap_or(d.uptime),
+                    avg_response_time_ms: o
+                        .target_avg_response_ms
+                        .unwrap_or(d.avg_response_time_ms),
+                    error_rate: o.target_error_rate.unwrap_or(d.error_rate),
+                }
+            },
             session_ttl_hours: o.session_ttl_hours.unwrap_or(12),
             password_hash_concurrency: o
                 .password_hash_concurrency
@@ -404,6 +429,9 @@ impl Settings {
             .is_some_and(|c| !(c.is_finite() && c >= 0.0))
         {
             bail!("--instance-monthly-cost must be a non-negative amount");
+        }
+        if let Err(e) = self.report_targets.validate() {
+            bail!("--target-uptime, --target-avg-response-ms, --target-error-rate: {e}");
         }
         if self.event_retention_days == 0 {
             bail!("--event-retention-days must be at least 1");

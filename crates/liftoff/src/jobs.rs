@@ -199,7 +199,41 @@ pub fn start_all(
         uptime_retention(registry, state.uptime.clone(), stop),
         alert_evaluation(registry, state.alerts.clone(), stop),
         alert_delivery(registry, state.alerts.clone(), stop),
+        report_schedules(registry, state.clone(), stop),
     ]
+}
+
+/// Generates, archives and queues the report schedules that are due. Each period is keyed,
+/// so replicas running this side by side, or a restart in the middle, send it once.
+fn report_schedules(
+    registry: &JobRegistry,
+    state: AppState,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    spawn(
+        registry,
+        "report-schedules",
+        Duration::from_secs(5),
+        stop.clone(),
+        move || {
+            let state = state.clone();
+            async move {
+                let external_url = state.alerts.settings().external_url.clone();
+                state
+                    .reports
+                    .run_due(
+                        &state.sources(),
+                        &state.alerts,
+                        &state.settings.report_targets,
+                        state.settings.instance_monthly_cost,
+                        &external_url,
+                    )
+                    .await
+                    .map(|n| format!("{n} scheduled reports delivered"))
+                    .map_err(|e| e.to_string())
+            }
+        },
+    )
 }
 
 /// Starts due uptime checks every second (each monitor keeps its own interval).

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod notify;
 pub mod outbound;
 pub mod remote;
+pub mod report;
 pub mod secrets;
 pub mod startup;
 pub mod system;

@@ -122,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(LogFormat::Text);
             transfer::export(args).await
         }
+        Command::Report(args) => liftoff::report::run(args).await,
         Command::Backup(args) => {
             let settings = Settings::resolve(args.store.settings, args.store.config.as_deref())?;
             telemetry::init(settings.log_format);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -17,15 +17,24 @@ use liftoff_core::alerts::notify::{
     EXCERPT_BYTES, Notifier, SendFailure, email_text, response_excerpt, slack_body,
 };
 use liftoff_core::outbound::OutboundPolicy;
+use liftoff_core::reports::{Format, ReportStore};
 use serde_json::Value;
 
 use crate::outbound::{client_builder, describe, resolve_allowed};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An email's body: a notice is plain text; a report notice carries the report.
+enum Body {
+    Plain(SinglePart),
+    Report(MultiPart),
+}
+
 pub struct HttpSmtpNotifier {
     http: reqwest::Client,
     policy: Arc<OutboundPolicy>,
+    /// Where a report notice's HTML body and attachment are read (the archive).
+    reports: Option<Arc<dyn ReportStore>>,
 }
 
 impl HttpSmtpNotifier {
@@ -39,7 +48,46 @@ impl HttpSmtpNotifier {
                 .user_agent(concat!("liftoff/", env!("CARGO_PKG_VERSION")))
                 .build()?,
             policy,
+            reports: None,
         })
+    }
+
+    /// Email for a report notice carries the archived report: its HTML as the body and the
+    /// schedule's format attached.
+    pub fn with_reports(mut self, reports: Arc<dyn ReportStore>) -> Self {
+        self.reports = Some(reports);
+        self
+    }
+
+    /// The message body: plain text, or for a report notice the report's HTML beside the
+    /// text and the report attached.
+    async fn email_body(&self, payload: &Value, text: String) -> Result<Body, SendFailure> {
+        let (Some(id), Some(store)) = (payload["report"]["archive_id"].as_i64(), &self.reports)
+        else {
+            return Ok(Body::Plain(SinglePart::plain(text)));
+        };
+        let read = |format: Format| async move {
+            store
+                .archived_body(id, format)
+                .await
+                .map_err(|e| SendFailure::new(format!("cannot read archived report {id}: {e}")))?
+                .ok_or_else(|| SendFailure::new(format!("archived report {id} no longer exists")))
+        };
+        let html = String::from_utf8_lossy(&read(Format::Html).await?).into_owned();
+        let attach = payload["report"]["attach"]
+            .as_str()
+            .and_then(Format::parse)
+            .unwrap_or(Format::Pdf);
+        let bytes = read(attach).await?;
+        let kind = payload["report"]["kind"].as_str().unwrap_or("report");
+        let name = format!("{kind}-report-{id}.{}", attach.as_str());
+        let content_type = ContentType::parse(attach.content_type())
+            .map_err(|e| SendFailure::new(format!("attachment type: {e}")))?;
+        Ok(Body::Report(
+            MultiPart::mixed()
+                .multipart(MultiPart::alternative_plain_html(text, html))
+                .singlepart(Attachment::new(name).body(bytes, content_type)),
+        ))
     }
 
     async fn post(&self, url: &str, body: &Value) -> Result<(), SendFailure> {
@@ -87,18 +135,18 @@ impl HttpSmtpNotifier {
         let from: Mailbox = from
             .parse()
             .map_err(|e| SendFailure::new(format!("invalid from address: {e}")))?;
-        let mut message = Message::builder()
-            .from(from)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN);
+        let body = self.email_body(payload, body).await?;
+        let mut message = Message::builder().from(from).subject(subject);
         for addr in to {
             message = message.to(addr
                 .parse()
                 .map_err(|e| SendFailure::new(format!("invalid address `{addr}`: {e}")))?);
         }
-        let message = message
-            .body(body)
-            .map_err(|e| SendFailure::new(format!("cannot build the message: {e}")))?;
+        let message = match body {
+            Body::Plain(part) => message.singlepart(part),
+            Body::Report(parts) => message.multipart(parts),
+        }
+        .map_err(|e| SendFailure::new(format!("cannot build the message: {e}")))?;
         // Resolve here, through the policy, and connect to an allowed address only (the first
         // that accepts a connection, like a client trying each address); TLS still checks the
         // certificate against the host name.

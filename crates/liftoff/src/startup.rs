@@ -152,7 +152,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         ingest_rate_limit_per_second: settings.ingest_rate_limit_per_second,
         failed_auth_per_minute: f64::from(settings.failed_auth_per_minute),
         instance_monthly_cost: settings.instance_monthly_cost,
+        report_targets: settings.report_targets,
     };
+    let reports = liftoff_core::reports::ReportsService::new(store.clone(), clock.clone());
     Ok(Built {
         edge: settings.edge.clone(),
         data_dir: settings.data.clone(),
@@ -175,6 +177,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 clock,
                 experiments,
                 deployments,
+                reports,
             },
             http,
         ),
@@ -202,7 +205,10 @@ async fn build_alerts(
         store.clone(),
         monitoring.clone(),
         operations.clone(),
-        Arc::new(crate::notify::HttpSmtpNotifier::new(outbound.clone())?),
+        Arc::new(
+            crate::notify::HttpSmtpNotifier::new(outbound.clone())?
+                .with_reports(store.clone() as Arc<dyn liftoff_core::reports::ReportStore>),
+        ),
         alert_settings,
     )
     .with_outbound(outbound.clone())

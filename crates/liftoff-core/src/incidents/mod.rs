@@ -115,7 +115,17 @@ pub struct Incident {
     pub created_by: String,
     pub description: Option<String>,
     pub root_cause: Option<String>,
+    /// Why monitoring or review did not catch the cause before users did.
+    #[serde(default)]
+    pub why_missed: Option<String>,
+    /// The immediate fix.
     pub resolution: Option<String>,
+    /// What keeps it from happening again.
+    #[serde(default)]
+    pub long_term_fix: Option<String>,
+    /// Who was told what and when (status page, customers, stakeholders).
+    #[serde(default)]
+    pub communication: Option<String>,
     pub postmortem: Postmortem,
     /// Oldest first.
     pub timeline: Vec<TimelineEntry>,

@@ -72,6 +72,9 @@ pub struct IncidentPatch {
     pub description: Option<String>,
     pub root_cause: Option<String>,
     pub resolution: Option<String>,
+    pub why_missed: Option<String>,
+    pub long_term_fix: Option<String>,
+    pub communication: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
@@ -140,7 +143,7 @@ pub struct IncidentDetail {
     pub impact: Impact,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct SlaIncident {
     pub id: String,
     pub title: String,
@@ -148,7 +151,7 @@ pub struct SlaIncident {
 }
 
 /// Downtime of resolved critical incidents in a month against the allowance of a target.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct SlaReport {
     /// `YYYY-MM`.
     pub month: String,
@@ -283,6 +286,9 @@ impl IncidentsService {
             description: optional_text(input.description, 10_000, "description")?,
             root_cause: None,
             resolution: None,
+            why_missed: None,
+            long_term_fix: None,
+            communication: None,
             postmortem: Postmortem::default(),
             timeline: Vec::new(),
             action_items: Vec::new(),
@@ -366,6 +372,18 @@ impl IncidentsService {
             .resolution
             .map(|d| optional_text(Some(d), 10_000, "resolution"))
             .transpose()?;
+        let why_missed = p
+            .why_missed
+            .map(|d| optional_text(Some(d), 10_000, "why_missed"))
+            .transpose()?;
+        let long_term_fix = p
+            .long_term_fix
+            .map(|d| optional_text(Some(d), 10_000, "long_term_fix"))
+            .transpose()?;
+        let communication = p
+            .communication
+            .map(|d| optional_text(Some(d), 10_000, "communication"))
+            .transpose()?;
         let status_at = p.status_at.unwrap_or(now);
         not_future(status_at, now, "status_at")?;
         if let Some(s) = p.started_at {
@@ -390,6 +408,15 @@ impl IncidentsService {
                 }
                 if let Some(d) = &resolution {
                     i.resolution.clone_from(d);
+                }
+                if let Some(d) = &why_missed {
+                    i.why_missed.clone_from(d);
+                }
+                if let Some(d) = &long_term_fix {
+                    i.long_term_fix.clone_from(d);
+                }
+                if let Some(d) = &communication {
+                    i.communication.clone_from(d);
                 }
                 if let Some(s) = p.status {
                     i.set_status(s, status_at, &author);
@@ -702,6 +729,9 @@ impl IncidentsService {
             description: (!t.summary.is_empty()).then(|| t.summary.clone()),
             root_cause: None,
             resolution: None,
+            why_missed: None,
+            long_term_fix: None,
+            communication: None,
             postmortem: Postmortem::default(),
             timeline: Vec::new(),
             action_items: Vec::new(),

@@ -8,36 +8,20 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::LaunchService;
 use super::phases::PhaseFigures;
 use super::presets::{Level, Thresholds};
 use super::readiness::{Readiness, ReadinessInput, evaluate};
 use super::scaling::{ResourceLoad, ScalingInput, ScalingReport, recommend};
 use super::service::LaunchError;
-use crate::alerts::AlertsService;
 use crate::alerts::model::{DeliveryKind, DeliveryStatus, Severity};
-use crate::analytics::insights::{ActiveUserCounts, AnalyticsQueries};
-use crate::flags::FlagService;
-use crate::health::HealthService;
+use crate::analytics::insights::ActiveUserCounts;
 use crate::monitoring::filter::Filter;
-use crate::monitoring::service::{MonitoringService, Summary, TimeRange};
+use crate::monitoring::service::{Summary, TimeRange};
+use crate::sources::Sources;
 use crate::uptime::MonitorStatus;
-use crate::uptime::UptimeService;
 
 /// Deliveries read to find channels whose last test passed.
 const DELIVERIES_READ: usize = 1_000;
-
-/// The services the launch's figures come from.
-pub struct LaunchSources<'a> {
-    pub launch: &'a LaunchService,
-    pub monitoring: &'a MonitoringService,
-    pub alerts: &'a AlertsService,
-    pub uptime: &'a UptimeService,
-    pub flags: &'a FlagService,
-    pub health: &'a HealthService,
-    pub events: &'a dyn AnalyticsQueries,
-    pub incidents: &'a crate::incidents::IncidentsService,
-}
 
 /// Users of the launch.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -92,7 +76,7 @@ fn traffic(summary: &Summary) -> (Option<f64>, Option<f64>, Option<f64>) {
     )
 }
 
-impl LaunchSources<'_> {
+impl Sources<'_> {
     /// Every readiness check from live data.
     pub async fn readiness(&self, now: DateTime<Utc>) -> Result<Readiness, LaunchError> {
         let apps = Filter::default();

@@ -63,7 +63,7 @@ pub struct UptimeWindows {
     pub d30: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct DowntimeView {
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -87,6 +87,31 @@ pub struct ResponsePoint {
     pub t: DateTime<Utc>,
     pub avg_ms: f64,
     pub max_ms: u32,
+}
+
+/// One monitor's checks over a window (`GET /api/uptime/summary`).
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct MonitorWindow {
+    pub id: i64,
+    pub name: String,
+    pub up: u64,
+    pub total: u64,
+    /// Fraction 0–1 of passing checks; `null` without checks.
+    pub uptime: Option<f64>,
+    /// Downtime periods overlapping the window, oldest first.
+    pub downtimes: Vec<DowntimeView>,
+}
+
+/// Every enabled monitor over a window, and all of them together.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct UptimeSummary {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub up: u64,
+    pub total: u64,
+    /// Fraction 0–1 of passing checks of every enabled monitor; `null` without checks.
+    pub uptime: Option<f64>,
+    pub monitors: Vec<MonitorWindow>,
 }
 
 /// A monitor with everything the detail page shows.
@@ -115,6 +140,10 @@ pub struct UptimeService {
 
 fn percent(up: u64, total: u64) -> Option<f64> {
     (total > 0).then(|| (up as f64 * 100_000.0 / total as f64).round() / 1000.0)
+}
+
+fn fraction(up: u64, total: u64) -> Option<f64> {
+    (total > 0).then(|| up as f64 / total as f64)
 }
 
 fn invalid(msg: impl Into<String>) -> UptimeError {
@@ -388,6 +417,59 @@ impl UptimeService {
             .iter()
             .map(day_uptime)
             .collect())
+    }
+
+    /// Every enabled monitor's checks in the hours that start in `[from, to)` (hourly
+    /// rollups: kept [`HOURLY_KEPT_DAYS`] days, so older windows count what is left) and the
+    /// downtime periods overlapping the window.
+    pub async fn summary(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<UptimeSummary, UptimeError> {
+        let (lo, hi) = (Resolution::Hour.bucket_ms(from), to.timestamp_millis());
+        let mut monitors = Vec::new();
+        for m in self.list().await? {
+            if !m.enabled {
+                continue;
+            }
+            let (up, total) = self
+                .store
+                .uptime_rollups(m.id, Resolution::Hour, from)
+                .await?
+                .iter()
+                .filter(|r| (lo..hi).contains(&r.start.timestamp_millis()))
+                .fold((0, 0), |(u, t), r| (u + r.up, t + r.total));
+            let mut downtimes: Vec<DowntimeView> = self
+                .store
+                .downtimes(m.id, from)
+                .await?
+                .iter()
+                .filter(|d| d.started_at < to && d.ended_at.is_none_or(|e| e > from))
+                .map(|d| downtime_view(d, now))
+                .collect();
+            downtimes.sort_by_key(|d| d.started_at);
+            monitors.push(MonitorWindow {
+                id: m.id,
+                name: m.name,
+                up,
+                total,
+                uptime: fraction(up, total),
+                downtimes,
+            });
+        }
+        let (up, total) = monitors
+            .iter()
+            .fold((0, 0), |(u, t), m| (u + m.up, t + m.total));
+        Ok(UptimeSummary {
+            from,
+            to,
+            up,
+            total,
+            uptime: fraction(up, total),
+            monitors,
+        })
     }
 
     pub async fn detail(&self, id: i64, now: DateTime<Utc>) -> Result<MonitorDetail, UptimeError> {

@@ -629,9 +629,7 @@ async fn readiness(
     State(state): State<AppState>,
     _caller: Caller<Read>,
 ) -> Result<Json<Readiness>, ApiError> {
-    Ok(Json(
-        state.launch_sources().readiness(state.launch.now()).await?,
-    ))
+    Ok(Json(state.sources().readiness(state.launch.now()).await?))
 }
 
 /// The launch's key figures over the last hour, each with its level against the launch
@@ -642,9 +640,7 @@ async fn metrics(
     State(state): State<AppState>,
     _caller: Caller<Read>,
 ) -> Result<Json<LaunchMetrics>, ApiError> {
-    Ok(Json(
-        state.launch_sources().metrics(state.launch.now()).await?,
-    ))
+    Ok(Json(state.sources().metrics(state.launch.now()).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -679,10 +675,7 @@ async fn advance_phase(
     caller: Caller<Admin>,
     ApiJson(input): ApiJson<AdvanceInput>,
 ) -> Result<Json<Advanced>, ApiError> {
-    let figures = state
-        .launch_sources()
-        .phase_figures(state.launch.now())
-        .await?;
+    let figures = state.sources().phase_figures(state.launch.now()).await?;
     let result = state
         .launch
         .advance(&figures, input.reason, input.force, &caller.principal.actor)
@@ -751,8 +744,8 @@ async fn report(
     ApiQuery(q): ApiQuery<ReportParams>,
 ) -> Result<Response, ApiError> {
     let report = state
-        .launch_sources()
-        .report(state.launch.now(), state.settings.instance_monthly_cost)
+        .sources()
+        .launch_report(state.launch.now(), state.settings.instance_monthly_cost)
         .await?;
     Ok(match q.format.unwrap_or_default() {
         ReportFormat::Json => Json(report).into_response(),
@@ -761,7 +754,9 @@ async fn report(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/markdown; charset=utf-8"),
             )],
-            report.to_markdown(),
+            liftoff_core::reports::Report::Launch(Box::new(report))
+                .render(liftoff_core::reports::Format::Md)
+                .body,
         )
             .into_response(),
     })
@@ -779,7 +774,7 @@ async fn scaling(
 ) -> Result<Json<ScalingReport>, ApiError> {
     Ok(Json(
         state
-            .launch_sources()
+            .sources()
             .scaling(state.launch.now(), state.settings.instance_monthly_cost)
             .await?,
     ))

@@ -21,6 +21,7 @@ mod ofrep;
 mod operations;
 mod otlp;
 mod posthog_body;
+mod reports;
 mod responses;
 mod sdk;
 mod segments;
@@ -61,6 +62,7 @@ use crate::state::AppState;
         (name = "analytics", description = "Product events (native and PostHog capture), persons, export and erasure"),
         (name = "experiments", description = "A/B experiments on flags: exposures, metrics, statistics and decisions"),
         (name = "launch", description = "The soft-launch cap and waitlist, presets, maintenance mode, phases and user feedback"),
+        (name = "reports", description = "Weekly health, incident and launch reports in JSON, Markdown, HTML and PDF; the archive and scheduled delivery"),
     )
 )]
 struct ApiDoc;
@@ -114,6 +116,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(launch::routes())
         .merge(experiments::routes())
         .merge(deployments::routes())
+        .merge(reports::routes())
 }
 
 /// The served document: the generated one with the shared error answers of

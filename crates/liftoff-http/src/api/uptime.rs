@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use liftoff_core::uptime::service::{MonitorDetail, MonitorInput};
+use liftoff_core::uptime::service::{MonitorDetail, MonitorInput, UptimeSummary};
 use liftoff_core::uptime::{CheckRecord, Monitor};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -20,6 +20,40 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_monitors, create_monitor))
         .routes(routes!(get_monitor, update_monitor, delete_monitor))
         .routes(routes!(monitor_checks))
+        .routes(routes!(summary))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct SummaryParams {
+    /// `15m`, `1h`, `4h`, `24h`, `7d` (default) or `30d` back from now.
+    window: Option<String>,
+    /// Start, RFC 3339 or Unix seconds; with `to`, replaces `window`.
+    from: Option<String>,
+    /// End, RFC 3339 or Unix seconds [default now].
+    to: Option<String>,
+}
+
+/// Every enabled monitor over a window: passing checks of all (`uptime`, a fraction) and per
+/// monitor, with the downtime periods that overlap it. Counts whole hours (hourly rollups,
+/// kept 30 days): the weekly report reads the same answer.
+#[utoipa::path(get, path = "/api/uptime/summary", tag = "uptime", params(SummaryParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, body = UptimeSummary), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn summary(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<SummaryParams>,
+) -> Result<Json<UptimeSummary>, ApiError> {
+    let window = p.window.or_else(|| Some("7d".to_owned()));
+    let range = super::monitoring::range_only(window, p.from, p.to)?;
+    Ok(Json(
+        state
+            .uptime
+            .summary(range.from, range.to, state.launch.now())
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/uptime/monitors", tag = "uptime", security(("bearer" = ["read"])),

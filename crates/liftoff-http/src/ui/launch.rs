@@ -53,7 +53,7 @@ struct Figures {
 
 async fn gather(state: &AppState) -> Result<Figures, LaunchError> {
     let now = state.launch.now();
-    let sources = state.launch_sources();
+    let sources = state.sources();
     let (settings, metrics, readiness, phase_figures, scaling) = tokio::join!(
         state.launch.settings(),
         sources.metrics(now),
@@ -516,8 +516,8 @@ pub async fn show(State(state): State<AppState>, user: UiUser) -> Response {
 /// The launch report as a Markdown download (what `GET /api/launch/report?format=md` answers).
 pub async fn report(State(state): State<AppState>, _user: UiUser) -> Response {
     match state
-        .launch_sources()
-        .report(state.launch.now(), state.settings.instance_monthly_cost)
+        .sources()
+        .launch_report(state.launch.now(), state.settings.instance_monthly_cost)
         .await
     {
         Ok(r) => (
@@ -528,7 +528,9 @@ pub async fn report(State(state): State<AppState>, _user: UiUser) -> Response {
                     "attachment; filename=\"launch-report.md\"",
                 ),
             ],
-            r.to_markdown(),
+            liftoff_core::reports::Report::Launch(Box::new(r))
+                .render(liftoff_core::reports::Format::Md)
+                .body,
         )
             .into_response(),
         Err(e) => crate::ui::failure::failure_page(&e),
@@ -797,10 +799,7 @@ pub async fn advance(
     form: Result<CsrfForm<AdvanceForm>, Refused>,
 ) -> Response {
     editor_form(&state, &user, form, async |f: AdvanceForm| {
-        let figures = state
-            .launch_sources()
-            .phase_figures(state.launch.now())
-            .await?;
+        let figures = state.sources().phase_figures(state.launch.now()).await?;
         let (settings, _, admitted) = state
             .launch
             .advance(&figures, text(f.reason), f.force, &user.user.actor())

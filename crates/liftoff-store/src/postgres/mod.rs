@@ -28,6 +28,7 @@ mod incidents;
 mod launch;
 mod metrics;
 mod operations;
+mod reports;
 mod uptime;
 
 const POOL_SIZE: usize = 16;

@@ -10,6 +10,7 @@ mod incidents;
 mod launch;
 mod metrics;
 mod operations;
+pub(crate) mod reports;
 mod uptime;
 
 pub use events::SqliteEvents;

@@ -1141,7 +1141,7 @@ async fn the_launch_report_tells_the_launch_so_far_in_json_and_markdown() {
     let md = md.text().await.unwrap();
     assert!(md.starts_with("# Launch report"), "{md}");
     assert!(
-        md.contains("| Error rate | 10.00 % | < 1.00 % | **no** |"),
+        md.contains("| Error rate | 10.0 % | < 1.0 % | missed |"),
         "{md}"
     );
     assert!(md.contains("| internal | beta |"), "{md}");

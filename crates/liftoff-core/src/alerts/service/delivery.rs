@@ -189,3 +189,44 @@ impl crate::launch::notices::AdmissionNotices for AlertsService {
             .map_err(|e| e.to_string())
     }
 }
+
+/// Scheduled reports are queued like any other domain's notice, once per period.
+#[async_trait::async_trait]
+impl crate::reports::service::ReportOutbox for AlertsService {
+    async fn queue_once(
+        &self,
+        marker: &str,
+        channels: &[i64],
+        mut payload: serde_json::Value,
+    ) -> Result<bool, String> {
+        self.link_event(&mut payload);
+        let now = self.clock.now();
+        let known: Vec<i64> = self
+            .stored_channels()
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|c| c.channel.id)
+            .collect();
+        let deliveries: Vec<Delivery> = channels
+            .iter()
+            .filter(|id| known.contains(id))
+            .map(|id| Delivery::pending(*id, DeliveryKind::Event, payload.clone(), now, now))
+            .collect();
+        if deliveries.is_empty() {
+            return Err("none of the schedule's channels exists any more".into());
+        }
+        self.store
+            .enqueue_once(marker, &deliveries)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn channel_exists(&self, id: i64) -> Result<bool, String> {
+        match self.stored_channel(id).await {
+            Ok(_) => Ok(true),
+            Err(AlertError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}

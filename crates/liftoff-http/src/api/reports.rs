@@ -1,0 +1,261 @@
+//! Reports: generate any report in JSON, Markdown, HTML or PDF (read scope), keep one in the
+//! archive, and schedule deliveries through the alert channels (admin scope).
+//!
+//! `GET /api/reports/{kind}` computes and renders without keeping anything: a read stays safe
+//! to repeat and a `read` key cannot fill the disk. `POST /api/reports/archive` generates and
+//! keeps a report (every format at once); scheduled deliveries are archived the same way.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use liftoff_core::reports::schedule::{Schedule, ScheduleInput};
+use liftoff_core::reports::service::ArchivedReport;
+use liftoff_core::reports::{Format, Report, ReportKind, ReportRequest};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::mw::auth::{Admin, Caller, Read};
+use crate::state::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(report))
+        .routes(routes!(archive_list, archive_report))
+        .routes(routes!(archived))
+        .routes(routes!(list_schedules, create_schedule))
+        .routes(routes!(delete_schedule))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportParams {
+    /// `json` (default), `md`, `html` or `pdf`.
+    #[param(inline)]
+    pub format: Option<Format>,
+    /// The window's start, RFC 3339 (weekly: 7 days before `to`).
+    pub from: Option<DateTime<Utc>>,
+    /// The window's end, RFC 3339 (weekly: now).
+    pub to: Option<DateTime<Utc>>,
+    /// The incident (`INC-YYYY-NNN`), for `incident`.
+    pub id: Option<String>,
+}
+
+fn kind(raw: &str) -> Result<ReportKind, ApiError> {
+    ReportKind::parse(raw).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no report `{raw}`: the reports are weekly, incident and launch"
+        ))
+    })
+}
+
+/// A rendered report with its content type; PDFs and downloads name their file.
+pub(crate) fn rendered(report: &Report, format: Format) -> Response {
+    let body = report.render(format).body;
+    let mut res = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )],
+        body,
+    )
+        .into_response();
+    if format != Format::Json
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "inline; filename=\"{}\"",
+            report.file_name(format)
+        ))
+    {
+        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    res
+}
+
+/// Computes a report for a window and renders it. `weekly` (seed 003's weekly health report:
+/// the grade and its rule, figures against targets, week over week, incidents and downtime,
+/// top endpoints, errors by status, slowest endpoints, resources, recommendations),
+/// `incident` (`id` required) or `launch`. Each figure equals the API's answer for the same
+/// window; HTML is self-contained (inline CSS and SVG, no scripts), PDF is written by Liftoff.
+#[utoipa::path(get, path = "/api/reports/{kind}", tag = "reports",
+    params(("kind" = String, Path, description = "weekly, incident or launch"), ReportParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The report in the asked format",
+            content((Report = "application/json"), (String = "text/markdown"), (String = "text/html"), (String = "application/pdf"))),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")))]
+async fn report(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiPath(raw): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReportParams>,
+) -> Result<Response, ApiError> {
+    let req = ReportRequest {
+        kind: kind(&raw)?,
+        from: q.from,
+        to: q.to,
+        id: q.id,
+    };
+    let report = state
+        .sources()
+        .compute(
+            &req,
+            &state.settings.report_targets,
+            state.settings.instance_monthly_cost,
+        )
+        .await?;
+    Ok(rendered(&report, q.format.unwrap_or_default()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ArchiveParams {
+    /// [default 100]
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// Archived reports, newest first (scheduled deliveries and reports generated to keep).
+#[utoipa::path(get, path = "/api/reports/archive", tag = "reports", params(ArchiveParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, body = Vec<ArchivedReport>), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn archive_list(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<ArchiveParams>,
+) -> Result<Json<Vec<ArchivedReport>>, ApiError> {
+    let limit = p.limit.unwrap_or(100) as usize;
+    Ok(Json(state.reports.archive_list(limit).await?))
+}
+
+/// Generates a report and keeps it in the archive, every format at once.
+#[utoipa::path(post, path = "/api/reports/archive", tag = "reports", request_body = ReportRequest,
+    security(("bearer" = ["admin"])),
+    responses((status = 201, body = ArchivedReport),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn archive_report(
+    State(state): State<AppState>,
+    _caller: Caller<Admin>,
+    ApiJson(req): ApiJson<ReportRequest>,
+) -> Result<(StatusCode, Json<ArchivedReport>), ApiError> {
+    let report = state
+        .sources()
+        .compute(
+            &req,
+            &state.settings.report_targets,
+            state.settings.instance_monthly_cost,
+        )
+        .await?;
+    let generated = state.reports.archive(report, None).await?;
+    Ok((StatusCode::CREATED, Json(generated.archived)))
+}
+
+#[derive(Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ArchivedParams {
+    /// The archived bytes in this format; without it, the entry's description.
+    #[param(inline)]
+    format: Option<Format>,
+}
+
+/// One archived report: its description, or with `format` the report exactly as it was
+/// generated.
+#[utoipa::path(get, path = "/api/reports/archive/{id}", tag = "reports",
+    params(("id" = i64, Path), ArchivedParams), security(("bearer" = ["read"])),
+    responses((status = 200, description = "The entry, or the report in the asked format",
+            content((ArchivedReport = "application/json"), (String = "text/markdown"), (String = "text/html"), (String = "application/pdf"))),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn archived(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(p): ApiQuery<ArchivedParams>,
+) -> Result<Response, ApiError> {
+    archived_response(&state, id, p.format).await
+}
+
+/// An archived entry, or its bytes in `format` (API and dashboard downloads alike).
+pub(crate) async fn archived_response(
+    state: &AppState,
+    id: i64,
+    format: Option<Format>,
+) -> Result<Response, ApiError> {
+    let entry = state.reports.archived(id).await?;
+    let Some(format) = format else {
+        return Ok(Json(entry).into_response());
+    };
+    let body = state.reports.archived_body(id, format).await?;
+    let mut res = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )],
+        body,
+    )
+        .into_response();
+    let name = format!(
+        "{}-{}-{}.{}",
+        entry.kind.as_str(),
+        entry.from.format("%Y-%m-%d"),
+        entry.to.format("%Y-%m-%d"),
+        format.as_str()
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
+        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}
+
+/// Report schedules, oldest first.
+#[utoipa::path(get, path = "/api/reports/schedules", tag = "reports",
+    security(("bearer" = ["read"])), responses((status = 200, body = Vec<Schedule>)))]
+async fn list_schedules(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+) -> Result<Json<Vec<Schedule>>, ApiError> {
+    Ok(Json(state.reports.schedules().await?))
+}
+
+/// Schedules a report: `{kind, cron ("0 9 * * MON") or weekly {day 0–6, hour}, timezone
+/// (IANA, UTC by default), channels [alert channel ids], format (what email attaches: pdf by
+/// default)}`. Each period is generated, archived and queued once, across restarts; email
+/// gets the HTML as its body and the report attached, Slack a summary and a link, webhooks
+/// the summary and links as JSON.
+#[utoipa::path(post, path = "/api/reports/schedules", tag = "reports", request_body = ScheduleInput,
+    security(("bearer" = ["admin"])),
+    responses((status = 201, body = Schedule), (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn create_schedule(
+    State(state): State<AppState>,
+    caller: Caller<Admin>,
+    ApiJson(input): ApiJson<ScheduleInput>,
+) -> Result<(StatusCode, Json<Schedule>), ApiError> {
+    let input = input
+        .validate()
+        .map_err(liftoff_core::reports::ReportError::Invalid)?;
+    let s = state
+        .reports
+        .create_schedule(&caller.principal.actor, input, &state.alerts)
+        .await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+#[utoipa::path(delete, path = "/api/reports/schedules/{id}", tag = "reports",
+    params(("id" = i64, Path)), security(("bearer" = ["admin"])),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn delete_schedule(
+    State(state): State<AppState>,
+    _caller: Caller<Admin>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    state.reports.delete_schedule(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
