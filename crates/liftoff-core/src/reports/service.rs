@@ -248,8 +248,11 @@ impl ReportsService {
         Ok(delivered)
     }
 
+    /// Generates, archives and queues `period` of schedule `s`; idempotent per (schedule,
+    /// period): the archive finds the report kept before and the outbox's marker refuses a
+    /// second queueing (`false`).
     #[allow(clippy::too_many_arguments)]
-    async fn deliver(
+    pub async fn deliver(
         &self,
         s: &Schedule,
         period: DateTime<Utc>,
