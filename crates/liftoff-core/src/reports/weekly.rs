@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use liftoff_report::numbers::{count, ms, or_dash, share, signed_percent};
-use liftoff_report::{Block, Cell, Column, Document, Table, Tone};
+use liftoff_report::{Block, Cell, Chart, ChartKind, Column, Document, Series, Table, Tone};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -55,6 +55,16 @@ pub struct WeekFigures {
     pub active_users: u64,
     /// Users whose first event falls in the week.
     pub new_users: u64,
+}
+
+/// One day of the week's traffic (the series the Performance page charts, a day per step).
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct DayTraffic {
+    /// The step's start.
+    pub day: DateTime<Utc>,
+    pub requests: u64,
+    pub errors: u64,
+    pub p95_ms: Option<f64>,
 }
 
 /// Which way a figure moved.
@@ -175,6 +185,8 @@ pub struct WeeklyReport {
     /// Uptime, average response and error rate against the configured targets.
     pub targets: Vec<Target>,
     pub week_over_week: Vec<WeekChange>,
+    /// The window cut into days (at most 31 steps), oldest first.
+    pub daily: Vec<DayTraffic>,
     pub incidents: Vec<IncidentRow>,
     pub downtime: Vec<DowntimeRow>,
     pub top_endpoints: Vec<EndpointShare>,
@@ -199,15 +211,26 @@ impl Sources<'_> {
             to: from,
         };
         let apps = Filter::default();
-        let (this_week, last_week, endpoints, incidents, uptime) = tokio::join!(
+        let days = usize::try_from((to - from).num_days().clamp(1, 31)).unwrap_or(7);
+        let (this_week, last_week, endpoints, incidents, uptime, series) = tokio::join!(
             self.week_figures(week),
             self.week_figures(before),
             self.monitoring.performance(week, &apps),
             self.incidents.list(),
             self.uptime.summary(from, to, now),
+            self.monitoring.series(week, days, &apps),
         );
         let (this_week, last_week, endpoints, uptime) =
             (this_week?, last_week?, endpoints?, uptime?);
+        let daily = series?
+            .into_iter()
+            .map(|p| DayTraffic {
+                day: DateTime::from_timestamp(p.t, 0).unwrap_or(from),
+                requests: p.requests,
+                errors: p.errors,
+                p95_ms: p.p95,
+            })
+            .collect();
         let endpoints: Vec<EndpointStats> = endpoints.into_values().collect();
         let targets = vec![
             Target::judge(
@@ -332,6 +355,7 @@ impl Sources<'_> {
             last_week,
             targets,
             week_over_week,
+            daily,
             incidents: rows,
             downtime,
             top_endpoints,
@@ -559,7 +583,7 @@ fn recommend(
     for t in targets.iter().filter(|t| t.met == Some(false)) {
         if let Some(v) = t.value {
             out.push(Recommendation {
-                title: format!("Bring {} back on target", t.label()),
+                title: format!("Bring the {} back on target", t.label().to_lowercase()),
                 evidence: format!(
                     "{} this week against a target of {}.",
                     t.shown(v),
@@ -655,7 +679,13 @@ impl WeeklyReport {
         };
         let mut text = self.grade.rule.clone();
         if !self.grade.missed.is_empty() {
-            text.push_str(&format!(" Missed: {}.", self.grade.missed.join(", ")));
+            let missed: Vec<String> = self
+                .grade
+                .missed
+                .iter()
+                .map(|m| metric_label(m).to_lowercase())
+                .collect();
+            text.push_str(&format!(" Missed: {}.", missed.join(", ")));
         }
         blocks.push(Block::Callout { tone, title, text });
         let mut rows: Vec<Vec<Cell>> = self
@@ -692,6 +722,40 @@ impl WeeklyReport {
             rows,
             empty: String::new(),
         }));
+
+        if self.daily.len() > 1 {
+            let labels: Vec<String> = self
+                .daily
+                .iter()
+                .map(|d| d.day.format("%a %d").to_string())
+                .collect();
+            blocks.push(Block::Chart(Chart {
+                title: "Requests and errors per day".into(),
+                kind: ChartKind::Bar,
+                unit: "per day".into(),
+                x_labels: labels.clone(),
+                series: vec![
+                    Series {
+                        name: "Requests".into(),
+                        values: self.daily.iter().map(|d| Some(d.requests as f64)).collect(),
+                    },
+                    Series {
+                        name: "Errors (5xx)".into(),
+                        values: self.daily.iter().map(|d| Some(d.errors as f64)).collect(),
+                    },
+                ],
+            }));
+            blocks.push(Block::Chart(Chart {
+                title: "p95 response time per day".into(),
+                kind: ChartKind::Line,
+                unit: "ms".into(),
+                x_labels: labels,
+                series: vec![Series {
+                    name: "p95".into(),
+                    values: self.daily.iter().map(|d| d.p95_ms).collect(),
+                }],
+            }));
+        }
 
         blocks.push(Block::Heading {
             text: "Week over week".into(),

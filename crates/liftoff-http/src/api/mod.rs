@@ -21,7 +21,7 @@ mod ofrep;
 mod operations;
 mod otlp;
 mod posthog_body;
-mod reports;
+pub(crate) mod reports;
 mod responses;
 mod sdk;
 mod segments;

@@ -109,13 +109,16 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    // A response that sets its own framing and policy keeps them (the report preview, framed
+    // by the Reports page only).
+    h.entry("x-frame-options")
+        .or_insert(HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     let is_html = h
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if is_html {
+    if is_html && !h.contains_key("content-security-policy") {
         h.insert(
             "content-security-policy",
             HeaderValue::from_static(

@@ -175,18 +175,6 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
     )
 }
 
-/// A section of a page that a later release fills: says what will be there.
-pub fn coming(summary: &str, items: &[&str]) -> Markup {
-    html! {
-        section.placeholder {
-            p.lead { (summary) }
-            h2 { "Coming to this page" }
-            ul { @for item in items { li { (item) } } }
-            p.muted { "Until then the API and the other pages work as usual; see " a href="/api/openapi.json" { "the API reference" } "." }
-        }
-    }
-}
-
 /// A JSON payload for `app.js` to draw with uPlot: `[[x…], [y…], …]` plus series names.
 pub fn chart(id: &str, title: &str, series_names: &[&str], data: &serde_json::Value) -> Markup {
     chart_spec(

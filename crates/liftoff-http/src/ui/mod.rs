@@ -24,6 +24,7 @@ pub mod layout;
 pub(crate) mod login;
 mod pages;
 mod performance;
+mod reports;
 pub mod session;
 mod uptime;
 
@@ -33,7 +34,7 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
-    let mut router = Router::new()
+    let router = Router::new()
         .route("/", get(pages::overview))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
@@ -86,29 +87,19 @@ pub(crate) fn routes() -> Router<AppState> {
             "/launch/feedback/{id}/resolve",
             post(launch::resolve_feedback),
         )
+        .route("/reports", get(reports::show))
+        .route("/reports/preview", get(reports::preview))
+        .route("/reports/download", get(reports::download))
+        .route("/reports/archive", post(reports::keep))
+        .route("/reports/archive/{file}", get(reports::archived))
+        .route("/reports/schedules", post(reports::create_schedule))
+        .route(
+            "/reports/schedules/{id}/delete",
+            post(reports::delete_schedule),
+        )
         .route("/assets/{name}", get(assets::serve))
         .route("/widget/feedback.js", get(assets::feedback_widget))
         .route("/favicon.ico", get(favicon::serve));
-    for (path, _) in layout::NAV.iter().filter(|(p, _)| {
-        !matches!(
-            *p,
-            "/" | "/performance"
-                | "/analytics"
-                | "/flags"
-                | "/experiments"
-                | "/settings"
-                | "/alerts"
-                | "/uptime"
-                | "/incidents"
-                | "/launch"
-        )
-    }) {
-        let path: &'static str = path;
-        router = router.route(
-            path,
-            get(move |user, query| pages::section(user, query, path)),
-        );
-    }
     router
 }
 

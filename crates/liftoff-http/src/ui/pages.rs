@@ -18,7 +18,7 @@ use crate::ui::failure::{STORE_DOWN, failure};
 use crate::ui::flash::Flash;
 use crate::ui::form::{CsrfForm, NoFields};
 use crate::ui::format::{percent, percent_value};
-use crate::ui::layout::{Window, WindowQuery, chart, coming, error_page, page};
+use crate::ui::layout::{Window, WindowQuery, chart, error_page, page};
 use crate::ui::session::{Refused, UiUser};
 
 fn store_down() -> Response {
@@ -176,19 +176,6 @@ pub async fn overview(
         }
     };
     page(&user, "/", window, "Overview", body)
-}
-
-/// The section a later release fills: says what it will hold.
-pub async fn section(user: UiUser, Query(q): Query<WindowQuery>, path: &'static str) -> Response {
-    let body = coming(
-        "Weekly health and product reports.",
-        &[
-            "Uptime, latency and errors week over week",
-            "Growth, retention and feature adoption",
-            "Markdown, HTML and JSON exports",
-        ],
-    );
-    page(&user, path, q.window(), "Reports", body)
 }
 
 #[derive(Deserialize)]
