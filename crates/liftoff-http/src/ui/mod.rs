@@ -34,7 +34,7 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
-    let router = Router::new()
+    Router::new()
         .route("/", get(pages::overview))
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
@@ -99,8 +99,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/assets/{name}", get(assets::serve))
         .route("/widget/feedback.js", get(assets::feedback_widget))
-        .route("/favicon.ico", get(favicon::serve));
-    router
+        .route("/favicon.ico", get(favicon::serve))
 }
 
 #[cfg(test)]
