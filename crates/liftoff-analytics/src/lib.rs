@@ -86,12 +86,12 @@ mod strings;
 pub mod table;
 pub mod time;
 
-pub use query::DEFAULT_SESSION_GAP_MS;
 pub use query::{
     BucketCount, Cohort, EventCount, EventExposure, EventFilter, FLAG_CALLED_EVENT, Flow,
     FunnelBreakdown, FunnelResult, Milestone, NewVsReturning, Paths, PropertyEq, QueryError,
     Retention, SessionStats, TimelineEvent, Transition, UserTotals, UserWindow,
 };
+pub use query::{DEFAULT_SESSION_GAP_MS, ENGAGED_MS_PER_WEEK, POWER_MS_PER_WEEK};
 pub use row::EventRow;
 pub use segment::{BuildError, DecodeError, Segment};
 pub use table::{EventTable, TableError};

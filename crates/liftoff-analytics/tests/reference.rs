@@ -341,6 +341,16 @@ proptest! {
         prop_assert_eq!(got.bounces, sessions.iter().filter(|s| s.len() == 1).count() as u64);
         let dur: i64 = sessions.iter().map(|s| s[s.len() - 1].ts_ms - s[0].ts_ms).sum();
         prop_assert_eq!(got.total_duration_ms, dur as u64);
+        // Engagement: each user's session time spread over the range's weeks (one at least).
+        let mut per_user: BTreeMap<&str, i64> = BTreeMap::new();
+        for s in &sessions {
+            *per_user.entry(s[0].user.as_str()).or_default() += s[s.len() - 1].ts_ms - s[0].ts_ms;
+        }
+        let weeks = ((range.to_ms as f64 - range.from_ms as f64) / (7.0 * 86_400_000.0)).max(1.0);
+        let over = |ms: i64| per_user.values().filter(|&&t| t as f64 / weeks > ms as f64).count() as u64;
+        prop_assert_eq!(got.users, per_user.len() as u64);
+        prop_assert_eq!(got.engaged_users, over(liftoff_analytics::ENGAGED_MS_PER_WEEK));
+        prop_assert_eq!(got.power_users, over(liftoff_analytics::POWER_MS_PER_WEEK));
     }
 
     #[test]
@@ -558,4 +568,37 @@ fn funnel_ties_count_like_clickhouse() {
         t.funnel(&steps, 9, TimeRange::all(), None).unwrap().users,
         vec![1, 1, 0]
     );
+}
+
+#[test]
+fn engaged_and_power_users_by_weekly_session_time() {
+    const MIN: i64 = 60_000;
+    let row = |ts: i64, user: &str| EventRow {
+        ts_ms: ts,
+        user: user.into(),
+        session: None,
+        event: "view".into(),
+        properties: "{}".into(),
+        uuid: Some(ts as u128 * 1_000 + user.len() as u128),
+    };
+    let mut rows = Vec::new();
+    // a: three sessions of 20 minutes on three days (60 min in the week): engaged.
+    for day in 0..3 {
+        let start = day * 86_400_000;
+        rows.extend((0..=4).map(|i| row(start + i * 5 * MIN, "a")));
+    }
+    // b: one session of 10 minutes: neither.
+    rows.extend((0..=2).map(|i| row(i * 5 * MIN, "bb")));
+    // c: three hours of events every 10 minutes: engaged and a power user.
+    rows.extend((0..=18).map(|i| row(i * 10 * MIN, "ccc")));
+    rows.sort_by_key(|r| r.ts_ms);
+    let seg = Segment::build(&rows).unwrap();
+    let t = EventTable::from_segments(std::slice::from_ref(&seg)).unwrap();
+    let week = TimeRange::new(0, 7 * 86_400_000);
+    let s = t.sessions(week, GAP);
+    assert_eq!((s.users, s.engaged_users, s.power_users), (3, 2, 1));
+    // Over two weeks the same time is half as much a week: only c stays engaged.
+    let fortnight = TimeRange::new(0, 14 * 86_400_000);
+    let s = t.sessions(fortnight, GAP);
+    assert_eq!((s.users, s.engaged_users, s.power_users), (3, 1, 0));
 }

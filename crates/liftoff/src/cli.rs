@@ -50,7 +50,7 @@ pub enum Command {
     /// Stream the stored product events out of a running server.
     #[command(after_help = EXPORT_HELP)]
     Export(ExportArgs),
-    /// Generate a report (weekly, incident, launch) as Markdown, HTML, PDF or JSON: from a
+    /// Generate a report (weekly, incident, performance, product, launch) as Markdown, HTML, PDF or JSON: from a
     /// running server with a token, or with --offline straight from a data directory.
     #[command(after_help = REPORT_HELP)]
     Report(ReportArgs),
@@ -65,11 +65,13 @@ const REPORT_HELP: &str = "Examples:
   liftoff report weekly --format md --output week.md --token $LIFTOFF_TOKEN
   liftoff report weekly --format pdf --from 2026-06-01 --to 2026-06-08 -o week.pdf
   liftoff report incident --id INC-2026-004 --format html -o inc.html
+  liftoff report performance --month 2026-11 --format pdf -o nov.pdf
+  liftoff report product --month 2026-11 --funnel signup,activate,purchase
   liftoff report launch --offline --data ./liftoff-data --format md";
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// weekly, incident or launch.
+    /// weekly, incident, performance, product or launch.
     #[arg(value_name = "KIND")]
     pub kind: String,
 
@@ -92,6 +94,14 @@ pub struct ReportArgs {
     /// The incident, for `incident` (INC-YYYY-NNN).
     #[arg(long, value_name = "INC-YYYY-NNN")]
     pub id: Option<String>,
+
+    /// The month, for `performance` and `product` [default: this month so far].
+    #[arg(long, value_name = "YYYY-MM")]
+    pub month: Option<String>,
+
+    /// The product report's funnel: event names in order, comma-separated.
+    #[arg(long, value_name = "EVENTS", value_delimiter = ',')]
+    pub funnel: Option<Vec<String>>,
 
     /// Read the data directory (or --state-url) directly instead of asking a server.
     #[arg(long)]

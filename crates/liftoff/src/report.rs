@@ -49,6 +49,8 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             .transpose()?,
         to: args.to.as_deref().map(|t| instant(t, "--to")).transpose()?,
         id: args.id.clone(),
+        month: args.month.clone(),
+        funnel: args.funnel.clone(),
     };
     let body = if args.offline {
         offline(&args, &req, format).await?
@@ -82,6 +84,12 @@ async fn online(args: &ReportArgs, req: &ReportRequest, format: Format) -> anyho
     }
     if let Some(id) = &req.id {
         query.push(("id", id.clone()));
+    }
+    if let Some(m) = &req.month {
+        query.push(("month", m.clone()));
+    }
+    if let Some(steps) = &req.funnel {
+        query.push(("funnel", steps.join(",")));
     }
     let res = http
         .get(format!("{url}/api/reports/{}", req.kind.as_str()))

@@ -18,7 +18,7 @@ pub use filter::{EventFilter, PropertyEq};
 pub use funnel::{FunnelBreakdown, FunnelResult};
 pub use paths::{Flow, Paths, Transition};
 pub use retention::{Cohort, Retention};
-pub use sessions::{DEFAULT_SESSION_GAP_MS, SessionStats};
+pub use sessions::{DEFAULT_SESSION_GAP_MS, ENGAGED_MS_PER_WEEK, POWER_MS_PER_WEEK, SessionStats};
 pub use timeline::{Milestone, TimelineEvent};
 pub use top::EventCount;
 

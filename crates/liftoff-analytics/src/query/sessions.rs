@@ -9,6 +9,11 @@ use crate::time::TimeRange;
 use serde::Serialize;
 
 pub const DEFAULT_SESSION_GAP_MS: i64 = 30 * 60 * 1000;
+/// Session time a week that makes a user engaged (seed 003: more than 30 minutes a week).
+pub const ENGAGED_MS_PER_WEEK: i64 = 30 * 60 * 1000;
+/// Session time a week that makes a power user (more than 2 hours a week).
+pub const POWER_MS_PER_WEEK: i64 = 2 * 60 * 60 * 1000;
+const WEEK_MS: f64 = 7.0 * 86_400_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct SessionStats {
@@ -17,6 +22,13 @@ pub struct SessionStats {
     pub total_duration_ms: u64,
     /// Sessions with a single event.
     pub bounces: u64,
+    /// Users with an event in the range.
+    pub users: u64,
+    /// Users whose session time, spread over the range's weeks, is more than
+    /// [`ENGAGED_MS_PER_WEEK`] a week.
+    pub engaged_users: u64,
+    /// The same above [`POWER_MS_PER_WEEK`].
+    pub power_users: u64,
 }
 
 impl SessionStats {
@@ -41,6 +53,9 @@ impl SessionStats {
 impl EventTable {
     /// Session count, duration and bounces over the events in `range`.
     pub fn sessions(&self, range: TimeRange, gap_ms: i64) -> SessionStats {
+        // A range shorter than a week counts as a week: an hour of use in one day is not
+        // seven hours a week.
+        let weeks = ((range.to_ms as f64 - range.from_ms as f64) / WEEK_MS).max(1.0);
         let parts = per_user_ranges(self, |users| {
             let mut st = SessionStats::default();
             for u in users {
@@ -51,10 +66,11 @@ impl EventTable {
                 let (ts, ses) = (&self.ts[rows.clone()], &self.session[rows]);
                 let mut start = ts[0];
                 let mut len = 1u64;
+                let mut user_ms = 0u64;
                 for i in 1..ts.len() {
                     if is_new_session(ts[i - 1], ts[i], ses[i - 1], ses[i], gap_ms) {
                         st.sessions += 1;
-                        st.total_duration_ms += (ts[i - 1] - start) as u64;
+                        user_ms += (ts[i - 1] - start) as u64;
                         st.bounces += u64::from(len == 1);
                         start = ts[i];
                         len = 0;
@@ -62,8 +78,13 @@ impl EventTable {
                     len += 1;
                 }
                 st.sessions += 1;
-                st.total_duration_ms += (ts[ts.len() - 1] - start) as u64;
+                user_ms += (ts[ts.len() - 1] - start) as u64;
                 st.bounces += u64::from(len == 1);
+                st.total_duration_ms += user_ms;
+                st.users += 1;
+                let weekly = user_ms as f64 / weeks;
+                st.engaged_users += u64::from(weekly > ENGAGED_MS_PER_WEEK as f64);
+                st.power_users += u64::from(weekly > POWER_MS_PER_WEEK as f64);
             }
             st
         });
@@ -73,6 +94,9 @@ impl EventTable {
                 sessions: a.sessions + b.sessions,
                 total_duration_ms: a.total_duration_ms + b.total_duration_ms,
                 bounces: a.bounces + b.bounces,
+                users: a.users + b.users,
+                engaged_users: a.engaged_users + b.engaged_users,
+                power_users: a.power_users + b.power_users,
             })
     }
 }

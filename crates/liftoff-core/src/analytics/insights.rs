@@ -551,6 +551,13 @@ pub struct SessionsReport {
     pub avg_duration_seconds: f64,
     /// Fraction (0–1) of sessions with one event.
     pub bounce_rate: f64,
+    /// Users with an event in the window.
+    pub users: u64,
+    /// Users with more than 30 minutes of sessions a week (their time over the window's
+    /// weeks; a window under a week counts as one).
+    pub engaged_users: u64,
+    /// Users with more than 2 hours of sessions a week.
+    pub power_users: u64,
 }
 
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -946,6 +953,9 @@ impl AnalyticsQueries for InsightsService {
             sessions: s.sessions,
             avg_duration_seconds: (s.avg_duration_ms() / 10.0).round() / 100.0,
             bounce_rate: fraction(s.bounces, s.sessions),
+            users: s.users,
+            engaged_users: s.engaged_users,
+            power_users: s.power_users,
         })
     }
 

@@ -7,10 +7,16 @@
 //!
 //! - [`weekly`]: seed 003's weekly health report.
 //! - [`incident`]: one incident's report (timeline, impact, SLA, root cause, postmortem).
+//! - [`performance`]: a month's response-time trend (a tested verdict), opportunities and
+//!   capacity with the growth fit `/api/launch/scaling` uses.
+//! - [`product`]: a month's users, retention, adoption, funnel, flows, sessions, feature
+//!   requests and experiments.
 //! - the launch report (`crate::launch::report`), rendered by the same engine.
 //! - [`schedule`]: when reports are generated and sent; [`service`]: the archive and delivery.
 
 pub mod incident;
+pub mod performance;
+pub mod product;
 pub mod schedule;
 pub mod service;
 pub mod targets;
@@ -30,16 +36,26 @@ use targets::Targets;
 pub enum ReportKind {
     Weekly,
     Incident,
+    Performance,
+    Product,
     Launch,
 }
 
 impl ReportKind {
-    pub const ALL: [Self; 3] = [Self::Weekly, Self::Incident, Self::Launch];
+    pub const ALL: [Self; 5] = [
+        Self::Weekly,
+        Self::Incident,
+        Self::Performance,
+        Self::Product,
+        Self::Launch,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Weekly => "weekly",
             Self::Incident => "incident",
+            Self::Performance => "performance",
+            Self::Product => "product",
             Self::Launch => "launch",
         }
     }
@@ -52,6 +68,8 @@ impl ReportKind {
         match self {
             Self::Weekly => "Weekly health report",
             Self::Incident => "Incident report",
+            Self::Performance => "Performance trend and capacity report",
+            Self::Product => "Product analytics report",
             Self::Launch => "Launch report",
         }
     }
@@ -146,12 +164,66 @@ pub struct ReportRequest {
     /// The incident, for `incident` (`INC-YYYY-NNN`).
     #[serde(default)]
     pub id: Option<String>,
+    /// `YYYY-MM`, for `performance` and `product` (the current month by default), instead of
+    /// `from` and `to`.
+    #[serde(default)]
+    pub month: Option<String>,
+    /// The product report's funnel steps, in order (by default the most reached events).
+    #[serde(default)]
+    pub funnel: Option<Vec<String>>,
 }
 
 /// The longest window a report covers.
 pub const MAX_WINDOW_DAYS: i64 = 93;
 
 impl ReportRequest {
+    /// A request for `kind` with every other field at its default.
+    pub fn of(kind: ReportKind) -> Self {
+        Self {
+            kind,
+            from: None,
+            to: None,
+            id: None,
+            month: None,
+            funnel: None,
+        }
+    }
+
+    /// The window of a monthly report: `month`, else `from`/`to`, else the current month so
+    /// far.
+    pub fn month_window(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), ReportError> {
+        if let Some(m) = &self.month {
+            if self.from.is_some() || self.to.is_some() {
+                return Err(ReportError::Invalid(
+                    "give `month` or `from` and `to`, not both".into(),
+                ));
+            }
+            let (from, to) = crate::incidents::service::month_bounds(m)
+                .ok_or_else(|| ReportError::Invalid(format!("month `{m}` must be YYYY-MM")))?;
+            if from > now {
+                return Err(ReportError::Invalid(format!("month `{m}` has not begun")));
+            }
+            return Ok((from, to));
+        }
+        if self.from.is_some() || self.to.is_some() {
+            let to = self.to.unwrap_or(now);
+            let from = self.from.unwrap_or(to - Duration::days(30));
+            return Self {
+                from: Some(from),
+                to: Some(to),
+                ..self.clone()
+            }
+            .window(now);
+        }
+        let month = crate::incidents::IncidentsService::current_month(now);
+        let (from, _) = crate::incidents::service::month_bounds(&month)
+            .ok_or_else(|| ReportError::Invalid(format!("month `{month}`")))?;
+        Ok((from, now.max(from + Duration::minutes(1))))
+    }
+
     /// The weekly window: `[from, to)`, 7 days back from `to` by default, at most
     /// [`MAX_WINDOW_DAYS`], never reaching past `now`.
     pub fn window(
@@ -181,6 +253,8 @@ impl ReportRequest {
 pub enum Report {
     Weekly(Box<weekly::WeeklyReport>),
     Incident(Box<incident::IncidentReport>),
+    Performance(Box<performance::PerformanceReport>),
+    Product(Box<product::ProductReport>),
     Launch(Box<crate::launch::report::LaunchReport>),
 }
 
@@ -196,6 +270,8 @@ impl Report {
         match self {
             Report::Weekly(_) => ReportKind::Weekly,
             Report::Incident(_) => ReportKind::Incident,
+            Report::Performance(_) => ReportKind::Performance,
+            Report::Product(_) => ReportKind::Product,
             Report::Launch(_) => ReportKind::Launch,
         }
     }
@@ -205,6 +281,8 @@ impl Report {
         match self {
             Report::Weekly(r) => (r.from, r.to),
             Report::Incident(r) => r.incident.window(r.generated_at),
+            Report::Performance(r) => (r.from, r.to),
+            Report::Product(r) => (r.from, r.to),
             Report::Launch(r) => (r.from, r.to),
         }
     }
@@ -213,6 +291,8 @@ impl Report {
         match self {
             Report::Weekly(r) => r.generated_at,
             Report::Incident(r) => r.generated_at,
+            Report::Performance(r) => r.generated_at,
+            Report::Product(r) => r.generated_at,
             Report::Launch(r) => r.generated_at,
         }
     }
@@ -221,6 +301,8 @@ impl Report {
         match self {
             Report::Weekly(r) => r.document(),
             Report::Incident(r) => r.document(),
+            Report::Performance(r) => r.document(),
+            Report::Product(r) => r.document(),
             Report::Launch(r) => r.document(),
         }
     }
@@ -230,6 +312,8 @@ impl Report {
         match self {
             Report::Weekly(r) => r.summary(),
             Report::Incident(r) => r.summary(),
+            Report::Performance(r) => r.summary(),
+            Report::Product(r) => r.summary(),
             Report::Launch(r) => r.summary(),
         }
     }
@@ -275,6 +359,22 @@ impl Sources<'_> {
                     ReportError::Invalid("an incident report needs `id` (INC-YYYY-NNN)".into())
                 })?;
                 Report::Incident(Box::new(self.incident_report(id, targets).await?))
+            }
+            ReportKind::Performance => {
+                let (from, to) = req.month_window(now)?;
+                Report::Performance(Box::new(
+                    self.performance_report(from, to, targets, instance_monthly_cost)
+                        .await?,
+                ))
+            }
+            ReportKind::Product => {
+                let (from, to) = req.month_window(now)?;
+                if let Some(steps) = &req.funnel
+                    && !(2..=32).contains(&steps.len())
+                {
+                    return Err(ReportError::Invalid("a funnel has 2 to 32 steps".into()));
+                }
+                Report::Product(Box::new(self.product(from, to, req.funnel.clone()).await?))
             }
             ReportKind::Launch => Report::Launch(Box::new(
                 self.launch_report(now, instance_monthly_cost).await?,

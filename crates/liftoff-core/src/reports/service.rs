@@ -262,11 +262,15 @@ impl ReportsService {
         instance_monthly_cost: Option<f64>,
         external_url: &str,
     ) -> Result<bool, ReportError> {
+        // Weekly: the 7 days before the period; monthly reports the 30 days before it.
+        let span = match s.kind {
+            ReportKind::Performance | ReportKind::Product => Duration::days(30),
+            _ => Duration::days(7),
+        };
         let req = ReportRequest {
-            kind: s.kind,
-            from: Some(period - Duration::days(7)),
+            from: Some(period - span),
             to: Some(period),
-            id: None,
+            ..ReportRequest::of(s.kind)
         };
         let report = sources
             .compute(&req, targets, instance_monthly_cost)

@@ -45,12 +45,34 @@ pub(crate) struct ReportParams {
     pub to: Option<DateTime<Utc>>,
     /// The incident (`INC-YYYY-NNN`), for `incident`.
     pub id: Option<String>,
+    /// `YYYY-MM`, for `performance` and `product` (the current month by default).
+    pub month: Option<String>,
+    /// The product report's funnel: event names in order, comma-separated.
+    pub funnel: Option<String>,
+}
+
+impl ReportParams {
+    pub(crate) fn request(self, kind: ReportKind) -> ReportRequest {
+        ReportRequest {
+            kind,
+            from: self.from,
+            to: self.to,
+            id: self.id,
+            month: self.month,
+            funnel: self.funnel.map(|f| {
+                f.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }),
+        }
+    }
 }
 
 fn kind(raw: &str) -> Result<ReportKind, ApiError> {
     ReportKind::parse(raw).ok_or_else(|| {
         ApiError::not_found(format!(
-            "no report `{raw}`: the reports are weekly, incident and launch"
+            "no report `{raw}`: the reports are weekly, incident, performance, product and launch"
         ))
     })
 }
@@ -80,10 +102,12 @@ pub(crate) fn rendered(report: &Report, format: Format) -> Response {
 /// Computes a report for a window and renders it. `weekly` (seed 003's weekly health report:
 /// the grade and its rule, figures against targets, week over week, incidents and downtime,
 /// top endpoints, errors by status, slowest endpoints, resources, recommendations),
-/// `incident` (`id` required) or `launch`. Each figure equals the API's answer for the same
+/// `incident` (`id` required), `performance` (a month's trend verdict, opportunities and
+/// capacity), `product` (a month's users, retention, adoption, funnel, sessions, requests
+/// and experiments) or `launch`. Each figure equals the API's answer for the same
 /// window; HTML is self-contained (inline CSS and SVG, no scripts), PDF is written by Liftoff.
 #[utoipa::path(get, path = "/api/reports/{kind}", tag = "reports",
-    params(("kind" = String, Path, description = "weekly, incident or launch"), ReportParams),
+    params(("kind" = String, Path, description = "weekly, incident, performance, product or launch"), ReportParams),
     security(("bearer" = ["read"])),
     responses((status = 200, description = "The report in the asked format",
             content((Report = "application/json"), (String = "text/markdown"), (String = "text/html"), (String = "application/pdf"))),
@@ -96,12 +120,8 @@ async fn report(
     ApiPath(raw): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReportParams>,
 ) -> Result<Response, ApiError> {
-    let req = ReportRequest {
-        kind: kind(&raw)?,
-        from: q.from,
-        to: q.to,
-        id: q.id,
-    };
+    let format = q.format.unwrap_or_default();
+    let req = q.request(kind(&raw)?);
     let report = state
         .sources()
         .compute(
@@ -110,7 +130,7 @@ async fn report(
             state.settings.instance_monthly_cost,
         )
         .await?;
-    Ok(rendered(&report, q.format.unwrap_or_default()))
+    Ok(rendered(&report, format))
 }
 
 #[derive(Deserialize, IntoParams)]

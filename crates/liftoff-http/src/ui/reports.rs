@@ -42,6 +42,9 @@ pub struct ReportQuery {
     to: Option<String>,
     #[serde(default)]
     id: Option<String>,
+    /// `YYYY-MM`, for the monthly reports.
+    #[serde(default)]
+    month: Option<String>,
     #[serde(default)]
     format: Option<String>,
 }
@@ -69,18 +72,36 @@ impl ReportQuery {
     /// includes the last one.
     fn request(&self) -> Result<ReportRequest, String> {
         let to = day(self.to.as_deref())?.map(|t| t + chrono::Duration::days(1));
+        let kind = self.kind();
+        let monthly = matches!(kind, ReportKind::Performance | ReportKind::Product);
+        let month = self
+            .month
+            .clone()
+            .filter(|m| monthly && !m.trim().is_empty());
         Ok(ReportRequest {
-            kind: self.kind(),
-            from: day(self.from.as_deref())?,
-            to,
+            kind,
+            // A chosen month replaces the days.
+            from: if month.is_some() {
+                None
+            } else {
+                day(self.from.as_deref())?
+            },
+            to: if month.is_some() { None } else { to },
             id: self.id.clone().filter(|s| !s.trim().is_empty()),
+            month,
+            funnel: None,
         })
     }
 
     /// The query string that repeats this choice (for the preview and the downloads).
     fn query(&self, format: Option<Format>) -> String {
         let mut parts = vec![format!("kind={}", self.kind().as_str())];
-        for (name, v) in [("from", &self.from), ("to", &self.to), ("id", &self.id)] {
+        for (name, v) in [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("id", &self.id),
+            ("month", &self.month),
+        ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 parts.push(format!(
                     "{name}={}",
@@ -142,6 +163,7 @@ async fn reports_page(
                 }
                 label { "From " input type="date" name="from" value=[q.from.as_deref()]; }
                 label { "To " input type="date" name="to" value=[q.to.as_deref()]; }
+                label { "Month " input type="month" name="month" value=[q.month.as_deref()]; }
                 label { "Incident "
                     select name="id" {
                         option value="" { "—" }
@@ -152,7 +174,7 @@ async fn reports_page(
                 }
                 button type="submit" { "Preview" }
             }
-            p.muted { "Weekly: the 7 days before the end date (today by default). Incident: pick the incident. Launch: the launch's whole span." }
+            p.muted { "Weekly: the 7 days before the end date (today by default). Performance and product: the month (this month so far by default), or the days chosen. Incident: pick the incident. Launch: the launch's whole span." }
             @match &checked {
                 Err(e) => p.flash.error { (e) },
                 Ok(_) if kind == ReportKind::Incident && q.id.as_deref().is_none_or(str::is_empty) => {
@@ -172,6 +194,7 @@ async fn reports_page(
                             input type="hidden" name="from" value=[q.from.as_deref()];
                             input type="hidden" name="to" value=[q.to.as_deref()];
                             input type="hidden" name="id" value=[q.id.as_deref()];
+                            input type="hidden" name="month" value=[q.month.as_deref()];
                             button type="submit" { "Keep in the archive" }
                         }
                     }
@@ -218,8 +241,9 @@ async fn reports_page(
                         label { "Name " input type="text" name="name" maxlength="100" placeholder="Weekly health report"; }
                         label { "Report "
                             select name="kind" {
-                                option value="weekly" { "Weekly health report" }
-                                option value="launch" { "Launch report" }
+                                @for k in ReportKind::ALL.into_iter().filter(|k| *k != ReportKind::Incident) {
+                                    option value=(k.as_str()) { (k.title()) }
+                                }
                             }
                         }
                         label { "Every "
@@ -387,6 +411,8 @@ pub struct KeepForm {
     to: Option<String>,
     #[serde(default)]
     id: Option<String>,
+    #[serde(default)]
+    month: Option<String>,
 }
 
 pub async fn keep(
@@ -414,6 +440,7 @@ pub async fn keep(
         from: f.from,
         to: f.to,
         id: f.id,
+        month: f.month,
         format: None,
     };
     let req = match q.request() {

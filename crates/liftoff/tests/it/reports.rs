@@ -778,3 +778,234 @@ async fn the_cli_writes_a_report_from_a_server_and_offline() {
     let pdf = std::fs::read(&offline).unwrap();
     assert!(pdf.starts_with(b"%PDF-1.4"));
 }
+
+/// Journeys with known shapes over the last 20 days: 40 users sign up, 25 of them activate,
+/// 10 buy; user `power` spends three hours a day in sessions, `engaged` forty minutes twice a
+/// week; two ask for the same feature.
+async fn journeys(app: &TestApp) {
+    let now = Utc::now().timestamp_millis();
+    let (min, day) = (60_000, 86_400_000);
+    let mut events = Vec::new();
+    for u in 0..40 {
+        let start = now - (u % 20 + 1) * day;
+        let user = format!("j{u}");
+        events.push(json!({"user_id": user, "event": "signup", "timestamp": start}));
+        if u % 8 < 5 {
+            events
+                .push(json!({"user_id": user, "event": "activate", "timestamp": start + 5 * min}));
+        }
+        if u % 4 == 0 {
+            events
+                .push(json!({"user_id": user, "event": "purchase", "timestamp": start + 9 * min}));
+        }
+    }
+    for d in 1..15 {
+        let start = now - d * day;
+        for i in 0..=18 {
+            events.push(
+                json!({"user_id": "power", "event": "edit", "timestamp": start + i * 10 * min}),
+            );
+        }
+        if d % 7 < 2 {
+            for i in 0..=4 {
+                events.push(json!({"user_id": "engaged", "event": "edit", "timestamp": start + i * 10 * min}));
+            }
+        }
+    }
+    let res = app
+        .post_json(
+            "/api/ingest/events",
+            Some(ADMIN_TOKEN),
+            &Value::Array(events),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    for user in ["j1", "j2"] {
+        let res = app
+            .post_json(
+                "/api/launch/feedback",
+                Some(ADMIN_TOKEN),
+                &json!({"user_id": user, "rating": 4, "category": "feature", "message": "Please add an export", "request": "CSV export"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn the_product_reports_figures_equal_the_analytics_apis() {
+    let app = spawn_with(|o| o).await;
+    journeys(&app).await;
+    let r = json_of(&app, "/api/reports/product?funnel=signup,activate,purchase").await;
+    let days = (Utc::now()
+        - r["from"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap())
+    .num_seconds() as f64
+        / 86_400.0;
+    // The current month so far is the default window: compare with the APIs over the same days.
+    let funnel = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/analytics/funnel",
+        &json!({"funnel_steps": ["signup", "activate", "purchase"], "days": days}),
+    )
+    .await;
+    let steps = r["funnel"]["steps"].as_array().unwrap();
+    for (mine, api) in steps.iter().zip(funnel["analysis"].as_array().unwrap()) {
+        assert_eq!(mine["users"], api["users"], "{mine} vs {api}");
+    }
+    let minutes = (days * 1440.0).ceil() as u64;
+    let active = json_of(
+        &app,
+        &format!("/api/analytics/active-users?minutes={minutes}"),
+    )
+    .await;
+    assert_eq!(r["users"]["mau"], active["active_users"]);
+    let sessions = json_of(&app, &format!("/api/analytics/sessions?days={days}")).await;
+    assert_eq!(r["sessions"]["engaged_users"], sessions["engaged_users"]);
+    assert_eq!(r["sessions"]["power_users"], sessions["power_users"]);
+    let backlog = json_of(&app, "/api/launch/feedback/backlog").await;
+    assert_eq!(r["feature_requests"][0]["request"], backlog[0]["request"]);
+    assert_eq!(r["feature_requests"][0]["users"], 2);
+
+    // Over the last 30 days (explicit), the known shapes.
+    let to = Utc::now() + chrono::Duration::minutes(1);
+    let from = to - chrono::Duration::days(30);
+    let window = format!(
+        "from={}&to={}",
+        urlencoding(&from.to_rfc3339()),
+        urlencoding(&to.to_rfc3339())
+    );
+    let r = json_of(
+        &app,
+        &format!("/api/reports/product?{window}&funnel=signup,activate,purchase"),
+    )
+    .await;
+    let users: Vec<u64> = r["funnel"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["users"].as_u64().unwrap())
+        .collect();
+    assert_eq!(users, [40, 25, 10]);
+    assert_eq!(
+        r["funnel"]["biggest_drop_step"], 2,
+        "15 lost before activate, 15 before purchase: the first"
+    );
+    assert_eq!(r["users"]["mau"], 42);
+    assert_eq!(r["sessions"]["power_users"], 1, "{}", r["sessions"]);
+    assert_eq!(r["sessions"]["engaged_users"], 2, "{}", r["sessions"]);
+    let md = app
+        .get(
+            &format!("/api/reports/product?{window}&funnel=signup,activate,purchase&format=md"),
+            Some(ADMIN_TOKEN),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut at = 0;
+    for section in [
+        "Users",
+        "Retention",
+        "Feature adoption",
+        "Funnel",
+        "Most common flow",
+        "Sessions",
+        "Feature requests",
+        "Experiments",
+    ] {
+        at += md[at..]
+            .find(&format!("## {section}\n"))
+            .unwrap_or_else(|| panic!("`{section}` missing or out of order:\n{md}"));
+    }
+    assert!(md.contains("Biggest drop: signup → activate"), "{md}");
+    // Bad months and funnels.
+    problem(
+        app.get("/api/reports/product?month=2026-13", Some(ADMIN_TOKEN))
+            .await,
+        422,
+    )
+    .await;
+    problem(
+        app.get("/api/reports/product?month=2999-01", Some(ADMIN_TOKEN))
+            .await,
+        422,
+    )
+    .await;
+    problem(
+        app.get(
+            "/api/reports/performance?month=2026-01&from=2026-01-01T00:00:00Z",
+            Some(ADMIN_TOKEN),
+        )
+        .await,
+        422,
+    )
+    .await;
+    problem(
+        app.get("/api/reports/product?funnel=signup", Some(ADMIN_TOKEN))
+            .await,
+        422,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_performance_reports_weeks_equal_the_monitoring_api() {
+    let app = spawn_with(|o| o).await;
+    requests(&app).await;
+    let r = json_of(&app, "/api/reports/performance").await;
+    let weeks = r["weeks"].as_array().unwrap();
+    assert!(!weeks.is_empty());
+    for w in weeks {
+        let window = format!(
+            "from={}&to={}",
+            urlencoding(w["from"].as_str().unwrap()),
+            urlencoding(w["to"].as_str().unwrap())
+        );
+        let s = json_of(
+            &app,
+            &format!("/api/monitoring/performance/summary?{window}"),
+        )
+        .await;
+        assert_eq!(w["requests"], s["requests"]["total"], "{w}");
+        if w["requests"] != 0 {
+            close(
+                &w["avg_ms"],
+                &s["performance"]["avg_duration_ms"],
+                "week average",
+            );
+            close(
+                &w["p95_ms"],
+                &s["performance"]["p95_duration_ms"],
+                "week p95",
+            );
+        }
+    }
+    // GET /slow at 1.5 s is the biggest opportunity: 100 requests × 1.3 s over the target.
+    let top = &r["opportunities"][0];
+    assert_eq!(top["endpoint"], "/slow", "{}", r["opportunities"]);
+    close(
+        &top["saved_ms_per_request"],
+        &json!(1_300.0),
+        "saved per request",
+    );
+    // One day of traffic: too little for a trend, said as such.
+    assert_eq!(r["trend"]["verdict"], "stable");
+    assert_eq!(r["trend"]["fit"], Value::Null);
+    let scaling = json_of(&app, "/api/launch/scaling").await;
+    assert_eq!(
+        r["scaling"]["recommended_instances"],
+        scaling["recommended_instances"]
+    );
+    let md = app
+        .get("/api/reports/performance?format=md", Some(ADMIN_TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(md.contains("Fewer than 7 days with traffic"), "{md}");
+}
