@@ -194,7 +194,7 @@ impl Classified for crate::reports::ReportError {
         match self {
             Self::Invalid(_) => Code::InvalidReport,
             Self::NotFound(_) => Code::ReportNotFound,
-            Self::Sources(_) => Code::Unavailable,
+            Self::Sources(_) | Self::Busy => Code::Unavailable,
         }
     }
 

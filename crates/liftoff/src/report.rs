@@ -114,8 +114,9 @@ async fn offline(
     let built = crate::startup::build(&settings).await?;
     let state = &built.state;
     let report = state
-        .sources()
+        .reports
         .compute(
+            &state.sources(),
             req,
             &settings.report_targets,
             settings.instance_monthly_cost,

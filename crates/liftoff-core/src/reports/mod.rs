@@ -121,6 +121,9 @@ pub enum ReportError {
     /// A service the report reads failed.
     #[error("a report source failed: {0}")]
     Sources(String),
+    /// Other reports are being computed; try again shortly.
+    #[error("other reports are being computed; retry in a few seconds")]
+    Busy,
 }
 
 macro_rules! sources_error {

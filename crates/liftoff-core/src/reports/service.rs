@@ -88,10 +88,18 @@ pub trait ReportOutbox: Send + Sync {
     async fn channel_exists(&self, id: i64) -> Result<bool, String>;
 }
 
+/// Reports computed at once. A weekly report holds a week of metric cells while it merges
+/// them (tens of MB on a busy service); more at once would only share the same cores, so the
+/// rest wait their turn instead of each holding its cells.
+pub const CONCURRENT_REPORTS: usize = 2;
+/// How long a report waits for its turn before the caller is told to come back.
+pub const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 #[derive(Clone)]
 pub struct ReportsService {
     store: Arc<dyn ReportStore>,
     clock: Arc<dyn Clock>,
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 /// A report and its archive entry.
@@ -102,7 +110,27 @@ pub struct Generated {
 
 impl ReportsService {
     pub fn new(store: Arc<dyn ReportStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            turns: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_REPORTS)),
+        }
+    }
+
+    /// Computes the report `req` asks for, at most [`CONCURRENT_REPORTS`] at once; `Busy`
+    /// after [`QUEUE_WAIT`] in line.
+    pub async fn compute(
+        &self,
+        sources: &Sources<'_>,
+        req: &ReportRequest,
+        targets: &Targets,
+        instance_monthly_cost: Option<f64>,
+    ) -> Result<Report, ReportError> {
+        let _turn = tokio::time::timeout(QUEUE_WAIT, self.turns.acquire())
+            .await
+            .map_err(|_| ReportError::Busy)?
+            .map_err(|_| ReportError::Busy)?;
+        sources.compute(req, targets, instance_monthly_cost).await
     }
 
     pub fn store(&self) -> Arc<dyn ReportStore> {
@@ -272,8 +300,8 @@ impl ReportsService {
             to: Some(period),
             ..ReportRequest::of(s.kind)
         };
-        let report = sources
-            .compute(&req, targets, instance_monthly_cost)
+        let report = self
+            .compute(sources, &req, targets, instance_monthly_cost)
             .await?;
         let generated = self.archive(report, Some((s.id, period))).await?;
         let a = &generated.archived;

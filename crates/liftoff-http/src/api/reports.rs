@@ -123,8 +123,9 @@ async fn report(
     let format = q.format.unwrap_or_default();
     let req = q.request(kind(&raw)?);
     let report = state
-        .sources()
+        .reports
         .compute(
+            &state.sources(),
             &req,
             &state.settings.report_targets,
             state.settings.instance_monthly_cost,
@@ -167,8 +168,9 @@ async fn archive_report(
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> Result<(StatusCode, Json<ArchivedReport>), ApiError> {
     let report = state
-        .sources()
+        .reports
         .compute(
+            &state.sources(),
             &req,
             &state.settings.report_targets,
             state.settings.instance_monthly_cost,

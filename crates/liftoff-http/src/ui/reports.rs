@@ -312,8 +312,9 @@ async fn render(state: &AppState, q: &ReportQuery, format: Format) -> Response {
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     match state
-        .sources()
+        .reports
         .compute(
+            &state.sources(),
             &req,
             &state.settings.report_targets,
             state.settings.instance_monthly_cost,
@@ -458,8 +459,9 @@ pub async fn keep(
     };
     let outcome = async {
         let report = state
-            .sources()
+            .reports
             .compute(
+                &state.sources(),
                 &req,
                 &state.settings.report_targets,
                 state.settings.instance_monthly_cost,
