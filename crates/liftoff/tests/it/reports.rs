@@ -430,7 +430,7 @@ async fn bad_report_requests_get_clear_problems() {
         p["detail"]
             .as_str()
             .unwrap()
-            .contains("weekly, incident and launch")
+            .contains("weekly, incident, performance, product and launch")
     );
     problem(
         app.get("/api/reports/weekly?format=docx", Some(&read))
