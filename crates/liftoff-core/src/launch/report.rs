@@ -246,11 +246,7 @@ impl LaunchReport {
                         t.label().into(),
                         or_dash(t.value, |v| t.shown(v)).into(),
                         t.wanted().into(),
-                        match t.met {
-                            Some(true) => Cell::toned("met", Tone::Good),
-                            Some(false) => Cell::toned("missed", Tone::Bad),
-                            None => Cell::toned("no data", Tone::Neutral),
-                        },
+                        t.status_cell(),
                     ]
                 })
                 .collect(),
@@ -390,25 +386,10 @@ impl LaunchReport {
             ),
         });
         if !self.top_requests.is_empty() {
-            blocks.push(Block::Table(Table {
-                columns: vec![
-                    Column::left("Most requested"),
-                    Column::right("Users"),
-                    Column::right("Average rating"),
-                ],
-                rows: self
-                    .top_requests
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.request.as_str().into(),
-                            count(r.users).into(),
-                            format!("{:.1}", r.average_rating).into(),
-                        ]
-                    })
-                    .collect(),
-                empty: String::new(),
-            }));
+            blocks.push(Block::Table(crate::reports::product::requests_table(
+                &self.top_requests,
+                "",
+            )));
         }
 
         blocks.push(Block::Heading {

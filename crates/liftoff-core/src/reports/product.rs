@@ -274,6 +274,28 @@ impl Sources<'_> {
     }
 }
 
+/// The most requested features, as the product and launch reports list them.
+pub(crate) fn requests_table(items: &[BacklogItem], empty: &str) -> Table {
+    Table {
+        columns: vec![
+            Column::left("Feature request"),
+            Column::right("Users"),
+            Column::right("Average rating"),
+        ],
+        rows: items
+            .iter()
+            .map(|r| {
+                vec![
+                    r.request.as_str().into(),
+                    count(r.users).into(),
+                    format!("{:.1}", r.average_rating).into(),
+                ]
+            })
+            .collect(),
+        empty: empty.to_owned(),
+    }
+}
+
 impl ProductReport {
     pub fn document(&self) -> Document {
         let u = &self.users;
@@ -439,25 +461,10 @@ impl ProductReport {
         blocks.push(Block::Heading {
             text: "Feature requests".into(),
         });
-        blocks.push(Block::Table(Table {
-            columns: vec![
-                Column::left("Request"),
-                Column::right("Users"),
-                Column::right("Average rating"),
-            ],
-            rows: self
-                .feature_requests
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.request.as_str().into(),
-                        count(r.users).into(),
-                        format!("{:.1}", r.average_rating).into(),
-                    ]
-                })
-                .collect(),
-            empty: "No feature requests in the feedback.".into(),
-        }));
+        blocks.push(Block::Table(requests_table(
+            &self.feature_requests,
+            "No feature requests in the feedback.",
+        )));
         blocks.push(Block::Heading {
             text: "Experiments".into(),
         });

@@ -3,6 +3,7 @@
 //! criteria use the same judgement.
 
 use liftoff_report::numbers::{ms, share};
+use liftoff_report::{Cell, Tone};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -75,6 +76,15 @@ impl Target {
     /// `≥ 99.90 %`, `< 200 ms`.
     pub fn wanted(&self) -> String {
         format!("{} {}", self.comparison.symbol(), self.shown(self.target))
+    }
+
+    /// `met`, `missed` or `no data`, coloured.
+    pub fn status_cell(&self) -> Cell {
+        match self.met {
+            Some(true) => Cell::toned("met", Tone::Good),
+            Some(false) => Cell::toned("missed", Tone::Bad),
+            None => Cell::toned("no data", Tone::Neutral),
+        }
     }
 
     pub fn label(&self) -> &'static str {

@@ -696,7 +696,7 @@ impl WeeklyReport {
                     t.label().into(),
                     or_dash(t.value, |v| t.shown(v)).into(),
                     t.wanted().into(),
-                    met_cell(t.met),
+                    t.status_cell(),
                 ]
             })
             .collect();
@@ -1006,14 +1006,6 @@ fn endpoint_table(rows: &[EndpointShare], empty: &str) -> Table {
             })
             .collect(),
         empty: empty.to_owned(),
-    }
-}
-
-fn met_cell(met: Option<bool>) -> Cell {
-    match met {
-        Some(true) => Cell::toned("met", Tone::Good),
-        Some(false) => Cell::toned("missed", Tone::Bad),
-        None => Cell::toned("no data", Tone::Neutral),
     }
 }
 

@@ -403,6 +403,29 @@ pub async fn archived(
     }
 }
 
+/// An editor's complete form, or the page to answer with (refused, or incomplete with why).
+async fn accepted<T>(
+    state: &AppState,
+    user: &UiUser,
+    form: Result<CsrfForm<T>, Refused>,
+) -> Result<T, Response> {
+    match user.accept(form, UiUser::require_editor) {
+        Ok(f) => Ok(f),
+        Err(Refused::Page(res)) => Err(res),
+        Err(Refused::Incomplete(e)) => {
+            let flash = Flash::error(format!("The form was incomplete: {e}"));
+            Err(reports_page(
+                state,
+                user,
+                &ReportQuery::default(),
+                flash,
+                StatusCode::BAD_REQUEST,
+            )
+            .await)
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct KeepForm {
     kind: String,
@@ -421,20 +444,9 @@ pub async fn keep(
     user: UiUser,
     form: Result<CsrfForm<KeepForm>, Refused>,
 ) -> Response {
-    let f = match user.accept(form, UiUser::require_editor) {
-        Err(Refused::Page(res)) => return res,
-        Err(Refused::Incomplete(e)) => {
-            let flash = Flash::error(format!("The form was incomplete: {e}"));
-            return reports_page(
-                &state,
-                &user,
-                &ReportQuery::default(),
-                flash,
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
+    let f = match accepted(&state, &user, form).await {
         Ok(f) => f,
+        Err(res) => return res,
     };
     let q = ReportQuery {
         kind: Some(f.kind),
@@ -516,20 +528,9 @@ pub async fn create_schedule(
     user: UiUser,
     form: Result<CsrfForm<ScheduleForm>, Refused>,
 ) -> Response {
-    let f = match user.accept(form, UiUser::require_editor) {
-        Err(Refused::Page(res)) => return res,
-        Err(Refused::Incomplete(e)) => {
-            let flash = Flash::error(format!("The form was incomplete: {e}"));
-            return reports_page(
-                &state,
-                &user,
-                &ReportQuery::default(),
-                flash,
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        }
+    let f = match accepted(&state, &user, form).await {
         Ok(f) => f,
+        Err(res) => return res,
     };
     let channels = f.channels();
     let cron = Some(f.cron.trim().to_owned()).filter(|c| !c.is_empty());
