@@ -624,7 +624,7 @@ pub struct TransitionRow {
     pub count: u64,
 }
 
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct FlowRow {
     /// Three events in a row within a session.
     pub steps: Vec<String>,

@@ -428,7 +428,7 @@ impl PerformanceReport {
             rows: vec![
                 vec!["Instances".into(), c.instances.to_string().into()],
                 vec![
-                    "Peak requests per second".into(),
+                    "Busiest hour, requests per second".into(),
                     format!("{:.1}", c.peak_rps).into(),
                 ],
                 vec![

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ReportError, Sources, period};
-use crate::analytics::insights::{FunnelRequest, FunnelStep, SessionsReport};
+use crate::analytics::insights::{FlowRow, FunnelRequest, FunnelStep, SessionsReport};
 use crate::experiments::model::ExperimentStatus;
 use crate::experiments::results::DecisionStatus;
 use crate::launch::feedback::BacklogItem;
@@ -122,8 +122,9 @@ pub struct ProductReport {
     pub retention_d30: Option<f64>,
     pub adoption: Vec<Adoption>,
     pub funnel: Option<FunnelSummary>,
-    /// The most common three events in a row within a session, and how often.
-    pub top_flow: Option<(Vec<String>, u64)>,
+    /// The most common three events in a row within a session (not the same event thrice),
+    /// and how often.
+    pub top_flow: Option<FlowRow>,
     pub sessions: ProductSessions,
     pub feature_requests: Vec<BacklogItem>,
     pub experiments: Vec<ExperimentLine>,
@@ -229,7 +230,13 @@ impl Sources<'_> {
         } else {
             None
         };
-        let top_flow = paths?.flows.into_iter().next().map(|f| (f.steps, f.count));
+        // A page viewed three times is not a flow: the first with more than one event wins.
+        let flows = paths?.flows;
+        let top_flow = flows
+            .iter()
+            .find(|f| f.steps.iter().any(|s| s != &f.steps[0]))
+            .or(flows.first())
+            .cloned();
         let mut feature_requests = self.launch.feedback_backlog().await?;
         feature_requests.truncate(TOP_REQUESTS);
         let mut experiments = Vec::new();
@@ -311,7 +318,7 @@ impl ProductReport {
                     vec!["Monthly active users".into(), count(u.mau).into()],
                     vec![
                         "Average daily active users".into(),
-                        format!("{:.1}", u.avg_dau).into(),
+                        count(u.avg_dau.round() as u64).into(),
                     ],
                 ],
                 empty: String::new(),
@@ -430,7 +437,7 @@ impl ProductReport {
         });
         blocks.push(Block::Paragraph {
             text: match &self.top_flow {
-                Some((steps, n)) => format!("{} ({} times)", steps.join(" → "), count(*n)),
+                Some(f) => format!("{} ({} times)", f.steps.join(" → "), count(f.count)),
                 None => "No session has three events yet.".into(),
             },
         });

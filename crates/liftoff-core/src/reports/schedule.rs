@@ -226,8 +226,10 @@ pub struct Schedule {
 #[serde(deny_unknown_fields)]
 pub struct WeeklyAt {
     /// 0 Sunday – 6 Saturday.
+    #[schema(minimum = 0, maximum = 6)]
     pub day: u8,
     /// 0–23.
+    #[schema(minimum = 0, maximum = 23)]
     pub hour: u8,
 }
 
@@ -238,6 +240,8 @@ pub struct ScheduleInput {
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     pub kind: ReportKind,
+    /// Five fields: minute hour day-of-month month day-of-week (`0 9 * * MON`).
+    #[schema(max_length = 100)]
     pub cron: Option<String>,
     pub weekly: Option<WeeklyAt>,
     /// [default UTC]

@@ -167,6 +167,7 @@ pub struct ResourceRow {
 
 /// Something to do, and the figures that say so.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(as = ReportRecommendation)]
 pub struct Recommendation {
     pub title: String,
     pub evidence: String,

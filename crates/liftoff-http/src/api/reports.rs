@@ -14,7 +14,7 @@ use liftoff_core::reports::schedule::{Schedule, ScheduleInput};
 use liftoff_core::reports::service::ArchivedReport;
 use liftoff_core::reports::{Format, Report, ReportKind, ReportRequest};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,9 +25,10 @@ use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(report))
+        .routes(routes!(render_report))
         .routes(routes!(archive_list, archive_report))
         .routes(routes!(archived))
+        .routes(routes!(archived_report))
         .routes(routes!(list_schedules, create_schedule))
         .routes(routes!(delete_schedule))
 }
@@ -46,6 +47,7 @@ pub(crate) struct ReportParams {
     /// The incident (`INC-YYYY-NNN`), for `incident`.
     pub id: Option<String>,
     /// `YYYY-MM`, for `performance` and `product` (the current month by default).
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub month: Option<String>,
     /// The product report's funnel: event names in order, comma-separated.
     pub funnel: Option<String>,
@@ -107,14 +109,14 @@ pub(crate) fn rendered(report: &Report, format: Format) -> Response {
 /// and experiments) or `launch`. Each figure equals the API's answer for the same
 /// window; HTML is self-contained (inline CSS and SVG, no scripts), PDF is written by Liftoff.
 #[utoipa::path(get, path = "/api/reports/{kind}", tag = "reports",
-    params(("kind" = String, Path, description = "weekly, incident, performance, product or launch"), ReportParams),
+    params(("kind" = ReportKind, Path, description = "weekly, incident, performance, product or launch"), ReportParams),
     security(("bearer" = ["read"])),
     responses((status = 200, description = "The report in the asked format",
             content((Report = "application/json"), (String = "text/markdown"), (String = "text/html"), (String = "application/pdf"))),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
-async fn report(
+async fn render_report(
     State(state): State<AppState>,
     _caller: Caller<Read>,
     ApiPath(raw): ApiPath<String>,
@@ -152,7 +154,15 @@ async fn archive_list(
     _caller: Caller<Read>,
     ApiQuery(p): ApiQuery<ArchiveParams>,
 ) -> Result<Json<Vec<ArchivedReport>>, ApiError> {
-    let limit = p.limit.unwrap_or(100) as usize;
+    let limit = match p.limit.unwrap_or(100) {
+        n @ 1..=1000 => n as usize,
+        n => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit {n} must be 1 to 1000"),
+            ));
+        }
+    };
     Ok(Json(state.reports.archive_list(limit).await?))
 }
 
@@ -180,41 +190,50 @@ async fn archive_report(
     Ok((StatusCode::CREATED, Json(generated.archived)))
 }
 
-#[derive(Deserialize, IntoParams, ToSchema)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct ArchivedParams {
-    /// The archived bytes in this format; without it, the entry's description.
-    #[param(inline)]
-    format: Option<Format>,
-}
-
-/// One archived report: its description, or with `format` the report exactly as it was
-/// generated.
+/// One archived report's entry: what, when, which schedule.
 #[utoipa::path(get, path = "/api/reports/archive/{id}", tag = "reports",
-    params(("id" = i64, Path), ArchivedParams), security(("bearer" = ["read"])),
-    responses((status = 200, description = "The entry, or the report in the asked format",
-            content((ArchivedReport = "application/json"), (String = "text/markdown"), (String = "text/html"), (String = "application/pdf"))),
+    params(("id" = i64, Path)), security(("bearer" = ["read"])),
+    responses((status = 200, body = ArchivedReport),
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn archived(
     State(state): State<AppState>,
     _caller: Caller<Read>,
     ApiPath(id): ApiPath<i64>,
-    ApiQuery(p): ApiQuery<ArchivedParams>,
-) -> Result<Response, ApiError> {
-    archived_response(&state, id, p.format).await
+) -> Result<Json<ArchivedReport>, ApiError> {
+    Ok(Json(state.reports.archived(id).await?))
 }
 
-/// An archived entry, or its bytes in `format` (API and dashboard downloads alike).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ArchivedParams {
+    /// `json` (default), `md`, `html` or `pdf`.
+    #[param(inline)]
+    format: Option<Format>,
+}
+
+/// An archived report exactly as it was generated, in one format.
+#[utoipa::path(get, path = "/api/reports/archive/{id}/report", tag = "reports",
+    params(("id" = i64, Path), ArchivedParams), security(("bearer" = ["read"])),
+    responses((status = 200, description = "The report in the asked format",
+            content((Report = "application/json"), (String = "text/markdown"), (String = "text/html"), (String = "application/pdf"))),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn archived_report(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(p): ApiQuery<ArchivedParams>,
+) -> Result<Response, ApiError> {
+    archived_response(&state, id, p.format.unwrap_or_default()).await
+}
+
+/// An archived report's bytes in `format` (API and dashboard downloads alike).
 pub(crate) async fn archived_response(
     state: &AppState,
     id: i64,
-    format: Option<Format>,
+    format: Format,
 ) -> Result<Response, ApiError> {
     let entry = state.reports.archived(id).await?;
-    let Some(format) = format else {
-        return Ok(Json(entry).into_response());
-    };
     let body = state.reports.archived_body(id, format).await?;
     let mut res = (
         [(

@@ -20,7 +20,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_monitors, create_monitor))
         .routes(routes!(get_monitor, update_monitor, delete_monitor))
         .routes(routes!(monitor_checks))
-        .routes(routes!(summary))
+        .routes(routes!(uptime_summary))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -28,10 +28,13 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct SummaryParams {
     /// `15m`, `1h`, `4h`, `24h`, `7d` (default) or `30d` back from now.
+    #[param(pattern = "^(15m|1h|4h|24h|7d|30d)$")]
     window: Option<String>,
-    /// Start, RFC 3339 or Unix seconds; with `to`, replaces `window`.
+    /// Start, RFC 3339; with `to`, replaces `window`.
+    #[param(format = DateTime)]
     from: Option<String>,
-    /// End, RFC 3339 or Unix seconds [default now].
+    /// End, RFC 3339 [default now].
+    #[param(format = DateTime)]
     to: Option<String>,
 }
 
@@ -41,7 +44,7 @@ struct SummaryParams {
 #[utoipa::path(get, path = "/api/uptime/summary", tag = "uptime", params(SummaryParams),
     security(("bearer" = ["read"])),
     responses((status = 200, body = UptimeSummary), (status = 422, body = Problem, content_type = "application/problem+json")))]
-async fn summary(
+async fn uptime_summary(
     State(state): State<AppState>,
     _caller: Caller<Read>,
     ApiQuery(p): ApiQuery<SummaryParams>,

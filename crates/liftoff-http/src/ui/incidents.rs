@@ -188,11 +188,15 @@ async fn detail_page(
             }
         }
         h2 { "Postmortem" }
+        p { a #incident-report href={ "/reports?kind=incident&id=" (i.id) } { "The incident report" } " (Markdown, HTML, PDF) from these fields." }
         form #postmortem method="post" action={ "/incidents/" (i.id) "/postmortem" } {
             input type="hidden" name="csrf" value=(user.csrf);
             @for (name, label, value) in [
                 ("root_cause", "Root cause", i.root_cause.as_deref().unwrap_or("")),
-                ("resolution", "Resolution", i.resolution.as_deref().unwrap_or("")),
+                ("why_missed", "Why it was missed", i.why_missed.as_deref().unwrap_or("")),
+                ("resolution", "Resolution (the immediate fix)", i.resolution.as_deref().unwrap_or("")),
+                ("long_term_fix", "Long-term fix", i.long_term_fix.as_deref().unwrap_or("")),
+                ("communication", "Communication (who was told what, when)", i.communication.as_deref().unwrap_or("")),
                 ("summary", "Summary", i.postmortem.summary.as_str()),
                 ("what_went_well", "What went well", i.postmortem.what_went_well.as_str()),
                 ("what_could_be_improved", "What could be improved", i.postmortem.what_could_be_improved.as_str()),
@@ -332,6 +336,12 @@ pub struct PostmortemForm {
     #[serde(default)]
     resolution: String,
     #[serde(default)]
+    why_missed: String,
+    #[serde(default)]
+    long_term_fix: String,
+    #[serde(default)]
+    communication: String,
+    #[serde(default)]
     summary: String,
     #[serde(default)]
     what_went_well: String,
@@ -352,6 +362,9 @@ pub async fn save_postmortem(
         let patch = IncidentPatch {
             root_cause: Some(f.root_cause),
             resolution: Some(f.resolution),
+            why_missed: Some(f.why_missed),
+            long_term_fix: Some(f.long_term_fix),
+            communication: Some(f.communication),
             ..IncidentPatch::default()
         };
         state.incidents.patch(&actor, &id, patch).await?;

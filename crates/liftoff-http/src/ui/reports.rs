@@ -392,7 +392,7 @@ pub async fn archived(
     let Some((id, format)) = parsed else {
         return (StatusCode::NOT_FOUND, "no such archived report").into_response();
     };
-    match crate::api::reports::archived_response(&state, id, Some(format)).await {
+    match crate::api::reports::archived_response(&state, id, format).await {
         Ok(mut res) => {
             if format == Format::Html {
                 framable(&mut res);

@@ -514,7 +514,10 @@ async fn bad_report_requests_get_clear_problems() {
     let kept: Value = res.json().await.unwrap();
     let id = kept["id"].as_i64().unwrap();
     let md = app
-        .get(&format!("/api/reports/archive/{id}?format=md"), Some(&read))
+        .get(
+            &format!("/api/reports/archive/{id}/report?format=md"),
+            Some(&read),
+        )
         .await
         .text()
         .await
@@ -522,7 +525,7 @@ async fn bad_report_requests_get_clear_problems() {
     assert!(md.starts_with("# Weekly health report"));
     let pdf = app
         .get(
-            &format!("/api/reports/archive/{id}?format=pdf"),
+            &format!("/api/reports/archive/{id}/report?format=pdf"),
             Some(&read),
         )
         .await
