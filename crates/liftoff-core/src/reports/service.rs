@@ -108,6 +108,23 @@ pub struct Generated {
     pub archived: ArchivedReport,
 }
 
+/// What a schedule's period reports on: the weekly report the 7 days before the occurrence;
+/// the monthly reports the calendar month of the day before it (on the 1st, the month that
+/// just ended; later in a month, that month so far).
+pub fn period_request(kind: ReportKind, period: DateTime<Utc>) -> ReportRequest {
+    match kind {
+        ReportKind::Performance | ReportKind::Product => ReportRequest {
+            month: Some((period - Duration::days(1)).format("%Y-%m").to_string()),
+            ..ReportRequest::of(kind)
+        },
+        _ => ReportRequest {
+            from: Some(period - Duration::days(7)),
+            to: Some(period),
+            ..ReportRequest::of(kind)
+        },
+    }
+}
+
 impl ReportsService {
     pub fn new(store: Arc<dyn ReportStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
@@ -290,16 +307,7 @@ impl ReportsService {
         instance_monthly_cost: Option<f64>,
         external_url: &str,
     ) -> Result<bool, ReportError> {
-        // Weekly: the 7 days before the period; monthly reports the 30 days before it.
-        let span = match s.kind {
-            ReportKind::Performance | ReportKind::Product => Duration::days(30),
-            _ => Duration::days(7),
-        };
-        let req = ReportRequest {
-            from: Some(period - span),
-            to: Some(period),
-            ..ReportRequest::of(s.kind)
-        };
+        let req = period_request(s.kind, period);
         let report = self
             .compute(sources, &req, targets, instance_monthly_cost)
             .await?;
@@ -334,5 +342,39 @@ impl ReportsService {
             .map_err(ReportError::Sources)?;
         self.store.set_last_period(s.id, period).await?;
         Ok(queued)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn a_period_reports_the_week_before_or_the_month_it_closes() {
+        let at = |d: u32| {
+            Utc.with_ymd_and_hms(2026, 12, d, 9, 0, 0)
+                .single()
+                .unwrap_or_default()
+        };
+        let weekly = period_request(ReportKind::Weekly, at(7));
+        assert_eq!(
+            (weekly.from, weekly.to),
+            (Some(at(7) - Duration::days(7)), Some(at(7)))
+        );
+        assert_eq!(weekly.month, None);
+        assert_eq!(
+            period_request(ReportKind::Product, at(1)).month.as_deref(),
+            Some("2026-11"),
+            "on the 1st, the month that ended"
+        );
+        let mid = period_request(ReportKind::Performance, at(15));
+        assert_eq!(
+            mid.month.as_deref(),
+            Some("2026-12"),
+            "mid-month: this month so far"
+        );
+        assert_eq!((mid.from, mid.to), (None, None));
     }
 }
