@@ -212,6 +212,21 @@ impl AppState {
         }
     }
 
+    /// Computes a report with this server's targets and instance cost, taking its turn.
+    pub async fn report(
+        &self,
+        req: &liftoff_core::reports::ReportRequest,
+    ) -> Result<liftoff_core::reports::Report, liftoff_core::reports::ReportError> {
+        self.reports
+            .compute(
+                &self.sources(),
+                req,
+                &self.settings.report_targets,
+                self.settings.instance_monthly_cost,
+            )
+            .await
+    }
+
     /// Names the notification channel told of each admission (`None`: none), after checking
     /// it exists; answers the saved settings and the channel's name (API and dashboard alike).
     pub async fn set_admission_channel(

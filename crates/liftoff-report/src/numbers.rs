@@ -3,14 +3,21 @@
 
 /// `12,345`.
 pub fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+    group(&n.to_string())
+}
+
+/// Thousands separators in the integer part of an unsigned decimal: `12500.5` → `12,500.5`.
+pub(crate) fn group(s: &str) -> String {
+    let int_len = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (int, rest) = s.split_at(int_len);
+    let mut out = String::with_capacity(s.len() + int.len() / 3);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
+    out.push_str(rest);
     out
 }
 

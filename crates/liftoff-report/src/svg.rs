@@ -80,7 +80,7 @@ pub fn axis_number(v: f64) -> String {
         let decimals = (2.0 - a.log10().floor()).clamp(0.0, 9.0) as usize;
         trim(&format!("{a:.decimals$}"))
     };
-    let digits = group(&digits);
+    let digits = crate::numbers::group(&digits);
     // Rounding can leave nothing but zeros, and "-0" would claim a sign the value lost.
     if v < 0.0 && digits.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
         format!("-{digits}")
@@ -96,21 +96,6 @@ fn trim(s: &str) -> String {
     } else {
         s.to_owned()
     }
-}
-
-/// Thousands separators in the integer part of an unsigned decimal.
-fn group(s: &str) -> String {
-    let int_len = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (int, rest) = s.split_at(int_len);
-    let mut out = String::with_capacity(s.len() + int.len() / 3);
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A coordinate: one decimal is finer than a pixel, and fixed rounding keeps bytes stable.

@@ -113,15 +113,7 @@ async fn offline(
     let settings = Settings::resolve(args.store.settings.clone(), args.store.config.as_deref())?;
     let built = crate::startup::build(&settings).await?;
     let state = &built.state;
-    let report = state
-        .reports
-        .compute(
-            &state.sources(),
-            req,
-            &settings.report_targets,
-            settings.instance_monthly_cost,
-        )
-        .await;
+    let report = state.report(req).await;
     state.store.close().await?;
     Ok(report?.render(format).body)
 }

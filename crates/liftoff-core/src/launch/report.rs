@@ -20,6 +20,7 @@ use crate::incidents::{IncidentSeverity, IncidentStatus};
 use crate::monitoring::filter::Filter;
 use crate::monitoring::service::TimeRange;
 use crate::reports::targets::{Comparison, Target};
+use crate::reports::when;
 use crate::sources::Sources;
 
 /// How far back a launch report reaches at most.
@@ -206,10 +207,6 @@ impl Sources<'_> {
         }
         Ok((total > 0).then(|| up as f64 / total as f64))
     }
-}
-
-fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 impl LaunchReport {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::targets::Targets;
-use super::{ReportError, Sources};
+use super::{ReportError, Sources, fraction, when};
 use crate::incidents::service::{Impact, SlaReport};
 use crate::incidents::{Incident, IncidentsService, TimelineKind};
 
@@ -80,10 +80,6 @@ fn text_or(v: &Option<String>, missing: &str) -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or(missing)
         .to_owned()
-}
-
-fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 impl IncidentReport {
@@ -163,11 +159,7 @@ impl IncidentReport {
                         "{} of {} ({})",
                         count(im.requests_failed),
                         count(im.requests_total),
-                        share(if im.requests_total == 0 {
-                            0.0
-                        } else {
-                            im.requests_failed as f64 / im.requests_total as f64
-                        })
+                        share(fraction(im.requests_failed, im.requests_total))
                     )
                     .into(),
                 ],

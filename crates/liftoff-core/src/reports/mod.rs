@@ -334,12 +334,13 @@ impl Report {
 
     /// A file name for a download: `weekly-2026-06-01-2026-06-08.pdf`.
     pub fn file_name(&self, format: Format) -> String {
-        let (from, to) = self.span();
-        let subject = match self {
-            Report::Incident(r) => r.incident.id.clone(),
-            _ => format!("{}-{}", from.format("%Y-%m-%d"), to.format("%Y-%m-%d")),
-        };
-        format!("{}-{subject}.{}", self.kind().as_str(), format.as_str())
+        match self {
+            Report::Incident(r) => format!("incident-{}.{}", r.incident.id, format.as_str()),
+            _ => {
+                let (from, to) = self.span();
+                file_name(self.kind(), from, to, format)
+            }
+        }
     }
 }
 
@@ -383,6 +384,36 @@ impl Sources<'_> {
                 self.launch_report(now, instance_monthly_cost).await?,
             )),
         })
+    }
+}
+
+/// `weekly-2026-06-01-2026-06-08.pdf`: a report's file, generated now or archived.
+pub fn file_name(
+    kind: ReportKind,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    format: Format,
+) -> String {
+    format!(
+        "{}-{}-{}.{}",
+        kind.as_str(),
+        from.format("%Y-%m-%d"),
+        to.format("%Y-%m-%d"),
+        format.as_str()
+    )
+}
+
+/// `2026-06-03 14:00 UTC`: how a report writes a moment.
+pub(crate) fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// `part / whole`, 0 for nothing of nothing.
+pub(crate) fn fraction(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
     }
 }
 

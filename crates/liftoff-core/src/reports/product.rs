@@ -10,7 +10,7 @@ use liftoff_report::{Block, Cell, Chart, ChartKind, Column, Document, Series, Ta
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ReportError, Sources, period};
+use super::{ReportError, Sources, fraction, period};
 use crate::analytics::insights::{FlowRow, FunnelRequest, FunnelStep, SessionsReport};
 use crate::experiments::model::ExperimentStatus;
 use crate::experiments::results::DecisionStatus;
@@ -186,11 +186,7 @@ impl Sources<'_> {
             .into_iter()
             .take(TOP_FEATURES)
             .map(|f| Adoption {
-                rate: if mau == 0 {
-                    0.0
-                } else {
-                    f.unique_users as f64 / mau as f64
-                },
+                rate: fraction(f.unique_users, mau),
                 feature: f.feature,
                 users: f.unique_users,
             })

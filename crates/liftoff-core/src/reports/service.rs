@@ -125,6 +125,13 @@ pub fn period_request(kind: ReportKind, period: DateTime<Utc>) -> ReportRequest 
     }
 }
 
+impl ArchivedReport {
+    /// The file name a download of `format` gets.
+    pub fn file_name(&self, format: Format) -> String {
+        super::file_name(self.kind, self.from, self.to, format)
+    }
+}
+
 impl ReportsService {
     pub fn new(store: Arc<dyn ReportStore>, clock: Arc<dyn Clock>) -> Self {
         Self {

@@ -13,10 +13,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::targets::{Comparison, Target, Targets};
-use super::{ReportError, Sources, period};
+use super::{ReportError, Sources, fraction, period};
 use crate::incidents::{IncidentSeverity, IncidentStatus};
 use crate::monitoring::filter::Filter;
 use crate::monitoring::service::{EndpointStats, TimeRange};
+use crate::uptime::service::UptimeSummary;
 
 /// Endpoints listed by traffic and by latency.
 const TOP_ENDPOINTS: usize = 5;
@@ -213,16 +214,16 @@ impl Sources<'_> {
         };
         let apps = Filter::default();
         let days = usize::try_from((to - from).num_days().clamp(1, 31)).unwrap_or(7);
-        let (this_week, last_week, endpoints, incidents, uptime, series) = tokio::join!(
+        let (this_week, last_week, endpoints, incidents, series) = tokio::join!(
             self.week_figures(week),
             self.week_figures(before),
             self.monitoring.performance(week, &apps),
             self.incidents.list(),
-            self.uptime.summary(from, to, now),
             self.monitoring.series(week, days, &apps),
         );
-        let (this_week, last_week, endpoints, uptime) =
-            (this_week?, last_week?, endpoints?, uptime?);
+        // The week's uptime answer also holds its downtime periods: read once.
+        let ((this_week, uptime), (last_week, _)) = (this_week?, last_week?);
+        let endpoints = endpoints?;
         let daily = series?
             .into_iter()
             .map(|p| DayTraffic {
@@ -367,8 +368,12 @@ impl Sources<'_> {
         })
     }
 
-    /// One week's headline figures, each from the service the API reads.
-    async fn week_figures(&self, range: TimeRange) -> Result<WeekFigures, ReportError> {
+    /// One week's headline figures, each from the service the API reads, with the uptime
+    /// answer they came from.
+    async fn week_figures(
+        &self,
+        range: TimeRange,
+    ) -> Result<(WeekFigures, UptimeSummary), ReportError> {
         let apps = Filter::default();
         let minutes =
             u32::try_from((range.to - range.from).num_minutes().max(1)).unwrap_or(u32::MAX);
@@ -382,11 +387,11 @@ impl Sources<'_> {
             self.events
                 .new_vs_returning(days, liftoff_analytics::Bucket::Day, to_ms),
         );
-        let summary = summary?;
+        let (summary, uptime) = (summary?, uptime?);
         let requests = summary.requests.total;
         let has = requests > 0;
-        Ok(WeekFigures {
-            uptime: uptime?.uptime,
+        let figures = WeekFigures {
+            uptime: uptime.uptime,
             avg_response_time_ms: has.then_some(summary.performance.avg_duration_ms),
             p95_ms: has.then_some(summary.performance.p95_duration_ms),
             error_rate: has.then_some(summary.requests.error_rate),
@@ -394,7 +399,8 @@ impl Sources<'_> {
             errors: summary.requests.errors,
             active_users: active?.first().copied().unwrap_or(0),
             new_users: new?.iter().map(|r| r.new).sum(),
-        })
+        };
+        Ok((figures, uptime))
     }
 
     fn resources(&self) -> Vec<ResourceRow> {
@@ -443,14 +449,6 @@ fn resource_row(
         disk_total_gb: s.disk.total_gb,
         disk_percent: s.disk.percent,
         read_at,
-    }
-}
-
-fn fraction(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
     }
 }
 

@@ -79,9 +79,20 @@ fn kind(raw: &str) -> Result<ReportKind, ApiError> {
     })
 }
 
-/// A rendered report with its content type; PDFs and downloads name their file.
-pub(crate) fn rendered(report: &Report, format: Format) -> Response {
-    let body = report.render(format).body;
+/// Whether a browser shows a report file or saves it.
+#[derive(Clone, Copy)]
+pub(crate) enum Disposition {
+    Inline,
+    Attachment,
+}
+
+/// A report's bytes with their content type and, when named, the file name a browser uses.
+pub(crate) fn report_file(
+    format: Format,
+    body: Vec<u8>,
+    name: Option<String>,
+    disposition: Disposition,
+) -> Response {
     let mut res = (
         [(
             header::CONTENT_TYPE,
@@ -90,15 +101,22 @@ pub(crate) fn rendered(report: &Report, format: Format) -> Response {
         body,
     )
         .into_response();
-    if format != Format::Json
-        && let Ok(v) = HeaderValue::from_str(&format!(
-            "inline; filename=\"{}\"",
-            report.file_name(format)
-        ))
+    let how = match disposition {
+        Disposition::Inline => "inline",
+        Disposition::Attachment => "attachment",
+    };
+    if let Some(v) =
+        name.and_then(|n| HeaderValue::from_str(&format!("{how}; filename=\"{n}\"")).ok())
     {
         res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     res
+}
+
+/// A rendered report; every format but JSON names its file.
+pub(crate) fn rendered(report: &Report, format: Format, disposition: Disposition) -> Response {
+    let name = (format != Format::Json).then(|| report.file_name(format));
+    report_file(format, report.render(format).body, name, disposition)
 }
 
 /// Computes a report for a window and renders it. `weekly` (seed 003's weekly health report:
@@ -124,16 +142,8 @@ async fn render_report(
 ) -> Result<Response, ApiError> {
     let format = q.format.unwrap_or_default();
     let req = q.request(kind(&raw)?);
-    let report = state
-        .reports
-        .compute(
-            &state.sources(),
-            &req,
-            &state.settings.report_targets,
-            state.settings.instance_monthly_cost,
-        )
-        .await?;
-    Ok(rendered(&report, format))
+    let report = state.report(&req).await?;
+    Ok(rendered(&report, format, Disposition::Inline))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -177,15 +187,7 @@ async fn archive_report(
     _caller: Caller<Admin>,
     ApiJson(req): ApiJson<ReportRequest>,
 ) -> Result<(StatusCode, Json<ArchivedReport>), ApiError> {
-    let report = state
-        .reports
-        .compute(
-            &state.sources(),
-            &req,
-            &state.settings.report_targets,
-            state.settings.instance_monthly_cost,
-        )
-        .await?;
+    let report = state.report(&req).await?;
     let generated = state.reports.archive(report, None).await?;
     Ok((StatusCode::CREATED, Json(generated.archived)))
 }
@@ -235,25 +237,12 @@ pub(crate) async fn archived_response(
 ) -> Result<Response, ApiError> {
     let entry = state.reports.archived(id).await?;
     let body = state.reports.archived_body(id, format).await?;
-    let mut res = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
-        )],
+    Ok(report_file(
+        format,
         body,
-    )
-        .into_response();
-    let name = format!(
-        "{}-{}-{}.{}",
-        entry.kind.as_str(),
-        entry.from.format("%Y-%m-%d"),
-        entry.to.format("%Y-%m-%d"),
-        format.as_str()
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
-        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(res)
+        Some(entry.file_name(format)),
+        Disposition::Inline,
+    ))
 }
 
 /// Report schedules, oldest first.

@@ -4,7 +4,7 @@
 //! the page and `/api/reports` answer alike.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use liftoff_core::reports::schedule::{ScheduleInput, WeeklyAt};
@@ -12,6 +12,7 @@ use liftoff_core::reports::{Format, ReportKind, ReportRequest};
 use maud::html;
 use serde::Deserialize;
 
+use crate::api::reports::{Disposition, rendered};
 use crate::state::AppState;
 use crate::ui::badge::Tone;
 use crate::ui::failure::failure;
@@ -306,22 +307,18 @@ async fn reports_page(
 }
 
 /// The report rendered for the preview frame or a download.
-async fn render(state: &AppState, q: &ReportQuery, format: Format) -> Response {
+async fn render(
+    state: &AppState,
+    q: &ReportQuery,
+    format: Format,
+    disposition: Disposition,
+) -> Response {
     let req = match q.request() {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    match state
-        .reports
-        .compute(
-            &state.sources(),
-            &req,
-            &state.settings.report_targets,
-            state.settings.instance_monthly_cost,
-        )
-        .await
-    {
-        Ok(report) => crate::api::reports::rendered(&report, format),
+    match state.report(&req).await {
+        Ok(report) => rendered(&report, format, disposition),
         Err(e) => {
             let (message, status) = failure(&e);
             (status, message).into_response()
@@ -336,7 +333,7 @@ pub async fn preview(
     _user: UiUser,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    let mut res = render(&state, &q, Format::Html).await;
+    let mut res = render(&state, &q, Format::Html, Disposition::Inline).await;
     framable(&mut res);
     res
 }
@@ -362,22 +359,7 @@ pub async fn download(
         .as_deref()
         .and_then(Format::parse)
         .unwrap_or(Format::Html);
-    let mut res = render(&state, &q, format).await;
-    attachment(&mut res);
-    res
-}
-
-/// Saves instead of showing.
-fn attachment(res: &mut Response) {
-    if let Some(v) = res
-        .headers()
-        .get(header::CONTENT_DISPOSITION)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.replacen("inline", "attachment", 1))
-        && let Ok(v) = HeaderValue::from_str(&v)
-    {
-        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
+    render(&state, &q, format, Disposition::Attachment).await
 }
 
 /// `/reports/archive/{id}.{format}`: an archived report exactly as it was generated.
@@ -470,15 +452,7 @@ pub async fn keep(
         }
     };
     let outcome = async {
-        let report = state
-            .reports
-            .compute(
-                &state.sources(),
-                &req,
-                &state.settings.report_targets,
-                state.settings.instance_monthly_cost,
-            )
-            .await?;
+        let report = state.report(&req).await?;
         state.reports.archive(report, None).await
     }
     .await;
