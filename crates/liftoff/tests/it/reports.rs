@@ -26,6 +26,16 @@ pub const WEEKLY_SECTIONS: [&str; 8] = [
     "Recommendations",
 ];
 
+/// Every `## section` heading is in `md`, in this order.
+fn sections_in_order(md: &str, sections: &[&str]) {
+    let mut at = 0;
+    for section in sections {
+        at += md[at..]
+            .find(&format!("## {section}\n"))
+            .unwrap_or_else(|| panic!("`{section}` missing or out of order:\n{md}"));
+    }
+}
+
 async fn json_of(app: &TestApp, path: &str) -> Value {
     let res = app.get(path, Some(ADMIN_TOKEN)).await;
     assert_eq!(res.status(), 200, "{path}: {}", res.text().await.unwrap());
@@ -304,13 +314,7 @@ async fn weekly_figures(state_url: Option<String>) {
             .starts_with("text/markdown")
     );
     let md = res.text().await.unwrap();
-    let mut at = 0;
-    for section in WEEKLY_SECTIONS {
-        let found = md[at..]
-            .find(&format!("## {section}\n"))
-            .unwrap_or_else(|| panic!("`{section}` missing or out of order:\n{md}"));
-        at += found;
-    }
+    sections_in_order(&md, &WEEKLY_SECTIONS);
     assert!(md.contains("| Total requests | 1,000 |"), "{md}");
     assert!(
         md.contains("| Error rate | 4.0 % | < 1.0 % | missed |"),
@@ -380,20 +384,18 @@ async fn the_incident_report_tells_the_whole_story() {
         .text()
         .await
         .unwrap();
-    let mut at = 0;
-    for section in [
-        "Timeline",
-        "Impact",
-        "Root cause",
-        "Fixes",
-        "Postmortem",
-        "Action items",
-        "Communication",
-    ] {
-        at += md[at..]
-            .find(&format!("## {section}\n"))
-            .unwrap_or_else(|| panic!("`{section}` missing or out of order:\n{md}"));
-    }
+    sections_in_order(
+        &md,
+        &[
+            "Timeline",
+            "Impact",
+            "Root cause",
+            "Fixes",
+            "Postmortem",
+            "Action items",
+            "Communication",
+        ],
+    );
     for text in [
         "Staging has ten rows",
         "Online schema changes",
@@ -910,21 +912,19 @@ async fn the_product_reports_figures_equal_the_analytics_apis() {
         .text()
         .await
         .unwrap();
-    let mut at = 0;
-    for section in [
-        "Users",
-        "Retention",
-        "Feature adoption",
-        "Funnel",
-        "Most common flow",
-        "Sessions",
-        "Feature requests",
-        "Experiments",
-    ] {
-        at += md[at..]
-            .find(&format!("## {section}\n"))
-            .unwrap_or_else(|| panic!("`{section}` missing or out of order:\n{md}"));
-    }
+    sections_in_order(
+        &md,
+        &[
+            "Users",
+            "Retention",
+            "Feature adoption",
+            "Funnel",
+            "Most common flow",
+            "Sessions",
+            "Feature requests",
+            "Experiments",
+        ],
+    );
     assert!(md.contains("Biggest drop: signup → activate"), "{md}");
     // Bad months and funnels.
     problem(
