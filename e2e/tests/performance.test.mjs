@@ -31,6 +31,22 @@ before(async () => {
     { service: 'shop', version: 'v2.4.0', commit: '0123456789abcdef', description: 'checkout <b>rework</b>' },
     key.body.token);
   assert.equal(deploy.status, 201, JSON.stringify(deploy.body));
+  // Five days of an instance whose disk fills 3 points a day (buffered readings, then a live
+  // one): the instances table calls it out.
+  const now = Date.now();
+  for (let hour = 5 * 24; hour >= 0; hour -= 4) {
+    const day = (5 * 24 - hour) / 24;
+    const reading = {
+      service: 'shop', instance: 'web-1',
+      cpu: { percent: 30, count: 2 },
+      memory: { total_mb: 2048, used_mb: 1024, percent: 50 },
+      disk: { total_gb: 100, used_gb: 60 + 3 * day, percent: 60 + 3 * day },
+      process_rss_mb: 80,
+    };
+    if (hour > 0) reading.timestamp = new Date(now - hour * 3_600_000).toISOString();
+    const sent = await api('POST', '/api/ingest/system', reading, key.body.token);
+    assert.equal(sent.status, 204, JSON.stringify(sent.body));
+  }
 });
 
 after(async () => {
@@ -71,6 +87,9 @@ describe('performance page', () => {
       assert.equal(await row.count(), 1);
       assert.match(await row.textContent(), /shop\s*v2\.4\.0.*0123456789ab/s);
       assert.match(await row.locator('td.verification').textContent(), /verifying/);
+      // The instance's 7-day trend: disk rising about 21 points a week, full within a month.
+      const trend = page.locator('#instances tbody tr', { hasText: 'web-1' }).locator('td.trend .badge-crit');
+      assert.match(await trend.textContent(), /^disk ↑ \+2\d\.\d pts\/week, full in \d+ days; CPU, memory stable$/);
     }));
 
   test('the service selector shows one service at a time and keeps it across windows', () =>

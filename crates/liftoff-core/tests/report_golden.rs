@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use liftoff_core::incidents::{IncidentSeverity, IncidentStatus};
+use liftoff_core::monitoring::resources::{ResourceDirection, ResourceTrend};
 use liftoff_core::reports::Report;
 use liftoff_core::reports::targets::{Comparison, Target};
 use liftoff_core::reports::weekly::{
@@ -16,6 +17,23 @@ use liftoff_core::reports::weekly::{
 
 fn at(day: u32, hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, day, hour, 0, 0).unwrap()
+}
+
+fn trend(
+    average: f64,
+    peak: f64,
+    per_week: Option<f64>,
+    direction: ResourceDirection,
+    full_in_days: Option<f64>,
+) -> ResourceTrend {
+    ResourceTrend {
+        average_percent: average,
+        peak_percent: peak,
+        change_per_week: per_week,
+        p_value: per_week.map(|_| 0.01),
+        direction,
+        full_in_days,
+    }
 }
 
 fn endpoint(method: &str, path: &str, requests: u64, avg: f64, p95: f64) -> EndpointShare {
@@ -169,6 +187,27 @@ fn week() -> WeeklyReport {
             disk_total_gb: 80.0,
             disk_percent: 39.4,
             read_at: at(8, 5),
+            cpu_trend: Some(trend(
+                58.0,
+                91.0,
+                Some(0.4),
+                ResourceDirection::Stable,
+                None,
+            )),
+            memory_trend: Some(trend(
+                66.2,
+                74.0,
+                Some(4.1),
+                ResourceDirection::Rising,
+                Some(7.1),
+            )),
+            disk_trend: Some(trend(
+                39.1,
+                39.4,
+                Some(0.1),
+                ResourceDirection::Stable,
+                None,
+            )),
         }],
         recommendations: vec![
             Recommendation {

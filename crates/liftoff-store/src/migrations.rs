@@ -156,6 +156,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "reports",
         sql: include_str!("../migrations/postgres/0018_reports.sql"),
     },
+    Migration {
+        version: 19,
+        name: "resource_hours",
+        sql: include_str!("../migrations/postgres/0019_resource_hours.sql"),
+    },
 ];
 
 /// `metrics.db`, the SQLite file for request metrics.
@@ -184,6 +189,11 @@ pub(crate) const SQLITE_METRICS: &[Migration] = &[
         version: 5,
         name: "variant_minutes",
         sql: include_str!("../migrations/sqlite/metrics_0005_variant_minutes.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "resource_hours",
+        sql: include_str!("../migrations/sqlite/metrics_0006_resource_hours.sql"),
     },
 ];
 

@@ -51,6 +51,15 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn resource_hours_round_trip() {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let m = liftoff_store::sqlite::SqliteMetrics::open(&dir.join("metrics.db"))
+            .await
+            .unwrap();
+        liftoff_testkit::contract::resource_hours_round_trip(Arc::new(m)).await;
+    }
+
+    #[tokio::test]
     async fn variant_cells_round_trip() {
         let dir = tempfile::tempdir().unwrap().keep();
         let m = liftoff_store::sqlite::SqliteMetrics::open(&dir.join("metrics.db"))
@@ -162,6 +171,14 @@ mod postgres {
             .await
             .unwrap();
         liftoff_testkit::contract::metrics_round_trip(Arc::new(pg)).await;
+    }
+
+    #[tokio::test]
+    async fn resource_hours_round_trip() {
+        let pg = liftoff_store::postgres::PgState::connect(&fresh_schema_url().await)
+            .await
+            .unwrap();
+        liftoff_testkit::contract::resource_hours_round_trip(Arc::new(pg)).await;
     }
 
     #[tokio::test]

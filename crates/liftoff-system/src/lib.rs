@@ -66,6 +66,16 @@ fn read(path: impl AsRef<Path>) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// This machine's name (the kernel's host name, else `$HOSTNAME`), to tell replicas apart;
+/// `"this server"` when neither is known.
+pub fn host_name() -> String {
+    read("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "this server".to_owned())
+}
+
 /// CPUs this process may use: the cgroup quota, else the online CPUs.
 fn cpu_count() -> f64 {
     let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;

@@ -698,6 +698,54 @@ pub async fn variant_cells_round_trip(
     assert_eq!(left[0].0.variant, "off");
 }
 
+/// Resource hours: a second write of the same hour adds its sums and keeps the higher peak, a
+/// window returns only its hours, purging drops hours before the cut.
+pub async fn resource_hours_round_trip(
+    m: std::sync::Arc<dyn liftoff_core::monitoring::MetricsStore>,
+) {
+    use liftoff_core::monitoring::resources::{ResourceHour, histories};
+    let hour = |instance: &str, hour: i64, cpu: f64, memory_total_mb: f64| ResourceHour {
+        service: "web".into(),
+        instance: instance.into(),
+        hour,
+        samples: 2,
+        cpu_sum: cpu * 2.0,
+        cpu_max: cpu + 5.0,
+        memory_sum: 100.0,
+        memory_max: 60.0,
+        disk_sum: 20.0,
+        disk_max: 10.0,
+        cpu_count: 2.0,
+        memory_total_mb,
+        disk_total_gb: 50.0,
+    };
+    let base = 490_000;
+    m.merge_resource_hours(&[
+        hour("a", base, 10.0, 1024.0),
+        hour("a", base + 1, 20.0, 1024.0),
+        hour("b", base, 50.0, 1024.0),
+    ])
+    .await
+    .unwrap();
+    // The same hour again, as another flush or replica writes it.
+    m.merge_resource_hours(&[hour("a", base, 30.0, 2048.0)])
+        .await
+        .unwrap();
+    let mut rows = m.resource_hours(base, base + 2).await.unwrap();
+    rows.sort_by(|x, y| (&x.instance, x.hour).cmp(&(&y.instance, y.hour)));
+    assert_eq!(rows.len(), 3);
+    let a0 = &rows[0];
+    assert_eq!((a0.samples, a0.cpu_sum, a0.cpu_max), (4, 80.0, 35.0));
+    assert_eq!(a0.memory_total_mb, 2048.0, "capacity as last read");
+    let h = histories(rows);
+    assert_eq!(h[0].hours[0].cpu_percent, 20.0);
+    assert_eq!(m.resource_hours(base + 1, base + 2).await.unwrap().len(), 1);
+    assert_eq!(m.purge_resource_hours(base + 1).await.unwrap(), 2);
+    let left = m.resource_hours(0, i64::MAX).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].hour, base + 1);
+}
+
 /// The request-metrics store: merging minutes, reading any window, compacting to hours and
 /// days without losing or double-counting a request, purging.
 pub async fn metrics_round_trip(m: std::sync::Arc<dyn liftoff_core::monitoring::MetricsStore>) {

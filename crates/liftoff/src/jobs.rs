@@ -64,6 +64,8 @@ pub fn start_all(
     let reload = flags.clone();
     let rollouts = flags.clone();
     let compactor = monitoring.clone();
+    let sampled = monitoring.clone();
+    let resources = monitoring.clone();
     vec![
         spawn(
             registry,
@@ -120,14 +122,32 @@ pub fn start_all(
             stop.clone(),
             move || {
                 let sampler = sampler.clone();
+                let monitoring = sampled.clone();
                 async move {
                     let s = tokio::task::spawn_blocking(move || sampler.sample())
                         .await
                         .map_err(|e| e.to_string())?;
+                    monitoring.note_own_resources(&s);
                     Ok(format!(
                         "cpu {:.0}%, memory {:.0}%",
                         s.cpu.percent, s.memory.percent
                     ))
+                }
+            },
+        ),
+        spawn(
+            registry,
+            "resource-history",
+            Duration::from_secs(60),
+            stop.clone(),
+            move || {
+                let monitoring = resources.clone();
+                async move {
+                    monitoring
+                        .flush_resources()
+                        .await
+                        .map(|n| format!("{n} resource hours written"))
+                        .map_err(|e| e.to_string())
                 }
             },
         ),

@@ -295,6 +295,9 @@ pub async fn serve(
     if let Err(e) = state.monitoring.flush_own().await {
         tracing::warn!(error = %e, "Could not record Liftoff's last own requests.");
     }
+    if let Err(e) = state.monitoring.flush_resources().await {
+        tracing::warn!(error = %e, "Could not write the last resource readings.");
+    }
     state
         .monitoring
         .close()

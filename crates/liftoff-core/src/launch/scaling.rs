@@ -58,15 +58,30 @@ impl GrowthFit {
     }
 }
 
-/// Fits `(day, peak)` points; days without traffic (`peak <= 0`) are left out because a
-/// logarithm cannot hold them. `None` with fewer than [`MIN_DAYS`] usable points or one day only.
-pub fn fit_growth(points: &[(i64, f64)]) -> Option<GrowthFit> {
+/// A least-squares line `y = intercept + slope · x` with its slope's significance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LineFit {
+    pub slope: f64,
+    pub intercept: f64,
+    /// How much of the variance of `y` the line explains, 0–1.
+    pub r_squared: f64,
+    /// Standard error of `slope` (0 for a perfect fit).
+    pub slope_std_error: f64,
+    /// Two-sided p-value of "the slope is 0" (Student's t with points − 2 degrees of freedom).
+    pub slope_p_value: f64,
+    pub points: usize,
+}
+
+/// Fits a line through finite `(x, y)` points; `None` with fewer than three or when every `x`
+/// is the same. The one least-squares fit Liftoff has: growth (on logarithms), trends of
+/// latency and of resource use.
+pub fn line_fit(points: &[(f64, f64)]) -> Option<LineFit> {
     let usable: Vec<(f64, f64)> = points
         .iter()
-        .filter(|(_, y)| y.is_finite() && *y > 0.0)
-        .map(|(d, y)| (*d as f64, y.ln()))
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
         .collect();
-    if usable.len() < MIN_DAYS {
+    if usable.len() < 3 {
         return None;
     }
     let n = usable.len() as f64;
@@ -92,19 +107,41 @@ pub fn fit_growth(points: &[(i64, f64)]) -> Option<GrowthFit> {
         (1.0 - ss_res / ss_tot).clamp(0.0, 1.0)
     };
     let (slope_std_error, slope_p_value) = slope_test(slope, ss_res, sxx, usable.len());
+    Some(LineFit {
+        slope,
+        intercept,
+        r_squared,
+        slope_std_error,
+        slope_p_value,
+        points: usable.len(),
+    })
+}
+
+/// Fits `(day, peak)` points; days without traffic (`peak <= 0`) are left out because a
+/// logarithm cannot hold them. `None` with fewer than [`MIN_DAYS`] usable points or one day only.
+pub fn fit_growth(points: &[(i64, f64)]) -> Option<GrowthFit> {
+    let usable: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|(_, y)| y.is_finite() && *y > 0.0)
+        .map(|(d, y)| (*d as f64, y.ln()))
+        .collect();
+    if usable.len() < MIN_DAYS {
+        return None;
+    }
+    let line = line_fit(&usable)?;
     let last_day = points
         .iter()
         .filter(|(_, y)| y.is_finite() && *y > 0.0)
         .map(|p| p.0)
         .max()?;
     Some(GrowthFit {
-        slope_per_day: slope,
-        intercept,
-        weekly_growth: (slope * 7.0).exp() - 1.0,
-        r_squared,
-        slope_std_error,
-        slope_p_value,
-        days: usable.len(),
+        slope_per_day: line.slope,
+        intercept: line.intercept,
+        weekly_growth: (line.slope * 7.0).exp() - 1.0,
+        r_squared: line.r_squared,
+        slope_std_error: line.slope_std_error,
+        slope_p_value: line.slope_p_value,
+        days: line.points,
         last_day,
     })
 }

@@ -1,7 +1,8 @@
 //! Resource readings that app instances report (the SDK's instance reporter): the latest per
 //! (service, instance), held in memory. Instances that stop reporting drop out after
 //! [`STALE_AFTER`]; at most [`MAX_INSTANCES`] are kept, so a misbehaving fleet cannot grow
-//! memory without bound.
+//! memory without bound. Every reading also goes to its hour ([`super::resources`]), which is
+//! what the trends are fitted to.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,9 +32,18 @@ pub struct InstanceReport {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
     )]
     pub instance: String,
+    /// When the reading was taken, RFC 3339 [default: when it arrives]. At most a week old and
+    /// 5 minutes ahead: an agent that buffered through an outage sends what it read then.
+    #[serde(default)]
+    pub timestamp: Option<DateTime<Utc>>,
     #[serde(flatten)]
     pub sample: Sample,
 }
+
+/// How old a reading may be when it arrives.
+pub const MAX_READING_AGE: Duration = Duration::days(7);
+/// How far ahead of this server's clock a reading may be.
+pub const MAX_READING_AHEAD: Duration = Duration::minutes(5);
 
 /// An instance's latest reading.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -50,8 +60,16 @@ fn name_ok(s: &str) -> bool {
 }
 
 impl InstanceReport {
-    /// Refuses readings that cannot be true: negative or non-finite figures, shares over 100 %.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Refuses readings that cannot be true: negative or non-finite figures, shares over 100 %,
+    /// a time more than a week ago or ahead of `now`.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<(), String> {
+        if let Some(at) = self.timestamp
+            && (at < now - MAX_READING_AGE || at > now + MAX_READING_AHEAD)
+        {
+            return Err(format!(
+                "timestamp {at} is more than 7 days old or more than 5 minutes ahead of this server's clock"
+            ));
+        }
         if !name_ok(&self.service) || !name_ok(&self.instance) {
             return Err("service and instance must be 1 to 100 printable characters".into());
         }
@@ -84,13 +102,16 @@ type Latest = HashMap<(String, String), (Sample, DateTime<Utc>)>;
 #[derive(Default)]
 pub struct Instances {
     latest: Mutex<Latest>,
+    /// Every reading, summed per hour until the `resource-history` job writes it.
+    pub hours: super::resources::PendingHours,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct TooManyInstances;
 
 impl Instances {
-    /// Keeps `report` as its instance's latest reading.
+    /// Adds `report` to its hour and keeps it as its instance's latest reading unless a later
+    /// one is held.
     pub fn record(
         &self,
         report: InstanceReport,
@@ -99,6 +120,7 @@ impl Instances {
         let Ok(mut latest) = self.latest.lock() else {
             return Ok(());
         };
+        let at = report.timestamp.unwrap_or(now);
         let key = (report.service, report.instance);
         if !latest.contains_key(&key) && latest.len() >= MAX_INSTANCES {
             latest.retain(|_, (_, seen)| now - *seen < STALE_AFTER);
@@ -106,7 +128,13 @@ impl Instances {
                 return Err(TooManyInstances);
             }
         }
-        latest.insert(key, (report.sample, now));
+        self.hours.add(&key.0, &key.1, &report.sample, at);
+        match latest.get_mut(&key) {
+            Some((_, seen)) if *seen > at => {}
+            _ => {
+                latest.insert(key, (report.sample, at));
+            }
+        }
         Ok(())
     }
 
@@ -140,6 +168,7 @@ mod tests {
         InstanceReport {
             service: "web".into(),
             instance: instance.into(),
+            timestamp: None,
             sample,
         }
     }
@@ -169,9 +198,29 @@ mod tests {
         }
         assert_eq!(i.record(report("one-more", 1.0), t0), Err(TooManyInstances));
         i.record(report("one-more", 1.0), t0 + STALE_AFTER).unwrap();
-        assert!(report("x", 101.0).validate().is_err());
-        assert!(report("x", f64::NAN).validate().is_err());
-        assert!(report("", 1.0).validate().is_err());
-        assert!(report("x", 50.0).validate().is_ok());
+        assert!(report("x", 101.0).validate(t0).is_err());
+        assert!(report("x", f64::NAN).validate(t0).is_err());
+        assert!(report("", 1.0).validate(t0).is_err());
+        assert!(report("x", 50.0).validate(t0).is_ok());
+        let mut old = report("x", 50.0);
+        old.timestamp = Some(t0 - Duration::days(8));
+        assert!(old.validate(t0).is_err());
+        old.timestamp = Some(t0 + Duration::minutes(6));
+        assert!(old.validate(t0).is_err());
+        old.timestamp = Some(t0 - Duration::days(6));
+        assert!(old.validate(t0).is_ok());
+    }
+
+    #[test]
+    fn a_late_reading_goes_to_its_hour_but_not_over_a_newer_one() {
+        let i = Instances::default();
+        let t0 = Utc::now();
+        i.record(report("a", 20.0), t0).unwrap();
+        let mut late = report("a", 90.0);
+        late.timestamp = Some(t0 - Duration::hours(3));
+        i.record(late, t0).unwrap();
+        assert_eq!(i.list(t0)[0].sample.cpu.percent, 20.0);
+        let hours = i.hours.take();
+        assert_eq!(hours.len(), 2, "{hours:?}");
     }
 }

@@ -4,6 +4,7 @@
 //! - [`requests`]: request records, their validation and folding into minute cells.
 //! - [`dashboard`]: the monitoring dashboard's figures in one answer.
 //! - [`service`]: ingest and the seed's queries.
+//! - [`resources`]: instances' resource readings summed per hour, and their trends.
 //! - [`variants`]: request cells per flag variant, for guardrails of experiments and rollouts.
 //! - [`sketch`]: [`DDSketch`](sketch::DDSketch), a mergeable quantile sketch with a relative-error
 //!   guarantee. Request latencies are recorded into one sketch per minute; any window (5 minutes,
@@ -17,6 +18,7 @@ pub mod operations;
 pub mod otlp;
 pub mod prometheus;
 pub mod requests;
+pub mod resources;
 pub mod service;
 pub mod sketch;
 mod store;

@@ -290,6 +290,13 @@ impl Retention {
 
 /// The service name Liftoff records its own API traffic under.
 pub const OWN_SERVICE: &str = "liftoff";
+
+/// The instance name this server's own resource readings are kept under: the host name, so
+/// that replicas sharing a store keep apart.
+pub fn own_instance() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(liftoff_system::host_name)
+}
 /// Liftoff's own requests buffered between flushes.
 pub const OWN_BUFFER: usize = 50_000;
 
@@ -835,10 +842,57 @@ impl MonitoringService {
             .metrics
             .purge_requests(1440, retention.days_from(now))
             .await?;
+        // Resource hours are kept as long as hourly request cells.
+        let first_hour = (now.timestamp().div_euclid(60) - retention.hours).div_euclid(60);
+        let hours = self.metrics.purge_resource_hours(first_hour).await?;
         Ok(format!(
-            "{} minute cells → hours, {} hour cells → days, {purged} day cells dropped",
+            "{} minute cells → hours, {} hour cells → days, {purged} day cells dropped, \
+             {hours} resource hours dropped",
             moved[0], moved[1]
         ))
+    }
+
+    /// Adds this server's own reading to its hour, under [`OWN_SERVICE`] and [`own_instance`].
+    pub fn note_own_resources(&self, snapshot: &super::system::SystemSnapshot) {
+        let sample = liftoff_system::Sample {
+            cpu: snapshot.cpu.clone(),
+            memory: snapshot.memory.clone(),
+            disk: snapshot.disk.clone(),
+            process_rss_mb: snapshot.process_rss_mb,
+        };
+        let at = snapshot.sampled_at.unwrap_or_else(|| self.clock.now());
+        self.instances
+            .hours
+            .add(OWN_SERVICE, own_instance(), &sample, at);
+    }
+
+    /// Writes the resource hours read since the last flush; returns how many. A failed write
+    /// keeps them for the next one.
+    pub async fn flush_resources(&self) -> Result<usize, StoreError> {
+        let hours = self.instances.hours.take();
+        if hours.is_empty() {
+            return Ok(0);
+        }
+        let n = hours.len();
+        if let Err(e) = self.metrics.merge_resource_hours(&hours).await {
+            self.instances.hours.put_back(hours);
+            return Err(e);
+        }
+        Ok(n)
+    }
+
+    /// Each instance's hours touching `from..to` and the trend of its resources, readings not
+    /// yet written included.
+    pub async fn resource_history(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<super::resources::InstanceHistory>, StoreError> {
+        let first = from.timestamp().div_euclid(3600);
+        let end = (to.timestamp() + 3599).div_euclid(3600);
+        let mut rows = self.metrics.resource_hours(first, end).await?;
+        rows.extend(self.instances.hours.within(first, end));
+        Ok(super::resources::histories(rows))
     }
 
     pub async fn close(&self) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::monitoring::requests::CellKey;
+use crate::monitoring::resources::ResourceHour;
 use crate::monitoring::sketch::DDSketch;
 use crate::monitoring::variants::VariantCell;
 use crate::store::StoreError;
@@ -57,6 +58,12 @@ pub trait MetricsStore: Send + Sync {
     /// Deletes cells of resolution `res` older than minute `before`; returns how many. At
     /// resolution 1 the per-variant cells older than `before` go too.
     async fn purge_requests(&self, res: i64, before: i64) -> Result<u64, StoreError>;
+    /// Adds the hours to the stored ones (sums added, peaks kept) in one transaction.
+    async fn merge_resource_hours(&self, hours: &[ResourceHour]) -> Result<(), StoreError>;
+    /// Every stored hour in `from..to` (Unix hours), one row per (service, instance, hour).
+    async fn resource_hours(&self, from: i64, to: i64) -> Result<Vec<ResourceHour>, StoreError>;
+    /// Deletes hours before `before` (a Unix hour); returns how many.
+    async fn purge_resource_hours(&self, before: i64) -> Result<u64, StoreError>;
     /// Every (service, route) stored, to seed the route budget at start.
     async fn request_routes(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// `"sqlite"` or `"postgres"`.

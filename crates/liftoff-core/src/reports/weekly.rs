@@ -16,7 +16,10 @@ use super::targets::{Comparison, Target, Targets};
 use super::{ReportError, Sources, fraction, period};
 use crate::incidents::{IncidentSeverity, IncidentStatus};
 use crate::monitoring::filter::Filter;
-use crate::monitoring::service::{EndpointStats, TimeRange};
+use crate::monitoring::resources::{
+    Concern, FILLS_SOON_DAYS, ResourceTrend, days_phrase, describe,
+};
+use crate::monitoring::service::{EndpointStats, OWN_SERVICE, TimeRange, own_instance};
 use crate::uptime::service::UptimeSummary;
 
 /// Endpoints listed by traffic and by latency.
@@ -164,6 +167,11 @@ pub struct ResourceRow {
     pub disk_total_gb: f64,
     pub disk_percent: f64,
     pub read_at: DateTime<Utc>,
+    /// Over the report's window, as `/api/monitoring/resources` answers for it; absent for an
+    /// instance with no hour in the window.
+    pub cpu_trend: Option<ResourceTrend>,
+    pub memory_trend: Option<ResourceTrend>,
+    pub disk_trend: Option<ResourceTrend>,
 }
 
 /// Something to do, and the figures that say so.
@@ -337,7 +345,7 @@ impl Sources<'_> {
             .map(|e| shares(e))
             .collect();
         let errors_by_status = status_shares(&endpoints, total);
-        let resources = self.resources();
+        let resources = self.resources(from, to).await?;
         let week_over_week = week_over_week(&this_week, &last_week);
         let grade = grade(&this_week, &targets);
         let recommendations = recommend(
@@ -403,7 +411,12 @@ impl Sources<'_> {
         Ok((figures, uptime))
     }
 
-    fn resources(&self) -> Vec<ResourceRow> {
+    /// Each instance's latest reading with the trend of its window.
+    async fn resources(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<ResourceRow>, ReportError> {
         let now = self.now();
         let mut rows: Vec<ResourceRow> = self
             .monitoring
@@ -421,13 +434,24 @@ impl Sources<'_> {
                 process_rss_mb: own.process_rss_mb,
             };
             rows.push(resource_row(
-                crate::monitoring::service::OWN_SERVICE.to_owned(),
-                "this server".to_owned(),
+                OWN_SERVICE.to_owned(),
+                own_instance().to_owned(),
                 &sample,
                 at,
             ));
         }
-        rows
+        let history = self.monitoring.resource_history(from, to).await?;
+        for row in &mut rows {
+            if let Some(h) = history
+                .iter()
+                .find(|h| h.service == row.service && h.instance == row.instance)
+            {
+                row.cpu_trend = Some(h.cpu.clone());
+                row.memory_trend = Some(h.memory.clone());
+                row.disk_trend = Some(h.disk.clone());
+            }
+        }
+        Ok(rows)
     }
 }
 
@@ -449,6 +473,9 @@ fn resource_row(
         disk_total_gb: s.disk.total_gb,
         disk_percent: s.disk.percent,
         read_at,
+        cpu_trend: None,
+        memory_trend: None,
+        disk_trend: None,
     }
 }
 
@@ -644,6 +671,29 @@ fn recommend(
             evidence: format!("{what} at {used:.0} % at its last reading."),
         });
     }
+    for r in resources {
+        for (what, trend) in [("memory", &r.memory_trend), ("disk", &r.disk_trend)] {
+            let Some(t) = trend else { continue };
+            let (Some(days), Some(per_week)) = (t.full_in_days, t.change_per_week) else {
+                continue;
+            };
+            if days > FILLS_SOON_DAYS {
+                continue;
+            }
+            out.push(Recommendation {
+                title: format!(
+                    "Find what fills the {what} of {} / {} before it runs out",
+                    r.service, r.instance
+                ),
+                evidence: format!(
+                    "{what} averaged {:.0} % this week and rises {per_week:.1} points a week \
+                     (least-squares slope of the daily averages): full in about {} at this rate.",
+                    t.average_percent,
+                    days_phrase(days)
+                ),
+            });
+        }
+    }
     for i in incidents.iter().filter(|i| i.root_cause.is_none()) {
         out.push(Recommendation {
             title: format!("Write down the root cause of {}", i.id),
@@ -654,6 +704,19 @@ fn recommend(
         });
     }
     out
+}
+
+fn trend_cell(r: &ResourceRow) -> Cell {
+    let (text, concern) = describe(
+        r.cpu_trend.as_ref(),
+        r.memory_trend.as_ref(),
+        r.disk_trend.as_ref(),
+    );
+    match concern {
+        Concern::None => text.into(),
+        Concern::Watch => Cell::toned(text, Tone::Warning),
+        Concern::Urgent => Cell::toned(text, Tone::Bad),
+    }
 }
 
 impl WeeklyReport {
@@ -912,6 +975,7 @@ impl WeeklyReport {
                 Column::right("CPU"),
                 Column::right("Memory"),
                 Column::right("Disk"),
+                Column::left("Trend this week"),
                 Column::left("Read at"),
             ],
             rows: self
@@ -933,6 +997,7 @@ impl WeeklyReport {
                             r.disk_used_gb, r.disk_total_gb, r.disk_percent
                         )
                         .into(),
+                        trend_cell(r),
                         r.read_at.format("%Y-%m-%d %H:%M").to_string().into(),
                     ]
                 })

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, TimeZone, Utc};
 use liftoff_core::monitoring::instances::{InstanceReport, InstanceView, MAX_INSTANCES};
 use liftoff_core::monitoring::requests::RequestRecord;
+use liftoff_core::monitoring::resources::InstanceHistory;
 use liftoff_core::monitoring::service::{HistogramBucket, SortBy};
 use liftoff_core::monitoring::{EndpointStats, Filter, Summary, SystemSnapshot, TimeRange};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(top))
         .routes(routes!(slow))
         .routes(routes!(system))
+        .routes(routes!(resources))
 }
 
 impl BatchItem for RequestRecord {
@@ -77,7 +79,7 @@ async fn ingest_system(
     ApiJson(report): ApiJson<InstanceReport>,
 ) -> Result<StatusCode, ApiError> {
     report
-        .validate()
+        .validate(Utc::now())
         .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_reading", m))?;
     state
         .monitoring
@@ -368,4 +370,71 @@ async fn system(State(state): State<AppState>, _caller: Caller<Read>) -> Json<Sy
         uptime_seconds: state.started.elapsed().as_secs(),
         instances: state.monitoring.instances.list(Utc::now()),
     })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ResourceParams {
+    /// `15m`, `1h`, `4h`, `24h`, `7d` (default) or `30d` back from now.
+    #[param(pattern = "^(15m|1h|4h|24h|7d|30d)$")]
+    window: Option<String>,
+    /// Start, RFC 3339 or Unix seconds; with `to`, replaces `window`.
+    #[param(format = DateTime)]
+    from: Option<String>,
+    #[param(format = DateTime)]
+    to: Option<String>,
+    /// One service (`liftoff` for Liftoff's own replicas).
+    service: Option<String>,
+    /// One instance (with or without `service`).
+    instance: Option<String>,
+}
+
+/// The most hours one answer lists (1,000 instances × 50 hours): a bigger fleet asks per
+/// service or instance.
+const MAX_HOURS_ANSWERED: usize = 50_000;
+
+/// Each instance's resource use per hour (averages and peaks) over a window and the trend of
+/// its CPU, memory and disk: the least-squares slope of the daily averages in percentage
+/// points a week, `rising`/`falling` only when significant (p < 0.05) and at least 2 points a
+/// week, and when a rising resource reaches 100 %. Hours are kept as long as hourly request
+/// metrics (30 days by default); the weekly report reads this answer. At most 31 days and
+/// 50,000 hours in one answer.
+#[utoipa::path(get, path = "/api/monitoring/resources", tag = "monitoring", params(ResourceParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, body = Vec<InstanceHistory>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More hours than one answer holds", body = Problem, content_type = "application/problem+json")))]
+async fn resources(
+    State(state): State<AppState>,
+    _caller: Caller<Read>,
+    ApiQuery(p): ApiQuery<ResourceParams>,
+) -> Result<Json<Vec<InstanceHistory>>, ApiError> {
+    let window = p.window.or_else(|| Some("7d".to_owned()));
+    let range = range_only(window, p.from, p.to)?;
+    if range.to - range.from > chrono::Duration::days(31) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "resource history covers at most 31 days; narrow `from` and `to`",
+        ));
+    }
+    let mut all = state
+        .monitoring
+        .resource_history(range.from, range.to)
+        .await?;
+    all.retain(|h| {
+        p.service.as_ref().is_none_or(|s| &h.service == s)
+            && p.instance.as_ref().is_none_or(|i| &h.instance == i)
+    });
+    let hours: usize = all.iter().map(|h| h.hours.len()).sum();
+    if hours > MAX_HOURS_ANSWERED {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_hours",
+            format!(
+                "{hours} instance-hours in this window, more than the {MAX_HOURS_ANSWERED} one answer holds; name a `service` or `instance`, or narrow the window"
+            ),
+        ));
+    }
+    Ok(Json(all))
 }

@@ -8,6 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use liftoff_core::deployments::Deployment;
+use liftoff_core::monitoring::resources::{Concern, describe};
 use liftoff_core::monitoring::service::OWN_SERVICE;
 use liftoff_core::monitoring::service::{HistogramBucket, SortBy};
 use liftoff_core::monitoring::{EndpointStats, Filter, TimeRange};
@@ -187,6 +188,12 @@ pub async fn show(
         })
         .collect();
     let span = (range.from.timestamp(), range.to.timestamp());
+    // The trend is a convenience too: without the history the table shows the latest reading.
+    let now = chrono::Utc::now();
+    let history = m
+        .resource_history(now - chrono::Duration::days(7), now)
+        .await
+        .unwrap_or_default();
     let verifications = futures_util::future::join_all(
         deployments
             .iter()
@@ -273,7 +280,7 @@ pub async fn show(
         @if !instances.is_empty() {
             h2 { "App instances" }
             table #instances {
-                thead { tr { th { "Service" } th { "Instance" } th { "CPU" } th { "Memory" } th { "Disk" } th { "Process RSS" } th { "Last seen" } } }
+                thead { tr { th { "Service" } th { "Instance" } th { "CPU" } th { "Memory" } th { "Disk" } th { "Process RSS" } th title="Least-squares slope of the daily averages over 7 days" { "Trend (7 days)" } th { "Last seen" } } }
                 tbody {
                     @for i in &instances {
                         tr {
@@ -283,6 +290,13 @@ pub async fn show(
                             td { (percent_value(i.sample.memory.percent)) }
                             td { (percent_value(i.sample.disk.percent)) }
                             td { (format!("{:.0} MB", i.sample.process_rss_mb)) }
+                            @let h = history.iter().find(|h| h.service == i.service && h.instance == i.instance);
+                            @let (words, concern) = describe(h.map(|h| &h.cpu), h.map(|h| &h.memory), h.map(|h| &h.disk));
+                            td.trend { @match concern {
+                                Concern::Urgent => span.badge.badge-crit { (words) },
+                                Concern::Watch => span.badge.badge-warn { (words) },
+                                Concern::None => span.muted { (words) },
+                            } }
                             td { (i.last_seen.format("%H:%M:%S UTC")) }
                         }
                     }

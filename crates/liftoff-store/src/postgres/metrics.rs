@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use liftoff_core::monitoring::requests::{CellKey, roll_up};
+use liftoff_core::monitoring::resources::ResourceHour;
 use liftoff_core::monitoring::variants::{VariantCell, VariantKey};
 use liftoff_core::monitoring::{MetricsStore, RequestCell, SeenEndpoint};
 use liftoff_core::store::StoreError;
@@ -32,6 +33,21 @@ impl PgState {
             .collect()
     }
 }
+
+/// Sums add, peaks keep the higher, capacity takes the later reading.
+const RESOURCE_HOUR_UPSERT: &str = "INSERT INTO resource_hours AS h (service, instance, hour,
+         samples, cpu_sum, cpu_max, memory_sum, memory_max, disk_sum, disk_max, cpu_count,
+         memory_total_mb, disk_total_gb)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+     ON CONFLICT (service, instance, hour) DO UPDATE SET
+         samples = h.samples + excluded.samples,
+         cpu_sum = h.cpu_sum + excluded.cpu_sum, cpu_max = GREATEST(h.cpu_max, excluded.cpu_max),
+         memory_sum = h.memory_sum + excluded.memory_sum,
+         memory_max = GREATEST(h.memory_max, excluded.memory_max),
+         disk_sum = h.disk_sum + excluded.disk_sum,
+         disk_max = GREATEST(h.disk_max, excluded.disk_max),
+         cpu_count = excluded.cpu_count, memory_total_mb = excluded.memory_total_mb,
+         disk_total_gb = excluded.disk_total_gb";
 
 #[async_trait]
 impl MetricsStore for PgState {
@@ -273,6 +289,76 @@ impl MetricsStore for PgState {
                 ))
             })
             .collect()
+    }
+
+    async fn merge_resource_hours(&self, hours: &[ResourceHour]) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let upsert = tx.prepare(RESOURCE_HOUR_UPSERT).await.map_err(pg_err)?;
+        for h in hours {
+            let samples = i64::try_from(h.samples)
+                .map_err(|_| StoreError::Corrupt("sample count out of range".into()))?;
+            tx.execute(
+                &upsert,
+                &[
+                    &h.service,
+                    &h.instance,
+                    &h.hour,
+                    &samples,
+                    &h.cpu_sum,
+                    &h.cpu_max,
+                    &h.memory_sum,
+                    &h.memory_max,
+                    &h.disk_sum,
+                    &h.disk_max,
+                    &h.cpu_count,
+                    &h.memory_total_mb,
+                    &h.disk_total_gb,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn resource_hours(&self, from: i64, to: i64) -> Result<Vec<ResourceHour>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT service, instance, hour, samples, cpu_sum, cpu_max, memory_sum, memory_max,
+                        disk_sum, disk_max, cpu_count, memory_total_mb, disk_total_gb
+                 FROM resource_hours WHERE hour >= $1 AND hour < $2",
+                &[&from, &to],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ResourceHour {
+                service: r.get(0),
+                instance: r.get(1),
+                hour: r.get(2),
+                samples: r.get::<_, i64>(3).max(0) as u64,
+                cpu_sum: r.get(4),
+                cpu_max: r.get(5),
+                memory_sum: r.get(6),
+                memory_max: r.get(7),
+                disk_sum: r.get(8),
+                disk_max: r.get(9),
+                cpu_count: r.get(10),
+                memory_total_mb: r.get(11),
+                disk_total_gb: r.get(12),
+            })
+            .collect())
+    }
+
+    async fn purge_resource_hours(&self, before: i64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM resource_hours WHERE hour < $1", &[&before])
+            .await
+            .map_err(pg_err)
     }
 
     async fn purge_requests(&self, res: i64, before: i64) -> Result<u64, StoreError> {

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use liftoff_core::monitoring::requests::{CellKey, roll_up};
+use liftoff_core::monitoring::resources::ResourceHour;
 use liftoff_core::monitoring::variants::{VariantCell, VariantKey};
 use liftoff_core::monitoring::{MetricsStore, RequestCell, SeenEndpoint};
 use liftoff_core::store::StoreError;
@@ -60,6 +61,23 @@ impl SqliteMetrics {
             .collect()
     }
 }
+
+const RESOURCE_HOUR_COLUMNS: &str = "service, instance, hour, samples, cpu_sum, cpu_max, \
+     memory_sum, memory_max, disk_sum, disk_max, cpu_count, memory_total_mb, disk_total_gb";
+
+/// Sums add, peaks keep the higher, capacity takes the later reading.
+const RESOURCE_HOUR_UPSERT: &str = "INSERT INTO resource_hours (service, instance, hour, samples,
+         cpu_sum, cpu_max, memory_sum, memory_max, disk_sum, disk_max, cpu_count,
+         memory_total_mb, disk_total_gb)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+     ON CONFLICT (service, instance, hour) DO UPDATE SET
+         samples = samples + excluded.samples,
+         cpu_sum = cpu_sum + excluded.cpu_sum, cpu_max = max(cpu_max, excluded.cpu_max),
+         memory_sum = memory_sum + excluded.memory_sum,
+         memory_max = max(memory_max, excluded.memory_max),
+         disk_sum = disk_sum + excluded.disk_sum, disk_max = max(disk_max, excluded.disk_max),
+         cpu_count = excluded.cpu_count, memory_total_mb = excluded.memory_total_mb,
+         disk_total_gb = excluded.disk_total_gb";
 
 #[async_trait]
 impl MetricsStore for SqliteMetrics {
@@ -333,6 +351,80 @@ impl MetricsStore for SqliteMetrics {
                 )
                 .map_err(sql_err)?;
                 Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn merge_resource_hours(&self, hours: &[ResourceHour]) -> Result<(), StoreError> {
+        let hours = hours.to_vec();
+        self.db
+            .write(move |tx| {
+                let mut upsert = tx.prepare_cached(RESOURCE_HOUR_UPSERT).map_err(sql_err)?;
+                for h in hours {
+                    let samples = i64::try_from(h.samples)
+                        .map_err(|_| StoreError::Corrupt("sample count out of range".into()))?;
+                    upsert
+                        .execute(params![
+                            h.service,
+                            h.instance,
+                            h.hour,
+                            samples,
+                            h.cpu_sum,
+                            h.cpu_max,
+                            h.memory_sum,
+                            h.memory_max,
+                            h.disk_sum,
+                            h.disk_max,
+                            h.cpu_count,
+                            h.memory_total_mb,
+                            h.disk_total_gb
+                        ])
+                        .map_err(sql_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn resource_hours(&self, from: i64, to: i64) -> Result<Vec<ResourceHour>, StoreError> {
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {RESOURCE_HOUR_COLUMNS} FROM resource_hours
+                         WHERE hour >= ?1 AND hour < ?2"
+                    ))
+                    .map_err(sql_err)?;
+                let rows = stmt
+                    .query_map(params![from, to], |r| {
+                        Ok(ResourceHour {
+                            service: r.get(0)?,
+                            instance: r.get(1)?,
+                            hour: r.get(2)?,
+                            samples: r.get::<_, i64>(3)?.max(0) as u64,
+                            cpu_sum: r.get(4)?,
+                            cpu_max: r.get(5)?,
+                            memory_sum: r.get(6)?,
+                            memory_max: r.get(7)?,
+                            disk_sum: r.get(8)?,
+                            disk_max: r.get(9)?,
+                            cpu_count: r.get(10)?,
+                            memory_total_mb: r.get(11)?,
+                            disk_total_gb: r.get(12)?,
+                        })
+                    })
+                    .map_err(sql_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn purge_resource_hours(&self, before: i64) -> Result<u64, StoreError> {
+        self.db
+            .write(move |tx| {
+                tx.execute("DELETE FROM resource_hours WHERE hour < ?1", [before])
+                    .map(|n| n as u64)
+                    .map_err(sql_err)
             })
             .await
     }

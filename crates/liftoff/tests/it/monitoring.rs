@@ -495,6 +495,62 @@ async fn app_instances_report_their_resources() {
         .await
         .unwrap();
     assert_eq!(system["instances"][0]["cpu"]["percent"], 42.5);
+
+    // A reading from too long ago, or ahead of the clock, is refused; nothing changes.
+    for at in [
+        chrono::Utc::now() - chrono::Duration::days(8),
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    ] {
+        let mut late = reading.clone();
+        late["timestamp"] = json!(at.to_rfc3339());
+        problem(
+            app.post_json("/api/ingest/system", Some(&ingest_token), &late)
+                .await,
+            422,
+        )
+        .await;
+    }
+    let mut not_a_time = reading.clone();
+    not_a_time["timestamp"] = json!("yesterday");
+    problem(
+        app.post_json("/api/ingest/system", Some(&ingest_token), &not_a_time)
+            .await,
+        422,
+    )
+    .await;
+    // The history holds the one accepted reading (not yet written: it is read with the store's).
+    let history: Value = app
+        .get("/api/monitoring/resources?window=24h", Some(&read_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let web = &history.as_array().unwrap()[0];
+    assert_eq!(web["instance"], "web-1");
+    assert_eq!(web["hours"][0]["samples"], 1);
+    assert_eq!(web["cpu"]["average_percent"], 42.5);
+    assert_eq!(
+        web["cpu"]["change_per_week"],
+        Value::Null,
+        "one hour, no trend"
+    );
+    for bad in [
+        "window=90d",
+        "from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z",
+        "from=2026-03-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "nonsense=1",
+    ] {
+        problem(
+            app.get(
+                &format!("/api/monitoring/resources?{bad}"),
+                Some(&read_token),
+            )
+            .await,
+            400,
+        )
+        .await;
+    }
+    problem(app.get("/api/monitoring/resources", None).await, 401).await;
 }
 
 #[tokio::test]

@@ -89,6 +89,32 @@ async fn requests(app: &TestApp) {
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 }
 
+/// A week of readings from shop / web-1 every two hours, as an agent that buffered them sends
+/// them: memory climbs 4 points a day from 50 % with a daily swing, CPU stays near 40 %, disk
+/// at 30 %; the last reading is live.
+async fn readings(app: &TestApp) {
+    let now = Utc::now();
+    for step in (0..=7 * 12 - 2).rev() {
+        let age = chrono::Duration::hours(2 * step + 1);
+        let day = (7.0 * 24.0 - age.num_hours() as f64) / 24.0;
+        let swing = 5.0 * (day * std::f64::consts::TAU).sin();
+        let mut reading = json!({
+            "service": "shop", "instance": "web-1",
+            "cpu": {"percent": 40.0 + swing + f64::from((step % 3) as i32), "count": 2.0},
+            "memory": {"total_mb": 4096.0, "used_mb": 2048.0, "percent": 50.0 + 4.0 * day + swing},
+            "disk": {"total_gb": 100.0, "used_gb": 30.0, "percent": 30.0},
+            "process_rss_mb": 100.0
+        });
+        if step > 0 {
+            reading["timestamp"] = json!((now - age).to_rfc3339());
+        }
+        let res = app
+            .post_json("/api/ingest/system", Some(ADMIN_TOKEN), &reading)
+            .await;
+        assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+    }
+}
+
 /// 30 users this week (10 of them new), 25 last week.
 async fn events(app: &TestApp) {
     let now = Utc::now().timestamp_millis();
@@ -172,6 +198,7 @@ async fn weekly_figures(state_url: Option<String>) {
     .await;
     requests(&app).await;
     events(&app).await;
+    readings(&app).await;
     let id = incident(&app).await;
     let health = format!("{}/healthz", app.url);
     send(
@@ -298,6 +325,39 @@ async fn weekly_figures(state_url: Option<String>) {
         .map(|x| x["title"].as_str().unwrap())
         .collect();
     assert!(recs.contains(&"Cache GET /users first"), "{recs:?}");
+    assert!(
+        recs.contains(&"Find what fills the memory of shop / web-1 before it runs out"),
+        "{recs:?}"
+    );
+
+    // Resources: the trend equals what /api/monitoring/resources answers for the window.
+    let history = json_of(&app, &format!("/api/monitoring/resources?{window}")).await;
+    let web = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["instance"] == "web-1")
+        .expect("web-1 has a history");
+    let row = r["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["instance"] == "web-1")
+        .expect("web-1 is a resource row");
+    for resource in ["cpu", "memory", "disk"] {
+        assert_eq!(
+            row[format!("{resource}_trend")],
+            web[resource],
+            "{resource}"
+        );
+    }
+    assert_eq!(web["memory"]["direction"], "rising", "{web}");
+    let per_week = web["memory"]["change_per_week"].as_f64().unwrap();
+    assert!((per_week - 28.0).abs() < 3.0, "{per_week}");
+    assert_eq!(web["cpu"]["direction"], "stable");
+    assert_eq!(web["disk"]["direction"], "stable");
+    assert_eq!(web["disk"]["average_percent"], 30.0);
+    assert_eq!(web["hours"].as_array().unwrap().len(), 7 * 12 - 1);
     assert!(recs.contains(&"Speed up GET /slow"), "{recs:?}");
 
     // Markdown: seed 003's sections in its order, the same figures.
@@ -316,6 +376,7 @@ async fn weekly_figures(state_url: Option<String>) {
     let md = res.text().await.unwrap();
     sections_in_order(&md, &WEEKLY_SECTIONS);
     assert!(md.contains("| Total requests | 1,000 |"), "{md}");
+    assert!(md.contains("memory ↑ +"), "{md}");
     assert!(
         md.contains("| Error rate | 4.0 % | < 1.0 % | missed |"),
         "{md}"
