@@ -17,6 +17,10 @@ pub struct JobStatus {
     pub last_run_at: Option<DateTime<Utc>>,
     pub last_duration_ms: Option<f64>,
     pub last_error: Option<String>,
+    /// Runs on one replica only, the holder of the singleton lease.
+    pub singleton: bool,
+    /// Ticks passed up because another replica holds the lease.
+    pub standby_ticks: u64,
 }
 
 /// A bounded queue's current depth and capacity.
@@ -48,8 +52,28 @@ impl JobRegistry {
                     last_run_at: None,
                     last_duration_ms: None,
                     last_error: None,
+                    singleton: false,
+                    standby_ticks: 0,
                 },
             );
+        }
+    }
+
+    /// Marks `name` as a job only the lease holder runs.
+    pub fn mark_singleton(&self, name: &str) {
+        if let Ok(mut jobs) = self.jobs.lock()
+            && let Some(job) = jobs.get_mut(name)
+        {
+            job.singleton = true;
+        }
+    }
+
+    /// Counts a tick `name` passed up because another replica holds the lease.
+    pub fn record_standby(&self, name: &str) {
+        if let Ok(mut jobs) = self.jobs.lock()
+            && let Some(job) = jobs.get_mut(name)
+        {
+            job.standby_ticks += 1;
         }
     }
 

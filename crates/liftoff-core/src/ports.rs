@@ -7,11 +7,13 @@
 use crate::alerts::AlertStore;
 use crate::audit::AuditStore;
 use crate::auth::KeyStore;
+use crate::changes::ChangeFeed;
 use crate::deployments::DeploymentStore;
 use crate::experiments::ExperimentStore;
 use crate::flags::FlagStore;
 use crate::incidents::IncidentStore;
 use crate::launch::LaunchStore;
+use crate::lease::LeaseStore;
 use crate::reports::ReportStore;
 use crate::store::StoreHealth;
 use crate::uptime::UptimeStore;
@@ -31,6 +33,8 @@ pub trait StateStore:
     + ExperimentStore
     + DeploymentStore
     + ReportStore
+    + LeaseStore
+    + ChangeFeed
 {
 }
 impl<
@@ -45,7 +49,9 @@ impl<
         + LaunchStore
         + ExperimentStore
         + DeploymentStore
-        + ReportStore,
+        + ReportStore
+        + LeaseStore
+        + ChangeFeed,
 > StateStore for T
 {
 }

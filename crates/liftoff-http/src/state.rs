@@ -73,6 +73,8 @@ pub struct Services {
     pub experiments: liftoff_core::experiments::ExperimentService,
     pub deployments: liftoff_core::deployments::DeploymentService,
     pub reports: liftoff_core::reports::ReportsService,
+    /// This replica's claim on the lease the singleton jobs run under.
+    pub leadership: Arc<liftoff_core::lease::Leadership>,
 }
 
 #[derive(Clone)]
@@ -110,6 +112,8 @@ pub struct AppState {
     pub deployments: liftoff_core::deployments::DeploymentService,
     /// Report schedules and the archive of generated reports.
     pub reports: liftoff_core::reports::ReportsService,
+    /// Whether this replica runs the singleton jobs.
+    pub leadership: Arc<liftoff_core::lease::Leadership>,
     pub settings: Arc<HttpSettings>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) ingest_limiter: Arc<RateLimiter>,
@@ -122,6 +126,9 @@ pub struct AppState {
     pub started: Instant,
     /// False once shutdown begins, so `/readyz` tells load balancers to stop sending traffic.
     pub accepting: Arc<AtomicBool>,
+    /// Changes announced by the state store (other replicas' flag and launch changes, and this
+    /// one's), handled as they came.
+    pub change_notices: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AppState {
@@ -143,6 +150,7 @@ impl AppState {
             experiments,
             deployments,
             reports,
+            leadership,
         } = services;
         Self {
             limiter: Arc::new(RateLimiter::new(
@@ -184,9 +192,11 @@ impl AppState {
             experiments,
             deployments,
             reports,
+            leadership,
             settings: Arc::new(settings),
             started: Instant::now(),
             accepting: Arc::new(AtomicBool::new(true)),
+            change_notices: Arc::default(),
         }
     }
 

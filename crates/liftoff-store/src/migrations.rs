@@ -63,6 +63,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "reports",
         sql: include_str!("../migrations/sqlite/0011_reports.sql"),
     },
+    Migration {
+        version: 12,
+        name: "leases",
+        sql: include_str!("../migrations/sqlite/0012_leases.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -160,6 +165,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 19,
         name: "resource_hours",
         sql: include_str!("../migrations/postgres/0019_resource_hours.sql"),
+    },
+    Migration {
+        version: 20,
+        name: "leases",
+        sql: include_str!("../migrations/postgres/0020_leases.sql"),
     },
 ];
 

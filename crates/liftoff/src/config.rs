@@ -157,6 +157,13 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_FAILED_AUTH_PER_MINUTE", value_name = "N")]
     pub failed_auth_per_minute: Option<u32>,
 
+    /// Seconds the lease the singleton jobs run under (uptime checks, rollouts, alert
+    /// evaluation, notifications, report schedules, compaction, retention) lasts without
+    /// renewal: with several replicas on PostgreSQL, another replica takes these jobs over
+    /// within this and a third of it after the holder dies [default: 15; 3 to 300].
+    #[arg(long, env = "LIFTOFF_LEASE_TTL_SECONDS", value_name = "SECONDS")]
+    pub lease_ttl_seconds: Option<u32>,
+
     /// Monthly cost of one app instance, for the launch's scaling recommendations (any
     /// currency; unset: no cost figures).
     #[arg(long, env = "LIFTOFF_INSTANCE_MONTHLY_COST", value_name = "AMOUNT")]
@@ -248,7 +255,7 @@ impl Overrides {
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
             ingest_rate_limit_per_second, header_timeout_seconds, idle_timeout_seconds,
             body_timeout_seconds, min_body_bytes_per_second, max_connections, max_requests_in_flight,
-            queue_timeout_ms, failed_auth_per_minute, instance_monthly_cost,
+            queue_timeout_ms, failed_auth_per_minute, lease_ttl_seconds, instance_monthly_cost,
             target_uptime, target_avg_response_ms, target_error_rate, session_ttl_hours, password_hash_concurrency,
             stale_flag_days, secure_cookies,
             uptime_min_interval_seconds, alert_interval_ms, alert_group_wait_ms, alert_retry_base_ms)
@@ -278,6 +285,8 @@ pub struct Settings {
     /// Limits of the HTTP edge (timeouts, connections, admission).
     pub edge: liftoff_http::server::ServeOptions,
     pub failed_auth_per_minute: u32,
+    /// How long the singleton lease lasts without renewal.
+    pub lease_ttl: std::time::Duration,
     pub instance_monthly_cost: Option<f64>,
     pub report_targets: liftoff_core::reports::targets::Targets,
     pub session_ttl_hours: u32,
@@ -384,6 +393,10 @@ impl Settings {
             uptime_min_interval_seconds: o
                 .uptime_min_interval_seconds
                 .unwrap_or(liftoff_core::uptime::MIN_INTERVAL_SECONDS),
+            lease_ttl: std::time::Duration::from_secs(u64::from(
+                o.lease_ttl_seconds
+                    .unwrap_or(liftoff_core::lease::DEFAULT_TTL.as_secs() as u32),
+            )),
             alert_interval: std::time::Duration::from_millis(
                 o.alert_interval_ms.unwrap_or(15_000).max(50),
             ),
@@ -422,6 +435,11 @@ impl Settings {
             bail!(
                 "--events-url: this build keeps events in SQLite only (a ClickHouse events store is not \
                  available yet); unset --events-url / LIFTOFF_EVENTS_URL to keep events in the data directory"
+            );
+        }
+        if !(3..=300).contains(&self.lease_ttl.as_secs()) {
+            bail!(
+                "--lease-ttl-seconds must be 3 to 300: shorter renews faster than PostgreSQL can be relied on to answer, longer leaves singleton jobs stopped for minutes after a replica dies"
             );
         }
         if self

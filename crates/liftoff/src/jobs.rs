@@ -6,12 +6,24 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use liftoff_core::jobs::JobRegistry;
+use liftoff_core::lease::Leadership;
 use liftoff_core::monitoring::service::Retention;
 use liftoff_http::state::AppState;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Runs `work` every `every` until `stop` fires, recording each run in `registry`.
+/// Which replicas run a job.
+#[derive(Clone)]
+pub enum Runs {
+    /// Every replica: work on this process's own buffers and readings.
+    Everywhere,
+    /// Only the replica holding the singleton lease: work on shared state that must happen
+    /// once (a check, a rollout step, a notification, a compaction).
+    OnLeaseHolder(Arc<Leadership>),
+}
+
+/// Runs `work` every `every` until `stop` fires on every replica, recording each run in
+/// `registry`.
 pub fn spawn<F, Fut>(
     registry: &JobRegistry,
     name: &'static str,
@@ -23,7 +35,27 @@ where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = Result<String, String>> + Send,
 {
+    spawn_on(registry, Runs::Everywhere, name, every, stop, work)
+}
+
+/// Runs `work` every `every` until `stop` fires on the replicas `runs` names, recording each
+/// run (and each tick passed up) in `registry`.
+pub fn spawn_on<F, Fut>(
+    registry: &JobRegistry,
+    runs: Runs,
+    name: &'static str,
+    every: Duration,
+    stop: CancellationToken,
+    work: F,
+) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<String, String>> + Send,
+{
     registry.register(name, every.as_secs());
+    if matches!(runs, Runs::OnLeaseHolder(_)) {
+        registry.mark_singleton(name);
+    }
     let registry = registry.clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
@@ -34,6 +66,12 @@ where
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = ticker.tick() => {}
+            }
+            if let Runs::OnLeaseHolder(leader) = &runs
+                && !leader.held()
+            {
+                registry.record_standby(name);
+                continue;
             }
             let started = Utc::now();
             let clock = Instant::now();
@@ -66,9 +104,11 @@ pub fn start_all(
     let compactor = monitoring.clone();
     let sampled = monitoring.clone();
     let resources = monitoring.clone();
+    let one = Runs::OnLeaseHolder(state.leadership.clone());
     vec![
-        spawn(
+        spawn_on(
             registry,
+            one.clone(),
             "request-rollups",
             Duration::from_secs(300),
             stop.clone(),
@@ -84,8 +124,9 @@ pub fn start_all(
         ),
         // Operations compact like requests (minutes → hours → days) and drop old error and
         // user rows.
-        spawn(
+        spawn_on(
             registry,
+            one.clone(),
             "operation-rollups",
             Duration::from_secs(300),
             stop.clone(),
@@ -151,8 +192,9 @@ pub fn start_all(
                 }
             },
         ),
-        spawn(
+        spawn_on(
             registry,
+            one.clone(),
             "session-cleanup",
             Duration::from_secs(600),
             stop.clone(),
@@ -184,8 +226,9 @@ pub fn start_all(
                 }
             },
         ),
-        spawn(
+        spawn_on(
             registry,
+            one.clone(),
             // Often enough for a guarded plan's checks (60 s by default); a pass with no
             // active plan is one read.
             "flag-rollouts",
@@ -213,13 +256,19 @@ pub fn start_all(
             },
         ),
         experiment_exposures(registry, state.experiments.clone(), stop.clone()),
-        event_retention(registry, state.events.clone(), event_retention_days, stop),
-        event_sealing(registry, state.events.clone(), stop),
-        uptime_checks(registry, state.uptime.clone(), stop),
-        uptime_retention(registry, state.uptime.clone(), stop),
-        alert_evaluation(registry, state.alerts.clone(), stop),
-        alert_delivery(registry, state.alerts.clone(), stop),
-        report_schedules(registry, state.clone(), stop),
+        event_retention(
+            registry,
+            one.clone(),
+            state.events.clone(),
+            event_retention_days,
+            stop,
+        ),
+        event_sealing(registry, one.clone(), state.events.clone(), stop),
+        uptime_checks(registry, one.clone(), state.uptime.clone(), stop),
+        uptime_retention(registry, one.clone(), state.uptime.clone(), stop),
+        alert_evaluation(registry, one.clone(), state.alerts.clone(), stop),
+        alert_delivery(registry, one.clone(), state.alerts.clone(), stop),
+        report_schedules(registry, one.clone(), state.clone(), stop),
     ]
 }
 
@@ -227,11 +276,13 @@ pub fn start_all(
 /// so replicas running this side by side, or a restart in the middle, send it once.
 fn report_schedules(
     registry: &JobRegistry,
+    runs: Runs,
     state: AppState,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
-    spawn(
+    spawn_on(
         registry,
+        runs,
         "report-schedules",
         Duration::from_secs(5),
         stop.clone(),
@@ -259,12 +310,14 @@ fn report_schedules(
 /// Starts due uptime checks every second (each monitor keeps its own interval).
 fn uptime_checks(
     registry: &JobRegistry,
+    runs: Runs,
     uptime: liftoff_core::uptime::UptimeService,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
     let checker = crate::uptime_checker::Checker::new(uptime);
-    spawn(
+    spawn_on(
         registry,
+        runs,
         "uptime-checks",
         Duration::from_secs(1),
         stop.clone(),
@@ -278,11 +331,13 @@ fn uptime_checks(
 /// Drops raw uptime checks after a day, hourly rollups after 30 days, daily after a year.
 fn uptime_retention(
     registry: &JobRegistry,
+    runs: Runs,
     uptime: liftoff_core::uptime::UptimeService,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
-    spawn(
+    spawn_on(
         registry,
+        runs,
         "uptime-retention",
         Duration::from_secs(3600),
         stop.clone(),
@@ -304,12 +359,14 @@ fn uptime_retention(
 /// run with nothing to delete is one index probe.
 fn event_retention(
     registry: &JobRegistry,
+    runs: Runs,
     events: liftoff_core::analytics::EventsService,
     days: u32,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
-    spawn(
+    spawn_on(
         registry,
+        runs,
         "event-retention",
         Duration::from_secs(3600),
         stop.clone(),
@@ -330,12 +387,14 @@ fn event_retention(
 /// PostgreSQL only the lease holder evaluates.
 fn alert_evaluation(
     registry: &JobRegistry,
+    runs: Runs,
     alerts: liftoff_core::alerts::AlertsService,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
     let every = alerts.settings().interval;
-    spawn(
+    spawn_on(
         registry,
+        runs,
         "alert-evaluation",
         every,
         stop.clone(),
@@ -349,12 +408,14 @@ fn alert_evaluation(
 /// Sends what is due in the notification outbox, retrying with backoff.
 fn alert_delivery(
     registry: &JobRegistry,
+    runs: Runs,
     alerts: liftoff_core::alerts::AlertsService,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
     let every = alerts.settings().interval.min(Duration::from_secs(5));
-    spawn(
+    spawn_on(
         registry,
+        runs,
         "notification-delivery",
         every,
         stop.clone(),
@@ -374,11 +435,13 @@ fn alert_delivery(
 /// of a row); late events are sealed as further parts on the next run.
 fn event_sealing(
     registry: &JobRegistry,
+    runs: Runs,
     events: liftoff_core::analytics::EventsService,
     stop: &CancellationToken,
 ) -> JoinHandle<()> {
-    spawn(
+    spawn_on(
         registry,
+        runs,
         "event-sealing",
         Duration::from_secs(600),
         stop.clone(),

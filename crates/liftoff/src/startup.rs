@@ -155,6 +155,11 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         report_targets: settings.report_targets,
     };
     let reports = liftoff_core::reports::ReportsService::new(store.clone(), clock.clone());
+    let leadership = Arc::new(liftoff_core::lease::Leadership::new(
+        store.clone() as Arc<dyn liftoff_core::lease::LeaseStore>,
+        liftoff_core::lease::Leadership::holder_name(),
+        settings.lease_ttl,
+    ));
     Ok(Built {
         edge: settings.edge.clone(),
         data_dir: settings.data.clone(),
@@ -178,6 +183,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
                 experiments,
                 deployments,
                 reports,
+                leadership,
             },
             http,
         ),
@@ -245,6 +251,39 @@ async fn build_alerts(
     Ok(alerts)
 }
 
+/// Applies changes other replicas make as they are announced (PostgreSQL's `LISTEN`): flags are
+/// reloaded when their revision moved, the launch settings' cache is dropped. Announcements
+/// that arrive together are handled once. The `flag-sync` poll stays as the fallback.
+fn follow_changes(state: &AppState) -> [tokio::task::JoinHandle<()>; 2] {
+    use liftoff_core::changes::Topic;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Topic>(64);
+    let store = state.store.clone();
+    let feed = tokio::spawn(async move { store.follow_changes(tx).await });
+    let (flags, launch, counter) = (
+        state.flags.clone(),
+        state.launch.clone(),
+        state.change_notices.clone(),
+    );
+    let apply = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut topics = std::collections::HashSet::from([first]);
+            while let Ok(more) = rx.try_recv() {
+                topics.insert(more);
+            }
+            counter.fetch_add(topics.len() as u64, Ordering::Relaxed);
+            if topics.contains(&Topic::Launch) {
+                launch.forget_cached();
+            }
+            if topics.contains(&Topic::Flags)
+                && let Err(e) = flags.reload_if_changed().await
+            {
+                tracing::warn!(error = %e, "Could not reload flags after a change elsewhere; the poll retries.");
+            }
+        }
+    });
+    [feed, apply]
+}
+
 /// Serves on `listener` until `shutdown` completes, then drains and flushes.
 pub async fn serve(
     listener: TcpListener,
@@ -258,6 +297,15 @@ pub async fn serve(
         state.monitoring.system.clone(),
     ));
     sampler.sample();
+    // The lease is asked for before the jobs start, so a lone replica runs them from its
+    // first tick; the keeper renews it from then on.
+    state.leadership.renew().await;
+    let lease_keeper = CancellationToken::new();
+    let keeper = {
+        let (leadership, stop) = (state.leadership.clone(), lease_keeper.clone());
+        tokio::spawn(async move { leadership.keep(stop.cancelled_owned()).await })
+    };
+    let changes = follow_changes(&state);
     let job_handles = jobs::start_all(
         sampler,
         &state,
@@ -267,7 +315,7 @@ pub async fn serve(
     );
     let app = liftoff_http::app(state.clone());
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backend = state.store.backend(), "listening on http://{addr}");
+    tracing::info!(%addr, backend = state.store.backend(), replica = %state.leadership.status().holder, host = %liftoff_system::host_name(), "listening on http://{addr}");
     let accepting = state.accepting.clone();
     let mut edge = built.edge;
     edge.max_connections = fit_to_fd_limit(edge.max_connections);
@@ -282,8 +330,13 @@ pub async fn serve(
     for handle in job_handles {
         let _ = handle.await;
     }
-    if let Err(e) = state.alerts.release_lease().await {
-        tracing::warn!(error = %e, "Could not release the alerts lease; another replica takes over when it expires.");
+    for task in changes {
+        task.abort();
+    }
+    lease_keeper.cancel();
+    let _ = keeper.await;
+    if let Err(e) = state.leadership.release().await {
+        tracing::warn!(error = %e, "Could not release the singleton lease; another replica takes over when it expires.");
     }
     // Jobs are stopped; write what they would have written next.
     if let Err(e) = state.flags.flush_evaluation_counts().await {

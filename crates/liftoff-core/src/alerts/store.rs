@@ -77,17 +77,4 @@ pub trait AlertStore: Send + Sync {
     async fn update_delivery(&self, delivery: &Delivery) -> Result<(), StoreError>;
     /// Newest first.
     async fn list_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError>;
-    /// Takes or renews the lease `name` for `holder` until `until` if it is free, expired at
-    /// `now` or already `holder`'s; `true` when `holder` holds it afterwards. A single-process
-    /// backend (SQLite) always grants it.
-    async fn try_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-    /// Gives the lease up if `holder` has it (at shutdown, so another replica need not wait
-    /// for it to expire).
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }

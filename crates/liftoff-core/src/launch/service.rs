@@ -224,6 +224,13 @@ impl LaunchService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Forgets what the hot paths cached: another replica changed the launch settings.
+    pub fn forget_cached(&self) {
+        let mut hot = self.hot();
+        hot.settings = None;
+        hot.window = None;
+    }
+
     /// The settings for the hot paths: reused up to [`HOT_TTL`], replaced by every save here.
     async fn hot_settings(&self) -> Result<LaunchSettings, LaunchError> {
         if let Some((at, s)) = &self.hot().settings

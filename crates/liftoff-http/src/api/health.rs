@@ -90,10 +90,15 @@ pub struct DetailedHealth {
     pub stores: Vec<StoreHealthReport>,
     pub jobs: Vec<JobStatus>,
     pub queues: Vec<QueueDepth>,
+    /// This replica's claim on the lease the singleton jobs run under.
+    pub lease: liftoff_core::lease::LeaseStatus,
+    /// Flag and launch changes the state store announced (PostgreSQL `LISTEN`; 0 on SQLite).
+    pub change_notices: u64,
 }
 
 /// Each store (reachability, latency, schema), each background job (runs, failures, last
-/// error) and each bounded queue (depth and capacity).
+/// error; singleton jobs run only on the replica holding the lease), each bounded queue (depth
+/// and capacity) and whether this replica holds the singleton lease.
 #[utoipa::path(get, path = "/health/detailed", tag = "health", responses((status = 200, body = DetailedHealth)))]
 async fn detailed(State(state): State<AppState>) -> Json<DetailedHealth> {
     let check = state.health.check_store().await;
@@ -114,5 +119,9 @@ async fn detailed(State(state): State<AppState>) -> Json<DetailedHealth> {
         stores: vec![report],
         jobs: state.jobs.jobs(),
         queues: state.jobs.queues(),
+        lease: state.leadership.status(),
+        change_notices: state
+            .change_notices
+            .load(std::sync::atomic::Ordering::Relaxed),
     })
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use liftoff_core::alerts::AlertStore;
 use liftoff_core::alerts::model::{Alert, Delivery, DeliveryKind, DeliveryStatus, DocKind};
 use liftoff_core::audit::Change;
+use liftoff_core::lease::LeaseStore;
 use liftoff_core::store::StoreError;
 use tokio_postgres::Row;
 
@@ -387,7 +388,10 @@ impl AlertStore for PgState {
             .map(delivery_from_row)
             .collect()
     }
+}
 
+#[async_trait]
+impl LeaseStore for PgState {
     async fn try_lease(
         &self,
         name: &str,
@@ -400,9 +404,9 @@ impl AlertStore for PgState {
         // Taken when free, expired or already ours; the row lock serialises competing replicas.
         let row = tx
             .query_opt(
-                "INSERT INTO alert_leases (name, holder, expires_at) VALUES ($1, $2, $3)
+                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
-                 WHERE alert_leases.holder = EXCLUDED.holder OR alert_leases.expires_at < $4
+                 WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < $4
                  RETURNING holder",
                 &[&name, &holder, &until, &now],
             )
@@ -416,7 +420,7 @@ impl AlertStore for PgState {
         let client = self.client().await?;
         client
             .execute(
-                "DELETE FROM alert_leases WHERE name = $1 AND holder = $2",
+                "DELETE FROM leases WHERE name = $1 AND holder = $2",
                 &[&name, &holder],
             )
             .await

@@ -10,7 +10,10 @@ use liftoff_core::store::StoreError;
 use super::{PgState, pg_err, write_audit};
 use crate::codec::{doc_from_value, doc_value};
 
-const BUMP: &str = "UPDATE revisions SET value = value + 1 WHERE name = 'flags'";
+/// Moves the catalog's revision and tells the other replicas, on commit.
+const BUMP: &str =
+    "WITH bumped AS (UPDATE revisions SET value = value + 1 WHERE name = 'flags' RETURNING value)
+     SELECT pg_notify('liftoff_changes', 'flags:' || value) FROM bumped";
 
 #[async_trait]
 impl FlagStore for PgState {

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use liftoff_core::audit::Change;
+use liftoff_core::changes::Topic;
 use liftoff_core::launch::feedback::{Feedback, FeedbackStatus, NewFeedback};
 use liftoff_core::launch::store::{
     Admission, AdmissionCounts, AdmissionDay, FeedbackQuery, LaunchSettings, LaunchStore,
@@ -153,6 +154,9 @@ impl LaunchStore for PgState {
         }
         let admitted = fill(&tx, settings.user_limit, ms(at)).await?;
         write_audit(&tx, change).await?;
+        tx.execute(&super::changes::notify(Topic::Launch), &[])
+            .await
+            .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
         Ok(Some((settings, admitted)))
     }

@@ -20,6 +20,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::migrations::{self, Migration};
 
 mod alerts;
+mod changes;
 mod deployments;
 mod events;
 mod experiments;
@@ -39,6 +40,8 @@ const MIGRATION_LOCK: i64 = 0x6c69_6674_6f66;
 #[derive(Clone)]
 pub struct PgState {
     pool: Pool,
+    /// For connections outside the pool (the change feed's LISTEN).
+    config: tokio_postgres::Config,
 }
 
 pub(crate) fn pg_err(e: tokio_postgres::Error) -> StoreError {
@@ -70,7 +73,7 @@ impl PgState {
         }
         config.application_name("liftoff");
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -80,7 +83,7 @@ impl PgState {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let state = Self { pool };
+        let state = Self { pool, config };
         state.migrate(migrations::POSTGRES).await?;
         Ok(state)
     }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use liftoff_core::alerts::AlertStore;
 use liftoff_core::alerts::model::{Alert, Delivery, DeliveryKind, DeliveryStatus, DocKind};
 use liftoff_core::audit::Change;
+use liftoff_core::lease::LeaseStore;
 use liftoff_core::store::StoreError;
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -391,7 +392,10 @@ impl AlertStore for SqliteState {
             })
             .await
     }
+}
 
+#[async_trait]
+impl LeaseStore for SqliteState {
     async fn try_lease(
         &self,
         _name: &str,

@@ -416,6 +416,12 @@ impl SessionStore for SqliteState {
     }
 }
 
+/// One process owns a SQLite file: no other replica can change it, so there is nothing to hear.
+#[async_trait]
+impl liftoff_core::changes::ChangeFeed for SqliteState {
+    async fn follow_changes(&self, _tx: tokio::sync::mpsc::Sender<liftoff_core::changes::Topic>) {}
+}
+
 #[async_trait]
 impl StoreHealth for SqliteState {
     fn backend(&self) -> &'static str {

@@ -30,6 +30,7 @@ mod operations;
 mod otlp;
 mod outbound;
 mod process;
+mod replicas;
 mod reports;
 mod rollouts;
 mod seed_shapes;

@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_liftoff");
 
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
     log: Vec<String>,
 }
 
 impl Proc {
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIFTOFF_")) {
@@ -44,7 +44,7 @@ impl Proc {
     }
 
     /// Waits for a line containing `needle`; returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
+    pub(crate) fn wait_for(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
@@ -58,6 +58,12 @@ impl Proc {
             "no line with {needle:?}; output so far:\n{}",
             self.log.join("\n")
         );
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no lease released, as when a machine dies.
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
@@ -81,7 +87,7 @@ impl Proc {
 }
 
 /// The `http://ADDR` of the "listening on" line.
-fn address(line: &str) -> String {
+pub(crate) fn address(line: &str) -> String {
     let start = line.find("listening on http://").unwrap() + "listening on ".len();
     line[start..]
         .split(|c: char| c.is_whitespace() || c == '"')

@@ -1,5 +1,4 @@
-//! The notification outbox (deliveries, tests, attempts with backoff) and the evaluation
-//! lease.
+//! The notification outbox (deliveries, tests, attempts with backoff).
 
 use super::*;
 
@@ -36,7 +35,7 @@ impl AlertsService {
 
     /// Queues the maintenance-window notices due at `now` for every enabled channel, each
     /// once (a marker per window, occurrence and stage is written with the deliveries). Runs
-    /// under the evaluation lease; a notice that cannot be queued is tried at the next tick.
+    /// with the evaluation, on the replica holding the singleton lease; a notice that cannot be queued is tried at the next tick.
     pub(super) async fn queue_window_notices(
         &self,
         windows: &[MaintenanceWindow],
@@ -136,11 +135,9 @@ impl AlertsService {
         Ok(d)
     }
 
-    /// Sends what is due in the outbox (only on the replica holding the lease).
+    /// Sends what is due in the outbox (the `notification-delivery` job runs it on the replica
+    /// holding the singleton lease).
     pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<String, AlertError> {
-        if !self.lease(now).await? {
-            return Ok("another replica delivers".into());
-        }
         let due = self.store.due_deliveries(now, 100).await?;
         if due.is_empty() {
             return Ok("nothing due".into());
@@ -160,23 +157,6 @@ impl AlertsService {
             }
         }
         Ok(format!("{sent} sent, {failed} not delivered"))
-    }
-
-    pub(super) async fn lease(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        // Long enough that a slow run (sends time out after 10 s) keeps it between renewals.
-        let ttl = self.settings.lease_ttl.max(self.settings.interval * 4);
-        self.store
-            .try_lease(LEASE, &self.settings.holder, now + dur(ttl), now)
-            .await
-    }
-
-    /// Gives up the evaluation lease (at shutdown), so another replica or this one restarted
-    /// takes over at once instead of after the lease expires.
-    pub async fn release_lease(&self) -> Result<(), AlertError> {
-        Ok(self
-            .store
-            .release_lease(LEASE, &self.settings.holder)
-            .await?)
     }
 }
 

@@ -1,9 +1,9 @@
-//! `AlertsService`: rules and their defaults, measuring, evaluating (under a lease), alert
+//! `AlertsService`: rules and their defaults, measuring, evaluating, alert
 //! instances, silences, maintenance windows, channels and the notification outbox.
 //!
 //! - this module: settings, construction, default rules and rule validation;
 //! - `documents`: CRUD of rules, alerts, silences, maintenance windows and channels;
-//! - `delivery`: the notification outbox and the evaluation lease;
+//! - `delivery`: the notification outbox;
 //! - `measure`: a rule's metric over its window;
 //! - `evaluate`: one evaluation of every rule.
 
@@ -62,10 +62,6 @@ pub struct AlertSettings {
     pub retry_cap: StdDuration,
     /// Attempts before a delivery is marked failed [10].
     pub max_attempts: u32,
-    /// This replica's name for the lease.
-    pub holder: String,
-    /// How long a lease lasts without renewal.
-    pub lease_ttl: StdDuration,
     /// Where people reach the dashboard (links in notifications).
     pub external_url: String,
 }
@@ -79,14 +75,11 @@ impl Default for AlertSettings {
             retry_base: StdDuration::from_secs(10),
             retry_cap: StdDuration::from_secs(20 * 60),
             max_attempts: 10,
-            holder: format!("liftoff-{:016x}", rand::random::<u64>()),
-            lease_ttl: StdDuration::from_secs(60),
             external_url: "http://127.0.0.1:7070".to_owned(),
         }
     }
 }
 
-const LEASE: &str = "alerts";
 /// The window rate and latency rules look at.
 const WINDOW: i64 = 5 * 60;
 
