@@ -37,6 +37,7 @@ pub mod jobs;
 pub mod launch;
 pub mod lease;
 pub mod monitoring;
+pub mod network;
 pub mod outbound;
 pub mod ports;
 pub mod reports;

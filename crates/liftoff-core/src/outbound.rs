@@ -16,6 +16,9 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::network::Net;
+pub use crate::network::unmap;
+
 /// The setting's flag, named in every refusal so people know what allows the destination.
 pub const SETTING: &str = "--outbound-deny";
 /// The setting's environment variable.
@@ -54,95 +57,6 @@ impl Denied {
             "{what} points at {}, which {SETTING} ({SETTING_ENV}) denies; remove the matching entry from that setting to allow it",
             self.destination
         )
-    }
-}
-
-/// An IPv4 or IPv6 network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Net {
-    V4 { addr: u32, prefix: u8 },
-    V6 { addr: u128, prefix: u8 },
-}
-
-impl Net {
-    fn parse(s: &str) -> Option<Result<Net, String>> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr = addr
-            .strip_prefix('[')
-            .and_then(|a| a.strip_suffix(']'))
-            .unwrap_or(addr);
-        let Ok(ip) = addr.parse::<IpAddr>() else {
-            // Not an address: a host name, unless it tried to be a range.
-            return prefix.map(|_| Err(format!("`{s}` is not a CIDR range")));
-        };
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => match p.parse::<u8>() {
-                Ok(p) if p <= max => p,
-                _ => {
-                    return Some(Err(format!(
-                        "`{s}` has an invalid prefix length (0 to {max})"
-                    )));
-                }
-            },
-        };
-        Some(Ok(match unmap(ip) {
-            IpAddr::V4(v4) if max == 32 => Net::V4 {
-                addr: u32::from(v4),
-                prefix,
-            },
-            // `::ffff:a.b.c.d/n` with n ≥ 96 is the IPv4 range a.b.c.d/(n-96).
-            IpAddr::V4(v4) if prefix >= 96 => Net::V4 {
-                addr: u32::from(v4),
-                prefix: prefix - 96,
-            },
-            _ => match ip {
-                IpAddr::V6(v6) => Net::V6 {
-                    addr: u128::from(v6),
-                    prefix,
-                },
-                IpAddr::V4(v4) => Net::V4 {
-                    addr: u32::from(v4),
-                    prefix,
-                },
-            },
-        }))
-    }
-
-    fn contains(self, ip: IpAddr) -> bool {
-        match (self, unmap(ip)) {
-            (Net::V4 { addr, prefix }, IpAddr::V4(v4)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-                u32::from(v4) & mask == addr & mask
-            }
-            (Net::V6 { addr, prefix }, IpAddr::V6(v6)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-                u128::from(v6) & mask == addr & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for Net {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Net::V4 { addr, prefix } => write!(f, "{}/{prefix}", std::net::Ipv4Addr::from(addr)),
-            Net::V6 { addr, prefix } => write!(f, "{}/{prefix}", std::net::Ipv6Addr::from(addr)),
-        }
-    }
-}
-
-/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address it carries: the kernel
-/// connects to that.
-pub fn unmap(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

@@ -80,6 +80,18 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_OUTBOUND_DENY", value_name = "LIST")]
     pub outbound_deny: Option<String>,
 
+    /// The address people reach the dashboard at, for links in notifications and reports
+    /// (`https://liftoff.example.com`) [default: http:// and the listen address].
+    #[arg(long, env = "LIFTOFF_EXTERNAL_URL", value_name = "URL")]
+    pub external_url: Option<String>,
+
+    /// Proxies and load balancers in front of Liftoff: comma-separated CIDRs and addresses.
+    /// A request from one of them is counted against the client its `X-Forwarded-For` names
+    /// (for per-client limits such as failed sign-ins); from anyone else the header is ignored
+    /// [default: none].
+    #[arg(long, env = "LIFTOFF_TRUSTED_PROXIES", value_name = "LIST")]
+    pub trusted_proxies: Option<String>,
+
     /// Log format.
     #[arg(long, env = "LIFTOFF_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -250,7 +262,7 @@ impl Overrides {
     /// `self` wins where it has a value.
     fn over(self, lower: Overrides) -> Overrides {
         layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password,
-            secret_key, outbound_deny, log_format,
+            secret_key, outbound_deny, external_url, trusted_proxies, log_format,
             event_retention_days, metrics_minute_hours, metrics_hourly_days, metrics_daily_days,
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
             ingest_rate_limit_per_second, header_timeout_seconds, idle_timeout_seconds,
@@ -269,6 +281,8 @@ pub struct Settings {
     pub data: PathBuf,
     pub state_url: Option<String>,
     pub events_url: Option<String>,
+    /// Where people reach the dashboard, without a trailing slash.
+    pub external_url: String,
     pub admin_token: Option<String>,
     pub admin_password: Option<String>,
     /// The key sealing stored secrets, when given by setting (else `<data>/secret-key`).
@@ -335,7 +349,7 @@ impl Settings {
 
     /// Fills what `o` leaves unset with the defaults, and validates the result.
     pub fn from_overrides(o: Overrides) -> anyhow::Result<Self> {
-        let edge = edge_options(&o);
+        let edge = edge_options(&o)?;
         let secret_key = match o.secret_key.as_deref().filter(|s| !s.trim().is_empty()) {
             Some(text) => Some(
                 liftoff_core::secret::SecretKey::parse(text)
@@ -349,12 +363,27 @@ impl Settings {
                 .map_err(|e| anyhow::anyhow!("--outbound-deny: {e}"))?,
             None => liftoff_core::outbound::OutboundPolicy::default(),
         };
+        let listen = o
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
+        let external_url = match o.external_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => {
+                let parsed = url::Url::parse(url)
+                    .map_err(|e| anyhow::anyhow!("--external-url `{url}` is not a URL: {e}"))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                    bail!(
+                        "--external-url must be an http:// or https:// address with a host, such as https://liftoff.example.com"
+                    );
+                }
+                url.trim_end_matches('/').to_owned()
+            }
+            _ => format!("http://{listen}"),
+        };
         let settings = Self {
             secret_key,
             outbound_deny,
-            listen: o
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
+            external_url,
+            listen,
             data: o.data.unwrap_or_else(|| PathBuf::from("./liftoff-data")),
             state_url: o.state_url.filter(|s| !s.is_empty()),
             events_url: o.events_url.filter(|s| !s.is_empty()),
@@ -497,11 +526,16 @@ impl Settings {
     }
 }
 
-/// The HTTP edge's limits from the settings, with the defaults of [`ServeOptions`].
-fn edge_options(o: &Overrides) -> liftoff_http::server::ServeOptions {
+/// The HTTP edge's limits and trusted proxies from the settings, with the defaults of
+/// [`ServeOptions`].
+fn edge_options(o: &Overrides) -> anyhow::Result<liftoff_http::server::ServeOptions> {
     use std::time::Duration;
     let d = liftoff_http::server::ServeOptions::default();
-    liftoff_http::server::ServeOptions {
+    let trusted_proxies =
+        liftoff_core::network::Networks::parse(o.trusted_proxies.as_deref().unwrap_or(""))
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+    Ok(liftoff_http::server::ServeOptions {
+        trusted_proxies,
         header_timeout: o
             .header_timeout_seconds
             .map_or(d.header_timeout, Duration::from_secs),
@@ -521,7 +555,7 @@ fn edge_options(o: &Overrides) -> liftoff_http::server::ServeOptions {
             .queue_timeout_ms
             .map_or(d.queue_timeout, Duration::from_millis),
         ..d
-    }
+    })
 }
 
 /// Variables reserved for Liftoff's own test suite, not settings.
@@ -602,6 +636,33 @@ mod tests {
             };
             let err = Settings::from_overrides(o).unwrap_err().to_string();
             assert!(err.contains("--events-url"), "{err}");
+        }
+    }
+
+    #[test]
+    fn external_url_lease_and_trusted_proxies_are_checked() {
+        let s = Settings::from_overrides(Overrides::default()).unwrap();
+        assert_eq!(s.external_url, "http://127.0.0.1:7070");
+        assert_eq!(s.lease_ttl, std::time::Duration::from_secs(15));
+        assert!(s.edge.trusted_proxies.is_empty());
+        let file: Overrides = toml::from_str(
+            "external_url = \"https://liftoff.example.com/\"\nlease_ttl_seconds = 5\ntrusted_proxies = \"10.0.0.0/8\"",
+        )
+        .unwrap();
+        let s = Settings::from_overrides(file).unwrap();
+        assert_eq!(s.external_url, "https://liftoff.example.com");
+        assert_eq!(s.lease_ttl, std::time::Duration::from_secs(5));
+        assert!(s.edge.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        for (bad, flag) in [
+            ("external_url = \"ftp://x\"", "--external-url"),
+            ("external_url = \"not a url\"", "--external-url"),
+            ("lease_ttl_seconds = 1", "--lease-ttl-seconds"),
+            ("lease_ttl_seconds = 301", "--lease-ttl-seconds"),
+            ("trusted_proxies = \"proxy.internal\"", "--trusted-proxies"),
+        ] {
+            let o: Overrides = toml::from_str(bad).unwrap();
+            let err = Settings::from_overrides(o).unwrap_err().to_string();
+            assert!(err.contains(flag), "{bad}: {err}");
         }
     }
 

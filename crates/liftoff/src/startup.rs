@@ -204,7 +204,7 @@ async fn build_alerts(
         interval: settings.alert_interval,
         group_wait: settings.alert_group_wait,
         retry_base: settings.alert_retry_base,
-        external_url: format!("http://{}", settings.listen),
+        external_url: settings.external_url.clone(),
         ..Default::default()
     };
     let alerts = liftoff_core::alerts::AlertsService::new(

@@ -57,6 +57,8 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
     /// Largest buffer per connection; request heads must fit in it.
     pub max_buf_size: usize,
+    /// Proxies whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    pub trusted_proxies: liftoff_core::network::Networks,
 }
 
 impl Default for ServeOptions {
@@ -74,6 +76,7 @@ impl Default for ServeOptions {
             queue_timeout: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(10),
             max_buf_size: 64 * 1024,
+            trusted_proxies: liftoff_core::network::Networks::default(),
         }
     }
 }
@@ -332,6 +335,16 @@ impl hyper::service::Service<Request<Incoming>> for Handler {
             let expired = Arc::new(AtomicBool::new(false));
             let (mut parts, body) = req.into_parts();
             parts.extensions.insert(ConnectInfo(this.peer));
+            if !this.options.trusted_proxies.is_empty() {
+                let client = crate::mw::client::resolve(
+                    this.peer.ip(),
+                    &parts.headers,
+                    &this.options.trusted_proxies,
+                );
+                parts
+                    .extensions
+                    .insert(crate::mw::client::ClientAddr(client));
+            }
             let body = Body::new(PacedBody::new(body, this.options.body, expired.clone()));
             let mut app = this.app.clone();
             let res = app.call(Request::from_parts(parts, body)).await;

@@ -241,6 +241,61 @@ async fn a_client_that_keeps_failing_authentication_gets_429() {
     problem(res, 429).await;
 }
 
+/// Behind a trusted load balancer each client has its own failed-authentication budget (the
+/// address `X-Forwarded-For` names); a client that is not a trusted proxy cannot pick its
+/// address with the header.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let app = spawn_with(|o| Overrides {
+        failed_auth_per_minute: Some(20),
+        trusted_proxies: Some("127.0.0.1/32".into()),
+        ..o
+    })
+    .await;
+    let guess = |client: &'static str, i: usize| {
+        app.http
+            .get(app.at("/api/keys"))
+            .bearer_auth(format!("lft_guess{i}"))
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    for i in 0..5 {
+        assert_eq!(guess("198.51.100.1", i).await.unwrap().status(), 401);
+    }
+    problem(guess("198.51.100.1", 5).await.unwrap(), 429).await;
+    // Another client behind the same proxy is not held for the first one's guesses.
+    assert_eq!(guess("198.51.100.2", 0).await.unwrap().status(), 401);
+    // A forged entry left of what the proxy appended changes nothing.
+    problem(guess("203.0.113.5, 198.51.100.1", 6).await.unwrap(), 429).await;
+
+    // Without trusted proxies the header is ignored: every guess is the loopback client's.
+    let plain = spawn_with(|o| Overrides {
+        failed_auth_per_minute: Some(20),
+        ..o
+    })
+    .await;
+    for i in 0..5 {
+        let res = plain
+            .http
+            .get(plain.at("/api/keys"))
+            .bearer_auth(format!("lft_guess{i}"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let res = plain
+        .http
+        .get(plain.at("/api/keys"))
+        .bearer_auth("lft_guess-again")
+        .header("x-forwarded-for", "198.51.100.99")
+        .send()
+        .await
+        .unwrap();
+    problem(res, 429).await;
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(bytes).unwrap();

@@ -15,6 +15,7 @@ mod bad_input;
 mod capture;
 mod dashboard;
 mod demo;
+mod deploy;
 mod deployments;
 mod edge;
 mod experiments;
