@@ -129,6 +129,10 @@ const SYSTEM_TIME_ALLOWED: &[(&str, &str)] = &[
     ),
     ("batch.rs", "the job log records when a flush really ran"),
     (
+        "lease.rs",
+        "a lease's expiry is compared by other replicas against their own clocks: it must be real time, whatever clock a service runs on",
+    ),
+    (
         "analytics/event.rs",
         "`now_ms`, the reading the HTTP edge passes into the pure analytics functions",
     ),
