@@ -72,9 +72,8 @@ class Liftoff:
 _current: Liftoff | None = None
 
 
-@pytest.fixture(scope="session")
-def liftoff(tmp_path_factory: pytest.TempPathFactory):
-    global _current
+def binary() -> Path:
+    """$LIFTOFF_BIN, else <repo>/target/debug/liftoff; fails the test when it is missing."""
     bin_path = Path(os.environ.get("LIFTOFF_BIN") or DEFAULT_BIN).resolve()
     if not os.access(bin_path, os.X_OK):
         pytest.fail(
@@ -82,24 +81,26 @@ def liftoff(tmp_path_factory: pytest.TempPathFactory):
             "Build it first (cargo build --bin liftoff) or point LIFTOFF_BIN at it.",
             pytrace=False,
         )
+    return bin_path
 
-    work = tmp_path_factory.mktemp("liftoff")
-    data_dir = Path(tempfile.mkdtemp(prefix="liftoff-py-"))
-    log_path = work / "server.log"
-    port = free_port()
-    listen = f"127.0.0.1:{port}"
+
+def start(work: Path, extra_args: list[str] = (), token: str | None = None) -> Liftoff:
+    """Starts `liftoff serve` on a free port with a fresh data directory under `work` and
+    waits for GET /readyz; fails the test, showing the server's log, when it does not come up."""
+    data_dir = Path(tempfile.mkdtemp(prefix="liftoff-py-", dir=work))
+    log_path = data_dir.with_suffix(".log")
+    listen = f"127.0.0.1:{free_port()}"
     url = f"http://{listen}"
-    token = secrets.token_hex(32)
-    password = secrets.token_urlsafe(18)
+    token = token or secrets.token_hex(32)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIFTOFF_")}
     env.update(
         RUST_BACKTRACE=os.environ.get("RUST_BACKTRACE", "1"),
         NO_COLOR="1",
         LIFTOFF_ADMIN_TOKEN=token,
-        LIFTOFF_ADMIN_PASSWORD=password,
+        LIFTOFF_ADMIN_PASSWORD=secrets.token_urlsafe(18),
     )
-    args = [str(bin_path), "serve", "--data", str(data_dir), "--listen", listen]
+    args = [str(binary()), "serve", "--data", str(data_dir), "--listen", listen, *extra_args]
 
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
@@ -109,7 +110,6 @@ def liftoff(tmp_path_factory: pytest.TempPathFactory):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
         pytest.fail(
             f"liftoff {why}\n----- server log ({' '.join(args)}) -----\n{server.log()}\n----- end of server log -----",
             pytrace=False,
@@ -124,7 +124,7 @@ def liftoff(tmp_path_factory: pytest.TempPathFactory):
         try:
             r = requests.get(url + "/readyz", timeout=2)
             if r.status_code == 200:
-                break
+                return server
             last = f"GET /readyz -> {r.status_code}"
         except requests.RequestException as e:
             last = f"GET /readyz: {e.__class__.__name__}"
@@ -132,29 +132,40 @@ def liftoff(tmp_path_factory: pytest.TempPathFactory):
             give_up(f"was not ready within {READY_TIMEOUT_S:.0f} s (last: {last})")
         time.sleep(0.1)
 
+
+def stop(server: Liftoff) -> None:
+    """SIGTERM, then asserts a clean exit (code 0) within the time allowed."""
+    proc = server.process
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(
+                f"liftoff did not exit within {STOP_TIMEOUT_S:.0f} s of SIGTERM (killed)\n"
+                f"----- server log -----\n{server.log(LOG_TAIL_CHARS)}\n----- end of server log -----",
+                pytrace=False,
+            )
+    assert proc.returncode == 0, (
+        f"liftoff exited with code {proc.returncode} after SIGTERM (want 0)\n"
+        f"----- server log -----\n{server.log(LOG_TAIL_CHARS)}\n----- end of server log -----"
+    )
+
+
+@pytest.fixture(scope="session")
+def liftoff(tmp_path_factory: pytest.TempPathFactory):
+    global _current
+    work = tmp_path_factory.mktemp("liftoff")
+    server = start(work)
     _current = server
     try:
         yield server
     finally:
         _current = None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                shutil.rmtree(data_dir, ignore_errors=True)
-                pytest.fail(
-                    f"liftoff did not exit within {STOP_TIMEOUT_S:.0f} s of SIGTERM (killed)\n"
-                    f"----- server log -----\n{server.log(LOG_TAIL_CHARS)}\n----- end of server log -----",
-                    pytrace=False,
-                )
-        shutil.rmtree(data_dir, ignore_errors=True)
-        assert proc.returncode == 0, (
-            f"liftoff exited with code {proc.returncode} after SIGTERM (want 0)\n"
-            f"----- server log -----\n{server.log(LOG_TAIL_CHARS)}\n----- end of server log -----"
-        )
+        stop(server)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -267,10 +267,12 @@ fn follow_changes(state: &AppState) -> [tokio::task::JoinHandle<()>; 2] {
     let apply = tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
             let mut topics = std::collections::HashSet::from([first]);
+            let mut heard = 1;
             while let Ok(more) = rx.try_recv() {
                 topics.insert(more);
+                heard += 1;
             }
-            counter.fetch_add(topics.len() as u64, Ordering::Relaxed);
+            counter.fetch_add(heard, Ordering::Relaxed);
             if topics.contains(&Topic::Launch) {
                 launch.forget_cached();
             }
