@@ -186,6 +186,12 @@ describe('dashboard login', () => {
       assert.ok(hrefs.includes(p), `nav.sidebar has no link to ${p} (links: ${hrefs.join(', ')})`);
     }
 
+    // A lone replica holds the singleton lease; the jobs say where they run.
+    assert.match(await page.locator('#lease').innerText(), /This replica \(liftoff-\d+-[0-9a-f]{8}\) holds the singleton lease/);
+    const runsOn = async (job) => (await page.locator('#jobs tbody tr', { hasText: job }).locator('td').nth(1).innerText()).trim();
+    assert.equal(await runsOn('uptime-checks'), 'one replica');
+    assert.equal(await runsOn('system-sampler'), 'every replica');
+
     // Authenticated GET / is the page itself, not a redirect.
     const direct = await context.request.get(`${server.url}/`, { maxRedirects: 0 });
     assert.equal(direct.status(), 200);

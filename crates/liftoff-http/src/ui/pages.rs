@@ -159,12 +159,22 @@ pub async fn overview(
         h2 { "Recent changes · " (window.label().to_lowercase()) }
         (audit_table(&recent))
         h2 { "Background jobs" }
-        table {
-            thead { tr { th { "Job" } th { "Every" } th { "Runs" } th { "Failures" } th { "Last run" } th { "Last error" } } }
+        @let lease = state.leadership.status();
+        p.muted #lease {
+            @if lease.held {
+                "This replica (" code { (lease.holder) } ") holds the singleton lease: it runs the jobs marked “one replica”."
+            } @else {
+                "Another replica holds the singleton lease: the jobs marked “one replica” run there, and move here within "
+                (format!("{:.0}", lease.ttl_seconds * 4.0 / 3.0)) " s if it stops."
+            }
+        }
+        table #jobs {
+            thead { tr { th { "Job" } th { "Runs on" } th { "Every" } th { "Runs" } th { "Failures" } th { "Last run" } th { "Last error" } } }
             tbody {
                 @for j in &jobs {
                     tr {
                         td { code { (j.name) } }
+                        td { @if j.singleton { "one replica" @if j.standby_ticks > 0 && !lease.held { " " span.badge { "standby" } } } @else { "every replica" } }
                         td { (human_duration(j.interval_seconds)) }
                         td { (j.runs) }
                         td { (j.failures) }
