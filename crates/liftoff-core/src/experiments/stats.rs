@@ -569,8 +569,10 @@ fn bayesian(a: &Arm, b: &Arm, alpha: f64, inverse: bool) -> Comparison {
     // Closed forms of gbstats' truncated-normal risk, without its 1 − Φ cancellation:
     // E[max(X, 0)] and −E[min(X, 0)] for X ~ N(mu, sigma²).
     let density = sigma * normal.pdf(z);
-    let risk_control = mu * higher + density;
-    let risk_treatment = density - mu * normal.cdf(-z);
+    // Both are expectations of non-negative losses; far in a tail the subtraction can round a
+    // few ulps below zero (-5e-324 at z ≈ 38), which is 0.
+    let risk_control = (mu * higher + density).max(0.0);
+    let risk_treatment = (density - mu * normal.cdf(-z)).max(0.0);
     let risk = if inverse {
         [risk_treatment, risk_control]
     } else {
