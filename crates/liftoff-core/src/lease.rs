@@ -154,15 +154,17 @@ impl Leadership {
         }
     }
 
-    /// Renews until `stop` completes; the first renewal is immediate.
+    /// Renews every [`Self::renew_every`] until `stop` completes. The caller asks for the
+    /// lease once before (so jobs know from their first tick); the first renewal here comes a
+    /// third of the TTL later.
     pub async fn keep(&self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            self.renew().await;
             tokio::select! {
                 () = &mut stop => break,
                 () = tokio::time::sleep(self.renew_every()) => {}
             }
+            self.renew().await;
         }
     }
 }

@@ -854,16 +854,10 @@ impl MonitoringService {
 
     /// Adds this server's own reading to its hour, under [`OWN_SERVICE`] and [`own_instance`].
     pub fn note_own_resources(&self, snapshot: &super::system::SystemSnapshot) {
-        let sample = liftoff_system::Sample {
-            cpu: snapshot.cpu.clone(),
-            memory: snapshot.memory.clone(),
-            disk: snapshot.disk.clone(),
-            process_rss_mb: snapshot.process_rss_mb,
-        };
         let at = snapshot.sampled_at.unwrap_or_else(|| self.clock.now());
         self.instances
             .hours
-            .add(OWN_SERVICE, own_instance(), &sample, at);
+            .add(OWN_SERVICE, own_instance(), &snapshot.sample(), at);
     }
 
     /// Writes the resource hours read since the last flush; returns how many. A failed write

@@ -36,6 +36,18 @@ impl SystemSnapshot {
     }
 }
 
+impl SystemSnapshot {
+    /// The reading without its time, as instances report theirs.
+    pub fn sample(&self) -> Sample {
+        Sample {
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            disk: self.disk.clone(),
+            process_rss_mb: self.process_rss_mb,
+        }
+    }
+}
+
 impl SystemGauge {
     pub fn set(&self, s: SystemSnapshot) {
         if let Ok(mut g) = self.0.write() {

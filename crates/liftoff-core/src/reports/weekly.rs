@@ -427,16 +427,10 @@ impl Sources<'_> {
             .collect();
         let own = self.monitoring.system.get();
         if let Some(at) = own.sampled_at {
-            let sample = liftoff_system::Sample {
-                cpu: own.cpu,
-                memory: own.memory,
-                disk: own.disk,
-                process_rss_mb: own.process_rss_mb,
-            };
             rows.push(resource_row(
                 OWN_SERVICE.to_owned(),
                 own_instance().to_owned(),
-                &sample,
+                &own.sample(),
                 at,
             ));
         }

@@ -63,6 +63,46 @@ fn job<'a>(health: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no job {name}"))
 }
 
+/// Three replicas on `state_url`, started one after another.
+async fn start_three(state_url: &str) -> Vec<Replica> {
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let url = state_url.to_owned();
+        replicas.push(
+            tokio::task::spawn_blocking(move || start(&url))
+                .await
+                .unwrap(),
+        );
+    }
+    replicas
+}
+
+async fn kill_all(replicas: Vec<Replica>) {
+    for r in replicas {
+        tokio::task::spawn_blocking(move || r.proc.kill9())
+            .await
+            .unwrap();
+    }
+}
+
+/// Waits up to `within` until exactly one replica holds the lease and returns its index;
+/// never two at once.
+async fn the_one_holder(http: &reqwest::Client, urls: &[String], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let h = holders(http, urls).await;
+        assert!(h.len() <= 1, "two replicas hold the lease: {h:?}");
+        if let [one] = h[..] {
+            return one;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replica held the lease within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Indexes of the replicas holding the lease, as each says.
 async fn holders(http: &reqwest::Client, urls: &[String]) -> Vec<usize> {
     let mut held = Vec::new();
@@ -96,29 +136,12 @@ async fn checks(http: &reqwest::Client, url: &str, id: i64) -> Vec<chrono::DateT
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_lease_holder_is_replaced_and_uptime_checks_go_on_once() {
     let state_url = liftoff_testkit::postgres::fresh_schema_url().await;
-    let mut replicas: Vec<Replica> = Vec::new();
-    for _ in 0..3 {
-        let url = state_url.clone();
-        replicas.push(
-            tokio::task::spawn_blocking(move || start(&url))
-                .await
-                .unwrap(),
-        );
-    }
+    let mut replicas = start_three(&state_url).await;
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
     let http = reqwest::Client::new();
 
     // Exactly one holder; the others pass up their singleton ticks.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let holder = loop {
-        let h = holders(&http, &urls).await;
-        assert!(h.len() <= 1, "two replicas hold the lease: {h:?}");
-        if h.len() == 1 {
-            break h[0];
-        }
-        assert!(Instant::now() < deadline, "no replica took the lease");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let holder = the_one_holder(&http, &urls, Duration::from_secs(10)).await;
     let witness = (holder + 1) % 3;
     let monitor: Value = http
         .post(format!("{}/api/uptime/monitors", urls[witness]))
@@ -167,18 +190,8 @@ async fn a_killed_lease_holder_is_replaced_and_uptime_checks_go_on_once() {
         .await
         .unwrap();
     let limit = Duration::from_secs(TTL_SECONDS + TTL_SECONDS / 3 + 2);
-    let took = loop {
-        let h = holders(&http, &urls).await;
-        assert!(h.len() <= 1, "two replicas hold the lease: {h:?}");
-        if h.len() == 1 {
-            break t0.elapsed();
-        }
-        assert!(
-            t0.elapsed() < limit,
-            "no replica took over within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    the_one_holder(&http, &urls, limit).await;
+    let took = t0.elapsed();
     eprintln!("lease taken over {took:?} after the holder was killed (TTL {TTL_SECONDS} s)");
     let deadline = Instant::now() + Duration::from_secs(20);
     while checks(&http, &urls[0], id).await.len() < before + 3 {
@@ -197,11 +210,7 @@ async fn a_killed_lease_holder_is_replaced_and_uptime_checks_go_on_once() {
             (pair[1] - pair[0]).num_milliseconds()
         );
     }
-    for r in replicas {
-        tokio::task::spawn_blocking(move || r.proc.kill9())
-            .await
-            .unwrap();
-    }
+    kill_all(replicas).await;
 }
 
 /// An SSE client's events, read as they arrive.
@@ -340,15 +349,7 @@ async fn a_replica_killed_during_ingest_loses_and_duplicates_nothing() {
     const CLIENTS: usize = 6;
     const BATCHES: usize = 40;
     let state_url = liftoff_testkit::postgres::fresh_schema_url().await;
-    let mut replicas: Vec<Replica> = Vec::new();
-    for _ in 0..3 {
-        let url = state_url.clone();
-        replicas.push(
-            tokio::task::spawn_blocking(move || start(&url))
-                .await
-                .unwrap(),
-        );
-    }
+    let mut replicas = start_three(&state_url).await;
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -466,9 +467,5 @@ async fn a_replica_killed_during_ingest_loses_and_duplicates_nothing() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-    for r in replicas {
-        tokio::task::spawn_blocking(move || r.proc.kill9())
-            .await
-            .unwrap();
-    }
+    kill_all(replicas).await;
 }
