@@ -4,6 +4,7 @@
 //! This is the only crate that writes SQL. Each backend applies its own versioned migrations
 //! (`migrations/<backend>/NNNN_name.sql`) when opened; every statement is parameterised.
 
+pub mod clickhouse;
 mod codec;
 mod migrations;
 pub mod postgres;
@@ -58,12 +59,48 @@ pub struct Stores {
     /// database.
     pub operations: Arc<dyn OperationStore>,
     /// Raw product events and persons: `<data>/events.db` on SQLite (its own file and writer,
-    /// so event ingest never queues behind state or metrics), the same database on PostgreSQL.
+    /// so event ingest never queues behind state or metrics), the same database on
+    /// PostgreSQL, or ClickHouse when `--events-url` names it.
     pub events: Arc<dyn EventStore>,
+    /// The analytics ClickHouse answers, when events are kept there (else the in-process
+    /// engine answers over `events`).
+    pub clickhouse: Option<ClickHouseStore>,
 }
 
-/// Opens the state store (see [`open_state`]) and the metrics store beside it.
-pub async fn open_stores(state_url: Option<&str>, data_dir: &Path) -> Result<Stores, StoreError> {
+/// Events in ClickHouse: the store, the questions pushed down and what the server is.
+#[derive(Clone)]
+pub struct ClickHouseStore {
+    pub store: Arc<clickhouse::ClickHouseEvents>,
+    pub queries: Arc<clickhouse::ClickHouseQueries>,
+    /// `SELECT version()`.
+    pub version: String,
+    pub features: clickhouse::Features,
+}
+
+/// Opens the state store (see [`open_state`]), the metrics store beside it and the events
+/// store: beside them too, or ClickHouse when `events` names it.
+pub async fn open_stores(
+    state_url: Option<&str>,
+    events: Option<&clickhouse::EventsUrl>,
+    data_dir: &Path,
+) -> Result<Stores, StoreError> {
+    let mut stores = open_beside(state_url, data_dir).await?;
+    if let Some(url) = events {
+        let (store, version) = clickhouse::open(url.clone()).await?;
+        let store = Arc::new(store);
+        let features = clickhouse::Features::of(&version);
+        stores.events = store.clone();
+        stores.clickhouse = Some(ClickHouseStore {
+            queries: Arc::new(clickhouse::ClickHouseQueries::new(store.clone(), features)),
+            store,
+            version,
+            features,
+        });
+    }
+    Ok(stores)
+}
+
+async fn open_beside(state_url: Option<&str>, data_dir: &Path) -> Result<Stores, StoreError> {
     match state_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let pg = Arc::new(postgres::PgState::connect(url).await?);
@@ -72,6 +109,7 @@ pub async fn open_stores(state_url: Option<&str>, data_dir: &Path) -> Result<Sto
                 metrics: pg.clone(),
                 operations: pg.clone(),
                 events: pg,
+                clickhouse: None,
             })
         }
         _ => {
@@ -90,6 +128,7 @@ pub async fn open_stores(state_url: Option<&str>, data_dir: &Path) -> Result<Sto
                 metrics: metrics.clone(),
                 operations: metrics,
                 events,
+                clickhouse: None,
             })
         }
     }

@@ -246,3 +246,118 @@ mod postgres {
         );
     }
 }
+
+/// Events in ClickHouse: the event-store contract (ClickHouse keeps every day columnar, so
+/// the sealing cases do not apply) and what only a store without transactions must show.
+mod clickhouse {
+    use std::sync::Arc;
+
+    use liftoff_core::analytics::{Event, EventStore};
+    use liftoff_store::clickhouse::{self, EventsUrl};
+    use liftoff_testkit::clickhouse::fresh_database_url;
+
+    pub(crate) async fn open_store() -> Arc<clickhouse::ClickHouseEvents> {
+        let url = fresh_database_url();
+        let (store, _version) = clickhouse::open(EventsUrl::parse(&url, None).unwrap())
+            .await
+            .unwrap_or_else(|e| {
+                panic!("ClickHouse at {url} is required (set LIFTOFF_TEST_CLICKHOUSE_URL): {e}")
+            });
+        Arc::new(store)
+    }
+
+    pub(crate) async fn open_events() -> Arc<dyn EventStore> {
+        open_store().await
+    }
+
+    liftoff_testkit::event_store_contract!(@cases open_events;
+        events_are_idempotent_on_uuid, appends_are_all_or_nothing, persons_accumulate,
+        erase_removes_a_person_and_their_events, purge_drops_old_events,
+        events_page_in_append_order);
+
+    fn event(uuid: u128, user: &str, name: &str) -> Event {
+        Event {
+            uuid: Some(uuid),
+            ts_ms: 1_750_000_000_000 + uuid as i64,
+            user: user.into(),
+            session: Some(format!("s-{user}")),
+            event: name.into(),
+            properties: format!(r#"{{"k":{}}}"#, serde_json::json!(user)),
+        }
+    }
+
+    /// Two replicas taking the same retried batch at the same moment both pass the lookup;
+    /// the table's replacing key collapses their rows and every read counts them once.
+    #[tokio::test]
+    async fn a_retry_that_raced_its_first_attempt_is_counted_once() {
+        let s = open_store().await;
+        let batch: Vec<Event> = (1..=50)
+            .map(|i| event(i, &format!("u{}", i % 7), "e"))
+            .collect();
+        let other = open_store_on(&s).await;
+        let (a, b) = tokio::join!(
+            s.append_events(&batch, &[]),
+            other.append_events(&batch, &[])
+        );
+        let stored = a.unwrap().inserted + b.unwrap().inserted;
+        assert!((50..=100).contains(&stored), "{stored}");
+        assert_eq!(s.event_count().await.unwrap(), 50);
+        let all = s.events_between(i64::MIN, i64::MAX, 1000, 0).await.unwrap();
+        assert_eq!(all.len(), 50);
+        // Once parts merge, the rows are gone from disk too.
+        s.client()
+            .execute("OPTIMIZE TABLE events FINAL")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.client()
+                .number("SELECT count() FROM events")
+                .await
+                .unwrap(),
+            50
+        );
+    }
+
+    /// A second store on the same database: what another replica holds.
+    async fn open_store_on(s: &clickhouse::ClickHouseEvents) -> clickhouse::ClickHouseEvents {
+        let url = format!(
+            "{}/{}",
+            liftoff_testkit::clickhouse::base_url(),
+            s.client().database()
+        );
+        clickhouse::open(EventsUrl::parse(&url, None).unwrap())
+            .await
+            .unwrap()
+            .0
+    }
+
+    /// Ids, names and properties that would end a literal or a JSON string come back exactly.
+    #[tokio::test]
+    async fn hostile_text_is_stored_as_sent() {
+        let s = open_store().await;
+        let users = [
+            "o'brien",
+            "back\\slash",
+            "new\nline",
+            "tab\there",
+            "nul\0x",
+            "ünï😀",
+            "') OR 1=1 --",
+        ];
+        let events: Vec<Event> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| event(i as u128 + 1, u, u))
+            .collect();
+        s.append_events(&events, &[]).await.unwrap();
+        for e in &events {
+            let got = s.user_events(&e.user, 0, 10).await.unwrap();
+            assert_eq!(got.len(), 1, "{:?}", e.user);
+            assert_eq!(got[0].event, *e);
+        }
+        let again = s.append_events(&events, &[]).await.unwrap();
+        assert_eq!(again.duplicates, users.len() as u64);
+        s.erase_person("') OR 1=1 --").await.unwrap();
+        assert_eq!(s.event_count().await.unwrap(), users.len() as u64 - 1);
+    }
+}

@@ -9,6 +9,7 @@
 )]
 
 pub mod alerts_contract;
+pub mod clickhouse;
 pub mod contract;
 pub mod events_contract;
 pub mod experiments_contract;

@@ -37,9 +37,21 @@ pub struct Overrides {
     #[arg(long, env = "LIFTOFF_STATE_URL", value_name = "URL")]
     pub state_url: Option<String>,
 
-    /// Where events live: unset for SQLite in the data dir, or http://HOST:8123 for ClickHouse.
+    /// Where events live: unset for SQLite in the data dir (PostgreSQL with --state-url), or
+    /// ClickHouse's HTTP interface, http://[USER[:PASSWORD]@]HOST:8123/DATABASE (the database
+    /// is created; default `liftoff`).
     #[arg(long, env = "LIFTOFF_EVENTS_URL", value_name = "URL")]
     pub events_url: Option<String>,
+
+    /// ClickHouse's password when --events-url names none. Prefer the variable to the flag:
+    /// flags are visible in the process list.
+    #[arg(
+        long,
+        env = "LIFTOFF_EVENTS_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub events_password: Option<String>,
 
     /// An admin API token that lives only in the environment. Prefer the variable to the flag:
     /// flags are visible in the process list.
@@ -261,7 +273,7 @@ macro_rules! layer {
 impl Overrides {
     /// `self` wins where it has a value.
     fn over(self, lower: Overrides) -> Overrides {
-        layer!(self, lower; listen, data, state_url, events_url, admin_token, admin_password,
+        layer!(self, lower; listen, data, state_url, events_url, events_password, admin_token, admin_password,
             secret_key, outbound_deny, external_url, trusted_proxies, log_format,
             event_retention_days, metrics_minute_hours, metrics_hourly_days, metrics_daily_days,
             max_body_bytes, rate_limit_per_second, rate_limit_burst,
@@ -280,6 +292,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data: PathBuf,
     pub state_url: Option<String>,
+    /// ClickHouse for events, when set (the URL with the password resolved).
+    pub events: Option<liftoff_store::clickhouse::EventsUrl>,
     pub events_url: Option<String>,
     /// Where people reach the dashboard, without a trailing slash.
     pub external_url: String,
@@ -386,6 +400,16 @@ impl Settings {
             listen,
             data: o.data.unwrap_or_else(|| PathBuf::from("./liftoff-data")),
             state_url: o.state_url.filter(|s| !s.is_empty()),
+            events: match o.events_url.as_deref().filter(|s| !s.is_empty()) {
+                Some(url) => Some(
+                    liftoff_store::clickhouse::EventsUrl::parse(
+                        url,
+                        o.events_password.as_deref().filter(|s| !s.is_empty()),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                ),
+                None => None,
+            },
             events_url: o.events_url.filter(|s| !s.is_empty()),
             admin_token: o.admin_token.filter(|s| !s.is_empty()),
             admin_password: o.admin_password.filter(|s| !s.is_empty()),
@@ -452,19 +476,6 @@ impl Settings {
             && p.chars().count() < 8
         {
             bail!("LIFTOFF_ADMIN_PASSWORD must be at least 8 characters");
-        }
-        if let Some(url) = &self.events_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                bail!(
-                    "--events-url must be a ClickHouse HTTP URL (http://HOST:8123), or unset for SQLite in the data dir"
-                );
-            }
-            // Refused rather than ignored: events silently landing in SQLite while the operator
-            // believes they go to ClickHouse would be worse than not starting.
-            bail!(
-                "--events-url: this build keeps events in SQLite only (a ClickHouse events store is not \
-                 available yet); unset --events-url / LIFTOFF_EVENTS_URL to keep events in the data directory"
-            );
         }
         if !(3..=300).contains(&self.lease_ttl.as_secs()) {
             bail!(
@@ -628,8 +639,17 @@ mod tests {
     }
 
     #[test]
-    fn an_events_url_is_refused_not_ignored() {
-        for url in ["http://127.0.0.1:8123/liftoff", "clickhouse://x"] {
+    fn an_events_url_names_clickhouse() {
+        let o = Overrides {
+            events_url: Some("http://bob@127.0.0.1:8123/analytics".into()),
+            events_password: Some("s3cret".into()),
+            ..Default::default()
+        };
+        let s = Settings::from_overrides(o).unwrap();
+        let e = s.events.unwrap();
+        assert_eq!((e.database.as_str(), e.user.as_str()), ("analytics", "bob"));
+        assert_eq!(e.password.as_deref(), Some("s3cret"));
+        for url in ["clickhouse://x", "http://h/not-a-name"] {
             let o = Overrides {
                 events_url: Some(url.into()),
                 ..Default::default()

@@ -36,9 +36,21 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn StateStor
 /// Opens every store `serve` needs.
 pub async fn open_stores(settings: &Settings) -> anyhow::Result<liftoff_store::Stores> {
     create_private_dir(&settings.data)?;
-    liftoff_store::open_stores(settings.state_url.as_deref(), &settings.data)
-        .await
-        .context("cannot open the stores (check --state-url / --data)")
+    let stores = liftoff_store::open_stores(
+        settings.state_url.as_deref(),
+        settings.events.as_ref(),
+        &settings.data,
+    )
+    .await
+    .context("cannot open the stores (check --state-url / --events-url / --data)")?;
+    if let Some(ch) = &stores.clickhouse {
+        tracing::info!(
+            version = %ch.version,
+            features = ch.features.describe(),
+            "events in ClickHouse"
+        );
+    }
+    Ok(stores)
 }
 
 /// Everything `serve` needs, built and bootstrapped.
@@ -86,9 +98,14 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         store.clone() as Arc<dyn liftoff_core::audit::AuditStore>,
         &jobs,
     );
-    let insights = std::sync::Arc::new(liftoff_core::analytics::insights::InsightsService::new(
-        stores.events.clone(),
-    ));
+    // ClickHouse answers what it can itself; otherwise the in-process engine over the store.
+    let insights: Arc<dyn liftoff_core::analytics::insights::AnalyticsQueries> =
+        match &stores.clickhouse {
+            Some(ch) => ch.queries.clone(),
+            None => Arc::new(liftoff_core::analytics::insights::InsightsService::new(
+                stores.events.clone(),
+            )),
+        };
     let outbound = Arc::new(settings.outbound_deny.clone());
     let secrets = Arc::new(load_secrets(settings)?);
     let uptime = liftoff_core::uptime::UptimeService::new(
@@ -160,33 +177,40 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         liftoff_core::lease::Leadership::holder_name(),
         settings.lease_ttl,
     ));
+    let mut state = AppState::new(
+        Services {
+            store,
+            keys,
+            users,
+            flags,
+            monitoring,
+            operations,
+            events,
+            insights,
+            jobs,
+            uptime,
+            incidents,
+            alerts,
+            clock,
+            experiments,
+            deployments,
+            reports,
+            leadership,
+        },
+        http,
+    );
+    if let Some(ch) = &stores.clickhouse {
+        state.health = state.health.clone().with_store(
+            "events",
+            ch.store.clone() as Arc<dyn liftoff_core::store::StoreHealth>,
+        );
+    }
     Ok(Built {
         edge: settings.edge.clone(),
         data_dir: settings.data.clone(),
         metrics_retention: settings.metrics_retention,
         event_retention_days: settings.event_retention_days,
-        state: AppState::new(
-            Services {
-                store,
-                keys,
-                users,
-                flags,
-                monitoring,
-                operations,
-                events,
-                insights,
-                jobs,
-                uptime,
-                incidents,
-                alerts,
-                clock,
-                experiments,
-                deployments,
-                reports,
-                leadership,
-            },
-            http,
-        ),
+        state,
     })
 }
 

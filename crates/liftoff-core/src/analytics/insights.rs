@@ -312,6 +312,33 @@ impl InsightsService {
     }
 }
 
+/// The span of experiment windows: from the earliest start to the latest end.
+fn user_windows_span(windows: &[(String, i64, i64)]) -> Span {
+    let from = windows.iter().map(|w| w.1).min().unwrap_or(0);
+    let to = windows.iter().map(|w| w.2).max().unwrap_or(0);
+    Span::window(from, to)
+}
+
+/// Retention's range widened to whole UTC days, with each user's history (cohorts are by the
+/// first event ever).
+fn retention_span(now_ms: i64, days: f64) -> Span {
+    let r = last_days(now_ms, days);
+    Span {
+        from_ms: r.from_ms.div_euclid(DAY_MS) * DAY_MS,
+        to_ms: (r.to_ms - 1).div_euclid(DAY_MS) * DAY_MS + DAY_MS,
+        history: true,
+    }
+}
+
+/// The last `minutes` and the 30 UTC days the active-user series cover.
+fn active_users_span(minutes: u32, now_ms: i64) -> Span {
+    let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
+    Span::window(
+        (today - 29 * DAY_MS).min(now_ms - i64::from(minutes) * 60_000),
+        (today + DAY_MS).max(now_ms + 1),
+    )
+}
+
 /// `[now - days, now)` in engine terms.
 pub fn last_days(now_ms: i64, days: f64) -> liftoff_analytics::TimeRange {
     liftoff_analytics::TimeRange::new(now_ms - (days * DAY_MS as f64) as i64, now_ms)
@@ -382,6 +409,33 @@ pub struct FunnelReport {
     pub overall_conversion: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breakdown: Option<Vec<FunnelBreakdownReport>>,
+}
+
+impl FunnelRequest {
+    /// Events of the last this many days count.
+    pub fn days(&self) -> f64 {
+        self.days.unwrap_or(30.0)
+    }
+
+    /// How long after the first step the last may come.
+    pub fn window_days(&self) -> f64 {
+        self.conversion_window_days.unwrap_or(14.0)
+    }
+}
+
+impl FunnelReport {
+    /// The report for `users[k]` users reaching step k + 1 (no breakdown).
+    pub fn of(req: &FunnelRequest, users: &[u64]) -> Self {
+        let (analysis, overall_conversion) = analysis(&req.funnel_steps, users);
+        FunnelReport {
+            funnel_steps: req.funnel_steps.clone(),
+            time_window_days: req.days(),
+            conversion_window_days: req.window_days(),
+            analysis,
+            overall_conversion,
+            breakdown: None,
+        }
+    }
 }
 
 fn analysis(steps: &[String], users: &[u64]) -> (Vec<FunnelStep>, f64) {
@@ -643,11 +697,77 @@ fn properties(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 
+/// The events a question needs: those with `from_ms <= ts < to_ms`, and with `history` also
+/// each user's first event of every name before `from_ms` (what first-seen questions need:
+/// retention, new vs returning, milestones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub history: bool,
+}
+
+impl Span {
+    /// Every event.
+    pub const ALL: Span = Span {
+        from_ms: i64::MIN,
+        to_ms: i64::MAX,
+        history: true,
+    };
+
+    pub fn window(from_ms: i64, to_ms: i64) -> Self {
+        Self {
+            from_ms,
+            to_ms,
+            history: false,
+        }
+    }
+
+    fn range(r: liftoff_analytics::TimeRange) -> Self {
+        Self::window(r.from_ms, r.to_ms)
+    }
+}
+
+/// Where the in-process engine finds the events a question needs. [`InsightsService`] keeps
+/// every event in one cached table; a backend that stores events elsewhere (ClickHouse)
+/// builds a table of the span each question asks for. Every question is answered from such a
+/// table the same way, so the answers agree whichever source built it.
 #[async_trait::async_trait]
-impl AnalyticsQueries for InsightsService {
+pub trait EventTables: Send + Sync {
+    /// A table holding at least the events `span` names (a cache may hold more).
+    async fn table_for(&self, span: Span) -> Result<Arc<EventTable>, InsightsError>;
+    /// The store the events are kept in.
+    fn event_store(&self) -> &dyn EventStore;
+    /// The next table must reflect the store, however recent a cached one is.
+    async fn refresh_tables_soon(&self);
+    /// Events changed out of band (an erasure): drop any cached table.
+    async fn drop_tables(&self);
+}
+
+#[async_trait::async_trait]
+impl EventTables for InsightsService {
+    async fn table_for(&self, _span: Span) -> Result<Arc<EventTable>, InsightsError> {
+        self.table().await
+    }
+
+    fn event_store(&self) -> &dyn EventStore {
+        &*self.store
+    }
+
+    async fn refresh_tables_soon(&self) {
+        InsightsService::refresh_soon(self).await;
+    }
+
+    async fn drop_tables(&self) {
+        InsightsService::invalidate(self).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: EventTables> AnalyticsQueries for T {
     async fn event_names(&self) -> Result<Vec<String>, InsightsError> {
         Ok(self
-            .table()
+            .table_for(Span::ALL)
             .await?
             .event_names()
             .map(str::to_owned)
@@ -655,7 +775,7 @@ impl AnalyticsQueries for InsightsService {
     }
 
     async fn refresh_soon(&self) {
-        InsightsService::refresh_soon(self).await;
+        self.refresh_tables_soon().await;
     }
 
     async fn flag_exposures(
@@ -664,7 +784,7 @@ impl AnalyticsQueries for InsightsService {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<liftoff_analytics::EventExposure>, InsightsError> {
-        let table = self.table().await?;
+        let table = self.table_for(Span::window(from_ms, to_ms)).await?;
         let flag = flag.to_owned();
         blocking(move || Ok(table.flag_exposures(&flag, from_ms, to_ms))).await
     }
@@ -675,7 +795,7 @@ impl AnalyticsQueries for InsightsService {
         property: Option<&str>,
         windows: Vec<(String, i64, i64)>,
     ) -> Result<Vec<liftoff_analytics::UserTotals>, InsightsError> {
-        let table = self.table().await?;
+        let table = self.table_for(user_windows_span(&windows)).await?;
         let (event, property) = (event.to_owned(), property.map(str::to_owned));
         blocking(move || {
             let windows: Vec<liftoff_analytics::UserWindow<'_>> = windows
@@ -692,7 +812,7 @@ impl AnalyticsQueries for InsightsService {
     }
 
     async fn invalidate(&self) {
-        InsightsService::invalidate(self).await;
+        self.drop_tables().await;
     }
 
     /// Ordered funnel over the last `days` days, ClickHouse `windowFunnel` semantics.
@@ -701,9 +821,10 @@ impl AnalyticsQueries for InsightsService {
         req: &FunnelRequest,
         now_ms: i64,
     ) -> Result<FunnelReport, InsightsError> {
-        let table = self.table().await?;
-        let days = req.days.unwrap_or(30.0);
-        let window_days = req.conversion_window_days.unwrap_or(14.0);
+        let table = self
+            .table_for(Span::range(last_days(now_ms, req.days())))
+            .await?;
+        let window_days = req.window_days();
         let steps: Vec<liftoff_analytics::EventFilter> = req
             .funnel_steps
             .iter()
@@ -712,11 +833,11 @@ impl AnalyticsQueries for InsightsService {
         let result = table.funnel(
             &steps,
             (window_days * DAY_MS as f64) as i64,
-            last_days(now_ms, days),
+            last_days(now_ms, req.days()),
             req.breakdown.as_deref(),
         )?;
-        let (rows, overall) = analysis(&req.funnel_steps, &result.users);
-        let breakdown = req.breakdown.as_ref().map(|_| {
+        let mut report = FunnelReport::of(req, &result.users);
+        report.breakdown = req.breakdown.as_ref().map(|_| {
             result
                 .breakdown
                 .iter()
@@ -730,14 +851,7 @@ impl AnalyticsQueries for InsightsService {
                 })
                 .collect()
         });
-        Ok(FunnelReport {
-            funnel_steps: req.funnel_steps.clone(),
-            time_window_days: days,
-            conversion_window_days: window_days,
-            analysis: rows,
-            overall_conversion: overall,
-            breakdown,
-        })
+        Ok(report)
     }
 
     /// Active users now and as DAU/WAU/MAU series over the last 30 days.
@@ -747,7 +861,7 @@ impl AnalyticsQueries for InsightsService {
         now_ms: i64,
     ) -> Result<ActiveUsersReport, InsightsError> {
         use liftoff_analytics::{Bucket, TimeRange};
-        let table = self.table().await?;
+        let table = self.table_for(active_users_span(minutes, now_ms)).await?;
         let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
         let month = TimeRange::new(today - 29 * DAY_MS, today + DAY_MS);
         let series = |bucket| {
@@ -800,7 +914,12 @@ impl AnalyticsQueries for InsightsService {
         minutes: &[u32],
         now_ms: i64,
     ) -> Result<Vec<u64>, InsightsError> {
-        let table = self.table().await?;
+        let table = self
+            .table_for(Span::window(
+                now_ms - i64::from(minutes.iter().copied().max().unwrap_or(0)) * 60_000,
+                now_ms + 1,
+            ))
+            .await?;
         Ok(minutes
             .iter()
             .map(|&m| {
@@ -819,7 +938,7 @@ impl AnalyticsQueries for InsightsService {
         limit: usize,
         now_ms: i64,
     ) -> Result<FeaturesReport, InsightsError> {
-        let table = self.table().await?;
+        let table = self.table_for(Span::range(last_days(now_ms, days))).await?;
         let range = last_days(now_ms, days);
         let mut features = Vec::new();
         for top in table.top_events(range, limit) {
@@ -845,7 +964,7 @@ impl AnalyticsQueries for InsightsService {
 
     /// First-seen cohorts of the last `days` days and who came back on day N.
     async fn retention(&self, days: f64, now_ms: i64) -> Result<RetentionReport, InsightsError> {
-        let table = self.table().await?;
+        let table = self.table_for(retention_span(now_ms, days)).await?;
         let r = table.retention(last_days(now_ms, days));
         let cohorts = r
             .cohorts
@@ -873,7 +992,7 @@ impl AnalyticsQueries for InsightsService {
         limit: usize,
         now_ms: i64,
     ) -> Result<PathsReport, InsightsError> {
-        let table = self.table().await?;
+        let table = self.table_for(Span::range(last_days(now_ms, days))).await?;
         let p = table.paths(
             last_days(now_ms, days),
             liftoff_analytics::DEFAULT_SESSION_GAP_MS,
@@ -903,7 +1022,12 @@ impl AnalyticsQueries for InsightsService {
 
     /// The user journey: each event's first occurrence per user, most reached first.
     async fn milestones(&self, days: f64, now_ms: i64) -> Result<MilestonesReport, InsightsError> {
-        let table = self.table().await?;
+        let table = self
+            .table_for(Span {
+                history: true,
+                ..Span::range(last_days(now_ms, days))
+            })
+            .await?;
         let range = last_days(now_ms, days);
         let total = table.distinct_users(range);
         let milestones = table
@@ -929,7 +1053,12 @@ impl AnalyticsQueries for InsightsService {
         bucket: liftoff_analytics::Bucket,
         now_ms: i64,
     ) -> Result<Vec<NewVsReturningRow>, InsightsError> {
-        let table = self.table().await?;
+        let table = self
+            .table_for(Span {
+                history: true,
+                ..Span::range(last_days(now_ms, days))
+            })
+            .await?;
         Ok(table
             .new_vs_returning(last_days(now_ms, days), bucket)
             .into_iter()
@@ -943,7 +1072,7 @@ impl AnalyticsQueries for InsightsService {
 
     /// Sessions (explicit ids, else 30 minutes of inactivity) of the last `days` days.
     async fn sessions(&self, days: f64, now_ms: i64) -> Result<SessionsReport, InsightsError> {
-        let table = self.table().await?;
+        let table = self.table_for(Span::range(last_days(now_ms, days))).await?;
         let s = table.sessions(
             last_days(now_ms, days),
             liftoff_analytics::DEFAULT_SESSION_GAP_MS,
@@ -961,41 +1090,7 @@ impl AnalyticsQueries for InsightsService {
 
     /// One explicit session's events; `None` when no event carries the id.
     async fn session(&self, id: &str) -> Result<Option<SessionReport>, InsightsError> {
-        let table = self.table().await?;
-        let mut events = table.session_events_by_user(id);
-        // The engine lists them user by user; a session shared by several users reads in time.
-        events.sort_by_key(|(_, e)| e.ts_ms);
-        let (Some((user, first)), Some((_, last))) = (events.first(), events.last()) else {
-            return Ok(None);
-        };
-        let mut event_types: BTreeMap<String, u64> = BTreeMap::new();
-        for (_, e) in &events {
-            *event_types.entry(e.event.to_owned()).or_default() += 1;
-        }
-        let (start, end) = (
-            super::ingest::time(first.ts_ms),
-            super::ingest::time(last.ts_ms),
-        );
-        Ok(Some(SessionReport {
-            found: true,
-            session_id: id.to_owned(),
-            user_id: (*user).to_owned(),
-            start_time: start,
-            last_activity: end,
-            event_types,
-            start,
-            end,
-            duration_seconds: (last.ts_ms - first.ts_ms) as f64 / 1000.0,
-            event_count: events.len(),
-            events: events
-                .iter()
-                .map(|(_, e)| SessionEvent {
-                    event: e.event.to_owned(),
-                    timestamp: super::ingest::time(e.ts_ms),
-                    properties: properties(e.properties),
-                })
-                .collect(),
-        }))
+        Ok(session_report(&*self.table_for(Span::ALL).await?, id))
     }
     /// Error events of the last `hours` hours, from the stored events.
     async fn errors(&self, hours: f64, now_ms: i64) -> Result<ErrorsReport, InsightsError> {
@@ -1003,13 +1098,14 @@ impl AnalyticsQueries for InsightsService {
         let from = now_ms - (hours * 3_600_000.0) as i64;
         // Finished days are sealed: their error events come from the segments, the rest from
         // the rows.
-        let mut found =
-            sealed::sealed_events(&*self.store, from, now_ms + 1, |e| is_error_event(&e.event))
-                .await?;
+        let mut found = sealed::sealed_events(self.event_store(), from, now_ms + 1, |e| {
+            is_error_event(&e.event)
+        })
+        .await?;
         let (mut read, mut after, mut truncated) = (0usize, 0i64, false);
         loop {
             let page = self
-                .store
+                .event_store()
                 .events_between(from, now_ms + 1, PAGE, after)
                 .await?;
             let Some(last) = page.last() else { break };
@@ -1066,6 +1162,44 @@ impl AnalyticsQueries for InsightsService {
             truncated,
         })
     }
+}
+
+/// One explicit session from a table holding its events; `None` when no event carries the id.
+pub fn session_report(table: &EventTable, id: &str) -> Option<SessionReport> {
+    let mut events = table.session_events_by_user(id);
+    // The engine lists them user by user; a session shared by several users reads in time.
+    events.sort_by_key(|(_, e)| e.ts_ms);
+    let (Some((user, first)), Some((_, last))) = (events.first(), events.last()) else {
+        return None;
+    };
+    let mut event_types: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, e) in &events {
+        *event_types.entry(e.event.to_owned()).or_default() += 1;
+    }
+    let (start, end) = (
+        super::ingest::time(first.ts_ms),
+        super::ingest::time(last.ts_ms),
+    );
+    Some(SessionReport {
+        found: true,
+        session_id: id.to_owned(),
+        user_id: (*user).to_owned(),
+        start_time: start,
+        last_activity: end,
+        event_types,
+        start,
+        end,
+        duration_seconds: (last.ts_ms - first.ts_ms) as f64 / 1000.0,
+        event_count: events.len(),
+        events: events
+            .iter()
+            .map(|(_, e)| SessionEvent {
+                event: e.event.to_owned(),
+                timestamp: super::ingest::time(e.ts_ms),
+                properties: properties(e.properties),
+            })
+            .collect(),
+    })
 }
 
 /// Event names that record an error: PostHog's `$exception`, `error`, `exception`, and any

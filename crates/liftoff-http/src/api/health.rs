@@ -71,9 +71,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Status>) {
 
 #[derive(Serialize, ToSchema)]
 pub struct StoreHealthReport {
-    /// What the store holds: `state` (keys, users, flags, …).
+    /// What the store holds: `state` (keys, users, flags, …), or `events` when product events
+    /// are kept in ClickHouse.
     pub name: &'static str,
-    /// `sqlite` or `postgres`.
+    /// `sqlite`, `postgres` or `clickhouse`.
     pub backend: &'static str,
     pub ok: bool,
     pub latency_ms: Option<f64>,
@@ -101,22 +102,27 @@ pub struct DetailedHealth {
 /// and capacity) and whether this replica holds the singleton lease.
 #[utoipa::path(get, path = "/health/detailed", tag = "health", responses((status = 200, body = DetailedHealth)))]
 async fn detailed(State(state): State<AppState>) -> Json<DetailedHealth> {
-    let check = state.health.check_store().await;
-    let report = StoreHealthReport {
-        name: "state",
-        backend: check.backend,
-        ok: check.ping.is_ok(),
-        latency_ms: check.ping.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
-        schema_version: check.schema_version.ok(),
-        // The kind of failure only: messages can carry host names.
-        error: check.ping.err().map(|_| "unreachable".to_owned()),
-    };
-    let ok = report.ok;
+    let stores: Vec<StoreHealthReport> = state
+        .health
+        .check_stores()
+        .await
+        .into_iter()
+        .map(|check| StoreHealthReport {
+            name: check.name,
+            backend: check.backend,
+            ok: check.ping.is_ok(),
+            latency_ms: check.ping.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
+            schema_version: check.schema_version.ok(),
+            // The kind of failure only: messages can carry host names.
+            error: check.ping.err().map(|_| "unreachable".to_owned()),
+        })
+        .collect();
+    let ok = stores.iter().all(|s| s.ok);
     Json(DetailedHealth {
         status: if ok { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.started.elapsed().as_secs(),
-        stores: vec![report],
+        stores,
         jobs: state.jobs.jobs(),
         queues: state.jobs.queues(),
         lease: state.leadership.status(),

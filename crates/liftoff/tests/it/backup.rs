@@ -38,6 +38,10 @@ async fn export_lines(app: &TestApp) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_serving_restores_identical_data() {
+    if crate::harness::events_in_clickhouse("a_backup_taken_while_serving_restores_identical_data")
+    {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_at(dir.path(), |o| o).await;
     let (_, ingest) = app.key("ingest").await;

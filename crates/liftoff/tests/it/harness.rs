@@ -44,6 +44,7 @@ pub async fn spawn_at(
         admin_password: Some(ADMIN_PASSWORD.into()),
         // Tests call routes without a key by the hundred; the edge tests set their own limit.
         failed_auth_per_minute: Some(0),
+        events_url: matrix_events_url(data),
         ..Default::default()
     });
     let settings = Settings::from_overrides(overrides).unwrap();
@@ -152,6 +153,33 @@ pub async fn problem(res: reqwest::Response, status: u16) -> Value {
 }
 
 /// A fresh, empty schema on the test PostgreSQL, as a state URL.
+/// Whether this run keeps events in ClickHouse (the CI matrix's third row). Tests of what
+/// only the data directory's events file does (sealing, file backups, offline demo data)
+/// return early there, saying so.
+pub fn events_in_clickhouse(test: &str) -> bool {
+    let yes = std::env::var("LIFTOFF_TEST_EVENTS").as_deref() == Ok("clickhouse");
+    if yes {
+        eprintln!("{test}: not applicable with events in ClickHouse (it tests the events file)");
+    }
+    yes
+}
+
+/// With `LIFTOFF_TEST_EVENTS=clickhouse` (the CI matrix's third row) every app keeps its
+/// events in a database of its own on the test ClickHouse server, one per data directory so
+/// a restarted app finds its events again.
+fn matrix_events_url(data: &std::path::Path) -> Option<String> {
+    if std::env::var("LIFTOFF_TEST_EVENTS").as_deref() != Ok("clickhouse") {
+        return None;
+    }
+    let marker = data.join(".clickhouse-database");
+    let url = std::fs::read_to_string(&marker).unwrap_or_else(|_| {
+        let url = liftoff_testkit::clickhouse::fresh_database_url();
+        std::fs::write(&marker, &url).unwrap();
+        url
+    });
+    Some(url)
+}
+
 pub async fn postgres_state_url() -> String {
     liftoff_testkit::postgres::fresh_schema_url().await
 }

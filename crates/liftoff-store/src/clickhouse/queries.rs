@@ -1,0 +1,434 @@
+//! The analytics questions asked of ClickHouse.
+//!
+//! What ClickHouse answers whole is pushed down: event names, active users over windows
+//! (`uniqExact`), the most used events with their users, and ordered funnels
+//! (`windowFunnel`). Every other question (and a funnel with a breakdown, or, on 18.x, one over
+//! more than 24 days: see [`FUNNEL_MAX_SPAN_MS_18`]) reads only the rows its span needs (plus, for
+//! first-seen questions, one row per user and event name of the history before it, reduced by
+//! ClickHouse) and is answered by the in-process engine from them, the same code that answers
+//! on SQLite and PostgreSQL. `tests/clickhouse_parity.rs` checks every answer against the
+//! in-process engine over the same events.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use liftoff_analytics::{EventRow, EventTable};
+use liftoff_core::analytics::EventStore;
+use liftoff_core::analytics::insights::{
+    ActiveUsersReport, AnalyticsQueries, ErrorsReport, EventTables, FeatureUsage, FeaturesReport,
+    FunnelReport, FunnelRequest, InsightsError, MilestonesReport, NewVsReturningRow, PathsReport,
+    RetentionReport, SessionReport, SessionsReport, Span, last_days, session_report,
+};
+use serde::Deserialize;
+
+use super::client::{ClickHouse, lit, lit_set};
+use super::events::{COLUMNS, ClickHouseEvents, EventOut};
+use liftoff_analytics::DAY_MS;
+
+/// `windowFunnel` on ClickHouse before 19.x takes 32-bit timestamps, reads those of 2³¹ and
+/// above wrongly and adds the window to a start in 32 bits. Liftoff's funnels are exact to
+/// the millisecond, so there they are pushed down as milliseconds since the range's start,
+/// times the number of steps (see `funnel_plan`), which must stay under this: 24 days of
+/// one step, 8 days of three. A longer funnel is answered by the engine. Later releases take
+/// the 64-bit times as they are.
+pub const FUNNEL_MAX_SPAN_MS_18: i64 = i32::MAX as i64;
+
+/// What the server's version allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Features {
+    /// `windowFunnel` over 64-bit timestamps (19.x and later).
+    pub funnel_64bit_time: bool,
+}
+
+impl Features {
+    /// From `SELECT version()` (`18.16.1`, `24.8.4.13`).
+    pub fn of(version: &str) -> Self {
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        Self {
+            funnel_64bit_time: major >= 19,
+        }
+    }
+
+    /// For the start-up log.
+    pub fn describe(&self) -> &'static str {
+        if self.funnel_64bit_time {
+            "funnels pushed down with millisecond windowFunnel at any length"
+        } else {
+            "funnels pushed down with millisecond windowFunnel up to 24 days / steps, longer ones by the engine"
+        }
+    }
+}
+
+/// Analytics over events kept in ClickHouse.
+pub struct ClickHouseQueries {
+    events: Arc<ClickHouseEvents>,
+    tables: SpanTables,
+    features: Features,
+}
+
+/// Builds the engine's table from the rows of one span.
+struct SpanTables {
+    events: Arc<ClickHouseEvents>,
+}
+
+fn engine(e: impl std::fmt::Display) -> InsightsError {
+    InsightsError::Engine(e.to_string())
+}
+
+#[derive(Deserialize)]
+struct FirstRow {
+    user_id: String,
+    event: String,
+    first_ts: i64,
+}
+
+impl SpanTables {
+    fn ch(&self) -> &ClickHouse {
+        self.events.client()
+    }
+
+    async fn rows(&self, filter: &str) -> Result<Vec<EventRow>, InsightsError> {
+        let rows: Vec<EventOut> = self
+            .ch()
+            .rows(&format!(
+                "SELECT {COLUMNS} FROM events FINAL WHERE {filter}"
+            ))
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok(liftoff_core::analytics::sealed::row(r.stored()?.event)))
+            .collect()
+    }
+
+    /// The table of the events matching `filter`.
+    async fn table_where(&self, filter: &str) -> Result<Arc<EventTable>, InsightsError> {
+        let rows = self.rows(filter).await?;
+        tokio::task::spawn_blocking(move || EventTable::from_rows(&rows).map_err(engine))
+            .await
+            .map_err(engine)?
+            .map(Arc::new)
+    }
+}
+
+/// `['a', 'b']`.
+fn lit_array(items: &[&str]) -> String {
+    let parts: Vec<String> = items.iter().map(|s| lit(s)).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn span_filter(span: Span) -> String {
+    format!("ts >= {} AND ts < {}", span.from_ms, span.to_ms)
+}
+
+#[async_trait]
+impl EventTables for SpanTables {
+    async fn table_for(&self, span: Span) -> Result<Arc<EventTable>, InsightsError> {
+        let window = span_filter(span);
+        let mut rows = self.rows(&window).await?;
+        if span.history && span.from_ms > i64::MIN {
+            // Each user's first event of every name before the span: first-seen questions
+            // need when a user (and each name) started, not every earlier row.
+            let firsts: Vec<FirstRow> = self
+                .ch()
+                .rows(&format!(
+                    "SELECT user_id, event, min(ts) AS first_ts FROM events
+                     WHERE ts < {from} AND user_id IN (SELECT user_id FROM events WHERE {window})
+                     GROUP BY user_id, event",
+                    from = span.from_ms
+                ))
+                .await?;
+            rows.extend(firsts.into_iter().map(|f| EventRow {
+                ts_ms: f.first_ts,
+                user: f.user_id,
+                session: None,
+                event: f.event,
+                properties: "{}".into(),
+                uuid: None,
+            }));
+        }
+        tokio::task::spawn_blocking(move || EventTable::from_rows(&rows).map_err(engine))
+            .await
+            .map_err(engine)?
+            .map(Arc::new)
+    }
+
+    fn event_store(&self) -> &dyn EventStore {
+        &*self.events
+    }
+
+    async fn refresh_tables_soon(&self) {}
+
+    async fn drop_tables(&self) {}
+}
+
+#[derive(Deserialize)]
+struct NameRow {
+    event: String,
+}
+
+#[derive(Deserialize)]
+struct LevelRow {
+    level: u64,
+    users: u64,
+}
+
+#[derive(Deserialize)]
+struct FeatureRow {
+    event: String,
+    usage: u64,
+    users: u64,
+}
+
+impl ClickHouseQueries {
+    pub fn new(events: Arc<ClickHouseEvents>, features: Features) -> Self {
+        Self {
+            tables: SpanTables {
+                events: events.clone(),
+            },
+            events,
+            features,
+        }
+    }
+
+    fn ch(&self) -> &ClickHouse {
+        self.events.client()
+    }
+
+    /// Whether [`AnalyticsQueries::funnel`] answers `req` with `windowFunnel` (else the
+    /// engine answers from the span's rows).
+    pub fn pushes_down(&self, req: &FunnelRequest, now_ms: i64) -> bool {
+        self.funnel_plan(req, now_ms).is_some()
+    }
+
+    /// The time expression and window `windowFunnel` is given; `None` when the funnel cannot
+    /// be pushed down exactly.
+    fn funnel_plan(&self, req: &FunnelRequest, now_ms: i64) -> Option<(String, i64)> {
+        if req.breakdown.is_some() {
+            return None;
+        }
+        let range = last_days(now_ms, req.days());
+        let window_ms = (req.window_days() * DAY_MS as f64) as i64;
+        if self.features.funnel_64bit_time {
+            return Some(("toUInt64(ts)".to_owned(), window_ms));
+        }
+        let names: Vec<&str> = req.funnel_steps.iter().map(String::as_str).collect();
+        let n = names.len() as i64;
+        // With a name twice, one row answers two steps at one time, in whatever order 18.x
+        // happens to keep: only the engine is exact there.
+        let repeated = (1..names.len()).any(|i| names[..i].contains(&names[i]));
+        let span = range.to_ms - range.from_ms;
+        if repeated || span.saturating_mul(n).saturating_add(n) > FUNNEL_MAX_SPAN_MS_18 {
+            return None;
+        }
+        // 18.x keeps rows with equal times in the order they arrive, not in step order: each
+        // time is scaled by the number of steps and carries its step's rank, so ties between
+        // steps order themselves, and the window scales with it. Two times of the span are
+        // never further apart than the span, so a longer window is the span: start + window
+        // then stays within 32 bits, where 18.x adds them.
+        let time = format!(
+            "toUInt32((ts - {}) * {n} + indexOf({}, event) - 1)",
+            range.from_ms,
+            lit_array(&names)
+        );
+        Some((time, window_ms.min(span) * n + n - 1))
+    }
+
+    /// Users reaching each step, by `windowFunnel`; `None` when the funnel cannot be pushed
+    /// down exactly.
+    async fn pushed_funnel(
+        &self,
+        req: &FunnelRequest,
+        now_ms: i64,
+    ) -> Result<Option<Vec<u64>>, InsightsError> {
+        let Some((time, window)) = self.funnel_plan(req, now_ms) else {
+            return Ok(None);
+        };
+        let range = last_days(now_ms, req.days());
+        let names: Vec<&str> = req.funnel_steps.iter().map(String::as_str).collect();
+        let conditions: Vec<String> = names
+            .iter()
+            .map(|n| format!("event = {}", lit(n)))
+            .collect();
+        let rows: Vec<LevelRow> = self
+            .ch()
+            .rows(&format!(
+                "SELECT level, count() AS users FROM (
+                     SELECT user_id, windowFunnel({window})({time}, {conds}) AS level
+                     FROM events
+                     WHERE ts >= {from} AND ts < {to} AND event IN {names}
+                     GROUP BY user_id
+                 ) GROUP BY level",
+                from = range.from_ms,
+                to = range.to_ms,
+                conds = conditions.join(", "),
+                names = lit_set(names.iter().copied()),
+            ))
+            .await?;
+        // users[k] = users whose level is at least k + 1.
+        let mut users = vec![0u64; names.len()];
+        for r in rows {
+            for u in users.iter_mut().take(r.level as usize) {
+                *u += r.users;
+            }
+        }
+        Ok(Some(users))
+    }
+}
+
+#[async_trait]
+impl AnalyticsQueries for ClickHouseQueries {
+    async fn event_names(&self) -> Result<Vec<String>, InsightsError> {
+        let rows: Vec<NameRow> = self
+            .ch()
+            .rows("SELECT DISTINCT event FROM events ORDER BY event")
+            .await?;
+        Ok(rows.into_iter().map(|r| r.event).collect())
+    }
+
+    async fn funnel(
+        &self,
+        req: &FunnelRequest,
+        now_ms: i64,
+    ) -> Result<FunnelReport, InsightsError> {
+        match self.pushed_funnel(req, now_ms).await? {
+            Some(users) => Ok(FunnelReport::of(req, &users)),
+            None => self.tables.funnel(req, now_ms).await,
+        }
+    }
+
+    async fn active_users(
+        &self,
+        minutes: u32,
+        now_ms: i64,
+    ) -> Result<ActiveUsersReport, InsightsError> {
+        self.tables.active_users(minutes, now_ms).await
+    }
+
+    async fn active_user_counts(
+        &self,
+        minutes: &[u32],
+        now_ms: i64,
+    ) -> Result<Vec<u64>, InsightsError> {
+        if minutes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let from = |m: &u32| now_ms - i64::from(*m) * 60_000;
+        let earliest = minutes.iter().map(from).min().unwrap_or(now_ms);
+        let columns: Vec<String> = minutes
+            .iter()
+            .map(|m| format!("toInt64(uniqExactIf(user_id, ts >= {}))", from(m)))
+            .collect();
+        let text = self
+            .ch()
+            .execute(&format!(
+                "SELECT {} FROM events WHERE ts >= {earliest} AND ts < {}\nFORMAT TabSeparated",
+                columns.join(", "),
+                now_ms + 1
+            ))
+            .await?;
+        text.trim()
+            .split('\t')
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| engine(format!("ClickHouse counted `{v}`")))
+            })
+            .collect()
+    }
+
+    async fn features(
+        &self,
+        days: f64,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<FeaturesReport, InsightsError> {
+        let range = last_days(now_ms, days);
+        let rows: Vec<FeatureRow> = self
+            .ch()
+            .rows(&format!(
+                "SELECT event, count() AS usage, uniqExact(user_id) AS users
+                 FROM events FINAL WHERE ts >= {} AND ts < {}
+                 GROUP BY event ORDER BY usage DESC, event ASC LIMIT {limit}",
+                range.from_ms, range.to_ms
+            ))
+            .await?;
+        Ok(FeaturesReport {
+            days,
+            features: rows
+                .into_iter()
+                .map(|r| FeatureUsage {
+                    feature: r.event,
+                    usage_count: r.usage,
+                    unique_users: r.users,
+                })
+                .collect(),
+        })
+    }
+
+    async fn retention(&self, days: f64, now_ms: i64) -> Result<RetentionReport, InsightsError> {
+        self.tables.retention(days, now_ms).await
+    }
+
+    async fn paths(
+        &self,
+        days: f64,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<PathsReport, InsightsError> {
+        self.tables.paths(days, limit, now_ms).await
+    }
+
+    async fn milestones(&self, days: f64, now_ms: i64) -> Result<MilestonesReport, InsightsError> {
+        self.tables.milestones(days, now_ms).await
+    }
+
+    async fn new_vs_returning(
+        &self,
+        days: f64,
+        bucket: liftoff_analytics::Bucket,
+        now_ms: i64,
+    ) -> Result<Vec<NewVsReturningRow>, InsightsError> {
+        self.tables.new_vs_returning(days, bucket, now_ms).await
+    }
+
+    async fn sessions(&self, days: f64, now_ms: i64) -> Result<SessionsReport, InsightsError> {
+        self.tables.sessions(days, now_ms).await
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionReport>, InsightsError> {
+        // Only the session's rows: the engine's answer over them is its answer over all.
+        let table = self
+            .tables
+            .table_where(&format!("session_id = {}", lit(id)))
+            .await?;
+        Ok(session_report(&table, id))
+    }
+
+    async fn errors(&self, hours: f64, now_ms: i64) -> Result<ErrorsReport, InsightsError> {
+        self.tables.errors(hours, now_ms).await
+    }
+
+    async fn flag_exposures(
+        &self,
+        flag: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<liftoff_analytics::EventExposure>, InsightsError> {
+        self.tables.flag_exposures(flag, from_ms, to_ms).await
+    }
+
+    async fn user_totals(
+        &self,
+        event: &str,
+        property: Option<&str>,
+        windows: Vec<(String, i64, i64)>,
+    ) -> Result<Vec<liftoff_analytics::UserTotals>, InsightsError> {
+        self.tables.user_totals(event, property, windows).await
+    }
+
+    async fn refresh_soon(&self) {}
+
+    async fn invalidate(&self) {}
+}
