@@ -1,8 +1,10 @@
-"""The official PostHog Python SDK against three Liftoff replicas sharing PostgreSQL.
+"""The official PostHog Python SDK against three Liftoff replicas sharing PostgreSQL, with
+events in PostgreSQL and in ClickHouse.
 
 Each user's journey is sent event by event round-robin through three SDK clients, one per
 replica, so every user's funnel is split across the replicas. Every event is stored once, and
-each replica's funnel equals the one the journeys make, computed here independently.
+each replica's funnel equals the one the journeys make, computed here independently, and (with
+ClickHouse) ClickHouse's own windowFunnel over the stored rows.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import secrets
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
+
+import urllib.request
 
 import pytest
 from posthog import Posthog
@@ -31,15 +35,32 @@ def fresh_schema_url() -> str:
     return f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
+def clickhouse_base() -> str:
+    """The test ClickHouse server's HTTP address ($LIFTOFF_TEST_CLICKHOUSE_URL, where
+    scripts/test starts one)."""
+    return os.environ.get("LIFTOFF_TEST_CLICKHOUSE_URL", "http://127.0.0.1:18123").rstrip("/")
+
+
+def clickhouse(sql: str) -> str:
+    req = urllib.request.Request(clickhouse_base() + "/", data=sql.encode())
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return res.read().decode()
+
+
 def journey(n: int) -> list[str]:
     """User n's steps: everyone visits, 7 in 10 sign up, 4 in 10 buy."""
     return STEPS[: 1 + (n % 10 >= 3) + (n % 10 >= 6)]
 
 
-def test_sdk_journeys_round_robin_over_three_replicas(tmp_path):
+@pytest.mark.parametrize("events", ["postgres", "clickhouse"])
+def test_sdk_journeys_round_robin_over_three_replicas(tmp_path, events):
     state_url = fresh_schema_url()
     token = secrets.token_hex(32)
-    replicas = [start(tmp_path, ["--state-url", state_url], token=token) for _ in range(3)]
+    args = ["--state-url", state_url]
+    database = f"liftoff_py_{secrets.token_hex(8)}"
+    if events == "clickhouse":
+        args += ["--events-url", f"{clickhouse_base()}/{database}"]
+    replicas = [start(tmp_path, args, token=token) for _ in range(3)]
     try:
         key = replicas[0].admin("POST", "/api/keys", {"name": "sdk", "scope": "ingest"}, expect=201).json()["token"]
         errors: list = []
@@ -74,6 +95,17 @@ def test_sdk_journeys_round_robin_over_three_replicas(tmp_path):
                 time.sleep(0.25)
         exported = r.admin("GET", "/api/analytics/export?format=ndjson", expect=200).text.splitlines()
         assert len(exported) == sent
+        if events == "clickhouse":
+            # ClickHouse's own funnel over the rows Liftoff stored (steps are a minute apart,
+            # so whole seconds suffice).
+            levels = clickhouse(
+                "SELECT level, count() FROM (SELECT user_id, windowFunnel(86400)"
+                "(toDateTime(intDiv(ts, 1000)), event = 'visit', event = 'signup', event = 'buy') AS level "
+                f"FROM {database}.events FINAL GROUP BY user_id) GROUP BY level FORMAT TSV"
+            )
+            by_level = {int(a): int(b) for a, b in (line.split("\t") for line in levels.splitlines())}
+            assert [sum(n for lv, n in by_level.items() if lv > s) for s in range(3)] == want
+            assert int(clickhouse(f"SELECT uniqExact(uuid) FROM {database}.events")) == sent
     finally:
         for r in replicas:
             stop(r)

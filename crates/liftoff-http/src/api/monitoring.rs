@@ -394,17 +394,25 @@ struct ResourceParams {
 /// service or instance.
 const MAX_HOURS_ANSWERED: usize = 50_000;
 
+/// Resource histories built at once. One answer holds up to [`MAX_HOURS_ANSWERED`] hours
+/// (about 8 MB of JSON, more while it is built); a read key asking for a hundred at once
+/// would otherwise hold a hundred of them. The rest wait their turn, then are told to retry.
+static RESOURCE_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// How long a resource history waits for its turn.
+const RESOURCE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Each instance's resource use per hour (averages and peaks) over a window and the trend of
 /// its CPU, memory and disk: the least-squares slope of the daily averages in percentage
 /// points a week, `rising`/`falling` only when significant (p < 0.05) and at least 2 points a
 /// week, and when a rising resource reaches 100 %. Hours are kept as long as hourly request
 /// metrics (30 days by default); the weekly report reads this answer. At most 31 days and
-/// 50,000 hours in one answer.
+/// 50,000 hours in one answer, two answers built at once.
 #[utoipa::path(get, path = "/api/monitoring/resources", tag = "monitoring", params(ResourceParams),
     security(("bearer" = ["read"])),
     responses((status = 200, body = Vec<InstanceHistory>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "More hours than one answer holds", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "More hours than one answer holds", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Other histories are being built; retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json")))]
 async fn resources(
     State(state): State<AppState>,
     _caller: Caller<Read>,
@@ -418,6 +426,16 @@ async fn resources(
             "resource history covers at most 31 days; narrow `from` and `to`",
         ));
     }
+    let _turn = tokio::time::timeout(RESOURCE_WAIT, RESOURCE_TURNS.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::unavailable(
+                5,
+                "resource histories are being built for other requests; retry in a few seconds",
+            )
+        })?;
     let mut all = state
         .monitoring
         .resource_history(range.from, range.to)

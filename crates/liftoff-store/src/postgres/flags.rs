@@ -238,3 +238,19 @@ impl FlagStore for PgState {
         Ok(n == 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use liftoff_core::changes::{CHANNEL, Topic};
+
+    /// The statement names the channel and topic as literals (a `const` cannot be formatted):
+    /// they must be the ones the change feed listens for and parses.
+    #[test]
+    fn the_bump_announces_on_the_change_feeds_channel() {
+        assert!(super::BUMP.contains(&format!(
+            "pg_notify('{CHANNEL}', '{}:'",
+            Topic::Flags.as_str()
+        )));
+        assert_eq!(Topic::parse("flags:42"), Some(Topic::Flags));
+    }
+}

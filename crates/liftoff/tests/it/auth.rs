@@ -107,9 +107,21 @@ async fn health_endpoints_are_public() {
         .await
         .unwrap();
     assert_eq!(detailed["status"], "ok");
-    assert_eq!(detailed["stores"][0]["backend"], "sqlite");
+    assert_eq!(
+        detailed["stores"][0]["backend"],
+        crate::harness::state_backend()
+    );
     assert_eq!(detailed["stores"][0]["ok"], true);
     assert!(detailed["stores"][0]["schema_version"].as_i64().unwrap() >= 1);
+    // Events in ClickHouse are a store of their own, checked beside the state.
+    if std::env::var("LIFTOFF_TEST_EVENTS").as_deref() == Ok("clickhouse") {
+        assert_eq!(detailed["stores"][1]["name"], "events");
+        assert_eq!(detailed["stores"][1]["backend"], "clickhouse");
+        assert_eq!(detailed["stores"][1]["ok"], true);
+        assert!(detailed["stores"][1]["schema_version"].as_i64().unwrap() >= 3);
+    } else {
+        assert_eq!(detailed["stores"].as_array().unwrap().len(), 1);
+    }
     let jobs: Vec<&str> = detailed["jobs"]
         .as_array()
         .unwrap()

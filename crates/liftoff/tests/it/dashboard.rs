@@ -605,7 +605,13 @@ async fn dashboard_failures_answer_the_api_status() {
         .await
         .unwrap();
     assert_eq!(overview.status(), 200);
-    assert!(overview.text().await.unwrap().contains("sqlite"));
+    assert!(
+        overview
+            .text()
+            .await
+            .unwrap()
+            .contains(crate::harness::state_backend())
+    );
 }
 
 #[tokio::test]

@@ -102,6 +102,7 @@ fn compose_env(text: &str) -> BTreeMap<String, String> {
 async fn a_server_starts_with_each_files_settings() {
     let compose = compose_env(&deploy("compose.yaml"));
     assert!(compose.contains_key("LIFTOFF_STATE_URL"), "{compose:?}");
+    assert!(compose.contains_key("LIFTOFF_EVENTS_URL"), "{compose:?}");
     for (file, mut env) in [
         ("compose.yaml", compose),
         ("liftoff.env", env_file(&deploy("liftoff.env"))),
@@ -115,6 +116,14 @@ async fn a_server_starts_with_each_files_settings() {
             liftoff_testkit::postgres::fresh_schema_url().await,
         );
         env.insert("LIFTOFF_DATA".into(), data.path().display().to_string());
+        if env.contains_key("LIFTOFF_EVENTS_URL") {
+            // The test server, as the file's user and password would name theirs.
+            env.insert(
+                "LIFTOFF_EVENTS_URL".into(),
+                liftoff_testkit::clickhouse::fresh_database_url(),
+            );
+            env.remove("LIFTOFF_EVENTS_PASSWORD");
+        }
         let pairs: Vec<(String, String)> = env.into_iter().collect();
         let line = tokio::task::spawn_blocking(move || {
             let refs: Vec<(&str, &str)> = pairs

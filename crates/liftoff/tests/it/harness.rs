@@ -47,6 +47,13 @@ pub async fn spawn_at(
         events_url: matrix_events_url(data),
         ..Default::default()
     });
+    let overrides = match overrides.state_url {
+        None => Overrides {
+            state_url: matrix_state_url(data).await,
+            ..overrides
+        },
+        Some(_) => overrides,
+    };
     let settings = Settings::from_overrides(overrides).unwrap();
     let built = startup::build(&settings).await.unwrap();
     let state = built.state.clone();
@@ -153,6 +160,26 @@ pub async fn problem(res: reqwest::Response, status: u16) -> Value {
 }
 
 /// A fresh, empty schema on the test PostgreSQL, as a state URL.
+/// `"postgres"` when this run keeps every app's state in PostgreSQL (the CI matrix's third
+/// row), else `"sqlite"`.
+pub fn state_backend() -> &'static str {
+    if std::env::var("LIFTOFF_TEST_STATE").as_deref() == Ok("postgres") {
+        "postgres"
+    } else {
+        "sqlite"
+    }
+}
+
+/// Whether this run keeps state in PostgreSQL; tests of the SQLite state files return early
+/// there, saying so.
+pub fn state_in_postgres(test: &str) -> bool {
+    let yes = state_backend() == "postgres";
+    if yes {
+        eprintln!("{test}: not applicable with state in PostgreSQL (it tests the SQLite files)");
+    }
+    yes
+}
+
 /// Whether this run keeps events in ClickHouse (the CI matrix's third row). Tests of what
 /// only the data directory's events file does (sealing, file backups, offline demo data)
 /// return early there, saying so.
@@ -162,6 +189,23 @@ pub fn events_in_clickhouse(test: &str) -> bool {
         eprintln!("{test}: not applicable with events in ClickHouse (it tests the events file)");
     }
     yes
+}
+
+/// With `LIFTOFF_TEST_STATE=postgres` (the CI matrix's third row) every app keeps its state
+/// in a schema of its own, one per data directory so a restarted app finds it again.
+async fn matrix_state_url(data: &std::path::Path) -> Option<String> {
+    if std::env::var("LIFTOFF_TEST_STATE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let marker = data.join(".postgres-schema");
+    match std::fs::read_to_string(&marker) {
+        Ok(url) => Some(url),
+        Err(_) => {
+            let url = postgres_state_url().await;
+            std::fs::write(&marker, &url).unwrap();
+            Some(url)
+        }
+    }
 }
 
 /// With `LIFTOFF_TEST_EVENTS=clickhouse` (the CI matrix's third row) every app keeps its

@@ -490,6 +490,11 @@ async fn raw_channel_rows(app: &TestApp, state_url: Option<&str>) -> String {
 
 #[tokio::test]
 async fn channel_secrets_are_encrypted_at_rest_and_survive_a_key_rotation() {
+    if crate::harness::state_in_postgres(
+        "channel_secrets_are_encrypted_at_rest_and_survive_a_key_rotation",
+    ) {
+        return;
+    }
     secrets_at_rest(None).await;
 }
 
@@ -651,6 +656,9 @@ async fn the_rotate_command_names_its_data_directory() {
 
 #[tokio::test]
 async fn database_files_are_private() {
+    if crate::harness::state_in_postgres("database_files_are_private") {
+        return;
+    }
     let app = spawn_with(|o| o).await;
     let _ = app.key("read").await;
     for name in ["state.db", "metrics.db", "events.db"] {
