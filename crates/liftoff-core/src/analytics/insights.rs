@@ -319,6 +319,16 @@ fn user_windows_span(windows: &[(String, i64, i64)]) -> Span {
     Span::window(from, to)
 }
 
+/// A funnel's range, with the properties a breakdown reads.
+fn funnel_span(req: &FunnelRequest, now_ms: i64) -> Span {
+    let span = Span::range(last_days(now_ms, req.days()));
+    if req.breakdown.is_some() {
+        span.with_properties()
+    } else {
+        span
+    }
+}
+
 /// Retention's range widened to whole UTC days, with each user's history (cohorts are by the
 /// first event ever).
 fn retention_span(now_ms: i64, days: f64) -> Span {
@@ -327,6 +337,7 @@ fn retention_span(now_ms: i64, days: f64) -> Span {
         from_ms: r.from_ms.div_euclid(DAY_MS) * DAY_MS,
         to_ms: (r.to_ms - 1).div_euclid(DAY_MS) * DAY_MS + DAY_MS,
         history: true,
+        properties: false,
     }
 }
 
@@ -699,12 +710,14 @@ fn properties(text: &str) -> serde_json::Value {
 
 /// The events a question needs: those with `from_ms <= ts < to_ms`, and with `history` also
 /// each user's first event of every name before `from_ms` (what first-seen questions need:
-/// retention, new vs returning, milestones).
+/// retention, new vs returning, milestones). Without `properties` a source may leave every
+/// event's properties empty (`{}`): most questions never read them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
     pub from_ms: i64,
     pub to_ms: i64,
     pub history: bool,
+    pub properties: bool,
 }
 
 impl Span {
@@ -713,6 +726,7 @@ impl Span {
         from_ms: i64::MIN,
         to_ms: i64::MAX,
         history: true,
+        properties: true,
     };
 
     pub fn window(from_ms: i64, to_ms: i64) -> Self {
@@ -720,6 +734,15 @@ impl Span {
             from_ms,
             to_ms,
             history: false,
+            properties: false,
+        }
+    }
+
+    /// The same span, events' properties included.
+    pub fn with_properties(self) -> Self {
+        Self {
+            properties: true,
+            ..self
         }
     }
 
@@ -784,7 +807,9 @@ impl<T: EventTables> AnalyticsQueries for T {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<liftoff_analytics::EventExposure>, InsightsError> {
-        let table = self.table_for(Span::window(from_ms, to_ms)).await?;
+        let table = self
+            .table_for(Span::window(from_ms, to_ms).with_properties())
+            .await?;
         let flag = flag.to_owned();
         blocking(move || Ok(table.flag_exposures(&flag, from_ms, to_ms))).await
     }
@@ -795,7 +820,9 @@ impl<T: EventTables> AnalyticsQueries for T {
         property: Option<&str>,
         windows: Vec<(String, i64, i64)>,
     ) -> Result<Vec<liftoff_analytics::UserTotals>, InsightsError> {
-        let table = self.table_for(user_windows_span(&windows)).await?;
+        let table = self
+            .table_for(user_windows_span(&windows).with_properties())
+            .await?;
         let (event, property) = (event.to_owned(), property.map(str::to_owned));
         blocking(move || {
             let windows: Vec<liftoff_analytics::UserWindow<'_>> = windows
@@ -821,9 +848,7 @@ impl<T: EventTables> AnalyticsQueries for T {
         req: &FunnelRequest,
         now_ms: i64,
     ) -> Result<FunnelReport, InsightsError> {
-        let table = self
-            .table_for(Span::range(last_days(now_ms, req.days())))
-            .await?;
+        let table = self.table_for(funnel_span(req, now_ms)).await?;
         let window_days = req.window_days();
         let steps: Vec<liftoff_analytics::EventFilter> = req
             .funnel_steps

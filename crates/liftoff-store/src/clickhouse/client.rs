@@ -202,6 +202,54 @@ impl ClickHouse {
             .collect()
     }
 
+    /// Calls `f` with each row of a `SELECT` as it arrives, so a large answer is never held
+    /// as text all at once.
+    pub async fn each_row<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        mut f: impl FnMut(T),
+    ) -> Result<(), StoreError> {
+        let mut resp = self
+            .request(true)
+            .body(format!("{sql}\nFORMAT JSONEachRow"))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.map_err(unavailable)?;
+            return Err(unavailable(format!(
+                "{status}: {}",
+                text.trim().chars().take(500).collect::<String>()
+            )));
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        let mut row = |line: &[u8]| -> Result<(), StoreError> {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
+            }
+            let value = serde_json::from_slice(line).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "ClickHouse row: {e}: {}",
+                    String::from_utf8_lossy(&line[..line.len().min(200)])
+                ))
+            })?;
+            f(value);
+            Ok(())
+        };
+        while let Some(chunk) = resp.chunk().await.map_err(unavailable)? {
+            pending.extend_from_slice(&chunk);
+            let Some(last) = pending.iter().rposition(|b| *b == b'\n') else {
+                continue;
+            };
+            for line in pending[..last].split(|b| *b == b'\n') {
+                row(line)?;
+            }
+            pending.drain(..=last);
+        }
+        row(&pending)
+    }
+
     /// One number from a `SELECT` of one value.
     pub async fn number(&self, sql: &str) -> Result<i64, StoreError> {
         let text = self.execute(sql).await?;

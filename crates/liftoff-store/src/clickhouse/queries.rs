@@ -91,21 +91,34 @@ impl SpanTables {
         self.events.client()
     }
 
-    async fn rows(&self, filter: &str) -> Result<Vec<EventRow>, InsightsError> {
-        let rows: Vec<EventOut> = self
-            .ch()
-            .rows(&format!(
-                "SELECT {COLUMNS} FROM events FINAL WHERE {filter}"
-            ))
+    /// The events matching `filter`, read as they arrive; without `properties` each one's
+    /// are left empty (most questions never read them, and they are most of a row's bytes).
+    async fn rows(&self, filter: &str, properties: bool) -> Result<Vec<EventRow>, InsightsError> {
+        let columns = if properties {
+            COLUMNS.to_owned()
+        } else {
+            COLUMNS.replace("properties", "'{}' AS properties")
+        };
+        let mut out = Vec::new();
+        let mut bad = None;
+        self.ch()
+            .each_row(
+                &format!("SELECT {columns} FROM events FINAL WHERE {filter}"),
+                |r: EventOut| match r.stored() {
+                    Ok(e) => out.push(liftoff_core::analytics::sealed::row(e.event)),
+                    Err(e) => bad = Some(e),
+                },
+            )
             .await?;
-        rows.into_iter()
-            .map(|r| Ok(liftoff_core::analytics::sealed::row(r.stored()?.event)))
-            .collect()
+        match bad {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
+        }
     }
 
     /// The table of the events matching `filter`.
     async fn table_where(&self, filter: &str) -> Result<Arc<EventTable>, InsightsError> {
-        let rows = self.rows(filter).await?;
+        let rows = self.rows(filter, true).await?;
         tokio::task::spawn_blocking(move || EventTable::from_rows(&rows).map_err(engine))
             .await
             .map_err(engine)?
@@ -127,7 +140,7 @@ fn span_filter(span: Span) -> String {
 impl EventTables for SpanTables {
     async fn table_for(&self, span: Span) -> Result<Arc<EventTable>, InsightsError> {
         let window = span_filter(span);
-        let mut rows = self.rows(&window).await?;
+        let mut rows = self.rows(&window, span.properties).await?;
         if span.history && span.from_ms > i64::MIN {
             // Each user's first event of every name before the span: first-seen questions
             // need when a user (and each name) started, not every earlier row.
