@@ -9,6 +9,7 @@
 # analytics API asks about the last N days). ClickHouse must answer at $CLICKHOUSE_URL
 # (default http://127.0.0.1:18123, where scripts/test starts one).
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
 data="${1:-target/bench-data-recent}"
 ch="${CLICKHOUSE_URL:-http://127.0.0.1:18123}"

@@ -180,6 +180,9 @@ async fn every_answer_equals_the_engines() {
     let r = same!(b, "retention", |q| q.retention(30.0, NOW));
     assert!(r["d1"].is_number(), "{r}");
     same!(b, "retention of a week", |q| q.retention(7.0, NOW));
+    // Longer than the data: both narrow the range to the stored events' first and last.
+    same!(b, "retention of 90 days", |q| q.retention(90.0, NOW));
+    same!(b, "active users tomorrow", |q| q.active_users(5, NOW + DAY));
     same!(b, "paths", |q| q.paths(30.0, 10, NOW));
     same!(b, "milestones", |q| q.milestones(30.0, NOW));
     same!(b, "milestones of a week", |q| q.milestones(7.0, NOW));

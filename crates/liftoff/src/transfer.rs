@@ -29,8 +29,10 @@ use crate::remote;
 const MAX_LINE: usize = 4 << 20;
 /// Rejected lines reported one by one; the rest are only counted.
 const SHOWN_REJECTIONS: u64 = 100;
-/// Attempts per request while the server answers 429 or 503.
-const MAX_ATTEMPTS: u32 = 30;
+/// How long one batch keeps waiting while the server answers 429 or 503. The server answers
+/// those at once when its writer is behind (a day being sealed, a checkpoint), which can last
+/// longer than a few retries; it is alive, so waiting is right.
+const BUSY_PATIENCE: Duration = Duration::from_secs(300);
 /// Attempts per request while the server cannot be reached (about 8 s in all).
 const MAX_CONNECT_ATTEMPTS: u32 = 5;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -271,6 +273,7 @@ async fn post_batch(
     let mut work = vec![lines];
     while let Some(mut part) = work.pop() {
         let mut attempt = 0u32;
+        let mut busy = Duration::ZERO;
         loop {
             if part.is_empty() {
                 break;
@@ -309,8 +312,10 @@ async fn post_batch(
                     sent.duplicates += answer["duplicates"].as_u64().unwrap_or_default();
                     break;
                 }
-                429 | 503 if attempt < MAX_ATTEMPTS => {
-                    tokio::time::sleep(wait_for(Some(&res), attempt)).await;
+                429 | 503 if busy < BUSY_PATIENCE => {
+                    let wait = wait_for(Some(&res), attempt);
+                    busy += wait;
+                    tokio::time::sleep(wait).await;
                 }
                 413 if part.len() > 1 => {
                     let half = part.split_off(part.len() / 2);

@@ -332,10 +332,10 @@ fn funnel_span(req: &FunnelRequest, now_ms: i64) -> Span {
 /// Retention's range widened to whole UTC days, with each user's history (cohorts are by the
 /// first event ever).
 fn retention_span(now_ms: i64, days: f64) -> Span {
-    let r = last_days(now_ms, days);
+    let (from_ms, to_ms) = retention_days(now_ms, days);
     Span {
-        from_ms: r.from_ms.div_euclid(DAY_MS) * DAY_MS,
-        to_ms: (r.to_ms - 1).div_euclid(DAY_MS) * DAY_MS + DAY_MS,
+        from_ms,
+        to_ms,
         history: true,
         properties: false,
     }
@@ -343,11 +343,8 @@ fn retention_span(now_ms: i64, days: f64) -> Span {
 
 /// The last `minutes` and the 30 UTC days the active-user series cover.
 fn active_users_span(minutes: u32, now_ms: i64) -> Span {
-    let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
-    Span::window(
-        (today - 29 * DAY_MS).min(now_ms - i64::from(minutes) * 60_000),
-        (today + DAY_MS).max(now_ms + 1),
-    )
+    let w = ActiveWindows::at(minutes, now_ms);
+    Span::window(w.month.0.min(w.recent.0), w.month.1.max(w.recent.1))
 }
 
 /// `[now - days, now)` in engine terms.
@@ -500,6 +497,93 @@ pub struct ActiveUsersReport {
     pub monthly: Vec<DatedCount>,
 }
 
+/// The windows of an active-users report, `[from, to)` in Unix ms.
+#[derive(Clone, Copy, Debug)]
+pub struct ActiveWindows {
+    /// The last `minutes`, now included.
+    pub recent: (i64, i64),
+    /// Today (UTC).
+    pub today: (i64, i64),
+    /// The last 7 UTC days, today included.
+    pub week: (i64, i64),
+    /// The last 30 UTC days, today included: what the series cover.
+    pub month: (i64, i64),
+}
+
+impl ActiveWindows {
+    pub fn at(minutes: u32, now_ms: i64) -> Self {
+        let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
+        Self {
+            recent: (now_ms - i64::from(minutes) * 60_000, now_ms + 1),
+            today: (today, today + DAY_MS),
+            week: (today - 6 * DAY_MS, today + DAY_MS),
+            month: (today - 29 * DAY_MS, today + DAY_MS),
+        }
+    }
+}
+
+/// The counts an active-users report is made of, however they were counted. The series list
+/// every bucket from the first to the last one holding data within the month (the engine's
+/// `EventTable::active_users`).
+#[derive(Clone, Debug)]
+pub struct ActiveCounts {
+    pub recent_users: u64,
+    pub recent_sessions: u64,
+    pub dau: u64,
+    pub wau: u64,
+    pub mau: u64,
+    pub daily: Vec<liftoff_analytics::BucketCount>,
+    pub weekly: Vec<liftoff_analytics::BucketCount>,
+    pub monthly: Vec<liftoff_analytics::BucketCount>,
+}
+
+impl ActiveUsersReport {
+    pub fn of(minutes: u32, now_ms: i64, c: ActiveCounts) -> Self {
+        let w = ActiveWindows::at(minutes, now_ms);
+        // Mean daily active users over the month's days with data, over the month's users.
+        let stickiness = if c.daily.is_empty() || c.mau == 0 {
+            0.0
+        } else {
+            c.daily.iter().map(|b| b.users as f64).sum::<f64>()
+                / c.daily.len() as f64
+                / c.mau as f64
+        };
+        let dated = |v: &[liftoff_analytics::BucketCount]| {
+            v.iter()
+                .map(|b| DatedCount {
+                    date: date(b.start_ms),
+                    users: b.users,
+                })
+                .collect::<Vec<_>>()
+        };
+        // Every day of the month, zero where nobody was active, so charts have no gaps.
+        let seen: BTreeMap<i64, u64> = c.daily.iter().map(|b| (b.start_ms, b.users)).collect();
+        let daily = (0..30)
+            .map(|d| {
+                let start = w.month.0 + d * DAY_MS;
+                DatedCount {
+                    date: date(start),
+                    users: seen.get(&start).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        Self {
+            active_users: c.recent_users,
+            active_sessions: c.recent_sessions,
+            time_window_minutes: minutes,
+            minutes,
+            timestamp: super::ingest::time(now_ms),
+            dau: c.dau,
+            wau: c.wau,
+            mau: c.mau,
+            stickiness,
+            daily,
+            weekly: dated(&c.weekly),
+            monthly: dated(&c.monthly),
+        }
+    }
+}
+
 /// The windows active users are counted over in the monitoring dashboard and in
 /// `liftoff_active_users{window}`: label and minutes.
 pub const ACTIVE_USER_WINDOWS: [(&str, u32); 3] = [("5m", 5), ("1h", 60), ("24h", 1440)];
@@ -583,6 +667,38 @@ pub struct RetentionReport {
     pub d7: Option<f64>,
     pub d30: Option<f64>,
     pub cohorts: Vec<CohortRow>,
+}
+
+impl RetentionReport {
+    /// The report of the engine's cohorts over the last `days` days.
+    pub fn of(days: f64, r: &liftoff_analytics::Retention) -> Self {
+        let cohorts = r
+            .cohorts
+            .iter()
+            .map(|c| CohortRow {
+                cohort_date: date(c.day_ms),
+                size: c.size,
+                retention: c.active.iter().map(|a| fraction(*a, c.size)).collect(),
+            })
+            .collect();
+        let day = |k| r.day_pct(k).map(|p| round4(p / 100.0));
+        Self {
+            days,
+            d1: day(1),
+            d7: day(7),
+            d30: day(30),
+            cohorts,
+        }
+    }
+}
+
+/// Retention's range: the last `days` days widened to whole UTC days (`[from, to)`).
+pub fn retention_days(now_ms: i64, days: f64) -> (i64, i64) {
+    let r = last_days(now_ms, days);
+    (
+        r.from_ms.div_euclid(DAY_MS) * DAY_MS,
+        (r.to_ms - 1).div_euclid(DAY_MS) * DAY_MS + DAY_MS,
+    )
 }
 
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
@@ -887,51 +1003,26 @@ impl<T: EventTables> AnalyticsQueries for T {
     ) -> Result<ActiveUsersReport, InsightsError> {
         use liftoff_analytics::{Bucket, TimeRange};
         let table = self.table_for(active_users_span(minutes, now_ms)).await?;
-        let today = now_ms.div_euclid(DAY_MS) * DAY_MS;
-        let month = TimeRange::new(today - 29 * DAY_MS, today + DAY_MS);
-        let series = |bucket| {
-            table
-                .active_users(month, bucket)
-                .into_iter()
-                .map(|b| DatedCount {
-                    date: date(b.start_ms),
-                    users: b.users,
-                })
-                .collect::<Vec<_>>()
-        };
-        let recent = TimeRange::new(now_ms - i64::from(minutes) * 60_000, now_ms + 1);
-        Ok(ActiveUsersReport {
-            active_users: table.distinct_users(recent),
-            active_sessions: table
-                .sessions(recent, liftoff_analytics::DEFAULT_SESSION_GAP_MS)
-                .sessions,
-            time_window_minutes: minutes,
+        let w = ActiveWindows::at(minutes, now_ms);
+        let recent = TimeRange::new(w.recent.0, w.recent.1);
+        let distinct = |(from, to): (i64, i64)| table.distinct_users(TimeRange::new(from, to));
+        let series = |bucket| table.active_users(TimeRange::new(w.month.0, w.month.1), bucket);
+        Ok(ActiveUsersReport::of(
             minutes,
-            timestamp: super::ingest::time(now_ms),
-            dau: table.distinct_users(TimeRange::new(today, today + DAY_MS)),
-            wau: table.distinct_users(TimeRange::new(today - 6 * DAY_MS, today + DAY_MS)),
-            mau: table.distinct_users(month),
-            stickiness: table.stickiness(month),
-            daily: {
-                // Every day of the month, zero where nobody was active, so charts have no gaps.
-                let seen: BTreeMap<i64, u64> = table
-                    .active_users(month, Bucket::Day)
-                    .into_iter()
-                    .map(|b| (b.start_ms, b.users))
-                    .collect();
-                (0..30)
-                    .map(|d| {
-                        let start = month.from_ms + d * DAY_MS;
-                        DatedCount {
-                            date: date(start),
-                            users: seen.get(&start).copied().unwrap_or(0),
-                        }
-                    })
-                    .collect()
+            now_ms,
+            ActiveCounts {
+                recent_users: distinct(w.recent),
+                recent_sessions: table
+                    .sessions(recent, liftoff_analytics::DEFAULT_SESSION_GAP_MS)
+                    .sessions,
+                dau: distinct(w.today),
+                wau: distinct(w.week),
+                mau: distinct(w.month),
+                daily: series(Bucket::Day),
+                weekly: series(Bucket::Week),
+                monthly: series(Bucket::Month),
             },
-            weekly: series(Bucket::Week),
-            monthly: series(Bucket::Month),
-        })
+        ))
     }
 
     async fn active_user_counts(
@@ -990,24 +1081,10 @@ impl<T: EventTables> AnalyticsQueries for T {
     /// First-seen cohorts of the last `days` days and who came back on day N.
     async fn retention(&self, days: f64, now_ms: i64) -> Result<RetentionReport, InsightsError> {
         let table = self.table_for(retention_span(now_ms, days)).await?;
-        let r = table.retention(last_days(now_ms, days));
-        let cohorts = r
-            .cohorts
-            .iter()
-            .map(|c| CohortRow {
-                cohort_date: date(c.day_ms),
-                size: c.size,
-                retention: c.active.iter().map(|a| fraction(*a, c.size)).collect(),
-            })
-            .collect();
-        let day = |k| r.day_pct(k).map(|p| round4(p / 100.0));
-        Ok(RetentionReport {
+        Ok(RetentionReport::of(
             days,
-            d1: day(1),
-            d7: day(7),
-            d30: day(30),
-            cohorts,
-        })
+            &table.retention(last_days(now_ms, days)),
+        ))
     }
 
     /// Top transitions and three-step flows within sessions.

@@ -1,8 +1,9 @@
 //! The analytics questions asked of ClickHouse.
 //!
-//! What ClickHouse answers whole is pushed down: event names, active users over windows
-//! (`uniqExact`), the most used events with their users, and ordered funnels
-//! (`windowFunnel`). Every other question (and a funnel with a breakdown, or, on 18.x, one over
+//! What ClickHouse answers whole is pushed down: event names, active users over windows and
+//! their daily, weekly and monthly series (`uniqExact`), the most used events with their
+//! users, retention cohorts (each user's active days joined to their first), and ordered
+//! funnels (`windowFunnel`). Every other question (and a funnel with a breakdown, or, on 18.x, one over
 //! more than 24 days: see [`FUNNEL_MAX_SPAN_MS_18`]) reads only the rows its span needs (plus, for
 //! first-seen questions, one row per user and event name of the history before it, reduced by
 //! ClickHouse) and is answered by the in-process engine from them, the same code that answers
@@ -15,9 +16,10 @@ use async_trait::async_trait;
 use liftoff_analytics::{EventRow, EventTable};
 use liftoff_core::analytics::EventStore;
 use liftoff_core::analytics::insights::{
-    ActiveUsersReport, AnalyticsQueries, ErrorsReport, EventTables, FeatureUsage, FeaturesReport,
-    FunnelReport, FunnelRequest, InsightsError, MilestonesReport, NewVsReturningRow, PathsReport,
-    RetentionReport, SessionReport, SessionsReport, Span, last_days, session_report,
+    ActiveCounts, ActiveUsersReport, ActiveWindows, AnalyticsQueries, ErrorsReport, EventTables,
+    FeatureUsage, FeaturesReport, FunnelReport, FunnelRequest, InsightsError, MilestonesReport,
+    NewVsReturningRow, PathsReport, RetentionReport, SessionReport, SessionsReport, Span,
+    last_days, retention_days, session_report,
 };
 use serde::Deserialize;
 
@@ -189,6 +191,34 @@ struct LevelRow {
 }
 
 #[derive(Deserialize)]
+struct CountsRow {
+    recent: u64,
+    today: u64,
+    week: u64,
+    month: u64,
+}
+
+#[derive(Deserialize)]
+struct CellRow {
+    cohort: i64,
+    k: i64,
+    users: u64,
+}
+
+#[derive(Deserialize)]
+struct BoundsRow {
+    n: u64,
+    lo: i64,
+    hi: i64,
+}
+
+#[derive(Deserialize)]
+struct BucketRow {
+    k: i64,
+    users: u64,
+}
+
+#[derive(Deserialize)]
 struct FeatureRow {
     event: String,
     usage: u64,
@@ -208,6 +238,59 @@ impl ClickHouseQueries {
 
     fn ch(&self) -> &ClickHouse {
         self.events.client()
+    }
+
+    /// `[from, to)` narrowed to the stored events' first and last times, as the engine narrows
+    /// a range to its table's; `None` when nothing is left.
+    async fn clipped(&self, (from, to): (i64, i64)) -> Result<Option<(i64, i64)>, InsightsError> {
+        let bounds: Vec<BoundsRow> = self
+            .ch()
+            .rows("SELECT count() AS n, min(ts) AS lo, max(ts) AS hi FROM events")
+            .await?;
+        Ok(match bounds.first() {
+            Some(b) if b.n > 0 => {
+                let (from, to) = (from.max(b.lo), to.min(b.hi.saturating_add(1)));
+                (from < to).then_some((from, to))
+            }
+            _ => None,
+        })
+    }
+
+    /// Distinct users per bucket of `range`, every bucket from its first to its last listed
+    /// (the engine's `EventTable::active_users`).
+    async fn series(
+        &self,
+        range: Option<(i64, i64)>,
+        bucket: liftoff_analytics::Bucket,
+    ) -> Result<Vec<liftoff_analytics::BucketCount>, InsightsError> {
+        use liftoff_analytics::Bucket;
+        let Some((from, to)) = range else {
+            return Ok(Vec::new());
+        };
+        // The bucket's index on the engine's continuous scale (days, Monday weeks, months).
+        let key = match bucket {
+            Bucket::Day => "intDiv(ts, 86400000)".to_owned(),
+            Bucket::Week => "intDiv(intDiv(ts, 86400000) + 3, 7)".to_owned(),
+            Bucket::Month => "intDiv(toYYYYMM(toDateTime(intDiv(ts, 1000), 'UTC')), 100) * 12
+                 + modulo(toYYYYMM(toDateTime(intDiv(ts, 1000), 'UTC')), 100) - 1"
+                .to_owned(),
+        };
+        let rows: Vec<BucketRow> = self
+            .ch()
+            .rows(&format!(
+                "SELECT toInt64({key}) AS k, uniqExact(user_id) AS users FROM events
+                 WHERE ts >= {from} AND ts < {to} GROUP BY k"
+            ))
+            .await?;
+        let seen: std::collections::HashMap<i64, u64> =
+            rows.into_iter().map(|r| (r.k, r.users)).collect();
+        let (first, last) = (bucket.index(from), bucket.index(to - 1));
+        Ok((first..=last)
+            .map(|k| liftoff_analytics::BucketCount {
+                start_ms: bucket.start_ms(k),
+                users: seen.get(&k).copied().unwrap_or(0),
+            })
+            .collect())
     }
 
     /// Whether [`AnalyticsQueries::funnel`] answers `req` with `windowFunnel` (else the
@@ -317,7 +400,48 @@ impl AnalyticsQueries for ClickHouseQueries {
         minutes: u32,
         now_ms: i64,
     ) -> Result<ActiveUsersReport, InsightsError> {
-        self.tables.active_users(minutes, now_ms).await
+        use liftoff_analytics::Bucket;
+        let w = ActiveWindows::at(minutes, now_ms);
+        let between = |(from, to): (i64, i64)| format!("ts >= {from} AND ts < {to}");
+        let counts: Vec<CountsRow> = self
+            .ch()
+            .rows(&format!(
+                "SELECT uniqExactIf(user_id, {recent}) AS recent, uniqExactIf(user_id, {today}) AS today,
+                     uniqExactIf(user_id, {week}) AS week, uniqExact(user_id) AS month
+                 FROM events WHERE {month}",
+                recent = between(w.recent),
+                today = between(w.today),
+                week = between(w.week),
+                month = between(w.month),
+            ))
+            .await?;
+        let c = counts.first().ok_or_else(|| engine("no counts"))?;
+        // The recent window's sessions, by the engine over its few rows.
+        let recent = self
+            .tables
+            .table_for(Span::window(w.recent.0, w.recent.1))
+            .await?;
+        let recent_sessions = recent
+            .sessions(
+                liftoff_analytics::TimeRange::new(w.recent.0, w.recent.1),
+                liftoff_analytics::DEFAULT_SESSION_GAP_MS,
+            )
+            .sessions;
+        let month = self.clipped(w.month).await?;
+        Ok(ActiveUsersReport::of(
+            minutes,
+            now_ms,
+            ActiveCounts {
+                recent_users: c.recent,
+                recent_sessions,
+                dau: c.today,
+                wau: c.week,
+                mau: c.month,
+                daily: self.series(month, Bucket::Day).await?,
+                weekly: self.series(month, Bucket::Week).await?,
+                monthly: self.series(month, Bucket::Month).await?,
+            },
+        ))
     }
 
     async fn active_user_counts(
@@ -381,7 +505,62 @@ impl AnalyticsQueries for ClickHouseQueries {
     }
 
     async fn retention(&self, days: f64, now_ms: i64) -> Result<RetentionReport, InsightsError> {
-        self.tables.retention(days, now_ms).await
+        use liftoff_analytics::{Cohort, Retention};
+        let Some((from, to)) = self.clipped(retention_days(now_ms, days)).await? else {
+            return Ok(RetentionReport::of(
+                days,
+                &Retention {
+                    first_day_ms: 0,
+                    days: 0,
+                    cohorts: Vec::new(),
+                },
+            ));
+        };
+        let first_day = from.div_euclid(DAY_MS);
+        let n = ((to - 1).div_euclid(DAY_MS) - first_day + 1) as usize;
+        // Each user's distinct active days in the range, joined to the day of their first
+        // event ever: cohort × day-after-first counts.
+        let cells: Vec<CellRow> = self
+            .ch()
+            .rows(&format!(
+                "SELECT toInt64(first_day) AS cohort, toInt64(day - first_day) AS k, count() AS users
+                 FROM (
+                     SELECT DISTINCT user_id, intDiv(ts, 86400000) AS day FROM events
+                     WHERE ts >= {from} AND ts < {to}
+                 ) ANY INNER JOIN (
+                     SELECT user_id, intDiv(min(ts), 86400000) AS first_day FROM events GROUP BY user_id
+                 ) USING user_id
+                 WHERE first_day >= {first_day}
+                 GROUP BY cohort, k"
+            ))
+            .await?;
+        let mut active = vec![vec![0u64; n]; n];
+        for c in cells {
+            let (cohort, k) = ((c.cohort - first_day) as usize, c.k as usize);
+            if cohort < n && k < n - cohort {
+                active[cohort][k] = c.users;
+            }
+        }
+        let cohorts = active
+            .into_iter()
+            .enumerate()
+            .map(|(c, mut row)| {
+                row.truncate(n - c);
+                Cohort {
+                    day_ms: (first_day + c as i64) * DAY_MS,
+                    size: row[0],
+                    active: row,
+                }
+            })
+            .collect();
+        Ok(RetentionReport::of(
+            days,
+            &Retention {
+                first_day_ms: first_day * DAY_MS,
+                days: n,
+                cohorts,
+            },
+        ))
     }
 
     async fn paths(
