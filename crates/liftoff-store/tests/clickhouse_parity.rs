@@ -72,7 +72,13 @@ fn journeys(seed: u64, users: usize, coarse: bool) -> Vec<Event> {
                     _ => rng.random_range(1..3 * DAY),
                 };
             }
-            t += rng.random_range(DAY / 2..4 * DAY);
+            // Sometimes the next session (with another id) starts within the inactivity gap:
+            // only the change of id separates them.
+            t += if rng.random_bool(0.3) {
+                rng.random_range(1_000..600_000)
+            } else {
+                rng.random_range(DAY / 2..4 * DAY)
+            };
         }
     }
     out
@@ -253,7 +259,7 @@ async fn funnels_with_ties_equal_the_engines() {
         ] {
             let req = funnel(&steps, 4.0, window, None);
             let f = same_funnel!(b, format!("{steps:?} seed {seed}"), req, pushed: true);
-            assert!(f["analysis"][0]["users"].as_u64().unwrap() >= 10, "{f}");
+            assert!(f["analysis"][0]["users"].as_u64().unwrap() >= 5, "{f}");
             reached_last += f["analysis"][1]["users"].as_u64().unwrap();
         }
         assert!(

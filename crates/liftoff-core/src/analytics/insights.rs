@@ -741,6 +741,20 @@ pub struct SessionsReport {
     pub power_users: u64,
 }
 
+impl SessionsReport {
+    pub fn of(days: f64, s: &liftoff_analytics::SessionStats) -> Self {
+        Self {
+            days,
+            sessions: s.sessions,
+            avg_duration_seconds: (s.avg_duration_ms() / 10.0).round() / 100.0,
+            bounce_rate: fraction(s.bounces, s.sessions),
+            users: s.users,
+            engaged_users: s.engaged_users,
+            power_users: s.power_users,
+        }
+    }
+}
+
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct SessionEvent {
     pub event: String,
@@ -1175,19 +1189,13 @@ impl<T: EventTables> AnalyticsQueries for T {
     /// Sessions (explicit ids, else 30 minutes of inactivity) of the last `days` days.
     async fn sessions(&self, days: f64, now_ms: i64) -> Result<SessionsReport, InsightsError> {
         let table = self.table_for(Span::range(last_days(now_ms, days))).await?;
-        let s = table.sessions(
-            last_days(now_ms, days),
-            liftoff_analytics::DEFAULT_SESSION_GAP_MS,
-        );
-        Ok(SessionsReport {
+        Ok(SessionsReport::of(
             days,
-            sessions: s.sessions,
-            avg_duration_seconds: (s.avg_duration_ms() / 10.0).round() / 100.0,
-            bounce_rate: fraction(s.bounces, s.sessions),
-            users: s.users,
-            engaged_users: s.engaged_users,
-            power_users: s.power_users,
-        })
+            &table.sessions(
+                last_days(now_ms, days),
+                liftoff_analytics::DEFAULT_SESSION_GAP_MS,
+            ),
+        ))
     }
 
     /// One explicit session's events; `None` when no event carries the id.

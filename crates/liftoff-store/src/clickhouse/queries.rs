@@ -2,8 +2,9 @@
 //!
 //! What ClickHouse answers whole is pushed down: event names, active users over windows and
 //! their daily, weekly and monthly series (`uniqExact`), the most used events with their
-//! users, retention cohorts (each user's active days joined to their first), and ordered
-//! funnels (`windowFunnel`). Every other question (and a funnel with a breakdown, or, on 18.x, one over
+//! users, retention cohorts (each user's active days joined to their first), sessions (each
+//! user's sorted times as an array: starts where the gap or the session id says so), and
+//! ordered funnels (`windowFunnel`). Every other question (and a funnel with a breakdown, or, on 18.x, one over
 //! more than 24 days: see [`FUNNEL_MAX_SPAN_MS_18`]) reads only the rows its span needs (plus, for
 //! first-seen questions, one row per user and event name of the history before it, reduced by
 //! ClickHouse) and is answered by the in-process engine from them, the same code that answers
@@ -196,6 +197,16 @@ struct CountsRow {
     today: u64,
     week: u64,
     month: u64,
+}
+
+#[derive(Deserialize)]
+struct SessionsRow {
+    users: u64,
+    sessions: u64,
+    total_ms: u64,
+    bounces: u64,
+    engaged: u64,
+    power: u64,
 }
 
 #[derive(Deserialize)]
@@ -586,7 +597,55 @@ impl AnalyticsQueries for ClickHouseQueries {
     }
 
     async fn sessions(&self, days: f64, now_ms: i64) -> Result<SessionsReport, InsightsError> {
-        self.tables.sessions(days, now_ms).await
+        use liftoff_analytics::{
+            DEFAULT_SESSION_GAP_MS, ENGAGED_MS_PER_WEEK, POWER_MS_PER_WEEK, SessionStats,
+        };
+        let range = last_days(now_ms, days);
+        // As the engine: a range under a week counts as a week.
+        let weeks = ((range.to_ms as f64 - range.from_ms as f64) / (7.0 * DAY_MS as f64)).max(1.0);
+        // Each user's events in time order; a row starts a session when it is the first, comes
+        // more than the gap after the one before, or both carry session ids that differ. A
+        // user's session time is the sum of the gaps inside sessions; a bounce is a start
+        // followed by another start or by nothing.
+        let rows: Vec<SessionsRow> = self
+            .ch()
+            .rows(&format!(
+                "SELECT count() AS users, toUInt64(sum(n)) AS sessions, toUInt64(sum(ms)) AS total_ms,
+                     toUInt64(sum(b)) AS bounces,
+                     countIf(ms / {weeks} > {engaged}) AS engaged, countIf(ms / {weeks} > {power}) AS power
+                 FROM (
+                     SELECT
+                         arraySort(x -> (x.1, x.3), groupArray((ts, ifNull(session_id, ''), seq))) AS e,
+                         arrayMap(x -> x.1, e) AS t,
+                         arrayMap(x -> x.2, e) AS s,
+                         arrayMap(i -> i = 1 OR t[i] - t[i - 1] > {gap}
+                             OR (s[i] != s[i - 1] AND s[i] != '' AND s[i - 1] != ''), arrayEnumerate(t)) AS starts,
+                         arraySum(starts) AS n,
+                         arraySum(arrayMap(i -> starts[i] ? 0 : t[i] - t[i - 1], arrayEnumerate(t))) AS ms,
+                         arraySum(arrayMap(i -> starts[i] AND (i = length(t) OR starts[i + 1]), arrayEnumerate(t))) AS b
+                     FROM events FINAL
+                     WHERE ts >= {from} AND ts < {to}
+                     GROUP BY user_id
+                 )",
+                from = range.from_ms,
+                to = range.to_ms,
+                gap = DEFAULT_SESSION_GAP_MS,
+                engaged = ENGAGED_MS_PER_WEEK,
+                power = POWER_MS_PER_WEEK,
+            ))
+            .await?;
+        let r = rows.first().ok_or_else(|| engine("no session counts"))?;
+        Ok(SessionsReport::of(
+            days,
+            &SessionStats {
+                sessions: r.sessions,
+                total_duration_ms: r.total_ms,
+                bounces: r.bounces,
+                users: r.users,
+                engaged_users: r.engaged,
+                power_users: r.power,
+            },
+        ))
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionReport>, InsightsError> {

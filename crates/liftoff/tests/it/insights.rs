@@ -301,7 +301,12 @@ async fn generated_data_gives_duckdbs_answers_over_http() {
     let sessions = get(&app, "/api/analytics/sessions?days=3650").await;
     assert_eq!(sessions["sessions"], expected["sessions"][0]);
 
-    // Sealed into day segments, the answers stay the same.
+    // Sealed into day segments, the answers stay the same (ClickHouse seals nothing).
+    if crate::harness::events_in_clickhouse(
+        "generated_data_gives_duckdbs_answers_over_http, sealed",
+    ) {
+        return;
+    }
     let sealed = app
         .state
         .events
