@@ -606,7 +606,9 @@ impl AnalyticsQueries for ClickHouseQueries {
         // Each user's events in time order; a row starts a session when it is the first, comes
         // more than the gap after the one before, or both carry session ids that differ. A
         // user's session time is the sum of the gaps inside sessions; a bounce is a start
-        // followed by another start or by nothing.
+        // followed by another start or by nothing. The neighbours are arrays shifted by one
+        // and passed beside each other: a lambda that indexed a captured array would copy it
+        // once per element (10M events asked for 17 GiB on 18.16).
         let rows: Vec<SessionsRow> = self
             .ch()
             .rows(&format!(
@@ -618,11 +620,14 @@ impl AnalyticsQueries for ClickHouseQueries {
                          arraySort(x -> (x.1, x.3), groupArray((ts, ifNull(session_id, ''), seq))) AS e,
                          arrayMap(x -> x.1, e) AS t,
                          arrayMap(x -> x.2, e) AS s,
-                         arrayMap(i -> i = 1 OR t[i] - t[i - 1] > {gap}
-                             OR (s[i] != s[i - 1] AND s[i] != '' AND s[i - 1] != ''), arrayEnumerate(t)) AS starts,
+                         arrayDifference(t) AS d,
+                         arrayMap((i, gap, cur, prev) -> i = 1 OR gap > {gap}
+                             OR (cur != prev AND cur != '' AND prev != ''),
+                             arrayEnumerate(t), d, s, arrayPushFront(arrayPopBack(s), '')) AS starts,
                          arraySum(starts) AS n,
-                         arraySum(arrayMap(i -> starts[i] ? 0 : t[i] - t[i - 1], arrayEnumerate(t))) AS ms,
-                         arraySum(arrayMap(i -> starts[i] AND (i = length(t) OR starts[i + 1]), arrayEnumerate(t))) AS b
+                         arraySum(arrayMap((st, gap) -> st ? 0 : gap, starts, d)) AS ms,
+                         arraySum(arrayMap((st, nx) -> st AND nx, starts,
+                             arrayPushBack(arrayPopFront(starts), 1))) AS b
                      FROM events FINAL
                      WHERE ts >= {from} AND ts < {to}
                      GROUP BY user_id
