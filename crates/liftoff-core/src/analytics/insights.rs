@@ -333,12 +333,7 @@ fn funnel_span(req: &FunnelRequest, now_ms: i64) -> Span {
 /// first event ever).
 fn retention_span(now_ms: i64, days: f64) -> Span {
     let (from_ms, to_ms) = retention_days(now_ms, days);
-    Span {
-        from_ms,
-        to_ms,
-        history: true,
-        properties: false,
-    }
+    Span::window(from_ms, to_ms).with_history()
 }
 
 /// The last `minutes` and the 30 UTC days the active-user series cover.
@@ -428,6 +423,11 @@ impl FunnelRequest {
     /// How long after the first step the last may come.
     pub fn window_days(&self) -> f64 {
         self.conversion_window_days.unwrap_or(14.0)
+    }
+
+    /// [`Self::window_days`] in milliseconds, as every backend measures it.
+    pub fn window_ms(&self) -> i64 {
+        (self.window_days() * DAY_MS as f64) as i64
     }
 }
 
@@ -868,6 +868,14 @@ impl Span {
         }
     }
 
+    /// The same span, each user's first event of every name before it included.
+    pub fn with_history(self) -> Self {
+        Self {
+            history: true,
+            ..self
+        }
+    }
+
     /// The same span, events' properties included.
     pub fn with_properties(self) -> Self {
         Self {
@@ -979,7 +987,6 @@ impl<T: EventTables> AnalyticsQueries for T {
         now_ms: i64,
     ) -> Result<FunnelReport, InsightsError> {
         let table = self.table_for(funnel_span(req, now_ms)).await?;
-        let window_days = req.window_days();
         let steps: Vec<liftoff_analytics::EventFilter> = req
             .funnel_steps
             .iter()
@@ -987,7 +994,7 @@ impl<T: EventTables> AnalyticsQueries for T {
             .collect();
         let result = table.funnel(
             &steps,
-            (window_days * DAY_MS as f64) as i64,
+            req.window_ms(),
             last_days(now_ms, req.days()),
             req.breakdown.as_deref(),
         )?;
@@ -1139,10 +1146,7 @@ impl<T: EventTables> AnalyticsQueries for T {
     /// The user journey: each event's first occurrence per user, most reached first.
     async fn milestones(&self, days: f64, now_ms: i64) -> Result<MilestonesReport, InsightsError> {
         let table = self
-            .table_for(Span {
-                history: true,
-                ..Span::range(last_days(now_ms, days))
-            })
+            .table_for(Span::range(last_days(now_ms, days)).with_history())
             .await?;
         let range = last_days(now_ms, days);
         let total = table.distinct_users(range);
@@ -1170,10 +1174,7 @@ impl<T: EventTables> AnalyticsQueries for T {
         now_ms: i64,
     ) -> Result<Vec<NewVsReturningRow>, InsightsError> {
         let table = self
-            .table_for(Span {
-                history: true,
-                ..Span::range(last_days(now_ms, days))
-            })
+            .table_for(Span::range(last_days(now_ms, days)).with_history())
             .await?;
         Ok(table
             .new_vs_returning(last_days(now_ms, days), bucket)

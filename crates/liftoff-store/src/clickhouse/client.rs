@@ -115,14 +115,24 @@ pub fn lit(s: &str) -> String {
     out
 }
 
+/// The literals of `items`, comma-separated.
+fn lit_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    items.into_iter().map(lit).collect::<Vec<_>>().join(", ")
+}
+
 /// `(a, b, …)` of string literals, for `IN`; `('')` when there are none, which matches no
 /// stored id.
 pub fn lit_set<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let parts: Vec<String> = items.into_iter().map(lit).collect();
-    if parts.is_empty() {
+    let list = lit_list(items);
+    if list.is_empty() {
         return "('')".into();
     }
-    format!("({})", parts.join(", "))
+    format!("({list})")
+}
+
+/// `[a, b, …]` of string literals: an array.
+pub fn lit_array<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    format!("[{}]", lit_list(items))
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -350,5 +360,6 @@ mod tests {
         assert_eq!(lit("\u{1}"), r"'\x01'");
         assert_eq!(lit_set(["a", "b'"]), r"('a', 'b\'')");
         assert_eq!(lit_set([]), "('')");
+        assert_eq!(lit_array(["a", "b'"]), r"['a', 'b\'']");
     }
 }

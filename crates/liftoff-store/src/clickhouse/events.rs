@@ -195,6 +195,12 @@ struct UuidRow {
     uuid: String,
 }
 
+/// The highest migration `liftoff_schema` records (0 for none).
+async fn applied_version(ch: &ClickHouse) -> Result<i64, StoreError> {
+    ch.number("SELECT toInt64(max(version)) FROM liftoff_schema")
+        .await
+}
+
 impl ClickHouseEvents {
     /// Creates the database and applies the schema's migrations.
     pub async fn open(ch: ClickHouse) -> Result<Self, StoreError> {
@@ -205,9 +211,7 @@ impl ClickHouseEvents {
              ENGINE = TinyLog",
         )
         .await?;
-        let applied = ch
-            .number("SELECT toInt64(max(version)) FROM liftoff_schema")
-            .await?;
+        let applied = applied_version(&ch).await?;
         for (version, sql) in MIGRATIONS {
             if i64::from(*version) > applied {
                 ch.execute(sql).await?;
@@ -229,9 +233,13 @@ impl ClickHouseEvents {
 
     /// The highest migration applied.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        self.ch
-            .number("SELECT toInt64(max(version)) FROM liftoff_schema")
-            .await
+        applied_version(&self.ch).await
+    }
+
+    /// The events a `SELECT {COLUMNS} …` names, in its order.
+    async fn read_events(&self, sql: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows: Vec<EventOut> = self.ch.rows(sql).await?;
+        rows.into_iter().map(EventOut::stored).collect()
     }
 
     /// Which of `uuids` (events of `users`) are stored already.
@@ -402,15 +410,12 @@ impl EventStore for ClickHouseEvents {
         limit: usize,
         after_seq: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<EventOut> = self
-            .ch
-            .rows(&format!(
-                "SELECT {COLUMNS} FROM events FINAL
-                 WHERE seq > {after_seq} AND ts >= {from_ms} AND ts < {to_ms}
-                 ORDER BY seq LIMIT {limit}"
-            ))
-            .await?;
-        rows.into_iter().map(EventOut::stored).collect()
+        self.read_events(&format!(
+            "SELECT {COLUMNS} FROM events FINAL
+             WHERE seq > {after_seq} AND ts >= {from_ms} AND ts < {to_ms}
+             ORDER BY seq LIMIT {limit}"
+        ))
+        .await
     }
 
     async fn user_events(
@@ -419,16 +424,16 @@ impl EventStore for ClickHouseEvents {
         from_ms: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<EventOut> = self
-            .ch
-            .rows(&format!(
+        let mut newest_first = self
+            .read_events(&format!(
                 "SELECT {COLUMNS} FROM events FINAL
                  WHERE user_id = {} AND ts >= {from_ms}
                  ORDER BY ts DESC, seq DESC LIMIT {limit}",
                 lit(user_id)
             ))
             .await?;
-        rows.into_iter().rev().map(EventOut::stored).collect()
+        newest_first.reverse();
+        Ok(newest_first)
     }
 
     async fn person(&self, user_id: &str) -> Result<Option<Person>, StoreError> {

@@ -24,7 +24,7 @@ use liftoff_core::analytics::insights::{
 };
 use serde::Deserialize;
 
-use super::client::{ClickHouse, lit, lit_set};
+use super::client::{ClickHouse, lit, lit_array, lit_set};
 use super::events::{COLUMNS, ClickHouseEvents, EventOut};
 use liftoff_analytics::DAY_MS;
 
@@ -121,28 +121,27 @@ impl SpanTables {
 
     /// The table of the events matching `filter`.
     async fn table_where(&self, filter: &str) -> Result<Arc<EventTable>, InsightsError> {
-        let rows = self.rows(filter, true).await?;
-        tokio::task::spawn_blocking(move || EventTable::from_rows(&rows).map_err(engine))
-            .await
-            .map_err(engine)?
-            .map(Arc::new)
+        build_table(self.rows(filter, true).await?).await
     }
 }
 
-/// `['a', 'b']`.
-fn lit_array(items: &[&str]) -> String {
-    let parts: Vec<String> = items.iter().map(|s| lit(s)).collect();
-    format!("[{}]", parts.join(", "))
+/// The engine's table of `rows`, built off the async threads.
+async fn build_table(rows: Vec<EventRow>) -> Result<Arc<EventTable>, InsightsError> {
+    tokio::task::spawn_blocking(move || EventTable::from_rows(&rows).map_err(engine))
+        .await
+        .map_err(engine)?
+        .map(Arc::new)
 }
 
-fn span_filter(span: Span) -> String {
-    format!("ts >= {} AND ts < {}", span.from_ms, span.to_ms)
+/// Events of `[from, to)`.
+fn ts_between((from, to): (i64, i64)) -> String {
+    format!("ts >= {from} AND ts < {to}")
 }
 
 #[async_trait]
 impl EventTables for SpanTables {
     async fn table_for(&self, span: Span) -> Result<Arc<EventTable>, InsightsError> {
-        let window = span_filter(span);
+        let window = ts_between((span.from_ms, span.to_ms));
         let mut rows = self.rows(&window, span.properties).await?;
         if span.history && span.from_ms > i64::MIN {
             // Each user's first event of every name before the span: first-seen questions
@@ -165,10 +164,7 @@ impl EventTables for SpanTables {
                 uuid: None,
             }));
         }
-        tokio::task::spawn_blocking(move || EventTable::from_rows(&rows).map_err(engine))
-            .await
-            .map_err(engine)?
-            .map(Arc::new)
+        build_table(rows).await
     }
 
     fn event_store(&self) -> &dyn EventStore {
@@ -317,7 +313,7 @@ impl ClickHouseQueries {
             return None;
         }
         let range = last_days(now_ms, req.days());
-        let window_ms = (req.window_days() * DAY_MS as f64) as i64;
+        let window_ms = req.window_ms();
         if self.features.funnel_64bit_time {
             return Some(("toUInt64(ts)".to_owned(), window_ms));
         }
@@ -338,7 +334,7 @@ impl ClickHouseQueries {
         let time = format!(
             "toUInt32((ts - {}) * {n} + indexOf({}, event) - 1)",
             range.from_ms,
-            lit_array(&names)
+            lit_array(names.iter().copied())
         );
         Some((time, window_ms.min(span) * n + n - 1))
     }
@@ -413,17 +409,16 @@ impl AnalyticsQueries for ClickHouseQueries {
     ) -> Result<ActiveUsersReport, InsightsError> {
         use liftoff_analytics::Bucket;
         let w = ActiveWindows::at(minutes, now_ms);
-        let between = |(from, to): (i64, i64)| format!("ts >= {from} AND ts < {to}");
         let counts: Vec<CountsRow> = self
             .ch()
             .rows(&format!(
                 "SELECT uniqExactIf(user_id, {recent}) AS recent, uniqExactIf(user_id, {today}) AS today,
                      uniqExactIf(user_id, {week}) AS week, uniqExact(user_id) AS month
                  FROM events WHERE {month}",
-                recent = between(w.recent),
-                today = between(w.today),
-                week = between(w.week),
-                month = between(w.month),
+                recent = ts_between(w.recent),
+                today = ts_between(w.today),
+                week = ts_between(w.week),
+                month = ts_between(w.month),
             ))
             .await?;
         let c = counts.first().ok_or_else(|| engine("no counts"))?;
