@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 BATCH=${1:-100}
 SECONDS_RUN=${2:-10}
 CONNS=${3:-32}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+source bench/wrk_lib.sh
+need_wrk
 cargo build --release --bin liftoff -q
 cargo build --release -p liftoff-store --example raw_sqlite_events -q
 
@@ -27,29 +28,7 @@ for _ in $(seq 1 100); do curl -sf -o /dev/null http://127.0.0.1:7093/readyz && 
 INGEST=$(curl -sf -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
   -X POST http://127.0.0.1:7093/api/keys -d '{"name":"bench","scope":"ingest"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
 
-# Every request carries BATCH events with uuids no other request uses: wrk's Lua fills a
-# per-thread, per-request counter into the template, so nothing is deduplicated away.
-cat >"$work/post.lua" <<LUA
-local batch = $BATCH
-local counter = 0
-local thread_id = 0
-function setup(thread)
-  thread_id = thread_id + 1
-  thread:set("tid", thread_id)
-end
-function request()
-  counter = counter + 1
-  local parts = {}
-  for i = 1, batch do
-    parts[i] = string.format(
-      '{"event":"page_view","user_id":"u%d","uuid":"%08x-%04x-4000-8000-%012x","properties":{"path":"/pricing","plan":"free","browser":"Chrome"}}',
-      (counter * batch + i) % 5000, tid, i, counter)
-  end
-  return wrk.format("POST", "/api/ingest/events",
-    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer $INGEST"},
-    "[" .. table.concat(parts, ",") .. "]")
-end
-LUA
+capture_lua "$BATCH" "$INGEST" >"$work/post.lua"
 wrk -t2 -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$work/post.lua" http://127.0.0.1:7093 >"$work/wrk.txt"
 rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
 p99=$(awk '$1=="99%" {print $2}' "$work/wrk.txt")

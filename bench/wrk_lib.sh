@@ -1,4 +1,5 @@
-# What the wrk-driven HTTP benchmarks share (sourced by bench/ofrep.sh and bench/launch.sh).
+# What the wrk-driven HTTP benchmarks share (sourced by bench/ofrep.sh, launch.sh, capture.sh
+# and replicas.sh).
 # They set THREADS, CONNS and SECONDS_RUN before calling wrk_row.
 
 need_wrk() {
@@ -23,4 +24,32 @@ wrk_row() {
   p99=$(awk '$1=="99%" {print $2}' "$work/wrk.txt")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt")
   printf '| %s | %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+
+# capture_lua BATCH KEY [TID_BASE=0]: a wrk script posting BATCH product events per request to
+# /api/ingest/events with KEY. Every request's uuids are its own (the thread's number, offset by
+# TID_BASE so that several wrk processes differ, and a per-request counter), so nothing is
+# deduplicated away.
+capture_lua() {
+  cat <<LUA
+local batch = $1
+local counter = 0
+local thread_id = 0
+function setup(thread)
+  thread_id = thread_id + 1
+  thread:set("tid", ${3:-0} + thread_id)
+end
+function request()
+  counter = counter + 1
+  local parts = {}
+  for i = 1, batch do
+    parts[i] = string.format(
+      '{"event":"page_view","user_id":"u%d","uuid":"%08x-%04x-4000-8000-%012x","properties":{"path":"/pricing","plan":"free","browser":"Chrome"}}',
+      (counter * batch + i) % 5000, tid, i, counter)
+  end
+  return wrk.format("POST", "/api/ingest/events",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer $2"},
+    "[" .. table.concat(parts, ",") .. "]")
+end
+LUA
 }

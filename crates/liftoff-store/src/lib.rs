@@ -78,26 +78,34 @@ pub struct ClickHouseStore {
 }
 
 /// Opens the state store (see [`open_state`]), the metrics store beside it and the events
-/// store: beside them too, or ClickHouse when `events` names it.
+/// store: beside them too, or, when `events` names ClickHouse, events, request metrics and
+/// operations there (so PostgreSQL or SQLite holds only state).
 pub async fn open_stores(
     state_url: Option<&str>,
     events: Option<&clickhouse::EventsUrl>,
     data_dir: &Path,
 ) -> Result<Stores, StoreError> {
-    let mut stores = open_beside(state_url, data_dir).await?;
-    if let Some(url) = events {
-        let (store, version) = clickhouse::open(url.clone()).await?;
-        let store = Arc::new(store);
-        let features = clickhouse::Features::of(&version);
-        stores.events = store.clone();
-        stores.clickhouse = Some(ClickHouseStore {
+    let Some(url) = events else {
+        return open_beside(state_url, data_dir).await;
+    };
+    // No `metrics.db` or `events.db` is created: nothing would be kept there.
+    let state = open_state(state_url, data_dir).await?;
+    let (store, version) = clickhouse::open(url.clone()).await?;
+    let store = Arc::new(store);
+    let features = clickhouse::Features::of(&version);
+    let metrics = Arc::new(clickhouse::ClickHouseMetrics::new(store.client().clone()));
+    Ok(Stores {
+        state,
+        metrics: metrics.clone(),
+        operations: metrics,
+        events: store.clone(),
+        clickhouse: Some(ClickHouseStore {
             queries: Arc::new(clickhouse::ClickHouseQueries::new(store.clone(), features)),
             store,
             version,
             features,
-        });
-    }
-    Ok(stores)
+        }),
+    })
 }
 
 async fn open_beside(state_url: Option<&str>, data_dir: &Path) -> Result<Stores, StoreError> {

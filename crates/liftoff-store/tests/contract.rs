@@ -318,6 +318,126 @@ mod clickhouse {
         );
     }
 
+    /// Request metrics and operations in the events' database.
+    async fn open_metrics() -> Arc<clickhouse::ClickHouseMetrics> {
+        let s = open_store().await;
+        Arc::new(clickhouse::ClickHouseMetrics::new(s.client().clone()))
+    }
+
+    #[tokio::test]
+    async fn metrics_round_trip() {
+        liftoff_testkit::contract::metrics_round_trip(open_metrics().await).await;
+    }
+
+    #[tokio::test]
+    async fn resource_hours_round_trip() {
+        liftoff_testkit::contract::resource_hours_round_trip(open_metrics().await).await;
+    }
+
+    #[tokio::test]
+    async fn variant_cells_round_trip() {
+        liftoff_testkit::contract::variant_cells_round_trip(open_metrics().await).await;
+    }
+
+    #[tokio::test]
+    async fn operations_round_trip() {
+        liftoff_testkit::contract::operations_round_trip(open_metrics().await).await;
+    }
+
+    #[tokio::test]
+    async fn operation_error_cap_is_per_slot() {
+        liftoff_testkit::contract::operation_error_cap_is_per_slot(open_metrics().await).await;
+    }
+
+    /// A compaction that died after appending its hour cell (before deleting the minutes it
+    /// replaces) counts nothing twice, and the next compaction finishes its work.
+    #[tokio::test]
+    async fn a_compaction_interrupted_after_its_insert_counts_nothing_twice() {
+        use liftoff_core::monitoring::MetricsStore;
+        use liftoff_core::monitoring::requests::CellKey;
+        use liftoff_core::monitoring::sketch::DDSketch;
+        let s = open_store().await;
+        let ch = s.client().clone();
+        let m = clickhouse::ClickHouseMetrics::new(ch.clone());
+        let key = |minute: i64| CellKey {
+            minute,
+            service: "web".into(),
+            method: "GET".into(),
+            route: "/a".into(),
+            status: 200,
+        };
+        let sketch = |values: &[f64]| {
+            let mut s = DDSketch::default();
+            for v in values {
+                s.add(*v);
+            }
+            s
+        };
+        let base = 20_000 * 1440;
+        m.merge_request_minutes(&[(key(base), sketch(&[10.0, 20.0]))])
+            .await
+            .unwrap();
+        m.merge_request_minutes(&[
+            (key(base), sketch(&[30.0])),
+            (key(base + 1), sketch(&[40.0])),
+        ])
+        .await
+        .unwrap();
+        // What the interrupted compaction left: its hour row, naming the minutes' rows.
+        #[derive(serde::Deserialize)]
+        struct Id {
+            id: i64,
+        }
+        let ids: Vec<i64> = ch
+            .rows::<Id>("SELECT id FROM request_cells")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids.len(), 3, "each write appended its rows");
+        ch.insert(
+            "request_cells",
+            &[serde_json::json!({
+                "resolution": 60, "service": "web", "method": "GET", "route": "/a",
+                "status": 200, "bucket": base, "id": 1,
+                "sketch": hex::encode(sketch(&[10.0, 20.0, 30.0, 40.0]).to_bytes()),
+                "replaces": ids,
+            })],
+        )
+        .await
+        .unwrap();
+        let count =
+            |cells: Vec<(CellKey, DDSketch)>| -> u64 { cells.iter().map(|(_, s)| s.count()).sum() };
+        let cells = m.request_minutes(base, base + 60).await.unwrap();
+        assert_eq!(cells.len(), 1, "only the hour cell is read");
+        assert_eq!(count(cells), 4, "and the minutes it replaces are not");
+        assert_eq!(
+            m.request_minutes(base + 1, base + 2).await.unwrap().len(),
+            0
+        );
+        assert!(m.request_routes().await.unwrap().is_empty());
+        assert_eq!(
+            m.compact_requests(1, 60, base + 60, 1000).await.unwrap(),
+            0,
+            "nothing live is left to move"
+        );
+        assert_eq!(
+            ch.number("SELECT count() FROM request_cells")
+                .await
+                .unwrap(),
+            1,
+            "the replaced rows were deleted"
+        );
+        assert_eq!(
+            ch.number("SELECT count() FROM request_cells WHERE notEmpty(replaces)")
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(count(m.request_minutes(base, base + 60).await.unwrap()), 4);
+    }
+
     /// A second store on the same database: what another replica holds.
     async fn open_store_on(s: &clickhouse::ClickHouseEvents) -> clickhouse::ClickHouseEvents {
         let url = format!(

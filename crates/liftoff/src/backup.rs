@@ -50,6 +50,8 @@ pub struct BackedUp {
     pub output: PathBuf,
     pub files: Vec<(String, u64)>,
     pub state_on_postgres: bool,
+    /// Events, request metrics and operations are in ClickHouse (and not in the file).
+    pub events_in_clickhouse: bool,
 }
 
 impl BackedUp {
@@ -61,6 +63,11 @@ impl BackedUp {
         if self.state_on_postgres {
             out.push_str(
                 "The state is on PostgreSQL and not in this file: back it up with `pg_dump` (and restore with `pg_restore`).\n",
+            );
+        }
+        if self.events_in_clickhouse {
+            out.push_str(
+                "Events, request metrics and operations are in ClickHouse and not in this file: back them up with ClickHouse's own tools (`ALTER TABLE … FREEZE`, or `BACKUP DATABASE` from 22.8).\n",
             );
         }
         out.push_str("Restore with `liftoff restore FILE --data EMPTY_DIR`. The file holds the secret key: keep it as safe as the data.\n");
@@ -99,8 +106,15 @@ pub async fn backup(settings: &Settings, output: &Path) -> anyhow::Result<Backed
     }
     let data = &settings.data;
     let on_postgres = settings.state_url.is_some();
+    let in_clickhouse = settings.events.is_some();
     let scratch = tempdir_beside(output)?;
-    let result = write_archive(data, output, &scratch, on_postgres);
+    let result = write_archive(
+        data,
+        output,
+        &scratch,
+        on_postgres,
+        &local_files(on_postgres, in_clickhouse),
+    );
     let _ = fs::remove_dir_all(&scratch);
     let files = result?;
     record(settings).await?;
@@ -108,7 +122,20 @@ pub async fn backup(settings: &Settings, output: &Path) -> anyhow::Result<Backed
         output: output.to_owned(),
         files,
         state_on_postgres: on_postgres,
+        events_in_clickhouse: in_clickhouse,
     })
+}
+
+/// The SQLite files that hold data: none of them when PostgreSQL holds it all; the state's
+/// only when ClickHouse holds events, request metrics and operations.
+fn local_files(state_on_postgres: bool, events_in_clickhouse: bool) -> Vec<&'static str> {
+    SQLITE_FILES
+        .into_iter()
+        .filter(|name| match *name {
+            "state.db" => !state_on_postgres,
+            _ => !state_on_postgres && !events_in_clickhouse,
+        })
+        .collect()
 }
 
 fn tempdir_beside(output: &Path) -> anyhow::Result<PathBuf> {
@@ -130,13 +157,11 @@ fn write_archive(
     output: &Path,
     scratch: &Path,
     on_postgres: bool,
+    files: &[&str],
 ) -> anyhow::Result<Vec<(String, u64)>> {
     let mut copies: Vec<(String, PathBuf)> = Vec::new();
-    for name in SQLITE_FILES {
+    for &name in files {
         let src = data.join(name);
-        if name == "state.db" && on_postgres {
-            continue;
-        }
         if !src.exists() {
             bail!(
                 "{} is missing: is {} a Liftoff data directory?",
@@ -311,4 +336,20 @@ fn unpack(input: &mut impl Read, manifest: &Manifest, dir: &Path) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_files;
+
+    #[test]
+    fn a_backup_holds_the_files_that_hold_data() {
+        assert_eq!(
+            local_files(false, false),
+            ["state.db", "metrics.db", "events.db"]
+        );
+        assert_eq!(local_files(false, true), ["state.db"]);
+        assert!(local_files(true, false).is_empty());
+        assert!(local_files(true, true).is_empty());
+    }
 }

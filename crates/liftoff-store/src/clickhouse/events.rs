@@ -12,7 +12,6 @@
 //! idempotent.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
@@ -25,86 +24,13 @@ use liftoff_core::store::StoreError;
 use serde::{Deserialize, Serialize};
 
 use super::client::{ClickHouse, lit, lit_set};
+use super::schema;
+use super::seq::SeqClock;
 use crate::codec::properties_from;
 
 /// Every column of `events` a read returns, the uuid as text.
 pub(super) const COLUMNS: &str =
     "seq, toString(uuid) AS uuid, has_uuid, ts, user_id, session_id, event, properties";
-
-/// The schema, in order; each statement is applied once (recorded in `liftoff_schema`).
-pub(super) const MIGRATIONS: &[(u32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE IF NOT EXISTS events (
-            seq Int64,
-            uuid UUID,
-            has_uuid UInt8,
-            ts Int64,
-            user_id String,
-            session_id Nullable(String),
-            event String,
-            properties String
-        ) ENGINE = ReplacingMergeTree
-        PARTITION BY toYYYYMM(toDateTime(intDiv(ts, 1000)))
-        ORDER BY (user_id, uuid)",
-    ),
-    (
-        2,
-        "CREATE TABLE IF NOT EXISTS persons (
-            user_id String,
-            first_seen Int64,
-            last_seen Int64,
-            properties String,
-            deleted UInt8,
-            version Int64
-        ) ENGINE = ReplacingMergeTree(version)
-        ORDER BY user_id",
-    ),
-    (
-        3,
-        "CREATE TABLE IF NOT EXISTS erasures (
-            user_id String,
-            erased_at Int64,
-            up_to_seq Int64
-        ) ENGINE = MergeTree
-        ORDER BY (erased_at, user_id)",
-    ),
-];
-
-/// Orders appends: a sequence that grows within this process and across replicas follows
-/// the clock. `seq = ms · 2²⁰ + tag · 2¹⁰ + n`: the millisecond, a random tag of this process
-/// (so two replicas in the same millisecond differ) and a counter (1,024 a millisecond; more
-/// borrow the next millisecond).
-struct SeqClock {
-    tag: i64,
-    /// `ms · 1024 + n` of the last value handed out.
-    last: Mutex<i64>,
-}
-
-impl SeqClock {
-    fn new() -> Self {
-        Self {
-            tag: rand::random_range(0..1024),
-            last: Mutex::new(0),
-        }
-    }
-
-    /// `n` increasing values.
-    fn take(&self, n: usize) -> Vec<i64> {
-        let now = Utc::now().timestamp_millis() * 1024;
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            *last = (*last + 1).max(now);
-            out.push((*last / 1024) * (1 << 20) + self.tag * 1024 + *last % 1024);
-        }
-        out
-    }
-
-    fn next(&self) -> i64 {
-        self.take(1)[0]
-    }
-}
 
 /// Events and persons in one ClickHouse database.
 pub struct ClickHouseEvents {
@@ -195,36 +121,13 @@ struct UuidRow {
     uuid: String,
 }
 
-/// The highest migration `liftoff_schema` records (0 for none).
-async fn applied_version(ch: &ClickHouse) -> Result<i64, StoreError> {
-    ch.number("SELECT toInt64(max(version)) FROM liftoff_schema")
-        .await
-}
-
 impl ClickHouseEvents {
-    /// Creates the database and applies the schema's migrations.
-    pub async fn open(ch: ClickHouse) -> Result<Self, StoreError> {
-        ch.execute_outside(&format!("CREATE DATABASE IF NOT EXISTS {}", ch.database()))
-            .await?;
-        ch.execute(
-            "CREATE TABLE IF NOT EXISTS liftoff_schema (version UInt32, applied_at DateTime)
-             ENGINE = TinyLog",
-        )
-        .await?;
-        let applied = applied_version(&ch).await?;
-        for (version, sql) in MIGRATIONS {
-            if i64::from(*version) > applied {
-                ch.execute(sql).await?;
-                ch.execute(&format!(
-                    "INSERT INTO liftoff_schema (version, applied_at) VALUES ({version}, now())"
-                ))
-                .await?;
-            }
-        }
-        Ok(Self {
+    /// Events over a database [`schema::migrate`](super::schema::migrate) has prepared.
+    pub fn new(ch: ClickHouse) -> Self {
+        Self {
             ch,
             seq: SeqClock::new(),
-        })
+        }
     }
 
     pub fn client(&self) -> &ClickHouse {
@@ -233,7 +136,7 @@ impl ClickHouseEvents {
 
     /// The highest migration applied.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        applied_version(&self.ch).await
+        schema::applied_version(&self.ch).await
     }
 
     /// The events a `SELECT {COLUMNS} …` names, in its order.
@@ -549,16 +452,5 @@ mod tests {
             assert_eq!(uuid_parse(&uuid_text(u)).unwrap(), u);
         }
         assert_eq!(uuid_text(1), "00000000-0000-0000-0000-000000000001");
-    }
-
-    #[test]
-    fn sequences_grow_and_two_processes_differ() {
-        let (a, b) = (SeqClock::new(), SeqClock::new());
-        let xs = a.take(5000);
-        assert!(xs.windows(2).all(|w| w[0] < w[1]));
-        let mut all: HashSet<i64> = xs.into_iter().collect();
-        if a.tag != b.tag {
-            assert!(b.take(5000).into_iter().all(|x| all.insert(x)));
-        }
     }
 }

@@ -17,7 +17,7 @@ use crate::harness::{ADMIN_TOKEN, TestApp, problem, spawn_at, spawn_with};
 #[derive(Clone, Default)]
 pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Value>>>,
-    up: Arc<AtomicBool>,
+    pub(crate) up: Arc<AtomicBool>,
 }
 
 impl Receiver {

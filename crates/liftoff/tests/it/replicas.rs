@@ -1,6 +1,6 @@
 //! Several `liftoff serve` processes on one PostgreSQL: exactly one runs the singleton jobs,
 //! and when it is killed with SIGKILL another takes them over within the lease's TTL and a
-//! third of it, with no check run twice.
+//! third of it, with no check run twice and no notification sent twice.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,10 @@ struct Replica {
 }
 
 fn start(state_url: &str, events_url: Option<&str>) -> Replica {
+    start_with(state_url, events_url, &[])
+}
+
+fn start_with(state_url: &str, events_url: Option<&str>, env: &[(&str, &str)]) -> Replica {
     let data = tempfile::tempdir().unwrap();
     let ttl = TTL_SECONDS.to_string();
     let mut args = vec![
@@ -34,13 +38,12 @@ fn start(state_url: &str, events_url: Option<&str>) -> Replica {
     if let Some(url) = events_url {
         args.extend(["--events-url", url]);
     }
-    let mut proc = Proc::start(
-        &args,
-        &[
-            ("LIFTOFF_ADMIN_TOKEN", ADMIN_TOKEN),
-            ("LIFTOFF_UPTIME_MIN_INTERVAL_SECONDS", "1"),
-        ],
-    );
+    let mut vars = vec![
+        ("LIFTOFF_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("LIFTOFF_UPTIME_MIN_INTERVAL_SECONDS", "1"),
+    ];
+    vars.extend_from_slice(env);
+    let mut proc = Proc::start(&args, &vars);
     let url = address(&proc.wait_for("listening on http://"));
     Replica {
         proc,
@@ -120,16 +123,24 @@ async fn holders(http: &reqwest::Client, urls: &[String]) -> Vec<usize> {
     held
 }
 
-async fn checks(http: &reqwest::Client, url: &str, id: i64) -> Vec<chrono::DateTime<chrono::Utc>> {
-    let body: Value = http
-        .get(format!("{url}/api/uptime/monitors/{id}/checks?limit=1000"))
+/// `GET url` as the admin, its JSON.
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url)
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn checks(http: &reqwest::Client, url: &str, id: i64) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let body = get_json(
+        http,
+        &format!("{url}/api/uptime/monitors/{id}/checks?limit=1000"),
+    )
+    .await;
     let list = body.as_array().or(body["checks"].as_array()).unwrap();
     let mut at: Vec<_> = list
         .iter()
@@ -216,6 +227,118 @@ async fn a_killed_lease_holder_is_replaced_and_uptime_checks_go_on_once() {
             (pair[1] - pair[0]).num_milliseconds()
         );
     }
+    kill_all(replicas).await;
+}
+
+/// The notification outbox is a singleton job: a notification waiting for its receiver when the
+/// lease holder is killed is delivered by the next holder, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_pending_when_the_holder_dies_is_delivered_once() {
+    use crate::alerts::Receiver;
+    use std::sync::atomic::Ordering;
+    let state_url = liftoff_testkit::postgres::fresh_schema_url().await;
+    let fast = [
+        ("LIFTOFF_ALERT_INTERVAL_MS", "200"),
+        ("LIFTOFF_ALERT_GROUP_WAIT_MS", "0"),
+        ("LIFTOFF_ALERT_RETRY_BASE_MS", "300"),
+    ];
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let url = state_url.clone();
+        replicas.push(
+            tokio::task::spawn_blocking(move || start_with(&url, None, &fast))
+                .await
+                .unwrap(),
+        );
+    }
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let http = reqwest::Client::new();
+    let holder = the_one_holder(&http, &urls, Duration::from_secs(10)).await;
+    let other = (holder + 1) % 3;
+    let post = |path: &str, body: Value| {
+        http.post(format!("{}{path}", urls[other]))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let (receiver, hook) = Receiver::start(false).await;
+    let res = post(
+        "/api/notifications/channels",
+        json!({"name": "ops", "config": {"kind": "webhook", "url": hook}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = post(
+        "/api/alerts/rules",
+        json!({"name": "shop errors", "metric": "error_rate", "scope": {"service": "shop"},
+               "op": "gt", "threshold": 0.5, "for_seconds": 1, "keep_firing_for_seconds": 0,
+               "severity": "critical"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let records: Vec<Value> = (0..100)
+        .map(|_| json!({"service": "shop", "method": "GET", "route": "/checkout", "status": 503, "duration_ms": 12.0}))
+        .collect();
+    let res = post("/api/ingest/requests", Value::Array(records))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // The holder fires the alert and tries the receiver, which is down.
+    let deliveries = |url: String| {
+        let http = http.clone();
+        async move {
+            get_json(&http, &format!("{url}/api/notifications/deliveries"))
+                .await
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending = deliveries(urls[other].clone()).await;
+        if pending
+            .iter()
+            .any(|d| d["status"] == "pending" && d["attempts"].as_u64().unwrap_or(0) >= 2)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempt within 30 s: {pending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(receiver.got().is_empty());
+
+    // SIGKILL while the notification waits; the receiver comes back.
+    let killed = replicas.remove(holder);
+    tokio::task::spawn_blocking(move || killed.proc.kill9())
+        .await
+        .unwrap();
+    receiver.up.store(true, Ordering::SeqCst);
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    the_one_holder(&http, &urls, Duration::from_secs(TTL_SECONDS * 2 + 2)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.got().is_empty() {
+        assert!(Instant::now() < deadline, "the new holder did not deliver");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Several retry intervals and evaluations later, still one.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let got = receiver.got();
+    let firing: Vec<&Value> = got.iter().filter(|b| b["status"] == "firing").collect();
+    assert_eq!(firing.len(), 1, "delivered {} times: {got:?}", firing.len());
+    assert_eq!(got.len(), 1, "{got:?}");
+    let sent: Vec<Value> = deliveries(urls[0].clone())
+        .await
+        .into_iter()
+        .filter(|d| d["status"] == "sent")
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
     kill_all(replicas).await;
 }
 
