@@ -32,7 +32,7 @@ cleanup_stores() {
   for s in "${schemas[@]}"; do psql -q "$pg" -c "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
   for d in "${databases[@]}"; do curl -fsS "$ch/" --data-binary "DROP DATABASE IF EXISTS $d" >/dev/null || true; done
 }
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup_stores; rm -rf "$work"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; cleanup_stores; [ -n "${BENCH_KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"' EXIT
 TOKEN=bench-admin-token-0123456789abcdef
 
 # replicas NAME N → starts N replicas sharing a fresh schema and database; ports in $ports

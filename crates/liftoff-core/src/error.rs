@@ -220,7 +220,9 @@ impl Classified for SubmitError {
 
     fn detail(&self) -> String {
         match self {
-            Self::Overloaded => "too many requests for this key; retry after 1 s".into(),
+            Self::Overloaded => {
+                "the ingest queue is behind; retry after the time in Retry-After".into()
+            }
             Self::Closed => "Liftoff is shutting down; retry".into(),
             Self::Store(_) => "the batch could not be committed; retry".into(),
         }

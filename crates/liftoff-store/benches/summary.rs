@@ -1,7 +1,9 @@
 //! `/performance/summary` over 7 days of traffic on 200 routes, as the store keeps it: the last
 //! 24 hours in minute cells, the six days before in hourly cells. Measured against the
 //! reference in the same run: merging every endpoint cell of the window (what the summary did
-//! before per-service totals existed).
+//! before per-service totals existed). SQLite always; PostgreSQL and ClickHouse too when
+//! `BENCH_DATABASE_URL` (`postgres://…`) or `BENCH_CLICKHOUSE_URL` (`http://HOST:8123`) name
+//! one (a fresh schema or database is used).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark set-up")]
 
 use std::sync::Arc;
@@ -40,17 +42,72 @@ fn cell(minute: i64, route: usize, status: u16, base_ms: f64) -> (CellKey, DDSke
     )
 }
 
+/// The stores to measure: SQLite, and the servers the environment names.
+async fn stores(dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn MetricsStore>)> {
+    let mut out: Vec<(&'static str, Arc<dyn MetricsStore>)> = vec![(
+        "sqlite",
+        Arc::new(SqliteMetrics::open(&dir.join("metrics.db")).await.unwrap()),
+    )];
+    if let Ok(base) = std::env::var("BENCH_DATABASE_URL") {
+        let schema = format!("liftoff_bench_{:08x}", rand::random::<u32>());
+        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+        out.push((
+            "postgres",
+            Arc::new(
+                liftoff_store::postgres::PgState::connect(&url)
+                    .await
+                    .unwrap(),
+            ),
+        ));
+    }
+    if let Ok(base) = std::env::var("BENCH_CLICKHOUSE_URL") {
+        let url = format!(
+            "{}/liftoff_bench_{:08x}",
+            base.trim_end_matches('/'),
+            rand::random::<u32>()
+        );
+        let url = liftoff_store::clickhouse::EventsUrl::parse(&url, None).unwrap();
+        let (events, _) = liftoff_store::clickhouse::open(url).await.unwrap();
+        out.push((
+            "clickhouse",
+            Arc::new(liftoff_store::clickhouse::ClickHouseMetrics::new(
+                events.client().clone(),
+            )),
+        ));
+    }
+    out
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap();
+    let mut g = c.benchmark_group("summary_7d_200_routes");
+    g.sample_size(20);
+    for (backend, metrics) in rt.block_on(stores(dir.path())) {
+        measure(&rt, &mut g, backend, metrics, now);
+    }
+    g.finish();
+}
+
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    backend: &str,
+    metrics: Arc<dyn MetricsStore>,
+    now: chrono::DateTime<Utc>,
+) {
     let now_minute = now.timestamp() / 60;
-    let (svc, metrics) = rt.block_on(async {
-        let metrics: Arc<dyn MetricsStore> = Arc::new(
-            SqliteMetrics::open(&dir.path().join("metrics.db"))
-                .await
-                .unwrap(),
-        );
+    let svc = rt.block_on(async {
         let (svc, _writer) = MonitoringService::start(metrics.clone(), &JobRegistry::default())
             .await
             .unwrap();
@@ -76,10 +133,10 @@ fn bench(c: &mut Criterion) {
             svc.ingest_cells(batch).await.unwrap();
         }
         println!(
-            "compaction: {}",
+            "{backend} compaction: {}",
             svc.compact(now, Default::default()).await.unwrap()
         );
-        (svc, metrics)
+        svc
     });
     let range = TimeRange {
         from: now - Duration::days(DAYS),
@@ -91,7 +148,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let cells = rt.block_on(metrics.request_minutes(from, to)).unwrap();
     println!(
-        "{} endpoint cells, {} requests, {} endpoints ({} with errors)",
+        "{backend}: {} endpoint cells, {} requests, {} endpoints ({} with errors)",
         cells.len(),
         summary.requests.total,
         summary.endpoints.total,
@@ -99,26 +156,26 @@ fn bench(c: &mut Criterion) {
     );
     assert_eq!(summary.endpoints.total, ROUTES);
 
-    let mut g = c.benchmark_group("summary_7d_200_routes");
-    g.sample_size(20);
-    g.bench_function("liftoff_summary", |b| {
+    g.bench_function(format!("{backend}/liftoff_summary"), |b| {
         b.iter(|| {
             rt.block_on(svc.summary(range, &Default::default()))
                 .unwrap()
         })
     });
-    g.bench_function("reference_merge_every_endpoint_cell", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut all = DDSketch::default();
-                for (_, s) in metrics.request_minutes(from, to).await.unwrap() {
-                    all.merge(&s).unwrap();
-                }
-                all.quantile(0.95)
+    g.bench_function(
+        format!("{backend}/reference_merge_every_endpoint_cell"),
+        |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let mut all = DDSketch::default();
+                    for (_, s) in metrics.request_minutes(from, to).await.unwrap() {
+                        all.merge(&s).unwrap();
+                    }
+                    all.quantile(0.95)
+                })
             })
-        })
-    });
-    g.finish();
+        },
+    );
 }
 
 criterion_group!(benches, bench);

@@ -45,7 +45,9 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     // Request and operation rollups. Cells are appended as partial rows and merged when read
     // (sketches merge in Liftoff); compaction writes a coarser row that names the rows it
-    // `replaces`, so a read that meets both counts the sources once (see `cells.rs`).
+    // `replaces`, so a read that meets both counts the sources once (see `cells.rs`). Request
+    // cells sort by method before time: the per-service totals (method '') lie together, and
+    // the summary reads them without touching the endpoint cells' sketches.
     (
         4,
         "CREATE TABLE IF NOT EXISTS request_cells (
@@ -59,7 +61,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
             id Int64,
             replaces Array(Int64)
         ) ENGINE = MergeTree
-        ORDER BY (resolution, bucket, service, method, route, status)",
+        ORDER BY (resolution, method, bucket, service, route, status)",
     ),
     (
         5,
