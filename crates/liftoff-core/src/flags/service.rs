@@ -817,31 +817,68 @@ impl FlagService {
             if !plan.guard_allows_step() {
                 continue;
             }
-            let step = plan.applied + 1;
-            let total = plan.steps.len();
-            match self
-                .set_percentage(
-                    &Actor::System,
-                    &key,
-                    next,
-                    Some(format!("rollout plan step {step} of {total}")),
-                )
-                .await
-            {
-                Ok(_) | Err(FlagError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-            plan.advance(now);
-            let change = Change::new(&Actor::System, "flag.rollout_step", "flag", &key)
-                .after(json!({"percentage": next, "step": step, "of": total}));
-            self.store.save_rollout_plan(&plan, &change).await?;
-            done.push(format!("{key}: {next}%"));
+            done.push(match self.apply_step(plan, next, now).await? {
+                true => format!("{key}: {next}%"),
+                false => format!("{key}: step applied elsewhere"),
+            });
         }
         Ok(if done.is_empty() {
             "nothing due".into()
         } else {
             done.join(", ")
         })
+    }
+
+    /// Sets the flag to the plan's next percentage and records the step, in one transaction
+    /// that only commits if neither the plan nor the flag changed since they were read; a flag
+    /// edited meanwhile is read again. `false` when another replica applied the step first.
+    async fn apply_step(
+        &self,
+        mut plan: RolloutPlan,
+        next: f64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, FlagError> {
+        let key = plan.flag_id.clone();
+        let (step, total) = (plan.applied + 1, plan.steps.len());
+        let plan_change = Change::new(&Actor::System, "flag.rollout_step", "flag", key.as_str())
+            .after(json!({"percentage": next, "step": step, "of": total}));
+        plan.advance(now);
+        for _ in 0..RETRIES {
+            let Some(before) = self.store.get_flag(&key).await? else {
+                // The flag is gone: the plan moves on so it is not retried forever.
+                self.store.save_rollout_plan(&plan, &plan_change).await?;
+                return Ok(true);
+            };
+            let mut flag = before.clone();
+            flag.percentage = next;
+            if flag.strategy == StrategyKind::AllUsers {
+                flag.strategy = StrategyKind::Percentage;
+            }
+            flag.version = before.version + 1;
+            flag.updated_at = self.clock.now();
+            validate(&flag).map_err(FlagError::Invalid)?;
+            self.check_dependencies(&flag)?;
+            let flag_change = Change::new(&Actor::System, "flag.rollout", "flag", key.as_str())
+                .before(to_value(&before))
+                .after(to_value(&flag))
+                .reason(Some(format!("rollout plan step {step} of {total}")));
+            if self
+                .store
+                .apply_rollout_step(&flag, before.version, &flag_change, &plan, &plan_change)
+                .await?
+            {
+                self.reload().await?;
+                return Ok(true);
+            }
+            let stored = self.store.list_rollout_plans().await?;
+            if !stored
+                .iter()
+                .any(|p| p.flag_id == key && p.applied + 1 == plan.applied)
+            {
+                return Ok(false);
+            }
+        }
+        Err(FlagError::Busy(key.to_string()))
     }
 
     /// Checks a guarded plan's guardrails when its interval has passed: a regression rolls

@@ -42,6 +42,19 @@ pub trait FlagStore: Send + Sync {
         change: &Change,
     ) -> Result<(), StoreError>;
     async fn list_rollout_plans(&self) -> Result<Vec<RolloutPlan>, StoreError>;
+    /// One step of a rollout plan, in one transaction: the flag is replaced if its stored
+    /// version is still `expected_version` and the plan if its stored step count is still
+    /// `plan.applied - 1`, each with its audit entry. `false`, with nothing written, when
+    /// either changed (another replica applied the step, or someone edited the flag): a step
+    /// is never applied twice, nor half.
+    async fn apply_rollout_step(
+        &self,
+        flag: &Flag,
+        expected_version: i64,
+        flag_change: &Change,
+        plan: &RolloutPlan,
+        plan_change: &Change,
+    ) -> Result<bool, StoreError>;
     /// Every segment, by id.
     async fn list_segments(&self) -> Result<Vec<Segment>, StoreError>;
     /// Stores a new segment and returns the id the store gave it (the `id` passed is ignored;

@@ -171,6 +171,54 @@ impl FlagStore for PgState {
             .collect()
     }
 
+    async fn apply_rollout_step(
+        &self,
+        flag: &Flag,
+        expected_version: i64,
+        flag_change: &Change,
+        plan: &RolloutPlan,
+        plan_change: &Change,
+    ) -> Result<bool, StoreError> {
+        let (flag_json, plan_json) = (doc_value(flag)?, doc_value(plan)?);
+        let applied_before = plan.applied as i64 - 1;
+        let key = plan.flag_id.as_str();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        // Both rows locked before either is written: a replica applying the same step waits
+        // here, then finds the step count moved on.
+        let current = tx
+            .query_opt(
+                "SELECT (p.plan->>'applied')::BIGINT, f.version FROM rollout_plans p
+                 JOIN flags f ON f.key = p.flag_key WHERE p.flag_key = $1 FOR UPDATE",
+                &[&key],
+            )
+            .await
+            .map_err(pg_err)?;
+        let Some(row) = current else {
+            return Ok(false);
+        };
+        if row.get::<_, i64>(0) != applied_before || row.get::<_, i64>(1) != expected_version {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE flags SET definition = $2, version = $3, updated_at = $4 WHERE key = $1",
+            &[&key, &flag_json, &flag.version, &flag.updated_at],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.execute(
+            "UPDATE rollout_plans SET plan = $2, updated_at = $3 WHERE flag_key = $1",
+            &[&key, &plan_json, &plan.updated_at],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.execute(BUMP, &[]).await.map_err(pg_err)?;
+        write_audit(&tx, flag_change).await?;
+        write_audit(&tx, plan_change).await?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(true)
+    }
+
     async fn list_segments(&self) -> Result<Vec<Segment>, StoreError> {
         let client = self.client().await?;
         let rows = client

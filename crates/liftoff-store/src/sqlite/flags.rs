@@ -210,6 +210,52 @@ impl FlagStore for SqliteState {
             .await
     }
 
+    async fn apply_rollout_step(
+        &self,
+        flag: &Flag,
+        expected_version: i64,
+        flag_change: &Change,
+        plan: &RolloutPlan,
+        plan_change: &Change,
+    ) -> Result<bool, StoreError> {
+        let (flag_json, plan_json) = (doc_text(flag)?, doc_text(plan)?);
+        let (flag_change, plan_change) = (flag_change.clone(), plan_change.clone());
+        let (key, version) = (flag.flag_id.to_string(), flag.version);
+        let (flag_updated, plan_updated) = (ms(flag.updated_at), ms(plan.updated_at));
+        let applied_before = plan.applied as i64 - 1;
+        self.db
+            .write(move |tx| {
+                // The one writer: nothing changes between this read and the writes.
+                let current: Option<(i64, i64)> = tx
+                    .query_row(
+                        "SELECT json_extract(p.plan, '$.applied'), f.version FROM rollout_plans p
+                         JOIN flags f ON f.key = p.flag_key WHERE p.flag_key = ?1",
+                        [&key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(sql_err)?;
+                if current != Some((applied_before, expected_version)) {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "UPDATE flags SET definition = ?2, version = ?3, updated_at = ?4 WHERE key = ?1",
+                    params![key, flag_json, version, flag_updated],
+                )
+                .map_err(sql_err)?;
+                tx.execute(
+                    "UPDATE rollout_plans SET plan = ?2, updated_at = ?3 WHERE flag_key = ?1",
+                    params![key, plan_json, plan_updated],
+                )
+                .map_err(sql_err)?;
+                bump_revision(tx)?;
+                write_audit(tx, &flag_change)?;
+                write_audit(tx, &plan_change)?;
+                Ok(true)
+            })
+            .await
+    }
+
     async fn list_segments(&self) -> Result<Vec<Segment>, StoreError> {
         let rows: Vec<(i64, String)> = self
             .db

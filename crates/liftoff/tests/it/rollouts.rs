@@ -129,6 +129,93 @@ async fn a_scheduled_rollout_steps_on_time_and_pauses_on_a_critical_alert() {
     }
 }
 
+/// Two replicas stepping the same plan at the same instant (what a lease handover could never
+/// allow, and what a crash between the flag change and the plan's record used to leave behind)
+/// apply each step once: the flag change and the step are one transaction that only commits if
+/// the plan's step count is still the one read.
+async fn two_replicas_apply_each_step_once(
+    store_a: Arc<dyn liftoff_core::ports::StateStore>,
+    store_b: Arc<dyn liftoff_core::ports::StateStore>,
+) {
+    let t0 = Utc::now();
+    let clock = ManualClock::new(t0);
+    let replica = |store: Arc<dyn liftoff_core::ports::StateStore>| {
+        let clock = clock.clone();
+        async move {
+            let audit = liftoff_core::audit::AuditService::new(store.clone());
+            FlagService::start(store, audit, Arc::new(Switch::default()), 30)
+                .await
+                .unwrap()
+                .with_clock(Arc::new(clock))
+        }
+    };
+    let (a, b) = (replica(store_a).await, replica(store_b).await);
+    let me = Actor::System;
+    a.create(
+        &me,
+        new_flag(json!({"flag_id": "checkout-v3", "strategy": "percentage", "percentage": 10})),
+    )
+    .await
+    .unwrap();
+    a.plan_rollout(&me, "checkout-v3", 70.0, 20.0, Some(60), None)
+        .await
+        .unwrap();
+    b.reload().await.unwrap();
+    for (minutes, expected) in [(61, 30.0), (122, 50.0), (183, 70.0)] {
+        clock.set(t0 + Duration::minutes(minutes));
+        let (x, y) = tokio::join!(a.advance_rollouts(), b.advance_rollouts());
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(
+            [&x, &y]
+                .iter()
+                .filter(|d| d.contains("applied elsewhere"))
+                .count()
+                == 1,
+            "one replica applied the step, the other saw it done: {x} / {y}"
+        );
+        a.reload().await.unwrap();
+        assert_eq!(a.get("checkout-v3").unwrap().percentage, expected);
+    }
+    let history = a.history("checkout-v3", 100).await.unwrap();
+    let count = |action: &str| history.iter().filter(|h| h.action == action).count();
+    assert_eq!(
+        count("flag.rollout_step"),
+        3,
+        "three steps, each recorded once"
+    );
+    assert_eq!(count("flag.rollout"), 3, "three flag changes");
+    let plan = a.rollout_plans().await.unwrap().remove(0);
+    assert_eq!((plan.applied, plan.state), (3, PlanState::Completed));
+}
+
+#[tokio::test]
+async fn two_replicas_on_sqlite_apply_each_step_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || async {
+        let s: Arc<dyn liftoff_core::ports::StateStore> = Arc::new(
+            liftoff_store::sqlite::SqliteState::open(&dir.path().join("state.db"))
+                .await
+                .unwrap(),
+        );
+        s
+    };
+    two_replicas_apply_each_step_once(open().await, open().await).await;
+}
+
+#[tokio::test]
+async fn two_replicas_on_postgres_apply_each_step_once() {
+    let url = liftoff_testkit::postgres::fresh_schema_url().await;
+    let open = || async {
+        let s: Arc<dyn liftoff_core::ports::StateStore> = Arc::new(
+            liftoff_store::postgres::PgState::connect(&url)
+                .await
+                .unwrap(),
+        );
+        s
+    };
+    two_replicas_apply_each_step_once(open().await, open().await).await;
+}
+
 #[tokio::test]
 async fn evaluation_counts_are_recorded_and_fresh_flags_are_not_stale() {
     let (flags, _dir) = service(Arc::default(), ManualClock::new(Utc::now())).await;
