@@ -111,7 +111,9 @@ async fn both(events: &[Event]) -> Both {
     Both {
         modern: clickhouse::Features::of(&version).funnel_64bit_time,
         engine: InsightsService::new(sqlite),
-        clickhouse: ClickHouseQueries::new(ch, clickhouse::Features::of(&version)),
+        // Sessions in shards of 1,000 events (several queries here): the shards must add up.
+        clickhouse: ClickHouseQueries::new(ch, clickhouse::Features::of(&version))
+            .with_session_shard_rows(1_000),
         _dir: dir,
     }
 }

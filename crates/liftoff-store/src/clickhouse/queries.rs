@@ -71,6 +71,8 @@ pub struct ClickHouseQueries {
     events: Arc<ClickHouseEvents>,
     tables: SpanTables,
     features: Features,
+    /// Events per query of the sessions question ([`SESSION_SHARD_ROWS`]).
+    session_shard_rows: u64,
 }
 
 /// Builds the engine's table from the rows of one span.
@@ -195,7 +197,7 @@ struct CountsRow {
     month: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct SessionsRow {
     users: u64,
     sessions: u64,
@@ -204,6 +206,22 @@ struct SessionsRow {
     engaged: u64,
     power: u64,
 }
+
+impl SessionsRow {
+    /// Adds the counts of another shard of users.
+    fn add(&mut self, o: &SessionsRow) {
+        self.users += o.users;
+        self.sessions += o.sessions;
+        self.total_ms += o.total_ms;
+        self.bounces += o.bounces;
+        self.engaged += o.engaged;
+        self.power += o.power;
+    }
+}
+
+/// Events per query of the sessions question: its memory is every event of the query's users
+/// held at once (about 40 bytes each on 18.16), so 20M rows stay near a gigabyte.
+const SESSION_SHARD_ROWS: u64 = 20_000_000;
 
 #[derive(Deserialize)]
 struct CellRow {
@@ -240,7 +258,15 @@ impl ClickHouseQueries {
             },
             events,
             features,
+            session_shard_rows: SESSION_SHARD_ROWS,
         }
+    }
+
+    /// Splits the sessions question into queries of about `rows` events each (tests use a
+    /// small number to check that the shards add up).
+    pub fn with_session_shard_rows(mut self, rows: u64) -> Self {
+        self.session_shard_rows = rows.max(1);
+        self
     }
 
     fn ch(&self) -> &ClickHouse {
@@ -599,42 +625,52 @@ impl AnalyticsQueries for ClickHouseQueries {
         // As the engine: a range under a week counts as a week.
         let weeks = ((range.to_ms as f64 - range.from_ms as f64) / (7.0 * DAY_MS as f64)).max(1.0);
         // Each user's events in time order; a row starts a session when it is the first, comes
-        // more than the gap after the one before, or both carry session ids that differ. A
-        // user's session time is the sum of the gaps inside sessions; a bounce is a start
-        // followed by another start or by nothing. The neighbours are arrays shifted by one
-        // and passed beside each other: a lambda that indexed a captured array would copy it
-        // once per element (10M events asked for 17 GiB on 18.16).
-        let rows: Vec<SessionsRow> = self
+        // more than the gap after the one before, or both carry session ids that differ (ids
+        // compared by hash; no id is 0). A user's session time is the sum of the gaps inside
+        // sessions; a bounce is a start followed by another start or by nothing. The
+        // neighbours are arrays shifted by one and passed beside each other: a lambda that
+        // indexed a captured array would copy it once per element (10M events asked for
+        // 17 GiB on 18.16). Every user's events are held at once, so the users are split into
+        // shards of about SESSION_SHARD_ROWS events, one query each, and the sums added.
+        let filter = format!("ts >= {} AND ts < {}", range.from_ms, range.to_ms);
+        let rows_in_range = self
             .ch()
-            .rows(&format!(
-                "SELECT count() AS users, toUInt64(sum(n)) AS sessions, toUInt64(sum(ms)) AS total_ms,
-                     toUInt64(sum(b)) AS bounces,
-                     countIf(ms / {weeks} > {engaged}) AS engaged, countIf(ms / {weeks} > {power}) AS power
-                 FROM (
-                     SELECT
-                         arraySort(x -> (x.1, x.3), groupArray((ts, ifNull(session_id, ''), seq))) AS e,
-                         arrayMap(x -> x.1, e) AS t,
-                         arrayMap(x -> x.2, e) AS s,
-                         arrayDifference(t) AS d,
-                         arrayMap((i, gap, cur, prev) -> i = 1 OR gap > {gap}
-                             OR (cur != prev AND cur != '' AND prev != ''),
-                             arrayEnumerate(t), d, s, arrayPushFront(arrayPopBack(s), '')) AS starts,
-                         arraySum(starts) AS n,
-                         arraySum(arrayMap((st, gap) -> st ? 0 : gap, starts, d)) AS ms,
-                         arraySum(arrayMap((st, nx) -> st AND nx, starts,
-                             arrayPushBack(arrayPopFront(starts), 1))) AS b
-                     FROM events FINAL
-                     WHERE ts >= {from} AND ts < {to}
-                     GROUP BY user_id
-                 )",
-                from = range.from_ms,
-                to = range.to_ms,
-                gap = DEFAULT_SESSION_GAP_MS,
-                engaged = ENGAGED_MS_PER_WEEK,
-                power = POWER_MS_PER_WEEK,
-            ))
-            .await?;
-        let r = rows.first().ok_or_else(|| engine("no session counts"))?;
+            .number(&format!("SELECT count() FROM events WHERE {filter}"))
+            .await? as u64;
+        let shards = rows_in_range.div_ceil(self.session_shard_rows).max(1);
+        let mut r = SessionsRow::default();
+        for shard in 0..shards {
+            let rows: Vec<SessionsRow> = self
+                .ch()
+                .rows(&format!(
+                    "SELECT count() AS users, toUInt64(sum(n)) AS sessions, toUInt64(sum(ms)) AS total_ms,
+                         toUInt64(sum(b)) AS bounces,
+                         countIf(ms / {weeks} > {engaged}) AS engaged, countIf(ms / {weeks} > {power}) AS power
+                     FROM (
+                         SELECT
+                             arraySort(x -> (x.1, x.3), groupArray((ts, ifNull(cityHash64(session_id), 0), seq))) AS e,
+                             arrayMap(x -> x.1, e) AS t,
+                             arrayMap(x -> x.2, e) AS s,
+                             arrayDifference(t) AS d,
+                             arrayMap((i, gap, cur, prev) -> i = 1 OR gap > {gap}
+                                 OR (cur != prev AND cur != 0 AND prev != 0),
+                                 arrayEnumerate(t), d, s, arrayPushFront(arrayPopBack(s), toUInt64(0))) AS starts,
+                             arraySum(starts) AS n,
+                             arraySum(arrayMap((st, gap) -> st ? 0 : gap, starts, d)) AS ms,
+                             arraySum(arrayMap((st, nx) -> st AND nx, starts,
+                                 arrayPushBack(arrayPopFront(starts), 1))) AS b
+                         FROM events FINAL
+                         WHERE {filter} AND cityHash64(user_id) % {shards} = {shard}
+                         GROUP BY user_id
+                     )",
+                    gap = DEFAULT_SESSION_GAP_MS,
+                    engaged = ENGAGED_MS_PER_WEEK,
+                    power = POWER_MS_PER_WEEK,
+                ))
+                .await?;
+            let part = rows.first().ok_or_else(|| engine("no session counts"))?;
+            r.add(part);
+        }
         Ok(SessionsReport::of(
             days,
             &SessionStats {
