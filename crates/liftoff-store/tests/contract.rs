@@ -349,6 +349,136 @@ mod clickhouse {
         liftoff_testkit::contract::operation_error_cap_is_per_slot(open_metrics().await).await;
     }
 
+    /// Services, routes, flags, variants and error text that would end a literal come back
+    /// exactly, and filters on them match only themselves.
+    #[tokio::test]
+    async fn hostile_metric_text_is_stored_as_sent() {
+        use chrono::TimeZone;
+        use liftoff_core::monitoring::MetricsStore;
+        use liftoff_core::monitoring::operations::{
+            OpCell, OpKey, OperationError, OperationStore, OperationWrite,
+        };
+        use liftoff_core::monitoring::requests::CellKey;
+        use liftoff_core::monitoring::sketch::DDSketch;
+        use liftoff_core::monitoring::variants::VariantKey;
+        let m = open_metrics().await;
+        let hostile = [
+            "o'brien",
+            "back\\slash",
+            "quote\"d",
+            "') OR 1=1 --",
+            "ünï😀",
+        ];
+        let base = 20_000 * 1440;
+        let mut sketch = DDSketch::default();
+        sketch.add(12.0);
+        let cells: Vec<(CellKey, DDSketch)> = hostile
+            .iter()
+            .map(|h| {
+                (
+                    CellKey {
+                        minute: base,
+                        service: (*h).into(),
+                        method: "GET".into(),
+                        route: format!("/r/{h}"),
+                        status: 200,
+                    },
+                    sketch.clone(),
+                )
+            })
+            .collect();
+        m.merge_request_minutes(&cells).await.unwrap();
+        let mut got: Vec<(String, String)> = m
+            .request_minutes(base, base + 1)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| (k.service, k.route))
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, String)> = hostile
+            .iter()
+            .map(|h| ((*h).to_owned(), format!("/r/{h}")))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+
+        let variant = |flag: &str| {
+            (
+                VariantKey {
+                    minute: base,
+                    flag: flag.into(),
+                    variant: flag.into(),
+                    failed: false,
+                },
+                sketch.clone(),
+            )
+        };
+        m.merge_variant_minutes(&hostile.map(variant))
+            .await
+            .unwrap();
+        for h in hostile {
+            let cells = m.variant_minutes(h, base, base + 1).await.unwrap();
+            assert_eq!(cells.len(), 1, "{h}");
+            assert_eq!(cells[0].0.variant, h);
+        }
+
+        let at = chrono::Utc
+            .timestamp_opt(base * 60 + 1, 0)
+            .single()
+            .unwrap();
+        let write = OperationWrite {
+            cells: vec![(
+                OpKey {
+                    minute: base,
+                    service: hostile[3].into(),
+                    operation: "gen".into(),
+                },
+                OpCell {
+                    count: 1,
+                    failures: 1,
+                    error_types: [(hostile[0].to_owned(), 1)].into_iter().collect(),
+                    ..Default::default()
+                },
+            )],
+            errors: hostile
+                .iter()
+                .map(|h| OperationError {
+                    service: hostile[3].into(),
+                    operation: "gen".into(),
+                    error_type: (*h).into(),
+                    error: Some(format!("failed: {h}")),
+                    stack_trace: Some((*h).into()),
+                    context: Some(serde_json::json!({ "k": h })),
+                    user_id: Some((*h).into()),
+                    at,
+                })
+                .collect(),
+            users: Vec::new(),
+        };
+        assert_eq!(m.write_operations(&write).await.unwrap(), 0);
+        assert_eq!(
+            m.write_operations(&write).await.unwrap(),
+            0,
+            "each error type's slot has room for a second row"
+        );
+        let errors = m
+            .operation_errors(at, at + chrono::Duration::seconds(1), Some("gen"), 100)
+            .await
+            .unwrap();
+        assert_eq!(errors.len(), 2 * hostile.len());
+        for e in &errors {
+            assert_eq!(
+                e.error.as_deref(),
+                Some(format!("failed: {}", e.error_type).as_str())
+            );
+            assert_eq!(e.context, Some(serde_json::json!({ "k": e.error_type })));
+        }
+        let cells = m.operation_cells(base, base + 1).await.unwrap();
+        assert_eq!(cells[0].0.service, hostile[3]);
+        assert_eq!(cells[0].1.error_types.get(hostile[0]), Some(&2));
+    }
+
     /// A compaction that died after appending its hour cell (before deleting the minutes it
     /// replaces) counts nothing twice, and the next compaction finishes its work.
     #[tokio::test]
