@@ -352,8 +352,11 @@ async fn weekly_figures(state_url: Option<String>) {
         );
     }
     assert_eq!(web["memory"]["direction"], "rising", "{web}");
+    // 28 points a week, read through daily averages: the first and last days are read only in
+    // part, so they hold part of a daily swing, which moves the slope with the hour the test
+    // runs (24.0 to 28.1 over every half hour of a day, computed offline).
     let per_week = web["memory"]["change_per_week"].as_f64().unwrap();
-    assert!((per_week - 28.0).abs() < 3.0, "{per_week}");
+    assert!((23.5..=29.0).contains(&per_week), "{per_week}");
     assert_eq!(web["cpu"]["direction"], "stable");
     assert_eq!(web["disk"]["direction"], "stable");
     assert_eq!(web["disk"]["average_percent"], 30.0);
