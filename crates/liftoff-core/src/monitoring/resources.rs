@@ -23,6 +23,10 @@ pub const MAX_PENDING_HOURS: usize = 20_000;
 /// Days a trend needs: fewer and a daily cycle or one busy day passes for a trend.
 pub const MIN_TREND_DAYS: usize = 3;
 
+/// The oldest day of a trend counts only when its readings span this many of its hours: a
+/// shorter piece of a day holds an uneven part of the daily swing.
+pub const MIN_OLDEST_DAY_HOURS: i64 = 18;
+
 /// A change smaller than this (percentage points a week) is "stable" however significant.
 pub const MIN_MEANINGFUL_CHANGE_PER_WEEK: f64 = 2.0;
 
@@ -270,17 +274,29 @@ fn trend(hours: &[ResourceHour], of: impl Fn(&ResourceHour) -> (f64, f64)) -> Re
     let samples: u64 = hours.iter().map(|h| h.samples).sum();
     let total: f64 = hours.iter().map(|h| of(h).0).sum();
     let peak = hours.iter().map(|h| of(h).1).fold(0.0, f64::max);
-    // Each day's point sits at the mean time of its readings, not at midnight or noon, so a
-    // first or last day read only in part does not bend the line.
+    // Days are the 24 hours up to the latest reading, the 24 before, and so on, not calendar
+    // days: a calendar day read only in part holds part of the daily swing, and its average
+    // bent the line by several points a week depending on the hour it was read. Now only the
+    // oldest day can be partial, and it is left out when it spans less than
+    // [`MIN_OLDEST_DAY_HOURS`]. Each day's point sits at the mean time of its readings.
+    let latest = hours.iter().map(|h| h.hour).max().unwrap_or_default();
     let mut days: BTreeMap<i64, (f64, f64, u64)> = BTreeMap::new();
     for h in hours {
-        let day = days.entry(h.hour.div_euclid(24)).or_default();
+        let day = days.entry((latest - h.hour).div_euclid(24)).or_default();
         day.0 += of(h).0;
         day.1 += (h.hour as f64 + 0.5) / 24.0 * h.samples as f64;
         day.2 += h.samples;
     }
+    if let Some((&oldest, _)) = days.last_key_value() {
+        let starts = hours.iter().map(|h| h.hour).min().unwrap_or(latest);
+        let spans = latest - 24 * oldest - starts + 1;
+        if oldest > 0 && spans < MIN_OLDEST_DAY_HOURS {
+            days.remove(&oldest);
+        }
+    }
     let points: Vec<(f64, f64)> = days
         .values()
+        .rev()
         .filter(|(_, _, n)| *n > 0)
         .map(|(sum, at, n)| (at / *n as f64, sum / *n as f64))
         .collect();
@@ -499,6 +515,48 @@ mod tests {
             }
         }
         assert!(stable >= 190, "{stable} of 200 flat runs called stable");
+    }
+
+    /// Six and a half days of readings every two hours with a ±10 point daily swing, starting
+    /// at each hour of the day: the partial days at the ends must not move the verdict.
+    #[test]
+    fn the_hour_a_history_starts_does_not_bend_its_trend() {
+        let mut slopes = Vec::new();
+        for start_hour in 0..24 {
+            let pending = PendingHours::default();
+            let start = Utc.with_ymd_and_hms(2026, 11, 2, start_hour, 0, 0).unwrap();
+            for step in 0..78 {
+                let at = start + chrono::Duration::hours(2 * step);
+                let day = (i64::from(start_hour) + 2 * step) as f64 / 24.0;
+                let cycle = 10.0 * (day * std::f64::consts::TAU).sin();
+                let s = sample(
+                    40.0 + cycle,
+                    50.0 + 3.0 * (2 * step) as f64 / 24.0 + cycle,
+                    30.0,
+                );
+                pending.add("web", "a", &s, at);
+            }
+            let h = &histories(pending.take())[0];
+            assert_eq!(
+                h.cpu.direction,
+                ResourceDirection::Stable,
+                "from {start_hour}:00"
+            );
+            let cpu = h.cpu.change_per_week.unwrap();
+            assert!(
+                cpu.abs() < MIN_MEANINGFUL_CHANGE_PER_WEEK,
+                "from {start_hour}:00: {cpu}"
+            );
+            assert_eq!(h.memory.direction, ResourceDirection::Rising);
+            slopes.push(h.memory.change_per_week.unwrap());
+        }
+        let (low, high) = slopes
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &s| (l.min(s), h.max(s)));
+        assert!(
+            low > 19.5 && high < 22.5,
+            "3 points a day = 21 a week: {low}..{high}"
+        );
     }
 
     #[test]
