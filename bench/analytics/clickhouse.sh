@@ -101,9 +101,9 @@ row "funnel, 4 steps, 30 days (ClickHouse 18.x: engine over the span's rows)" PO
 row "funnel, 4 steps, 6 days (ClickHouse: windowFunnel)" POST /api/analytics/funnel "$FUNNEL6"
 row "active users 5m/1h/24h (ClickHouse: uniqExact)" GET /api/monitoring/dashboard
 row "top events, 30 days (ClickHouse: count, uniqExact)" GET "/api/analytics/features?days=30"
-row "DAU/WAU/MAU series (engine over 30 days of rows)" GET /api/analytics/active-users
-row "retention, 30 days (engine over the span's rows and first-seen history)" POST /api/analytics/retention '{"days":30}'
-row "sessions, 30 days (engine over the span's rows)" GET "/api/analytics/sessions?days=30"
+row "DAU/WAU/MAU series (ClickHouse: uniqExact per day, week, month)" GET /api/analytics/active-users
+row "retention, 30 days (ClickHouse: active days joined to first days)" POST /api/analytics/retention '{"days":30}'
+row "sessions, 30 days (ClickHouse: times as arrays, in shards of users)" GET "/api/analytics/sessions?days=30"
 echo
 printf 'ClickHouse alone, windowFunnel over every stored row at whole seconds (no Liftoff): %s ms, users per level %s.\n' "$(ms "$(echo "$t1 - $t0" | bc -l)")" "$direct"
 printf 'Answers equal: funnel 30 d %s, funnel 6 d %s, retention %s, sessions %s, top events %s.\n' \
