@@ -200,7 +200,7 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
         http,
     );
     if let Some(ch) = &stores.clickhouse {
-        state.health = state.health.clone().with_store(
+        state = state.with_store_health(
             "events",
             ch.store.clone() as Arc<dyn liftoff_core::store::StoreHealth>,
         );

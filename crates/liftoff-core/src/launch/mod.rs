@@ -12,6 +12,7 @@ pub mod presets;
 pub mod readiness;
 pub mod report;
 pub mod scaling;
+pub mod seats;
 pub mod service;
 pub mod store;
 pub mod windows;

@@ -14,6 +14,7 @@ use super::feedback::{
 use super::notices::{AdmissionNotices, Via, admitted_payload};
 use super::phases::{CriterionResult, Phase, PhaseFigures, judge_exit, validate_plan};
 use super::presets::{Environment, Preset};
+use super::seats::{Seat, Seats};
 use super::store::{
     Admission, AdmissionCounts, AdmissionDay, FeedbackQuery, LaunchSettings, LaunchStore,
     LaunchUser, Maintenance, PhaseChange,
@@ -204,6 +205,7 @@ pub struct LaunchService {
     notices: Option<Arc<dyn AdmissionNotices>>,
     windows: Option<Arc<dyn MaintenanceWindows>>,
     hot: Arc<std::sync::Mutex<Hot>>,
+    seats: Arc<Seats>,
 }
 
 impl LaunchService {
@@ -214,6 +216,7 @@ impl LaunchService {
             notices: None,
             windows: None,
             hot: Arc::default(),
+            seats: Arc::default(),
         }
     }
 
@@ -224,11 +227,14 @@ impl LaunchService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Forgets what the hot paths cached: another replica changed the launch settings.
+    /// Forgets what the hot paths cached: another replica changed the launch settings or
+    /// revoked a seat.
     pub fn forget_cached(&self) {
         let mut hot = self.hot();
         hot.settings = None;
         hot.window = None;
+        drop(hot);
+        self.seats.forget_all();
     }
 
     /// The settings for the hot paths: reused up to [`HOT_TTL`], replaced by every save here.
@@ -293,6 +299,9 @@ impl LaunchService {
     /// Queues one `launch.admitted` notice per user. The seats are already committed, so a
     /// notice that cannot be queued is logged, never turned into a failed admission.
     async fn announce(&self, users: &[(String, Via)]) {
+        if !users.is_empty() {
+            self.seats.forget_places();
+        }
         let Some(notices) = &self.notices else { return };
         if users.is_empty() {
             return;
@@ -534,12 +543,15 @@ impl LaunchService {
                 None => Err(invalid(
                     "`liftoff.admitted` needs the user: set the context's `targetingKey`",
                 )),
-                Some(u) => self.ask(u).await.map(|a| ReservedFlag {
-                    key: ADMITTED_FLAG,
-                    value: a.allowed,
-                    reason: "TARGETING_MATCH",
-                    version: format!("{}:{}", a.allowed, a.waitlist_position.unwrap_or(0)),
-                }),
+                Some(u) => self
+                    .admitted(u)
+                    .await
+                    .map(|(allowed, position)| ReservedFlag {
+                        key: ADMITTED_FLAG,
+                        value: allowed,
+                        reason: "TARGETING_MATCH",
+                        version: format!("{allowed}:{}", position.unwrap_or(0)),
+                    }),
             }),
             _ => None,
         }
@@ -551,6 +563,30 @@ impl LaunchService {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<chrono::Duration>, LaunchError> {
         Ok(self.settings().await?.last_backup_at.map(|at| now - at))
+    }
+
+    /// Whether `raw_user_id` holds a seat (and else its place), asking for one as
+    /// [`Self::ask`] does. A seat seen here is answered from memory until it is revoked (see
+    /// [`Seats`]), so a returning user's `liftoff.admitted` reads no store.
+    async fn admitted(&self, raw_user_id: &str) -> Result<(bool, Option<u64>), LaunchError> {
+        let id = user_id(raw_user_id)?;
+        let now = std::time::Instant::now();
+        match self.seats.answer(id, now) {
+            Some(Seat::Seated) => return Ok((true, None)),
+            Some(Seat::Waiting(place)) => return Ok((false, Some(place))),
+            None => {}
+        }
+        let read = self.seats.generation();
+        let a = self.ask(id).await?;
+        let seat = if a.allowed {
+            Some(Seat::Seated)
+        } else {
+            a.waitlist_position.map(Seat::Waiting)
+        };
+        if let Some(seat) = seat {
+            self.seats.remember(id, seat, read, now);
+        }
+        Ok((a.allowed, a.waitlist_position))
     }
 
     /// `user_id` asks for a seat.
@@ -594,7 +630,9 @@ impl LaunchService {
     pub async fn revoke(&self, raw_user_id: &str, actor: &Actor) -> Result<bool, LaunchError> {
         let id = user_id(raw_user_id)?;
         let audit = Change::new(actor, "launch.revoke", "launch_user", id);
-        Ok(self.store.revoke_admission(id, &audit).await?)
+        let gone = self.store.revoke_admission(id, &audit).await?;
+        self.seats.forget(id);
+        Ok(gone)
     }
 
     /// A user's seat or place, without asking for one.

@@ -228,6 +228,10 @@ impl LaunchStore for PgState {
             > 0;
         if gone {
             write_audit(&tx, change).await?;
+            // Other replicas may answer this seat from memory.
+            tx.execute(&super::changes::notify(Topic::Launch), &[])
+                .await
+                .map_err(pg_err)?;
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(gone)

@@ -113,16 +113,22 @@ async fn exactly_the_limit_is_admitted_and_a_restart_changes_nothing() {
     exactly_the_limit(&app, &key, &answers).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_on_postgres_admit_exactly_the_limit() {
+/// Two servers sharing one fresh PostgreSQL schema (the directories live as long as they do).
+async fn two_replicas_on_postgres() -> (TestApp, TestApp, [tempfile::TempDir; 2]) {
     let url = postgres_state_url().await;
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let with_pg = |o: liftoff::config::Overrides| liftoff::config::Overrides {
         state_url: Some(url.clone()),
         ..o
     };
-    let one = spawn_at(a.path(), with_pg).await;
-    let two = spawn_at(b.path(), with_pg).await;
+    let one = spawn_at(dirs[0].path(), with_pg).await;
+    let two = spawn_at(dirs[1].path(), with_pg).await;
+    (one, two, dirs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_postgres_admit_exactly_the_limit() {
+    let (one, two, _dirs) = two_replicas_on_postgres().await;
     let (_, key) = one.key("ingest").await;
     patch_limit(&one, 100).await;
     let answers = crowd(&[&one, &two], &key).await;
@@ -1149,4 +1155,84 @@ async fn the_launch_report_tells_the_launch_so_far_in_json_and_markdown() {
         md.contains("Checkout \\| failing"),
         "a pipe cannot break the table: {md}"
     );
+}
+
+/// `liftoff.admitted` from an OFREP bulk answer for `user`.
+async fn admitted_flag(app: &TestApp, key: &str, user: &str) -> Value {
+    let res = app
+        .post_json(
+            "/ofrep/v1/evaluate/flags",
+            Some(key),
+            &json!({"context": {"targetingKey": user}}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "liftoff.admitted")
+        .map(|f| f["value"].clone())
+        .expect("the bulk answer carries liftoff.admitted")
+}
+
+/// A returning user's seat is answered from memory, and a revocation (on `revoking`) is
+/// seen at once by the replica that remembered the seat (`serving`).
+async fn a_revoked_seat_is_not_answered_from_memory(revoking: &TestApp, serving: &TestApp) {
+    let (_, key) = serving.key("ingest").await;
+    patch_limit(revoking, 1).await;
+    assert_eq!(admitted_flag(serving, &key, "alice").await, true);
+    assert_eq!(admitted_flag(serving, &key, "alice").await, true);
+    assert_eq!(admitted_flag(serving, &key, "bob").await, false);
+    let res = revoking
+        .http
+        .delete(revoking.at("/api/launch/users/alice"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    // Alice asks again: bob waited first, so the free seat is his and she waits.
+    // Well under the 10 s a remembered seat lasts without a notice.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while admitted_flag(serving, &key, "alice").await == true {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked seat is still answered from memory"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(admitted_flag(serving, &key, "bob").await, true);
+    let alice = ask(serving, &key, "alice").await;
+    assert_eq!(alice["allowed"], false, "{alice}");
+    assert_eq!(alice["waitlist_position"], 1, "{alice}");
+    assert_eq!(admitted_flag(serving, &key, "alice").await, false);
+
+    // Seated past the limit by an admin (on the other replica): a remembered place lasts a
+    // second at most.
+    let res = revoking
+        .post_json("/api/launch/admit", Some(ADMIN_TOKEN), &json!({"count": 1}))
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while admitted_flag(serving, &key, "alice").await == false {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old place is still answered from memory"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_seat_is_not_answered_from_memory_on_sqlite() {
+    let app = spawn().await;
+    a_revoked_seat_is_not_answered_from_memory(&app, &app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_seat_is_not_answered_from_memory_by_another_replica() {
+    let (one, two, _dirs) = two_replicas_on_postgres().await;
+    a_revoked_seat_is_not_answered_from_memory(&one, &two).await;
 }
