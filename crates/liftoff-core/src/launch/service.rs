@@ -299,13 +299,11 @@ impl LaunchService {
     /// Queues one `launch.admitted` notice per user. The seats are already committed, so a
     /// notice that cannot be queued is logged, never turned into a failed admission.
     async fn announce(&self, users: &[(String, Via)]) {
-        if !users.is_empty() {
-            self.seats.forget_places();
-        }
-        let Some(notices) = &self.notices else { return };
         if users.is_empty() {
             return;
         }
+        self.seats.forget_places();
+        let Some(notices) = &self.notices else { return };
         let channel = match self.store.launch_settings().await {
             Ok(s) => match s.admission_channel {
                 Some(c) => (c, s.user_limit),

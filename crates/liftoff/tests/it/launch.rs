@@ -1177,6 +1177,16 @@ async fn admitted_flag(app: &TestApp, key: &str, user: &str) -> Value {
         .expect("the bulk answer carries liftoff.admitted")
 }
 
+/// Asks until `user`'s `liftoff.admitted` is `want`, for at most 5 s: well under the 10 s a
+/// remembered seat lasts without a notice.
+async fn admitted_flag_becomes(app: &TestApp, key: &str, user: &str, want: bool, stale: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while admitted_flag(app, key, user).await != want {
+        assert!(std::time::Instant::now() < deadline, "{stale}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A returning user's seat is answered from memory, and a revocation (on `revoking`) is
 /// seen at once by the replica that remembered the seat (`serving`).
 async fn a_revoked_seat_is_not_answered_from_memory(revoking: &TestApp, serving: &TestApp) {
@@ -1194,15 +1204,14 @@ async fn a_revoked_seat_is_not_answered_from_memory(revoking: &TestApp, serving:
         .unwrap();
     assert!(res.status().is_success(), "{}", res.status());
     // Alice asks again: bob waited first, so the free seat is his and she waits.
-    // Well under the 10 s a remembered seat lasts without a notice.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while admitted_flag(serving, &key, "alice").await == true {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the revoked seat is still answered from memory"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    admitted_flag_becomes(
+        serving,
+        &key,
+        "alice",
+        false,
+        "the revoked seat is still answered from memory",
+    )
+    .await;
     assert_eq!(admitted_flag(serving, &key, "bob").await, true);
     let alice = ask(serving, &key, "alice").await;
     assert_eq!(alice["allowed"], false, "{alice}");
@@ -1215,14 +1224,14 @@ async fn a_revoked_seat_is_not_answered_from_memory(revoking: &TestApp, serving:
         .post_json("/api/launch/admit", Some(ADMIN_TOKEN), &json!({"count": 1}))
         .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while admitted_flag(serving, &key, "alice").await == false {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the old place is still answered from memory"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    admitted_flag_becomes(
+        serving,
+        &key,
+        "alice",
+        true,
+        "the old place is still answered from memory",
+    )
+    .await;
 }
 
 #[tokio::test]
