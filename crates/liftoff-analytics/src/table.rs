@@ -5,6 +5,9 @@
 //! `offsets[u]..offsets[u + 1]` are user `u`'s rows. Every kernel walks one user's slice at a
 //! time, which is what makes funnels, sessions and retention a single pass with no hashing
 //! and no sort. At 10M events the columns take 18 bytes per event (180 MB).
+//!
+//! Event uuids stay in the segments (exports read them there): no kernel reads one, and at
+//! 16 bytes each they would nearly double the table.
 
 use crate::row::EventRow;
 use crate::segment::{BuildError, NO_SESSION, Segment};
@@ -42,8 +45,6 @@ pub struct EventTable {
     pub(crate) prop: Vec<u32>,
     /// Global session id or [`NO_SESSION`].
     pub(crate) session: Vec<u32>,
-    /// `(row, uuid)` ascending by row, for the rows that carry one.
-    pub(crate) uuids: Vec<(u32, u128)>,
     pub(crate) bounds: Option<(i64, i64)>,
 }
 
@@ -101,61 +102,22 @@ impl EventTable {
         let mut event = vec![0u16; total];
         let mut prop = vec![0u32; total];
         let mut session = vec![0u32; total];
-        let threads = if total < 200_000 {
-            1
-        } else {
-            std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .clamp(1, 16)
-        };
-        let mut run_cuts = vec![0usize];
-        for k in 1..threads {
-            let user = offsets.partition_point(|&o| (o as usize) < total * k / threads);
-            let cut = runs.partition_point(|r| (r.user as usize) < user);
-            run_cuts.push(cut.max(*run_cuts.last().expect("starts non-empty")));
-        }
-        run_cuts.push(runs.len());
         let maps = Maps {
             segments,
             events: &event_maps,
             props: &prop_maps,
             sessions: &session_maps,
         };
-        let uuids = std::thread::scope(|s| {
-            let (mut ts_rest, mut ev_rest, mut pr_rest, mut se_rest) =
-                (&mut ts[..], &mut event[..], &mut prop[..], &mut session[..]);
-            let mut handles = Vec::new();
-            for w in run_cuts.windows(2) {
-                let chunk = &runs[w[0]..w[1]];
-                let base = chunk
-                    .first()
-                    .map_or(0, |r| offsets[r.user as usize] as usize);
-                let rows: usize = chunk.iter().map(|r| r.len as usize).sum();
-                let (a, b) = std::mem::take(&mut ts_rest).split_at_mut(rows);
-                let (c, d) = std::mem::take(&mut ev_rest).split_at_mut(rows);
-                let (e, f) = std::mem::take(&mut pr_rest).split_at_mut(rows);
-                let (g, h) = std::mem::take(&mut se_rest).split_at_mut(rows);
-                (ts_rest, ev_rest, pr_rest, se_rest) = (b, d, f, h);
-                let cols = Columns {
-                    ts: a,
-                    event: c,
-                    prop: e,
-                    session: g,
-                };
-                let maps = &maps;
-                handles.push(s.spawn(move || {
-                    let mut uuids = fill(chunk, maps, cols);
-                    for (row, _) in &mut uuids {
-                        *row += base as u32;
-                    }
-                    uuids
-                }));
-            }
-            let mut uuids = Vec::new();
-            for h in handles {
-                uuids.extend(h.join().expect("table fill panicked"));
-            }
-            uuids
+        let cols = Columns {
+            ts: &mut ts,
+            event: &mut event,
+            prop: &mut prop,
+            session: &mut session,
+        };
+        fill_by_users(&offsets, cols, |users, cols| {
+            let first = runs.partition_point(|r| (r.user as usize) < users.start);
+            let end = runs.partition_point(|r| (r.user as usize) < users.end);
+            fill(&runs[first..end], &maps, cols);
         });
         let bounds = ts.iter().min().copied().zip(ts.iter().max().copied());
         Ok(EventTable {
@@ -168,7 +130,122 @@ impl EventTable {
             event,
             prop,
             session,
-            uuids,
+            bounds,
+        })
+    }
+
+    /// This table with `seg`'s rows added. The dictionaries are extended, not rebuilt, and
+    /// each user's rows are copied once, so new events cost a copy of the columns rather
+    /// than decoding and interning every segment again. Users, names and ids come out as
+    /// [`Self::from_segments`] gives them for this table's segments followed by `seg`; a
+    /// user's rows at the same millisecond keep arrival order (this table's first).
+    pub fn append(&self, seg: &Segment) -> Result<EventTable, TableError> {
+        let total = self.len() + seg.len();
+        if total >= u32::MAX as usize {
+            return Err(TableError::TooManyRows);
+        }
+        let mut events = self.events.clone();
+        let event_map = seg
+            .events
+            .iter()
+            .map(|e| u16::try_from(events.intern(e)).map_err(|_| TableError::TooManyEventNames))
+            .collect::<Result<Vec<u16>, _>>()?;
+        let mut props = self.props.clone();
+        let prop_map: Vec<u32> = seg.props.iter().map(|p| props.intern(p)).collect();
+        let mut sessions = self.sessions.clone();
+        let session_map: Vec<u32> = seg.sessions.iter().map(|x| sessions.intern(x)).collect();
+        let mut users = self.users.clone();
+        let mut start = 0u32;
+        let mut runs: Vec<Run> = Vec::with_capacity(seg.user_count());
+        for (u, &len) in seg.user_rows.iter().enumerate() {
+            runs.push(Run {
+                user: users.intern(seg.users.get(u)),
+                first_ts: 0,
+                segment: 0,
+                start,
+                len,
+            });
+            start += len;
+        }
+        runs.sort_unstable_by_key(|r| r.user);
+
+        let mut offsets = vec![0u32; users.len() + 1];
+        for u in 0..self.user_count() {
+            offsets[u + 1] = self.offsets[u + 1] - self.offsets[u];
+        }
+        for r in &runs {
+            offsets[r.user as usize + 1] += r.len;
+        }
+        for u in 0..users.len() {
+            offsets[u + 1] += offsets[u];
+        }
+        let (mut ts, mut event, mut prop, mut session) = (
+            vec![0i64; total],
+            vec![0u16; total],
+            vec![0u32; total],
+            vec![0u32; total],
+        );
+        let cols = Columns {
+            ts: &mut ts,
+            event: &mut event,
+            prop: &mut prop,
+            session: &mut session,
+        };
+        let maps: IdMaps<'_> = (&event_map, &prop_map, &session_map);
+        fill_by_users(&offsets, cols, |range, out| {
+            let Columns {
+                ts,
+                event,
+                prop,
+                session,
+            } = out;
+            let base = offsets[range.start] as usize;
+            let mut next = runs.partition_point(|r| (r.user as usize) < range.start);
+            for u in range {
+                let dst = offsets[u] as usize - base..offsets[u + 1] as usize - base;
+                let mut pos = dst.start;
+                if u < self.user_count() {
+                    let old = self.rows_of(u);
+                    let n = old.len();
+                    ts[pos..pos + n].copy_from_slice(&self.ts[old.clone()]);
+                    event[pos..pos + n].copy_from_slice(&self.event[old.clone()]);
+                    prop[pos..pos + n].copy_from_slice(&self.prop[old.clone()]);
+                    session[pos..pos + n].copy_from_slice(&self.session[old]);
+                    pos += n;
+                }
+                if let Some(r) = runs.get(next).filter(|r| r.user as usize == u) {
+                    let src = r.start as usize..(r.start + r.len) as usize;
+                    let to = pos..dst.end;
+                    copy_run(
+                        Columns {
+                            ts: &mut ts[to.clone()],
+                            event: &mut event[to.clone()],
+                            prop: &mut prop[to.clone()],
+                            session: &mut session[to],
+                        },
+                        seg,
+                        src,
+                        maps,
+                    );
+                    next += 1;
+                    sort_if_interleaved(dst, ts, event, prop, session);
+                }
+            }
+        });
+        let bounds = match (self.bounds, seg.time_bounds()) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (x, y) => x.or(y),
+        };
+        Ok(EventTable {
+            users,
+            events,
+            props,
+            sessions,
+            offsets,
+            ts,
+            event,
+            prop,
+            session,
             bounds,
         })
     }
@@ -208,7 +285,6 @@ impl EventTable {
             + self.prop.capacity() * 4
             + self.session.capacity() * 4
             + self.offsets.capacity() * 4
-            + self.uuids.capacity() * 32
             + self.users.heap_bytes()
             + self.events.heap_bytes()
             + self.props.heap_bytes()
@@ -285,6 +361,60 @@ fn intern_names_and_runs(segments: &[Segment]) -> Result<Interned, TableError> {
     })
 }
 
+/// Runs `work` over ranges of users, one per thread, each with the columns of its users' rows
+/// (`offsets[first]..offsets[end]`, relative to the range's first row). Ranges hold about
+/// equal numbers of rows; small tables take one thread.
+fn fill_by_users(
+    offsets: &[u32],
+    cols: Columns<'_>,
+    work: impl Fn(std::ops::Range<usize>, Columns<'_>) + Sync,
+) {
+    let total = cols.ts.len();
+    let user_count = offsets.len() - 1;
+    let threads = if total < 200_000 {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 16)
+    };
+    let mut cuts = vec![0usize];
+    for k in 1..threads {
+        let user = offsets.partition_point(|&o| (o as usize) < total * k / threads);
+        cuts.push(user.clamp(*cuts.last().expect("starts non-empty"), user_count));
+    }
+    cuts.push(user_count);
+    let Columns {
+        ts: mut ts_rest,
+        event: mut ev_rest,
+        prop: mut pr_rest,
+        session: mut se_rest,
+    } = cols;
+    let work = &work;
+    std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for w in cuts.windows(2) {
+            let rows = (offsets[w[1]] - offsets[w[0]]) as usize;
+            let (a, b) = std::mem::take(&mut ts_rest).split_at_mut(rows);
+            let (c, d) = std::mem::take(&mut ev_rest).split_at_mut(rows);
+            let (e, f) = std::mem::take(&mut pr_rest).split_at_mut(rows);
+            let (g, h) = std::mem::take(&mut se_rest).split_at_mut(rows);
+            (ts_rest, ev_rest, pr_rest, se_rest) = (b, d, f, h);
+            let cols = Columns {
+                ts: a,
+                event: c,
+                prop: e,
+                session: g,
+            };
+            let users = w[0]..w[1];
+            handles.push(s.spawn(move || work(users, cols)));
+        }
+        for h in handles {
+            h.join().expect("table fill panicked");
+        }
+    });
+}
+
 /// Segment-local → global id maps, per segment.
 struct Maps<'a> {
     segments: &'a [Segment],
@@ -301,91 +431,83 @@ struct Columns<'a> {
     session: &'a mut [u32],
 }
 
-/// Copies `runs` (sorted by user, then time) into `out`, re-mapping ids; returns the uuids
-/// with rows relative to the start of `out`.
-fn fill(runs: &[Run], maps: &Maps<'_>, out: Columns<'_>) -> Vec<(u32, u128)> {
+/// Copies `runs` (sorted by user, then time) into `out`, re-mapping ids.
+fn fill(runs: &[Run], maps: &Maps<'_>, out: Columns<'_>) {
     let Columns {
         ts,
         event,
         prop,
         session,
     } = out;
-    let mut uuids = Vec::new();
     let mut pos = 0usize;
     let mut i = 0;
     while i < runs.len() {
         let user = runs[i].user;
-        let (user_start, user_uuids) = (pos, uuids.len());
+        let user_start = pos;
         while i < runs.len() && runs[i].user == user {
             let r = &runs[i];
             let si = r.segment as usize;
             let seg = &maps.segments[si];
-            let (event_map, prop_map, session_map) =
-                (&maps.events[si], &maps.props[si], &maps.sessions[si]);
             let src = r.start as usize..(r.start + r.len) as usize;
             let dst = pos..pos + r.len as usize;
-            ts[dst.clone()].copy_from_slice(&seg.ts[src.clone()]);
-            for (d, &e) in event[dst.clone()].iter_mut().zip(&seg.event[src.clone()]) {
-                *d = event_map[e as usize];
-            }
-            for (d, &p) in prop[dst.clone()].iter_mut().zip(&seg.prop[src.clone()]) {
-                *d = prop_map[p as usize];
-            }
-            for (d, &x) in session[dst.clone()]
-                .iter_mut()
-                .zip(&seg.session[src.clone()])
-            {
-                *d = if x == NO_SESSION {
-                    NO_SESSION
-                } else {
-                    session_map[x as usize]
-                };
-            }
-            if !seg.uuids.is_empty() {
-                let lo = seg.uuids.partition_point(|&(row, _)| row < r.start);
-                let hi = seg.uuids.partition_point(|&(row, _)| row < r.start + r.len);
-                uuids.extend(
-                    seg.uuids[lo..hi]
-                        .iter()
-                        .map(|&(row, u)| ((pos + (row - r.start) as usize) as u32, u)),
-                );
-            }
+            copy_run(
+                Columns {
+                    ts: &mut ts[dst.clone()],
+                    event: &mut event[dst.clone()],
+                    prop: &mut prop[dst.clone()],
+                    session: &mut session[dst.clone()],
+                },
+                seg,
+                src,
+                (&maps.events[si], &maps.props[si], &maps.sessions[si]),
+            );
             pos = dst.end;
             i += 1;
         }
-        let user_rows = user_start..pos;
-        if !ts[user_rows.clone()].is_sorted() {
-            // Segments overlapping in time for this user: interleave their rows.
-            let tail = &mut uuids[user_uuids..];
-            sort_user_rows(user_rows, ts, event, prop, session, tail);
-        }
+        sort_if_interleaved(user_start..pos, ts, event, prop, session);
     }
-    uuids.sort_unstable_by_key(|&(row, _)| row);
-    uuids
 }
 
-fn sort_user_rows(
+/// Copies `seg`'s rows `src` into `out`, mapping its local ids through `(events, props,
+/// sessions)`.
+fn copy_run(out: Columns<'_>, seg: &Segment, src: std::ops::Range<usize>, maps: IdMaps<'_>) {
+    let (event_map, prop_map, session_map) = maps;
+    out.ts.copy_from_slice(&seg.ts[src.clone()]);
+    for (d, &e) in out.event.iter_mut().zip(&seg.event[src.clone()]) {
+        *d = event_map[e as usize];
+    }
+    for (d, &p) in out.prop.iter_mut().zip(&seg.prop[src.clone()]) {
+        *d = prop_map[p as usize];
+    }
+    for (d, &x) in out.session.iter_mut().zip(&seg.session[src]) {
+        *d = if x == NO_SESSION {
+            NO_SESSION
+        } else {
+            session_map[x as usize]
+        };
+    }
+}
+
+type IdMaps<'a> = (&'a [u16], &'a [u32], &'a [u32]);
+
+/// Rows of one user copied from several sources may interleave in time: sort them, stably,
+/// so equal timestamps keep source order.
+fn sort_if_interleaved(
     rows: std::ops::Range<usize>,
     ts: &mut [i64],
     event: &mut [u16],
     prop: &mut [u32],
     session: &mut [u32],
-    uuids: &mut [(u32, u128)],
 ) {
+    if ts[rows.clone()].is_sorted() {
+        return;
+    }
     let mut order: Vec<usize> = rows.clone().collect();
-    order.sort_by_key(|&i| ts[i]); // stable: equal timestamps keep segment order
+    order.sort_by_key(|&i| ts[i]);
     permute_col(ts, &order, rows.start);
     permute_col(event, &order, rows.start);
     permute_col(prop, &order, rows.start);
     permute_col(session, &order, rows.start);
-    // This user's uuids (the tail of the list) move with their rows.
-    let mut new_pos = vec![0u32; order.len()];
-    for (new, &old) in order.iter().enumerate() {
-        new_pos[old - rows.start] = (rows.start + new) as u32;
-    }
-    for (row, _) in uuids.iter_mut() {
-        *row = new_pos[*row as usize - rows.start];
-    }
 }
 
 fn permute_col<T: Copy>(col: &mut [T], order: &[usize], start: usize) {

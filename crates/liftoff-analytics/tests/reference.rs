@@ -423,7 +423,7 @@ proptest! {
         let got = t.user_timeline(&user, range);
         prop_assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(want) {
-            prop_assert_eq!((g.ts_ms, g.event, g.session, g.properties, g.uuid), (w.ts_ms, w.event.as_str(), w.session.as_deref(), w.properties.as_str(), w.uuid));
+            prop_assert_eq!((g.ts_ms, g.event, g.session, g.properties), (w.ts_ms, w.event.as_str(), w.session.as_deref(), w.properties.as_str()));
         }
     }
 }
@@ -454,6 +454,14 @@ fn large_overlapping_segments_equal_one_segment() {
     let whole = EventTable::from_rows(&rows).unwrap();
     let all = TimeRange::all();
     let steps: Vec<EventFilter> = EVENTS[..4].iter().map(|e| EventFilter::event(e)).collect();
+    let app = appended(&rows, &segs);
+    assert_eq!(app.len(), whole.len());
+    assert_eq!(
+        app.funnel(&steps, DAY_MS, all, Some("browser")).unwrap(),
+        whole.funnel(&steps, DAY_MS, all, Some("browser")).unwrap()
+    );
+    assert_eq!(app.sessions(all, GAP), whole.sessions(all, GAP));
+    assert_eq!(app.retention(all), whole.retention(all));
     assert_eq!(
         split.funnel(&steps, DAY_MS, all, Some("browser")).unwrap(),
         whole.funnel(&steps, DAY_MS, all, Some("browser")).unwrap()
@@ -466,15 +474,15 @@ fn large_overlapping_segments_equal_one_segment() {
     );
     for u in (0..3_000).step_by(97) {
         let user = format!("u{u}");
-        let a: Vec<(i64, &str, Option<u128>)> = split
+        let a: Vec<(i64, &str)> = split
             .user_timeline(&user, all)
             .iter()
-            .map(|e| (e.ts_ms, e.properties, e.uuid))
+            .map(|e| (e.ts_ms, e.properties))
             .collect();
-        let mut b: Vec<(i64, &str, Option<u128>)> = whole
+        let mut b: Vec<(i64, &str)> = whole
             .user_timeline(&user, all)
             .iter()
-            .map(|e| (e.ts_ms, e.properties, e.uuid))
+            .map(|e| (e.ts_ms, e.properties))
             .collect();
         // equal timestamps may be ordered differently; compare as multisets
         let mut a = a;
@@ -502,13 +510,9 @@ fn session_lookup_and_erasure() {
     ];
     let seg = Segment::build(&rows).unwrap();
     let t = EventTable::from_segments(std::slice::from_ref(&seg)).unwrap();
-    let s1: Vec<(i64, Option<u128>)> = t
-        .session_events("s1")
-        .iter()
-        .map(|e| (e.ts_ms, e.uuid))
-        .collect();
+    let s1: Vec<i64> = t.session_events("s1").iter().map(|e| e.ts_ms).collect();
     assert_eq!(s1.len(), 3);
-    assert!(s1.contains(&(1, Some(1))) && s1.contains(&(4, Some(4))));
+    assert!(s1.contains(&1) && s1.contains(&4));
     assert!(t.session_events("nope").is_empty());
     let erased = seg.retain(|r| r.user != "x");
     assert_eq!(erased.len(), 1);
@@ -601,4 +605,59 @@ fn engaged_and_power_users_by_weekly_session_time() {
     let fortnight = TimeRange::new(0, 14 * 86_400_000);
     let s = t.sessions(fortnight, GAP);
     assert_eq!((s.users, s.engaged_users, s.power_users), (3, 1, 0));
+}
+
+/// The segments of `table`, appended one at a time to the table of the first.
+fn appended(rows: &[EventRow], segs: &[usize]) -> EventTable {
+    let mut t = EventTable::from_segments(&[]).unwrap();
+    for s in 0..3 {
+        let part: Vec<EventRow> = rows
+            .iter()
+            .zip(segs)
+            .filter(|&(_, &k)| k == s)
+            .map(|(r, _)| r.clone())
+            .collect();
+        t = t.append(&Segment::build(&part).unwrap()).unwrap();
+    }
+    t
+}
+
+proptest! {
+    /// Appending segments one by one answers every question as merging them at once does,
+    /// with the same event-name ids; each user's rows are the same rows.
+    #[test]
+    fn appending_equals_merging((rows, segs) in rows_strategy(true), range in range_strategy()) {
+        let (merged, app) = (table(&rows, &segs), appended(&rows, &segs));
+        prop_assert_eq!(app.len(), merged.len());
+        prop_assert_eq!(app.user_count(), merged.user_count());
+        prop_assert_eq!(app.time_bounds(), merged.time_bounds());
+        prop_assert_eq!(app.event_names().collect::<Vec<_>>(), merged.event_names().collect::<Vec<_>>());
+        let steps: Vec<EventFilter> = EVENTS[..3].iter().map(|e| EventFilter::event(e)).collect();
+        prop_assert_eq!(app.funnel(&steps, DAY_MS, range, None).unwrap(), merged.funnel(&steps, DAY_MS, range, None).unwrap());
+        prop_assert_eq!(app.sessions(range, GAP), merged.sessions(range, GAP));
+        prop_assert_eq!(app.retention(range), merged.retention(range));
+        prop_assert_eq!(app.active_users(range, Bucket::Day), merged.active_users(range, Bucket::Day));
+        prop_assert_eq!(app.new_vs_returning(range, Bucket::Week), merged.new_vs_returning(range, Bucket::Week));
+        prop_assert_eq!(app.milestones(range), merged.milestones(range));
+        prop_assert_eq!(app.top_events(range, 10), merged.top_events(range, 10));
+        for u in 0..6 {
+            let user = format!("u{u}");
+            prop_assert_eq!(app.user_timeline(&user, range), merged.user_timeline(&user, range));
+        }
+    }
+
+    /// With equal timestamps too, every user keeps the same rows (ties may order differently:
+    /// appending keeps arrival order).
+    #[test]
+    fn appending_keeps_every_row((rows, segs) in rows_strategy(false)) {
+        let (merged, app) = (table(&rows, &segs), appended(&rows, &segs));
+        for u in 0..6 {
+            let user = format!("u{u}");
+            let mut a = app.user_timeline(&user, TimeRange::all());
+            let mut b = merged.user_timeline(&user, TimeRange::all());
+            a.sort_by(|x, y| (x.ts_ms, x.event, x.session, x.properties).cmp(&(y.ts_ms, y.event, y.session, y.properties)));
+            b.sort_by(|x, y| (x.ts_ms, x.event, x.session, x.properties).cmp(&(y.ts_ms, y.event, y.session, y.properties)));
+            prop_assert_eq!(a, b);
+        }
+    }
 }

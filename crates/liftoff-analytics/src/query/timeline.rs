@@ -12,7 +12,6 @@ pub struct TimelineEvent<'a> {
     pub event: &'a str,
     pub session: Option<&'a str>,
     pub properties: &'a str,
-    pub uuid: Option<u128>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,29 +29,9 @@ impl EventTable {
         let Some(u) = self.users.get(user) else {
             return Vec::new();
         };
-        let rows = self.rows_in(u as usize, range.from_ms, range.to_ms);
-        let first_uuid = self
-            .uuids
-            .partition_point(|&(r, _)| (r as usize) < rows.start);
-        let mut uuids = self.uuids[first_uuid..].iter().peekable();
-        rows.map(|i| {
-            let uuid = match uuids.peek() {
-                Some(&&(r, id)) if r as usize == i => {
-                    uuids.next();
-                    Some(id)
-                }
-                _ => None,
-            };
-            TimelineEvent {
-                ts_ms: self.ts[i],
-                event: self.events.name(u32::from(self.event[i])),
-                session: (self.session[i] != NO_SESSION)
-                    .then(|| self.sessions.name(self.session[i])),
-                properties: self.props.name(self.prop[i]),
-                uuid,
-            }
-        })
-        .collect()
+        self.rows_in(u as usize, range.from_ms, range.to_ms)
+            .map(|i| self.timeline_event(i))
+            .collect()
     }
 
     /// The events of one explicit session id, oldest first (users in id order); empty when
@@ -81,17 +60,11 @@ impl EventTable {
     }
 
     fn timeline_event(&self, i: usize) -> TimelineEvent<'_> {
-        let uuid = self
-            .uuids
-            .binary_search_by_key(&(i as u32), |&(r, _)| r)
-            .ok()
-            .map(|k| self.uuids[k].1);
         TimelineEvent {
             ts_ms: self.ts[i],
             event: self.events.name(u32::from(self.event[i])),
             session: (self.session[i] != NO_SESSION).then(|| self.sessions.name(self.session[i])),
             properties: self.props.name(self.prop[i]),
-            uuid,
         }
     }
 
