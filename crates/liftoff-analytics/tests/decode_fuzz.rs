@@ -43,6 +43,10 @@ fn decode_many_keeps_order_and_reports_each_blob() {
     let out = Segment::decode_many(&blobs);
     let ok: Vec<bool> = out.iter().map(Result::is_ok).collect();
     assert_eq!(ok, [true, false, true, false, true]);
+    // The query form: every row, no uuids.
+    let seg = out[0].as_ref().unwrap();
+    assert_eq!(seg.len(), Segment::decode(&good).unwrap().len());
+    assert_eq!(seg.rows().filter(|r| r.uuid.is_some()).count(), 0);
 }
 
 #[test]

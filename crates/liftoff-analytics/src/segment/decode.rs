@@ -20,9 +20,23 @@ pub enum DecodeError {
     Corrupt(&'static str),
 }
 
+/// Whether a decode keeps the uuid column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uuids {
+    Keep,
+    /// Checked like every column, then dropped: the query form never reads uuids, and at
+    /// 16 bytes each they would outweigh the rest of a decoded segment.
+    Skip,
+}
+
 impl Segment {
     /// Reads a blob written by [`Segment::encode`].
     pub fn decode(blob: &[u8]) -> Result<Segment, DecodeError> {
+        Segment::decode_with(blob, Uuids::Keep)
+    }
+
+    /// [`Segment::decode`], keeping or dropping the uuids.
+    pub fn decode_with(blob: &[u8], uuids: Uuids) -> Result<Segment, DecodeError> {
         if blob.len() < HEADER_LEN {
             return Err(if blob.len() >= 4 && blob[..4] != MAGIC {
                 DecodeError::BadMagic
@@ -57,19 +71,23 @@ impl Segment {
         if checksum(body) != word(16) {
             return Err(DecodeError::ChecksumMismatch);
         }
-        decode_body(body)
+        decode_body(body, uuids)
     }
 }
 
 impl Segment {
     /// Decodes many blobs on all cores (blobs are independent); one result per blob, in
-    /// order, so a caller can report or skip a corrupt day and keep the rest.
+    /// order, so a caller can report or skip a corrupt day and keep the rest. For the query
+    /// form: the uuids are checked, not kept ([`Uuids::Skip`]).
     pub fn decode_many<B: AsRef<[u8]> + Sync>(blobs: &[B]) -> Vec<Result<Segment, DecodeError>> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, blobs.len().max(1));
         if threads == 1 {
-            return blobs.iter().map(|b| Segment::decode(b.as_ref())).collect();
+            return blobs
+                .iter()
+                .map(|b| Segment::decode_with(b.as_ref(), Uuids::Skip))
+                .collect();
         }
         // Interleaved assignment balances days of similar size without measuring them.
         let mut out: Vec<Option<Result<Segment, DecodeError>>> =
@@ -80,7 +98,7 @@ impl Segment {
                     s.spawn(move || {
                         (t..blobs.len())
                             .step_by(threads)
-                            .map(|i| (i, Segment::decode(blobs[i].as_ref())))
+                            .map(|i| (i, Segment::decode_with(blobs[i].as_ref(), Uuids::Skip)))
                             .collect()
                     })
                 })
@@ -101,7 +119,7 @@ impl Segment {
 
 /// Decodes a body whose checksum already matched. Still validates everything: a checksum
 /// proves the bytes are the ones written, not that the writer was correct.
-pub(crate) fn decode_body(body: &[u8]) -> Result<Segment, DecodeError> {
+pub(crate) fn decode_body(body: &[u8], keep: Uuids) -> Result<Segment, DecodeError> {
     let mut r = Reader::new(body);
     let n = r.count()?;
     let base = unzigzag(r.varint()?);
@@ -211,7 +229,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Segment, DecodeError> {
     if n_uuids > n as u64 {
         return Err(DecodeError::Corrupt("more uuids than rows"));
     }
-    let mut uuids = Vec::with_capacity(n_uuids as usize);
+    let mut uuids = Vec::new();
     if n_uuids > 0 {
         let bitmap = r.bytes(n.div_ceil(8))?;
         let present: u64 = bitmap.iter().map(|b| u64::from(b.count_ones())).sum();
@@ -222,7 +240,10 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Segment, DecodeError> {
         }
         let values = r.bytes(n_uuids as usize * 16)?;
         let mut values = values.chunks_exact(16);
-        for (i, &b) in bitmap.iter().enumerate() {
+        if keep == Uuids::Keep {
+            uuids.reserve_exact(n_uuids as usize);
+        }
+        for (i, &b) in bitmap.iter().enumerate().filter(|_| keep == Uuids::Keep) {
             let mut bits = b;
             while bits != 0 {
                 let row = i * 8 + bits.trailing_zeros() as usize;
@@ -288,7 +309,7 @@ mod tests {
         // buggy or hostile writer yields an error or a consistent segment, never a panic.
         #[test]
         fn body_decoder_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = decode_body(&bytes);
+            let _ = decode_body(&bytes, Uuids::Keep);
         }
 
         #[test]
@@ -301,7 +322,7 @@ mod tests {
             if cut % 3 == 0 {
                 body.truncate(cut % (body.len() + 1));
             }
-            if let Ok(seg) = decode_body(&body) {
+            if let Ok(seg) = decode_body(&body, Uuids::Keep) {
                 let n = seg.len();
                 prop_assert_eq!(seg.user_rows.iter().map(|&r| r as usize).sum::<usize>(), n);
                 prop_assert!(seg.event.iter().all(|&e| (e as usize) < seg.events.len()));

@@ -9,7 +9,7 @@ mod codec;
 mod decode;
 mod encode;
 
-pub use decode::DecodeError;
+pub use decode::{DecodeError, Uuids};
 
 use crate::row::EventRow;
 use crate::strings::{Dict, StrList};
