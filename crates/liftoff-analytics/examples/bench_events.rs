@@ -147,6 +147,30 @@ fn main() {
         (hi.div_euclid(DAY_MS) + 1) * DAY_MS,
     );
 
+    // ---- append (what a refresh under ingest costs) ------------------------------------------
+    let fresh: Vec<EventRow> = (0..10_000)
+        .map(|i| EventRow {
+            ts_ms: hi + 1 + i,
+            user: format!("u{}", i % 4_000),
+            session: Some(format!("s-new-{}", i % 500)),
+            event: "page_view".into(),
+            properties: "{}".into(),
+            uuid: None,
+        })
+        .collect();
+    let (times, appended) = timed(runs, || {
+        table
+            .append(&Segment::build(&fresh).unwrap())
+            .unwrap()
+            .len()
+    });
+    add_timing(
+        &mut report,
+        "append_10k_events",
+        &times,
+        format!("{appended} events after"),
+    );
+
     // ---- queries -------------------------------------------------------------------------------
     let steps: Vec<EventFilter> = FUNNEL.iter().map(|e| EventFilter::event(e)).collect();
     let (times, funnel) = timed(runs, || {

@@ -264,6 +264,7 @@ pub fn start_all(
             stop,
         ),
         event_sealing(registry, one.clone(), state.events.clone(), stop),
+        analytics_table(registry, state.insights.clone(), stop),
         uptime_checks(registry, one.clone(), state.uptime.clone(), stop),
         uptime_retention(registry, one.clone(), state.uptime.clone(), stop),
         alert_evaluation(registry, one.clone(), state.alerts.clone(), stop),
@@ -433,6 +434,32 @@ fn alert_delivery(
 
 /// Seals finished days of product events into encoded segments (a few bytes per event instead
 /// of a row); late events are sealed as further parts on the next run.
+/// Keeps the analytics table current: built at start, so the first query finds it loaded
+/// while every other route answers at once, then the new events appended every second, so a
+/// query under ingest never waits for a refresh. Every replica keeps its own.
+fn analytics_table(
+    registry: &JobRegistry,
+    insights: Arc<dyn liftoff_core::analytics::insights::AnalyticsQueries>,
+    stop: &CancellationToken,
+) -> JoinHandle<()> {
+    let warm = insights.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.keep_fresh().await {
+            tracing::warn!(error = %e, "Loading the analytics table failed; the next refresh tries again.");
+        }
+    });
+    spawn(
+        registry,
+        "analytics-table",
+        Duration::from_secs(1),
+        stop.clone(),
+        move || {
+            let insights = insights.clone();
+            async move { insights.keep_fresh().await.map_err(|e| e.to_string()) }
+        },
+    )
+}
+
 fn event_sealing(
     registry: &JobRegistry,
     runs: Runs,

@@ -102,9 +102,10 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
     let insights: Arc<dyn liftoff_core::analytics::insights::AnalyticsQueries> =
         match &stores.clickhouse {
             Some(ch) => ch.queries.clone(),
-            None => Arc::new(liftoff_core::analytics::insights::InsightsService::new(
-                stores.events.clone(),
-            )),
+            None => Arc::new(
+                liftoff_core::analytics::insights::InsightsService::new(stores.events.clone())
+                    .with_commits(events.commits()),
+            ),
         };
     let outbound = Arc::new(settings.outbound_deny.clone());
     let secrets = Arc::new(load_secrets(settings)?);

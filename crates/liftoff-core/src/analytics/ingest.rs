@@ -69,9 +69,25 @@ struct Counters {
     rejected: AtomicU64,
 }
 
+/// How many ingest batches this process has committed: a query cache compares it with the
+/// count its data was read at to tell whether an acknowledged event may be missing.
+#[derive(Clone, Debug, Default)]
+pub struct Commits(Arc<AtomicU64>);
+
+impl Commits {
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+}
+
 #[derive(Clone)]
 pub struct EventsService {
     store: Arc<dyn EventStore>,
+    commits: Commits,
     /// Where erasures are audited: the state store (events live elsewhere).
     audit: Arc<dyn AuditStore>,
     writer: BatchWriter<Submission>,
@@ -215,8 +231,11 @@ impl EventsService {
         registry: &JobRegistry,
     ) -> (Self, JoinHandle<()>) {
         let sink = store.clone();
+        let commits = Commits::default();
+        let committed = commits.clone();
         let flush: FlushFn<Submission> = Arc::new(move |subs: Vec<Submission>| {
             let store = sink.clone();
+            let committed = committed.clone();
             Box::pin(async move {
                 let mut events = Vec::new();
                 let mut persons = Vec::new();
@@ -230,6 +249,7 @@ impl EventsService {
                     counters.push(s.duplicates);
                 }
                 let outcome = store.append_events(&events, &persons).await?;
+                committed.bump();
                 for i in outcome.duplicate_at {
                     let owner = ends.partition_point(|end| *end <= i);
                     if let Some(c) = counters.get(owner) {
@@ -243,12 +263,18 @@ impl EventsService {
         (
             Self {
                 store,
+                commits,
                 audit,
                 writer,
                 counters: Arc::default(),
             },
             handle,
         )
+    }
+
+    /// Counts this process's committed ingest batches.
+    pub fn commits(&self) -> Commits {
+        self.commits.clone()
     }
 
     /// Validates every record (all or nothing); counts the batch as rejected when one fails.

@@ -1,15 +1,19 @@
 //! Analytics queries (funnels, retention, active users, paths, milestones, sessions) answered
 //! by the columnar engine of `liftoff-analytics` over the stored events.
 //!
-//! The service keeps the engine's query form in memory: the sealed parts of finished days
-//! (decoded straight from the store's encoded segments), one segment per day built from the
-//! rows not sealed yet, and an [`EventTable`] merged from them. A query uses the table as it
-//! was last refreshed; a refresh (at most every [`REFRESH`]) syncs the sealed parts with the
-//! store's index (new parts loaded, rewritten or dropped ones replaced, and the cached rows a
-//! new part now holds let go), reads only the rows appended since the last refresh (paged by
-//! the store's sequence), rebuilds the touched days' row segments and re-merges the table. So
-//! queries never scan the row store and new events show within seconds. An erasure drops
-//! everything.
+//! The service keeps the engine's query form, one [`EventTable`] of every event, in memory
+//! and nothing else: no encoded parts, no rows. It is built at start from the sealed parts
+//! (decoded a few at a time, without their uuids) and the rows not sealed yet; after that a
+//! refresh appends the rows stored since the last one ([`EventTable::append`]: the
+//! dictionaries extended, each user's rows copied once), which costs a copy of the columns
+//! rather than a decode and merge of everything. Sealing changes nothing the table answers,
+//! so it costs nothing here. An erasure, a purged day or a part holding rows the table never
+//! read makes the next refresh a rebuild (see `sync`).
+//!
+//! Refreshes run every second in the background and queries never wait for one, with one
+//! exception that keeps small deployments read-your-writes: up to
+//! [`READ_YOUR_WRITES_UP_TO`] events, a query after an ingest this process acknowledged
+//! waits for the append (milliseconds at that size).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,7 +24,8 @@ use liftoff_analytics::{DAY_MS, EventRow, EventTable, Segment};
 use super::sealed::{self, SegmentMeta};
 use tokio::sync::Mutex;
 
-use super::EventStore;
+use super::ingest::Commits;
+use super::{EventStore, StoredEvent};
 use crate::store::StoreError;
 
 /// How stale the table may be before a query refreshes it.
@@ -110,54 +115,55 @@ pub trait AnalyticsQueries: Send + Sync {
     async fn refresh_soon(&self);
     /// Events changed out of band (an erasure): drop any cached state.
     async fn invalidate(&self);
-}
-
-/// A sealed part as cached: its version and its encoded bytes. Kept encoded (a few bytes per
-/// event) and decoded only while the table is merged, so memory holds the table once rather
-/// than the table and every decoded part beside it.
-struct SealedPart {
-    version: i64,
-    bytes: Arc<Vec<u8>>,
-}
-
-struct Cache {
-    /// (day, part) → the sealed part.
-    sealed: BTreeMap<(i64, i64), SealedPart>,
-    /// Rows not sealed yet, per day, with their sequence.
-    rows: BTreeMap<i64, Vec<(i64, EventRow)>>,
-    /// One segment per day of `rows`.
-    unsealed: BTreeMap<i64, Segment>,
-    /// `None` until the first refresh.
-    table: Option<Arc<EventTable>>,
-    /// The highest sequence read.
-    seq: i64,
-    /// Erasures seen; a new one means a full reload.
-    erasures: usize,
-    refreshed: Option<Instant>,
-}
-
-impl Cache {
-    fn empty() -> Self {
-        Self {
-            sealed: BTreeMap::new(),
-            rows: BTreeMap::new(),
-            unsealed: BTreeMap::new(),
-            table: None,
-            seq: 0,
-            erasures: 0,
-            refreshed: None,
-        }
+    /// Brings cached state up to the store now (run in the background every second and at
+    /// start); says what it holds. Nothing to do for a backend that caches nothing.
+    async fn keep_fresh(&self) -> Result<String, InsightsError> {
+        Ok("nothing cached".into())
     }
 }
+
+/// What the table was built from, to tell an append from a rebuild.
+struct Loaded {
+    table: Arc<EventTable>,
+    /// `(day, part)` → the highest sequence each sealed part took from the rows.
+    parts: BTreeMap<(i64, i64), i64>,
+    /// The highest row sequence in the table.
+    seq: i64,
+    /// Erasures recorded when it was built.
+    erasures: usize,
+}
+
+/// The table queries use, when the refresh that made it began, and how many ingest batches
+/// this process had committed then.
+#[derive(Clone)]
+struct Current {
+    table: Arc<EventTable>,
+    as_of: Instant,
+    commits: u64,
+}
+
+/// Up to this many events, a query waits for the events this process acknowledged since the
+/// last refresh (an append of a table this size takes under ~15 ms on 2 cores); above it, a
+/// query answers from a table at most [`REFRESH`] old, kept current every second in the
+/// background, so queries under heavy ingest never wait for one.
+pub const READ_YOUR_WRITES_UP_TO: usize = 2_000_000;
 
 #[derive(Clone)]
 pub struct InsightsService {
     store: Arc<dyn EventStore>,
-    cache: Arc<Mutex<Cache>>,
+    /// Read by every query without waiting for a refresh in progress.
+    current: Arc<std::sync::RwLock<Option<Current>>>,
+    /// One refresh at a time; `None` until the first and after an invalidation.
+    loaded: Arc<Mutex<Option<Loaded>>>,
+    commits: Commits,
 }
 
 fn engine(e: impl std::fmt::Display) -> InsightsError {
     InsightsError::Engine(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> InsightsError {
+    InsightsError::Store(StoreError::Corrupt(format!("sealed events: {e}")))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -169,146 +175,219 @@ async fn blocking<T: Send + 'static>(
         .and_then(|r| r)
 }
 
+fn part_seqs(index: &[SegmentMeta]) -> BTreeMap<(i64, i64), i64> {
+    index.iter().map(|m| ((m.day, m.part), m.max_seq)).collect()
+}
+
+/// Sealed parts decoded at once while the table is rebuilt: enough for every core, few
+/// enough that their encoded bytes never sit in memory beside the whole table.
+const PARTS_AT_ONCE: usize = 4;
+
 impl InsightsService {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         Self {
             store,
-            cache: Arc::new(Mutex::new(Cache::empty())),
+            current: Arc::new(std::sync::RwLock::new(None)),
+            loaded: Arc::new(Mutex::new(None)),
+            commits: Commits::default(),
         }
     }
 
-    /// The table, refreshed first when it is older than [`REFRESH`].
+    /// Follows this process's ingest commits (see [`READ_YOUR_WRITES_UP_TO`]).
+    pub fn with_commits(self, commits: Commits) -> Self {
+        Self { commits, ..self }
+    }
+
+    fn fresh(&self) -> Option<Arc<EventTable>> {
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        current
+            .as_ref()
+            .filter(|c| {
+                c.as_of.elapsed() < REFRESH
+                    && (c.commits == self.commits.count() || c.table.len() > READ_YOUR_WRITES_UP_TO)
+            })
+            .map(|c| c.table.clone())
+    }
+
+    /// The table, refreshed first when its data is older than [`REFRESH`] or misses an event
+    /// this process acknowledged (see [`READ_YOUR_WRITES_UP_TO`]). Queries meet a current
+    /// table without waiting while [`Self::keep_fresh`] runs in the background.
     pub async fn table(&self) -> Result<Arc<EventTable>, InsightsError> {
-        let mut cache = self.cache.lock().await;
-        if let (Some(table), Some(at)) = (&cache.table, cache.refreshed)
-            && at.elapsed() < REFRESH
-        {
-            return Ok(table.clone());
+        if let Some(table) = self.fresh() {
+            return Ok(table);
         }
-        match self.refresh(&mut cache).await {
-            Ok(table) => Ok(table),
+        let mut loaded = self.loaded.lock().await;
+        // Another query may have refreshed while this one waited.
+        if let Some(table) = self.fresh() {
+            return Ok(table);
+        }
+        self.refresh(&mut loaded).await
+    }
+
+    /// Refreshes now (an append of the new rows, usually milliseconds): run every second in
+    /// the background so queries under ingest never wait for one, and at start so the first
+    /// query finds the table built.
+    pub async fn keep_fresh(&self) -> Result<Arc<EventTable>, InsightsError> {
+        let mut loaded = self.loaded.lock().await;
+        self.refresh(&mut loaded).await
+    }
+
+    async fn refresh(&self, loaded: &mut Option<Loaded>) -> Result<Arc<EventTable>, InsightsError> {
+        let started = Instant::now();
+        let commits = self.commits.count();
+        let result = self.sync(loaded).await;
+        match result {
+            Ok(table) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
+                    table: table.clone(),
+                    as_of: started,
+                    commits,
+                });
+                Ok(table)
+            }
             Err(e) => {
-                // Whatever was half-applied, start over on the next query.
-                *cache = Cache::empty();
+                // Whatever was half-applied, start over on the next refresh.
+                *loaded = None;
                 Err(e)
             }
         }
     }
 
-    async fn refresh(&self, cache: &mut Cache) -> Result<Arc<EventTable>, InsightsError> {
+    /// Brings `loaded` up to the store. Events only ever arrive, so the usual refresh appends
+    /// the rows stored since the last one. Sealing moves rows the table already holds into a
+    /// part and changes nothing it answers. The table is rebuilt from every part at start,
+    /// after an erasure, when a part is gone (retention dropped a day), and when a new part
+    /// may hold rows this table never read.
+    ///
+    /// Why a new part whose rows all have sequences up to the previous refresh's is already
+    /// held: the index is read *after* the rows, so such a part was committed after the
+    /// previous refresh read the rows, and those rows (committed in sequence order) were
+    /// still there to be read.
+    async fn sync(&self, loaded: &mut Option<Loaded>) -> Result<Arc<EventTable>, InsightsError> {
         let erasures = self.store.erased_users().await?.len();
-        if erasures != cache.erasures {
-            *cache = Cache::empty();
-            cache.erasures = erasures;
-        }
-        let mut changed = cache.table.is_none();
-        let mut dirty_days = BTreeSet::new();
-
-        // Sealed parts: follow the store's index.
-        let index = self.store.segment_index().await?;
-        let current: BTreeMap<(i64, i64), &SegmentMeta> =
-            index.iter().map(|m| ((m.day, m.part), m)).collect();
-        let before = cache.sealed.len();
-        cache
-            .sealed
-            .retain(|key, part| current.get(key).is_some_and(|m| m.version == part.version));
-        changed |= cache.sealed.len() != before;
-        let missing: Vec<&SegmentMeta> = index
-            .iter()
-            .filter(|m| !cache.sealed.contains_key(&(m.day, m.part)))
-            .collect();
-        for meta in missing {
-            let Some(bytes) = self.store.load_segment(meta.day, meta.part).await? else {
-                continue; // purged since the index was read
-            };
-            cache.sealed.insert(
-                (meta.day, meta.part),
-                SealedPart {
-                    version: meta.version,
-                    bytes: Arc::new(bytes),
-                },
-            );
-            // The rows this part took from the row store are no longer rows.
-            if let Some(rows) = cache.rows.get_mut(&meta.day) {
-                rows.retain(|(seq, _)| *seq > meta.max_seq);
-                dirty_days.insert(meta.day);
+        if let Some(mut state) = loaded.take().filter(|l| l.erasures == erasures) {
+            let before = state.seq;
+            let rows = self.rows_after(&mut state.seq).await?;
+            let parts = part_seqs(&self.store.segment_index().await?);
+            let held = state.parts.keys().all(|k| parts.contains_key(k))
+                && parts
+                    .iter()
+                    .all(|(k, &max_seq)| state.parts.contains_key(k) || max_seq <= before);
+            if held {
+                state.parts = parts;
+                if !rows.is_empty() {
+                    let base = state.table.clone();
+                    state.table = blocking(move || {
+                        let rows: Vec<EventRow> =
+                            rows.into_iter().map(|e| sealed::row(e.event)).collect();
+                        let segment = Segment::build(&rows).map_err(engine)?;
+                        base.append(&segment).map(Arc::new).map_err(engine)
+                    })
+                    .await?;
+                }
+                let table = state.table.clone();
+                *loaded = Some(state);
+                return Ok(table);
             }
-            changed = true;
         }
+        let state = self.rebuild(erasures).await?;
+        let table = state.table.clone();
+        *loaded = Some(state);
+        Ok(table)
+    }
 
-        // Rows appended since the last refresh.
+    /// The table from every sealed part (decoded a few at a time) and every row. Rows first,
+    /// then the index (see [`Self::sync`]); a row a part read in between also took is dropped.
+    async fn rebuild(&self, erasures: usize) -> Result<Loaded, InsightsError> {
+        let mut seq = 0;
+        let rows = self.rows_after(&mut seq).await?;
+        let index = self.store.segment_index().await?;
+        let mut segments = Vec::with_capacity(index.len() + 1);
+        let mut loaded_parts = Vec::with_capacity(index.len());
+        for batch in index.chunks(PARTS_AT_ONCE) {
+            let mut blobs = Vec::with_capacity(batch.len());
+            for meta in batch {
+                // `None`: purged since the index was read.
+                if let Some(bytes) = self.store.load_segment(meta.day, meta.part).await? {
+                    blobs.push(bytes);
+                    loaded_parts.push(meta.clone());
+                }
+            }
+            let decoded = blocking(move || {
+                Segment::decode_many(&blobs)
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(corrupt)
+            })
+            .await?;
+            segments.extend(decoded);
+        }
+        let parts = part_seqs(&loaded_parts);
+        let table = blocking(move || {
+            let sealed_up_to: BTreeMap<i64, i64> =
+                loaded_parts.iter().fold(BTreeMap::new(), |mut m, p| {
+                    let s = m.entry(p.day).or_insert(i64::MIN);
+                    *s = (*s).max(p.max_seq);
+                    m
+                });
+            let rows: Vec<EventRow> = rows
+                .into_iter()
+                .filter(|e| {
+                    sealed_up_to
+                        .get(&sealed::day_of(e.event.ts_ms))
+                        .is_none_or(|&max| e.seq > max)
+                })
+                .map(|e| sealed::row(e.event))
+                .collect();
+            if !rows.is_empty() {
+                segments.push(Segment::build(&rows).map_err(engine)?);
+            }
+            EventTable::from_segments(&segments).map_err(engine)
+        })
+        .await?;
+        Ok(Loaded {
+            table: Arc::new(table),
+            parts,
+            seq,
+            erasures,
+        })
+    }
+
+    /// The rows stored after `seq`, in sequence order; `seq` moves to the last one read.
+    async fn rows_after(&self, seq: &mut i64) -> Result<Vec<StoredEvent>, InsightsError> {
+        let mut rows = Vec::new();
         loop {
             let page = self
                 .store
-                .events_between(i64::MIN, i64::MAX, PAGE, cache.seq)
+                .events_between(i64::MIN, i64::MAX, PAGE, *seq)
                 .await?;
             let Some(last) = page.last() else { break };
-            cache.seq = last.seq;
+            *seq = last.seq;
             let full = page.len() == PAGE;
-            for e in page {
-                let day = sealed::day_of(e.event.ts_ms);
-                dirty_days.insert(day);
-                cache
-                    .rows
-                    .entry(day)
-                    .or_default()
-                    .push((e.seq, sealed::row(e.event)));
-            }
+            rows.extend(page);
             if !full {
                 break;
             }
         }
-        for day in dirty_days {
-            changed = true;
-            let rows: Vec<EventRow> = cache
-                .rows
-                .get(&day)
-                .map(|r| r.iter().map(|(_, row)| row.clone()).collect())
-                .unwrap_or_default();
-            if rows.is_empty() {
-                cache.rows.remove(&day);
-                cache.unsealed.remove(&day);
-            } else {
-                let segment = blocking(move || Segment::build(&rows).map_err(engine)).await?;
-                cache.unsealed.insert(day, segment);
-            }
-        }
-
-        if changed {
-            let encoded: Vec<Arc<Vec<u8>>> =
-                cache.sealed.values().map(|p| p.bytes.clone()).collect();
-            let unsealed: Vec<Segment> = cache.unsealed.values().cloned().collect();
-            let table = blocking(move || {
-                let blobs: Vec<&[u8]> = encoded.iter().map(|b| b.as_slice()).collect();
-                let mut segments = Segment::decode_many(&blobs)
-                    .into_iter()
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| {
-                        InsightsError::Store(StoreError::Corrupt(format!("sealed events: {e}")))
-                    })?;
-                segments.extend(unsealed);
-                EventTable::from_segments(&segments).map_err(engine)
-            })
-            .await?;
-            cache.table = Some(Arc::new(table));
-        }
-        cache.refreshed = Some(Instant::now());
-        cache
-            .table
-            .clone()
-            .ok_or_else(|| engine("the table was not built"))
+        Ok(rows)
     }
 
     /// Makes the next query refresh, however recent the table is.
     pub async fn refresh_soon(&self) {
-        self.cache.lock().await.refreshed = None;
+        if let Some(c) = self
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            c.as_of = Instant::now() - REFRESH;
+        }
     }
 
     /// Drops the cached table so the next query rebuilds it (after an erasure).
     pub async fn invalidate(&self) {
-        let mut cache = self.cache.lock().await;
-        cache.refreshed = None;
-        cache.erasures = usize::MAX;
+        *self.loaded.lock().await = None;
+        self.refresh_soon().await;
     }
 }
 
@@ -903,6 +982,10 @@ pub trait EventTables: Send + Sync {
     async fn refresh_tables_soon(&self);
     /// Events changed out of band (an erasure): drop any cached table.
     async fn drop_tables(&self);
+    /// See [`AnalyticsQueries::keep_fresh`].
+    async fn keep_tables_fresh(&self) -> Result<String, InsightsError> {
+        Ok("nothing cached".into())
+    }
 }
 
 #[async_trait::async_trait]
@@ -922,6 +1005,15 @@ impl EventTables for InsightsService {
     async fn drop_tables(&self) {
         InsightsService::invalidate(self).await;
     }
+
+    async fn keep_tables_fresh(&self) -> Result<String, InsightsError> {
+        let table = self.keep_fresh().await?;
+        Ok(format!(
+            "{} events in memory ({} MiB)",
+            table.len(),
+            table.heap_bytes() >> 20
+        ))
+    }
 }
 
 #[async_trait::async_trait]
@@ -937,6 +1029,10 @@ impl<T: EventTables> AnalyticsQueries for T {
 
     async fn refresh_soon(&self) {
         self.refresh_tables_soon().await;
+    }
+
+    async fn keep_fresh(&self) -> Result<String, InsightsError> {
+        self.keep_tables_fresh().await
     }
 
     async fn flag_exposures(
