@@ -171,6 +171,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "leases",
         sql: include_str!("../migrations/postgres/0020_leases.sql"),
     },
+    Migration {
+        version: 21,
+        name: "segment_uuids",
+        sql: include_str!("../migrations/postgres/0021_segment_uuids.sql"),
+    },
 ];
 
 /// `metrics.db`, the SQLite file for request metrics.
@@ -218,6 +223,11 @@ pub(crate) const SQLITE_EVENTS: &[Migration] = &[
         version: 2,
         name: "event_segments",
         sql: include_str!("../migrations/sqlite/events_0002_segments.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "segment_uuids",
+        sql: include_str!("../migrations/sqlite/events_0003_segment_uuids.sql"),
     },
 ];
 

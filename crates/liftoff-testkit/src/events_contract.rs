@@ -362,8 +362,8 @@ pub async fn sealing_moves_a_day_into_a_segment(s: Arc<dyn EventStore>) {
 }
 
 /// The edges of the sealing rules: erasure deletes a part it leaves empty, retention keeps a
-/// sealed day the cut falls inside, and a sealed uuid stays a duplicate for `DEDUPE_DAYS`
-/// days after its day, no longer.
+/// sealed day the cut falls inside, and a sealed uuid stays a duplicate (and in its part) for
+/// `DEDUPE_DAYS` days after its day, no longer.
 pub async fn sealing_edges(s: Arc<dyn EventStore>) {
     use liftoff_core::analytics::sealed::{self, DEDUPE_DAYS};
     const DAY: i64 = 86_400_000;
@@ -414,6 +414,11 @@ pub async fn sealing_edges(s: Arc<dyn EventStore>) {
             .await
             .unwrap();
         assert_eq!(out.inserted == 1, forgotten, "{later} days on: {out:?}");
+        // The part keeps its uuids (for exports) exactly as long as the dedupe does.
+        let part = sealed::events(&s.load_segment(day, 0).await.unwrap().unwrap()).unwrap();
+        let uuids: Vec<Option<u128>> = part.iter().map(|e| e.uuid).collect();
+        let want = if forgotten { None } else { Some(22) };
+        assert_eq!(uuids, vec![want], "{later} days on");
     }
     let left = sealed::events(&s.load_segment(day, 0).await.unwrap().unwrap()).unwrap();
     assert!(left.iter().all(|e| e.user == "bob"));

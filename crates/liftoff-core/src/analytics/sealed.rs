@@ -151,6 +151,39 @@ pub fn plan_seal(day: i64, events: Vec<StoredEvent>) -> Result<Option<SealPlan>,
     }))
 }
 
+/// Parts whose uuids a seal drops at most (the rest wait for the next seal), so a store that
+/// predates dropping them catches up without reading every part at once.
+pub const UUID_DROPS_PER_SEAL: i64 = 4;
+
+/// A sealed part past the dedupe week, re-encoded without its uuids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UuidDrop {
+    pub day: i64,
+    pub part: i64,
+    /// The version it was read at: a part an erasure rewrote since is left for the next seal.
+    pub version: i64,
+    pub bytes: Vec<u8>,
+}
+
+/// Parts read as `(day, part, version, bytes)`, re-encoded without uuids. Once a day leaves
+/// the dedupe week its uuids recognise no retry, and at 16 bytes each they outweigh the rest
+/// of the part; exports of older days then carry no uuid.
+pub fn drop_uuids(parts: Vec<(i64, i64, i64, Vec<u8>)>) -> Result<Vec<UuidDrop>, StoreError> {
+    parts
+        .into_iter()
+        .map(|(day, part, version, bytes)| {
+            let segment =
+                Segment::decode_with(&bytes, liftoff_analytics::Uuids::Skip).map_err(corrupt)?;
+            Ok(UuidDrop {
+                day,
+                part,
+                version,
+                bytes: segment.encode(),
+            })
+        })
+        .collect()
+}
+
 /// A sealed part rewritten by an erasure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartRewrite {

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use liftoff_core::analytics::dedupe::{tally, uuids_kept_from};
 use liftoff_core::analytics::persons::apply_updates;
 use liftoff_core::analytics::sealed::{
-    SegmentMeta, day_span, plan_erase, plan_seal, whole_days_before,
+    SegmentMeta, UUID_DROPS_PER_SEAL, day_span, drop_uuids, plan_erase, plan_seal,
+    whole_days_before,
 };
 use liftoff_core::analytics::{AppendOutcome, ErasedUser, Erasure, EventStore, StoredEvent};
 use liftoff_core::analytics::{Event, Person, PersonUpdate};
@@ -370,13 +371,37 @@ impl EventStore for PgState {
         )
         .await
         .map_err(pg_err)?;
-        // Retries come within minutes; a week of uuids answers them, older ones go.
+        // Retries come within minutes; a week of uuids answers them, older ones go, from the
+        // parts too (the rows are locked: an erasure waits for this transaction).
         tx.execute(
             "DELETE FROM event_uuids WHERE day < $1",
             &[&uuids_kept_from(day)],
         )
         .await
         .map_err(pg_err)?;
+        let past = tx
+            .query(
+                "SELECT day, part, version, bytes FROM event_segments
+                 WHERE has_uuids AND day < $1 ORDER BY day, part LIMIT $2 FOR UPDATE",
+                &[&uuids_kept_from(day), &UUID_DROPS_PER_SEAL],
+            )
+            .await
+            .map_err(pg_err)?;
+        let past = past
+            .iter()
+            .map(|r| (r.get(0), i64::from(r.get::<_, i32>(1)), r.get(2), r.get(3)))
+            .collect();
+        let drops = tokio::task::spawn_blocking(move || drop_uuids(past))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        for d in drops {
+            tx.execute(
+                "UPDATE event_segments SET bytes = $1, has_uuids = FALSE WHERE day = $2 AND part = $3",
+                &[&d.bytes, &d.day, &(d.part as i32)],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
         // Exactly the rows read: a row committed since is left for the next seal.
         tx.execute("DELETE FROM events WHERE seq = ANY($1)", &[&plan.seqs])
             .await

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use liftoff_core::analytics::dedupe::{tally, uuids_kept_from};
 use liftoff_core::analytics::persons::apply_updates;
 use liftoff_core::analytics::sealed::{
-    SegmentMeta, day_span, plan_erase, plan_seal, whole_days_before,
+    SegmentMeta, UUID_DROPS_PER_SEAL, day_span, drop_uuids, plan_erase, plan_seal,
+    whole_days_before,
 };
 use liftoff_core::analytics::{AppendOutcome, ErasedUser, Erasure, EventStore, StoredEvent};
 use liftoff_core::analytics::{Event, Person, PersonUpdate};
@@ -402,10 +403,26 @@ impl EventStore for SqliteEvents {
                     .into_iter()
                     .map(stored)
                     .collect::<Result<Vec<_>, _>>()?;
-                plan_seal(day, events)
+                let Some(plan) = plan_seal(day, events)? else {
+                    return Ok(None);
+                };
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT day, part, version, bytes FROM event_segments
+                         WHERE has_uuids = 1 AND day < ?1 ORDER BY day, part LIMIT ?2",
+                    )
+                    .map_err(sql_err)?;
+                let past = stmt
+                    .query_map(params![uuids_kept_from(day), UUID_DROPS_PER_SEAL], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)?;
+                Ok(Some((plan, drop_uuids(past)?)))
             })
             .await?;
-        let Some(plan) = read else {
+        let Some((plan, drops)) = read else {
             return Ok(0);
         };
         let (n, max_seq) = (plan.rows, plan.max_seq);
@@ -443,12 +460,21 @@ impl EventStore for SqliteEvents {
                 for u in plan.uuids {
                     keep.execute(params![u, day]).map_err(sql_err)?;
                 }
-                // Retries come within minutes; a week of uuids answers them, older ones go.
+                // Retries come within minutes; a week of uuids answers them, older ones go,
+                // from the parts too (unless an erasure rewrote one since it was read).
                 tx.execute(
                     "DELETE FROM event_uuids WHERE day < ?1",
                     [uuids_kept_from(day)],
                 )
                 .map_err(sql_err)?;
+                for d in drops {
+                    tx.execute(
+                        "UPDATE event_segments SET bytes = ?1, has_uuids = 0
+                         WHERE day = ?2 AND part = ?3 AND version = ?4",
+                        params![d.bytes, d.day, d.part, d.version],
+                    )
+                    .map_err(sql_err)?;
+                }
                 tx.execute(
                     "DELETE FROM events WHERE ts >= ?1 AND ts < ?2 AND seq <= ?3",
                     params![from, to, max_seq],
