@@ -5,6 +5,8 @@
 # (crates/liftoff-store/examples/raw_sqlite_events.rs), measured in the same run.
 #
 # Usage: bench/capture.sh [BATCH=100] [SECONDS=10] [CONNECTIONS=32]
+#        PROFILE=bench/profiles/capture.svg bench/capture.sh   also draws a flamegraph of the
+#        server under the load (perf + inferno; see profile_during in wrk_lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BATCH=${1:-100}
@@ -29,7 +31,13 @@ INGEST=$(curl -sf -H "authorization: Bearer $TOKEN" -H 'content-type: applicatio
   -X POST http://127.0.0.1:7093/api/keys -d '{"name":"bench","scope":"ingest"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
 
 capture_lua "$BATCH" "$INGEST" >"$work/post.lua"
+if [ -n "${PROFILE:-}" ]; then
+  (sleep 1; profile_during "${pids[0]}" $((SECONDS_RUN - 2)) "$PROFILE" \
+    "POST /api/ingest/events, batches of $BATCH, $CONNS connections ($(git rev-parse --short HEAD))") &
+  profiler=$!
+fi
 wrk -t2 -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$work/post.lua" http://127.0.0.1:7093 >"$work/wrk.txt"
+[ -z "${profiler:-}" ] || wait "$profiler"
 rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
 p99=$(awk '$1=="99%" {print $2}' "$work/wrk.txt")
 non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt")

@@ -5,12 +5,15 @@
 # (crates/liftoff-http/examples/bare_axum.rs), both measured in the same run with wrk.
 #
 # Usage: bench/ingest.sh [BATCH=1000] [SECONDS=10] [CONNECTIONS=32]
+#        PROFILE=bench/profiles/request-ingest.svg bench/ingest.sh   also draws a flamegraph
+#        of the server under the load (perf + inferno; see profile_during in wrk_lib.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BATCH=${1:-1000}
 SECONDS_RUN=${2:-10}
 CONNS=${3:-32}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+source bench/wrk_lib.sh
+need_wrk
 cargo build --release --bin liftoff --example bare_axum -q
 
 work=$(mktemp -d)
@@ -58,7 +61,13 @@ echo
 echo "| server | batches/s | records/s | p99 | non-2xx |"
 echo "| --- | ---: | ---: | ---: | ---: |"
 run "bare axum (parse only)" http://127.0.0.1:7097/api/ingest/requests
+if [ -n "${PROFILE:-}" ]; then
+  (sleep 1; profile_during "${pids[0]}" $((SECONDS_RUN - 2)) "$PROFILE" \
+    "POST /api/ingest/requests, batches of $BATCH, $CONNS connections ($(git rev-parse --short HEAD))") &
+  profiler=$!
+fi
 run "liftoff (validate + fold + durable group commit)" http://127.0.0.1:7096/api/ingest/requests
+[ -z "${profiler:-}" ] || wait "$profiler"
 recorded=$(curl -sf -H "authorization: Bearer $TOKEN" "http://127.0.0.1:7096/api/monitoring/performance/summary?window=15m" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"]["total"])')
 echo
 echo "Liftoff's store holds $recorded requests afterwards (every 2xx batch is committed)."

@@ -14,6 +14,17 @@ bench_scratch() {
   trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 }
 
+# profile_during PID SECONDS SVG TITLE: samples PID's stacks for SECONDS with perf (DWARF
+# unwinding: release builds keep no frame pointers), folded and drawn by inferno into SVG. Run
+# it in the background beside the load. Needs perf and inferno (`cargo install inferno`).
+profile_during() {
+  command -v inferno-flamegraph >/dev/null ||
+    { echo "PROFILE needs inferno-flamegraph: cargo install inferno" >&2; exit 1; }
+  perf record -q -F 499 --call-graph dwarf,16384 -p "$1" -o "$work/perf.data" -- sleep "$2" >/dev/null 2>&1
+  perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf |
+    inferno-flamegraph --title "$4" --width 1600 >"$3"
+}
+
 # wrk_row NAME URL SCRIPT: runs wrk with the Lua SCRIPT against URL and prints one Markdown
 # row: requests/s, p50, p99, non-2xx answers.
 wrk_row() {

@@ -71,7 +71,7 @@ q() { # name method path [body] → seconds of one request
 }
 FUNNEL='{"funnel_steps":["signup","search","view_item","purchase"],"days":3650,"conversion_window_days":7}'
 # Other routes while the table loads: a flag list right after /readyz.
-flags_while_loading=$(curl -sf -o /dev/null -w '%{time_total}' -H "authorization: Bearer $TOKEN" http://127.0.0.1:7092/api/flags)
+flags_while_loading=$(curl -sf -o /dev/null -w '%{time_total}' -H "authorization: Bearer $TOKEN" http://127.0.0.1:7092/api/feature-flags)
 cold=$(q funnel POST /api/analytics/funnel "$FUNNEL")
 cold_done=$(date +%s.%N)
 answer=$(curl -sf -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -X POST http://127.0.0.1:7092/api/analytics/funnel -d "$FUNNEL" |

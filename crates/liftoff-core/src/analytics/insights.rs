@@ -10,8 +10,9 @@
 //! so it costs nothing here. An erasure, a purged day or a part holding rows the table never
 //! read makes the next refresh a rebuild (see `sync`).
 //!
-//! Refreshes run every second in the background and queries never wait for one, with one
-//! exception that keeps small deployments read-your-writes: up to
+//! Refreshes run every second in the background while the table is being asked for (see
+//! [`IDLE`]) and queries never wait for one, with one exception that keeps small
+//! deployments read-your-writes: up to
 //! [`READ_YOUR_WRITES_UP_TO`] events, a query after an ingest this process acknowledged
 //! waits for the append (milliseconds at that size).
 
@@ -148,6 +149,9 @@ struct Current {
 /// background, so queries under heavy ingest never wait for one.
 pub const READ_YOUR_WRITES_UP_TO: usize = 2_000_000;
 
+/// How long after the last query the table is still kept current in the background.
+pub const IDLE: Duration = Duration::from_secs(300);
+
 #[derive(Clone)]
 pub struct InsightsService {
     store: Arc<dyn EventStore>,
@@ -156,6 +160,8 @@ pub struct InsightsService {
     /// One refresh at a time; `None` until the first and after an invalidation.
     loaded: Arc<Mutex<Option<Loaded>>>,
     commits: Commits,
+    /// When a query last asked for the table.
+    asked: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 fn engine(e: impl std::fmt::Display) -> InsightsError {
@@ -190,6 +196,7 @@ impl InsightsService {
             current: Arc::new(std::sync::RwLock::new(None)),
             loaded: Arc::new(Mutex::new(None)),
             commits: Commits::default(),
+            asked: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -213,6 +220,7 @@ impl InsightsService {
     /// this process acknowledged (see [`READ_YOUR_WRITES_UP_TO`]). Queries meet a current
     /// table without waiting while [`Self::keep_fresh`] runs in the background.
     pub async fn table(&self) -> Result<Arc<EventTable>, InsightsError> {
+        *self.asked.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         if let Some(table) = self.fresh() {
             return Ok(table);
         }
@@ -226,10 +234,20 @@ impl InsightsService {
 
     /// Refreshes now (an append of the new rows, usually milliseconds): run every second in
     /// the background so queries under ingest never wait for one, and at start so the first
-    /// query finds the table built.
-    pub async fn keep_fresh(&self) -> Result<Arc<EventTable>, InsightsError> {
+    /// query finds the table built. While nobody has asked for [`IDLE`], a table already built
+    /// is left as it is (`None`): ingest then costs no appends, and the next query brings it
+    /// up to date itself.
+    pub async fn keep_fresh(&self) -> Result<Option<Arc<EventTable>>, InsightsError> {
+        let idle = self
+            .asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|at| at.elapsed() > IDLE);
         let mut loaded = self.loaded.lock().await;
-        self.refresh(&mut loaded).await
+        if idle && loaded.is_some() {
+            return Ok(None);
+        }
+        self.refresh(&mut loaded).await.map(Some)
     }
 
     async fn refresh(&self, loaded: &mut Option<Loaded>) -> Result<Arc<EventTable>, InsightsError> {
@@ -299,29 +317,52 @@ impl InsightsService {
     /// The table from every sealed part (decoded a few at a time) and every row. Rows first,
     /// then the index (see [`Self::sync`]); a row a part read in between also took is dropped.
     async fn rebuild(&self, erasures: usize) -> Result<Loaded, InsightsError> {
+        let started = Instant::now();
         let mut seq = 0;
         let rows = self.rows_after(&mut seq).await?;
         let index = self.store.segment_index().await?;
         let mut segments = Vec::with_capacity(index.len() + 1);
         let mut loaded_parts = Vec::with_capacity(index.len());
+        // Each batch is read on several connections at once while the previous one decodes.
+        let mut decoding: Option<tokio::task::JoinHandle<Result<Vec<Segment>, InsightsError>>> =
+            None;
         for batch in index.chunks(PARTS_AT_ONCE) {
-            let mut blobs = Vec::with_capacity(batch.len());
-            for meta in batch {
+            let mut reads = tokio::task::JoinSet::new();
+            for (i, meta) in batch.iter().enumerate() {
+                let (store, meta) = (self.store.clone(), meta.clone());
+                reads
+                    .spawn(async move { (i, store.load_segment(meta.day, meta.part).await, meta) });
+            }
+            let mut read = Vec::with_capacity(batch.len());
+            while let Some(done) = reads.join_next().await {
+                let (i, bytes, meta) = done.map_err(engine)?;
                 // `None`: purged since the index was read.
-                if let Some(bytes) = self.store.load_segment(meta.day, meta.part).await? {
-                    blobs.push(bytes);
-                    loaded_parts.push(meta.clone());
+                if let Some(bytes) = bytes? {
+                    read.push((i, bytes, meta));
                 }
             }
-            let decoded = blocking(move || {
+            read.sort_unstable_by_key(|(i, _, _)| *i);
+            let blobs: Vec<Vec<u8>> = read
+                .into_iter()
+                .map(|(_, bytes, meta)| {
+                    loaded_parts.push(meta);
+                    bytes
+                })
+                .collect();
+            if let Some(previous) = decoding.take() {
+                segments.extend(previous.await.map_err(engine)??);
+            }
+            decoding = Some(tokio::task::spawn_blocking(move || {
                 Segment::decode_many(&blobs)
                     .into_iter()
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(corrupt)
-            })
-            .await?;
-            segments.extend(decoded);
+            }));
         }
+        if let Some(last) = decoding {
+            segments.extend(last.await.map_err(engine)??);
+        }
+        let loaded_at = started.elapsed();
         let parts = part_seqs(&loaded_parts);
         let table = blocking(move || {
             let sealed_up_to: BTreeMap<i64, i64> =
@@ -345,6 +386,13 @@ impl InsightsService {
             EventTable::from_segments(&segments).map_err(engine)
         })
         .await?;
+        tracing::info!(
+            events = table.len(),
+            parts = parts.len(),
+            ms = started.elapsed().as_millis() as u64,
+            read_and_decode_ms = loaded_at.as_millis() as u64,
+            "Analytics table built."
+        );
         Ok(Loaded {
             table: Arc::new(table),
             parts,
@@ -1007,12 +1055,14 @@ impl EventTables for InsightsService {
     }
 
     async fn keep_tables_fresh(&self) -> Result<String, InsightsError> {
-        let table = self.keep_fresh().await?;
-        Ok(format!(
-            "{} events in memory ({} MiB)",
-            table.len(),
-            table.heap_bytes() >> 20
-        ))
+        Ok(match self.keep_fresh().await? {
+            Some(table) => format!(
+                "{} events in memory ({} MiB)",
+                table.len(),
+                table.heap_bytes() >> 20
+            ),
+            None => "no query for 5 minutes: left until the next".into(),
+        })
     }
 }
 
