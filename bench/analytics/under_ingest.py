@@ -47,9 +47,7 @@ def ingest():
             errors.append(r.status)
         n += BATCH
         sent[0] = n
-        due = start + n / rate
-        if due > time.monotonic():
-            time.sleep(due - time.monotonic())
+        time.sleep(max(0.0, start + n / rate - time.monotonic()))
 
 
 def query(out):

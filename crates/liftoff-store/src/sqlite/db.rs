@@ -51,9 +51,36 @@ fn lost() -> StoreError {
     )
 }
 
+/// WAL pages at which the writer checkpoints itself: only when the checkpointer (below) falls
+/// behind, since a checkpoint on the writer holds up every write queued behind it.
+const WRITER_CHECKPOINT_PAGES: u32 = 16_000;
+
+/// Copies the WAL back into the database file on its own connection and thread, after
+/// commits (at most every [`CHECKPOINT_EVERY`]), so the writer's commits only append to the
+/// WAL. PASSIVE: it never blocks the writer or readers; frames a reader still needs wait for
+/// the next round. Ends with the writer.
+fn run_checkpointer(conn: Connection, commits: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        match commits.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // A failure (busy, I/O) is retried next round; the writer's own threshold bounds the WAL.
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+        std::thread::sleep(CHECKPOINT_EVERY);
+    }
+}
+
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The writer thread: takes what is waiting, commits it as one group, repeats until every
 /// handle is gone.
-fn run_writer(mut conn: Connection, mut work: mpsc::Receiver<Work>) {
+fn run_writer(
+    mut conn: Connection,
+    mut work: mpsc::Receiver<Work>,
+    committed: std::sync::mpsc::SyncSender<()>,
+) {
     while let Some(first) = work.blocking_recv() {
         let mut jobs = Vec::new();
         let mut next = Some(first);
@@ -71,6 +98,8 @@ fn run_writer(mut conn: Connection, mut work: mpsc::Receiver<Work>) {
             }
         }
         commit_group(&mut conn, jobs);
+        // Full: a checkpoint is already due.
+        let _ = committed.try_send(());
     }
 }
 
@@ -203,13 +232,24 @@ impl Db {
             create_private_file(&path)?;
             let mut writer = open_connection(&path)?;
             migrate(&mut writer, migrations)?;
+            writer
+                .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                .map_err(sql_err)?;
+            let checkpointer = open_connection(&path)?;
+            let (committed, commits) = std::sync::mpsc::sync_channel(1);
+            std::thread::Builder::new()
+                .name("sqlite-checkpoint".into())
+                .spawn(move || run_checkpointer(checkpointer, commits))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start the checkpointer: {e}"))
+                })?;
             let readers = (0..READERS)
                 .map(|_| open_connection(&path).map(Mutex::new))
                 .collect::<Result<Vec<_>, _>>()?;
             let (tx, rx) = mpsc::channel(QUEUED_WRITES);
             std::thread::Builder::new()
                 .name("sqlite-writer".into())
-                .spawn(move || run_writer(writer, rx))
+                .spawn(move || run_writer(writer, rx, committed))
                 .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
             Ok(Self {
                 path,
