@@ -50,6 +50,9 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
         );
     }
     let by = Actor::System;
+    // One instant for every part that places the incident: the request metrics and the alert
+    // must agree on its 5-minute step however long seeding takes.
+    let now = chrono::Utc::now();
     for (name, role) in TEAM {
         let password = format!("{name}-{name}");
         state
@@ -67,7 +70,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
             .with_context(|| format!("creating demo key {name}"))?;
     }
     seed_flags(state).await?;
-    seed_requests(state).await?;
+    seed_requests(state, now).await?;
     seed_operations(state).await?;
     seed_events(state).await?;
     seed_shipped_experiment(state)
@@ -79,7 +82,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<()> {
     seed_guarded_rollout(state)
         .await
         .context("seeding the guarded rollout")?;
-    crate::demo_incidents::seed(state)
+    crate::demo_incidents::seed(state, now)
         .await
         .context("seeding uptime monitors and an incident")?;
     crate::demo_launch::seed(state)
@@ -227,7 +230,10 @@ fn diurnal(hour_of_day: f64) -> f64 {
 /// Thirty days of traffic for a shop: hourly before the last day, every five minutes in it,
 /// with a deploy three days ago that made `/checkout` three times slower (and its errors go
 /// from 1 % to 2 %), and the incident's spike of failing checkouts.
-async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
+async fn seed_requests(
+    state: &AppState,
+    now_at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
     use liftoff_core::monitoring::requests::CellKey;
     use liftoff_core::monitoring::sketch::DDSketch;
     // (method, route, requests per hour at peak, median ms, error share)
@@ -239,7 +245,6 @@ async fn seed_requests(state: &AppState) -> anyhow::Result<()> {
         ("POST", "/checkout", 120.0, 280.0, 0.01),
         ("GET", "/account", 200.0, 70.0, 0.002),
     ];
-    let now_at = chrono::Utc::now();
     let now = now_at.timestamp().div_euclid(60);
     let regression_at = now - 3 * 1440;
     // The incident (see `demo_incidents`): card payments failing on /checkout until the flag

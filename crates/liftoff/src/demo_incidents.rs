@@ -54,9 +54,9 @@ async fn create_rule(state: &AppState, by: &Actor) -> anyhow::Result<Rule> {
     Ok(state.alerts.create_rule(by, input).await?)
 }
 
-pub async fn seed(state: &AppState) -> anyhow::Result<()> {
+/// Seeds the incident about 20 hours before `now` (the instant the rest of the demo uses).
+pub async fn seed(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<()> {
     let by = Actor::System;
-    let now = Utc::now();
     let started = incident_start(now);
     state
         .uptime

@@ -456,7 +456,9 @@ async fn the_demo_has_a_resolved_incident_with_a_full_record() {
     })
     .unwrap();
     let built = liftoff::startup::build(&settings).await.unwrap();
-    liftoff::demo_incidents::seed(&built.state).await.unwrap();
+    liftoff::demo_incidents::seed(&built.state, chrono::Utc::now())
+        .await
+        .unwrap();
     let list = built.state.incidents.list().await.unwrap();
     assert_eq!(list.len(), 1);
     let i = &list[0];
