@@ -1,15 +1,15 @@
 //! Extractors whose rejections are problem documents, so a malformed body, query or path gets
 //! the same error shape as every other failure.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::strict_json;
+use crate::strict_json::{self, ReadError};
 
 /// A JSON body. Syntax errors are 400, well-formed JSON of the wrong shape is 422, a missing
 /// `Content-Type: application/json` or any `Content-Encoding` is 415 and a body over the limit
@@ -22,18 +22,61 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         crate::body::refuse_encoding(req.headers())?;
-        let value = match axum::Json::<Value>::from_request(req, state).await {
-            Ok(axum::Json(v)) => v,
-            Err(rejection) => return Err(json_rejection(rejection)),
-        };
-        strict_json::from_value(&value).map(Self).map_err(|e| {
-            ApiError::new(
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = read_body(req, state).await?;
+        match strict_json::from_slice(&bytes) {
+            Ok(v) => Ok(Self(v)),
+            Err(ReadError::Syntax(e)) => Err(malformed(&e)),
+            Err(ReadError::Shape(e)) => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_body",
                 shape_error(&e),
-            )
-        })
+            )),
+        }
     }
+}
+
+/// `application/json`, or any `application/…+json`, with or without parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(essence) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+    else {
+        return false;
+    };
+    let essence = essence.trim().to_ascii_lowercase();
+    essence
+        .strip_prefix("application/")
+        .is_some_and(|sub| sub == "json" || (sub.ends_with("+json") && sub.len() > 5))
+}
+
+/// The whole body, within the router's size limit.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is over the size limit; send less data per request",
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", r.body_text())
+        }
+    })
+}
+
+fn malformed(e: &serde_json::Error) -> ApiError {
+    ApiError::bad_request(
+        "malformed_json",
+        format!("the body is not valid JSON: {e}; send a valid JSON document"),
+    )
 }
 
 /// "the body does not have the expected shape: `path`: what was wrong".
@@ -46,30 +89,6 @@ fn shape_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
             "the body does not have the expected shape: `{path}`: {}",
             e.inner()
         )
-    }
-}
-
-fn json_rejection(r: JsonRejection) -> ApiError {
-    let detail = r.body_text();
-    match r {
-        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(
-            "malformed_json",
-            format!("{detail}; send a valid JSON document"),
-        ),
-        JsonRejection::JsonDataError(_) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", detail)
-        }
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with `Content-Type: application/json`",
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is over the size limit; send less data per request",
-        ),
-        other => ApiError::bad_request("unreadable_body", other.body_text()),
     }
 }
 
@@ -110,27 +129,14 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         crate::body::refuse_encoding(req.headers())?;
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|r| {
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "the request body is over the size limit",
-                    )
-                } else {
-                    ApiError::bad_request("unreadable_body", r.body_text())
-                }
-            })?;
+        let bytes = read_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
-        let value = serde_json::from_slice::<Value>(&bytes).map_err(|e| {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-        })?;
-        strict_json::from_value::<Option<T>>(&value)
-            .map(|v| Self(v.unwrap_or_default()))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", shape_error(&e)))
+        match strict_json::from_slice::<Option<T>>(&bytes) {
+            Ok(v) => Ok(Self(v.unwrap_or_default())),
+            Err(ReadError::Syntax(e)) => Err(malformed(&e)),
+            Err(ReadError::Shape(e)) => Err(ApiError::bad_request("invalid_body", shape_error(&e))),
+        }
     }
 }
