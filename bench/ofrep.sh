@@ -4,6 +4,8 @@
 # same run with wrk on loopback.
 #
 # Usage: bench/ofrep.sh [FLAGS=20] [SECONDS=10] [CONNECTIONS=64]
+#        PROFILE=bench/profiles/ofrep.svg bench/ofrep.sh   also draws a flamegraph of the server
+#        under the returning-users load (perf + inferno; see profile_during in wrk_lib.sh)
 # Liftoff runs with the ingest rate limit off, so the figure is evaluation, not throttling.
 # Needs: wrk (Debian package `wrk`), curl. Builds both binaries in release mode.
 set -euo pipefail
@@ -70,5 +72,11 @@ echo
 echo "| server | requests/s | p50 | p99 | non-2xx |"
 echo "| --- | ---: | ---: | ---: | ---: |"
 wrk_row "bare axum (fixed body)" http://127.0.0.1:7099/ofrep/v1/evaluate/flags "$work/post.lua"
+if [ -n "${PROFILE:-}" ]; then
+  (sleep 1; profile_during "${pids[0]}" $((SECONDS_RUN - 2)) "$PROFILE" \
+    "POST /ofrep/v1/evaluate/flags, $FLAGS flags, 1,000 returning users, $CONNS connections ($(git rev-parse --short HEAD))") &
+  profiler=$!
+fi
 wrk_row "liftoff, 1,000 returning users (auth + evaluation + settled seats)" http://127.0.0.1:7098/ofrep/v1/evaluate/flags "$work/returning.lua"
+[ -z "${profiler:-}" ] || wait "$profiler"
 wrk_row "liftoff, a new user per request (+ one seat or waitlist write each)" http://127.0.0.1:7098/ofrep/v1/evaluate/flags "$work/post.lua"

@@ -17,11 +17,12 @@ bench_scratch() {
 # profile_during PID SECONDS SVG TITLE: samples PID's stacks for SECONDS with perf (DWARF
 # unwinding: release builds keep no frame pointers), folded and drawn by inferno into SVG. Run
 # it in the background beside the load. Needs perf and inferno (`cargo install inferno`).
+# FOLDED=file also keeps the folded stacks, for reading the profile as text.
 profile_during() {
   command -v inferno-flamegraph >/dev/null ||
     { echo "PROFILE needs inferno-flamegraph: cargo install inferno" >&2; exit 1; }
   perf record -q -F 499 --call-graph dwarf,16384 -p "$1" -o "$work/perf.data" -- sleep "$2" >/dev/null 2>&1
-  perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf |
+  perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf | tee "${FOLDED:-/dev/null}" |
     inferno-flamegraph --title "$4" --width 1600 >"$3"
 }
 
