@@ -35,10 +35,63 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ReadError> {
         // Not JSON, or JSON of another shape? The shape error may come before a syntax error
         // further on, and serde_json calls an array longer than a tuple "trailing characters":
         // only a reading of the whole document as any JSON tells.
-        Err(e) => match serde_json::from_slice::<IgnoredAny>(bytes) {
+        Err(e) => match serde_json::from_slice::<AnyJson>(bytes) {
             Err(syntax) => Err(ReadError::Syntax(syntax)),
             Ok(_) => Err(ReadError::Shape(e)),
         },
+    }
+}
+
+/// Any JSON document, read and dropped. Unlike `IgnoredAny` (which serde_json skips without
+/// recursing), it goes through `deserialize_any`, so nesting past the parser's depth limit is
+/// a syntax error here as it is everywhere else.
+struct AnyJson;
+
+impl<'de> de::Deserialize<'de> for AnyJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(AnyJson)
+    }
+}
+
+impl<'de> Visitor<'de> for AnyJson {
+    type Value = AnyJson;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_unit<E>(self) -> Result<AnyJson, E> {
+        Ok(AnyJson)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyJson, A::Error> {
+        while seq.next_element::<AnyJson>()?.is_some() {}
+        Ok(AnyJson)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyJson, A::Error> {
+        while map.next_entry::<IgnoredAny, AnyJson>()?.is_some() {}
+        Ok(AnyJson)
     }
 }
 
@@ -430,5 +483,10 @@ mod tests {
             Err(ReadError::Shape(_))
         ));
         assert!(matches!(from_slice::<N>(b""), Err(ReadError::Syntax(_))));
+        let deep = format!(r#"{{"n": {}{}}}"#, "[".repeat(500), "]".repeat(500));
+        assert!(matches!(
+            from_slice::<N>(deep.as_bytes()),
+            Err(ReadError::Syntax(_))
+        ));
     }
 }
