@@ -94,5 +94,5 @@ pub use query::{
 pub use query::{DEFAULT_SESSION_GAP_MS, ENGAGED_MS_PER_WEEK, POWER_MS_PER_WEEK};
 pub use row::EventRow;
 pub use segment::{BuildError, DecodeError, Segment, Uuids};
-pub use table::{EventTable, TableError};
+pub use table::{EventTable, FileError, TableError};
 pub use time::{Bucket, DAY_MS, TimeRange};

@@ -53,6 +53,23 @@ impl StrList {
     pub(crate) fn arena_bytes(&self) -> usize {
         self.arena.len()
     }
+
+    pub(crate) fn arena(&self) -> &str {
+        &self.arena
+    }
+
+    pub(crate) fn ends(&self) -> &[u32] {
+        &self.ends
+    }
+
+    /// The list `arena` and `ends` describe, if they describe one: ends in order, the last at
+    /// the arena's end, each on a character boundary.
+    pub(crate) fn from_parts(arena: String, ends: Vec<u32>) -> Option<StrList> {
+        let fits = ends.is_sorted()
+            && ends.last().map_or(0, |&e| e as usize) == arena.len()
+            && ends.iter().all(|&e| arena.is_char_boundary(e as usize));
+        fits.then_some(StrList { arena, ends })
+    }
 }
 
 const EMPTY: u32 = u32::MAX;
@@ -121,7 +138,11 @@ impl Dict {
     }
 
     fn grow(&mut self) {
-        let size = self.slots.len() * 2;
+        self.index(self.slots.len() * 2);
+    }
+
+    /// Rebuilds the lookup table with `size` slots (a power of two over twice the strings).
+    fn index(&mut self, size: usize) {
         let mask = size - 1;
         let mut slots = vec![EMPTY; size];
         for (id, s) in self.list.iter().enumerate() {
@@ -136,6 +157,22 @@ impl Dict {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         self.list.iter()
+    }
+
+    pub(crate) fn list(&self) -> &StrList {
+        &self.list
+    }
+
+    /// A dictionary over `list`, ids kept. A string listed twice (only a damaged file has one)
+    /// is found at its first id: probing meets the earlier slot first.
+    pub(crate) fn from_list(list: StrList) -> Dict {
+        let size = (list.len() * 2 + 1).next_power_of_two().max(16);
+        let mut dict = Dict {
+            list,
+            slots: Vec::new(),
+        };
+        dict.index(size);
+        dict
     }
 
     pub(crate) fn into_list(self) -> StrList {

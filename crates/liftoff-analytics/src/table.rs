@@ -13,6 +13,9 @@ use crate::row::EventRow;
 use crate::segment::{BuildError, NO_SESSION, Segment};
 use crate::strings::Dict;
 
+mod file;
+pub use file::FileError;
+
 /// Why segments cannot be merged into one table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TableError {

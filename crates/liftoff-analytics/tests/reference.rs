@@ -646,6 +646,46 @@ proptest! {
         }
     }
 
+    /// A table written to a file and read back answers every question as the original does;
+    /// any byte of the file changed or cut off is an error or a table the kernels can still
+    /// walk, never a panic.
+    #[test]
+    fn a_table_file_reads_back_the_same((rows, segs) in rows_strategy(true), range in range_strategy(), flip in any::<(usize, u8)>()) {
+        let original = appended(&rows, &segs);
+        let mut bytes = Vec::new();
+        original.write_to(&mut bytes).unwrap();
+        let back = EventTable::read_from(&mut bytes.as_slice(), bytes.len() as u64).unwrap();
+        prop_assert_eq!(back.len(), original.len());
+        prop_assert_eq!(back.user_count(), original.user_count());
+        prop_assert_eq!(back.time_bounds(), original.time_bounds());
+        prop_assert_eq!(back.event_names().collect::<Vec<_>>(), original.event_names().collect::<Vec<_>>());
+        let steps: Vec<EventFilter> = EVENTS[..3].iter().map(|e| EventFilter::event(e)).collect();
+        prop_assert_eq!(back.funnel(&steps, DAY_MS, range, None).unwrap(), original.funnel(&steps, DAY_MS, range, None).unwrap());
+        prop_assert_eq!(back.sessions(range, GAP), original.sessions(range, GAP));
+        prop_assert_eq!(back.retention(range), original.retention(range));
+        prop_assert_eq!(back.milestones(range), original.milestones(range));
+        for u in 0..6 {
+            let user = format!("u{u}");
+            prop_assert_eq!(back.user_timeline(&user, range), original.user_timeline(&user, range));
+        }
+        // Damage: a byte changed, or the file cut short.
+        let (at, xor) = (flip.0 % bytes.len(), flip.1.max(1));
+        let mut damaged = bytes.clone();
+        damaged[at] ^= xor;
+        if let Ok(t) = EventTable::read_from(&mut damaged.as_slice(), damaged.len() as u64) {
+            // Over the data's 45 days, as the API asks: a damaged timestamp may lie anywhere,
+            // and retention over all of time would be days² cells.
+            let window = TimeRange::new(BASE, BASE + 45 * DAY_MS);
+            let _ = t.funnel(&steps, DAY_MS, window, None);
+            let _ = (t.sessions(window, GAP), t.retention(window), t.milestones(window), t.top_events(window, 10));
+            for u in 0..6 {
+                let _ = t.user_timeline(&format!("u{u}"), window);
+            }
+        }
+        let cut = &bytes[..at];
+        prop_assert!(EventTable::read_from(&mut &cut[..], cut.len() as u64).is_err());
+    }
+
     /// With equal timestamps too, every user keeps the same rows (ties may order differently:
     /// appending keeps arrival order).
     #[test]

@@ -142,3 +142,84 @@ async fn the_cached_table_follows_every_change_on_postgres() {
     );
     follows_every_change(store).await;
 }
+
+/// A table saved at shutdown and read at the next start follows what happened while Liftoff
+/// was stopped, like one that stayed in memory; a store rolled back meanwhile (rows gone, no
+/// part missing) is noticed and the table rebuilt.
+async fn carries_over_a_restart(store: Arc<dyn EventStore>, rolled_back: Arc<dyn EventStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir
+        .path()
+        .join(liftoff_core::analytics::table_file::TABLE_FILE);
+    let (d1, d2) = (TODAY / DAY_MS - 2, TODAY / DAY_MS - 1);
+    let (first, second) = (day(d1, 30, 1_000), day(d2, 20, 2_000));
+    store.append_events(&first, &[]).await.unwrap();
+    store.append_events(&second, &[]).await.unwrap();
+    rolled_back.append_events(&first, &[]).await.unwrap();
+
+    let before = InsightsService::new(store.clone()).with_table_file(&file);
+    before.save().await.unwrap();
+    assert!(!file.exists(), "no table yet, nothing saved");
+    assert_eq!(
+        before.table().await.unwrap().len(),
+        first.len() + second.len()
+    );
+    before.save().await.unwrap();
+    assert!(file.exists());
+
+    // While stopped: a day it held is sealed, and new rows arrive.
+    store.seal_day(d1).await.unwrap();
+    let today = day(d2 + 1, 5, 4_000);
+    store.append_events(&today, &[]).await.unwrap();
+    let after = InsightsService::new(store.clone()).with_table_file(&file);
+    let n = check(&store, &after, "a restart").await;
+    assert_eq!(n, first.len() + second.len() + today.len());
+    assert!(!file.exists(), "read once, then removed");
+
+    // The same file beside a store that lost the second day's rows.
+    before.save().await.unwrap();
+    let rolled = InsightsService::new(rolled_back.clone()).with_table_file(&file);
+    assert_eq!(
+        check(&rolled_back, &rolled, "a rolled-back store").await,
+        first.len()
+    );
+
+    // A damaged file is refused, and the table built from the store.
+    before.save().await.unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes.truncate(at);
+    std::fs::write(&file, bytes).unwrap();
+    let damaged = InsightsService::new(store.clone()).with_table_file(&file);
+    assert_eq!(check(&store, &damaged, "a damaged file").await, n);
+    assert!(!file.exists());
+}
+
+#[tokio::test]
+async fn a_saved_table_carries_over_a_restart_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| {
+        let path = dir.path().join(name);
+        async move {
+            Arc::new(
+                liftoff_store::sqlite::SqliteEvents::open(&path)
+                    .await
+                    .unwrap(),
+            ) as Arc<dyn EventStore>
+        }
+    };
+    carries_over_a_restart(open("events.db").await, open("older.db").await).await;
+}
+
+#[tokio::test]
+async fn a_saved_table_carries_over_a_restart_on_postgres() {
+    let connect = || async {
+        let url = liftoff_testkit::postgres::fresh_schema_url().await;
+        Arc::new(
+            liftoff_store::postgres::PgState::connect(&url)
+                .await
+                .unwrap(),
+        ) as Arc<dyn EventStore>
+    };
+    carries_over_a_restart(connect().await, connect().await).await;
+}

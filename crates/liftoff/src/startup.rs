@@ -104,7 +104,12 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Built> {
             Some(ch) => ch.queries.clone(),
             None => Arc::new(
                 liftoff_core::analytics::insights::InsightsService::new(stores.events.clone())
-                    .with_commits(events.commits()),
+                    .with_commits(events.commits())
+                    .with_table_file(
+                        settings
+                            .data
+                            .join(liftoff_core::analytics::table_file::TABLE_FILE),
+                    ),
             ),
         };
     let outbound = Arc::new(settings.outbound_deny.clone());
@@ -377,6 +382,10 @@ pub async fn serve(
     }
     if let Err(e) = state.monitoring.flush_resources().await {
         tracing::warn!(error = %e, "Could not write the last resource readings.");
+    }
+    // The analytics table, so the next start reads it instead of rebuilding it.
+    if let Err(e) = state.insights.save().await {
+        tracing::warn!(error = %e, "Could not keep the analytics table; the next start builds it from the stored events.");
     }
     state
         .monitoring

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use liftoff_analytics::{DAY_MS, EventRow, EventTable, Segment};
 
 use super::sealed::{self, SegmentMeta};
+use super::table_file;
 use tokio::sync::Mutex;
 
 use super::ingest::Commits;
@@ -121,6 +122,11 @@ pub trait AnalyticsQueries: Send + Sync {
     async fn keep_fresh(&self) -> Result<String, InsightsError> {
         Ok("nothing cached".into())
     }
+    /// Keeps cached state for the next start (run at shutdown). Nothing to do for a backend
+    /// that caches nothing.
+    async fn save(&self) -> Result<(), InsightsError> {
+        Ok(())
+    }
 }
 
 /// What the table was built from, to tell an append from a rebuild.
@@ -162,6 +168,8 @@ pub struct InsightsService {
     commits: Commits,
     /// When a query last asked for the table.
     asked: Arc<std::sync::Mutex<Option<Instant>>>,
+    /// Where the table is kept across a clean restart ([`super::table_file`]).
+    file: Option<Arc<std::path::Path>>,
 }
 
 fn engine(e: impl std::fmt::Display) -> InsightsError {
@@ -197,6 +205,75 @@ impl InsightsService {
             loaded: Arc::new(Mutex::new(None)),
             commits: Commits::default(),
             asked: Arc::new(std::sync::Mutex::new(None)),
+            file: None,
+        }
+    }
+
+    /// Keeps the table in `path` across a clean restart: written by [`Self::save`] at
+    /// shutdown, read at the next start instead of a rebuild.
+    pub fn with_table_file(self, path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            file: Some(Arc::from(path.into().into_boxed_path())),
+            ..self
+        }
+    }
+
+    /// Writes the table to its file (see [`Self::with_table_file`]) for the next start; run at
+    /// shutdown, after the last request. Nothing to do without a file or a table.
+    pub async fn save(&self) -> Result<(), InsightsError> {
+        let Some(path) = self.file.clone() else {
+            return Ok(());
+        };
+        let loaded = self.loaded.lock().await;
+        let Some(state) = loaded.as_ref() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let (table, parts, seq, erasures) = (
+            state.table.clone(),
+            state.parts.clone(),
+            state.seq,
+            state.erasures,
+        );
+        let events = table.len();
+        blocking(move || {
+            table_file::save(&path, &table, &parts, seq, erasures)
+                .map_err(|e| engine(format!("writing {}: {e}", path.display())))
+        })
+        .await?;
+        tracing::info!(
+            events,
+            ms = started.elapsed().as_millis() as u64,
+            "Analytics table kept for the next start."
+        );
+        Ok(())
+    }
+
+    /// The table the previous run saved, if it left one; read once, whatever comes of it. A
+    /// file that cannot be read is logged and the table is built from the store instead.
+    async fn restore(&self) -> Option<Loaded> {
+        let path = self.file.clone()?;
+        let started = Instant::now();
+        let shown = path.display().to_string();
+        match blocking(move || table_file::take(&path).map_err(engine)).await {
+            Ok(Some(state)) => {
+                tracing::info!(
+                    events = state.table.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "Analytics table read from the last run."
+                );
+                Some(Loaded {
+                    table: Arc::new(state.table),
+                    parts: state.parts,
+                    seq: state.seq,
+                    erasures: state.erasures,
+                })
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(path = %shown, error = %e, "The analytics table of the last run cannot be used; building it from the stored events.");
+                None
+            }
         }
     }
 
@@ -281,8 +358,19 @@ impl InsightsService {
     /// held: the index is read *after* the rows, so such a part was committed after the
     /// previous refresh read the rows, and those rows (committed in sequence order) were
     /// still there to be read.
+    ///
+    /// A table read back from the last run goes through the same checks, and one more: it
+    /// must hold no more events than the store. A store rolled back while Liftoff was stopped
+    /// (rows that are gone, with no part missing) fails it and is rebuilt.
     async fn sync(&self, loaded: &mut Option<Loaded>) -> Result<Arc<EventTable>, InsightsError> {
         let erasures = self.store.erased_users().await?.len();
+        let restored = match loaded {
+            Some(_) => false,
+            None => {
+                *loaded = self.restore().await;
+                loaded.is_some()
+            }
+        };
         if let Some(mut state) = loaded.take().filter(|l| l.erasures == erasures) {
             let before = state.seq;
             let rows = self.rows_after(&mut state.seq).await?;
@@ -303,9 +391,21 @@ impl InsightsService {
                     })
                     .await?;
                 }
-                let table = state.table.clone();
-                *loaded = Some(state);
-                return Ok(table);
+                let stored = if restored {
+                    self.store.event_count().await?
+                } else {
+                    u64::MAX
+                };
+                if state.table.len() as u64 <= stored {
+                    let table = state.table.clone();
+                    *loaded = Some(state);
+                    return Ok(table);
+                }
+                tracing::warn!(
+                    table = state.table.len(),
+                    stored,
+                    "The analytics table of the last run holds events the store does not; building it from the stored events."
+                );
             }
         }
         let state = self.rebuild(erasures).await?;
@@ -1034,6 +1134,10 @@ pub trait EventTables: Send + Sync {
     async fn keep_tables_fresh(&self) -> Result<String, InsightsError> {
         Ok("nothing cached".into())
     }
+    /// See [`AnalyticsQueries::save`].
+    async fn save_tables(&self) -> Result<(), InsightsError> {
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -1052,6 +1156,10 @@ impl EventTables for InsightsService {
 
     async fn drop_tables(&self) {
         InsightsService::invalidate(self).await;
+    }
+
+    async fn save_tables(&self) -> Result<(), InsightsError> {
+        InsightsService::save(self).await
     }
 
     async fn keep_tables_fresh(&self) -> Result<String, InsightsError> {
@@ -1083,6 +1191,10 @@ impl<T: EventTables> AnalyticsQueries for T {
 
     async fn keep_fresh(&self) -> Result<String, InsightsError> {
         self.keep_tables_fresh().await
+    }
+
+    async fn save(&self) -> Result<(), InsightsError> {
+        self.save_tables().await
     }
 
     async fn flag_exposures(

@@ -24,6 +24,7 @@ pub mod persons;
 pub mod posthog;
 pub mod sealed;
 mod store;
+pub mod table_file;
 
 pub use event::{Clock, Event, EventRecord};
 pub use ingest::{Accepted, EventError, EventsService, UserActivity};
