@@ -301,8 +301,10 @@ Each line is one event, in either shape:
      \"properties\": \"{\\\"plan\\\":\\\"pro\\\"}\"}
 The file is read as a stream (any size, bounded memory); gzip is recognised by its magic bytes.
 
-Re-running is safe: an event without a `uuid` gets one derived from its line (the SHA-256 of
-the line's bytes, as a version-8 UUID), so importing the same file again stores nothing twice:
+Re-running is safe: an event without a `uuid` gets one derived from its line (its timestamp's
+milliseconds, then the SHA-256 of the line's bytes, as a version-8 UUID laid out like a version
+7, so a file in time order imports in uuid order), so importing the same file again stores
+nothing twice:
 the server counts those events as duplicates. Identical lines are therefore one event.
 
 A line that is not a JSON event, or that the server refuses (bad timestamp, name too long, …),

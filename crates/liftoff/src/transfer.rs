@@ -37,15 +37,32 @@ const BUSY_PATIENCE: Duration = Duration::from_secs(300);
 const MAX_CONNECT_ATTEMPTS: u32 = 5;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// The UUID an event without one gets: SHA-256 of its line's bytes as a version-8 UUID, so
-/// importing the same line again is a duplicate, not a second event.
-pub fn line_uuid(line: &[u8]) -> String {
+/// The UUID an event without one gets: a version-8 UUID laid out as a version 7 is, the
+/// event's Unix milliseconds in the first 48 bits (when the line has a timestamp) and SHA-256
+/// of the line's bytes in the rest. Importing the same line again gives the same UUID, so it
+/// is a duplicate, not a second event; and a file in time order gives UUIDs in order, so the
+/// server's uuid indexes grow at their end instead of at a random page per event.
+pub fn line_uuid(line: &[u8], ts_ms: Option<i64>) -> String {
     let digest = Sha256::digest(line);
     let mut b = [0u8; 16];
     b.copy_from_slice(&digest[..16]);
+    if let Some(ts) = ts_ms.and_then(|t| u64::try_from(t).ok()) {
+        b[..6].copy_from_slice(&ts.to_be_bytes()[2..]);
+    }
     b[6] = (b[6] & 0x0f) | 0x80;
     b[8] = (b[8] & 0x3f) | 0x80;
     format_uuid(u128::from_be_bytes(b))
+}
+
+/// Unix milliseconds of a native `timestamp`: a number of milliseconds or RFC 3339 text.
+fn timestamp_ms(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_millis()),
+        _ => None,
+    }
 }
 
 /// One line as an event in the native ingest shape (`{event, user_id, session_id?, timestamp?,
@@ -79,7 +96,8 @@ pub fn to_native(line: &[u8]) -> Result<String, String> {
         o.remove("session_id");
     }
     if o.get("uuid").is_none_or(Value::is_null) {
-        o.insert("uuid".into(), Value::String(line_uuid(line)));
+        let ts = timestamp_ms(o.get("timestamp"));
+        o.insert("uuid".into(), Value::String(line_uuid(line, ts)));
     }
     Ok(Value::Object(o).to_string())
 }
@@ -822,7 +840,8 @@ mod tests {
         assert!(v.get("ts").is_none());
         assert_eq!(v["properties"]["plan"], "pro");
         assert_eq!(v["session_id"], "s1");
-        assert_eq!(v["uuid"], line_uuid(line));
+        assert_eq!(v["uuid"], line_uuid(line, Some(1_704_067_200_000)));
+        assert!(v["uuid"].as_str().unwrap().starts_with("018cc251-f400-8"));
     }
 
     #[test]
@@ -851,12 +870,25 @@ mod tests {
     }
 
     #[test]
-    fn line_uuids_are_stable_version_8_uuids() {
-        let a = line_uuid(b"{\"event\":\"e\"}");
-        assert_eq!(a, line_uuid(b"{\"event\":\"e\"}"));
-        assert_ne!(a, line_uuid(b"{\"event\":\"f\"}"));
-        assert_eq!(&a[14..15], "8");
-        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    fn line_uuids_are_stable_version_8_uuids_in_time_order() {
+        for ts in [None, Some(1_704_067_200_000)] {
+            let a = line_uuid(b"{\"event\":\"e\"}", ts);
+            assert_eq!(a, line_uuid(b"{\"event\":\"e\"}", ts));
+            assert_ne!(a, line_uuid(b"{\"event\":\"f\"}", ts));
+            assert_eq!(&a[14..15], "8");
+            assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        }
+        // Later events sort after earlier ones, whatever their lines hash to.
+        let lines: Vec<String> = (0..200).map(|i| format!("{{\"n\":{i}}}")).collect();
+        let uuids: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| line_uuid(l.as_bytes(), Some(1_704_067_200_000 + i as i64)))
+            .collect();
+        assert!(uuids.is_sorted());
+        let text = br#"{"event": "e", "user_id": "u", "timestamp": "2024-01-01T00:00:00Z"}"#;
+        let v: Value = serde_json::from_str(&to_native(text).unwrap()).unwrap();
+        assert!(v["uuid"].as_str().unwrap().starts_with("018cc251-f400-8"));
     }
 
     #[test]
