@@ -39,9 +39,10 @@ wrk_row() {
 }
 
 # capture_lua BATCH KEY [TID_BASE=0]: a wrk script posting BATCH product events per request to
-# /api/ingest/events with KEY. Every request's uuids are its own (the thread's number, offset by
-# TID_BASE so that several wrk processes differ, and a per-request counter), so nothing is
-# deduplicated away.
+# /api/ingest/events with KEY. Every event's uuid is its own (the thread's number, offset by
+# TID_BASE so that several wrk processes differ, then the thread's event count), so nothing is
+# deduplicated away; each thread's uuids ascend, as time-ordered (version 7) uuids from an SDK
+# do and as the raw-insert reference's do.
 capture_lua() {
   cat <<LUA
 local batch = $1
@@ -57,7 +58,7 @@ function request()
   for i = 1, batch do
     parts[i] = string.format(
       '{"event":"page_view","user_id":"u%d","uuid":"%08x-%04x-4000-8000-%012x","properties":{"path":"/pricing","plan":"free","browser":"Chrome"}}',
-      (counter * batch + i) % 5000, tid, i, counter)
+      (counter * batch + i) % 5000, tid, 0, counter * batch + i)
   end
   return wrk.format("POST", "/api/ingest/events",
     {["Content-Type"] = "application/json", ["Authorization"] = "Bearer $2"},
