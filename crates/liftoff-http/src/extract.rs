@@ -59,17 +59,9 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The whole body, within the router's size limit.
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "the request body is over the size limit; send less data per request",
-            )
-        } else {
-            ApiError::bad_request("unreadable_body", r.body_text())
-        }
-    })
+    Bytes::from_request(req, state)
+        .await
+        .map_err(crate::body::unreadable)
 }
 
 fn malformed(e: &serde_json::Error) -> ApiError {
