@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use liftoff_core::analytics::event::format_uuid;
+use liftoff_core::analytics::event::{format_uuid, parse_time};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
@@ -54,17 +54,6 @@ pub fn line_uuid(line: &[u8], ts_ms: Option<i64>) -> String {
     format_uuid(u128::from_be_bytes(b))
 }
 
-/// Unix milliseconds of a native `timestamp`: a number of milliseconds or RFC 3339 text.
-fn timestamp_ms(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| t.timestamp_millis()),
-        _ => None,
-    }
-}
-
 /// One line as an event in the native ingest shape (`{event, user_id, session_id?, timestamp?,
 /// properties?, uuid}`), or why it cannot be one. Engine rows (`ts` in Unix ms, `properties`
 /// as JSON text) are converted; the server validates the rest.
@@ -96,7 +85,8 @@ pub fn to_native(line: &[u8]) -> Result<String, String> {
         o.remove("session_id");
     }
     if o.get("uuid").is_none_or(Value::is_null) {
-        let ts = timestamp_ms(o.get("timestamp"));
+        // Read as the server will read it, so the uuid's time is the stored event's.
+        let ts = o.get("timestamp").and_then(|t| parse_time(t).ok());
         o.insert("uuid".into(), Value::String(line_uuid(line, ts)));
     }
     Ok(Value::Object(o).to_string())
