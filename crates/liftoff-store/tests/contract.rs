@@ -272,7 +272,7 @@ mod clickhouse {
 
     liftoff_testkit::event_store_contract!(@cases open_events;
         events_are_idempotent_on_uuid, appends_are_all_or_nothing, persons_accumulate,
-        erase_removes_a_person_and_their_events, purge_drops_old_events,
+        persons_seen_only_widen, erase_removes_a_person_and_their_events, purge_drops_old_events,
         events_page_in_append_order);
 
     fn event(uuid: u128, user: &str, name: &str) -> Event {

@@ -192,6 +192,66 @@ pub async fn persons_accumulate(s: Arc<dyn EventStore>) {
     assert!(s.person("nobody").await.unwrap().is_none());
 }
 
+/// Updates that only move first and last seen (most events: no `$set`) create the person with
+/// no properties, widen a stored person without touching its properties, and inside one append
+/// still give way to the order of that person's `$set` and `$identify` updates.
+pub async fn persons_seen_only_widen(s: Arc<dyn EventStore>) {
+    let seen = |user: &str, ts: i64| touch(user, ts, json!({}), json!({}));
+    s.append_events(
+        &[],
+        &[
+            seen("new", T0 + 10),
+            seen("new", T0 - 5),
+            touch("kept", T0, json!({"plan": "pro"}), json!({})),
+        ],
+    )
+    .await
+    .unwrap();
+    let new = s.person("new").await.unwrap().unwrap();
+    assert_eq!((new.first_seen_ms, new.last_seen_ms), (T0 - 5, T0 + 10));
+    assert!(new.properties.is_empty());
+
+    s.append_events(
+        &[],
+        &[
+            seen("kept", T0 + 100),
+            seen("kept", T0 - 100),
+            seen("new", T0),
+        ],
+    )
+    .await
+    .unwrap();
+    let kept = s.person("kept").await.unwrap().unwrap();
+    assert_eq!(
+        (kept.first_seen_ms, kept.last_seen_ms),
+        (T0 - 100, T0 + 100)
+    );
+    assert_eq!(Value::Object(kept.properties), json!({"plan": "pro"}));
+    let new = s.person("new").await.unwrap().unwrap();
+    assert_eq!((new.first_seen_ms, new.last_seen_ms), (T0 - 5, T0 + 10));
+
+    // The anonymous person seen earlier in the same append is merged as it stands by then.
+    let mut identify = seen("known", T0);
+    identify.merge_from = Some("visitor".into());
+    s.append_events(
+        &[],
+        &[
+            seen("visitor", T0 - 1_000),
+            touch("visitor", T0 - 900, json!({"utm": "x"}), json!({})),
+            identify,
+            seen("known", T0 + 1_000),
+        ],
+    )
+    .await
+    .unwrap();
+    let known = s.person("known").await.unwrap().unwrap();
+    assert_eq!(
+        (known.first_seen_ms, known.last_seen_ms),
+        (T0 - 1_000, T0 + 1_000)
+    );
+    assert_eq!(Value::Object(known.properties), json!({"utm": "x"}));
+}
+
 /// Erasing removes the person and every event of theirs, leaves others, and is recorded.
 pub async fn erase_removes_a_person_and_their_events(s: Arc<dyn EventStore>) {
     s.append_events(
@@ -431,7 +491,7 @@ macro_rules! event_store_contract {
     ($open:path) => {
         $crate::event_store_contract!(@cases $open;
             events_are_idempotent_on_uuid, appends_are_all_or_nothing, persons_accumulate,
-            erase_removes_a_person_and_their_events, purge_drops_old_events,
+            persons_seen_only_widen, erase_removes_a_person_and_their_events, purge_drops_old_events,
             events_page_in_append_order, sealing_moves_a_day_into_a_segment, sealing_edges);
     };
     (@cases $open:path; $($case:ident),+) => {

@@ -2,9 +2,11 @@
 //! (only fills missing keys), and when they were first and last seen.
 //!
 //! The merge is pure: a store loads the persons an append touches, calls [`apply_updates`] and
-//! writes back what changed, inside the append's transaction.
+//! writes back what changed, inside the append's transaction. Most events set no property, and
+//! for those only first and last seen move: [`split_seen`] folds them into one [`Seen`] per
+//! person, which a store applies with a single upsert (min / max) without reading the person.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -40,9 +42,55 @@ impl PersonUpdate {
     }
 }
 
+/// First and last seen of one person, widened by updates that set nothing else: the stored
+/// person (or a new one with no properties) takes the min and the max.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seen {
+    pub user_id: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+/// Splits `updates` into the persons that are only seen, one [`Seen`] each in user order (a
+/// store can write them without reading them first, and in one lock order on every replica),
+/// and the updates that need [`apply_updates`]. A person named by any update of the second
+/// kind, as its user or as the anonymous id it merges, goes wholly to the second, so the order
+/// of that person's updates still decides what is stored: applying both parts gives exactly
+/// what [`apply_updates`] over all of `updates` gives.
+pub fn split_seen(updates: &[PersonUpdate]) -> (Vec<Seen>, Vec<&PersonUpdate>) {
+    let rich: HashSet<&str> = updates
+        .iter()
+        .filter(|u| !u.set.is_empty() || !u.set_once.is_empty() || u.merge_from.is_some())
+        .flat_map(PersonUpdate::ids)
+        .collect();
+    let mut seen: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let mut merged = Vec::new();
+    for u in updates {
+        if rich.contains(u.user_id.as_str()) {
+            merged.push(u);
+        } else {
+            let (first, last) = seen.entry(&u.user_id).or_insert((u.ts_ms, u.ts_ms));
+            *first = (*first).min(u.ts_ms);
+            *last = (*last).max(u.ts_ms);
+        }
+    }
+    let seen = seen
+        .into_iter()
+        .map(|(id, (first, last))| Seen {
+            user_id: id.to_owned(),
+            first_seen_ms: first,
+            last_seen_ms: last,
+        })
+        .collect();
+    (seen, merged)
+}
+
 /// Applies `updates` in order over `known` (the stored persons they touch) and returns the
 /// persons that changed, to be written back.
-pub fn apply_updates(mut known: HashMap<String, Person>, updates: &[PersonUpdate]) -> Vec<Person> {
+pub fn apply_updates<'a>(
+    mut known: HashMap<String, Person>,
+    updates: impl IntoIterator<Item = &'a PersonUpdate>,
+) -> Vec<Person> {
     let mut changed: Vec<String> = Vec::new();
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for u in updates {
@@ -172,5 +220,84 @@ mod tests {
             Value::Object(out[0].properties.clone()),
             json!({"plan": "pro", "utm": "x"})
         );
+    }
+
+    /// A store as a map: what `split_seen`'s two parts, applied as a store applies them, leave
+    /// behind must be what `apply_updates` over every update leaves.
+    fn store_after(
+        mut store: HashMap<String, Person>,
+        changed: Vec<Person>,
+    ) -> HashMap<String, Person> {
+        for p in changed {
+            store.insert(p.user_id.clone(), p);
+        }
+        store
+    }
+
+    fn arb_update() -> impl proptest::strategy::Strategy<Value = PersonUpdate> {
+        use proptest::prelude::*;
+        let id = || prop::sample::select(vec!["a", "b", "c", "d"]);
+        let props = || {
+            prop::collection::btree_map(prop::sample::select(vec!["plan", "city"]), 0u8..3, 0..2)
+                .prop_map(|m| {
+                    m.into_iter()
+                        .map(|(k, v)| (k.to_owned(), json!(v)))
+                        .collect()
+                })
+        };
+        (
+            id(),
+            0i64..100,
+            props(),
+            props(),
+            prop::option::weighted(0.2, id()),
+        )
+            .prop_map(|(user, ts, set, set_once, merge_from)| PersonUpdate {
+                user_id: user.to_owned(),
+                ts_ms: ts,
+                set,
+                set_once,
+                merge_from: merge_from.map(str::to_owned),
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn seen_upserts_and_merges_store_what_merging_everything_stores(
+            updates in proptest::collection::vec(arb_update(), 0..12),
+            stored in proptest::collection::vec((0i64..100, 0i64..50), 4),
+            present in proptest::collection::vec(proptest::bool::ANY, 4),
+        ) {
+            let store: HashMap<String, Person> = ["a", "b", "c", "d"]
+                .iter()
+                .zip(stored.iter().zip(&present))
+                .filter(|(_, (_, here))| **here)
+                .map(|(id, ((first, span), _))| {
+                    let p = Person {
+                        user_id: (*id).to_owned(),
+                        first_seen_ms: *first,
+                        last_seen_ms: first + span,
+                        properties: json!({"plan": 9}).as_object().cloned().unwrap(),
+                    };
+                    ((*id).to_owned(), p)
+                })
+                .collect();
+            let want = store_after(store.clone(), apply_updates(store.clone(), &updates));
+
+            let (seen, merged) = split_seen(&updates);
+            let mut got = store.clone();
+            for s in seen {
+                let p = got.entry(s.user_id.clone()).or_insert_with(|| Person {
+                    user_id: s.user_id.clone(),
+                    first_seen_ms: s.first_seen_ms,
+                    last_seen_ms: s.last_seen_ms,
+                    properties: Map::new(),
+                });
+                p.first_seen_ms = p.first_seen_ms.min(s.first_seen_ms);
+                p.last_seen_ms = p.last_seen_ms.max(s.last_seen_ms);
+            }
+            let got = store_after(got.clone(), apply_updates(got, merged));
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

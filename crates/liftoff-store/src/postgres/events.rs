@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use liftoff_core::analytics::dedupe::{tally, uuids_kept_from};
-use liftoff_core::analytics::persons::apply_updates;
+use liftoff_core::analytics::persons::{apply_updates, split_seen};
 use liftoff_core::analytics::sealed::{
     SegmentMeta, UUID_DROPS_PER_SEAL, day_span, drop_uuids, plan_erase, plan_seal,
     whole_days_before,
@@ -100,44 +100,66 @@ impl EventStore for PgState {
                 .map_err(pg_err)?;
             tally(&mut out, i, false, n > 0);
         }
-        let ids: Vec<String> = persons
-            .iter()
-            .flat_map(PersonUpdate::ids)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        // FOR UPDATE: replicas updating the same person take turns.
-        let rows = tx
-            .query(
-                "SELECT user_id, first_seen, last_seen, properties FROM persons
-                 WHERE user_id = ANY($1) FOR UPDATE",
-                &[&ids],
-            )
-            .await
-            .map_err(pg_err)?;
-        let mut known = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let p = person_from(r)?;
-            known.insert(p.user_id.clone(), p);
-        }
-        let put = tx
-            .prepare(
-                "INSERT INTO persons (user_id, first_seen, last_seen, properties)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (user_id) DO UPDATE SET first_seen = LEAST(persons.first_seen, excluded.first_seen),
-                     last_seen = GREATEST(persons.last_seen, excluded.last_seen), properties = excluded.properties",
-            )
-            .await
-            .map_err(pg_err)?;
-        for p in apply_updates(known, persons) {
-            let props = serde_json::Value::Object(p.properties).to_string();
+        let (seen, merged) = split_seen(persons);
+        if !seen.is_empty() {
+            // Only first and last seen move: one statement for all of them, in user order (the
+            // lock order on every replica), no read, and no write when neither moves.
+            let ids: Vec<&str> = seen.iter().map(|s| s.user_id.as_str()).collect();
+            let firsts: Vec<i64> = seen.iter().map(|s| s.first_seen_ms).collect();
+            let lasts: Vec<i64> = seen.iter().map(|s| s.last_seen_ms).collect();
             tx.execute(
-                &put,
-                &[&p.user_id, &p.first_seen_ms, &p.last_seen_ms, &props],
+                "INSERT INTO persons (user_id, first_seen, last_seen, properties)
+                 SELECT u, f, l, '{}' FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS s(u, f, l)
+                 ON CONFLICT (user_id) DO UPDATE
+                     SET first_seen = LEAST(persons.first_seen, excluded.first_seen),
+                         last_seen = GREATEST(persons.last_seen, excluded.last_seen)
+                     WHERE excluded.first_seen < persons.first_seen
+                         OR excluded.last_seen > persons.last_seen",
+                &[&ids, &firsts, &lasts],
             )
             .await
             .map_err(pg_err)?;
+        }
+        if !merged.is_empty() {
+            let ids: Vec<String> = merged
+                .iter()
+                .flat_map(|u| u.ids())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            // FOR UPDATE: replicas updating the same person take turns.
+            let rows = tx
+                .query(
+                    "SELECT user_id, first_seen, last_seen, properties FROM persons
+                     WHERE user_id = ANY($1) FOR UPDATE",
+                    &[&ids],
+                )
+                .await
+                .map_err(pg_err)?;
+            let mut known = HashMap::with_capacity(rows.len());
+            for r in &rows {
+                let p = person_from(r)?;
+                known.insert(p.user_id.clone(), p);
+            }
+            let put = tx
+                .prepare(
+                    "INSERT INTO persons (user_id, first_seen, last_seen, properties)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (user_id) DO UPDATE SET first_seen = LEAST(persons.first_seen, excluded.first_seen),
+                         last_seen = GREATEST(persons.last_seen, excluded.last_seen), properties = excluded.properties",
+                )
+                .await
+                .map_err(pg_err)?;
+            for p in apply_updates(known, merged) {
+                let props = serde_json::Value::Object(p.properties).to_string();
+                tx.execute(
+                    &put,
+                    &[&p.user_id, &p.first_seen_ms, &p.last_seen_ms, &props],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(out)

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use liftoff_core::analytics::dedupe::{tally, uuids_kept_from};
-use liftoff_core::analytics::persons::apply_updates;
+use liftoff_core::analytics::persons::{apply_updates, split_seen};
 use liftoff_core::analytics::sealed::{
     SegmentMeta, UUID_DROPS_PER_SEAL, day_span, drop_uuids, plan_erase, plan_seal,
     whole_days_before,
@@ -144,7 +144,30 @@ impl EventStore for SqliteEvents {
                         tally(&mut out, i, already_sealed, inserted);
                     }
                 }
-                let ids: HashSet<&str> = persons.iter().flat_map(PersonUpdate::ids).collect();
+                let (seen, merged) = split_seen(&persons);
+                {
+                    // Only first and last seen move: no read, and no write when neither does.
+                    let mut widen = tx
+                        .prepare_cached(
+                            "INSERT INTO persons (user_id, first_seen, last_seen, properties)
+                             VALUES (?1, ?2, ?3, '{}')
+                             ON CONFLICT (user_id) DO UPDATE
+                                 SET first_seen = min(first_seen, excluded.first_seen),
+                                     last_seen = max(last_seen, excluded.last_seen)
+                                 WHERE excluded.first_seen < first_seen
+                                     OR excluded.last_seen > last_seen",
+                        )
+                        .map_err(sql_err)?;
+                    for s in &seen {
+                        widen
+                            .execute(params![s.user_id, s.first_seen_ms, s.last_seen_ms])
+                            .map_err(sql_err)?;
+                    }
+                }
+                if merged.is_empty() {
+                    return Ok(out);
+                }
+                let ids: HashSet<&str> = merged.iter().flat_map(|u| u.ids()).collect();
                 let mut known = HashMap::with_capacity(ids.len());
                 {
                     let mut get = tx
@@ -178,7 +201,7 @@ impl EventStore for SqliteEvents {
                              last_seen = excluded.last_seen, properties = excluded.properties",
                     )
                     .map_err(sql_err)?;
-                for p in apply_updates(known, &persons) {
+                for p in apply_updates(known, merged) {
                     let props = serde_json::Value::Object(p.properties).to_string();
                     put.execute(params![p.user_id, p.first_seen_ms, p.last_seen_ms, props])
                         .map_err(sql_err)?;
