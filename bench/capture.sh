@@ -5,6 +5,7 @@
 # (crates/liftoff-store/examples/raw_sqlite_events.rs), measured in the same run.
 #
 # Usage: bench/capture.sh [BATCH=100] [SECONDS=10] [CONNECTIONS=32]
+#        SERVER_BIN=path bench/capture.sh   measures that build of liftoff (say, an earlier one)
 #        PROFILE=bench/profiles/capture.svg bench/capture.sh   also draws a flamegraph of the
 #        server under the load (perf + inferno; see profile_during in wrk_lib.sh)
 set -euo pipefail
@@ -22,7 +23,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 TOKEN=bench-admin-token-0123456789abcdef
-env LIFTOFF_ADMIN_TOKEN=$TOKEN LIFTOFF_ADMIN_PASSWORD=bench-password target/release/liftoff serve \
+env LIFTOFF_ADMIN_TOKEN=$TOKEN LIFTOFF_ADMIN_PASSWORD=bench-password "${SERVER_BIN:-target/release/liftoff}" serve \
   --data "$work/data" --listen 127.0.0.1:7093 --log-format json \
   --ingest-rate-limit-per-second 0 >"$work/liftoff.log" 2>&1 &
 pids+=($!)

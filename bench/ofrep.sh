@@ -4,6 +4,7 @@
 # same run with wrk on loopback.
 #
 # Usage: bench/ofrep.sh [FLAGS=20] [SECONDS=10] [CONNECTIONS=64]
+#        SERVER_BIN=path bench/ofrep.sh   measures that build of liftoff (say, an earlier one)
 #        PROFILE=bench/profiles/ofrep.svg bench/ofrep.sh   also draws a flamegraph of the server
 #        under the returning-users load (perf + inferno; see profile_during in wrk_lib.sh)
 # Liftoff runs with the ingest rate limit off, so the figure is evaluation, not throttling.
@@ -18,7 +19,7 @@ THREADS=2
 need_wrk
 
 cargo build --release --bin liftoff --example bare_axum -q
-LIFTOFF=target/release/liftoff
+LIFTOFF=${SERVER_BIN:-target/release/liftoff}
 BARE=target/release/examples/bare_axum
 
 bench_scratch

@@ -79,13 +79,22 @@ impl Evaluation {
     /// The value served, as answers and request records name it: the variant, else `on` or
     /// `off` for a flag without one.
     pub fn served_value(&self) -> &str {
-        if self.variant.enabled {
-            &self.variant.name
-        } else if self.enabled {
-            ON
-        } else {
-            OFF
-        }
+        served(self.variant.enabled, &self.variant.name, self.enabled)
+    }
+
+    /// The variant given, if one was (not `disabled`).
+    pub fn given_variant(&self) -> Option<&str> {
+        self.variant.enabled.then_some(self.variant.name.as_str())
+    }
+}
+
+fn served(variant_enabled: bool, variant: &str, enabled: bool) -> &str {
+    if variant_enabled {
+        variant
+    } else if enabled {
+        ON
+    } else {
+        OFF
     }
 }
 
@@ -101,7 +110,17 @@ pub struct EvaluationRef<'a> {
     pub found: bool,
 }
 
-impl EvaluationRef<'_> {
+impl<'a> EvaluationRef<'a> {
+    /// [`Evaluation::served_value`], borrowed from the snapshot.
+    pub fn served_value(&self) -> &'a str {
+        served(self.variant_enabled, self.variant_name, self.enabled)
+    }
+
+    /// [`Evaluation::given_variant`], borrowed from the snapshot.
+    pub fn given_variant(&self) -> Option<&'a str> {
+        self.variant_enabled.then_some(self.variant_name)
+    }
+
     /// The owned [`Evaluation`].
     pub fn to_evaluation(&self) -> Evaluation {
         Evaluation {

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 /// comma-separated `If-None-Match` list equals it, weakly compared (RFC 9110 §13.1.2), or the
 /// list is `*`.
 pub fn is_fresh(headers: &HeaderMap, etag: &str) -> bool {
-    let strip = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    fn strip(t: &str) -> &str {
+        t.trim().trim_start_matches("W/")
+    }
     let want = strip(etag);
     headers
         .get_all(header::IF_NONE_MATCH)

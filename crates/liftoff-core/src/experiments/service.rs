@@ -205,19 +205,17 @@ impl ExperimentService {
         });
     }
 
-    /// [`Self::observe`] for an evaluation: only a variant actually given to a known user
-    /// counts (not `disabled`, not an anonymous evaluation).
+    /// [`Self::observe`] for an evaluation: only a variant actually given (an evaluation's
+    /// `given_variant`) to a known user counts (not `disabled`, not an anonymous evaluation).
     pub fn observe_evaluation(
         &self,
         flag: &str,
         env: Environment,
         user: Option<&str>,
-        e: &liftoff_eval::Evaluation,
+        variant: Option<&str>,
     ) {
-        if let Some(user) = user
-            && e.variant.enabled
-        {
-            self.observe(flag, env, user, &e.variant.name);
+        if let (Some(user), Some(variant)) = (user, variant) {
+            self.observe(flag, env, user, variant);
         }
     }
 

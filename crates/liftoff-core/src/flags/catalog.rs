@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use liftoff_eval::{ClientFeatures, Context, Evaluation, Snapshot};
+use liftoff_eval::{ClientFeatures, Context, Evaluation, EvaluationRef, Snapshot};
 use sha2::{Digest as _, Sha256};
 
 use super::model::{Environment, Flag, FlagKey};
@@ -128,17 +128,26 @@ impl Catalog {
     }
 
     pub fn evaluate(&self, key: &str, env: Environment, ctx: &Context) -> Evaluation {
+        self.evaluate_ref(key, env, ctx).to_evaluation()
+    }
+
+    /// [`evaluate`](Self::evaluate) without allocating: names and payloads borrow from the
+    /// catalog.
+    pub fn evaluate_ref(&self, key: &str, env: Environment, ctx: &Context) -> EvaluationRef<'_> {
         if let Some(c) = self.counters.get(key) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        self.envs[env_index(env)].snapshot.evaluate(key, ctx)
+        self.envs[env_index(env)].snapshot.evaluate_ref(key, ctx)
     }
 
     /// Every flag for one context, in key order.
-    pub fn evaluate_all(&self, env: Environment, ctx: &Context) -> Vec<(&Flag, Evaluation)> {
+    pub fn evaluate_all(
+        &self,
+        env: Environment,
+        ctx: &Context,
+    ) -> impl Iterator<Item = (&Flag, EvaluationRef<'_>)> {
         self.flags
             .values()
-            .map(|f| (f, self.evaluate(f.flag_id.as_str(), env, ctx)))
-            .collect()
+            .map(move |f| (f, self.evaluate_ref(f.flag_id.as_str(), env, ctx)))
     }
 }

@@ -188,7 +188,7 @@ const HOT_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// What the hot paths reuse: the settings, and the gating window answered at a time.
 #[derive(Default)]
 struct Hot {
-    settings: Option<(std::time::Instant, LaunchSettings)>,
+    settings: Option<(std::time::Instant, Arc<LaunchSettings>)>,
     /// When read, the windows' revision then, the service-clock time asked about, the answer.
     window: Option<(
         std::time::Instant,
@@ -238,13 +238,13 @@ impl LaunchService {
     }
 
     /// The settings for the hot paths: reused up to [`HOT_TTL`], replaced by every save here.
-    async fn hot_settings(&self) -> Result<LaunchSettings, LaunchError> {
+    async fn hot_settings(&self) -> Result<Arc<LaunchSettings>, LaunchError> {
         if let Some((at, s)) = &self.hot().settings
             && at.elapsed() < HOT_TTL
         {
             return Ok(s.clone());
         }
-        let s = self.store.launch_settings().await?;
+        let s = Arc::new(self.store.launch_settings().await?);
         self.hot().settings = Some((std::time::Instant::now(), s.clone()));
         Ok(s)
     }
@@ -395,7 +395,7 @@ impl LaunchService {
                 .save_launch_settings(&after, self.clock.now(), &audit)
                 .await?
             {
-                self.hot().settings = Some((std::time::Instant::now(), saved.0.clone()));
+                self.hot().settings = Some((std::time::Instant::now(), Arc::new(saved.0.clone())));
                 let seated: Vec<_> = saved.1.iter().map(|u| (u.clone(), Via::Waitlist)).collect();
                 self.announce(&seated).await;
                 return Ok(saved);

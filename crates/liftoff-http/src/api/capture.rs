@@ -230,10 +230,10 @@ async fn posthog_flags(
     };
     for (f, e) in catalog.evaluate_all(env, &ctx) {
         let key = f.flag_id.as_str().to_owned();
-        let variant = (!f.variants.is_empty() && e.variant.enabled && e.enabled)
-            .then(|| e.variant.name.clone());
-        let payload = match &e.variant.payload {
-            Some(p) if e.variant.enabled && e.enabled => {
+        let variant = (!f.variants.is_empty() && e.variant_enabled && e.enabled)
+            .then(|| e.variant_name.to_owned());
+        let payload = match e.payload {
+            Some(p) if e.variant_enabled && e.enabled => {
                 Some(liftoff_core::flags::payload_value(p))
             }
             _ => None,

@@ -224,7 +224,7 @@ async fn check_flag(
     let e = state.flags.evaluate(&key, env, &ctx);
     state
         .experiments
-        .observe_evaluation(&key, env, ctx.user_id.as_deref(), &e);
+        .observe_evaluation(&key, env, ctx.user_id.as_deref(), e.given_variant());
     if !e.found {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -269,7 +269,6 @@ async fn user_flags(
     Ok(Json(
         catalog
             .evaluate_all(env, &ctx)
-            .into_iter()
             .map(|(f, e)| (f.flag_id.to_string(), e.enabled))
             .collect(),
     ))

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use liftoff_core::flags::{Environment, context, payload_value};
 use liftoff_core::launch::LaunchError;
 use liftoff_core::launch::service::{ADMITTED_FLAG, MAINTENANCE_FLAG, ReservedFlag};
-use liftoff_eval::{Evaluation, Reason};
+use liftoff_eval::{EvaluationRef, Reason};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -38,21 +38,49 @@ pub struct OfrepRequest {
     pub context: Option<BTreeMap<String, Value>>,
 }
 
+/// One flag's answer, borrowed from the catalog and the evaluation and written straight into
+/// the body: a bulk answer builds no owned copy of any name, variant or value.
 #[derive(Serialize, ToSchema)]
-pub struct OfrepEvaluation {
-    pub key: String,
+pub struct OfrepEvaluation<'a> {
+    pub key: &'a str,
     /// A boolean for flags without variants; the variant's payload (any JSON value: string,
     /// number, object, …), or its name, otherwise.
-    pub value: Value,
+    #[schema(value_type = Value)]
+    pub value: OfrepValue<'a>,
     pub reason: &'static str,
-    pub variant: String,
+    pub variant: &'a str,
     #[schema(value_type = Object)]
-    pub metadata: BTreeMap<String, Value>,
+    pub metadata: Metadata,
+}
+
+/// What an answer's `value` holds.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum OfrepValue<'a> {
+    Bool(bool),
+    Name(&'a str),
+    Payload(Value),
+}
+
+/// An answer's `metadata`: `{"source": "launch"}` for the launch-state flags, else empty.
+pub struct Metadata {
+    launch: bool,
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(Some(usize::from(self.launch)))?;
+        if self.launch {
+            m.serialize_entry("source", "launch")?;
+        }
+        m.end()
+    }
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct OfrepBulk {
-    pub flags: Vec<OfrepEvaluation>,
+pub struct OfrepBulk<'a> {
+    pub flags: Vec<OfrepEvaluation<'a>>,
 }
 
 fn split(req: OfrepRequest) -> (Environment, liftoff_eval::Context) {
@@ -68,34 +96,29 @@ fn split(req: OfrepRequest) -> (Environment, liftoff_eval::Context) {
     (env, context(user, attrs))
 }
 
-fn ofrep_value(has_variants: bool, e: &Evaluation) -> Value {
-    if !has_variants {
-        return Value::Bool(e.enabled);
-    }
-    match &e.variant.payload {
-        Some(p) if e.variant.enabled => payload_value(p),
-        _ => Value::String(e.served_value().to_owned()),
-    }
-}
-
-fn answer(key: &str, has_variants: bool, e: &Evaluation) -> OfrepEvaluation {
+fn answer<'a>(key: &'a str, has_variants: bool, e: &EvaluationRef<'a>) -> OfrepEvaluation<'a> {
+    let value = match e.payload {
+        _ if !has_variants => OfrepValue::Bool(e.enabled),
+        Some(p) if e.variant_enabled => OfrepValue::Payload(payload_value(p)),
+        _ => OfrepValue::Name(e.served_value()),
+    };
     OfrepEvaluation {
-        key: key.to_owned(),
-        value: ofrep_value(has_variants, e),
+        key,
+        value,
         reason: e.reason.as_str(),
-        variant: e.served_value().to_owned(),
-        metadata: BTreeMap::new(),
+        variant: e.served_value(),
+        metadata: Metadata { launch: false },
     }
 }
 
 /// A launch-state flag as an OFREP answer (see `GET /api/launch/status`).
-fn reserved_answer(r: &ReservedFlag) -> OfrepEvaluation {
+fn reserved_answer(r: &ReservedFlag) -> OfrepEvaluation<'_> {
     OfrepEvaluation {
-        key: r.key.to_owned(),
-        value: Value::Bool(r.value),
+        key: r.key,
+        value: OfrepValue::Bool(r.value),
         reason: r.reason,
-        variant: if r.value { "on" } else { "off" }.to_owned(),
-        metadata: BTreeMap::from([("source".to_owned(), Value::from("launch"))]),
+        variant: if r.value { "on" } else { "off" },
+        metadata: Metadata { launch: true },
     }
 }
 
@@ -104,7 +127,7 @@ fn reserved_answer(r: &ReservedFlag) -> OfrepEvaluation {
 /// `targetingKey` holds a seat of the soft-launch cap; evaluating it asks for one).
 #[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "ofrep", request_body = Option<OfrepRequest>,
     params(("key" = String, Path)), security(("bearer" = ["ingest"])),
-    responses((status = 200, body = OfrepEvaluation),
+    responses((status = 200, body = OfrepEvaluation<'static>),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`errorCode: FLAG_NOT_FOUND`", body = Problem, content_type = "application/problem+json")))]
 async fn evaluate_one(
@@ -112,7 +135,7 @@ async fn evaluate_one(
     _caller: Caller<Ingest>,
     ApiPath(key): ApiPath<String>,
     OptionalJson(req): OptionalJson<OfrepRequest>,
-) -> Result<Json<OfrepEvaluation>, ApiError> {
+) -> Result<Response, ApiError> {
     let (env, ctx) = split(req);
     if let Some(reserved) = state
         .launch
@@ -120,7 +143,7 @@ async fn evaluate_one(
         .await
     {
         return match reserved {
-            Ok(r) => Ok(Json(reserved_answer(&r))),
+            Ok(r) => Ok(Json(reserved_answer(&r)).into_response()),
             // OFREP's evaluation errors are 400 with an `errorCode`.
             Err(LaunchError::Invalid(detail)) => Err(ApiError::bad_request(
                 "targeting_key_missing",
@@ -133,11 +156,12 @@ async fn evaluate_one(
         };
     }
     let catalog = state.flags.catalog();
-    let e = catalog.evaluate(&key, env, &ctx);
+    let e = catalog.evaluate_ref(&key, env, &ctx);
     state
         .experiments
-        .observe_evaluation(&key, env, ctx.user_id.as_deref(), &e);
-    if !e.found || e.reason == Reason::Error {
+        .observe_evaluation(&key, env, ctx.user_id.as_deref(), e.given_variant());
+    let flag = catalog.flags.iter().find(|(k, _)| k.as_str() == key);
+    let Some((_, flag)) = flag.filter(|_| e.found && e.reason != Reason::Error) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "flag_not_found",
@@ -146,13 +170,8 @@ async fn evaluate_one(
         .with_extension("key", key.clone())
         .with_extension("errorCode", "FLAG_NOT_FOUND")
         .with_extension("errorDetails", format!("flag `{key}` not found")));
-    }
-    let has_variants = catalog
-        .flags
-        .iter()
-        .find(|(k, _)| k.as_str() == key)
-        .is_some_and(|(_, f)| !f.variants.is_empty());
-    Ok(Json(answer(&key, has_variants, &e)))
+    };
+    Ok(Json(answer(&key, !flag.variants.is_empty(), &e)).into_response())
 }
 
 /// Evaluates every flag for one context, with `liftoff.maintenance` (and `liftoff.admitted`
@@ -160,7 +179,7 @@ async fn evaluate_one(
 /// neither the flags nor the context changed the answer is 304.
 #[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "ofrep", request_body = Option<OfrepRequest>,
     security(("bearer" = ["ingest"])),
-    responses((status = 200, body = OfrepBulk), (status = 304, description = "Unchanged since the ETag"),
+    responses((status = 200, body = OfrepBulk<'static>), (status = 304, description = "Unchanged since the ETag"),
         (status = 400, body = Problem, content_type = "application/problem+json")))]
 async fn evaluate_all(
     State(state): State<AppState>,
@@ -168,7 +187,9 @@ async fn evaluate_all(
     headers: HeaderMap,
     OptionalJson(req): OptionalJson<OfrepRequest>,
 ) -> Result<Response, ApiError> {
-    let context_key = serde_json::to_vec(&req.context).unwrap_or_default();
+    let mut h = Sha256::new();
+    // The context as JSON (its keys in order), hashed as it is written: no copy of it is kept.
+    serde_json::to_writer(HashWriter(&mut h), &req.context).map_err(ApiError::internal)?;
     let (env, ctx) = split(req);
     let catalog = state.flags.catalog();
     let mut reserved = Vec::with_capacity(2);
@@ -184,35 +205,43 @@ async fn evaluate_all(
             reserved.push(r?);
         }
     }
-    let mut h = Sha256::new();
     h.update(catalog.env(env).etag.as_bytes());
-    h.update(&context_key);
     for r in &reserved {
         h.update(r.key.as_bytes());
         h.update(r.version.as_bytes());
     }
     let etag = format!("\"{}\"", hex::encode(&h.finalize()[..12]));
-    if crate::etag::is_fresh(&headers, &etag) {
-        let etag = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
+    let etag = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
+    if crate::etag::is_fresh(&headers, etag.to_str().unwrap_or_default()) {
         return Ok(crate::etag::not_modified(etag));
     }
+    let user = ctx.user_id.as_deref();
     let flags = catalog
         .evaluate_all(env, &ctx)
-        .into_iter()
         .map(|(f, e)| {
-            state.experiments.observe_evaluation(
-                f.flag_id.as_str(),
-                env,
-                ctx.user_id.as_deref(),
-                &e,
-            );
-            answer(f.flag_id.as_str(), !f.variants.is_empty(), &e)
+            let key = f.flag_id.as_str();
+            state
+                .experiments
+                .observe_evaluation(key, env, user, e.given_variant());
+            answer(key, !f.variants.is_empty(), &e)
         })
         .chain(reserved.iter().map(reserved_answer))
         .collect();
     let mut res = Json(OfrepBulk { flags }).into_response();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
+    res.headers_mut().insert(header::ETAG, etag);
     Ok(res)
+}
+
+/// Feeds what is written into a hash.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
