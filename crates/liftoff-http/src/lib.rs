@@ -70,13 +70,8 @@ pub fn app(state: AppState) -> Router {
             mw::record_own_traffic,
         ))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            mw::reject_oversized,
-        ))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn(mw::finish_response))
-        .layer(middleware::from_fn(mw::security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), mw::edge))
         .layer(CatchPanicLayer::custom(mw::panic_response))
         .with_state(state)
 }

@@ -18,31 +18,43 @@ use axum::response::{IntoResponse, Response};
 use crate::error::{ApiError, InternalCause};
 use crate::state::AppState;
 
-/// Refuses a declared `Content-Length` over the limit before reading any of the body.
-/// Bodies without a length are capped while they are read (`DefaultBodyLimit`).
-pub async fn reject_oversized(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit = state.settings.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return ApiError::payload_too_large(limit).into_response();
-    }
-    next.run(req).await
-}
-
-/// Gives error responses that have no body of their own (axum's 405, a 413 from a capped
-/// stream) the problem-document shape, and logs each request once.
-pub async fn finish_response(req: Request, next: Next) -> Response {
+/// What every request goes through, in one layer (one boxed future and one clone of the inner
+/// service per request, instead of one per concern):
+/// - a declared `Content-Length` over the limit is refused before any of the body is read
+///   (bodies without a length are capped while they are read, `DefaultBodyLimit`);
+/// - error responses that have no body of their own (axum's 405, a 413 from a capped stream)
+///   get the problem-document shape, and each request is logged once;
+/// - security headers.
+pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-    let mut res = next.run(req).await;
+    let limit = state.settings.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let res = if declared.is_some_and(|n| n > limit as u64) {
+        ApiError::payload_too_large(limit).into_response()
+    } else {
+        next.run(req).await
+    };
+    let mut res = finish_response(res, &method, &route, started);
+    security_headers(&mut res);
+    res
+}
+
+/// Gives a bare error response the problem-document shape and logs the request.
+fn finish_response(
+    mut res: Response,
+    method: &axum::http::Method,
+    route: &str,
+    started: Instant,
+) -> Response {
     let status = res.status();
     if (status.is_client_error() || status.is_server_error())
         && !res.headers().contains_key(header::CONTENT_TYPE)
@@ -102,8 +114,7 @@ pub async fn record_own_traffic(
 }
 
 /// Headers that make the dashboard harder to frame, sniff or inject into.
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
+fn security_headers(res: &mut Response) {
     let h = res.headers_mut();
     h.insert(
         "x-content-type-options",
@@ -127,7 +138,6 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
             ),
         );
     }
-    res
 }
 
 /// The answer when a handler panics: a problem document, and the panic in the log.
