@@ -11,12 +11,14 @@
 # already, starts from it (skipping import and seal, whose rows then read "reused").
 # The last step stops the server (SIGTERM: it keeps its analytics table) and times the next
 # start to its first funnel, which reads that table instead of building it from the parts.
+# SERVER_BIN=path measures that build of liftoff (say, an earlier one). A reused directory
+# keeps the events the under-ingest step added, unsealed, so later runs load more rows.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 data="${1:-target/bench-data}"
 [ -f "$data/events.ndjson.gz" ] || { echo "no $data/events.ndjson.gz: run bench/analytics/run.sh first" >&2; exit 1; }
 cargo build --release --bin liftoff -q
-bin=target/release/liftoff
+bin=${SERVER_BIN:-target/release/liftoff}
 if [ "${REUSE:-0}" = 1 ]; then work="$data/server"; mkdir -p "$work"; else work=$(mktemp -d); fi
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; [ "${REUSE:-0}" = 1 ] || rm -rf "$work"; }
