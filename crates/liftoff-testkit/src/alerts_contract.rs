@@ -144,6 +144,16 @@ pub async fn alerts_and_outbox(s: Arc<dyn StateStore>) {
         s.get_alert(id).await.unwrap().unwrap().acked_by.as_deref(),
         Some("user:ada")
     );
+    // An evaluation that read the alert before the ack saves it: the ack stays, the rest of
+    // the evaluation's changes land.
+    let mut stale = a.clone();
+    stale.summary = "re-evaluated".into();
+    assert_eq!(stale.acked_by, None);
+    s.save_alert(&stale, &[]).await.unwrap();
+    let stored = s.get_alert(id).await.unwrap().unwrap();
+    assert_eq!(stored.acked_by.as_deref(), Some("user:ada"));
+    assert_eq!(stored.acked_at, Some(t0));
+    assert_eq!(stored.summary, "re-evaluated");
 
     let due = s.due_deliveries(t0, 10).await.unwrap();
     assert_eq!(due.len(), 2);

@@ -220,8 +220,12 @@ impl AlertStore for PgState {
             .map_err(pg_err)?
             .get(0)
         } else {
+            // The acknowledgement stays as stored: only `ack_alert` writes it, and an
+            // evaluation that read the alert before an ack must not write it back unacked.
             tx.execute(
-                "UPDATE alerts SET status = $2, doc = $3 WHERE id = $1",
+                "UPDATE alerts SET status = $2,
+                     doc = $3 || jsonb_build_object('acked_by', doc->'acked_by', 'acked_at', doc->'acked_at')
+                 WHERE id = $1",
                 &[&alert.id, &status, &doc],
             )
             .await

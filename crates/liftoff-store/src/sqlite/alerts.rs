@@ -228,8 +228,13 @@ impl AlertStore for SqliteState {
                     .map_err(sql_err)?;
                     tx.last_insert_rowid()
                 } else {
+                    // The acknowledgement stays as stored: only `ack_alert` writes it, and an
+                    // evaluation that read the alert before an ack must not write it back unacked.
                     tx.execute(
-                        "UPDATE alerts SET status = ?2, doc = ?3 WHERE id = ?1",
+                        "UPDATE alerts SET status = ?2,
+                             doc = json_set(?3, '$.acked_by', json_extract(doc, '$.acked_by'),
+                                 '$.acked_at', json_extract(doc, '$.acked_at'))
+                         WHERE id = ?1",
                         params![alert.id, status, doc_text(&alert)?],
                     )
                     .map_err(sql_err)?;
