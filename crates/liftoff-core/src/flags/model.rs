@@ -54,6 +54,14 @@ impl FlagKey {
     }
 }
 
+/// Derived `Ord` and `Hash` on the one `String` field agree with `str`'s, so a map keyed by
+/// `FlagKey` can be asked with a `&str`.
+impl std::borrow::Borrow<str> for FlagKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for FlagKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -230,9 +230,9 @@ impl FlagService {
         let catalog = self.catalog();
         let mut problems = Vec::new();
         for (i, d) in flag.dependencies.iter().enumerate() {
-            match catalog.flags.iter().find(|(k, _)| k.as_str() == d.feature) {
+            match catalog.flags.get(d.feature.as_str()) {
                 None => problems.push(format!("dependencies[{i}]: flag `{}` does not exist", d.feature)),
-                Some((_, parent)) if !parent.dependencies.is_empty() => problems.push(format!(
+                Some(parent) if !parent.dependencies.is_empty() => problems.push(format!(
                     "dependencies[{i}]: `{}` has dependencies of its own; only one level is allowed",
                     d.feature
                 )),

@@ -160,8 +160,8 @@ async fn evaluate_one(
     state
         .experiments
         .observe_evaluation(&key, env, ctx.user_id.as_deref(), e.given_variant());
-    let flag = catalog.flags.iter().find(|(k, _)| k.as_str() == key);
-    let Some((_, flag)) = flag.filter(|_| e.found && e.reason != Reason::Error) else {
+    let flag = catalog.flags.get(key.as_str());
+    let Some(flag) = flag.filter(|_| e.found && e.reason != Reason::Error) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "flag_not_found",
