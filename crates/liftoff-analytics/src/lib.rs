@@ -79,6 +79,7 @@
 //!   ids differ, see [`EventTable::sessions`].
 //! * Time ranges are half-open `[from, to)` in unix ms, days and buckets are UTC.
 
+pub mod ndjson;
 pub mod query;
 pub mod row;
 pub mod segment;
@@ -92,7 +93,7 @@ pub use query::{
     Retention, SessionStats, TimelineEvent, Transition, UserTotals, UserWindow,
 };
 pub use query::{DEFAULT_SESSION_GAP_MS, ENGAGED_MS_PER_WEEK, POWER_MS_PER_WEEK};
-pub use row::EventRow;
-pub use segment::{BuildError, DecodeError, Segment, Uuids};
+pub use row::{EventRow, RowRef};
+pub use segment::{BuildError, DecodeError, PropertiesId, Segment, SegmentBuilder, Uuids};
 pub use table::{EventTable, FileError, TableError};
 pub use time::{Bucket, DAY_MS, TimeRange};

@@ -26,11 +26,47 @@ pub struct EventRow {
     pub uuid: Option<u128>,
 }
 
+/// One event with borrowed text: what [`crate::SegmentBuilder::push`] takes, so a row parsed
+/// out of a buffer needs no `String` of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowRef<'a> {
+    pub ts_ms: i64,
+    pub user: &'a str,
+    pub session: Option<&'a str>,
+    pub event: &'a str,
+    pub properties: &'a str,
+    pub uuid: Option<u128>,
+}
+
+impl RowRef<'_> {
+    pub fn to_owned_row(&self) -> EventRow {
+        EventRow {
+            ts_ms: self.ts_ms,
+            user: self.user.to_owned(),
+            session: self.session.map(str::to_owned),
+            event: self.event.to_owned(),
+            properties: self.properties.to_owned(),
+            uuid: self.uuid,
+        }
+    }
+}
+
 fn empty_object() -> String {
     "{}".to_owned()
 }
 
 impl EventRow {
+    pub fn as_ref(&self) -> RowRef<'_> {
+        RowRef {
+            ts_ms: self.ts_ms,
+            user: &self.user,
+            session: self.session.as_deref(),
+            event: &self.event,
+            properties: &self.properties,
+            uuid: self.uuid,
+        }
+    }
+
     /// Parses one NDJSON line in the export shape
     /// (`{"ts":…,"user_id":…,"session_id":…,"event":…,"properties":"<json text>","uuid":…}`).
     pub fn from_ndjson(line: &str) -> Result<EventRow, serde_json::Error> {
@@ -45,7 +81,7 @@ impl EventRow {
 }
 
 /// UUIDs travel as the usual 8-4-4-4-12 hex text; hyphens are optional on input.
-mod uuid_text {
+pub(crate) mod uuid_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(v: &Option<u128>, s: S) -> Result<S::Ok, S::Error> {
@@ -67,17 +103,16 @@ mod uuid_text {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u128>, D::Error> {
         let text: Option<String> = Option::deserialize(d)?;
-        match text {
-            None => Ok(None),
-            Some(t) => {
-                let hex: String = t.chars().filter(|c| *c != '-').collect();
-                if hex.len() != 32 {
-                    return Err(serde::de::Error::custom("uuid must have 32 hex digits"));
-                }
-                u128::from_str_radix(&hex, 16)
-                    .map(Some)
-                    .map_err(serde::de::Error::custom)
-            }
+        text.map(|t| parse(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+
+    /// The uuid of `text`: 32 hex digits, hyphens anywhere.
+    pub(crate) fn parse(text: &str) -> Result<u128, String> {
+        let hex: String = text.chars().filter(|c| *c != '-').collect();
+        if hex.len() != 32 {
+            return Err("uuid must have 32 hex digits".to_owned());
         }
+        u128::from_str_radix(&hex, 16).map_err(|e| e.to_string())
     }
 }

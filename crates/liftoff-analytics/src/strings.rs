@@ -37,6 +37,17 @@ impl StrList {
         &self.arena[start..self.ends[id] as usize]
     }
 
+    /// The bytes of string `id`: what lookups compare, without `get`'s character-boundary
+    /// checks (every end is a boundary by construction).
+    #[inline]
+    fn bytes(&self, id: usize) -> &[u8] {
+        let start = match id.checked_sub(1) {
+            Some(before) => self.ends[before] as usize,
+            None => 0,
+        };
+        &self.arena.as_bytes()[start..self.ends[id] as usize]
+    }
+
     /// Appends and returns the new id.
     pub(crate) fn push(&mut self, s: &str) -> u32 {
         self.arena.push_str(s);
@@ -107,7 +118,7 @@ impl Dict {
             if id == EMPTY {
                 return None;
             }
-            if self.list.get(id as usize) == s {
+            if self.list.bytes(id as usize) == s.as_bytes() {
                 return Some(id);
             }
             i = (i + 1) & mask;
@@ -123,7 +134,7 @@ impl Dict {
             if id == EMPTY {
                 break;
             }
-            if self.list.get(id as usize) == s {
+            if self.list.bytes(id as usize) == s.as_bytes() {
                 return id;
             }
             i = (i + 1) & mask;

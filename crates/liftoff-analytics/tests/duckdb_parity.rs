@@ -9,10 +9,9 @@
 )]
 
 use flate2::read::MultiGzDecoder;
-use liftoff_analytics::{Bucket, DAY_MS, EventFilter, EventRow, EventTable, Segment, TimeRange};
+use liftoff_analytics::{Bucket, DAY_MS, EventFilter, EventTable, Segment, TimeRange, ndjson};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 
 #[test]
 fn answers_equal_duckdb() {
@@ -33,19 +32,20 @@ fn answers_equal_duckdb() {
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
 
-    // One segment per UTC day, each through encode/decode, as the server stores them.
+    // One segment per UTC day from the NDJSON loader, each through encode/decode, as the
+    // server stores them.
     let file = std::fs::File::open(dir.join("events.ndjson.gz")).unwrap();
-    let mut days: BTreeMap<i64, Vec<EventRow>> = BTreeMap::new();
-    for line in BufReader::new(MultiGzDecoder::new(file)).lines() {
-        let row = EventRow::from_ndjson(&line.unwrap()).unwrap();
-        days.entry(row.ts_ms.div_euclid(DAY_MS))
-            .or_default()
-            .push(row);
-    }
-    let segments: Vec<Segment> = days
-        .values()
-        .map(|rows| Segment::decode(&Segment::build(rows).unwrap().encode()).unwrap())
+    let loaded = ndjson::load_days(MultiGzDecoder::new(BufReader::new(file))).unwrap();
+    let segments: Vec<Segment> = loaded
+        .segments
+        .iter()
+        .map(|s| Segment::decode(&s.encode()).unwrap())
         .collect();
+    let days: Vec<i64> = segments
+        .iter()
+        .map(|s| s.time_bounds().unwrap().0.div_euclid(DAY_MS))
+        .collect();
+    assert!(days.is_sorted_by(|a, b| a < b), "one segment per day: {days:?}");
     let table = EventTable::from_segments(&segments).unwrap();
     assert_eq!(json!(table.len()), expected["events"]);
     let all = TimeRange::all();

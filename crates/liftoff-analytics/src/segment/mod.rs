@@ -5,14 +5,16 @@
 //! the intended partitioning, but nothing here depends on it. [`crate::EventTable`] merges many
 //! segments into global dictionaries for querying.
 
+mod builder;
 mod codec;
 mod decode;
 mod encode;
 
+pub use builder::{PropertiesId, SegmentBuilder};
 pub use decode::{DecodeError, Uuids};
 
 use crate::row::EventRow;
-use crate::strings::{Dict, StrList};
+use crate::strings::StrList;
 
 /// Marks "no explicit session id" in session columns.
 pub(crate) const NO_SESSION: u32 = u32::MAX;
@@ -53,118 +55,11 @@ impl Segment {
     /// Builds a segment from rows in any order. Rows are sorted by (user, ts); rows with the
     /// same user and timestamp keep their input order.
     pub fn build(rows: &[EventRow]) -> Result<Segment, BuildError> {
-        if u32::try_from(rows.len()).is_err() || rows.len() == u32::MAX as usize {
-            return Err(BuildError::TooManyRows);
+        let mut builder = SegmentBuilder::with_capacity(rows.len());
+        for r in rows {
+            builder.push(r.as_ref())?;
         }
-        // Intern in input order: reading the rows (and their scattered strings) sequentially
-        // once is far cheaper than visiting them in sorted order.
-        let n = rows.len();
-        let mut users = Dict::default();
-        let mut events = Dict::default();
-        let mut sessions = Dict::default();
-        let mut props = Dict::default();
-        let mut uid = Vec::with_capacity(n);
-        let mut eid = Vec::with_capacity(n);
-        let mut sid = Vec::with_capacity(n);
-        let mut pid = Vec::with_capacity(n);
-        let mut prop_count: Vec<u64> = Vec::new();
-        let mut uuids_in = Vec::new();
-        for (i, r) in rows.iter().enumerate() {
-            uid.push(users.intern(&r.user));
-            let e = events.intern(&r.event);
-            eid.push(u16::try_from(e).map_err(|_| BuildError::TooManyEventNames)?);
-            sid.push(
-                r.session
-                    .as_deref()
-                    .map_or(NO_SESSION, |s| sessions.intern(s)),
-            );
-            let p = props.intern(&r.properties);
-            if p as usize == prop_count.len() {
-                prop_count.push(0);
-            }
-            prop_count[p as usize] += 1;
-            pid.push(p);
-            if let Some(u) = r.uuid {
-                uuids_in.push((i as u32, u));
-            }
-        }
-
-        // Sort by (user rank, ts, input position): ranks come from sorting the distinct users
-        // once, so the row sort compares integers instead of strings.
-        let mut by_name: Vec<u32> = (0..users.len() as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| users.name(a).cmp(users.name(b)));
-        let mut rank = vec![0u32; by_name.len()];
-        let mut sorted_users = StrList::default();
-        for (r, &u) in by_name.iter().enumerate() {
-            rank[u as usize] = r as u32;
-            sorted_users.push(users.name(u));
-        }
-        let mut keys: Vec<(u32, i64, u32)> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (rank[uid[i] as usize], r.ts_ms, i as u32))
-            .collect();
-        keys.sort_unstable();
-        let mut user_rows = vec![0u32; by_name.len()];
-        for &(r, _, _) in &keys {
-            user_rows[r as usize] += 1;
-        }
-
-        // Most frequent property objects first (ties by text, for a deterministic encoding).
-        let mut by_freq: Vec<u32> = (0..props.len() as u32).collect();
-        by_freq.sort_by(|&a, &b| {
-            prop_count[b as usize]
-                .cmp(&prop_count[a as usize])
-                .then_with(|| props.name(a).cmp(props.name(b)))
-        });
-        let mut prop_remap = vec![0u32; by_freq.len()];
-        let mut sorted_props = StrList::default();
-        for (new, &old) in by_freq.iter().enumerate() {
-            prop_remap[old as usize] = new as u32;
-            sorted_props.push(props.name(old));
-        }
-
-        // Session ids renumbered in order of first use in the sorted rows.
-        let mut session_remap = vec![NO_SESSION; sessions.len()];
-        let mut sorted_sessions = StrList::default();
-        let mut new_pos = vec![0u32; n];
-        let ts: Vec<i64> = keys.iter().map(|k| k.1).collect();
-        let event: Vec<u16> = keys.iter().map(|k| eid[k.2 as usize]).collect();
-        let prop: Vec<u32> = keys
-            .iter()
-            .map(|k| prop_remap[pid[k.2 as usize] as usize])
-            .collect();
-        let mut session = Vec::with_capacity(n);
-        for (pos, &(_, _, i)) in keys.iter().enumerate() {
-            new_pos[i as usize] = pos as u32;
-            let s = sid[i as usize];
-            session.push(if s == NO_SESSION {
-                NO_SESSION
-            } else {
-                if session_remap[s as usize] == NO_SESSION {
-                    session_remap[s as usize] = sorted_sessions.push(sessions.name(s));
-                }
-                session_remap[s as usize]
-            });
-        }
-        let mut uuids: Vec<(u32, u128)> = uuids_in
-            .into_iter()
-            .map(|(i, u)| (new_pos[i as usize], u))
-            .collect();
-        uuids.sort_unstable_by_key(|&(row, _)| row);
-
-        Ok(Segment {
-            users: sorted_users,
-            user_rows,
-            events: events.into_list(),
-            sessions: sorted_sessions,
-            props: sorted_props,
-            ts,
-            event,
-            session,
-            prop,
-            uuids,
-        })
+        Ok(builder.finish())
     }
 
     /// Number of events.
