@@ -45,7 +45,10 @@ fn answers_equal_duckdb() {
         .iter()
         .map(|s| s.time_bounds().unwrap().0.div_euclid(DAY_MS))
         .collect();
-    assert!(days.is_sorted_by(|a, b| a < b), "one segment per day: {days:?}");
+    assert!(
+        days.is_sorted_by(|a, b| a < b),
+        "one segment per day: {days:?}"
+    );
     let table = EventTable::from_segments(&segments).unwrap();
     assert_eq!(json!(table.len()), expected["events"]);
     let all = TimeRange::all();

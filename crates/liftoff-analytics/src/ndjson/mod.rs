@@ -37,20 +37,44 @@ pub enum NdjsonError {
     Build { line: u64, source: BuildError },
 }
 
-/// What a load made.
-#[derive(Debug)]
-pub struct Loaded {
-    /// Segments, ascending by day (a day may have more than one when the input was out of
-    /// order).
-    pub segments: Vec<Segment>,
+/// What a load read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
     pub events: u64,
     /// Blank lines skipped.
     pub blank_lines: u64,
 }
 
+/// What [`load_days`] made.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Segments, ascending by day (a day may have more than one when the input was out of
+    /// order).
+    pub segments: Vec<Segment>,
+    pub counts: Counts,
+}
+
 /// Reads NDJSON lines in the export shape (`EventRow::to_ndjson`) from `input` and builds one
 /// segment per UTC day. Stops at the first bad line with its 1-based number.
 pub fn load_days<R: Read + Send>(input: R) -> Result<Loaded, NdjsonError> {
+    let mut days: Vec<(i64, Segment)> = Vec::new();
+    let counts = for_each_day(input, |day, segment| days.push((day, segment)))?;
+    // Stable: two segments of one day keep their order.
+    days.sort_by_key(|&(day, _)| day);
+    Ok(Loaded {
+        segments: days.into_iter().map(|(_, s)| s).collect(),
+        counts,
+    })
+}
+
+/// [`load_days`], handing each segment with its UTC day number to `on_day` as soon as the day
+/// is done (in the order days close), so a caller that encodes or stores them never holds
+/// them all. On an error, days already handed over stay handed over.
+pub fn for_each_day<R, F>(input: R, on_day: F) -> Result<Counts, NdjsonError>
+where
+    R: Read + Send,
+    F: FnMut(i64, Segment) + Send,
+{
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     std::thread::scope(|scope| {
         // Chunk n goes to worker n % workers and its rows come back on that worker's
@@ -73,27 +97,20 @@ pub fn load_days<R: Read + Send>(input: R) -> Result<Loaded, NdjsonError> {
         let (days_tx, days_rx) = mpsc::sync_channel::<(i64, SegmentBuilder)>(2);
         let reader = scope.spawn(move || read_chunks(input, &to_workers));
         let packer = scope.spawn(move || {
-            let mut done: Vec<(i64, Segment)> = days_rx
-                .into_iter()
-                .map(|(day, b)| (day, b.finish()))
-                .collect();
-            // Stable: two segments of one day keep their order.
-            done.sort_by_key(|&(day, _)| day);
-            done.into_iter().map(|(_, s)| s).collect::<Vec<_>>()
+            let mut on_day = on_day;
+            for (day, builder) in days_rx {
+                on_day(day, builder.finish());
+            }
         });
         let built = build_days(&from_workers, &days_tx);
         drop(days_tx);
         // Dropping the channels stops the workers and the reader early after a bad line.
         drop(from_workers);
-        let segments = packer.join().expect("packing a day does not panic");
+        packer.join().expect("packing a day does not panic");
         let read = reader.join().expect("reading chunks does not panic");
-        let (events, blank_lines) = built?;
+        let counts = built?;
         read?;
-        Ok(Loaded {
-            segments,
-            events,
-            blank_lines,
-        })
+        Ok(counts)
     })
 }
 
@@ -148,7 +165,7 @@ struct OpenDay {
 fn build_days(
     workers: &[mpsc::Receiver<ParsedChunk>],
     days: &mpsc::SyncSender<(i64, SegmentBuilder)>,
-) -> Result<(u64, u64), NdjsonError> {
+) -> Result<Counts, NdjsonError> {
     let mut open: Vec<OpenDay> = Vec::with_capacity(OPEN_DAYS + 1);
     let (mut lines, mut events, mut blank) = (0u64, 0u64, 0u64);
     let pack = |day: i64, builder: SegmentBuilder| {
@@ -208,7 +225,10 @@ fn build_days(
     for closed in open {
         pack(closed.day, closed.builder);
     }
-    Ok((events, blank))
+    Ok(Counts {
+        events,
+        blank_lines: blank,
+    })
 }
 
 /// Pushes `row`; a builder at its row limit is packed and a new one started for the day.
@@ -267,7 +287,7 @@ mod tests {
             .collect();
         let text = ndjson(&rows);
         let loaded = load_days(Trickle(text.as_bytes(), 777)).expect("valid");
-        assert_eq!(loaded.events, 20_000);
+        assert_eq!(loaded.counts.events, 20_000);
         let days: Vec<Segment> = rows
             .chunk_by(|a, b| a.ts_ms / DAY_MS == b.ts_ms / DAY_MS)
             .map(|day| Segment::build(day).expect("small"))
@@ -309,6 +329,12 @@ mod tests {
         text.push_str("\r\n");
         text.push_str(&row(2, "b").to_ndjson());
         let loaded = load_days(text.as_bytes()).expect("valid");
-        assert_eq!((loaded.events, loaded.blank_lines), (2, 1));
+        assert_eq!(
+            loaded.counts,
+            Counts {
+                events: 2,
+                blank_lines: 1
+            }
+        );
     }
 }
