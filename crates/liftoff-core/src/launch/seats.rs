@@ -1,22 +1,21 @@
 //! Admission answers remembered for the hot path (`liftoff.admitted` in every OFREP bulk
 //! answer), so that a returning user's flag evaluation reads no store.
 //!
-//! A seat is kept until it is revoked, so a user seen seated is answered from memory for
-//! [`SEAT_TTL`]; a revocation forgets the user here, and another replica's notice forgets
-//! everything (`forget_all`), so the TTL only bounds a missed notice. A waiting user's place
-//! moves whenever someone is seated, so it is trusted for [`WAITING_TTL`] only (the staleness
-//! the launch settings already have on the hot path), and every seat given on this replica
-//! forgets the places at once.
+//! An answer (a seat, or a place in the waitlist) is kept until something changes it, and
+//! everything that does forgets it: a seat given here forgets every place (the places behind
+//! it moved), a revocation here forgets the user and every place, and another replica's
+//! `launch` notice (settings saved, a seat revoked, a waiting user seated) forgets
+//! everything (`forget_all`). So [`ANSWER_TTL`] only bounds a missed notice. Places used to
+//! be trusted for a second only; with a soft-launch cap most returning users wait, and each
+//! was read from the store once a second on the OFREP hot path.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a remembered seat is trusted without a store read.
-pub const SEAT_TTL: Duration = Duration::from_secs(10);
-
-/// How long a remembered waitlist place is trusted without a store read.
-pub const WAITING_TTL: Duration = Duration::from_secs(1);
+/// How long a remembered answer is trusted without a store read: the bound on a missed
+/// notice from another replica.
+pub const ANSWER_TTL: Duration = Duration::from_secs(10);
 
 /// At most this many answers are remembered; when full, the memory starts over (the cost is
 /// one read per returning user).
@@ -57,11 +56,7 @@ impl Seats {
     /// `user_id`'s answer when it was remembered recently enough at `now`.
     pub fn answer(&self, user_id: &str, now: Instant) -> Option<Seat> {
         let (at, seat) = *self.inner().seen.get(user_id)?;
-        let ttl = match seat {
-            Seat::Seated => SEAT_TTL,
-            Seat::Waiting(_) => WAITING_TTL,
-        };
-        (now.saturating_duration_since(at) < ttl).then_some(seat)
+        (now.saturating_duration_since(at) < ANSWER_TTL).then_some(seat)
     }
 
     /// Take before reading an answer from the store, pass to [`Seats::remember`] after.
@@ -123,10 +118,10 @@ mod tests {
         let t = Instant::now();
         assert_eq!(seats.answer("u1", t), None);
         seats.remember("u1", Seat::Seated, seats.generation(), t);
-        let almost = t + SEAT_TTL - Duration::from_millis(1);
+        let almost = t + ANSWER_TTL - Duration::from_millis(1);
         assert_eq!(seats.answer("u1", almost), Some(Seat::Seated));
         assert_eq!(
-            seats.answer("u1", t + SEAT_TTL),
+            seats.answer("u1", t + ANSWER_TTL),
             None,
             "a missed notice lasts the TTL"
         );
@@ -135,13 +130,15 @@ mod tests {
     }
 
     #[test]
-    fn a_place_lasts_a_second_and_goes_when_anyone_is_seated() {
+    fn a_place_lasts_until_anyone_is_seated_or_stale() {
         let seats = Seats::default();
         let t = Instant::now();
         seats.remember("w", Seat::Waiting(3), seats.generation(), t);
         seats.remember("s", Seat::Seated, seats.generation(), t);
         assert_eq!(seats.answer("w", t), Some(Seat::Waiting(3)));
-        assert_eq!(seats.answer("w", t + WAITING_TTL), None);
+        let almost = t + ANSWER_TTL - Duration::from_millis(1);
+        assert_eq!(seats.answer("w", almost), Some(Seat::Waiting(3)));
+        assert_eq!(seats.answer("w", t + ANSWER_TTL), None);
         seats.forget_places();
         assert_eq!(seats.answer("w", t), None);
         assert_eq!(seats.answer("s", t), Some(Seat::Seated));

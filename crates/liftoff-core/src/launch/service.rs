@@ -227,8 +227,8 @@ impl LaunchService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Forgets what the hot paths cached: another replica changed the launch settings or
-    /// revoked a seat.
+    /// Forgets what the hot paths cached: another replica changed the launch settings,
+    /// revoked a seat or seated a waiting user.
     pub fn forget_cached(&self) {
         let mut hot = self.hot();
         hot.settings = None;

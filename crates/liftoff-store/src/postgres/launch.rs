@@ -169,14 +169,23 @@ impl LaunchStore for PgState {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
         let limit = settings_in(&tx, true).await?.user_limit;
-        tx.execute(
-            "INSERT INTO launch_users (user_id, first_asked_at) VALUES ($1, $2)
-             ON CONFLICT (user_id) DO NOTHING",
-            &[&user_id, &ms(at)],
-        )
-        .await
-        .map_err(pg_err)?;
+        let new_user = tx
+            .execute(
+                "INSERT INTO launch_users (user_id, first_asked_at) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO NOTHING",
+                &[&user_id, &ms(at)],
+            )
+            .await
+            .map_err(pg_err)?
+            == 1;
         let newly_admitted = fill(&tx, limit, ms(at)).await?;
+        // Someone who was waiting got a seat, so the places behind moved: other replicas
+        // answer places from memory (a new user seated at once moves no one's place).
+        if newly_admitted.iter().any(|u| u != user_id || !new_user) {
+            tx.execute(&super::changes::notify(Topic::Launch), &[])
+                .await
+                .map_err(pg_err)?;
+        }
         let row = tx
             .query_one(
                 "SELECT seq, admitted_at FROM launch_users WHERE user_id = $1",
@@ -213,6 +222,12 @@ impl LaunchStore for PgState {
         settings_in(&tx, true).await?;
         let admitted = admit_waiting(&tx, u64::from(count), ms(at)).await?;
         write_audit(&tx, change).await?;
+        if !admitted.is_empty() {
+            // The places behind moved; other replicas answer places from memory.
+            tx.execute(&super::changes::notify(Topic::Launch), &[])
+                .await
+                .map_err(pg_err)?;
+        }
         tx.commit().await.map_err(pg_err)?;
         Ok(admitted)
     }

@@ -1218,8 +1218,8 @@ async fn a_revoked_seat_is_not_answered_from_memory(revoking: &TestApp, serving:
     assert_eq!(alice["waitlist_position"], 1, "{alice}");
     assert_eq!(admitted_flag(serving, &key, "alice").await, false);
 
-    // Seated past the limit by an admin (on the other replica): a remembered place lasts a
-    // second at most.
+    // Seated past the limit by an admin (on the other replica): its notice forgets the
+    // remembered place (which would otherwise last ten seconds, past this wait).
     let res = revoking
         .post_json("/api/launch/admit", Some(ADMIN_TOKEN), &json!({"count": 1}))
         .await;
