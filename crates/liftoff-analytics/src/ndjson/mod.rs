@@ -121,14 +121,18 @@ fn read_chunks<R: Read>(
     workers: &[mpsc::SyncSender<Vec<u8>>],
 ) -> Result<(), NdjsonError> {
     let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK);
-    for worker in workers.iter().cycle() {
-        // A chunk without a line end yet doubles until one arrives (or MAX_LINE is passed).
-        let room = CHUNK.max(chunk.len());
+    // Chunk n must go to worker n % workers: the turn only moves when a chunk is sent.
+    let mut turn = workers.iter().cycle();
+    loop {
+        // A chunk without a line end yet doubles until one arrives, but never reads past
+        // MAX_LINE + 1 bytes of one line.
+        let room = CHUNK
+            .max(chunk.len())
+            .min((MAX_LINE + 1).saturating_sub(chunk.len()))
+            .max(1);
         let n = input.by_ref().take(room as u64).read_to_end(&mut chunk)?;
         let eof = n < room;
         let cut = match chunk.iter().rposition(|&b| b == b'\n') {
-            _ if eof => chunk.len(),
-            Some(last) => last + 1,
             None if chunk.len() > MAX_LINE => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -136,20 +140,26 @@ fn read_chunks<R: Read>(
                 )
                 .into());
             }
+            _ if eof => chunk.len(),
+            Some(last) => last + 1,
             None => continue,
         };
         let mut next = Vec::with_capacity(CHUNK + chunk.len() - cut);
         next.extend_from_slice(&chunk[cut..]);
         chunk.truncate(cut);
-        if !chunk.is_empty() && worker.send(chunk).is_err() {
-            return Ok(());
+        if !chunk.is_empty() {
+            let worker = turn
+                .next()
+                .expect("cycling over at least one worker never ends");
+            if worker.send(chunk).is_err() {
+                return Ok(());
+            }
         }
         if eof {
             return Ok(());
         }
         chunk = next;
     }
-    unreachable!("cycling over at least one worker never ends")
 }
 
 /// A day being built, and the builder's property ids of the current chunk's distinct texts
@@ -293,6 +303,41 @@ mod tests {
             .map(|day| Segment::build(day).expect("small"))
             .collect();
         assert_eq!(loaded.segments, days);
+    }
+
+    #[test]
+    fn lines_longer_than_a_chunk_keep_their_place() {
+        // Lines of 1.5 MiB among short ones: a chunk that holds no line end yet grows, and
+        // the chunks still reach the day builder in line order.
+        let long = format!(r#"{{"k": "{}"}}"#, "x".repeat(3 << 19));
+        let rows: Vec<EventRow> = (0..40)
+            .map(|i| {
+                let mut r = row(i * 1_000, &format!("u{}", i % 3));
+                if i % 7 == 3 {
+                    r.properties.clone_from(&long);
+                }
+                r
+            })
+            .collect();
+        let text = ndjson(&rows);
+        let loaded = load_days(Trickle(text.as_bytes(), 1 << 16)).expect("valid");
+        // Not assert_eq: the segment's 1.5 MiB property text would fill the report.
+        assert!(
+            loaded.segments == [Segment::build(&rows).expect("small")],
+            "{} segments, not the one of building every row",
+            loaded.segments.len()
+        );
+        let mut bad = text.clone();
+        bad.push_str("{\"ts\":1}\n");
+        let err = load_days(bad.as_bytes()).expect_err("the last line lacks fields");
+        assert!(matches!(err, NdjsonError::Line { line: 41, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_not_buffered() {
+        let huge = vec![b'x'; MAX_LINE + 2];
+        let err = load_days(&huge[..]).expect_err("no line end within MAX_LINE");
+        assert!(err.to_string().contains("longer than"), "{err}");
     }
 
     #[test]
