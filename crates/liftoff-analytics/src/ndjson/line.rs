@@ -19,6 +19,15 @@ enum Text {
     Scratch(Range<usize>),
 }
 
+impl Text {
+    fn get<'a>(&self, line: &'a str, scratch: &'a str) -> &'a str {
+        match self {
+            Text::Line(r) => &line[r.clone()],
+            Text::Scratch(r) => &scratch[r.clone()],
+        }
+    }
+}
+
 const TS: u8 = 1;
 const USER: u8 = 2;
 const SESSION: u8 = 4;
@@ -128,10 +137,7 @@ impl ParsedChunk {
     fn row(&self, row: &Parsed) -> RowRef<'_> {
         match row {
             Parsed::Fast(f) => {
-                let text = |t: &Text| match t {
-                    Text::Line(r) => &self.text[r.clone()],
-                    Text::Scratch(r) => &self.scratch[r.clone()],
-                };
+                let text = |t: &Text| t.get(&self.text, &self.scratch);
                 RowRef {
                     ts_ms: f.ts,
                     user: text(&f.user),
@@ -233,13 +239,7 @@ fn fast(
                     USER => user = Some(text),
                     SESSION => session = Some(text),
                     EVENT => event = Some(text),
-                    _ => {
-                        let t = match &text {
-                            Text::Line(r) => &line[r.clone()],
-                            Text::Scratch(r) => &scratch[r.clone()],
-                        };
-                        uuid = Some(uuid_text::parse(t).ok()?);
-                    }
+                    _ => uuid = Some(uuid_text::parse(text.get(line, scratch)).ok()?),
                 }
             }
         }

@@ -123,6 +123,15 @@ fn feedback_row(r: &Row) -> Result<Feedback, StoreError> {
     })
 }
 
+/// Tells the other replicas (at commit) to forget what they remember of launch state: the
+/// settings, seats and waitlist places they answer from memory.
+async fn notify_launch(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(&super::changes::notify(Topic::Launch), &[])
+        .await
+        .map_err(pg_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl LaunchStore for PgState {
     async fn launch_settings(&self) -> Result<LaunchSettings, StoreError> {
@@ -154,9 +163,7 @@ impl LaunchStore for PgState {
         }
         let admitted = fill(&tx, settings.user_limit, ms(at)).await?;
         write_audit(&tx, change).await?;
-        tx.execute(&super::changes::notify(Topic::Launch), &[])
-            .await
-            .map_err(pg_err)?;
+        notify_launch(&tx).await?;
         tx.commit().await.map_err(pg_err)?;
         Ok(Some((settings, admitted)))
     }
@@ -182,9 +189,7 @@ impl LaunchStore for PgState {
         // Someone who was waiting got a seat, so the places behind moved: other replicas
         // answer places from memory (a new user seated at once moves no one's place).
         if newly_admitted.iter().any(|u| u != user_id || !new_user) {
-            tx.execute(&super::changes::notify(Topic::Launch), &[])
-                .await
-                .map_err(pg_err)?;
+            notify_launch(&tx).await?;
         }
         let row = tx
             .query_one(
@@ -224,9 +229,7 @@ impl LaunchStore for PgState {
         write_audit(&tx, change).await?;
         if !admitted.is_empty() {
             // The places behind moved; other replicas answer places from memory.
-            tx.execute(&super::changes::notify(Topic::Launch), &[])
-                .await
-                .map_err(pg_err)?;
+            notify_launch(&tx).await?;
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(admitted)
@@ -244,9 +247,7 @@ impl LaunchStore for PgState {
         if gone {
             write_audit(&tx, change).await?;
             // Other replicas may answer this seat from memory.
-            tx.execute(&super::changes::notify(Topic::Launch), &[])
-                .await
-                .map_err(pg_err)?;
+            notify_launch(&tx).await?;
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(gone)
